@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ephyra import plugins
+from ephyra.errors import PluginError
 from ephyra.workloads.base import Health, NodeRef, Workload
 
 NAMESPACE = "ephyra.workloads"
@@ -17,5 +18,5 @@ def load_workload(name: str, options: Mapping[str, str] | None = None) -> Worklo
     cls = plugins.load(NAMESPACE, name)
     workload = cls(dict(options or {}))
     if not isinstance(workload, Workload):
-        raise plugins.PluginError(f"workload plugin {name!r} does not implement the interface")
-    return workload  # type: ignore[no-any-return]
+        raise PluginError(f"workload plugin {name!r} does not implement the interface")
+    return workload

@@ -1,0 +1,300 @@
+"""``ephyra forklift``: move Ironic nodes from one control plane to another, and back."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ephyra.cli.output import emit
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
+from ephyra.forklift import service
+from ephyra.forklift.settings import Settings
+from ephyra.progress import observer_for
+
+DESCRIPTION = """\
+Move bare-metal nodes from the control plane they are enrolled in (--from) to
+another (--to), one node after another or N at once, and back again.
+
+Each node: record it -> workload prepare -> maintenance on the source -> undeploy
+-> enroll in the target (in maintenance, same UUID, fields and port MACs) -> delete
+from the source -> manage -> provide -> maintenance off -> deploy the recorded
+instance -> workload return and node health. A node is never enrolled nowhere.
+
+Clouds are names from clouds.yaml. A run is journaled: it can be paused, resumed
+from another process, aborted (in-flight nodes go back) and rolled back.
+"""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    options: dict[str, str] = {}
+    for item in args.workload_opt:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--workload-opt wants KEY=VALUE, not {item!r}")
+        options[key] = value
+    return Settings(
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        max_failures=args.max_failures,
+        step_timeout=args.step_timeout,
+        health_timeout=args.health_timeout,
+        gate_timeout=args.gate_timeout,
+        max_deferrals=args.max_deferrals,
+        defer_wait=args.defer_wait,
+        workload=args.workload,
+        workload_options=options,
+        credentials=args.credentials,
+    )
+
+
+def _nodes(args: argparse.Namespace) -> list[str] | None:
+    names = [n for item in args.nodes for n in item.split(",") if n]
+    return names or None
+
+
+def _exports(args: argparse.Namespace) -> service.Exports:
+    textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
+    return service.Exports(port=args.metrics_port, textfile=textfile)
+
+
+def _exit(run: RunInfo) -> int:
+    state = run.state
+    if state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
+        return 0
+    if state is RunState.ABORTED or (state is RunState.PAUSED and not run.meta.get("reason")):
+        return 130
+    print(
+        f"ephyra: run {run.short} {state.value}: {run.meta.get('reason') or 'see status'}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def do_plan(args: argparse.Namespace) -> int:
+    plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
+    if args.format == "table":
+        Console().print(plan.tree())
+    else:
+        emit(plan.to_dict(), args.format)
+    return 0
+
+
+def do_start(args: argparse.Namespace) -> int:
+    plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
+    if sys.stdin.isatty() and not args.yes:
+        Console().print(plan.tree())
+        answer = input(
+            f"Move {len(plan.nodes)} node(s) from {plan.source} to {plan.target}? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing done", file=sys.stderr)
+            return 2
+    run = service.start(
+        Journal(args.journal),
+        plan,
+        observer_for(sys.stderr, args.verbose),
+        lock_url=args.locks,
+        exports=_exports(args),
+    )
+    print(f"run {run.id} {run.state.value}")
+    return _exit(run)
+
+
+def do_resume(args: argparse.Namespace) -> int:
+    run = service.resume(
+        Journal(args.journal),
+        args.run,
+        observer_for(sys.stderr, args.verbose),
+        lock_url=args.locks,
+        exports=_exports(args),
+    )
+    print(f"run {run.id} {run.state.value}")
+    return _exit(run)
+
+
+def do_rollback(args: argparse.Namespace) -> int:
+    run = service.rollback(
+        Journal(args.journal),
+        args.run,
+        observer_for(sys.stderr, args.verbose),
+        lock_url=args.locks,
+        exports=_exports(args),
+    )
+    print(f"run {run.id} {run.state.value}")
+    return _exit(run)
+
+
+def do_pause(args: argparse.Namespace) -> int:
+    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
+    return 0
+
+
+def do_abort(args: argparse.Namespace) -> int:
+    observer = observer_for(sys.stderr, args.verbose)
+    print(service.abort(Journal(args.journal), args.run, observer, lock_url=args.locks))
+    return 0
+
+
+def do_status(args: argparse.Namespace) -> int:
+    status = service.status(Journal(args.journal), args.run)
+    if args.format != "table":
+        emit(status, args.format)
+        return 0
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    print(
+        f"run {status['id']}: {status['state']} ({status['phase']}) "
+        f"{status['from']} -> {status['to']}: {counts}"
+    )
+    if status["reason"]:
+        print(f"reason: {status['reason']}")
+    emit(status["nodes"], "table", ["name", "uuid", "forward", "rollback", "error"])
+    return 0
+
+
+def do_list(args: argparse.Namespace) -> int:
+    emit(
+        service.runs(Journal(args.journal)),
+        args.format,
+        ["id", "state", "from", "to", "nodes", "created"],
+    )
+    return 0
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT while the run goes",
+    )
+    parser.add_argument(
+        "--metrics-textfile",
+        metavar="FILE",
+        help="write Prometheus metrics to FILE (node_exporter textfile collector)",
+    )
+
+
+def _plan_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--from", dest="source", required=True, metavar="CLOUD", help="cloud the nodes leave")
+    add("--to", dest="target", required=True, metavar="CLOUD", help="cloud the nodes join")
+    add(
+        "--nodes",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="only these nodes (names or UUIDs); default: every node of --from",
+    )
+    add("--concurrency", type=int, default=1, metavar="N", help="nodes moved at once (1)")
+    add(
+        "--batch-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="nodes between two application health gates (default: --concurrency)",
+    )
+    add(
+        "--max-failures",
+        type=int,
+        default=0,
+        metavar="N",
+        help="failed nodes tolerated before the run stops (0)",
+    )
+    add("--workload", default="noop", help="workload plugin: noop, command, hadoop (noop)")
+    add(
+        "--workload-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the workload plugin (repeatable)",
+    )
+    add(
+        "--credentials",
+        metavar="SOURCE",
+        help="where masked BMC secrets come from: file:PATH, or 'source' (the source "
+        "control plane shows them by policy)",
+    )
+    add(
+        "--step-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="longest wait for one provision-state change (1800)",
+    )
+    add(
+        "--health-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="longest wait for a returned node to be healthy (600)",
+    )
+    add(
+        "--gate-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="longest wait for application health between batches before pausing (600)",
+    )
+    add(
+        "--max-deferrals",
+        type=int,
+        default=20,
+        metavar="N",
+        help="times the workload may defer one node before it counts as failed (20)",
+    )
+    add(
+        "--defer-wait",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="pause before retrying when every node of a batch was deferred (30)",
+    )
+
+
+def register(sub: Any, exit_codes: str) -> None:
+    forklift = sub.add_parser(
+        "forklift",
+        help="move Ironic nodes between control planes (blue/green)",
+        description=DESCRIPTION,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = forklift.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=exit_codes,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    _plan_options(action("plan", do_plan, "print what a start would do (a dry run)"))
+    start = action("start", do_start, "plan and move the nodes, showing progress")
+    _plan_options(start)
+    _run_options(start)
+    start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    run_help = "run id or a unique prefix (default: the latest unfinished run)"
+    for name, handler, text in (
+        ("resume", do_resume, "continue a paused, failed or crashed run"),
+        ("rollback", do_rollback, "move every node the run moved back where it was"),
+    ):
+        p = action(name, handler, text)
+        p.add_argument("run", nargs="?", help=run_help)
+        _run_options(p)
+    for name, handler, text in (
+        ("pause", do_pause, "ask a running run to stop at the next step boundary"),
+        ("abort", do_abort, "stop a run for good: nodes caught mid-move go back"),
+        ("status", do_status, "where a run and each of its nodes are"),
+    ):
+        action(name, handler, text).add_argument("run", nargs="?", help=run_help)
+    action("list", do_list, "every forklift run in the journal")

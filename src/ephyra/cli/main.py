@@ -1,0 +1,89 @@
+"""``ephyra``: the entry point. Only this module exits, with the documented codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from ephyra import __version__
+from ephyra.cli import forklift
+from ephyra.cli.output import FORMATS
+from ephyra.errors import EphyraError
+
+EXIT_CODES = """\
+exit codes:
+  0    done
+  1    failed (the run is paused or failed as its policy says; see status)
+  2    usage or bad input, refused before anything changed
+  3    another run holds the lock of these control planes
+  130  interrupted (the run is paused and can be resumed)
+"""
+
+ENVIRONMENT = """\
+environment:
+  OS_CLIENT_CONFIG_FILE  clouds.yaml to read (else the standard locations)
+  EPHYRA_JOURNAL         journal URL (default sqlite:///~/.local/state/ephyra/journal.db)
+  EPHYRA_LOCKS           tooz URL for locks (default file://~/.local/state/ephyra/locks)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ephyra",
+        description="Upgrade OpenStack clouds with as little downtime and risk as possible, "
+        "and always be able to go back.",
+        epilog=EXIT_CODES + "\n" + ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ephyra {__version__}")
+    parser.add_argument(
+        "--journal",
+        default=os.environ.get("EPHYRA_JOURNAL"),
+        metavar="URL",
+        help="where runs are journaled (SQLAlchemy URL; default: SQLite in the state directory)",
+    )
+    parser.add_argument(
+        "--locks",
+        default=os.environ.get("EPHYRA_LOCKS"),
+        metavar="URL",
+        help="tooz URL for run locks (default: file:// in the state directory)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show every step")
+    parser.add_argument("--debug", action="store_true", help="log API calls and tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    forklift.register(sub, EXIT_CODES)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except EphyraError as exc:
+        if args.debug:
+            logging.exception("failed")
+        print(f"ephyra: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ephyra: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

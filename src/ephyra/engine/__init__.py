@@ -1,0 +1,1 @@
+"""The engine every run kind shares: run states, the journal, locks."""

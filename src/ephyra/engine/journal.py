@@ -1,0 +1,170 @@
+"""The run journal: TaskFlow persistence (SQLite by default, any SQLAlchemy URL).
+
+One TaskFlow logbook per run. Its ``meta`` is the run record (kind, state,
+parameters), written only by the process that holds the run's lock. Inside it:
+
+``control``        requests from other processes (pause, abort); written only by them
+``node:<uuid>``    what the run knows of one node (snapshot, outcome); no secrets
+``<phase>:<uuid>`` the TaskFlow flow detail of one node's move in one phase
+
+Flow-detail ids are derived from the run id and name, so any of them is read
+directly without loading the whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskflow.persistence import backends, models
+
+from ephyra.engine.states import RunState
+from ephyra.errors import EphyraError, RunNotFound, UsageError
+
+CONTROL = "control"
+
+
+def state_dir() -> Path:
+    """Ephyra's state directory (``$XDG_STATE_HOME/ephyra``, else ``~/.local/state/ephyra``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ephyra"
+
+
+def default_url() -> str:
+    return f"sqlite:///{state_dir() / 'journal.db'}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    kind: str
+    state: RunState
+    meta: dict[str, Any]
+
+    @property
+    def short(self) -> str:
+        return self.id[:8]
+
+
+def _info(book: Any) -> RunInfo:
+    meta = dict(book.meta or {})
+    return RunInfo(book.uuid, meta.get("kind", "?"), RunState(meta["state"]), meta)
+
+
+class Journal:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.backend = backends.fetch({"connection": self.url})
+            with self._conn() as conn:
+                conn.upgrade()
+        except EphyraError:
+            raise
+        except Exception as exc:
+            raise UsageError(f"cannot open journal {self.url}: {exc}") from exc
+        self._write = threading.Lock()
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[Any]:
+        conn = self.backend.get_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    @staticmethod
+    def detail_id(run_id: str, name: str) -> str:
+        return str(uuid.uuid5(uuid.UUID(run_id), name))
+
+    # -- runs --------------------------------------------------------------
+    def create_run(self, kind: str, meta: Mapping[str, Any], details: list[str]) -> RunInfo:
+        run_id = str(uuid.uuid4())
+        book = models.LogBook(f"{kind} run", uuid=run_id)
+        book.meta = {**meta, "kind": kind}
+        for name in [CONTROL, *details]:
+            book.add(models.FlowDetail(name, self.detail_id(run_id, name)))
+        with self._write, self._conn() as conn:
+            conn.save_logbook(book)
+        return _info(book)
+
+    def add_details(self, run: RunInfo, names: list[str]) -> None:
+        """Add flow details to a run; only the run's lock holder calls this."""
+        book = models.LogBook(f"{run.kind} run", uuid=run.id)
+        book.meta = dict(run.meta)
+        for name in names:
+            book.add(models.FlowDetail(name, self.detail_id(run.id, name)))
+        with self._write, self._conn() as conn:
+            conn.save_logbook(book)
+
+    def run(self, ident: str) -> RunInfo:
+        """A run by id or by a unique prefix of it."""
+        with self._conn() as conn:
+            try:
+                return _info(conn.get_logbook(ident, lazy=True))
+            except Exception:  # not a full id: try a prefix
+                matches = [b for b in conn.get_logbooks(lazy=True) if b.uuid.startswith(ident)]
+        if len(matches) != 1:
+            raise RunNotFound(
+                f"no run {ident!r} in {self.url}" if not matches else f"{ident!r} is ambiguous"
+            )
+        return _info(matches[0])
+
+    def runs(self, kind: str | None = None) -> list[RunInfo]:
+        with self._conn() as conn:
+            books = list(conn.get_logbooks(lazy=True))
+        infos = [_info(b) for b in books if (b.meta or {}).get("state")]
+        infos = [i for i in infos if kind is None or i.kind == kind]
+        return sorted(infos, key=lambda i: i.meta.get("created", 0))
+
+    def save_run(self, run: RunInfo, **changes: Any) -> RunInfo:
+        """Write the run record; only the run's lock holder calls this."""
+        meta = {**run.meta, **changes}
+        if isinstance(meta.get("state"), RunState):
+            meta["state"] = meta["state"].value
+        book = models.LogBook(f"{run.kind} run", uuid=run.id)
+        book.meta = meta
+        with self._write, self._conn() as conn:
+            conn.save_logbook(book)
+        return RunInfo(run.id, run.kind, RunState(meta["state"]), meta)
+
+    # -- flow details ------------------------------------------------------
+    def detail(self, run_id: str, name: str) -> Any:
+        with self._conn() as conn:
+            try:
+                return conn.get_flow_details(self.detail_id(run_id, name))
+            except Exception as exc:
+                raise RunNotFound(f"run {run_id} has no {name!r} in the journal") from exc
+
+    def record(self, run_id: str, name: str) -> dict[str, Any]:
+        return dict(self.detail(run_id, name).meta or {})
+
+    def save_record(self, run_id: str, name: str, meta: Mapping[str, Any]) -> None:
+        fd = models.FlowDetail(name, self.detail_id(run_id, name))
+        fd.meta = dict(meta)
+        with self._write, self._conn() as conn:
+            conn.update_flow_details(fd)
+
+    def flow_state(self, run_id: str, name: str) -> str | None:
+        with self._conn() as conn:
+            fd = conn.get_flow_details(self.detail_id(run_id, name), lazy=True)
+        state: str | None = fd.state
+        return state
+
+    # -- control requests from other processes ----------------------------
+    def request(self, run_id: str, what: str | None) -> None:
+        self.save_record(run_id, CONTROL, {"request": what} if what else {})
+
+    def pending_request(self, run_id: str) -> str | None:
+        request: str | None = self.record(run_id, CONTROL).get("request")
+        return request

@@ -1,0 +1,132 @@
+"""What every step of one node's move needs: the two control planes, the node's
+record in the journal, the workload, the credential source and the run's controls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ephyra.clouds import ControlPlane
+from ephyra.engine.journal import Journal
+from ephyra.errors import AbortRequested, PauseRequested
+from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.secrets import CredentialSource
+from ephyra.workloads import NodeRef, Workload
+
+
+class Phase(StrEnum):
+    FORWARD = "forward"
+    ROLLBACK = "rollback"
+
+
+class Request(StrEnum):
+    PAUSE = "pause"
+    ABORT = "abort"
+
+
+class Control:
+    """The run's stop requests, checked between polls of every long wait."""
+
+    def __init__(self) -> None:
+        self._request: Request | None = None
+        self._event = threading.Event()
+
+    @property
+    def request(self) -> Request | None:
+        return self._request
+
+    def ask(self, request: Request) -> None:
+        if self._request is None or request is Request.ABORT:
+            self._request = request
+        self._event.set()
+
+    def checkpoint(self) -> None:
+        if self._request is Request.ABORT:
+            raise AbortRequested("abort requested")
+        if self._request is Request.PAUSE:
+            raise PauseRequested("pause requested")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early (and raising) on a stop request."""
+        self._event.wait(seconds)
+        self.checkpoint()
+
+
+class NodeRecord:
+    """A node's record in the journal (``node:<uuid>``): snapshot, outcomes, errors."""
+
+    def __init__(self, journal: Journal, run_id: str, uuid: str) -> None:
+        self._journal = journal
+        self._run_id = run_id
+        self.uuid = uuid
+        self.data: dict[str, Any] = journal.record(run_id, f"node:{uuid}")
+
+    def save(self, **changes: Any) -> None:
+        self.data.update(changes)
+        self._journal.save_record(self._run_id, f"node:{self.uuid}", self.data)
+
+    @property
+    def label(self) -> str:
+        return str(self.data.get("name") or self.uuid)
+
+    @property
+    def snapshot(self) -> NodeSnapshot | None:
+        raw = self.data.get("snapshot")
+        return NodeSnapshot.from_dict(raw) if raw else None
+
+    def outcome(self, phase: Phase) -> str | None:
+        value: str | None = self.data.get(phase.value)
+        return value
+
+
+@dataclass
+class MoveContext:
+    run_id: str
+    phase: Phase
+    record: NodeRecord
+    source: ControlPlane
+    target: ControlPlane
+    credentials: CredentialSource
+    workload: Workload
+    control: Control
+    step_timeout: float
+    health_timeout: float
+    on_step: Callable[[MoveContext, str, str, float], None] = field(default=lambda *a: None)
+
+    @property
+    def uuid(self) -> str:
+        return self.record.uuid
+
+    @property
+    def reason(self) -> str:
+        """The maintenance reason that marks a node as held by this run."""
+        return f"{self.reason_prefix}: {self.phase.value} {self.source.name} -> {self.target.name}"
+
+    @property
+    def reason_prefix(self) -> str:
+        return f"ephyra forklift run {self.run_id}"
+
+    def ours(self, node: Any) -> bool:
+        return bool(node.is_maintenance) and str(node.maintenance_reason or "").startswith(
+            self.reason_prefix
+        )
+
+    def snapshot(self) -> NodeSnapshot:
+        snap = self.record.snapshot
+        if snap is None:  # the record step runs first: this is a bug, not bad input
+            raise RuntimeError(f"node {self.uuid}: no snapshot recorded")
+        return snap
+
+    def node_ref(self) -> NodeRef:
+        snap = self.record.snapshot
+        if snap is None:
+            return NodeRef(uuid=self.uuid, name=self.record.data.get("name"))
+        return NodeRef(
+            uuid=snap.uuid,
+            name=snap.name,
+            extra=dict(snap.fields.get("extra") or {}),
+            properties=dict(snap.fields.get("properties") or {}),
+        )

@@ -1,0 +1,151 @@
+"""What a forklift keeps of a node: the fields that must arrive unchanged.
+
+A snapshot is written to the journal before the node is touched, so it never
+holds a secret: every BMC secret is masked the way Ironic masks it, and filled
+in again from a credential source only at the moment the node is enrolled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from oslo_utils import strutils
+
+MASK = "******"
+
+INTERFACES = (
+    "bios_interface",
+    "boot_interface",
+    "console_interface",
+    "deploy_interface",
+    "firmware_interface",
+    "inspect_interface",
+    "management_interface",
+    "network_interface",
+    "power_interface",
+    "raid_interface",
+    "rescue_interface",
+    "storage_interface",
+    "vendor_interface",
+)
+# Fields set when the node is created; owner and lessee are patched after.
+CREATE_FIELDS = ("name", "driver", "resource_class", "properties", "extra", "description")
+PATCH_FIELDS = ("owner", "lessee")
+# instance_info keys Ironic adds itself during a deploy.
+IRONIC_INSTANCE_KEYS = frozenset({"image_type"})
+# Provision states a node may leave from: anything else is mid-operation or broken.
+MOVABLE_STATES = frozenset({"active", "available", "manageable"})
+
+
+def masked(driver_info: Mapping[str, Any]) -> dict[str, Any]:
+    """``driver_info`` with every secret masked, as Ironic's API masks it."""
+    result: dict[str, Any] = strutils.mask_dict_password(dict(driver_info), MASK)
+    return result
+
+
+def secret_keys(driver_info: Mapping[str, Any]) -> list[str]:
+    """The keys of ``driver_info`` that hold secrets (masked or not)."""
+    hidden = masked(driver_info)
+    return sorted(k for k, v in driver_info.items() if v == MASK or hidden.get(k) != v)
+
+
+@dataclass(frozen=True)
+class PortSnapshot:
+    uuid: str
+    address: str
+    pxe_enabled: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+    local_link_connection: dict[str, Any] = field(default_factory=dict)
+    physical_network: str | None = None
+
+    @classmethod
+    def of(cls, port: Any) -> PortSnapshot:
+        return cls(
+            uuid=port.id,
+            address=port.address.lower(),
+            pxe_enabled=bool(port.is_pxe_enabled),
+            extra=dict(port.extra or {}),
+            local_link_connection=dict(port.local_link_connection or {}),
+            physical_network=port.physical_network,
+        )
+
+    def create_fields(self, node_uuid: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "id": self.uuid,
+            "node_id": node_uuid,
+            "address": self.address,
+            "is_pxe_enabled": self.pxe_enabled,
+            "extra": self.extra,
+        }
+        if self.local_link_connection:
+            fields["local_link_connection"] = self.local_link_connection
+        if self.physical_network:
+            fields["physical_network"] = self.physical_network
+        return fields
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """A node as it was before the move, secrets masked."""
+
+    uuid: str
+    name: str | None
+    driver: str
+    provision_state: str
+    fields: dict[str, Any]
+    interfaces: dict[str, str]
+    driver_info: dict[str, Any]
+    instance_info: dict[str, Any]
+    ports: tuple[PortSnapshot, ...]
+    maintenance: bool = False
+    maintenance_reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.uuid
+
+    @property
+    def secret_fields(self) -> list[str]:
+        return sorted(k for k, v in self.driver_info.items() if v == MASK)
+
+    @classmethod
+    def of(cls, node: Any, ports: list[Any]) -> NodeSnapshot:
+        keep = {f: getattr(node, f, None) for f in (*CREATE_FIELDS, *PATCH_FIELDS)}
+        instance = {
+            k: v for k, v in (node.instance_info or {}).items() if k not in IRONIC_INSTANCE_KEYS
+        }
+        return cls(
+            uuid=node.id,
+            name=node.name,
+            driver=node.driver,
+            provision_state=node.provision_state,
+            fields={k: v for k, v in keep.items() if v not in (None, {}, "")},
+            interfaces={i: getattr(node, i) for i in INTERFACES if getattr(node, i, None)},
+            driver_info=masked(node.driver_info or {}),
+            instance_info=instance,
+            ports=tuple(sorted((PortSnapshot.of(p) for p in ports), key=lambda p: p.address)),
+            maintenance=bool(node.is_maintenance),
+            maintenance_reason=node.maintenance_reason,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeSnapshot:
+        values = dict(data)
+        values["ports"] = tuple(PortSnapshot(**p) for p in values["ports"])
+        return cls(**values)
+
+    def create_fields(self, secrets: Mapping[str, Any]) -> dict[str, Any]:
+        """The body that enrolls this node elsewhere, secrets filled in."""
+        driver_info = {**self.driver_info, **secrets}
+        body: dict[str, Any] = {"id": self.uuid, "driver": self.driver, "driver_info": driver_info}
+        body.update({k: v for k, v in self.fields.items() if k in CREATE_FIELDS})
+        body.update(self.interfaces)
+        return body
+
+    def patch_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.fields.items() if k in PATCH_FIELDS}

@@ -1,0 +1,190 @@
+"""The forklift plan: which nodes move, in which batches, and what each move does.
+
+Planning is a dry run: it reads both control planes and changes nothing. It
+refuses, with every reason at once, nodes that cannot move safely.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.tree import Tree
+
+from ephyra.clouds import ControlPlane
+from ephyra.errors import PlanRefused
+from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot
+from ephyra.forklift.secrets import CredentialSource, SourceCredentials
+from ephyra.forklift.settings import Settings
+from ephyra.forklift.steps import STEPS
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    uuid: str
+    name: str | None
+    provision_state: str
+    ports: tuple[str, ...]
+    secrets: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.uuid
+
+
+@dataclass(frozen=True)
+class ForkliftPlan:
+    source: str
+    target: str
+    settings: Settings
+    credentials: str
+    nodes: tuple[PlannedNode, ...]
+
+    @property
+    def batches(self) -> list[list[PlannedNode]]:
+        size = self.settings.batch
+        return [list(self.nodes[i : i + size]) for i in range(0, len(self.nodes), size)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.source,
+            "to": self.target,
+            "concurrency": self.settings.concurrency,
+            "workload": self.settings.workload,
+            "credentials": self.credentials,
+            "steps": [s.title for s in STEPS],
+            "batches": [
+                [
+                    {
+                        "uuid": n.uuid,
+                        "name": n.name,
+                        "provision_state": n.provision_state,
+                        "ports": list(n.ports),
+                        "secrets": list(n.secrets),
+                    }
+                    for n in batch
+                ]
+                for batch in self.batches
+            ],
+        }
+
+    def tree(self) -> Tree:
+        s = self.settings
+        root = Tree(
+            f"forklift {self.source} -> {self.target}: {len(self.nodes)} node(s) in "
+            f"{len(self.batches)} batch(es), {s.concurrency} at once, workload {s.workload}, "
+            f"secrets from {self.credentials}"
+        )
+        root.add("each node: " + " -> ".join(step.title for step in STEPS))
+        root.add(f"stop when more than {s.max_failures} node(s) fail; a failed node is moved back")
+        for number, batch in enumerate(self.batches, 1):
+            gate = ", then application health gate" if number < len(self.batches) else ""
+            branch = root.add(f"batch {number} ({len(batch)} node(s)){gate}")
+            for node in batch:
+                secrets = f", secrets: {', '.join(node.secrets)}" if node.secrets else ""
+                branch.add(
+                    f"{node.label} ({node.uuid}) {node.provision_state}, "
+                    f"{len(node.ports)} port(s){secrets}"
+                )
+        return root
+
+
+def _select(nodes: list[Any], wanted: Sequence[str] | None, source: str) -> list[Any]:
+    if not wanted:
+        return sorted(nodes, key=lambda n: (n.name or "", n.id))
+    by_key = {n.id: n for n in nodes} | {n.name: n for n in nodes if n.name}
+    unknown = [w for w in wanted if w not in by_key]
+    if unknown:
+        raise PlanRefused(f"not enrolled in {source}: {', '.join(unknown)}")
+    chosen = {by_key[w].id: by_key[w] for w in wanted}
+    return list(chosen.values())
+
+
+def _problems(
+    node: Any,
+    ports: list[Any],
+    target_nodes: list[Any],
+    target_macs: dict[str, str],
+    credentials: CredentialSource,
+    source: str,
+    target: str,
+) -> list[str]:
+    label = node.name or node.id
+    found: list[str] = []
+    if node.provision_state not in MOVABLE_STATES:
+        found.append(
+            f"{label}: is {node.provision_state!r}; only "
+            f"{', '.join(sorted(MOVABLE_STATES))} nodes can move"
+        )
+    if node.is_maintenance:
+        found.append(f"{label}: in maintenance ({node.maintenance_reason!r}); not ours to move")
+    if any(t.id == node.id for t in target_nodes):
+        found.append(f"{label}: already enrolled in {target}")
+    elif node.name and any(t.name == node.name for t in target_nodes):
+        found.append(f"{label}: {target} already has a node named {node.name!r}")
+    for port in ports:
+        owner = target_macs.get(port.address.lower())
+        if owner and owner != node.id:
+            found.append(f"{label}: MAC {port.address} already used in {target} by node {owner}")
+    if isinstance(credentials, SourceCredentials):
+        hidden = sorted(k for k, v in (node.driver_info or {}).items() if v == MASK)
+        if hidden:
+            found.append(
+                f"{label}: {source} masks {', '.join(hidden)}; credential source "
+                "'source' needs a policy that shows them (or use file:PATH)"
+            )
+    else:
+        lacking = credentials.missing(NodeSnapshot.of(node, ports))
+        if lacking:
+            found.append(
+                f"{label}: {source} masks {', '.join(lacking)}, and "
+                f"{credentials.description} has no value for it"
+            )
+    return found
+
+
+def make_plan(
+    source: ControlPlane,
+    target: ControlPlane,
+    settings: Settings,
+    credentials: CredentialSource,
+    wanted: Sequence[str] | None = None,
+) -> ForkliftPlan:
+    source.check()
+    target.check()
+    chosen = _select(source.nodes(), wanted, source.name)
+    if not chosen:
+        raise PlanRefused(f"nothing to move: {source.name} has no nodes")
+    ports_by_node: dict[str, list[Any]] = defaultdict(list)
+    for port in source.ports():
+        ports_by_node[port.node_id].append(port)
+    target_nodes = target.nodes()
+    target_macs = {p.address.lower(): p.node_id for p in target.ports()}
+    problems = [
+        problem
+        for node in chosen
+        for problem in _problems(
+            node,
+            ports_by_node[node.id],
+            target_nodes,
+            target_macs,
+            credentials,
+            source.name,
+            target.name,
+        )
+    ]
+    if problems:
+        raise PlanRefused("cannot plan this forklift:\n  " + "\n  ".join(problems))
+    planned = tuple(
+        PlannedNode(
+            uuid=n.id,
+            name=n.name,
+            provision_state=n.provision_state,
+            ports=tuple(sorted(p.address.lower() for p in ports_by_node[n.id])),
+            secrets=tuple(NodeSnapshot.of(n, []).secret_fields),
+        )
+        for n in chosen
+    )
+    return ForkliftPlan(source.name, target.name, settings, credentials.description, planned)

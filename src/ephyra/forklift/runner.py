@@ -1,0 +1,274 @@
+"""Running a forklift phase: nodes in batches, N at once, each node's move a TaskFlow flow.
+
+Each node's move is its own TaskFlow engine over its own flow detail in the run's
+logbook, so one node's failure reverts that node only. A stop request (pause,
+abort, Ctrl-C) suspends every engine at its next step boundary, and interrupts
+long waits; a process killed at any point leaves atoms that TaskFlow runs again
+on resume, which the steps allow by checking the world first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+from taskflow import states as tf_states
+from taskflow.engines.action_engine.engine import SerialActionEngine
+from taskflow.patterns import linear_flow
+
+from ephyra.clouds import ControlPlane
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.states import RunState, check_transition
+from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted, NodeDeferred
+from ephyra.forklift.context import Control, MoveContext, NodeRecord, Phase, Request
+from ephyra.forklift.secrets import load_credentials
+from ephyra.forklift.settings import Settings
+from ephyra.forklift.steps import STEPS
+from ephyra.metrics import RunMetrics
+from ephyra.progress import Observer
+from ephyra.workloads import load_workload
+
+LOG = logging.getLogger(__name__)
+WATCH_INTERVAL = 0.25
+
+
+class Outcome(StrEnum):
+    MOVED = "moved"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    INTERRUPTED = "interrupted"
+
+
+class Forklift:
+    """Moves the nodes of one run, in one phase, until done or stopped."""
+
+    def __init__(
+        self, journal: Journal, run: RunInfo, observer: Observer, metrics: RunMetrics
+    ) -> None:
+        self.journal = journal
+        self.run = run
+        self.observer = observer
+        self.metrics = metrics
+        self.settings = Settings.from_meta(run.meta["settings"])
+        self.cp_from = ControlPlane.connect(run.meta["from"])
+        self.cp_to = ControlPlane.connect(run.meta["to"])
+        self.workload = load_workload(self.settings.workload, self.settings.workload_options)
+        self.credentials = load_credentials(self.settings.credentials)
+        self.control = Control()
+        self._engines: set[Any] = set()
+        self._lock = threading.Lock()
+
+    # -- state ---------------------------------------------------------------
+    def set_state(self, state: RunState, **meta: Any) -> None:
+        check_transition(self.run.state, state)
+        self.run = self.journal.save_run(self.run, state=state, **meta)
+        self.metrics.run_state(state)
+
+    def stop(self, request: Request) -> None:
+        """Ask every node to stop at its next step boundary (and long waits to end)."""
+        self.control.ask(request)
+        with self._lock:
+            for engine in self._engines:
+                engine.suspend()
+
+    @contextlib.contextmanager
+    def _tracked(self, engine: Any) -> Iterator[None]:
+        with self._lock:
+            self._engines.add(engine)
+            if self.control.request is not None:
+                engine.suspend()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._engines.discard(engine)
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Watch the journal for pause/abort requests from other processes."""
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(WATCH_INTERVAL):
+                try:
+                    request = self.journal.pending_request(self.run.id)
+                except EphyraError:
+                    continue
+                if request and self.control.request is None:
+                    self.observer.message(f"{request} requested")
+                    self.stop(Request(request))
+
+        thread = threading.Thread(target=watch, name="ephyra-watch", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    # -- one node ------------------------------------------------------------
+    def planes(self, phase: Phase) -> tuple[ControlPlane, ControlPlane]:
+        if phase is Phase.FORWARD:
+            return self.cp_from, self.cp_to
+        return self.cp_to, self.cp_from
+
+    def _on_step(self, ctx: MoveContext, step: str, status: str, seconds: float) -> None:
+        if status == "done":
+            self.metrics.step(step, seconds)
+        self.observer.step(ctx.record.label, step, status, seconds)
+
+    def move_node(self, uuid: str, phase: Phase, control: Control | None = None) -> Outcome:
+        record = NodeRecord(self.journal, self.run.id, uuid)
+        source, target = self.planes(phase)
+        ctx = MoveContext(
+            run_id=self.run.id,
+            phase=phase,
+            record=record,
+            source=source,
+            target=target,
+            credentials=self.credentials,
+            workload=self.workload,
+            control=control or self.control,
+            step_timeout=self.settings.step_timeout,
+            health_timeout=self.settings.health_timeout,
+            on_step=self._on_step,
+        )
+        flow = linear_flow.Flow(f"{phase.value}:{uuid}").add(*(step(ctx) for step in STEPS))
+        detail = self.journal.detail(self.run.id, f"{phase.value}:{uuid}")
+        engine = SerialActionEngine(flow, detail, self.journal.backend, {})
+        if detail.state in (tf_states.FAILURE, tf_states.REVERT_FAILURE):
+            engine.compile()
+            engine.prepare()
+            engine.reset()
+        record.save(**{phase.value: "moving"})
+        self.metrics.flying(+1)
+        started = time.monotonic()
+        outcome, detail_text = self._run_engine(engine, ctx)
+        self.metrics.flying(-1)
+        self._finish_node(record, phase, outcome, detail_text, time.monotonic() - started)
+        return outcome
+
+    def _run_engine(self, engine: Any, ctx: MoveContext) -> tuple[Outcome, str]:
+        with self._tracked(engine):
+            try:
+                engine.run()
+            except NodeDeferred as exc:
+                return Outcome.DEFERRED, str(exc)
+            except Interrupted:
+                return Outcome.INTERRUPTED, ""
+            except ControlPlaneUnreachable as exc:
+                if self.control.request is None:
+                    self.observer.message(f"{exc}: pausing the run")
+                    self.run = self.journal.save_run(self.run, reason=str(exc))
+                    self.stop(Request.PAUSE)
+                return Outcome.INTERRUPTED, str(exc)
+            except EphyraError as exc:
+                return Outcome.FAILED, str(exc)
+            except Exception as exc:
+                LOG.exception("node %s: unexpected error", ctx.uuid)
+                return Outcome.FAILED, f"unexpected {type(exc).__name__}: {exc}"
+        if engine.storage.get_flow_state() == tf_states.SUCCESS:
+            return Outcome.MOVED, ""
+        return Outcome.INTERRUPTED, ""
+
+    def _finish_node(
+        self, record: NodeRecord, phase: Phase, outcome: Outcome, text: str, seconds: float
+    ) -> None:
+        changes: dict[str, Any] = {phase.value: outcome.value, "error": text or None}
+        if outcome is Outcome.DEFERRED:
+            changes["deferrals"] = int(record.data.get("deferrals", 0)) + 1
+        record.save(**changes)
+        if outcome is not Outcome.INTERRUPTED:
+            self.metrics.node(outcome.value)
+        shown = "moved back" if phase is Phase.ROLLBACK and outcome is Outcome.MOVED else outcome
+        timing = f"{seconds:.1f}s" if outcome is Outcome.MOVED else ""
+        self.observer.node(record.label, str(shown), text or timing)
+
+    # -- a phase -------------------------------------------------------------
+    def run_phase(self, phase: Phase, order: list[str]) -> RunState:
+        """Move ``order`` in batches; the state the run should take when this returns."""
+        pending = deque(
+            u
+            for u in order
+            if NodeRecord(self.journal, self.run.id, u).outcome(phase) != Outcome.MOVED
+        )
+        done = len(order) - len(pending)
+        title = f"{'rollback' if phase is Phase.ROLLBACK else 'forklift'} {self.run.short}"
+        self.observer.started(title, len(order), done)
+        failed = 0
+        with ThreadPoolExecutor(self.settings.concurrency, "ephyra-node") as pool:
+            while pending:
+                if self.control.request is not None:
+                    return RunState.PAUSED
+                batch = [pending.popleft() for _ in range(min(self.settings.batch, len(pending)))]
+                outcomes = list(pool.map(lambda u: self.move_node(u, phase), batch))
+                requeue, failed_now = self._settle(phase, batch, outcomes)
+                failed += failed_now
+                pending.extend(requeue)
+                verdict = self._after_batch(phase, outcomes, failed, bool(pending))
+                if verdict is not None:
+                    return verdict
+        if failed:
+            return RunState.FAILED
+        return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK
+
+    def _settle(
+        self, phase: Phase, batch: list[str], outcomes: list[Outcome]
+    ) -> tuple[list[str], int]:
+        requeue: list[str] = []
+        failed = 0
+        for uuid, outcome in zip(batch, outcomes, strict=True):
+            if outcome is Outcome.FAILED:
+                failed += 1
+            elif outcome is Outcome.DEFERRED:
+                record = NodeRecord(self.journal, self.run.id, uuid)
+                if int(record.data.get("deferrals", 0)) > self.settings.max_deferrals:
+                    record.save(**{phase.value: "failed", "error": "deferred too many times"})
+                    self.observer.node(record.label, "failed", "deferred too many times")
+                    failed += 1
+                else:
+                    requeue.append(uuid)
+        return requeue, failed
+
+    def _after_batch(
+        self, phase: Phase, outcomes: list[Outcome], failed: int, more: bool
+    ) -> RunState | None:
+        if self.control.request is not None:
+            return RunState.PAUSED
+        if failed > self.settings.max_failures:
+            self.observer.message(
+                f"{failed} node(s) failed, more than --max-failures {self.settings.max_failures}"
+            )
+            return RunState.FAILED
+        if not more:
+            return None
+        try:
+            if phase is Phase.FORWARD and Outcome.MOVED in outcomes and not self._gate():
+                return RunState.PAUSED
+            if all(o is Outcome.DEFERRED for o in outcomes):
+                self.observer.message(
+                    f"every node deferred; waiting {self.settings.defer_wait:.0f}s"
+                )
+                self.control.sleep(self.settings.defer_wait)
+        except Interrupted:
+            return RunState.PAUSED
+        return None
+
+    def _gate(self) -> bool:
+        """The application health gate between batches."""
+        deadline = time.monotonic() + self.settings.gate_timeout
+        while not (health := self.workload.app_health()).ok:
+            if time.monotonic() > deadline:
+                self.observer.message(f"application health gate failed: {health.detail}")
+                self.run = self.journal.save_run(self.run, reason=f"health gate: {health.detail}")
+                return False
+            self.observer.message(f"waiting for application health: {health.detail}")
+            self.control.sleep(min(5.0, self.settings.gate_timeout))
+        return True

@@ -1,0 +1,310 @@
+"""Forklift operations, the same for the command line and any other front end:
+plan, start, resume, pause, abort, rollback, status, list."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ephyra.clouds import ControlPlane
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.locks import RunLock
+from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
+from ephyra.errors import IllegalTransition, RunNotFound, UsageError
+from ephyra.forklift.context import NodeRecord, Phase, Request
+from ephyra.forklift.plan import ForkliftPlan, make_plan
+from ephyra.forklift.runner import Forklift, Outcome
+from ephyra.forklift.secrets import load_credentials
+from ephyra.forklift.settings import Settings
+from ephyra.metrics import RunMetrics
+from ephyra.progress import Observer
+
+KIND = "forklift"
+
+
+@dataclass(frozen=True)
+class Exports:
+    """Where a run's metrics go."""
+
+    port: int | None = None
+    textfile: Path | None = None
+
+
+def lock_name(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"forklift {first}<->{second}"
+
+
+def _holder(journal: Journal, a: str, b: str) -> str:
+    for run in reversed(journal.runs(KIND)):
+        if run.state in ACTIVE and {run.meta.get("from"), run.meta.get("to")} == {a, b}:
+            m = run.meta
+            return f"run {run.id} ({run.state.value}, pid {m.get('pid')} on {m.get('host')})"
+    return "another process"
+
+
+@contextlib.contextmanager
+def _locked(journal: Journal, a: str, b: str, lock_url: str | None) -> Iterator[None]:
+    lock = RunLock(lock_name(a, b), lock_url)
+    lock.acquire(_holder(journal, a, b))
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def plan(
+    source: str, target: str, settings: Settings, nodes: Sequence[str] | None = None
+) -> ForkliftPlan:
+    if source == target:
+        raise UsageError("--from and --to name the same cloud")
+    credentials = load_credentials(settings.credentials)
+    from ephyra.workloads import load_workload
+
+    load_workload(settings.workload, settings.workload_options)  # fail now, not mid-run
+    return make_plan(
+        ControlPlane.connect(source), ControlPlane.connect(target), settings, credentials, nodes
+    )
+
+
+def _signals(forklift: Forklift) -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C and SIGTERM pause the run at the next step boundary."""
+
+    @contextlib.contextmanager
+    def handler() -> Iterator[None]:
+        def on_signal(signum: int, _frame: Any) -> None:
+            forklift.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
+            forklift.stop(Request.PAUSE)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    return handler()
+
+
+def _drive(forklift: Forklift, phase: Phase, order: list[str], exports: Exports) -> RunInfo:
+    metrics = forklift.metrics
+    metrics.textfile = exports.textfile
+    if exports.port is not None:
+        metrics.serve(exports.port)
+    metrics.run_state(forklift.run.state)
+    with _signals(forklift), forklift.watching():
+        state = forklift.run_phase(phase, order)
+    if forklift.control.request is Request.ABORT and phase is Phase.FORWARD:
+        _return_in_flight(forklift)
+        state = RunState.ABORTED
+    forklift.journal.request(forklift.run.id, None)
+    forklift.set_state(state)
+    forklift.observer.finished(state.value)
+    return forklift.run
+
+
+def _return_in_flight(forklift: Forklift) -> None:
+    """Abort: every node caught mid-move goes back where it came from."""
+    from ephyra.forklift.context import Control
+
+    for uuid in forklift.run.meta["order"]:
+        record = NodeRecord(forklift.journal, forklift.run.id, uuid)
+        if record.outcome(Phase.FORWARD) in (Outcome.INTERRUPTED, "moving"):
+            forklift.observer.message(f"abort: returning {record.label} to {forklift.cp_from.name}")
+            forklift.move_node(uuid, Phase.ROLLBACK, control=Control())
+            record = NodeRecord(forklift.journal, forklift.run.id, uuid)
+            record.save(forward="returned")
+
+
+def start(
+    journal: Journal,
+    the_plan: ForkliftPlan,
+    observer: Observer,
+    *,
+    lock_url: str | None = None,
+    exports: Exports = Exports(),
+) -> RunInfo:
+    order = [n.uuid for n in the_plan.nodes]
+    with _locked(journal, the_plan.source, the_plan.target, lock_url):
+        run = journal.create_run(
+            KIND,
+            {
+                "state": RunState.RUNNING.value,
+                "phase": Phase.FORWARD.value,
+                "from": the_plan.source,
+                "to": the_plan.target,
+                "settings": the_plan.settings.to_meta(),
+                "order": order,
+                "created": time.time(),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+            [name for u in order for name in (f"node:{u}", f"forward:{u}", f"rollback:{u}")],
+        )
+        for node in the_plan.nodes:
+            journal.save_record(run.id, f"node:{node.uuid}", {"name": node.name})
+        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+        return _drive(forklift, Phase.FORWARD, order, exports)
+
+
+def find_run(journal: Journal, ident: str | None, states: frozenset[RunState]) -> RunInfo:
+    """The run named, or the latest forklift run in one of ``states``."""
+    if ident:
+        run = journal.run(ident)
+        if run.kind != KIND:
+            raise RunNotFound(f"run {ident} is a {run.kind} run, not a forklift")
+        return run
+    for run in reversed(journal.runs(KIND)):
+        if run.state in states:
+            return run
+    wanted = ", ".join(sorted(s.value for s in states))
+    raise RunNotFound(f"no forklift run in {journal.url} is {wanted}")
+
+
+def _claim(journal: Journal, run: RunInfo) -> RunInfo:
+    return journal.save_run(run, pid=os.getpid(), host=socket.gethostname())
+
+
+def resume(
+    journal: Journal,
+    ident: str | None,
+    observer: Observer,
+    *,
+    lock_url: str | None = None,
+    exports: Exports = Exports(),
+) -> RunInfo:
+    run = find_run(journal, ident, UNFINISHED)
+    if run.state not in UNFINISHED:
+        raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
+    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
+        run = _claim(journal, journal.run(run.id))
+        journal.request(run.id, None)
+        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+        if run.meta.get("phase") == Phase.ROLLBACK.value:
+            forklift.set_state(RunState.ROLLING_BACK)
+            return _drive(forklift, Phase.ROLLBACK, run.meta["rollback_order"], exports)
+        forklift.set_state(RunState.RUNNING)
+        return _drive(forklift, Phase.FORWARD, run.meta["order"], exports)
+
+
+def rollback(
+    journal: Journal,
+    ident: str | None,
+    observer: Observer,
+    *,
+    lock_url: str | None = None,
+    exports: Exports = Exports(),
+) -> RunInfo:
+    run = find_run(journal, ident, frozenset(RunState) - {RunState.ROLLED_BACK})
+    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
+        run = _claim(journal, journal.run(run.id))
+        journal.request(run.id, None)
+        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+        order = run.meta.get("rollback_order") or _rollback_order(forklift)
+        forklift.set_state(RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, rollback_order=order)
+        return _drive(forklift, Phase.ROLLBACK, order, exports)
+
+
+def _rollback_order(forklift: Forklift) -> list[str]:
+    """Every node the run touched that is not back home, last moved first."""
+    in_target = {n.id for n in forklift.cp_to.nodes()}
+    order = []
+    for uuid in reversed(forklift.run.meta["order"]):
+        record = NodeRecord(forklift.journal, forklift.run.id, uuid)
+        if uuid in in_target or record.outcome(Phase.FORWARD) in (Outcome.INTERRUPTED, "moving"):
+            order.append(uuid)
+    return order
+
+
+def pause(journal: Journal, ident: str | None, *, lock_url: str | None = None) -> str:
+    return _request(journal, ident, Request.PAUSE, lock_url)
+
+
+def abort(
+    journal: Journal, ident: str | None, observer: Observer, *, lock_url: str | None = None
+) -> str:
+    run = find_run(journal, ident, UNFINISHED)
+    if run.state is RunState.ROLLING_BACK or run.meta.get("phase") == Phase.ROLLBACK.value:
+        raise IllegalTransition(f"run {run.short} is rolling back: pause it instead of aborting")
+    message = _request(journal, ident or run.id, Request.ABORT, lock_url)
+    if message:
+        return message
+    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
+        run = _claim(journal, journal.run(run.id))
+        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+        forklift.control.ask(Request.ABORT)
+        _return_in_flight(forklift)
+        journal.request(run.id, None)
+        forklift.set_state(RunState.ABORTED)
+        return f"run {run.short} aborted"
+
+
+def _request(journal: Journal, ident: str | None, what: Request, lock_url: str | None) -> str:
+    """Ask the process running the run to stop; '' if no process runs it."""
+    run = find_run(journal, ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
+    if run.state not in ACTIVE:
+        if what is Request.PAUSE:
+            raise IllegalTransition(f"run {run.short} is {run.state.value}, not running")
+        return ""
+    probe = RunLock(lock_name(run.meta["from"], run.meta["to"]), lock_url)
+    try:
+        alive = not probe.try_acquire()
+        if not alive and what is Request.PAUSE:  # its process died: record the pause
+            journal.save_run(run, state=RunState.PAUSED)
+            return f"run {run.short} had no live process; marked paused"
+    finally:
+        probe.close()
+    if not alive:
+        return ""
+    journal.request(run.id, what.value)
+    return f"{what.value} of run {run.short} requested; its process stops at the next step"
+
+
+def status(journal: Journal, ident: str | None) -> dict[str, Any]:
+    run = find_run(journal, ident, frozenset(RunState))
+    nodes = []
+    for uuid in run.meta["order"]:
+        data = NodeRecord(journal, run.id, uuid).data
+        nodes.append(
+            {
+                "uuid": uuid,
+                "name": data.get("name"),
+                "forward": data.get("forward") or "pending",
+                "rollback": data.get("rollback") or "",
+                "error": data.get("error") or "",
+            }
+        )
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node["forward"]] = counts.get(node["forward"], 0) + 1
+    return {
+        "id": run.id,
+        "state": run.state.value,
+        "phase": run.meta.get("phase"),
+        "from": run.meta["from"],
+        "to": run.meta["to"],
+        "reason": run.meta.get("reason", ""),
+        "counts": counts,
+        "nodes": nodes,
+    }
+
+
+def runs(journal: Journal) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "state": r.state.value,
+            "from": r.meta.get("from"),
+            "to": r.meta.get("to"),
+            "nodes": len(r.meta.get("order", [])),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.meta.get("created", 0))),
+        }
+        for r in journal.runs(KIND)
+    ]

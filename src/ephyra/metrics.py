@@ -1,0 +1,74 @@
+"""Prometheus metrics of a run, in a registry of its own (no global state).
+
+Exported on a port (``--metrics-port``, bound to 127.0.0.1 unless told otherwise)
+and/or to a text file for node_exporter's textfile collector (``--metrics-textfile``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    write_to_textfile,
+)
+
+from ephyra.engine.states import RunState
+
+
+class RunMetrics:
+    def __init__(self, kind: str, run_id: str) -> None:
+        self.registry = CollectorRegistry()
+        self._labels = {"kind": kind, "run": run_id}
+        self.textfile: Path | None = None
+        self.nodes = Counter(
+            "ephyra_nodes",
+            "Nodes handled by a run, by result (moved, failed, deferred, returned).",
+            ["kind", "run", "result"],
+            registry=self.registry,
+        )
+        self.steps = Histogram(
+            "ephyra_step_duration_seconds",
+            "Time each step of a node's move took.",
+            ["kind", "run", "step"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800),
+            registry=self.registry,
+        )
+        self.state = Gauge(
+            "ephyra_run_state",
+            "1 for the state the run is in, 0 for the others.",
+            ["kind", "run", "state"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "ephyra_nodes_in_flight",
+            "Nodes being moved right now.",
+            ["kind", "run"],
+            registry=self.registry,
+        )
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=address, registry=self.registry)
+
+    def node(self, result: str) -> None:
+        self.nodes.labels(result=result, **self._labels).inc()
+        self.flush()
+
+    def step(self, step: str, seconds: float) -> None:
+        self.steps.labels(step=step, **self._labels).observe(seconds)
+
+    def flying(self, delta: int) -> None:
+        self.in_flight.labels(**self._labels).inc(delta)
+
+    def run_state(self, state: RunState) -> None:
+        for s in RunState:
+            self.state.labels(state=s.value, **self._labels).set(1 if s is state else 0)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.textfile is not None:
+            write_to_textfile(str(self.textfile), self.registry)
