@@ -30,7 +30,7 @@ def translated(cloud: str, action: str) -> Iterator[None]:
     """Turn openstacksdk and keystoneauth errors into Ephyra's."""
     try:
         yield
-    except (ks_exc.ConnectionError, ks_exc.EndpointNotFound) as exc:
+    except (ks_exc.ConnectionError, ks_exc.EndpointNotFound, ks_exc.DiscoveryFailure) as exc:
         raise ControlPlaneUnreachable(
             f"{cloud}: cannot {action}: control plane unreachable"
         ) from exc
@@ -40,7 +40,7 @@ def translated(cloud: str, action: str) -> Iterator[None]:
         if status >= 500 or status in (0, 502, 503, 504):
             raise ControlPlaneUnreachable(f"{cloud}: cannot {action}: HTTP {status}") from exc
         raise CloudError(f"{cloud}: cannot {action}: HTTP {status}: {text}") from exc
-    except sdk_exc.SDKException as exc:
+    except (sdk_exc.SDKException, ks_exc.ClientException) as exc:
         raise CloudError(f"{cloud}: cannot {action}: {exc}") from exc
 
 

@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("keystoneauth", "openstack", "urllib3"):  # their debug logs show bodies
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         code: int = args.handler(args)
     except EphyraError as exc:

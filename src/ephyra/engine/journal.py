@@ -98,15 +98,6 @@ class Journal:
             conn.save_logbook(book)
         return _info(book)
 
-    def add_details(self, run: RunInfo, names: list[str]) -> None:
-        """Add flow details to a run; only the run's lock holder calls this."""
-        book = models.LogBook(f"{run.kind} run", uuid=run.id)
-        book.meta = dict(run.meta)
-        for name in names:
-            book.add(models.FlowDetail(name, self.detail_id(run.id, name)))
-        with self._write, self._conn() as conn:
-            conn.save_logbook(book)
-
     def run(self, ident: str) -> RunInfo:
         """A run by id or by a unique prefix of it."""
         with self._conn() as conn:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, unit tests and functional tests against real services
+# (the tests start the Ironic control planes they need). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+.venv/bin/ruff check src tests testbed bench
+.venv/bin/ruff format --check src tests testbed bench
+.venv/bin/mypy
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,107 @@
+"""Crash matrix: kill -9 the forklift at every step boundary and in the middle of slow
+steps, in both directions; restart with ``resume``; check every invariant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testbed.ironic import Testbed
+from testbed.seed import clear, seed_nodes, snapshot, write_credentials
+from tests.functional.ephyra_cli import Ephyra
+from tests.functional.invariants import assert_home, where
+
+from ephyra.forklift.steps import STEPS
+
+pytestmark = pytest.mark.functional
+SLOW = 0.6  # seconds each fake deploy and undeploy takes: long enough to be killed inside
+NODES = 2
+
+
+@pytest.fixture(scope="module")
+def slow_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    with Testbed(tmp_path_factory.mktemp("slow"), fake_delay=SLOW) as tb:
+        yield tb
+
+
+@pytest.fixture(scope="module")
+def moved(slow_testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two deployed nodes on cp1, their credentials, and how they looked."""
+    for name in slow_testbed.names:
+        clear(slow_testbed.connect(name))
+    specs = seed_nodes(slow_testbed.connect("cp1"), NODES)
+    creds = write_credentials(tmp_path_factory.mktemp("creds") / "c.yaml", specs)
+    return {"creds": f"file:{creds}", "original": snapshot(slow_testbed.connect("cp1"))}
+
+
+def never_nowhere(tb: Testbed, original: dict[str, Any]) -> None:
+    lost = {u: p for u, p in where(tb, list(original)).items() if not p}
+    assert not lost, f"nodes enrolled nowhere after the kill: {lost}"
+
+
+def kill_then_resume(
+    tb: Testbed,
+    ephyra: Ephyra,
+    original: dict[str, Any],
+    args: list[str],
+    line: str,
+    delay: float,
+    home: str,
+) -> None:
+    run = ephyra.background("forklift", *args)
+    run.wait_for(lambda text: line in text)
+    time.sleep(delay)
+    run.kill()
+    never_nowhere(tb, original)
+    resumed = ephyra("forklift", "resume")
+    assert resumed.code == 0, resumed.err
+    assert_home(tb, original, home)
+
+
+def forward(creds: str) -> list[str]:
+    return ["start", "--from", "cp1", "--to", "cp2", "--credentials", creds, "--yes"]
+
+
+def kill_points() -> list[tuple[str, str, float]]:
+    """(phase, progress line to kill at, seconds after it)."""
+    points = [
+        (phase, f"{step.title} done", 0.0) for phase in ("forward", "rollback") for step in STEPS
+    ]
+    points += [
+        (phase, f"{step} started", SLOW / 2)
+        for phase in ("forward", "rollback")
+        for step in ("undeploy", "deploy")
+    ]
+    return points
+
+
+@pytest.mark.parametrize(("phase", "line", "delay"), kill_points())
+def test_kill_and_resume(
+    slow_testbed: Testbed,
+    moved: dict[str, Any],
+    tmp_path: Path,
+    report: list[str],
+    phase: str,
+    line: str,
+    delay: float,
+) -> None:
+    ephyra = Ephyra(slow_testbed.clouds_yaml, tmp_path / "state")
+    original, creds = moved["original"], moved["creds"]
+    target = f"node-0000: {line}" if phase == "forward" else f"node-0001: {line}"
+    try:
+        if phase == "forward":
+            kill_then_resume(slow_testbed, ephyra, original, forward(creds), target, delay, "cp2")
+            back = ephyra("forklift", "rollback")
+            assert back.code == 0, back.err
+        else:
+            there = ephyra("forklift", *forward(creds))
+            assert there.code == 0, there.err
+            kill_then_resume(slow_testbed, ephyra, original, ["rollback"], target, delay, "cp1")
+        assert_home(slow_testbed, original, "cp1")
+    except BaseException:
+        report.append(f"crash matrix: kill at {phase} '{line}' +{delay}s: NOT survived")
+        raise
+    report.append(f"crash matrix: kill at {phase} '{line}' +{delay}s: survived")
