@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra

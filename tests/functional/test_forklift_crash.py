@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ephyra.forklift.steps import STEPS
 from testbed.ironic import Testbed
 from testbed.seed import clear, seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_home, where
-
-from ephyra.forklift.steps import STEPS
 
 pytestmark = pytest.mark.functional
 SLOW = 0.6  # seconds each fake deploy and undeploy takes: long enough to be killed inside
