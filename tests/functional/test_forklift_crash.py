@@ -17,7 +17,11 @@ from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_home, where
 
 pytestmark = pytest.mark.functional
-SLOW = 0.6  # seconds each fake deploy and undeploy takes: long enough to be killed inside
+# Each fake deploy-interface call of the slow testbed sleeps SLOW seconds (Ironic takes
+# whole seconds), so an undeploy or a deploy lasts about 2 s: a kill MID seconds after
+# it starts lands inside it.
+SLOW = 1
+MID = 0.5
 NODES = 2
 
 
@@ -62,46 +66,68 @@ def kill_then_resume(
 
 
 def forward(creds: str) -> list[str]:
-    return ["start", "--from", "cp1", "--to", "cp2", "--credentials", creds, "--yes"]
+    return ["start", "--from", "cp1", "--to", "cp2", "--credentials", creds, "--concurrency", "2"]
 
 
-def kill_points() -> list[tuple[str, str, float]]:
-    """(phase, progress line to kill at, seconds after it)."""
-    points = [
-        (phase, f"{step.title} done", 0.0) for phase in ("forward", "rollback") for step in STEPS
-    ]
-    points += [
-        (phase, f"{step} started", SLOW / 2)
-        for phase in ("forward", "rollback")
-        for step in ("undeploy", "deploy")
-    ]
-    return points
-
-
-@pytest.mark.parametrize(("phase", "line", "delay"), kill_points())
-def test_kill_and_resume(
-    slow_testbed: Testbed,
-    moved: dict[str, Any],
-    tmp_path: Path,
+def check_case(
+    tb: Testbed,
+    original: dict[str, Any],
+    creds: str,
+    state: Path,
     report: list[str],
     phase: str,
     line: str,
     delay: float,
 ) -> None:
-    ephyra = Ephyra(slow_testbed.clouds_yaml, tmp_path / "state")
-    original, creds = moved["original"], moved["creds"]
+    """Kill at ``line`` (+delay) of ``phase``, resume, check; end with every node home."""
+    ephyra = Ephyra(tb.clouds_yaml, state)
     target = f"node-0000: {line}" if phase == "forward" else f"node-0001: {line}"
     try:
         if phase == "forward":
-            kill_then_resume(slow_testbed, ephyra, original, forward(creds), target, delay, "cp2")
+            kill_then_resume(tb, ephyra, original, forward(creds), target, delay, "cp2")
             back = ephyra("forklift", "rollback")
             assert back.code == 0, back.err
         else:
             there = ephyra("forklift", *forward(creds))
             assert there.code == 0, there.err
-            kill_then_resume(slow_testbed, ephyra, original, ["rollback"], target, delay, "cp1")
-        assert_home(slow_testbed, original, "cp1")
+            kill_then_resume(tb, ephyra, original, ["rollback"], target, delay, "cp1")
+        assert_home(tb, original, "cp1")
     except BaseException:
         report.append(f"crash matrix: kill at {phase} '{line}' +{delay}s: NOT survived")
         raise
     report.append(f"crash matrix: kill at {phase} '{line}' +{delay}s: survived")
+
+
+@pytest.mark.parametrize("step", [step.title for step in STEPS])
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_kill_at_step_boundary(
+    clean_testbed: Testbed, tmp_path: Path, report: list[str], phase: str, step: str
+) -> None:
+    specs = seed_nodes(clean_testbed.connect("cp1"), NODES)
+    creds = f"file:{write_credentials(tmp_path / 'c.yaml', specs)}"
+    original = snapshot(clean_testbed.connect("cp1"))
+    check_case(
+        clean_testbed, original, creds, tmp_path / "state", report, phase, f"{step} done", 0.0
+    )
+
+
+@pytest.mark.parametrize("step", ["undeploy", "deploy"])
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_kill_inside_a_slow_step(
+    slow_testbed: Testbed,
+    moved: dict[str, Any],
+    tmp_path: Path,
+    report: list[str],
+    phase: str,
+    step: str,
+) -> None:
+    check_case(
+        slow_testbed,
+        moved["original"],
+        moved["creds"],
+        tmp_path / "state",
+        report,
+        phase,
+        f"{step} started",
+        MID,
+    )
