@@ -126,6 +126,22 @@ class ControlPlane:
             self.baremetal.set_node_provision_state(uuid, target)
         return self.wait_for_state(uuid, want, timeout=timeout, checkpoint=checkpoint)
 
+    def settle(
+        self, uuid: str, *, timeout: float, checkpoint: Callable[[], None] = lambda: None
+    ) -> Node | None:
+        """The node once no provision-state change is under way (None if not enrolled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            node = self.find_node(uuid)
+            if node is None or not node.target_provision_state:
+                return node
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    f"{self.name}: node {uuid} still {node.provision_state!r} after {timeout:.0f}s"
+                )
+            checkpoint()
+            time.sleep(POLL_INTERVAL)
+
     def wait_for_state(
         self,
         uuid: str,

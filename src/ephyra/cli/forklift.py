@@ -86,6 +86,8 @@ def do_plan(args: argparse.Namespace) -> int:
 
 
 def do_start(args: argparse.Namespace) -> int:
+    journal = Journal(args.journal)
+    service.ensure_free(journal, args.source, args.target, args.locks)
     plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
     if sys.stdin.isatty() and not args.yes:
         Console().print(plan.tree())
@@ -96,7 +98,7 @@ def do_start(args: argparse.Namespace) -> int:
             print("nothing done", file=sys.stderr)
             return 2
     run = service.start(
-        Journal(args.journal),
+        journal,
         plan,
         observer_for(sys.stderr, args.verbose),
         lock_url=args.locks,

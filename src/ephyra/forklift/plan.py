@@ -16,7 +16,7 @@ from rich.tree import Tree
 from ephyra.clouds import ControlPlane
 from ephyra.errors import PlanRefused
 from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot
-from ephyra.forklift.secrets import CredentialSource, SourceCredentials
+from ephyra.forklift.secrets import CredentialSource, NoCredentials, SourceCredentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
 
@@ -137,7 +137,12 @@ def _problems(
             )
     else:
         lacking = credentials.missing(NodeSnapshot.of(node, ports))
-        if lacking:
+        if lacking and isinstance(credentials, NoCredentials):
+            found.append(
+                f"{label}: {source} masks {', '.join(lacking)}; give --credentials file:PATH "
+                "(or 'source' if its policy shows them)"
+            )
+        elif lacking:
             found.append(
                 f"{label}: {source} masks {', '.join(lacking)}, and "
                 f"{credentials.description} has no value for it"

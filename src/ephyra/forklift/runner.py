@@ -21,7 +21,9 @@ from typing import Any
 
 from taskflow import states as tf_states
 from taskflow.engines.action_engine.engine import SerialActionEngine
+from taskflow.exceptions import WrappedFailure
 from taskflow.patterns import linear_flow
+from taskflow.types.failure import Failure
 
 from ephyra.clouds import ControlPlane
 from ephyra.engine.journal import Journal, RunInfo
@@ -140,43 +142,60 @@ class Forklift:
             health_timeout=self.settings.health_timeout,
             on_step=self._on_step,
         )
-        flow = linear_flow.Flow(f"{phase.value}:{uuid}").add(*(step(ctx) for step in STEPS))
-        detail = self.journal.detail(self.run.id, f"{phase.value}:{uuid}")
-        engine = SerialActionEngine(flow, detail, self.journal.backend, {})
-        if detail.state in (tf_states.FAILURE, tf_states.REVERT_FAILURE):
-            engine.compile()
-            engine.prepare()
-            engine.reset()
+        engine = self._engine(ctx, f"{phase.value}:{uuid}")
         record.save(**{phase.value: "moving"})
         self.metrics.flying(+1)
         started = time.monotonic()
-        outcome, detail_text = self._run_engine(engine, ctx)
-        self.metrics.flying(-1)
-        self._finish_node(record, phase, outcome, detail_text, time.monotonic() - started)
-        return outcome
-
-    def _run_engine(self, engine: Any, ctx: MoveContext) -> tuple[Outcome, str]:
         with self._tracked(engine):
             try:
                 engine.run()
-            except NodeDeferred as exc:
-                return Outcome.DEFERRED, str(exc)
-            except Interrupted:
-                return Outcome.INTERRUPTED, ""
-            except ControlPlaneUnreachable as exc:
-                if self.control.request is None:
-                    self.observer.message(f"{exc}: pausing the run")
-                    self.run = self.journal.save_run(self.run, reason=str(exc))
-                    self.stop(Request.PAUSE)
-                return Outcome.INTERRUPTED, str(exc)
-            except EphyraError as exc:
-                return Outcome.FAILED, str(exc)
+                outcome, text = Outcome.MOVED, ""
             except Exception as exc:
-                LOG.exception("node %s: unexpected error", ctx.uuid)
-                return Outcome.FAILED, f"unexpected {type(exc).__name__}: {exc}"
-        if engine.storage.get_flow_state() == tf_states.SUCCESS:
-            return Outcome.MOVED, ""
-        return Outcome.INTERRUPTED, ""
+                outcome, text = self._outcome_of(exc, ctx)
+        if outcome is Outcome.MOVED and engine.storage.get_flow_state() != tf_states.SUCCESS:
+            outcome = Outcome.INTERRUPTED  # suspended between two steps
+        self.metrics.flying(-1)
+        self._finish_node(record, phase, outcome, text, time.monotonic() - started)
+        return outcome
+
+    def _engine(self, ctx: MoveContext, name: str) -> Any:
+        """The node's engine over its flow detail, ready to go on from where it stopped.
+
+        A flow that stopped on a failure (a pause inside a wait, a crash while reverting)
+        starts over: every step checks the world first, so it redoes only what is missing.
+        """
+        flow = linear_flow.Flow(name).add(*(step(ctx) for step in STEPS))
+        engine = SerialActionEngine(
+            flow, self.journal.detail(self.run.id, name), self.journal.backend, {}
+        )
+        engine.compile()
+        engine.prepare()  # resets a reverted flow
+        states = engine.storage.get_atoms_states([step.title for step in STEPS])
+        if any(
+            state in (tf_states.FAILURE, tf_states.REVERT_FAILURE) for state, _ in states.values()
+        ):
+            engine.reset()
+        return engine
+
+    def _outcome_of(self, exc: Exception, ctx: MoveContext) -> tuple[Outcome, str]:
+        failures = list(exc) if isinstance(exc, WrappedFailure) else [Failure.from_exception(exc)]
+        first = failures[0]
+        text = str(first.exception_str)
+        if first.check(NodeDeferred):
+            return Outcome.DEFERRED, text
+        if first.check(Interrupted):
+            return Outcome.INTERRUPTED, ""
+        if first.check(ControlPlaneUnreachable):
+            with self._lock:
+                if self.control.request is None:
+                    self.observer.message(f"{text}: pausing the run")
+                    self.run = self.journal.save_run(self.run, reason=text)
+            self.stop(Request.PAUSE)
+            return Outcome.INTERRUPTED, text
+        if first.check(EphyraError):
+            return Outcome.FAILED, text
+        LOG.error("node %s: unexpected error\n%s", ctx.uuid, first.pformat(traceback=True))
+        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
 
     def _finish_node(
         self, record: NodeRecord, phase: Phase, outcome: Outcome, text: str, seconds: float

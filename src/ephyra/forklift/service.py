@@ -60,6 +60,12 @@ def _locked(journal: Journal, a: str, b: str, lock_url: str | None) -> Iterator[
         lock.close()
 
 
+def ensure_free(journal: Journal, a: str, b: str, lock_url: str | None = None) -> None:
+    """Raise LockHeld, naming the holder, if a run holds this pair of control planes."""
+    with _locked(journal, a, b, lock_url):
+        pass
+
+
 def plan(
     source: str, target: str, settings: Settings, nodes: Sequence[str] | None = None
 ) -> ForkliftPlan:

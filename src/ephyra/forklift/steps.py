@@ -25,7 +25,6 @@ from ephyra.forklift.context import MoveContext
 from ephyra.forklift.model import NodeSnapshot
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
-IN_DEPLOY = frozenset({"deploying", "wait call-back", "deploy failed"})
 # A node stopped by one of these stays where it is; the run resumes it later.
 LEAVE_AS_IS = (Interrupted, NodeDeferred, ControlPlaneUnreachable)
 
@@ -66,6 +65,13 @@ class Step(task.Task):  # type: ignore[misc]
     def in_target(self) -> Node | None:
         return self.ctx.target.find_node(self.ctx.uuid)
 
+    def settled(self, where: str) -> Node | None:
+        """The node in ``where`` once any provision-state change under way has ended
+        (one this step started before a crash, or one a pause left running)."""
+        return self._plane(where).settle(
+            self.ctx.uuid, timeout=self.ctx.step_timeout, checkpoint=self.ctx.control.checkpoint
+        )
+
     def must_be_in_target(self) -> Node:
         node = self.in_target()
         if node is None:
@@ -87,14 +93,15 @@ class Step(task.Task):  # type: ignore[misc]
             checkpoint=self.ctx.control.checkpoint,
         )
 
-    def wait(self, where: str, want: str) -> None:
-        """Wait for an operation already under way on ``where`` to reach ``want``."""
-        self._plane(where).wait_for_state(
-            self.ctx.uuid,
-            want,
-            timeout=self.ctx.step_timeout,
-            checkpoint=self.ctx.control.checkpoint,
-        )
+    def make_manageable(self, where: str) -> None:
+        node = self.settled(where)
+        if node is not None and node.provision_state == "enroll":
+            self.provision(where, "manage", "manageable")
+
+    def make_available(self, where: str) -> None:
+        node = self.settled(where)
+        if node is not None and node.provision_state == "manageable":
+            self.provision(where, "provide", "available")
 
 
 class Record(Step):
@@ -150,17 +157,14 @@ class Undeploy(Step):
     title = "undeploy"
 
     def apply(self) -> None:
-        node = self.in_source()
+        node = self.settled("source")
         if node is None or node.provision_state in UNDEPLOYED:
             return
-        if node.provision_state in ("active", *IN_DEPLOY):
-            self.provision("source", "deleted", "available")
-        else:  # deleting, cleaning: let it finish
-            self.wait("source", "available")
+        self.provision("source", "deleted", "available")
 
     def undo(self) -> None:
         snap = self.ctx.snapshot()
-        node = self.in_source()
+        node = self.settled("source")
         if snap.provision_state != "active" or node is None or node.provision_state == "active":
             return
         if node.is_maintenance:  # Ironic refuses to deploy a node in maintenance
@@ -196,7 +200,7 @@ class EnrollTarget(Step):
         enroll(self.ctx, "target")
 
     def undo(self) -> None:
-        node = self.in_target()
+        node = self.settled("target")
         if node is None:
             return
         if self.in_source() is None:
@@ -226,37 +230,28 @@ class DeleteSource(Step):
         self.ctx.source.delete_node(self.ctx.uuid)
 
     def undo(self) -> None:
-        if self.in_source() is not None:
-            return
-        enroll(self.ctx, "source")
-        snap = self.ctx.snapshot()
-        self.provision("source", "manage", "manageable")
-        if snap.provision_state in ("available", "active"):
-            self.provision("source", "provide", "available")
+        if self.in_source() is None:
+            enroll(self.ctx, "source")
+        self.make_manageable("source")
+        if self.ctx.snapshot().provision_state in ("available", "active"):
+            self.make_available("source")
 
 
 class Manage(Step):
     title = "manage"
 
     def apply(self) -> None:
-        node = self.must_be_in_target()
-        if node.provision_state == "enroll":
-            self.provision("target", "manage", "manageable")
-        elif node.provision_state == "verifying":
-            self.wait("target", "manageable")
+        self.must_be_in_target()
+        self.make_manageable("target")
 
 
 class Provide(Step):
     title = "provide"
 
     def apply(self) -> None:
-        if self.ctx.snapshot().provision_state not in ("available", "active"):
-            return
-        node = self.must_be_in_target()
-        if node.provision_state == "manageable":
-            self.provision("target", "provide", "available")
-        elif node.provision_state in ("cleaning", "clean wait"):
-            self.wait("target", "available")
+        if self.ctx.snapshot().provision_state in ("available", "active"):
+            self.must_be_in_target()
+            self.make_available("target")
 
 
 class MaintenanceOff(Step):
@@ -280,18 +275,16 @@ class Deploy(Step):
         snap = self.ctx.snapshot()
         if snap.provision_state != "active":
             return
-        node = self.must_be_in_target()
-        if node.provision_state == "active":
-            return
-        if node.provision_state in ("deploying", "wait call-back"):
-            self.wait("target", "active")
+        self.must_be_in_target()
+        node = self.settled("target")
+        if node is None or node.provision_state == "active":
             return
         self.ctx.target.update_node(self.ctx.uuid, instance_info=snap.instance_info)
         self.provision("target", "active", "active")
 
     def undo(self) -> None:
-        node = self.in_target()
-        if node is not None and node.provision_state in ("active", *IN_DEPLOY):
+        node = self.settled("target")
+        if node is not None and node.provision_state in ("active", "deploy failed"):
             self.provision("target", "deleted", "available")
 
 

@@ -1,0 +1,122 @@
+"""Controlling a forklift run from other processes: pause, resume, abort, the lock, and a
+control plane that dies mid-run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed.ironic import Testbed
+from testbed.seed import seed_nodes, snapshot, write_credentials
+from tests.functional.ephyra_cli import Ephyra
+from tests.functional.invariants import assert_exactly_one, assert_home
+
+pytestmark = pytest.mark.functional
+
+
+def setup(tb: Testbed, tmp_path: Path, count: int) -> tuple[Ephyra, list[str], dict[str, Any]]:
+    specs = seed_nodes(tb.connect("cp1"), count)
+    creds = write_credentials(tmp_path / "c.yaml", specs)
+    start = ["forklift", "start", "--from", "cp1", "--to", "cp2", "--credentials", f"file:{creds}"]
+    return Ephyra(tb.clouds_yaml, tmp_path / "state"), start, snapshot(tb.connect("cp1"))
+
+
+def status(ephyra: Ephyra) -> dict[str, Any]:
+    result = ephyra("--format", "yaml", "forklift", "status")
+    assert result.code == 0, result.err
+    data: dict[str, Any] = yaml.safe_load(result.out)
+    return data
+
+
+def test_pause_then_resume_in_a_new_process(clean_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra, start, original = setup(clean_testbed, tmp_path, 6)
+    run = ephyra.background(*start)
+    run.wait_for(lambda line: "[1/6]" in line)
+    paused = ephyra("forklift", "pause")
+    assert paused.code == 0 and "pause of run" in paused.out
+    result = run.finish()
+    assert result.code == 130, result.err
+    state = status(ephyra)
+    assert state["state"] == "paused"
+    moved = state["counts"].get("moved", 0)
+    assert 1 <= moved < 6
+    places = assert_exactly_one(clean_testbed, list(original))
+    # moved nodes are in cp2; the one caught mid-move may be on either side of delete-source
+    assert sum(p == "cp2" for p in places.values()) - moved in (0, 1)
+    resumed = ephyra("forklift", "resume")
+    assert resumed.code == 0, resumed.err
+    assert f"{moved}/6 done" in resumed.err  # it carried on, not over
+    assert_home(clean_testbed, original, "cp2")
+    assert status(ephyra)["state"] == "succeeded"
+
+
+@pytest.fixture(scope="module")
+def slow_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """Deploys and undeploys take about 2 s: a node is surely mid-deploy when told."""
+    with Testbed(tmp_path_factory.mktemp("slow"), fake_delay=1) as tb:
+        yield tb
+
+
+def test_abort_returns_the_node_in_flight(slow_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra, start, original = setup(slow_testbed, tmp_path, 3)
+    run = ephyra.background(*start)
+    run.wait_for(lambda line: "node-0001: deploy started" in line)  # gone from cp1 by now
+    aborted = ephyra("forklift", "abort")
+    assert aborted.code == 0 and "abort of run" in aborted.out
+    assert run.finish().code == 130
+    state = status(ephyra)
+    assert state["state"] == "aborted"
+    outcomes = {n["name"]: n["forward"] for n in state["nodes"]}
+    assert outcomes == {"node-0000": "moved", "node-0001": "returned", "node-0002": "pending"}
+    places = assert_exactly_one(slow_testbed, list(original))
+    now = snapshot(slow_testbed.connect("cp1"))
+    for uuid, plane in places.items():  # only what was done stays done
+        assert plane == ("cp2" if original[uuid]["name"] == "node-0000" else "cp1")
+        if plane == "cp1":
+            assert now[uuid] == original[uuid]
+    assert ephyra("forklift", "resume").code == 2  # an aborted run does not resume
+    back = ephyra("forklift", "rollback")
+    assert back.code == 0, back.err
+    assert_home(slow_testbed, original, "cp1")
+
+
+def test_one_forklift_per_pair_of_control_planes(clean_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra, start, original = setup(clean_testbed, tmp_path, 3)
+    run = ephyra.background(*start)
+    run.wait_for(lambda line: "record done" in line)
+    run_id = status(ephyra)["id"]
+    for args in (
+        start,
+        ["forklift", "start", "--from", "cp2", "--to", "cp1"],
+        ["forklift", "rollback"],
+    ):
+        second = ephyra(*args)
+        assert second.code == 3, second.err
+        assert "forklift cp1<->cp2 is locked" in second.err and run_id in second.err
+    assert run.finish().code == 0
+    assert_home(clean_testbed, original, "cp2")
+
+
+def test_target_dying_mid_run_pauses_with_every_node_placed(
+    clean_testbed: Testbed, tmp_path: Path
+) -> None:
+    ephyra, start, original = setup(clean_testbed, tmp_path, 4)
+    run = ephyra.background(*start)
+    run.wait_for(lambda line: "node-0001: enroll-target done" in line)
+    clean_testbed["cp2"].kill()
+    result = run.finish()
+    assert result.code == 1
+    assert "cp2" in result.err and "unreachable" in result.err
+    state = status(ephyra)
+    assert state["state"] == "paused" and "unreachable" in state["reason"]
+    cp1_nodes = {n.id for n in clean_testbed.connect("cp1").baremetal.nodes()}
+    moved = {n["uuid"] for n in state["nodes"] if n["forward"] == "moved"}
+    assert cp1_nodes | moved == set(original)  # nothing lost while cp2 is down
+    clean_testbed["cp2"].start()
+    resumed = ephyra("forklift", "resume")
+    assert resumed.code == 0, resumed.err
+    assert_home(clean_testbed, original, "cp2")
