@@ -3,14 +3,16 @@ control plane that dies mid-run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
-from testbed.ironic import Testbed
+from testbed.ironic import Testbed, free_port
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_exactly_one, assert_home
@@ -34,8 +36,12 @@ def status(ephyra: Ephyra) -> dict[str, Any]:
 
 def test_pause_then_resume_in_a_new_process(clean_testbed: Testbed, tmp_path: Path) -> None:
     ephyra, start, original = setup(clean_testbed, tmp_path, 6)
-    run = ephyra.background(*start)
+    port = free_port()
+    run = ephyra.background(*start, "--metrics-port", str(port))
     run.wait_for(lambda line: "[1/6]" in line)
+    scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert re.search(r'ephyra_run_state\{.*state="running"\} 1\.0', scraped)
+    assert re.search(r'ephyra_nodes_total\{.*result="moved".*\} [1-6]\.0', scraped)
     paused = ephyra("forklift", "pause")
     assert paused.code == 0 and "pause of run" in paused.out
     result = run.finish()

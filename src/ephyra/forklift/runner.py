@@ -39,6 +39,7 @@ from ephyra.workloads import load_workload
 
 LOG = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.25
+STALE_RETRIES = 3
 
 
 class Outcome(StrEnum):
@@ -81,7 +82,11 @@ class Forklift:
                 engine.suspend()
 
     @contextlib.contextmanager
-    def _tracked(self, engine: Any) -> Iterator[None]:
+    def _tracked(self, engine: Any, control: Control) -> Iterator[None]:
+        """Let stop() reach this engine, if it obeys the run's control."""
+        if control is not self.control:  # an abort's return moves: not to be stopped
+            yield
+            return
         with self._lock:
             self._engines.add(engine)
             if self.control.request is not None:
@@ -142,21 +147,31 @@ class Forklift:
             health_timeout=self.settings.health_timeout,
             on_step=self._on_step,
         )
-        engine = self._engine(ctx, f"{phase.value}:{uuid}")
         record.save(**{phase.value: "moving"})
         self.metrics.flying(+1)
         started = time.monotonic()
-        with self._tracked(engine):
-            try:
-                engine.run()
-                outcome, text = Outcome.MOVED, ""
-            except Exception as exc:
-                outcome, text = self._outcome_of(exc, ctx)
-        if outcome is Outcome.MOVED and engine.storage.get_flow_state() != tf_states.SUCCESS:
-            outcome = Outcome.INTERRUPTED  # suspended between two steps
+        # A flow that stopped on an old interruption (found in the journal) finishes
+        # reverting first, then starts over; only a stop asked now ends the node here.
+        for _ in range(STALE_RETRIES):
+            outcome, text = self._attempt(ctx, f"{phase.value}:{uuid}")
+            if outcome is not Outcome.INTERRUPTED or ctx.control.request is not None:
+                break
+        else:
+            outcome, text = Outcome.FAILED, "its flow keeps stopping with no stop asked"
         self.metrics.flying(-1)
         self._finish_node(record, phase, outcome, text, time.monotonic() - started)
         return outcome
+
+    def _attempt(self, ctx: MoveContext, name: str) -> tuple[Outcome, str]:
+        engine = self._engine(ctx, name)
+        with self._tracked(engine, ctx.control):
+            try:
+                engine.run()
+            except Exception as exc:
+                return self._outcome_of(exc, ctx)
+        if engine.storage.get_flow_state() != tf_states.SUCCESS:
+            return Outcome.INTERRUPTED, ""  # suspended between two steps, or reverted
+        return Outcome.MOVED, ""
 
     def _engine(self, ctx: MoveContext, name: str) -> Any:
         """The node's engine over its flow detail, ready to go on from where it stopped.
@@ -174,7 +189,8 @@ class Forklift:
         if any(
             state in (tf_states.FAILURE, tf_states.REVERT_FAILURE) for state, _ in states.values()
         ):
-            engine.reset()
+            for atom in states:
+                engine.storage.reset(atom)
         return engine
 
     def _outcome_of(self, exc: Exception, ctx: MoveContext) -> tuple[Outcome, str]:

@@ -1,0 +1,62 @@
+"""Fixtures for functional tests: real Ironic control planes (cp1, cp2) on loopback.
+
+Every test under tests/functional is marked ``functional``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the testbed package lives at the repository root
+    sys.path.insert(0, str(ROOT))
+
+from testbed.ironic import Testbed  # noqa: E402
+from testbed.seed import clear  # noqa: E402
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.functional)
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """cp1 and cp2, started once per session; OS_CLIENT_CONFIG_FILE points at them."""
+    bed = Testbed(tmp_path_factory.mktemp("testbed"), names=("cp1", "cp2"))
+    with bed, pytest.MonkeyPatch.context() as patch:
+        for key, value in bed.env().items():
+            patch.setenv(key, value)
+        yield bed
+
+
+@pytest.fixture
+def clean_testbed(testbed: Testbed) -> Testbed:
+    """The session testbed with no node on any control plane (all restarted if needed)."""
+    for service in testbed.services.values():
+        if not service.is_running:
+            service.start()
+    for name in testbed.names:
+        clear(testbed.connect(name))
+    return testbed
+
+
+@pytest.fixture
+def cp1(testbed: Testbed) -> Connection:
+    return testbed.connect("cp1")
+
+
+@pytest.fixture
+def cp2(testbed: Testbed) -> Connection:
+    return testbed.connect("cp2")
