@@ -123,7 +123,9 @@ class ControlPlane:
         ``checkpoint`` is called between polls: it raises to interrupt a long wait.
         """
         with translated(self.name, f"move node {uuid} to {target}"):
-            self.baremetal.set_node_provision_state(uuid, target)
+            node = self.baremetal.set_node_provision_state(uuid, target)
+        if node.provision_state == want and not node.target_provision_state:
+            return node
         return self.wait_for_state(uuid, want, timeout=timeout, checkpoint=checkpoint)
 
     def settle(

@@ -13,7 +13,7 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def test_run_record_survives_a_new_journal_object(journal: Journal, tmp_path: Path) -> None:
-    run = journal.create_run("forklift", {"state": "running", "created": 1}, ["node:a"])
+    run = journal.create_run("forklift", {"state": "running", "created": 1}, {"node:a": {}})
     journal.save_record(run.id, "node:a", {"name": "a", "forward": "moved"})
     journal.save_run(run, state=RunState.PAUSED)
     again = Journal(journal.url)
@@ -22,7 +22,7 @@ def test_run_record_survives_a_new_journal_object(journal: Journal, tmp_path: Pa
 
 
 def test_control_requests_do_not_touch_the_run_record(journal: Journal) -> None:
-    run = journal.create_run("forklift", {"state": "running", "x": 1}, [])
+    run = journal.create_run("forklift", {"state": "running", "x": 1}, {})
     journal.request(run.id, "pause")
     assert journal.pending_request(run.id) == "pause"
     journal.save_run(run, state=RunState.PAUSED)  # the runner writes its record
@@ -35,7 +35,7 @@ def test_control_requests_do_not_touch_the_run_record(journal: Journal) -> None:
 def test_unknown_and_ambiguous_runs(journal: Journal) -> None:
     with pytest.raises(RunNotFound, match="no run 'zzz'"):
         journal.run("zzz")
-    a = journal.create_run("forklift", {"state": "running", "created": 1}, [])
-    b = journal.create_run("forklift", {"state": "running", "created": 2}, [])
+    a = journal.create_run("forklift", {"state": "running", "created": 1}, {})
+    b = journal.create_run("forklift", {"state": "running", "created": 2}, {})
     assert [r.id for r in journal.runs("forklift")] == [a.id, b.id]
     assert journal.runs("upgrade") == []

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskflow.persistence import backends, models
+import sqlalchemy as sa
+from taskflow.persistence import models
+from taskflow.persistence.backends import impl_sqlalchemy
 
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, RunNotFound, UsageError
@@ -38,6 +40,51 @@ def state_dir() -> Path:
 
 def default_url() -> str:
     return f"sqlite:///{state_dir() / 'journal.db'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (status, list) never block the run; NORMAL: a commit survives the
+    # process being killed (the OS has it); only a power loss may cost the last steps,
+    # which then run again, as after any crash.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class _Backend(impl_sqlalchemy.SQLAlchemyBackend):  # type: ignore[misc]
+    """TaskFlow's SQLAlchemy backend, handing out one connection object.
+
+    TaskFlow's builds its table metadata anew for every connection, and its engines ask
+    for one per state change; its connection object holds no database connection of its
+    own (each operation checks one out of the pool), so one serves every thread.
+    """
+
+    def __init__(self, conf: dict[str, Any], engine: Any = None) -> None:
+        super().__init__(conf, engine=engine)
+        self._shared: Any = None
+        self._shared_lock = threading.Lock()
+
+    def get_connection(self) -> Any:
+        with self._shared_lock:
+            if self._shared is None:
+                self._shared = super().get_connection()
+            return self._shared
+
+
+def _backend(url: str) -> Any:
+    """The journal's TaskFlow backend; SQLite pooled and in WAL mode (TaskFlow's own
+    choice opens a new SQLite connection for every statement)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return _Backend({"connection": url})
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=4,
+        max_overflow=16,
+    )
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return _Backend({"connection": url}, engine=engine)
 
 
 @dataclass(frozen=True)
@@ -63,7 +110,7 @@ class Journal:
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.backend = backends.fetch({"connection": self.url})
+            self.backend = _backend(self.url)
             with self._conn() as conn:
                 conn.upgrade()
         except EphyraError:
@@ -88,12 +135,17 @@ class Journal:
         return str(uuid.uuid5(uuid.UUID(run_id), name))
 
     # -- runs --------------------------------------------------------------
-    def create_run(self, kind: str, meta: Mapping[str, Any], details: list[str]) -> RunInfo:
+    def create_run(
+        self, kind: str, meta: Mapping[str, Any], details: Mapping[str, Mapping[str, Any]]
+    ) -> RunInfo:
+        """A new run, with its flow details (name -> initial record) in one transaction."""
         run_id = str(uuid.uuid4())
         book = models.LogBook(f"{kind} run", uuid=run_id)
         book.meta = {**meta, "kind": kind}
-        for name in [CONTROL, *details]:
-            book.add(models.FlowDetail(name, self.detail_id(run_id, name)))
+        for name, record in {CONTROL: {}, **details}.items():
+            detail = models.FlowDetail(name, self.detail_id(run_id, name))
+            detail.meta = dict(record)
+            book.add(detail)
         with self._write, self._conn() as conn:
             conn.save_logbook(book)
         return _info(book)

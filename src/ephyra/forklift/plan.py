@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.tree import Tree
@@ -41,6 +41,7 @@ class ForkliftPlan:
     settings: Settings
     credentials: str
     nodes: tuple[PlannedNode, ...]
+    planes: tuple[ControlPlane, ControlPlane] = field(compare=False, repr=False)
 
     @property
     def batches(self) -> list[list[PlannedNode]]:
@@ -192,4 +193,6 @@ def make_plan(
         )
         for n in chosen
     )
-    return ForkliftPlan(source.name, target.name, settings, credentials.description, planned)
+    return ForkliftPlan(
+        source.name, target.name, settings, credentials.description, planned, (source, target)
+    )

@@ -53,15 +53,22 @@ class Forklift:
     """Moves the nodes of one run, in one phase, until done or stopped."""
 
     def __init__(
-        self, journal: Journal, run: RunInfo, observer: Observer, metrics: RunMetrics
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        planes: tuple[ControlPlane, ControlPlane] | None = None,
     ) -> None:
         self.journal = journal
         self.run = run
         self.observer = observer
         self.metrics = metrics
         self.settings = Settings.from_meta(run.meta["settings"])
-        self.cp_from = ControlPlane.connect(run.meta["from"])
-        self.cp_to = ControlPlane.connect(run.meta["to"])
+        self.cp_from, self.cp_to = planes or (
+            ControlPlane.connect(run.meta["from"]),
+            ControlPlane.connect(run.meta["to"]),
+        )
         self.workload = load_workload(self.settings.workload, self.settings.workload_options)
         self.credentials = load_credentials(self.settings.credentials)
         self.control = Control()

@@ -152,11 +152,15 @@ def start(
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
             },
-            [name for u in order for name in (f"node:{u}", f"forward:{u}", f"rollback:{u}")],
+            {
+                name: ({"name": node.name} if name.startswith("node:") else {})
+                for node in the_plan.nodes
+                for name in (f"node:{node.uuid}", f"forward:{node.uuid}", f"rollback:{node.uuid}")
+            },
         )
-        for node in the_plan.nodes:
-            journal.save_record(run.id, f"node:{node.uuid}", {"name": node.name})
-        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+        forklift = Forklift(
+            journal, run, observer, RunMetrics(KIND, run.id), planes=the_plan.planes
+        )
         return _drive(forklift, Phase.FORWARD, order, exports)
 
 

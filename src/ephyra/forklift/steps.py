@@ -73,7 +73,8 @@ class Step(task.Task):  # type: ignore[misc]
         )
 
     def must_be_in_target(self) -> Node:
-        node = self.in_target()
+        """The node in the target, once any provision-state change under way has ended."""
+        node = self.settled("target")
         if node is None:
             raise StepFailed(
                 f"node {self.ctx.record.label} is not enrolled in {self.ctx.target.name}"
@@ -93,13 +94,13 @@ class Step(task.Task):  # type: ignore[misc]
             checkpoint=self.ctx.control.checkpoint,
         )
 
-    def make_manageable(self, where: str) -> None:
-        node = self.settled(where)
+    def make_manageable(self, where: str, node: Node | None = None) -> None:
+        node = node or self.settled(where)
         if node is not None and node.provision_state == "enroll":
             self.provision(where, "manage", "manageable")
 
-    def make_available(self, where: str) -> None:
-        node = self.settled(where)
+    def make_available(self, where: str, node: Node | None = None) -> None:
+        node = node or self.settled(where)
         if node is not None and node.provision_state == "manageable":
             self.provision(where, "provide", "available")
 
@@ -181,11 +182,10 @@ def enroll(ctx: MoveContext, into: str) -> None:
     node = plane.find_node(ctx.uuid)
     if node is None:
         secrets = ctx.credentials.secrets(snap, holder)
-        plane.create_node(snap.create_fields(secrets))
+        node = plane.create_node(snap.create_fields(secrets))
         if snap.patch_fields():
-            plane.update_node(ctx.uuid, **snap.patch_fields())
-        node = plane.find_node(ctx.uuid)
-    if node is not None and not ctx.ours(node):
+            node = plane.update_node(ctx.uuid, **snap.patch_fields())
+    if not ctx.ours(node):
         plane.set_maintenance(ctx.uuid, ctx.reason)
     have = {p.address.lower() for p in plane.ports(ctx.uuid)}
     for port in snap.ports:
@@ -241,8 +241,7 @@ class Manage(Step):
     title = "manage"
 
     def apply(self) -> None:
-        self.must_be_in_target()
-        self.make_manageable("target")
+        self.make_manageable("target", self.must_be_in_target())
 
 
 class Provide(Step):
@@ -250,8 +249,7 @@ class Provide(Step):
 
     def apply(self) -> None:
         if self.ctx.snapshot().provision_state in ("available", "active"):
-            self.must_be_in_target()
-            self.make_available("target")
+            self.make_available("target", self.must_be_in_target())
 
 
 class MaintenanceOff(Step):
@@ -275,9 +273,7 @@ class Deploy(Step):
         snap = self.ctx.snapshot()
         if snap.provision_state != "active":
             return
-        self.must_be_in_target()
-        node = self.settled("target")
-        if node is None or node.provision_state == "active":
+        if self.must_be_in_target().provision_state == "active":
             return
         self.ctx.target.update_node(self.ctx.uuid, instance_info=snap.instance_info)
         self.provision("target", "active", "active")
