@@ -92,7 +92,8 @@ def test_abort_returns_the_node_in_flight(slow_testbed: Testbed, tmp_path: Path)
 
 def test_one_forklift_per_pair_of_control_planes(clean_testbed: Testbed, tmp_path: Path) -> None:
     ephyra, start, original = setup(clean_testbed, tmp_path, 3)
-    run = ephyra.background(*start)
+    slow = ["--workload", "command", "--workload-opt", "prepare=sleep 3"]  # holds the lock
+    run = ephyra.background(*start, *slow)
     run.wait_for(lambda line: "record done" in line)
     run_id = status(ephyra)["id"]
     for args in (
