@@ -52,6 +52,23 @@ def clean_testbed(testbed: Testbed) -> Testbed:
     return testbed
 
 
+@pytest.fixture(scope="session")
+def slow_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """cp1 and cp2 where each fake deploy-interface call sleeps 1 s (a deploy or an
+    undeploy lasts about 2 s, long enough to be caught inside), and whose API shows BMC
+    passwords (the ``source`` credential source, and a direct check that they arrived)."""
+    bed = Testbed(tmp_path_factory.mktemp("slow"), fake_delay=1, show_secrets=True)
+    with bed:
+        yield bed
+
+
+@pytest.fixture
+def clean_slow_testbed(slow_testbed: Testbed) -> Testbed:
+    for name in slow_testbed.names:
+        clear(slow_testbed.connect(name))
+    return slow_testbed
+
+
 @pytest.fixture
 def cp1(testbed: Testbed) -> Connection:
     return testbed.connect("cp1")

@@ -177,3 +177,34 @@ def test_a_node_that_fails_health_is_moved_back(
     assert snapshot(clean_testbed.connect("cp1"))[bad] == original[bad]
     status = yaml.safe_load(ephyra("--format", "yaml", "forklift", "status").out)
     assert status["state"] == "failed" and status["counts"] == {"moved": 2, "failed": 1}
+
+
+def test_secrets_from_a_source_that_shows_them(clean_slow_testbed: Testbed, tmp_path: Path) -> None:
+    """``--credentials source``: the control plane holding the node answers unmasked."""
+    tb = clean_slow_testbed
+    specs = seed_nodes(tb.connect("cp1"), 2)
+    original = snapshot(tb.connect("cp1"))
+    assert all(v["driver_info"]["ipmi_password"] != "******" for v in original.values())
+    ephyra = Ephyra(tb.clouds_yaml, tmp_path / "state")
+    moved = ephyra(
+        "forklift",
+        "start",
+        "--from",
+        "cp1",
+        "--to",
+        "cp2",
+        "--credentials",
+        "source",
+        "--concurrency",
+        "2",
+    )
+    assert moved.code == 0, moved.err
+    assert_home(tb, original, "cp2")  # passwords included: this API shows them
+    back = ephyra("forklift", "rollback")
+    assert back.code == 0, back.err
+    assert_home(tb, original, "cp1")
+    journal = ephyra.journal_file.read_bytes()
+    for spec in specs:
+        password = spec["create"]["driver_info"]["ipmi_password"]
+        assert password.encode() not in journal
+        assert password not in moved.out + moved.err + back.out + back.err

@@ -4,7 +4,7 @@ control plane that dies mid-run."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +60,8 @@ def test_pause_then_resume_in_a_new_process(clean_testbed: Testbed, tmp_path: Pa
     assert status(ephyra)["state"] == "succeeded"
 
 
-@pytest.fixture(scope="module")
-def slow_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    """Deploys and undeploys take about 2 s: a node is surely mid-deploy when told."""
-    with Testbed(tmp_path_factory.mktemp("slow"), fake_delay=1) as tb:
-        yield tb
-
-
-def test_abort_returns_the_node_in_flight(slow_testbed: Testbed, tmp_path: Path) -> None:
+def test_abort_returns_the_node_in_flight(clean_slow_testbed: Testbed, tmp_path: Path) -> None:
+    slow_testbed = clean_slow_testbed
     ephyra, start, original = setup(slow_testbed, tmp_path, 3)
     run = ephyra.background(*start)
     run.wait_for(lambda line: "node-0001: deploy started" in line)  # gone from cp1 by now
@@ -124,6 +118,21 @@ def test_target_dying_mid_run_pauses_with_every_node_placed(
     moved = {n["uuid"] for n in state["nodes"] if n["forward"] == "moved"}
     assert cp1_nodes | moved == set(original)  # nothing lost while cp2 is down
     clean_testbed["cp2"].start()
+    resumed = ephyra("forklift", "resume")
+    assert resumed.code == 0, resumed.err
+    assert_home(clean_testbed, original, "cp2")
+
+
+def test_ctrl_c_pauses_and_resume_finishes(clean_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra, start, original = setup(clean_testbed, tmp_path, 4)
+    run = ephyra.background(*start)
+    run.wait_for(lambda line: "[1/4]" in line)
+    run.proc.send_signal(signal.SIGINT)
+    result = run.finish()
+    assert result.code == 130, result.err
+    assert "SIGINT: pausing at the next step" in result.err
+    assert status(ephyra)["state"] == "paused"
+    assert_exactly_one(clean_testbed, list(original))
     resumed = ephyra("forklift", "resume")
     assert resumed.code == 0, resumed.err
     assert_home(clean_testbed, original, "cp2")

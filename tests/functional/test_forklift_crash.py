@@ -4,7 +4,6 @@ steps, in both directions; restart with ``resume``; check every invariant."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,10 @@ from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_home, where
 
 pytestmark = pytest.mark.functional
-# Each fake deploy-interface call of the slow testbed sleeps SLOW seconds (Ironic takes
-# whole seconds), so an undeploy or a deploy lasts about 2 s: a kill MID seconds after
+# An undeploy or a deploy on the slow testbed lasts about 2 s: a kill MID seconds after
 # it starts lands inside it.
-SLOW = 1
 MID = 0.5
 NODES = 2
-
-
-@pytest.fixture(scope="module")
-def slow_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    with Testbed(tmp_path_factory.mktemp("slow"), fake_delay=SLOW) as tb:
-        yield tb
 
 
 @pytest.fixture(scope="module")

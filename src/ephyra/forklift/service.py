@@ -18,13 +18,14 @@ from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, RunNotFound, UsageError
-from ephyra.forklift.context import NodeRecord, Phase, Request
+from ephyra.forklift.context import Control, NodeRecord, Phase, Request
 from ephyra.forklift.plan import ForkliftPlan, make_plan
 from ephyra.forklift.runner import Forklift, Outcome
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
+from ephyra.workloads import load_workload
 
 KIND = "forklift"
 
@@ -72,31 +73,26 @@ def plan(
     if source == target:
         raise UsageError("--from and --to name the same cloud")
     credentials = load_credentials(settings.credentials)
-    from ephyra.workloads import load_workload
-
     load_workload(settings.workload, settings.workload_options)  # fail now, not mid-run
     return make_plan(
         ControlPlane.connect(source), ControlPlane.connect(target), settings, credentials, nodes
     )
 
 
-def _signals(forklift: Forklift) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def _signals(forklift: Forklift) -> Iterator[None]:
     """Ctrl-C and SIGTERM pause the run at the next step boundary."""
 
-    @contextlib.contextmanager
-    def handler() -> Iterator[None]:
-        def on_signal(signum: int, _frame: Any) -> None:
-            forklift.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
-            forklift.stop(Request.PAUSE)
+    def on_signal(signum: int, _frame: Any) -> None:
+        forklift.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
+        forklift.stop(Request.PAUSE)
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-    return handler()
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _drive(forklift: Forklift, phase: Phase, order: list[str], exports: Exports) -> RunInfo:
@@ -118,15 +114,12 @@ def _drive(forklift: Forklift, phase: Phase, order: list[str], exports: Exports)
 
 def _return_in_flight(forklift: Forklift) -> None:
     """Abort: every node caught mid-move goes back where it came from."""
-    from ephyra.forklift.context import Control
-
     for uuid in forklift.run.meta["order"]:
         record = NodeRecord(forklift.journal, forklift.run.id, uuid)
         if record.outcome(Phase.FORWARD) in (Outcome.INTERRUPTED, "moving"):
             forklift.observer.message(f"abort: returning {record.label} to {forklift.cp_from.name}")
-            forklift.move_node(uuid, Phase.ROLLBACK, control=Control())
-            record = NodeRecord(forklift.journal, forklift.run.id, uuid)
-            record.save(forward="returned")
+            if forklift.move_node(uuid, Phase.ROLLBACK, control=Control()) is Outcome.MOVED:
+                NodeRecord(forklift.journal, forklift.run.id, uuid).save(forward="returned")
 
 
 def start(
