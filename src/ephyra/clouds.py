@@ -14,6 +14,8 @@ from typing import Any
 import openstack
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
+from openstack import utils as sdk_utils
+from openstack.baremetal.v1 import node as sdk_node
 from openstack.config import exceptions as config_exc
 
 from ephyra.errors import CloudError, CloudNotFound, ControlPlaneUnreachable, StepFailed
@@ -50,6 +52,7 @@ class ControlPlane:
     def __init__(self, name: str, conn: Any) -> None:
         self.name = name
         self._conn = conn
+        self._microversion: str | None = None
 
     @classmethod
     def connect(cls, name: str) -> ControlPlane:
@@ -101,13 +104,28 @@ class ControlPlane:
         with translated(self.name, f"delete node {uuid}"):
             self.baremetal.delete_node(uuid, ignore_missing=True)
 
+    def _call(self, verb: str, path: str, body: Any, action: str) -> None:
+        """One API call, without the node fetch openstacksdk makes after most actions."""
+        with translated(self.name, action):
+            if self._microversion is None:
+                self._microversion = sdk_utils.maximum_supported_microversion(
+                    self.baremetal, sdk_node.Node._max_microversion
+                )
+            response = getattr(self.baremetal, verb)(
+                path, json=body, microversion=self._microversion, raise_exc=False
+            )
+            sdk_exc.raise_from_response(response, error_message=f"{self.name}: {action}")
+
     def set_maintenance(self, uuid: str, reason: str) -> None:
-        with translated(self.name, f"set maintenance on {uuid}"):
-            self.baremetal.set_node_maintenance(uuid, reason=reason)
+        self._call(
+            "put",
+            f"/nodes/{uuid}/maintenance",
+            {"reason": reason},
+            f"set maintenance on {uuid}",
+        )
 
     def unset_maintenance(self, uuid: str) -> None:
-        with translated(self.name, f"unset maintenance on {uuid}"):
-            self.baremetal.unset_node_maintenance(uuid)
+        self._call("delete", f"/nodes/{uuid}/maintenance", None, f"unset maintenance on {uuid}")
 
     def provision(
         self,
@@ -122,10 +140,12 @@ class ControlPlane:
 
         ``checkpoint`` is called between polls: it raises to interrupt a long wait.
         """
-        with translated(self.name, f"move node {uuid} to {target}"):
-            node = self.baremetal.set_node_provision_state(uuid, target)
-        if node.provision_state == want and not node.target_provision_state:
-            return node
+        self._call(
+            "put",
+            f"/nodes/{uuid}/states/provision",
+            {"target": target},
+            f"move node {uuid} to {target}",
+        )
         return self.wait_for_state(uuid, want, timeout=timeout, checkpoint=checkpoint)
 
     def settle(
