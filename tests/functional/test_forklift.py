@@ -115,6 +115,7 @@ def test_nodes_that_cannot_move_are_refused_with_every_reason(
     specs, creds, _ = seed(clean_testbed, tmp_path, 3)
     cp1, cp2 = clean_testbed.connect("cp1"), clean_testbed.connect("cp2")
     cp1.baremetal.set_node_maintenance(specs[0]["create"]["uuid"], reason="disk replacement")
+    cp1.baremetal.create_node(driver="fake-hardware", name="fresh")  # still 'enroll'
     taken = cp2.baremetal.create_node(driver="fake-hardware", name="squatter")
     mac = specs[1]["ports"][0]["address"]
     cp2.baremetal.create_port(node_id=taken.id, address=mac)
@@ -123,6 +124,7 @@ def test_nodes_that_cannot_move_are_refused_with_every_reason(
     assert result.code == 2
     assert "node-0000: in maintenance ('disk replacement')" in result.err
     assert f"node-0001: MAC {mac} already used in cp2" in result.err
+    assert "fresh: is 'enroll'; only active, available, manageable nodes can move" in result.err
     assert "node-0002" not in result.err
     assert snapshot(cp1) == before
     unknown = ephyra("forklift", "plan", "--from", "cp1", "--to", "cp2", "--nodes", "ghost")

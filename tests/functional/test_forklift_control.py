@@ -136,3 +136,29 @@ def test_ctrl_c_pauses_and_resume_finishes(clean_testbed: Testbed, tmp_path: Pat
     resumed = ephyra("forklift", "resume")
     assert resumed.code == 0, resumed.err
     assert_home(clean_testbed, original, "cp2")
+
+
+def test_health_gate_pauses_between_batches(clean_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra, start, original = setup(clean_testbed, tmp_path, 3)
+    healthy = tmp_path / "healthy"
+    gate = [
+        "--workload",
+        "command",
+        "--workload-opt",
+        f"app_health=test -f {healthy}",
+        "--gate-timeout",
+        "1",
+        "--batch-size",
+        "2",
+    ]
+    result = ephyra(*start, *gate)
+    assert result.code == 1
+    assert "application health gate failed" in result.err
+    state = status(ephyra)
+    assert state["state"] == "paused" and "health gate" in state["reason"]
+    assert state["counts"] == {"moved": 2, "pending": 1}  # the first batch, no further
+    healthy.touch()
+    resumed = ephyra("forklift", "resume")
+    assert resumed.code == 0, resumed.err
+    assert_home(clean_testbed, original, "cp2")
+    assert status(ephyra)["reason"] == ""

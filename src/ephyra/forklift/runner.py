@@ -251,7 +251,7 @@ class Forklift:
                     return RunState.PAUSED
                 batch = [pending.popleft() for _ in range(min(self.settings.batch, len(pending)))]
                 outcomes = list(pool.map(lambda u: self.move_node(u, phase), batch))
-                requeue, failed_now = self._settle(phase, batch, outcomes)
+                requeue, failed_now = self._tally(phase, batch, outcomes)
                 failed += failed_now
                 pending.extend(requeue)
                 verdict = self._after_batch(phase, outcomes, failed, bool(pending))
@@ -261,7 +261,7 @@ class Forklift:
             return RunState.FAILED
         return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK
 
-    def _settle(
+    def _tally(
         self, phase: Phase, batch: list[str], outcomes: list[Outcome]
     ) -> tuple[list[str], int]:
         requeue: list[str] = []

@@ -191,9 +191,9 @@ def resume(
         journal.request(run.id, None)
         forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
         if run.meta.get("phase") == Phase.ROLLBACK.value:
-            forklift.set_state(RunState.ROLLING_BACK)
+            forklift.set_state(RunState.ROLLING_BACK, reason="")
             return _drive(forklift, Phase.ROLLBACK, run.meta["rollback_order"], exports)
-        forklift.set_state(RunState.RUNNING)
+        forklift.set_state(RunState.RUNNING, reason="")
         return _drive(forklift, Phase.FORWARD, run.meta["order"], exports)
 
 
@@ -211,7 +211,9 @@ def rollback(
         journal.request(run.id, None)
         forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
         order = run.meta.get("rollback_order") or _rollback_order(forklift)
-        forklift.set_state(RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, rollback_order=order)
+        forklift.set_state(
+            RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, rollback_order=order, reason=""
+        )
         return _drive(forklift, Phase.ROLLBACK, order, exports)
 
 
