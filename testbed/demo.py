@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,13 @@ def ephyra(env: dict[str, str], *args: str) -> int:
     return subprocess.call([sys.executable, "-m", "ephyra.cli.main", *args], env=env)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds the context managers: the control planes stop
+
+
 def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     parser = argparse.ArgumentParser(prog="demo", description=__doc__)
     parser.add_argument("--nodes", type=int, default=24)
     parser.add_argument("--concurrency", type=int, default=4)

@@ -108,28 +108,21 @@ def do_start(args: argparse.Namespace) -> int:
     return _exit(run)
 
 
-def do_resume(args: argparse.Namespace) -> int:
-    run = service.resume(
-        Journal(args.journal),
-        args.run,
-        observer_for(sys.stderr, args.verbose),
-        lock_url=args.locks,
-        exports=_exports(args),
-    )
-    print(f"run {run.id} {run.state.value}")
-    return _exit(run)
+def _continuing(operation: Any) -> Any:
+    """A handler for resume and rollback: they take a run and drive it in this process."""
 
+    def handler(args: argparse.Namespace) -> int:
+        run: RunInfo = operation(
+            Journal(args.journal),
+            args.run,
+            observer_for(sys.stderr, args.verbose),
+            lock_url=args.locks,
+            exports=_exports(args),
+        )
+        print(f"run {run.id} {run.state.value}")
+        return _exit(run)
 
-def do_rollback(args: argparse.Namespace) -> int:
-    run = service.rollback(
-        Journal(args.journal),
-        args.run,
-        observer_for(sys.stderr, args.verbose),
-        lock_url=args.locks,
-        exports=_exports(args),
-    )
-    print(f"run {run.id} {run.state.value}")
-    return _exit(run)
+    return handler
 
 
 def do_pause(args: argparse.Namespace) -> int:
@@ -287,8 +280,12 @@ def register(sub: Any, exit_codes: str) -> None:
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished run)"
     for name, handler, text in (
-        ("resume", do_resume, "continue a paused, failed or crashed run"),
-        ("rollback", do_rollback, "move every node the run moved back where it was"),
+        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "rollback",
+            _continuing(service.rollback),
+            "move every node the run moved back where it was",
+        ),
     ):
         p = action(name, handler, text)
         p.add_argument("run", nargs="?", help=run_help)

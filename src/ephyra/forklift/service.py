@@ -171,8 +171,15 @@ def find_run(journal: Journal, ident: str | None, states: frozenset[RunState]) -
     raise RunNotFound(f"no forklift run in {journal.url} is {wanted}")
 
 
-def _claim(journal: Journal, run: RunInfo) -> RunInfo:
-    return journal.save_run(run, pid=os.getpid(), host=socket.gethostname())
+@contextlib.contextmanager
+def _taken(
+    journal: Journal, run: RunInfo, observer: Observer, lock_url: str | None
+) -> Iterator[Forklift]:
+    """Hold the run's lock, record this process as its runner, and clear old requests."""
+    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
+        run = journal.save_run(journal.run(run.id), pid=os.getpid(), host=socket.gethostname())
+        journal.request(run.id, None)
+        yield Forklift(journal, run, observer, RunMetrics(KIND, run.id))
 
 
 def resume(
@@ -186,10 +193,7 @@ def resume(
     run = find_run(journal, ident, UNFINISHED)
     if run.state not in UNFINISHED:
         raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
-    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
-        run = _claim(journal, journal.run(run.id))
-        journal.request(run.id, None)
-        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+    with _taken(journal, run, observer, lock_url) as forklift:
         if run.meta.get("phase") == Phase.ROLLBACK.value:
             forklift.set_state(RunState.ROLLING_BACK, reason="")
             return _drive(forklift, Phase.ROLLBACK, run.meta["rollback_order"], exports)
@@ -206,10 +210,7 @@ def rollback(
     exports: Exports = Exports(),
 ) -> RunInfo:
     run = find_run(journal, ident, frozenset(RunState) - {RunState.ROLLED_BACK})
-    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
-        run = _claim(journal, journal.run(run.id))
-        journal.request(run.id, None)
-        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+    with _taken(journal, run, observer, lock_url) as forklift:
         order = run.meta.get("rollback_order") or _rollback_order(forklift)
         forklift.set_state(
             RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, rollback_order=order, reason=""
@@ -241,12 +242,9 @@ def abort(
     message = _request(journal, ident or run.id, Request.ABORT, lock_url)
     if message:
         return message
-    with _locked(journal, run.meta["from"], run.meta["to"], lock_url):
-        run = _claim(journal, journal.run(run.id))
-        forklift = Forklift(journal, run, observer, RunMetrics(KIND, run.id))
+    with _taken(journal, run, observer, lock_url) as forklift:
         forklift.control.ask(Request.ABORT)
         _return_in_flight(forklift)
-        journal.request(run.id, None)
         forklift.set_state(RunState.ABORTED)
         return f"run {run.short} aborted"
 
