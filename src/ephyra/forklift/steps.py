@@ -183,8 +183,11 @@ def enroll(ctx: MoveContext, into: str) -> None:
     if node is None:
         secrets = ctx.credentials.secrets(snap, holder)
         node = plane.create_node(snap.create_fields(secrets))
-        if snap.patch_fields():
-            node = plane.update_node(ctx.uuid, **snap.patch_fields())
+    # Patched after the create (Ironic may refuse them on create), so a crash can fall
+    # between the two: compare, whether the node was created now or before.
+    unpatched = {k: v for k, v in snap.patch_fields().items() if getattr(node, k) != v}
+    if unpatched:
+        node = plane.update_node(ctx.uuid, **unpatched)
     if not ctx.ours(node):
         plane.set_maintenance(ctx.uuid, ctx.reason)
     have = {p.address.lower() for p in plane.ports(ctx.uuid)}
