@@ -21,7 +21,6 @@ from openstack.config import exceptions as config_exc
 from ephyra.errors import CloudError, CloudNotFound, ControlPlaneUnreachable, StepFailed
 
 POLL_INTERVAL = 0.05
-MAINTENANCE_PREFIX = "ephyra"
 
 Node = Any  # openstack.baremetal.v1.node.Node: untyped upstream
 Port = Any

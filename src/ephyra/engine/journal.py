@@ -198,12 +198,6 @@ class Journal:
         with self._write, self._conn() as conn:
             conn.update_flow_details(fd)
 
-    def flow_state(self, run_id: str, name: str) -> str | None:
-        with self._conn() as conn:
-            fd = conn.get_flow_details(self.detail_id(run_id, name), lazy=True)
-        state: str | None = fd.state
-        return state
-
     # -- control requests from other processes ----------------------------
     def request(self, run_id: str, what: str | None) -> None:
         self.save_record(run_id, CONTROL, {"request": what} if what else {})

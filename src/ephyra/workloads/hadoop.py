@@ -275,12 +275,18 @@ class HadoopWorkload:
             self.exclude_file.add(host)
 
     def _progress_out(self, host: str, target: AdminState) -> tuple[bool, str]:
+        return self._progress(host, target, NodeState.DECOMMISSIONED, need_live=False)
+
+    def _progress(
+        self, host: str, admin: AdminState, nm_goal: NodeState, need_live: bool
+    ) -> tuple[bool, str]:
+        """Whether the DataNode (and NodeManager) reached their goal, and what was seen."""
         datanode = self.api.datanodes().get(host.lower())
-        done = datanode is not None and datanode.admin is target
+        done = datanode is not None and datanode.admin is admin and (datanode.live or not need_live)
         seen = [f"DataNode {datanode.describe() if datanode else 'unknown to the NameNode'}"]
         if self.yarn:
             nm = self.api.rm_nodes().get(host.lower())
-            done = done and nm is NodeState.DECOMMISSIONED
+            done = done and nm is nm_goal
             seen.append(f"NodeManager {nm.value if nm else 'unknown to the ResourceManager'}")
         return done, ", ".join(seen)
 
@@ -309,14 +315,7 @@ class HadoopWorkload:
         return self._progress_back(host)[0]
 
     def _progress_back(self, host: str) -> tuple[bool, str]:
-        datanode = self.api.datanodes().get(host.lower())
-        done = datanode is not None and datanode.live and datanode.admin is AdminState.NORMAL
-        seen = [f"DataNode {datanode.describe() if datanode else 'unknown to the NameNode'}"]
-        if self.yarn:
-            nm = self.api.rm_nodes().get(host.lower())
-            done = done and nm is NodeState.RUNNING
-            seen.append(f"NodeManager {nm.value if nm else 'unknown to the ResourceManager'}")
-        return done, ", ".join(seen)
+        return self._progress(host, AdminState.NORMAL, NodeState.RUNNING, need_live=True)
 
     # -- health ----------------------------------------------------------------------
 
