@@ -1,5 +1,6 @@
 """Prometheus metrics of a run, in a registry of its own (no global state).
 
+Forklift runs count nodes; evacuations count server moves and drain times.
 Exported on a port (``--metrics-port``, bound to 127.0.0.1 unless told otherwise)
 and/or to a text file for node_exporter's textfile collector (``--metrics-textfile``).
 """
@@ -51,6 +52,20 @@ class RunMetrics:
             registry=self.registry,
         )
 
+        self.migrations = Counter(
+            "ephyra_migrations",
+            "Server moves by kind (live, cold, evacuate, stop) and event (started, finished, "
+            "failed).",
+            ["kind", "run", "how", "event"],
+            registry=self.registry,
+        )
+        self.drain_seconds = Gauge(
+            "ephyra_host_drain_seconds",
+            "Time the drain of a compute host took.",
+            ["kind", "run", "host"],
+            registry=self.registry,
+        )
+
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         start_http_server(port, addr=address, registry=self.registry)
 
@@ -60,6 +75,14 @@ class RunMetrics:
 
     def step(self, step: str, seconds: float) -> None:
         self.steps.labels(step=step, **self._labels).observe(seconds)
+
+    def migration(self, how: str, event: str) -> None:
+        self.migrations.labels(how=how, event=event, **self._labels).inc()
+        self.flush()
+
+    def drained(self, host: str, seconds: float) -> None:
+        self.drain_seconds.labels(host=host, **self._labels).set(seconds)
+        self.flush()
 
     def flying(self, delta: int) -> None:
         self.in_flight.labels(**self._labels).inc(delta)

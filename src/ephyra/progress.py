@@ -12,6 +12,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+#: Outcomes that advance the progress bar.
+DONE = ("moved", "restored")
+
 
 class Observer(Protocol):
     def started(self, title: str, total: int, done: int) -> None: ...
@@ -45,7 +48,7 @@ class PlainObserver:
             self._line(f"  {node}: {step} {status}{extra}")
 
     def node(self, node: str, outcome: str, detail: str = "") -> None:
-        if outcome.startswith("moved"):
+        if outcome.startswith(DONE):
             self._done += 1
         suffix = f": {detail}" if detail else ""
         self._line(f"[{self._done}/{self._total}] {node} {outcome}{suffix}")
@@ -97,7 +100,7 @@ class LiveObserver:
     def node(self, node: str, outcome: str, detail: str = "") -> None:
         with self._lock:
             self._current.pop(node, None)
-            if outcome.startswith("moved"):
+            if outcome.startswith(DONE):
                 self._progress.advance(self._task)
             else:
                 self._console.print(f"{node} {outcome}" + (f": {detail}" if detail else ""))

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
+from ephyra.engine.control import Control, Request
 from ephyra.errors import AbortRequested, PauseRequested, UsageError
-from ephyra.forklift.context import Control, Request
 from ephyra.forklift.settings import Settings
 
 

@@ -5,7 +5,8 @@ from typing import Any
 from unittest import mock
 
 from ephyra.clouds import ControlPlane
-from ephyra.forklift.context import Control, MoveContext, NodeRecord, Phase
+from ephyra.engine.control import Control
+from ephyra.forklift.context import MoveContext, NodeRecord, Phase
 from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
 from ephyra.forklift.steps import enroll

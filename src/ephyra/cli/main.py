@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import forklift
+from ephyra.cli import forklift, host
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -19,13 +19,14 @@ exit codes:
   0    done
   1    failed (the run is paused or failed as its policy says; see status)
   2    usage or bad input, refused before anything changed
-  3    another run holds the lock of these control planes
+  3    another run holds the lock of these control planes or hosts
   130  interrupted (the run is paused and can be resumed)
 """
 
 ENVIRONMENT = """\
 environment:
   OS_CLIENT_CONFIG_FILE  clouds.yaml to read (else the standard locations)
+  OS_CLOUD               the cloud of `host` commands (else --os-cloud)
   EPHYRA_JOURNAL         journal URL (default sqlite:///~/.local/state/ephyra/journal.db)
   EPHYRA_LOCKS           tooz URL for locks (default file://~/.local/state/ephyra/locks)
 """
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log API calls and tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     forklift.register(sub, EXIT_CODES)
+    host.register(sub, EXIT_CODES)
     return parser
 
 

@@ -3,15 +3,14 @@ record in the journal, the workload, the credential source and the run's control
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from ephyra.clouds import ControlPlane
+from ephyra.engine.control import Control
 from ephyra.engine.journal import Journal
-from ephyra.errors import AbortRequested, PauseRequested
 from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import CredentialSource
 from ephyra.workloads import NodeRef, Workload
@@ -20,39 +19,6 @@ from ephyra.workloads import NodeRef, Workload
 class Phase(StrEnum):
     FORWARD = "forward"
     ROLLBACK = "rollback"
-
-
-class Request(StrEnum):
-    PAUSE = "pause"
-    ABORT = "abort"
-
-
-class Control:
-    """The run's stop requests, checked between polls of every long wait."""
-
-    def __init__(self) -> None:
-        self._request: Request | None = None
-        self._event = threading.Event()
-
-    @property
-    def request(self) -> Request | None:
-        return self._request
-
-    def ask(self, request: Request) -> None:
-        if self._request is None or request is Request.ABORT:
-            self._request = request
-        self._event.set()
-
-    def checkpoint(self) -> None:
-        if self._request is Request.ABORT:
-            raise AbortRequested("abort requested")
-        if self._request is Request.PAUSE:
-            raise PauseRequested("pause requested")
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep, waking early (and raising) on a stop request."""
-        self._event.wait(seconds)
-        self.checkpoint()
 
 
 class NodeRecord:

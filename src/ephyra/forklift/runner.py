@@ -9,27 +9,21 @@ on resume, which the steps allow by checking the world first.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
-from taskflow import states as tf_states
-from taskflow.engines.action_engine.engine import SerialActionEngine
-from taskflow.exceptions import WrappedFailure
-from taskflow.patterns import linear_flow
-from taskflow.types.failure import Failure
-
 from ephyra.clouds import ControlPlane
+from ephyra.engine.control import Control, Request
+from ephyra.engine.driver import RunDriver
+from ephyra.engine.flows import engine_for, first_failure, succeeded
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState, check_transition
+from ephyra.engine.states import RunState
 from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted, NodeDeferred
-from ephyra.forklift.context import Control, MoveContext, NodeRecord, Phase, Request
+from ephyra.forklift.context import MoveContext, NodeRecord, Phase
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
@@ -38,7 +32,6 @@ from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 
 LOG = logging.getLogger(__name__)
-WATCH_INTERVAL = 0.25
 STALE_RETRIES = 3
 
 
@@ -49,7 +42,7 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-class Forklift:
+class Forklift(RunDriver):
     """Moves the nodes of one run, in one phase, until done or stopped."""
 
     def __init__(
@@ -60,10 +53,7 @@ class Forklift:
         metrics: RunMetrics,
         planes: tuple[ControlPlane, ControlPlane] | None = None,
     ) -> None:
-        self.journal = journal
-        self.run = run
-        self.observer = observer
-        self.metrics = metrics
+        super().__init__(journal, run, observer, metrics)
         self.settings = Settings.from_meta(run.meta["settings"])
         self.cp_from, self.cp_to = planes or (
             ControlPlane.connect(run.meta["from"]),
@@ -71,61 +61,6 @@ class Forklift:
         )
         self.workload = load_workload(self.settings.workload, self.settings.workload_options)
         self.credentials = load_credentials(self.settings.credentials)
-        self.control = Control()
-        self._engines: set[Any] = set()
-        self._lock = threading.Lock()
-
-    # -- state ---------------------------------------------------------------
-    def set_state(self, state: RunState, **meta: Any) -> None:
-        check_transition(self.run.state, state)
-        self.run = self.journal.save_run(self.run, state=state, **meta)
-        self.metrics.run_state(state)
-
-    def stop(self, request: Request) -> None:
-        """Ask every node to stop at its next step boundary (and long waits to end)."""
-        self.control.ask(request)
-        with self._lock:
-            for engine in self._engines:
-                engine.suspend()
-
-    @contextlib.contextmanager
-    def _tracked(self, engine: Any, control: Control) -> Iterator[None]:
-        """Let stop() reach this engine, if it obeys the run's control."""
-        if control is not self.control:  # an abort's return moves: not to be stopped
-            yield
-            return
-        with self._lock:
-            self._engines.add(engine)
-            if self.control.request is not None:
-                engine.suspend()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._engines.discard(engine)
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        """Watch the journal for pause/abort requests from other processes."""
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(WATCH_INTERVAL):
-                try:
-                    request = self.journal.pending_request(self.run.id)
-                except EphyraError:
-                    continue
-                if request and self.control.request is None:
-                    self.observer.message(f"{request} requested")
-                    self.stop(Request(request))
-
-        thread = threading.Thread(target=watch, name="ephyra-watch", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
 
     # -- one node ------------------------------------------------------------
     def planes(self, phase: Phase) -> tuple[ControlPlane, ControlPlane]:
@@ -170,39 +105,23 @@ class Forklift:
         return outcome
 
     def _attempt(self, ctx: MoveContext, name: str) -> tuple[Outcome, str]:
-        engine = self._engine(ctx, name)
+        engine = engine_for(
+            name,
+            [step(ctx) for step in STEPS],
+            self.journal.detail(self.run.id, name),
+            self.journal.backend,
+        )
         with self._tracked(engine, ctx.control):
             try:
                 engine.run()
             except Exception as exc:
                 return self._outcome_of(exc, ctx)
-        if engine.storage.get_flow_state() != tf_states.SUCCESS:
+        if not succeeded(engine):
             return Outcome.INTERRUPTED, ""  # suspended between two steps, or reverted
         return Outcome.MOVED, ""
 
-    def _engine(self, ctx: MoveContext, name: str) -> Any:
-        """The node's engine over its flow detail, ready to go on from where it stopped.
-
-        A flow that stopped on a failure (a pause inside a wait, a crash while reverting)
-        starts over: every step checks the world first, so it redoes only what is missing.
-        """
-        flow = linear_flow.Flow(name).add(*(step(ctx) for step in STEPS))
-        engine = SerialActionEngine(
-            flow, self.journal.detail(self.run.id, name), self.journal.backend, {}
-        )
-        engine.compile()
-        engine.prepare()  # resets a reverted flow
-        states = engine.storage.get_atoms_states([step.title for step in STEPS])
-        if any(
-            state in (tf_states.FAILURE, tf_states.REVERT_FAILURE) for state, _ in states.values()
-        ):
-            for atom in states:
-                engine.storage.reset(atom)
-        return engine
-
     def _outcome_of(self, exc: Exception, ctx: MoveContext) -> tuple[Outcome, str]:
-        failures = list(exc) if isinstance(exc, WrappedFailure) else [Failure.from_exception(exc)]
-        first = failures[0]
+        first = first_failure(exc)
         text = str(first.exception_str)
         if first.check(NodeDeferred):
             return Outcome.DEFERRED, text

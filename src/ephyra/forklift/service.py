@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -14,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ephyra.clouds import ControlPlane
+from ephyra.engine.control import Control, Request
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, RunNotFound, UsageError
-from ephyra.forklift.context import Control, NodeRecord, Phase, Request
+from ephyra.forklift.context import NodeRecord, Phase
 from ephyra.forklift.plan import ForkliftPlan, make_plan
 from ephyra.forklift.runner import Forklift, Outcome
 from ephyra.forklift.secrets import load_credentials
@@ -79,29 +79,13 @@ def plan(
     )
 
 
-@contextlib.contextmanager
-def _signals(forklift: Forklift) -> Iterator[None]:
-    """Ctrl-C and SIGTERM pause the run at the next step boundary."""
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        forklift.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
-        forklift.stop(Request.PAUSE)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def _drive(forklift: Forklift, phase: Phase, order: list[str], exports: Exports) -> RunInfo:
     metrics = forklift.metrics
     metrics.textfile = exports.textfile
     if exports.port is not None:
         metrics.serve(exports.port)
     metrics.run_state(forklift.run.state)
-    with _signals(forklift), forklift.watching():
+    with forklift.signals(), forklift.watching():
         state = forklift.run_phase(phase, order)
     if forklift.control.request is Request.ABORT and phase is Phase.FORWARD:
         _return_in_flight(forklift)

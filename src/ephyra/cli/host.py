@@ -1,0 +1,296 @@
+"""``ephyra host``: compute hosts in maintenance, and emptied by live migration."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ephyra.cli.output import emit
+from ephyra.compute import service
+from ephyra.compute.budget import Fallback, OnTimeout, Settings
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
+from ephyra.progress import observer_for
+
+DESCRIPTION = """\
+Compute hosts (Nova): put them in maintenance, and empty them.
+
+maintenance on|off HOST   disable or enable nova-compute. The reason names Ephyra and
+                          a run; `off` never enables a service someone else disabled.
+plan HOST...              what `evacuate` would do, with the capacity check (dry run).
+evacuate HOST...          disable each host, then live-migrate every server off it
+                          within the limits; a host that is down and forced down is
+                          evacuated (servers rebuilt elsewhere) instead.
+
+Servers that cannot be live-migrated get the fallback (--fallback cold: migrate and
+confirm; stop: stop in place; skip: leave and report). A live migration that outlives
+--migration-timeout is force-completed or aborted (--on-timeout), then gets the
+fallback; a move still stuck after that is left and reported: nothing waits forever.
+
+An evacuation is a run: status, pause, resume, abort and rollback (maintenance off where
+the run put it on, stopped servers started again; servers stay where they were moved).
+"""
+
+
+def _cloud(args: argparse.Namespace) -> str:
+    if not args.os_cloud:
+        raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
+    return str(args.os_cloud)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        concurrency=args.concurrency,
+        per_host=args.per_host,
+        max_per_project=args.max_per_project,
+        max_per_group=args.max_per_group or None,
+        fallback=Fallback(args.fallback),
+        on_timeout=OnTimeout(args.on_timeout),
+        migration_timeout=args.migration_timeout,
+        target=args.target,
+    )
+
+
+def _exports(args: argparse.Namespace) -> service.Exports:
+    textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
+    return service.Exports(port=args.metrics_port, textfile=textfile)
+
+
+def _exit(run: RunInfo) -> int:
+    if run.state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
+        return 0
+    if run.state is RunState.ABORTED or (
+        run.state is RunState.PAUSED and not run.meta.get("reason")
+    ):
+        return 130
+    print(
+        f"ephyra: run {run.short} {run.state.value}: "
+        f"{run.meta.get('reason') or 'see ephyra host status'}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def do_maintenance(args: argparse.Namespace) -> int:
+    journal = Journal(args.journal)
+    operation = service.maintenance_on if args.switch == "on" else service.maintenance_off
+    print(operation(journal, _cloud(args), args.hostname, args.locks))
+    return 0
+
+
+def do_plan(args: argparse.Namespace) -> int:
+    plan = service.plan(_cloud(args), args.hosts, _settings(args), args.also_down)
+    if args.format == "table":
+        Console().print(plan.tree())
+    else:
+        emit(plan.to_dict(), args.format)
+    return 0
+
+
+def do_evacuate(args: argparse.Namespace) -> int:
+    journal = Journal(args.journal)
+    cloud = _cloud(args)
+    service.ensure_free(journal, cloud, args.hosts, args.locks)
+    plan = service.plan(cloud, args.hosts, _settings(args), args.also_down)
+    if sys.stdin.isatty() and not args.yes:
+        Console().print(plan.tree())
+        answer = input(f"Empty {len(plan.hosts)} host(s), {plan.servers} server(s)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing done", file=sys.stderr)
+            return 2
+    run = service.start(
+        journal,
+        plan,
+        observer_for(sys.stderr, args.verbose),
+        lock_url=args.locks,
+        exports=_exports(args),
+    )
+    print(f"run {run.id} {run.state.value}")
+    return _exit(run)
+
+
+def _continuing(operation: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        run: RunInfo = operation(
+            Journal(args.journal),
+            args.run,
+            observer_for(sys.stderr, args.verbose),
+            lock_url=args.locks,
+            exports=_exports(args),
+        )
+        print(f"run {run.id} {run.state.value}")
+        return _exit(run)
+
+    return handler
+
+
+def do_pause(args: argparse.Namespace) -> int:
+    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
+    return 0
+
+
+def do_abort(args: argparse.Namespace) -> int:
+    print(service.abort(Journal(args.journal), args.run, lock_url=args.locks))
+    return 0
+
+
+def do_status(args: argparse.Namespace) -> int:
+    status = service.status(Journal(args.journal), args.run)
+    if args.format != "table":
+        emit(status, args.format)
+        return 0
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    print(
+        f"run {status['id']}: {status['state']} ({status['phase']}) on {status['cloud']}: {counts}"
+    )
+    if status["reason"]:
+        print(f"reason: {status['reason']}")
+    emit(status["hosts"], "table", ["host", "forward", "rollback", "drain_seconds", "error"])
+    emit(status["servers"], "table", ["name", "project", "from", "how", "outcome", "to", "detail"])
+    return 0
+
+
+def do_list(args: argparse.Namespace) -> int:
+    emit(
+        service.runs(Journal(args.journal)),
+        args.format,
+        ["id", "kind", "state", "cloud", "hosts", "created"],
+    )
+    return 0
+
+
+def _cloud_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--os-cloud",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="NAME",
+        help="cloud from clouds.yaml (default: OS_CLOUD)",
+    )
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _plan_options(parser: argparse.ArgumentParser) -> None:
+    _cloud_option(parser)
+    add = parser.add_argument
+    add("hosts", nargs="+", metavar="HOST", help="compute host(s) to empty")
+    add("--target", metavar="HOST", help="move every server to this host (default: scheduler)")
+    add("--concurrency", type=int, default=4, metavar="N", help="moves at once in total (4)")
+    add("--per-host", type=int, default=2, metavar="N", help="moves at once per source host (2)")
+    add(
+        "--max-per-project",
+        type=int,
+        metavar="K",
+        help="disruption budget: servers of one project moving at once (no limit)",
+    )
+    add(
+        "--max-per-group",
+        type=_limit,
+        default=1,
+        metavar="K",
+        help="disruption budget: servers of one server group moving at once (1; 0: no limit)",
+    )
+    add(
+        "--fallback",
+        choices=[f.value for f in Fallback],
+        default=Fallback.COLD.value,
+        help="for servers that cannot be live-migrated (cold)",
+    )
+    add(
+        "--on-timeout",
+        choices=[o.value for o in OnTimeout],
+        default=OnTimeout.ABORT.value,
+        help="first answer to a live migration over --migration-timeout (abort)",
+    )
+    add(
+        "--migration-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="longest wait for one move, and for each escalation after it (600)",
+    )
+    add(
+        "--also-down",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="another host planned to be in maintenance: not counted as room (repeatable)",
+    )
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT while the run goes",
+    )
+    parser.add_argument(
+        "--metrics-textfile",
+        metavar="FILE",
+        help="write Prometheus metrics to FILE (node_exporter textfile collector)",
+    )
+
+
+def register(sub: Any, exit_codes: str) -> None:
+    host = sub.add_parser(
+        "host",
+        help="compute hosts: maintenance and evacuation",
+        description=DESCRIPTION,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = host.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=exit_codes,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    maintenance = action(
+        "maintenance", do_maintenance, "disable (on) or enable (off) a host's nova-compute"
+    )
+    maintenance.add_argument("switch", choices=["on", "off"])
+    maintenance.add_argument("hostname", metavar="HOST")
+    _cloud_option(maintenance)
+    _plan_options(action("plan", do_plan, "what an evacuation would do (a dry run)"))
+    evacuate = action("evacuate", do_evacuate, "empty compute hosts, showing progress")
+    _plan_options(evacuate)
+    _run_options(evacuate)
+    evacuate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    run_help = "run id or a unique prefix (default: the latest unfinished evacuation)"
+    for name, handler, text in (
+        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "rollback",
+            _continuing(service.rollback),
+            "maintenance off where the run put it on; servers stay where they are",
+        ),
+    ):
+        p = action(name, handler, text)
+        p.add_argument("run", nargs="?", help=run_help)
+        _run_options(p)
+    for name, handler, text in (
+        ("pause", do_pause, "ask a running evacuation to stop at its next poll"),
+        ("abort", do_abort, "stop an evacuation for good (moves under way finish in Nova)"),
+        ("status", do_status, "where a run, its hosts and their servers are"),
+    ):
+        action(name, handler, text).add_argument("run", nargs="?", help=run_help)
+    action("list", do_list, "every evacuation and maintenance run in the journal")

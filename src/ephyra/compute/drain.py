@@ -1,0 +1,342 @@
+"""Emptying one compute host: every server live-migrated (or evacuated) within the budget.
+
+One loop per host, polling Nova: list the host's servers, watch the migrations under
+way, start new ones as the budget allows, sleep. Each wait is bounded: a live migration
+that outlives the timeout is force-completed or aborted, then the fallback policy
+applies (cold migration, stop, or skip), and a server still stuck after that is left
+where it is and reported. A drain never hangs.
+
+Nothing here needs the process that started a migration: a drain that starts again
+(after a crash or a pause) adopts the migrations under way on its host, counts them
+against the budget before it starts any other, and carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
+from ephyra.compute.nova import ComputeCloud, Server, Service
+from ephyra.engine.control import Control
+from ephyra.errors import CloudError, ControlPlaneUnreachable
+
+LIVE_STATES = frozenset({"ACTIVE", "PAUSED"})
+RESTING = frozenset({"ACTIVE", "PAUSED", "SHUTOFF", "SUSPENDED", "SHELVED"})
+
+
+class How:
+    LIVE = "live"
+    COLD = "cold"
+    EVACUATE = "evacuate"
+    STOP = "stop"
+
+
+#: task_state of a server whose move is under way, and the kind of move it is.
+ADOPTABLE = {
+    "migrating": How.LIVE,
+    "resize_prep": How.COLD,
+    "resize_migrating": How.COLD,
+    "resize_migrated": How.COLD,
+    "resize_finish": How.COLD,
+    "rebuilding": How.EVACUATE,
+    "rebuild_block_device_mapping": How.EVACUATE,
+    "rebuild_spawning": How.EVACUATE,
+    "powering-off": How.STOP,
+}
+
+
+@dataclass
+class Flight:
+    """A server's move under way."""
+
+    server: Server
+    how: str
+    started: float
+    escalated: list[str] = field(default_factory=list)
+
+
+class HostRecord:
+    """What the journal keeps of one host: its service before, and every server's fate."""
+
+    def __init__(self, load: Callable[[], dict[str, Any]], save: Callable[[dict[str, Any]], None]):
+        self.data = load()
+        self._save = save
+
+    def save(self, **changes: Any) -> None:
+        self.data.update(changes)
+        self._save(self.data)
+
+    @property
+    def servers(self) -> dict[str, dict[str, Any]]:
+        servers: dict[str, dict[str, Any]] = self.data.setdefault("servers", {})
+        return servers
+
+    def server(self, server: Server, **changes: Any) -> None:
+        self.servers.setdefault(server.id, {"name": server.name, "project": server.project})
+        self.update(server.id, **changes)
+
+    def update(self, server_id: str, **changes: Any) -> None:
+        self.servers.setdefault(server_id, {}).update(changes)
+        self.save()
+
+
+class Events:
+    """Where a drain reports: the run's observer and metrics (see the runner)."""
+
+    def started(self, host: str, server: Server, how: str) -> None: ...
+    def finished(self, host: str, server: Server, how: str, outcome: str, detail: str) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass
+class DrainResult:
+    host: str
+    moved: int
+    left: dict[str, str]  # server label -> why it is still on the host
+    stuck: bool  # something could not be moved though policy asked it to be
+    seconds: float
+
+
+class Drain:
+    def __init__(
+        self,
+        cloud: ComputeCloud,
+        service: Service,
+        settings: Settings,
+        budget: Budget,
+        control: Control,
+        record: HostRecord,
+        events: Events,
+        groups: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        self.cloud = cloud
+        self.host = service.host
+        self.evacuating = service.forced_down and not service.up
+        self.settings = settings
+        self.budget = budget
+        self.control = control
+        self.record = record
+        self.events = events
+        self.groups = groups
+        self.flights: dict[str, Flight] = {}
+        self.left: dict[str, str] = {}  # server id -> reason it stays
+
+    # -- the loop -----------------------------------------------------------------
+    def adopt(self) -> None:
+        """Count the moves already under way on this host (a resumed run's, or anyone's)."""
+        for server in self.cloud.servers_on(self.host, self.groups):
+            how = ADOPTABLE.get(server.task_state or "")
+            if server.status == "VERIFY_RESIZE":
+                how = How.COLD
+            if how is not None and server.id not in self.flights:
+                self.budget.take(self.host, server, force=True)
+                self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"])
+        for sid, entry in self.record.servers.items():  # left the host while we were away
+            if entry.get("outcome") == "moving" and sid not in self.flights:
+                found = self.cloud.server(sid)
+                if found is not None and found.host != self.host and not found.busy:
+                    self.record.server(found, outcome="moved", to=found.host)
+
+    def run(self) -> DrainResult:
+        started = time.monotonic()
+        moved_before = self._moved()
+        self.adopt()
+        while True:
+            self.control.checkpoint()
+            on_host = {s.id: s for s in self.cloud.servers_on(self.host, self.groups)}
+            for sid in list(self.flights):
+                self._watch(self.flights[sid], on_host.get(sid))
+            waiting = [s for s in on_host.values() if s.id not in self.flights]
+            waiting = [s for s in waiting if s.id not in self.left]
+            for server in sorted(waiting, key=lambda s: s.name):
+                self._begin(server)
+            live = [f for f in self.flights.values() if "halted" not in f.escalated]
+            if not live and all(
+                s.id in self.left or s.id in self.flights for s in on_host.values()
+            ):
+                break
+            if (  # only stuck moves hold the slots: nothing here can ever start
+                not live
+                and self.budget.active() == 0
+                and not any(self.budget.blocker(self.host, s) is None for s in waiting)
+            ):
+                for server in waiting:
+                    if server.id not in self.left and server.id not in self.flights:
+                        self._leave(server, "not moved: the budget is held by stuck migrations")
+                break
+            self.control.sleep(self.settings.poll)
+        for flight in self.flights.values():  # halted ones: still under way in Nova
+            self._leave(flight.server, "stuck: " + ", ".join(flight.escalated), keep_slot=True)
+        return DrainResult(
+            host=self.host,
+            moved=self._moved() - moved_before,
+            left={self._label(sid): why for sid, why in self.left.items()},
+            stuck=any(not why.startswith(("skipped", "stopped")) for why in self.left.values()),
+            seconds=time.monotonic() - started,
+        )
+
+    def _moved(self) -> int:
+        return sum(1 for e in self.record.servers.values() if e.get("outcome") == "moved")
+
+    def _label(self, sid: str) -> str:
+        entry = self.record.servers.get(sid, {})
+        return f"{entry.get('name', sid)} ({sid[:8]})"
+
+    # -- starting moves -------------------------------------------------------------
+    def _begin(self, server: Server) -> None:
+        if server.busy:  # someone else's task: wait for it, counting it as a move
+            how = ADOPTABLE.get(server.task_state or "")
+            if how is not None:
+                self.budget.take(self.host, server, force=True)
+                self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"])
+            return
+        if self.evacuating:
+            how = How.EVACUATE
+        elif server.status in LIVE_STATES:
+            how = How.LIVE
+        elif server.status == "SHUTOFF" and self.settings.fallback is Fallback.STOP:
+            self._leave(server, "stopped already")
+            return
+        elif server.status == "ERROR":
+            self._leave(server, "in ERROR: Nova moves it only by evacuation")
+            return
+        else:
+            how = self._fallback_how(server)
+            if how is None:
+                return
+        if not self.budget.take(self.host, server):
+            return
+        self._start(Flight(server, how, time.monotonic()))
+
+    def _fallback_how(self, server: Server) -> str | None:
+        policy = self.settings.fallback
+        if policy is Fallback.COLD:
+            return How.COLD
+        if policy is Fallback.STOP:
+            return How.STOP
+        self._leave(server, f"skipped: {server.status} cannot be live-migrated (fallback skip)")
+        return None
+
+    def _start(self, flight: Flight) -> None:
+        server, target = flight.server, self.settings.target
+        calls = {
+            How.LIVE: lambda: self.cloud.live_migrate(server.id, target),
+            How.COLD: lambda: self.cloud.cold_migrate(server.id, target),
+            How.EVACUATE: lambda: self.cloud.evacuate(server.id, target),
+            How.STOP: lambda: self.cloud.stop(server.id),
+        }
+        try:
+            calls[flight.how]()
+        except ControlPlaneUnreachable:
+            self.budget.give_back(server.id)
+            raise
+        except CloudError as exc:
+            self.budget.give_back(server.id)
+            self._failed(flight, str(exc))
+            return
+        flight.started = time.monotonic()
+        self.flights[server.id] = flight
+        self.record.server(server, outcome="moving", how=flight.how, source=self.host)
+        self.events.started(self.host, server, flight.how)
+
+    # -- watching moves ---------------------------------------------------------------
+    def _watch(self, flight: Flight, on_host: Server | None) -> None:
+        if "halted" in flight.escalated:
+            return
+        server = on_host or self.cloud.server(flight.server.id)
+        if server is None:  # deleted by its owner meanwhile: nothing left to move
+            self._done(flight, "gone", "deleted while moving")
+            return
+        if server.status == "VERIFY_RESIZE" and server.task_state is None:
+            self.cloud.confirm_resize(server.id)
+            flight.escalated.append("confirmed")
+            return
+        if flight.how == How.STOP:
+            if server.status == "SHUTOFF" and not server.busy:
+                self.record.server(server, stopped_by_run=True)
+                self._done(flight, "stopped", "stopped in place (fallback stop)")
+                return
+        elif server.host != self.host and not server.busy and server.status != "ERROR":
+            self._done(flight, "moved", f"to {server.host}", to=server.host or "")
+            return
+        elif not server.busy and server.host == self.host:  # the move ended where it began
+            self._failed(flight, self._why_not_moved(server))
+            return
+        if server.status == "ERROR":
+            self._done(flight, "failed", "server went to ERROR", stuck=True)
+            return
+        if time.monotonic() - flight.started > self.settings.migration_timeout:
+            self._escalate(flight, server)
+
+    def _why_not_moved(self, server: Server) -> str:
+        for migration in self.cloud.migrations(server.id)[:1]:
+            return f"migration {migration.get('id')} ended {migration.get('status')}"
+        return f"still on {self.host} ({server.status})"
+
+    def _escalate(self, flight: Flight, server: Server) -> None:
+        """The move outlived the timeout: force-complete, then abort, then halt."""
+        flight.started = time.monotonic()
+        timeout = f"{self.settings.migration_timeout:.0f}s"
+        if flight.how == How.LIVE and "aborted" not in flight.escalated:
+            migration = self.cloud.live_migration(server.id)
+            if migration is not None:
+                mid = int(migration["id"])
+                force = self.settings.on_timeout is OnTimeout.FORCE_COMPLETE
+                if force and "force-completed" not in flight.escalated:
+                    self.cloud.force_complete(server.id, mid)
+                    flight.escalated.append("force-completed")
+                    self.events.message(f"{server.label}: live migration over {timeout}: forced")
+                    return
+                self.cloud.abort_live_migration(server.id, mid)
+                flight.escalated.append("aborted")
+                self.events.message(f"{server.label}: live migration over {timeout}: aborted")
+                return
+        flight.escalated.append("halted")
+        self.budget.stuck(server.id)
+        self.events.message(
+            f"{server.label}: {flight.how} move still under way after "
+            f"{' then '.join(flight.escalated[:-1]) or timeout}: halted, reported"
+        )
+
+    # -- endings -------------------------------------------------------------------
+    def _failed(self, flight: Flight, why: str) -> None:
+        """A move that did not happen: the fallback, unless it was the fallback already."""
+        server = flight.server
+        if flight.how == How.LIVE and self.settings.fallback is not Fallback.SKIP:
+            how = How.COLD if self.settings.fallback is Fallback.COLD else How.STOP
+            self.events.finished(self.host, server, flight.how, "failed", why)
+            self.events.message(f"{server.label}: {why}; fallback {how}")
+            self.flights.pop(server.id, None)
+            if self.budget.take(self.host, server, force=True):
+                self._start(Flight(server, how, time.monotonic(), [*flight.escalated, why]))
+            return
+        reason = f"skipped: {why}" if flight.how == How.LIVE else f"failed: {why}"
+        self._done(flight, "failed" if flight.how != How.LIVE else "skipped", why, stuck=True)
+        self.left[server.id] = reason
+
+    def _done(
+        self, flight: Flight, outcome: str, detail: str, *, stuck: bool = False, to: str = ""
+    ) -> None:
+        server = flight.server
+        self.flights.pop(server.id, None)
+        self.budget.give_back(server.id)
+        changes: dict[str, Any] = {"outcome": outcome, "detail": detail}
+        if to:
+            changes["to"] = to
+        self.record.server(server, **changes)
+        if outcome == "stopped":
+            self.left[server.id] = "stopped: fallback stop"
+        elif stuck and server.id not in self.left:
+            self.left[server.id] = f"{outcome}: {detail}"
+        self.events.finished(self.host, server, flight.how, outcome, detail)
+
+    def _leave(self, server: Server, why: str, *, keep_slot: bool = False) -> None:
+        self.left[server.id] = why
+        if not keep_slot:
+            self.budget.give_back(server.id)
+        outcome = why.split(":", 1)[0].split()[0]
+        self.record.server(server, outcome=outcome, detail=why)
+        self.events.finished(self.host, server, "-", outcome, why)

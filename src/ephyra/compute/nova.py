@@ -1,0 +1,333 @@
+"""One cloud's compute service (Nova) and its Placement, through openstacksdk.
+
+Calls go through openstacksdk's session (clouds.yaml, auth, endpoints) as plain REST
+calls with an explicit microversion: one request per action, none of the refetches its
+resource layer adds, and errors translated at the edge like every cloud call in Ephyra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import openstack
+from openstack import exceptions as sdk_exc
+from openstack import utils as sdk_utils
+from openstack.config import exceptions as config_exc
+
+from ephyra.clouds import translated
+from ephyra.errors import CloudError, CloudNotFound
+
+#: Newest compute microversion Ephyra speaks; 2.60 is the oldest it accepts (Queens).
+COMPUTE_MAX = "2.95"
+COMPUTE_MIN = "2.60"
+#: Evacuation keeps the server's power state up to 2.94 (2.95 always lands it stopped).
+EVACUATE_MICROVERSION = "2.94"
+PLACEMENT_MICROVERSION = "1.14"
+
+#: Migration records in these states are still under way.
+MIGRATION_BUSY = frozenset(
+    {
+        "queued",
+        "preparing",
+        "running",
+        "accepted",
+        "pre-migrating",
+        "migrating",
+        "post-migrating",
+        "finished",
+        "confirming",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A nova-compute service."""
+
+    id: str
+    host: str
+    enabled: bool
+    up: bool
+    forced_down: bool
+    reason: str
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> Service:
+        return cls(
+            id=str(raw["id"]),
+            host=raw["host"],
+            enabled=raw["status"] == "enabled",
+            up=raw["state"] == "up",
+            forced_down=bool(raw.get("forced_down")),
+            reason=raw.get("disabled_reason") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    project: str
+    status: str
+    task_state: str | None
+    host: str | None
+    ram: int = 0
+    vcpus: int = 0
+    disk: int = 0
+    groups: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], groups: tuple[str, ...] = ()) -> Server:
+        flavor = raw.get("flavor") or {}
+        return cls(
+            id=raw["id"],
+            name=raw.get("name") or raw["id"],
+            project=raw.get("tenant_id") or "",
+            status=raw.get("status") or "",
+            task_state=raw.get("OS-EXT-STS:task_state"),
+            host=raw.get("OS-EXT-SRV-ATTR:host"),
+            ram=int(flavor.get("ram") or 0),
+            vcpus=int(flavor.get("vcpus") or 0),
+            disk=int(flavor.get("disk") or 0) + int(flavor.get("ephemeral") or 0),
+            groups=groups,
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.id[:8]})"
+
+    @property
+    def busy(self) -> bool:
+        """A task (migration, resize, rebuild...) is under way."""
+        return self.task_state is not None
+
+
+class ComputeCloud:
+    """The compute side of one cloud named in clouds.yaml."""
+
+    def __init__(self, name: str, conn: Any) -> None:
+        self.name = name
+        self._conn = conn
+        self._microversion: str | None = None
+
+    @classmethod
+    def connect(cls, name: str) -> ComputeCloud:
+        try:
+            conn = openstack.connect(cloud=name)
+        except config_exc.OpenStackConfigException as exc:
+            raise CloudNotFound(f"cloud {name!r} is not in clouds.yaml: {exc}") from exc
+        return cls(name, conn)
+
+    # -- plumbing ---------------------------------------------------------------
+    @property
+    def microversion(self) -> str:
+        if self._microversion is None:
+            with translated(self.name, "negotiate the compute API version"):
+                found = sdk_utils.maximum_supported_microversion(self._conn.compute, COMPUTE_MAX)
+            if (
+                found is None
+                or sdk_utils.supports_microversion(self._conn.compute, COMPUTE_MIN) is False
+            ):
+                raise CloudError(
+                    f"{self.name}: the compute API must offer microversion {COMPUTE_MIN} or newer"
+                )
+            self._microversion = str(found)
+        return self._microversion
+
+    def _call(
+        self,
+        verb: str,
+        path: str,
+        action: str,
+        body: Any = None,
+        *,
+        service: str = "compute",
+        microversion: str | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        proxy = getattr(self._conn, service)
+        if microversion is None:
+            microversion = PLACEMENT_MICROVERSION if service == "placement" else self.microversion
+        with translated(self.name, action):
+            response = getattr(proxy, verb)(
+                path, json=body, microversion=microversion, raise_exc=False
+            )
+            if missing_ok and response.status_code == 404:
+                return None
+            sdk_exc.raise_from_response(response, error_message=f"{self.name}: {action}")
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    # -- services ------------------------------------------------------------
+    def services(self) -> list[Service]:
+        raw = self._call("get", "/os-services?binary=nova-compute", "list compute services")
+        return [Service.from_api(s) for s in raw["services"]]
+
+    def service(self, host: str) -> Service:
+        raw = self._call(
+            "get",
+            "/os-services?" + urlencode({"binary": "nova-compute", "host": host}),
+            f"show the compute service of {host}",
+        )
+        found = [Service.from_api(s) for s in raw["services"] if s["host"] == host]
+        if not found:
+            raise CloudError(f"{self.name}: no nova-compute service on host {host!r}")
+        return found[0]
+
+    def disable(self, service: Service, reason: str) -> None:
+        self._call(
+            "put",
+            f"/os-services/{service.id}",
+            f"disable nova-compute on {service.host}",
+            {"status": "disabled", "disabled_reason": reason},
+        )
+
+    def enable(self, service: Service) -> None:
+        self._call(
+            "put",
+            f"/os-services/{service.id}",
+            f"enable nova-compute on {service.host}",
+            {"status": "enabled"},
+        )
+
+    # -- servers ---------------------------------------------------------------
+    def group_index(self) -> dict[str, tuple[str, ...]]:
+        """Server id -> the server groups it is a member of."""
+        raw = self._call("get", "/os-server-groups?all_projects=True&limit=1000", "list groups")
+        index: dict[str, list[str]] = {}
+        for group in raw["server_groups"]:
+            for member in group.get("members") or []:
+                index.setdefault(member, []).append(group["id"])
+        return {k: tuple(v) for k, v in index.items()}
+
+    def servers_on(
+        self, host: str, groups: Mapping[str, tuple[str, ...]] | None = None
+    ) -> list[Server]:
+        """Every server (all projects) whose compute host is ``host``."""
+        query = urlencode({"all_tenants": "True", "host": host, "limit": 1000})
+        servers: list[Server] = []
+        path: str | None = f"/servers/detail?{query}"
+        while path:
+            raw = self._call("get", path, f"list the servers of {host}")
+            for s in raw["servers"]:
+                servers.append(Server.from_api(s, (groups or {}).get(s["id"], ())))
+            path = _next_link(raw.get("servers_links"))
+        return [s for s in servers if s.host == host]
+
+    def server(self, server_id: str) -> Server | None:
+        raw = self._call(
+            "get", f"/servers/{server_id}", f"show server {server_id}", missing_ok=True
+        )
+        return Server.from_api(raw["server"]) if raw else None
+
+    def _action(self, server: str, body: Mapping[str, Any], what: str, **kw: Any) -> None:
+        self._call("post", f"/servers/{server}/action", f"{what} server {server}", body, **kw)
+
+    def live_migrate(self, server: str, host: str | None = None) -> None:
+        self._action(
+            server, {"os-migrateLive": {"host": host, "block_migration": "auto"}}, "live-migrate"
+        )
+
+    def cold_migrate(self, server: str, host: str | None = None) -> None:
+        self._action(server, {"migrate": {"host": host} if host else None}, "migrate")
+
+    def confirm_resize(self, server: str) -> None:
+        self._action(server, {"confirmResize": None}, "confirm the migration of")
+
+    def stop(self, server: str) -> None:
+        self._action(server, {"os-stop": None}, "stop")
+
+    def start(self, server: str) -> None:
+        self._action(server, {"os-start": None}, "start")
+
+    def evacuate(self, server: str, host: str | None = None) -> None:
+        self._action(
+            server,
+            {"evacuate": {"host": host} if host else {}},
+            "evacuate",
+            microversion=EVACUATE_MICROVERSION,
+        )
+
+    # -- migrations ----------------------------------------------------------------
+    def migrations(self, server: str | None = None, since: str | None = None) -> list[Any]:
+        """Migration records (all types), newest first."""
+        query: dict[str, str] = {}
+        if server:
+            query["instance_uuid"] = server
+        if since:
+            query["changes-since"] = since
+        raw = self._call("get", "/os-migrations?" + urlencode(query), "list migrations")
+        return list(raw["migrations"])
+
+    def live_migration(self, server: str) -> Any | None:
+        """The live migration of ``server`` under way, if any."""
+        raw = self._call(
+            "get", f"/servers/{server}/migrations", f"list migrations of {server}", missing_ok=True
+        )
+        found = (raw or {}).get("migrations") or []
+        return found[0] if found else None
+
+    def abort_live_migration(self, server: str, migration: int) -> None:
+        self._call(
+            "delete",
+            f"/servers/{server}/migrations/{migration}",
+            f"abort migration {migration} of {server}",
+            missing_ok=True,
+        )
+
+    def force_complete(self, server: str, migration: int) -> None:
+        self._call(
+            "post",
+            f"/servers/{server}/migrations/{migration}/action",
+            f"force-complete migration {migration} of {server}",
+            {"force_complete": None},
+        )
+
+    # -- placement -------------------------------------------------------------------
+    def hypervisors(self) -> dict[str, str]:
+        """Compute service host -> resource provider uuid (the compute node's uuid)."""
+        raw = self._call("get", "/os-hypervisors/detail", "list hypervisors")
+        return {h["service"]["host"]: str(h["id"]) for h in raw["hypervisors"]}
+
+    def inventories(self, provider: str) -> dict[str, dict[str, Any]]:
+        raw = self._call(
+            "get",
+            f"/resource_providers/{provider}/inventories",
+            f"read the inventory of {provider}",
+            service="placement",
+        )
+        return dict(raw["inventories"])
+
+    def usages(self, provider: str) -> dict[str, int]:
+        raw = self._call(
+            "get",
+            f"/resource_providers/{provider}/usages",
+            f"read the usage of {provider}",
+            service="placement",
+        )
+        return {k: int(v) for k, v in raw["usages"].items()}
+
+    def allocations(self, consumer: str) -> dict[str, dict[str, int]]:
+        """Resource provider uuid -> resources allocated to ``consumer``."""
+        raw = self._call(
+            "get",
+            f"/allocations/{consumer}",
+            f"read the allocations of {consumer}",
+            service="placement",
+        )
+        return {rp: dict(a["resources"]) for rp, a in (raw or {}).get("allocations", {}).items()}
+
+
+def _next_link(links: Any) -> str | None:
+    for link in links or []:
+        if link.get("rel") == "next":
+            href = str(link["href"])
+            return href[href.index("/servers/") :]
+    return None

@@ -1,0 +1,136 @@
+"""The evacuation plan: which hosts are emptied, how, within which limits, and whether
+the rest of the cloud has room. Planning reads the cloud and changes nothing; it
+refuses, with every reason at once, what cannot be done safely."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.tree import Tree
+
+from ephyra.compute import capacity
+from ephyra.compute.budget import Settings
+from ephyra.compute.nova import ComputeCloud, Server, Service
+from ephyra.compute.steps import FORWARD, ROLLBACK
+from ephyra.errors import PlanRefused, UsageError
+
+
+@dataclass(frozen=True)
+class PlannedHost:
+    service: Service
+    servers: tuple[Server, ...]
+
+    @property
+    def host(self) -> str:
+        return self.service.host
+
+    @property
+    def mode(self) -> str:
+        """live: the host runs; evacuate: it is down and fenced (forced down)."""
+        return "evacuate" if self.service.forced_down and not self.service.up else "live"
+
+
+@dataclass(frozen=True)
+class EvacuationPlan:
+    cloud: str
+    hosts: tuple[PlannedHost, ...]
+    settings: Settings
+    capacity: capacity.CapacityReport
+    also_down: tuple[str, ...] = ()
+    compute: ComputeCloud | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def servers(self) -> int:
+        return sum(len(h.servers) for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cloud": self.cloud,
+            "limits": self.settings.to_meta(),
+            "also_down": list(self.also_down),
+            "steps": [s.title for s in FORWARD],
+            "rollback": [s.title for s in ROLLBACK],
+            "hosts": [
+                {
+                    "host": h.host,
+                    "mode": h.mode,
+                    "service": "enabled" if h.service.enabled else f"disabled: {h.service.reason}",
+                    "servers": [
+                        {
+                            "id": s.id,
+                            "name": s.name,
+                            "project": s.project,
+                            "status": s.status,
+                            "groups": list(s.groups),
+                            "to": self.capacity.placed.get(s.id),
+                        }
+                        for s in h.servers
+                    ],
+                }
+                for h in self.hosts
+            ],
+            "capacity": self.capacity.to_dict(),
+        }
+
+    def tree(self) -> Tree:
+        root = Tree(f"[bold]evacuate[/] {len(self.hosts)} host(s) of {self.cloud}")
+        root.add(f"limits: {self.settings.describe()}")
+        root.add(f"capacity: {self.capacity.summary()}")
+        for h in self.hosts:
+            branch = root.add(
+                f"{h.host} ({h.mode}): {' -> '.join(s.title for s in FORWARD)}; "
+                f"undo: {' -> '.join(s.title for s in ROLLBACK)}"
+            )
+            for s in h.servers:
+                where = self.capacity.placed.get(s.id, "?")
+                branch.add(f"{s.label} [{s.project}] {s.status} -> {where}")
+        return root
+
+
+def make_plan(
+    cloud: ComputeCloud,
+    hosts: Sequence[str],
+    settings: Settings,
+    also_down: Sequence[str] = (),
+) -> EvacuationPlan:
+    if not hosts:
+        raise UsageError("name at least one host to evacuate")
+    services = {s.host: s for s in cloud.services()}
+    problems: list[str] = []
+    for host in [*hosts, *also_down]:
+        if host not in services:
+            problems.append(f"{host}: no nova-compute service on this host")
+    if len(set(hosts)) != len(hosts):
+        problems.append("a host is named twice")
+    target = settings.target
+    if target is not None:
+        svc = services.get(target)
+        if svc is None or target in hosts or target in also_down:
+            problems.append(f"--target {target}: not a compute host outside the plan")
+        elif not svc.enabled or not svc.up:
+            problems.append(f"--target {target}: its nova-compute is disabled or down")
+    planned: list[PlannedHost] = []
+    if not problems:
+        groups = cloud.group_index()
+        for host in hosts:
+            svc = services[host]
+            if not svc.up and not svc.forced_down:
+                problems.append(
+                    f"{host}: nova-compute is down but not forced down. Fence the host, then "
+                    f"`openstack compute service set --down {host} nova-compute` to evacuate it"
+                )
+            planned.append(PlannedHost(svc, tuple(cloud.servers_on(host, groups))))
+    if problems:
+        raise PlanRefused("cannot evacuate:\n  " + "\n  ".join(problems))
+    report = capacity.check(
+        cloud,
+        {h.host: list(h.servers) for h in planned},
+        services.values(),
+        also_down,
+        target,
+    )
+    if not report.fits:
+        raise PlanRefused(report.refusal())
+    return EvacuationPlan(cloud.name, tuple(planned), settings, report, tuple(also_down), cloud)

@@ -1,0 +1,202 @@
+"""Running an evacuation: every host of the run drained at once, one budget for all.
+
+Each host's evacuation is its own TaskFlow engine over its own flow detail in the
+run's logbook (``forward:<host>``, ``rollback:<host>``). The drains share one budget;
+before any of them starts a migration, every host's moves already under way (left by
+a crash or a pause) are counted, so a resumed run never exceeds its limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+
+from ephyra.compute.budget import Budget, Settings
+from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
+from ephyra.compute.nova import ComputeCloud, Server
+from ephyra.compute.steps import FORWARD, ROLLBACK, DrainHalted, HostContext
+from ephyra.engine.control import Request
+from ephyra.engine.driver import RunDriver
+from ephyra.engine.flows import engine_for, first_failure, succeeded
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.states import RunState
+from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted
+from ephyra.metrics import RunMetrics
+from ephyra.progress import Observer
+
+LOG = logging.getLogger(__name__)
+
+
+class Phase(StrEnum):
+    FORWARD = "forward"
+    ROLLBACK = "rollback"
+
+
+class Outcome(StrEnum):
+    DRAINED = "drained"
+    RESTORED = "restored"
+    HALTED = "halted"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class _RunEvents(Events):
+    def __init__(self, evacuation: Evacuation) -> None:
+        self._e = evacuation
+
+    def started(self, host: str, server: Server, how: str) -> None:
+        self._e.metrics.migration(how, "started")
+        self._e.metrics.flying(+1)
+        self._e.observer.step(server.label, f"{how} from {host}", "started", 0.0)
+
+    def finished(self, host: str, server: Server, how: str, outcome: str, detail: str) -> None:
+        if how != "-":
+            self._e.metrics.migration(how, "finished" if outcome == "moved" else "failed")
+            self._e.metrics.flying(-1)
+        self._e.observer.node(server.label, outcome, detail)
+
+    def message(self, text: str) -> None:
+        self._e.observer.message(text)
+
+
+class Evacuation(RunDriver):
+    def __init__(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        cloud: ComputeCloud | None = None,
+    ) -> None:
+        super().__init__(journal, run, observer, metrics)
+        self.settings = Settings.from_meta(run.meta["settings"])
+        self.cloud = cloud or ComputeCloud.connect(run.meta["cloud"])
+        self.hosts: list[str] = list(run.meta["hosts"])
+
+    def record(self, host: str) -> HostRecord:
+        name = f"host:{host}"
+        return HostRecord(
+            lambda: self.journal.record(self.run.id, name),
+            lambda data: self.journal.save_record(self.run.id, name, data),
+        )
+
+    def _context(self, host: str, drain: Drain | None) -> HostContext:
+        def run_drain() -> DrainResult:
+            assert drain is not None  # only the forward flow drains
+            result = drain.run()
+            self.metrics.drained(host, result.seconds)
+            self.observer.message(
+                f"{host}: {result.moved} server(s) moved in {result.seconds:.1f}s"
+                + (f", {len(result.left)} left" if result.left else "")
+            )
+            return result
+
+        return HostContext(
+            run_id=self.run.id,
+            cloud=self.cloud,
+            host=host,
+            record=drain.record if drain else self.record(host),
+            control=self.control,
+            drain=run_drain,
+            on_step=lambda h, step, status, secs: self._on_step(h, step, status, secs),
+            message=self.observer.message,
+        )
+
+    def _on_step(self, host: str, step: str, status: str, seconds: float) -> None:
+        if status == "done":
+            self.metrics.step(step, seconds)
+        if status == "reverting" or step != "drain":
+            self.observer.step(host, step, status, seconds)
+
+    # -- one host --------------------------------------------------------------------
+    def host_flow(self, host: str, phase: Phase, drain: Drain | None) -> Outcome:
+        ctx = self._context(host, drain)
+        steps = FORWARD if phase is Phase.FORWARD else ROLLBACK
+        name = f"{phase.value}:{host}"
+        ctx.record.save(**{phase.value: "running"})
+        engine = engine_for(
+            name,
+            [step(ctx) for step in steps],
+            self.journal.detail(self.run.id, name),
+            self.journal.backend,
+        )
+        text = ""
+        with self._tracked(engine, self.control):
+            try:
+                engine.run()
+                outcome = Outcome.INTERRUPTED
+                if succeeded(engine):
+                    outcome = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
+            except Exception as exc:
+                outcome, text = self._outcome_of(exc, host)
+        ctx.record.save(**{phase.value: outcome.value, "error": text or None})
+        if outcome is Outcome.RESTORED:
+            self.observer.node(host, outcome.value)
+        elif outcome is not Outcome.INTERRUPTED:
+            self.observer.message(f"{host}: {outcome.value}" + (f": {text}" if text else ""))
+        return outcome
+
+    def _outcome_of(self, exc: Exception, host: str) -> tuple[Outcome, str]:
+        first = first_failure(exc)
+        text = str(first.exception_str)
+        if first.check(Interrupted):
+            return Outcome.INTERRUPTED, ""
+        if first.check(ControlPlaneUnreachable):
+            if self.control.request is None:
+                self.observer.message(f"{text}: pausing the run")
+                self.run = self.journal.save_run(self.run, reason=text)
+            self.stop(Request.PAUSE)
+            return Outcome.INTERRUPTED, text
+        if first.check(DrainHalted):
+            return Outcome.HALTED, text
+        if first.check(EphyraError):
+            return Outcome.FAILED, text
+        LOG.error("host %s: unexpected error\n%s", host, first.pformat(traceback=True))
+        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
+
+    # -- a phase ---------------------------------------------------------------------
+    def run_phase(self, phase: Phase) -> RunState:
+        hosts = self.hosts if phase is Phase.FORWARD else list(reversed(self.hosts))
+        done = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
+        pending = [h for h in hosts if self.record(h).data.get(phase.value) != done.value]
+        drains: dict[str, Drain | None] = {h: None for h in pending}
+        title = f"{'evacuate' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
+        if phase is Phase.FORWARD:
+            budget = Budget(self.settings)
+            groups = self.cloud.group_index()
+            events = _RunEvents(self)
+            for host in pending:
+                drain = Drain(
+                    self.cloud,
+                    self.cloud.service(host),
+                    self.settings,
+                    budget,
+                    self.control,
+                    self.record(host),
+                    events,
+                    groups,
+                )
+                drain.adopt()  # every host's moves under way, before any new one
+                drains[host] = drain
+            servers = {sid for h in hosts for sid in self.record(h).servers}
+            servers |= {s.id for h in pending for s in self.cloud.servers_on(h)}
+            moved = sum(
+                1
+                for h in hosts
+                for e in self.record(h).servers.values()
+                if e.get("outcome") == "moved"
+            )
+            self.observer.started(title, len(servers), moved)
+        else:
+            self.observer.started(title, len(hosts), len(hosts) - len(pending))
+        started = time.monotonic()
+        with ThreadPoolExecutor(max(1, len(pending)), "ephyra-host") as pool:
+            outcomes = list(pool.map(lambda h: self.host_flow(h, phase, drains[h]), pending))
+        LOG.debug("%s phase took %.1fs", phase.value, time.monotonic() - started)
+        if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
+            return RunState.PAUSED
+        if any(o in (Outcome.FAILED, Outcome.HALTED) for o in outcomes):
+            return RunState.FAILED
+        return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK

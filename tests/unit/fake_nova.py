@@ -1,0 +1,127 @@
+"""A compute cloud in memory, for unit tests of the drain logic only.
+
+Moves take a number of polls to finish; the proof against real Nova is in the
+functional tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ephyra.compute.nova import Server, Service
+from ephyra.errors import CloudError
+
+
+@dataclass
+class Move:
+    how: str
+    polls_left: int
+    dest: str
+
+
+@dataclass
+class FakeCloud:
+    hosts: list[str]
+    servers: dict[str, Server] = field(default_factory=dict)
+    moves: dict[str, Move] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    live_polls: int = 2
+    cold_polls: int = 1
+    stuck: set[str] = field(default_factory=set)  # servers whose moves never end
+    refuse_live: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    moving_peak: int = 0
+    name: str = "fake"
+
+    def __post_init__(self) -> None:
+        for host in self.hosts:
+            self.services[host] = Service(host, host, True, True, False, "")
+
+    def add(
+        self,
+        sid: str,
+        host: str,
+        project: str = "p",
+        status: str = "ACTIVE",
+        groups: tuple[str, ...] = (),
+    ) -> None:
+        self.servers[sid] = Server(sid, sid, project, status, None, host, 512, 1, 1, groups)
+
+    # -- the interface the drain uses ----------------------------------------------
+    def _tick(self) -> None:
+        for sid, move in list(self.moves.items()):
+            if sid in self.stuck:
+                continue
+            move.polls_left -= 1
+            if move.polls_left > 0:
+                continue
+            server = self.servers[sid]
+            if move.how == "stop":
+                self.servers[sid] = replace(server, status="SHUTOFF", task_state=None)
+            elif move.how == "cold":
+                self.servers[sid] = replace(
+                    server, status="VERIFY_RESIZE", task_state=None, host=move.dest
+                )
+            else:
+                self.servers[sid] = replace(server, task_state=None, host=move.dest)
+            del self.moves[sid]
+
+    def servers_on(self, host: str, groups: Any = None) -> list[Server]:
+        self._tick()
+        self.moving_peak = max(self.moving_peak, len(self.moves))
+        return [s for s in self.servers.values() if s.host == host]
+
+    def server(self, sid: str) -> Server | None:
+        return self.servers.get(sid)
+
+    def service(self, host: str) -> Service:
+        return self.services[host]
+
+    def _dest(self, server: Server, host: str | None) -> str:
+        return host or next(h for h in self.hosts if h != server.host)
+
+    def _begin(self, sid: str, how: str, polls: int, task: str, dest: str | None) -> None:
+        server = self.servers[sid]
+        self.calls.append((how, sid))
+        self.servers[sid] = replace(server, task_state=task)
+        self.moves[sid] = Move(how, polls, self._dest(server, dest))
+
+    def live_migrate(self, sid: str, host: str | None = None) -> None:
+        if sid in self.refuse_live:
+            raise CloudError(f"fake: cannot live-migrate {sid}: HTTP 400")
+        self._begin(sid, "live", self.live_polls, "migrating", host)
+
+    def cold_migrate(self, sid: str, host: str | None = None) -> None:
+        self._begin(sid, "cold", self.cold_polls, "resize_migrating", host)
+
+    def evacuate(self, sid: str, host: str | None = None) -> None:
+        self._begin(sid, "evacuate", 1, "rebuilding", host)
+
+    def stop(self, sid: str) -> None:
+        self._begin(sid, "stop", 1, "powering-off", self.servers[sid].host)
+
+    def start(self, sid: str) -> None:
+        self.calls.append(("start", sid))
+        self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
+
+    def confirm_resize(self, sid: str) -> None:
+        self.calls.append(("confirm", sid))
+        self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
+
+    def live_migration(self, sid: str) -> dict[str, Any] | None:
+        move = self.moves.get(sid)
+        return {"id": 1} if move and move.how == "live" else None
+
+    def abort_live_migration(self, sid: str, migration: int) -> None:
+        self.calls.append(("abort", sid))
+        self.moves.pop(sid, None)
+        self.stuck.discard(sid)
+        self.servers[sid] = replace(self.servers[sid], task_state=None)
+
+    def force_complete(self, sid: str, migration: int) -> None:
+        self.calls.append(("force", sid))
+        self.moves[sid].polls_left = 1
+        self.stuck.discard(sid)
+
+    def migrations(self, server: str | None = None) -> list[dict[str, Any]]:
+        return [{"id": 1, "status": "cancelled"}]
