@@ -31,6 +31,8 @@ class FakeCloud:
     refuse_live: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
     moving_peak: int = 0
+    record_lag: int = 0  # polls during which a finished move's record still says running
+    lagging: dict[str, int] = field(default_factory=dict)
     name: str = "fake"
 
     def __post_init__(self) -> None:
@@ -49,6 +51,7 @@ class FakeCloud:
 
     # -- the interface the drain uses ----------------------------------------------
     def _tick(self) -> None:
+        self.lagging = {sid: n - 1 for sid, n in self.lagging.items() if n > 1}
         for sid, move in list(self.moves.items()):
             if sid in self.stuck:
                 continue
@@ -65,10 +68,12 @@ class FakeCloud:
             else:
                 self.servers[sid] = replace(server, task_state=None, host=move.dest)
             del self.moves[sid]
+            if self.record_lag:
+                self.lagging[sid] = self.record_lag
 
     def servers_on(self, host: str, groups: Any = None) -> list[Server]:
         self._tick()
-        self.moving_peak = max(self.moving_peak, len(self.moves))
+        self.moving_peak = max(self.moving_peak, self.busy_records())
         return [s for s in self.servers.values() if s.host == host]
 
     def server(self, sid: str) -> Server | None:
@@ -123,5 +128,11 @@ class FakeCloud:
         self.moves[sid].polls_left = 1
         self.stuck.discard(sid)
 
-    def migrations(self, server: str | None = None) -> list[dict[str, Any]]:
+    def migrations(self, server: str) -> list[dict[str, Any]]:
+        if server in self.lagging or server in self.moves:
+            return [{"id": 2, "status": "running"}]
         return [{"id": 1, "status": "cancelled"}]
+
+    def busy_records(self) -> int:
+        """Moves a watcher of the migrations API sees under way."""
+        return len(self.moves) + len(self.lagging)

@@ -129,3 +129,14 @@ def test_resume_adopts_moves_under_way_before_starting_new_ones() -> None:
     assert result.moved == 2
     assert budget.peak["total"] == 1  # a (adopted) and b never at once
     assert cloud.calls == [("live", "b")]
+
+
+def test_a_move_counts_until_its_migration_record_is_final() -> None:
+    # Nova shows the server ACTIVE on its new host before the migration record says
+    # completed (and before it frees the source's allocation): the slot is kept until then.
+    cloud = FakeCloud(["h1", "h2"], live_polls=1, record_lag=3)
+    for i in range(4):
+        cloud.add(f"s{i}", "h1")
+    result, _, _ = drain(cloud, Settings(concurrency=1, per_host=1, **FAST))
+    assert result.moved == 4
+    assert cloud.moving_peak == 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
-from ephyra.compute.nova import ComputeCloud, Server, Service
+from ephyra.compute.nova import MIGRATION_FINAL, ComputeCloud, Server, Service
 from ephyra.engine.control import Control
 from ephyra.errors import CloudError, ControlPlaneUnreachable
 
@@ -254,6 +254,8 @@ class Drain:
             self.cloud.confirm_resize(server.id)
             flight.escalated.append("confirmed")
             return
+        if not server.busy and not self._settled(server.id):
+            return  # Nova has not let go of the move yet (its record is not final)
         if flight.how == How.STOP:
             if server.status == "SHUTOFF" and not server.busy:
                 self.record.server(server, stopped_by_run=True)
@@ -270,6 +272,12 @@ class Drain:
             return
         if time.monotonic() - flight.started > self.settings.migration_timeout:
             self._escalate(flight, server)
+
+    def _settled(self, server_id: str) -> bool:
+        """The server's latest migration record, if any, is over: until then Nova still
+        holds the source host (and a watcher of the migrations API sees a move under way)."""
+        latest = self.cloud.migrations(server_id)[:1]
+        return not latest or latest[0].get("status") in MIGRATION_FINAL
 
     def _why_not_moved(self, server: Server) -> str:
         for migration in self.cloud.migrations(server.id)[:1]:

@@ -27,19 +27,10 @@ COMPUTE_MIN = "2.60"
 EVACUATE_MICROVERSION = "2.94"
 PLACEMENT_MICROVERSION = "1.14"
 
-#: Migration records in these states are still under way.
-MIGRATION_BUSY = frozenset(
-    {
-        "queued",
-        "preparing",
-        "running",
-        "accepted",
-        "pre-migrating",
-        "migrating",
-        "post-migrating",
-        "finished",
-        "confirming",
-    }
+#: Migration records in these states are over: Nova has let go of the source host
+#: (its allocation freed) or given up.
+MIGRATION_FINAL = frozenset(
+    {"completed", "confirmed", "done", "error", "failed", "cancelled", "reverted"}
 )
 
 
@@ -256,15 +247,14 @@ class ComputeCloud:
         )
 
     # -- migrations ----------------------------------------------------------------
-    def migrations(self, server: str | None = None, since: str | None = None) -> list[Any]:
-        """Migration records (all types), newest first."""
-        query: dict[str, str] = {}
-        if server:
-            query["instance_uuid"] = server
-        if since:
-            query["changes-since"] = since
-        raw = self._call("get", "/os-migrations?" + urlencode(query), "list migrations")
-        return list(raw["migrations"])
+    def migrations(self, server: str) -> list[Any]:
+        """The migration records (all types) of ``server``, newest first."""
+        raw = self._call(
+            "get",
+            "/os-migrations?" + urlencode({"instance_uuid": server}),
+            f"list the migrations of {server}",
+        )
+        return sorted(raw["migrations"], key=lambda m: int(m["id"]), reverse=True)
 
     def live_migration(self, server: str) -> Any | None:
         """The live migration of ``server`` under way, if any."""
