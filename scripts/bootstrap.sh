@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# Create .venv and install Ephyra with the testbed's services and the dev tools, all pinned.
-# Re-runs only when pyproject.toml changed.
+# Install the Debian services the testbed runs (PostgreSQL and RabbitMQ, for Nova) when
+# missing, checked every run; then create .venv and install Ephyra with the testbed's
+# services and the dev tools, all pinned, which re-runs only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+
+debs=(postgresql rabbitmq-server)
+missing=()
+for deb in "${debs[@]}"; do
+    dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} with apt-get (the Nova testbed runs them)" >&2
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    apt_install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq
+        -o DPkg::Lock::Timeout=400 install -y --no-install-recommends "${missing[@]}")
+    if ! "${apt_install[@]}" >/dev/null; then
+        "${sudo[@]}" apt-get -qq -o DPkg::Lock::Timeout=400 update
+        "${apt_install[@]}" >/dev/null
+    fi
+fi
+
 stamp=.venv/.ephyra-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
-echo "installing Ephyra and its testbed into .venv (about a minute the first time)" >&2
+echo "installing Ephyra and its testbed into .venv (about two minutes the first time)" >&2
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[testbed,dev]"

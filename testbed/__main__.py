@@ -2,7 +2,11 @@
 
 ``python -m testbed up DIR [--nodes N]``  start cp1 and cp2 in DIR, seed N deployed nodes in
 cp1, write DIR/clouds.yaml, DIR/credentials.yaml and DIR/pids, then wait for Ctrl-C or SIGTERM.
-``python -m testbed down DIR``  stop a testbed that ``up`` started (e.g. in the background).
+``python -m testbed nova-up DIR [--computes N]``  start a real Nova (API, conductor, scheduler,
+N computes, Placement, PostgreSQL, RabbitMQ) in DIR, write DIR/clouds.yaml (cloud ``nova``)
+and DIR/pids, then wait for Ctrl-C or SIGTERM.
+``python -m testbed down DIR``  stop a testbed that ``up`` or ``nova-up`` started (e.g. in the
+background).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from pathlib import Path
 
 from testbed.ironic import Testbed, stop_process_group
+from testbed.nova import IMAGE_ID, NovaTestbed
 from testbed.seed import seed_nodes, write_credentials
 
 
@@ -27,7 +32,18 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=10, help="deployed nodes to seed in cp1")
     up.add_argument("--fake-delay", type=float, default=0.0, help="seconds per deploy step")
     up.add_argument("--show-secrets", action="store_true", help="API shows BMC passwords")
-    down = sub.add_parser("down", help="stop a testbed started with 'up'")
+    nova = sub.add_parser("nova-up", help="start a real Nova, stay in the foreground")
+    nova.add_argument("dir", type=Path, nargs="?", help="work directory (or --root)")
+    nova.add_argument("--root", type=Path, help="work directory")
+    nova.add_argument("--computes", type=int, default=3, help="nova-computes to run")
+    nova.add_argument("--memory-mb", type=int, default=16384, help="memory of each compute")
+    nova.add_argument("--vcpus", type=int, default=16, help="VCPUs of each compute")
+    nova.add_argument(
+        "--max-live-migrations", type=int, default=8, help="concurrent live migrations per compute"
+    )
+    down = sub.add_parser(
+        "down", aliases=["nova-down"], help="stop a testbed started with 'up' or 'nova-up'"
+    )
     down.add_argument("dir", type=Path)
     return parser
 
@@ -64,18 +80,57 @@ def up(root: Path, nodes: int, fake_delay: float, show_secrets: bool) -> int:
     return 0
 
 
-def down(root: Path) -> int:
+def nova_up(root: Path, computes: int, memory_mb: int, vcpus: int, live: int) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    bed = NovaTestbed(root, computes, memory_mb, vcpus, max_concurrent_live_migrations=live)
+    try:
+        with bed:
+            pids = [f"testbed {os.getpid()}", *(f"{n} {pid}" for n, pid in bed.pids().items())]
+            (bed.root / "pids").write_text("\n".join(pids) + "\n")
+            print(
+                f"Nova started in {bed.start_seconds or 0:.1f} s, "
+                f"{bed.memory_mb_used():.0f} MiB (PSS); computes {', '.join(bed.hosts)}"
+            )
+            print(f"  compute API {bed.api_url}, Placement {bed.placement_url}")
+            print(f"  flavor tiny {bed.flavor()}, image {IMAGE_ID}")
+            print(f"  logs in {bed.logs}")
+            print(
+                f"export OS_CLIENT_CONFIG_FILE={bed.clouds_yaml} OS_CLOUD={bed.cloud}", flush=True
+            )
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+    finally:
+        (bed.root / "pids").unlink(missing_ok=True)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def down(root: Path, timeout: float = 60.0) -> int:
+    """Ask the foreground process to stop its testbed (in order, removing what it made),
+    then stop whatever process group it left running."""
     pidfile = root / "pids"
     if not pidfile.exists():
         print(f"no testbed running in {root} (no pids file)", file=sys.stderr)
         return 1
     entries = dict(line.split() for line in pidfile.read_text().splitlines() if line.strip())
     foreground = int(entries.pop("testbed", "0"))
-    for pid in entries.values():
-        stop_process_group(int(pid))
-    if foreground:
+    if foreground and _alive(foreground):
         with contextlib.suppress(ProcessLookupError):
             os.kill(foreground, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(foreground) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for pid in entries.values():
+        stop_process_group(int(pid))
     pidfile.unlink(missing_ok=True)
     return 0
 
@@ -84,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "up":
         return up(args.dir, args.nodes, args.fake_delay, args.show_secrets)
+    if args.command == "nova-up":
+        root = args.root or args.dir
+        if root is None:
+            _parser().error("nova-up needs a directory (DIR or --root DIR)")
+        return nova_up(root, args.computes, args.memory_mb, args.vcpus, args.max_live_migrations)
     return down(args.dir)
 
 

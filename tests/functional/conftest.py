@@ -1,4 +1,5 @@
-"""Fixtures for functional tests: real Ironic control planes (cp1, cp2) on loopback.
+"""Fixtures for functional tests: real Ironic control planes (cp1, cp2) and a real Nova
+(API, conductor, scheduler, three computes, Placement) on loopback.
 
 Every test under tests/functional is marked ``functional``.
 """
@@ -17,6 +18,7 @@ if str(ROOT) not in sys.path:  # the testbed package lives at the repository roo
     sys.path.insert(0, str(ROOT))
 
 from testbed.ironic import Testbed  # noqa: E402
+from testbed.nova import NovaTestbed  # noqa: E402
 from testbed.seed import clear  # noqa: E402
 
 if TYPE_CHECKING:
@@ -77,3 +79,18 @@ def cp1(testbed: Testbed) -> Connection:
 @pytest.fixture
 def cp2(testbed: Testbed) -> Connection:
     return testbed.connect("cp2")
+
+
+@pytest.fixture(scope="session")
+def nova(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NovaTestbed]:
+    """A real Nova with computes compute-1..3, started once per session (about 20 s)."""
+    with NovaTestbed(tmp_path_factory.mktemp("nova")) as bed:
+        yield bed
+
+
+@pytest.fixture
+def clean_nova(nova: NovaTestbed) -> NovaTestbed:
+    """The session's Nova with no server and no server group, every compute running,
+    enabled, not forced down and up."""
+    nova.clean()
+    return nova

@@ -4,7 +4,7 @@ from dataclasses import replace
 from typing import Any
 
 from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
-from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
+from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord, most_constrained_first
 from ephyra.compute.nova import Server
 from ephyra.engine.control import Control
 from tests.unit.fake_nova import FakeCloud, Move
@@ -140,3 +140,19 @@ def test_a_move_counts_until_its_migration_record_is_final() -> None:
     result, _, _ = drain(cloud, Settings(concurrency=1, per_host=1, **FAST))
     assert result.moved == 4
     assert cloud.moving_peak == 1
+
+
+def test_the_longest_chain_of_budgeted_moves_starts_first() -> None:
+    def server(sid: str, project: str, groups: tuple[str, ...] = ()) -> Server:
+        return Server(sid, sid, project, "ACTIVE", None, "h1", 512, 1, 1, groups)
+
+    order = most_constrained_first(
+        [
+            server("a", "small"),
+            server("b", "big"),
+            server("c", "big"),
+            server("z1", "small", ("g",)),
+            server("z2", "big", ("g",)),
+        ]
+    )
+    assert [s.id for s in order] == ["z2", "z1", "b", "c", "a"]

@@ -1,0 +1,693 @@
+"""A real Nova cloud on loopback: API, conductor, scheduler, nova-computes and Placement.
+
+:class:`NovaTestbed` starts, from fresh databases, everything a small Nova deployment runs,
+each process in its own process group and on free 127.0.0.1 ports:
+
+- PostgreSQL (databases ``nova_api``, ``nova_cell0``, ``nova_cell1``, ``placement``) and
+  RabbitMQ with its own epmd (:mod:`testbed.postgres`, :mod:`testbed.rabbitmq`);
+- Placement and nova-api, served by :mod:`testbed.wsgi_serve`; nova-api authenticates
+  with :mod:`testbed.nova_noauth` (a token ``user:project``) instead of Keystone;
+- nova-conductor and nova-scheduler (one worker each);
+- ``computes`` nova-computes ``compute-1``... with :mod:`testbed.nova_driver`, Nova's
+  fake live-migration driver reporting ``vcpus`` and ``memory_mb``;
+- :mod:`testbed.nova_stub`, the minimal image and network endpoint Nova needs.
+
+It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and the
+``openstack`` CLI, and helps tests boot servers on a chosen host and clear everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from testbed.daemon import Daemon, http_ok, run
+from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
+from testbed.postgres import Postgres
+from testbed.rabbitmq import RabbitMQ
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+CLOUD = "nova"
+#: The compute API microversion of every connection: the last one before server behaviour
+#: Ephyra cares about changes again (2.95: an evacuated server arrives stopped).
+MICROVERSION = "2.95"
+#: The only image: the stand-in serves any id, this one is the testbed's.
+IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://ephyra.invalid/testbed/image"))
+DATABASES = ("nova_api", "nova_cell0", "nova_cell1", "placement")
+#: Seconds between two heartbeats of a service, and without one before it counts as down.
+REPORT_INTERVAL = 2
+SERVICE_DOWN_TIME = 10
+POLL_S = 0.1
+START_TIMEOUT_S = 120.0
+WAIT_TIMEOUT_S = 120.0
+#: Seconds a Nova process gets to stop on SIGTERM before its group is killed: a graceful
+#: stop takes about 5 s, but the testbed throws its databases away anyway.
+NOVA_STOP_GRACE_S = 2.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=None)
+
+
+class NovaTestbed:
+    """Nova, Placement and their backing services on loopback; see the module docstring."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        computes: int = 3,
+        memory_mb: int = 16384,
+        vcpus: int = 16,
+        max_concurrent_live_migrations: int = 8,
+        *,
+        local_gb: int = 1024,
+    ) -> None:
+        """``root`` holds configuration, logs and per-compute state (recreated by start)."""
+        if computes < 1:
+            raise ValueError("at least one compute")
+        self.root = Path(root).resolve()
+        self.cloud = CLOUD
+        self.hosts = [f"compute-{n}" for n in range(1, computes + 1)]
+        self.memory_mb = memory_mb
+        self.vcpus = vcpus
+        self.local_gb = local_gb
+        self.max_concurrent_live_migrations = max_concurrent_live_migrations
+        self.start_seconds: float | None = None
+        self._scratch: Path | None = None
+        self._postgres: Postgres | None = None
+        self._rabbit: RabbitMQ | None = None
+        self._daemons: dict[str, Daemon] = {}
+        self._ports: dict[str, int] = {}
+        self._connections: dict[tuple[str, str], Connection] = {}
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"NovaTestbed({str(self.root)!r}, hosts={self.hosts}, api={self._url('api')})"
+
+    def __enter__(self) -> NovaTestbed:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where things are ---------------------------------------------------------------
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.root / "clouds.yaml"
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def api_url(self) -> str:
+        """The compute endpoint (``.../v2.1``)."""
+        return f"{self._url('api')}/v2.1"
+
+    @property
+    def placement_url(self) -> str:
+        return self._url("placement")
+
+    def _url(self, name: str) -> str:
+        return f"http://{LOOPBACK}:{self._ports.get(name, 0)}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point openstack clients at this testbed."""
+        return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
+
+    def pids(self) -> dict[str, int]:
+        """Process (and process group) id of every running process, by name, in the order
+        to stop them: computes first (they report to the conductor while stopping)."""
+        daemons = [*self._computes(), *self._controllers()]
+        if self._rabbit is not None:
+            daemons += [self._rabbit.daemon, self._rabbit.epmd]
+        if self._postgres is not None:
+            daemons.append(self._postgres.daemon)
+        return {d.name: d.pid for d in daemons if d.pid is not None and d.is_running}
+
+    def memory_mb_used(self) -> float:
+        """Proportional set size (PSS) of all the testbed's processes, in MiB."""
+        total_kb = 0
+        for pgid in self.pids().values():
+            for pid in _group_members(pgid):
+                with contextlib.suppress(OSError):
+                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                        if line.startswith("Pss:"):
+                            total_kb += int(line.split()[1])
+        return total_kb / 1024
+
+    # -- start and stop -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start everything from fresh databases; return once every compute is up, mapped
+        to the cell and a resource provider in Placement. On failure stop all and raise."""
+        with self._lock:
+            if self._scratch is not None:
+                raise TestbedError("the Nova testbed is already running")
+            started = time.monotonic()
+            try:
+                self._start()
+            except BaseException:
+                self._stop()
+                raise
+            self.start_seconds = time.monotonic() - started
+
+    def _start(self) -> None:
+        for sub in ("etc", "logs", "state"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+            (self.root / sub).mkdir(parents=True)
+        # PostgreSQL and RabbitMQ run as their own users, which cannot reach a private
+        # directory such as pytest's: they get a scratch directory of their own.
+        self._scratch = Path(tempfile.mkdtemp(prefix="ephyra-nova-"))
+        self._scratch.chmod(0o755)
+        self._postgres = Postgres(self._scratch / "postgres", self.logs / "postgres.log")
+        self._rabbit = RabbitMQ(self._scratch / "rabbitmq", self.logs)
+        self._ports = {name: free_port() for name in ("api", "placement", "stub")}
+        self._connections.clear()
+        self._write_config()
+        self._define_daemons()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            rabbit = pool.submit(self._rabbit.start)
+            self._daemons["stub"].start()
+            self._postgres.start(DATABASES)
+            self._sync_databases()
+            rabbit.result()
+        # A nova-compute that starts before the conductor listens loses its first call to
+        # it and waits 10 s: the conductor comes first, the others while it starts.
+        for name in ("nova-conductor", "placement", "nova-api", "nova-scheduler"):
+            self._daemons[name].start()
+        self._wait(lambda: self._services_in_db("nova-conductor") >= 1, "nova-conductor started")
+        for host in self.hosts:
+            self._daemons[host].start()
+        self._wait(lambda: http_ok(self._url("stub")), "image/network stand-in answering")
+        self._wait(lambda: http_ok(self.placement_url), "Placement answering")
+        self._wait(lambda: http_ok(self._url("api")), "nova-api answering")
+        self._wait(self._all_services_up, "every Nova service up")
+        self._wait(self._all_providers, "a resource provider for every compute")
+        self._nova_manage("cell_v2", "discover_hosts")
+        self._wait(self._all_hosts_mapped, "every compute mapped to cell1", timeout=0)
+
+    def stop(self) -> None:
+        """Stop every process the testbed started and remove its scratch directory."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        errors: list[str] = []
+
+        def attempt(action: Callable[[], None]) -> None:
+            try:
+                action()
+            except Exception as exc:
+                errors.append(str(exc))
+
+        daemons = list(self._daemons.values())
+        with ThreadPoolExecutor(max_workers=max(1, len(daemons))) as pool:
+            list(pool.map(lambda daemon: attempt(daemon.stop), daemons))
+        if self._rabbit is not None:
+            attempt(self._rabbit.stop)
+        if self._postgres is not None:
+            attempt(self._postgres.stop)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._scratch = None
+        self._connections.clear()
+        if errors:
+            raise TestbedError("the Nova testbed did not stop cleanly:\n" + "\n".join(errors))
+
+    def _computes(self) -> list[Daemon]:
+        return [d for name, d in self._daemons.items() if name in self.hosts]
+
+    def _controllers(self) -> list[Daemon]:
+        return [d for name, d in self._daemons.items() if name not in self.hosts]
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        assert self._postgres is not None and self._rabbit is not None
+        values = {
+            "@DIR@": str(self.root),
+            "@TRANSPORT_URL@": self._rabbit.transport_url,
+            "@API_DB@": self._postgres.url("nova_api"),
+            "@CELL1_DB@": self._postgres.url("nova_cell1"),
+            "@PLACEMENT_DB@": self._postgres.url("placement"),
+            "@PLACEMENT_URL@": self.placement_url,
+            "@STUB_URL@": self._url("stub"),
+            "@REPORT_INTERVAL@": str(REPORT_INTERVAL),
+            "@SERVICE_DOWN_TIME@": str(SERVICE_DOWN_TIME),
+            "@MAX_CONCURRENT_LIVE_MIGRATIONS@": str(self.max_concurrent_live_migrations),
+            "@VCPUS@": str(self.vcpus),
+            "@MEMORY_MB@": str(self.memory_mb),
+            "@LOCAL_GB@": str(self.local_gb),
+        }
+        self._render("nova.conf.template", self.etc / "nova.conf", values)
+        self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
+        self._render("placement.conf.template", self.etc / "placement.conf", values)
+        shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")
+        for host in self.hosts:
+            (self.root / "state" / host / "instances").mkdir(parents=True)
+            self._render(
+                "nova-compute.conf.template", self.etc / f"{host}.conf", {**values, "@HOST@": host}
+            )
+        (self.root / "state" / "locks").mkdir()
+        self.write_clouds_yaml()
+
+    @staticmethod
+    def _render(template: str, target: Path, values: Mapping[str, str]) -> None:
+        text = (HERE / template).read_text()
+        for key, value in values.items():
+            text = text.replace(key, value)
+        target.write_text(text)
+
+    def cloud_config(self, token: str = "admin:admin") -> dict[str, Any]:
+        """The openstacksdk/``openstack`` CLI settings of this cloud for ``token``."""
+        stub = self._url("stub")
+        return {
+            "auth_type": "admin_token",
+            "auth": {"token": token, "endpoint": self.api_url},
+            "region_name": "RegionOne",
+            "compute_api_version": MICROVERSION,
+            "identity_api_version": "3",
+            "compute_endpoint_override": self.api_url,
+            "placement_endpoint_override": self.placement_url,
+            "image_endpoint_override": stub,
+            "network_endpoint_override": stub,
+            "identity_endpoint_override": f"{stub}/v3/",
+        }
+
+    def write_clouds_yaml(self) -> Path:
+        clouds = {"clouds": {self.cloud: self.cloud_config()}}
+        self.clouds_yaml.write_text(yaml.safe_dump(clouds, sort_keys=True))
+        return self.clouds_yaml
+
+    def _service_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
+        env["PYTHONPATH"] = str(REPO)
+        env["OS_NOVA_CONFIG_DIR"] = str(self.etc)
+        env["OS_NOVA_CONFIG_FILES"] = "api-paste.ini;nova.conf;controller.conf"
+        env["OS_PLACEMENT_CONFIG_DIR"] = str(self.etc)
+        return env
+
+    def _define_daemons(self) -> None:
+        env = self._service_env()
+        python = _executable("python")
+        nova_conf = ["--config-file", str(self.etc / "nova.conf")]
+        controller = [*nova_conf, "--config-file", str(self.etc / "controller.conf")]
+
+        def daemon(name: str, argv: list[str]) -> None:
+            self._daemons[name] = Daemon(
+                name,
+                argv,
+                self.logs / f"{name}.out",
+                env=env,
+                cwd=self.root,
+                grace=NOVA_STOP_GRACE_S,
+            )
+
+        self._daemons = {}
+        daemon("stub", [python, "-m", "testbed.nova_stub", str(self._ports["stub"])])
+        wsgi = [python, "-m", "testbed.wsgi_serve"]
+        daemon(
+            "placement", [*wsgi, "placement.wsgi.api:application", str(self._ports["placement"])]
+        )
+        api_log = ["--log-file", str(self.logs / "nova-api.log")]
+        daemon(
+            "nova-api",
+            [*wsgi, "nova.wsgi.osapi_compute:application", str(self._ports["api"]), *api_log],
+        )
+        for binary in ("nova-conductor", "nova-scheduler"):
+            daemon(binary, [_executable(binary), *controller])
+        for host in self.hosts:
+            compute_conf = ["--config-file", str(self.etc / f"{host}.conf")]
+            log = ["--log-file", str(self.logs / f"{host}.log")]
+            daemon(host, [python, "-m", "testbed.nova_compute", *nova_conf, *compute_conf, *log])
+
+    # -- databases ----------------------------------------------------------------------
+
+    def _nova_manage(self, *args: str, cell_config: str = "controller.conf", log: str = "") -> None:
+        argv = [_executable("nova-manage"), "--config-file", str(self.etc / "nova.conf")]
+        argv += ["--config-file", str(self.etc / cell_config), *args]
+        log_file = self.logs / f"nova-manage{log}.log"
+        run(argv, log_file, env=self._service_env(), cwd=self.root)
+
+    def _sync_databases(self) -> None:
+        """Create every schema and the cells (cell0 and cell1), several at once."""
+        assert self._postgres is not None
+        cell0 = self._postgres.url("nova_cell0")
+        (self.etc / "cell0.conf").write_text(f"[database]\nconnection = {cell0}\n")
+        placement = [
+            _executable("placement-manage"),
+            "--config-file",
+            str(self.etc / "placement.conf"),
+            "db",
+            "sync",
+        ]
+
+        def api_and_cells() -> None:
+            self._nova_manage("api_db", "sync", log="-api")
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = [
+                    pool.submit(
+                        self._nova_manage, "cell_v2", "map_cell0", "--database_connection", cell0
+                    ),
+                    pool.submit(self._nova_manage, "cell_v2", "create_cell", "--name", "cell1"),
+                ]
+            for future in futures:
+                future.result()
+
+        tasks: list[Callable[[], None]] = [
+            lambda: run(placement, self.logs / "placement-manage.log", env=self._service_env()),
+            api_and_cells,
+            lambda: self._nova_manage("db", "sync", "--local_cell", log="-cell1"),
+            lambda: self._nova_manage(
+                "db", "sync", "--local_cell", cell_config="cell0.conf", log="-cell0"
+            ),
+        ]
+        with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+            for future in [pool.submit(task) for task in tasks]:
+                future.result()
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def _wait(self, ready: Callable[[], bool], what: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Poll ``ready``; raise if it is not true in time or a Nova process died."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while True:
+            try:
+                if ready():
+                    return
+            except Exception as exc:  # not answering yet
+                last_error = exc
+            for daemon in self._daemons.values():
+                if daemon.pid is not None and not daemon.is_running:
+                    raise TestbedError(
+                        f"{daemon.name} died while waiting for {what}:\n"
+                        f"{self._log_tail(daemon.name)}"
+                    )
+            if time.monotonic() > deadline:
+                reason = f" (last error: {last_error})" if last_error else ""
+                raise TestbedError(f"not {what} after {timeout:.0f} s{reason}")
+            time.sleep(POLL_S)
+
+    def _log_tail(self, name: str, lines: int = 30) -> str:
+        parts = []
+        for path in (self.logs / f"{name}.log", self.logs / f"{name}.out"):
+            with contextlib.suppress(OSError):
+                parts.append("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(parts)
+
+    def _services_in_db(self, binary: str) -> int:
+        assert self._postgres is not None
+        sql = 'SELECT count(*) FROM services WHERE "binary" = %s AND deleted = 0'
+        return int(self._postgres.query("nova_cell1", sql, binary)[0][0])
+
+    def _all_hosts_mapped(self) -> bool:
+        assert self._postgres is not None
+        rows = self._postgres.query("nova_api", "SELECT host FROM host_mappings")
+        return set(self.hosts) <= {row[0] for row in rows}
+
+    def _compute_services(self) -> dict[str, Any]:
+        services = self.connect().compute.services(binary="nova-compute")
+        return {service.host: service for service in services}
+
+    def _all_services_up(self) -> bool:
+        services = list(self.connect().compute.services())
+        up = {(s.binary, s.host) for s in services if s.state == "up"}
+        wanted = {("nova-conductor", "controller"), ("nova-scheduler", "controller")}
+        wanted |= {("nova-compute", host) for host in self.hosts}
+        return wanted <= up
+
+    def _all_providers(self) -> bool:
+        names = {rp.name for rp in self.connect().placement.resource_providers()}
+        return set(self.hosts) <= names
+
+    # -- clients ------------------------------------------------------------------------
+
+    def connect(self, project: str | None = None, user: str | None = None) -> Connection:
+        """An openstacksdk connection: the admin (roles admin, member, reader) when
+        ``project`` is None, else user ``user`` (default ``<project>-user``), a member
+        of ``project``. Its compute proxy speaks microversion :data:`MICROVERSION`."""
+        if project is None:
+            return self._connect("admin", user or "admin")
+        return self._connect(project, user or f"{project}-user")
+
+    def _connect(self, project: str, user: str) -> Connection:
+        key = (project, user)
+        conn = self._connections.get(key)
+        if conn is None:
+            import openstack
+
+            config = self.cloud_config(f"{user}:{project}")
+            conn = openstack.connect(load_yaml_config=False, load_envvars=False, **config)
+            conn.compute.default_microversion = MICROVERSION
+            self._connections[key] = conn
+        return conn
+
+    # -- servers ------------------------------------------------------------------------
+
+    def flavor(self, name: str = "tiny", ram: int = 512, vcpus: int = 1, disk: int = 1) -> str:
+        """Id of flavor ``name``, created with these sizes if missing."""
+        compute = self.connect().compute
+        found = compute.find_flavor(name, ignore_missing=True)
+        if found is None:
+            found = compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk)
+        return str(found.id)
+
+    def server_group(self, name: str, project: str = "demo", policy: str = "soft-affinity") -> str:
+        """Id of server group ``name`` of ``project``, created with ``policy`` if missing."""
+        compute = self._connect(project, "admin").compute
+        for group in compute.server_groups():
+            if group.name == name:
+                return str(group.id)
+        return str(compute.create_server_group(name=name, policy=policy).id)
+
+    def boot(
+        self,
+        host: str,
+        count: int,
+        project: str = "demo",
+        group: str | None = None,
+        flavor: str = "tiny",
+        name_prefix: str = "vm",
+        wait: bool = True,
+    ) -> list[str]:
+        """Boot ``count`` servers of ``project`` on ``host`` (forced there with the
+        availability zone ``nova:<host>``), without network, in server group ``group``
+        (an id) if given; wait until they are ACTIVE unless ``wait`` is false. ``flavor``
+        is a name or id; a missing name is created with :meth:`flavor`'s sizes.
+        Returns the server ids in boot order."""
+        if host not in self.hosts:
+            raise ValueError(f"unknown host {host!r}; hosts: {self.hosts}")
+        admin = self.connect().compute
+        found = admin.find_flavor(flavor, ignore_missing=True)
+        flavor_id = str(found.id) if found is not None else self.flavor(flavor)
+        compute = self._connect(project, "admin").compute
+        extra: dict[str, Any] = {"scheduler_hints": {"group": group}} if group else {}
+        ids = []
+        for _ in range(count):
+            server = compute.create_server(
+                name=f"{name_prefix}-{next(self._names)}",
+                flavor_id=flavor_id,
+                image_id=IMAGE_ID,
+                networks="none",
+                availability_zone=f"nova:{host}",
+                **extra,
+            )
+            ids.append(str(server.id))
+        if wait:
+            self.wait_servers(ids, status="ACTIVE", host=host)
+        return ids
+
+    def wait_servers(
+        self,
+        ids: Iterable[str],
+        status: str | Iterable[str] = "ACTIVE",
+        host: str | None = None,
+        timeout: float = WAIT_TIMEOUT_S,
+    ) -> list[Any]:
+        """Poll (every 0.1 s) until every server in ``ids`` has ``status`` (one or several
+        accepted) and no task, and is on ``host`` if given; raise on ERROR or time-out.
+        Returns the servers, in the order of ``ids``."""
+        wanted = [str(i) for i in ids]
+        statuses = {status} if isinstance(status, str) else set(status)
+        compute = self.connect().compute
+        deadline = time.monotonic() + timeout
+        while True:
+            current = {s.id: s for s in compute.servers(all_projects=True)}
+            missing = [i for i in wanted if i not in current]
+            if missing:
+                raise TestbedError(f"servers {missing} do not exist")
+            servers = [current[i] for i in wanted]
+            failed = [s for s in servers if s.status == "ERROR" and "ERROR" not in statuses]
+            if failed:
+                faults = {s.id: s.fault for s in failed}
+                raise TestbedError(f"servers went to ERROR: {faults}")
+            pending = [
+                s
+                for s in servers
+                if s.status not in statuses
+                or s.task_state
+                or (host is not None and s.compute_host != host)
+            ]
+            if not pending:
+                return servers
+            if time.monotonic() > deadline:
+                state = [(s.id, s.status, s.task_state, s.compute_host) for s in pending]
+                raise TestbedError(f"servers not {sorted(statuses)} after {timeout:.0f} s: {state}")
+            time.sleep(POLL_S)
+
+    def servers_on(self, host: str) -> list[Any]:
+        """Servers of every project whose compute host is ``host``."""
+        return list(self.connect().compute.servers(all_projects=True, compute_host=host))
+
+    # -- computes -----------------------------------------------------------------------
+
+    def kill_compute(self, host: str) -> None:
+        """SIGKILL that nova-compute (its servers keep their host, as on a real crash)."""
+        self._daemons[host].kill()
+
+    def start_compute(self, host: str, timeout: float = WAIT_TIMEOUT_S) -> None:
+        """Start that nova-compute again (same database, same node) and wait until it has
+        reported to the database since this call and its service is up."""
+        since = _utcnow()
+        self._daemons[host].start()
+        self._wait_computes_up([host], since, timeout)
+
+    def compute_running(self, host: str) -> bool:
+        """Whether the nova-compute process of ``host`` is alive."""
+        return self._daemons[host].is_running
+
+    def _wait_computes_up(
+        self, hosts: Iterable[str], since: datetime | None, timeout: float
+    ) -> None:
+        wanted = set(hosts)
+
+        def up() -> bool:
+            services = self._compute_services()
+            for host in wanted:
+                service = services.get(host)
+                if service is None or service.state != "up":
+                    return False
+                updated = _parse_time(service.updated_at)
+                if since is not None and (updated is None or updated < since):
+                    return False
+            return True
+
+        self._wait(up, f"nova-compute up on {sorted(wanted)}", timeout)
+
+    # -- clean --------------------------------------------------------------------------
+
+    def clean(self, timeout: float = WAIT_TIMEOUT_S) -> None:
+        """Back to an empty cloud: every server (all projects) deleted, every server group
+        deleted, every nova-compute running, enabled, not forced down and up."""
+        since = _utcnow()
+        dead = [host for host in self.hosts if not self._daemons[host].is_running]
+        for host in dead:
+            self._daemons[host].start()
+        compute = self.connect().compute
+        for service in compute.services(binary="nova-compute"):
+            if service.status != "enabled":
+                compute.enable_service(service)
+            if service.is_forced_down:
+                self._force_up(service, timeout)
+        if dead:
+            self._wait_computes_up(dead, since, timeout)
+        # A live migration still under way when its server is deleted puts allocations back
+        # when it ends: let it end first (the driver takes about 5 s).
+        self._wait(self._no_live_migration, "live migrations finished", timeout)
+        self._delete_servers(timeout)
+        self._delete_allocations()
+        for group in compute.server_groups(all_projects=True):
+            compute.delete_server_group(group, ignore_missing=True)
+        self._wait_computes_up(self.hosts, None, timeout)
+
+    def _no_live_migration(self) -> bool:
+        servers = self.connect().compute.servers(all_projects=True)
+        return not any(server.task_state == "migrating" for server in servers)
+
+    def _delete_allocations(self) -> None:
+        """Remove allocations left without a server: Nova keeps those a migration held
+        when its server is deleted in the middle of it."""
+        placement = self.connect().placement
+        for provider in placement.resource_providers():
+            reply = placement.get(f"/resource_providers/{provider.id}/allocations")
+            for consumer in reply.json().get("allocations", {}):
+                placement.delete(f"/allocations/{consumer}")
+
+    def _force_up(self, service: Any, timeout: float) -> None:
+        """Unset forced_down. Nova refuses while evacuations from the host are not completed,
+        which a (re)started nova-compute does first: ask until it accepts."""
+        from openstack.exceptions import BadRequestException
+
+        compute = self.connect().compute
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                compute.update_service_forced_down(service, forced=False)
+                return
+            except BadRequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL_S)
+
+    def _delete_servers(self, timeout: float) -> None:
+        compute = self.connect().compute
+        asked: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            servers = list(compute.servers(all_projects=True))
+            if not servers:
+                return
+            for server in servers:
+                # ask again when a delete did not take (the server is back with no task)
+                if server.id not in asked or (
+                    server.task_state is None and asked[server.id] == "deleting"
+                ):
+                    compute.delete_server(server, ignore_missing=True)
+                    asked[server.id] = "asked"
+                elif server.task_state == "deleting":
+                    asked[server.id] = "deleting"
+            if time.monotonic() > deadline:
+                state = [(s.id, s.status, s.task_state, s.compute_host) for s in servers]
+                raise TestbedError(f"servers not deleted after {timeout:.0f} s: {state}")
+            time.sleep(POLL_S)

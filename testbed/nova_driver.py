@@ -1,0 +1,81 @@
+"""The virt driver of the testbed's nova-computes: Nova's ``FakeLiveMigrateDriver``, sized.
+
+Nova's fake driver reports 1000 VCPUs, 800000 MB and a node UUID drawn at random in every
+process, so a restarted nova-compute no longer matches its compute node ("No local node
+identity found..."). This subclass
+
+- reports the VCPUs, MB of memory and GB of disk given in the ``[testbed_fake]`` options of
+  its configuration, to the hypervisors API and to Placement (whose allocation ratios then
+  apply: VCPU 4.0, memory 1.0, disk 1.0, Nova's initial ratios);
+- keeps one node UUID in ``state_path/compute_id``, as real single-node drivers do, so a
+  nova-compute killed and started again finds its compute node and resource provider;
+- on start, takes back the servers the database places on its host, as a hypervisor
+  whose guests kept running while nova-compute was down.
+
+Live migration is the parent's: about 5 s, force-complete ends it at once, abort cancels
+it. Its flags are driver-wide: one abort or force-complete acts on every live migration
+running on that compute at that moment.
+
+Nova loads drivers from ``nova.virt`` only: :mod:`testbed.nova_compute` registers this
+module there as ``nova.virt.testbed_fake``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import nova.conf
+import nova.virt.node
+from nova import context as nova_context
+from nova import objects
+from nova.virt import fake
+from oslo_config import cfg
+
+CONF = nova.conf.CONF
+GROUP = "testbed_fake"
+CONF.register_opts(
+    [
+        cfg.IntOpt("vcpus", default=16, min=1, help="VCPUs this compute reports"),
+        cfg.IntOpt("memory_mb", default=16384, min=1, help="memory this compute reports"),
+        cfg.IntOpt("local_gb", default=1024, min=1, help="disk this compute reports"),
+    ],
+    group=GROUP,
+)
+
+
+class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
+    """``FakeLiveMigrateDriver`` with configured capacity and a stable node identity."""
+
+    def __init__(self, virtapi: Any, read_only: bool = False) -> None:
+        sizes = CONF[GROUP]
+        self.vcpus = sizes.vcpus
+        self.memory_mb = sizes.memory_mb
+        self.local_gb = sizes.local_gb
+        super().__init__(virtapi, read_only)
+
+    def init_host(self, host: str) -> None:
+        super().init_host(host)
+        context = nova_context.get_admin_context()
+        for instance in objects.InstanceList.get_by_host(context, host, expected_attrs=["flavor"]):
+            if instance.uuid in self.instances:
+                continue
+            self.instances[instance.uuid] = fake.FakeInstance(
+                instance.name, instance.power_state, instance.uuid
+            )
+            flavor = instance.flavor
+            self.resources.claim(vcpus=flavor.vcpus, mem=flavor.memory_mb, disk=flavor.root_gb)
+
+    def get_host_uptime(self) -> str:
+        """What ``uptime`` prints, as drivers of real hypervisors answer."""
+        clock = time.strftime("%H:%M:%S")
+        return f" {clock} up 1 day,  0:00,  0 users,  load average: 0.00, 0.00, 0.00"
+
+    def get_available_resource(self, nodename: str) -> dict[str, Any]:
+        resources: dict[str, Any] = super().get_available_resource(nodename)
+        if resources:
+            resources["uuid"] = nova.virt.node.get_local_node_uuid()
+        return resources
+
+    def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
+        return {nova.virt.node.get_local_node_uuid(): self.get_available_nodes()[0]}
