@@ -33,6 +33,7 @@ class FakeCloud:
     moving_peak: int = 0
     record_lag: int = 0  # polls during which a finished move's record still says running
     lagging: dict[str, int] = field(default_factory=dict)
+    records: dict[str, str] = field(default_factory=dict)  # latest migration status
     name: str = "fake"
 
     def __post_init__(self) -> None:
@@ -65,8 +66,10 @@ class FakeCloud:
                 self.servers[sid] = replace(
                     server, status="VERIFY_RESIZE", task_state=None, host=move.dest
                 )
+                self.records[sid] = "finished"
             else:
                 self.servers[sid] = replace(server, task_state=None, host=move.dest)
+                self.records[sid] = "completed"
             del self.moves[sid]
             if self.record_lag:
                 self.lagging[sid] = self.record_lag
@@ -90,6 +93,8 @@ class FakeCloud:
         self.calls.append((how, sid))
         self.servers[sid] = replace(server, task_state=task)
         self.moves[sid] = Move(how, polls, self._dest(server, dest))
+        if how != "stop":
+            self.records[sid] = "running"
 
     def live_migrate(self, sid: str, host: str | None = None) -> None:
         if sid in self.refuse_live:
@@ -112,6 +117,7 @@ class FakeCloud:
     def confirm_resize(self, sid: str) -> None:
         self.calls.append(("confirm", sid))
         self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
+        self.records[sid] = "confirmed"
 
     def live_migration(self, sid: str) -> dict[str, Any] | None:
         move = self.moves.get(sid)
@@ -122,6 +128,7 @@ class FakeCloud:
         self.moves.pop(sid, None)
         self.stuck.discard(sid)
         self.servers[sid] = replace(self.servers[sid], task_state=None)
+        self.records[sid] = "cancelled"
 
     def force_complete(self, sid: str, migration: int) -> None:
         self.calls.append(("force", sid))
@@ -129,9 +136,9 @@ class FakeCloud:
         self.stuck.discard(sid)
 
     def migrations(self, server: str) -> list[dict[str, Any]]:
-        if server in self.lagging or server in self.moves:
+        if server in self.lagging:
             return [{"id": 2, "status": "running"}]
-        return [{"id": 1, "status": "cancelled"}]
+        return [{"id": 1, "status": self.records[server]}] if server in self.records else []
 
     def busy_records(self) -> int:
         """Moves a watcher of the migrations API sees under way."""

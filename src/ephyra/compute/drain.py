@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
-from ephyra.compute.nova import MIGRATION_FINAL, ComputeCloud, Server, Service
+from ephyra.compute.nova import MIGRATION_FINAL, TO_CONFIRM, ComputeCloud, Server, Service
 from ephyra.engine.control import Control
 from ephyra.errors import CloudError, ControlPlaneUnreachable
 
 LIVE_STATES = frozenset({"ACTIVE", "PAUSED"})
-RESTING = frozenset({"ACTIVE", "PAUSED", "SHUTOFF", "SUSPENDED", "SHELVED"})
+#: Outcomes of servers left on the host because the fallback policy said so.
+LEFT_BY_POLICY = frozenset({"skipped", "stopped"})
 
 
 class How:
@@ -57,6 +58,7 @@ class Flight:
     how: str
     started: float
     escalated: list[str] = field(default_factory=list)
+    begun: bool = False  # Nova accepted it (an API refusal is not a move that failed)
 
 
 class HostRecord:
@@ -137,7 +139,7 @@ class Drain:
         self.events = events
         self.groups = groups
         self.flights: dict[str, Flight] = {}
-        self.left: dict[str, str] = {}  # server id -> reason it stays
+        self.left: dict[str, tuple[str, str]] = {}  # server id -> (outcome, why it stays)
 
     # -- the loop -----------------------------------------------------------------
     def adopt(self) -> None:
@@ -147,13 +149,17 @@ class Drain:
             if server.status == "VERIFY_RESIZE":
                 how = How.COLD
             if how is not None and server.id not in self.flights:
-                self.budget.take(self.host, server, force=True)
-                self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"])
+                self._adopt(server, how)
         for sid, entry in self.record.servers.items():  # left the host while we were away
             if entry.get("outcome") == "moving" and sid not in self.flights:
                 found = self.cloud.server(sid)
                 if found is not None and found.host != self.host and not found.busy:
                     self.record.server(found, outcome="moved", to=found.host)
+
+    def _adopt(self, server: Server, how: str) -> None:
+        self.budget.take(self.host, server, force=True)
+        self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"], begun=True)
+        self.events.started(self.host, server, how)
 
     def run(self) -> DrainResult:
         started = time.monotonic()
@@ -180,16 +186,19 @@ class Drain:
             ):
                 for server in waiting:
                     if server.id not in self.left and server.id not in self.flights:
-                        self._leave(server, "not moved: the budget is held by stuck migrations")
+                        self._leave(
+                            server, "blocked", "not moved: the budget is held by stuck moves"
+                        )
                 break
             self.control.sleep(self.settings.poll)
         for flight in self.flights.values():  # halted ones: still under way in Nova
-            self._leave(flight.server, "stuck: " + ", ".join(flight.escalated), keep_slot=True)
+            why = "stuck: " + ", ".join(flight.escalated)
+            self._leave(flight.server, "stuck", why, how=flight.how, keep_slot=True)
         return DrainResult(
             host=self.host,
             moved=self._moved() - moved_before,
-            left={self._label(sid): why for sid, why in self.left.items()},
-            stuck=any(not why.startswith(("skipped", "stopped")) for why in self.left.values()),
+            left={self._label(sid): why for sid, (_, why) in self.left.items()},
+            stuck=any(outcome not in LEFT_BY_POLICY for outcome, _ in self.left.values()),
             seconds=time.monotonic() - started,
         )
 
@@ -205,18 +214,17 @@ class Drain:
         if server.busy:  # someone else's task: wait for it, counting it as a move
             how = ADOPTABLE.get(server.task_state or "")
             if how is not None:
-                self.budget.take(self.host, server, force=True)
-                self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"])
+                self._adopt(server, how)
             return
         if self.evacuating:
             how = How.EVACUATE
         elif server.status in LIVE_STATES:
             how = How.LIVE
         elif server.status == "SHUTOFF" and self.settings.fallback is Fallback.STOP:
-            self._leave(server, "stopped already")
+            self._leave(server, "stopped", "stopped already (fallback stop)")
             return
         elif server.status == "ERROR":
-            self._leave(server, "in ERROR: Nova moves it only by evacuation")
+            self._leave(server, "error", "in ERROR: Nova moves it only by evacuation")
             return
         else:
             how = self._fallback_how(server)
@@ -232,7 +240,7 @@ class Drain:
             return How.COLD
         if policy is Fallback.STOP:
             return How.STOP
-        self._leave(server, f"skipped: {server.status} cannot be live-migrated (fallback skip)")
+        self._leave(server, "skipped", f"{server.status} cannot be live-migrated (fallback skip)")
         return None
 
     def _start(self, flight: Flight) -> None:
@@ -253,6 +261,7 @@ class Drain:
             self._failed(flight, str(exc))
             return
         flight.started = time.monotonic()
+        flight.begun = True
         self.flights[server.id] = flight
         self.record.server(server, outcome="moving", how=flight.how, source=self.host)
         self.events.started(self.host, server, flight.how)
@@ -261,38 +270,46 @@ class Drain:
     def _watch(self, flight: Flight, on_host: Server | None) -> None:
         if "halted" in flight.escalated:
             return
-        server = on_host or self.cloud.server(flight.server.id)
-        if server is None:  # deleted by its owner meanwhile: nothing left to move
-            self._done(flight, "gone", "deleted while moving")
-            return
+        server = on_host
+        # Nova marks the migration record over only after the server is in place: wait
+        # for that, then read the server afresh (an idle server on the source seen before
+        # may just be between two of Nova's writes).
+        if (server is None or not server.busy) and self._settled(flight.server.id):
+            server = self.cloud.server(flight.server.id)
+            if server is None:  # deleted by its owner meanwhile: nothing to move
+                self._done(flight, "gone", "deleted while moving")
+                return
+            if self._ended(flight, server):
+                return
+        if time.monotonic() - flight.started > self.settings.migration_timeout:
+            self._escalate(flight, server or flight.server)
+
+    def _ended(self, flight: Flight, server: Server) -> bool:
+        """Act on a server whose move Nova has finished with; False if it is not over."""
         if server.status == "VERIFY_RESIZE" and server.task_state is None:
             self.cloud.confirm_resize(server.id)
             flight.escalated.append("confirmed")
-            return
-        if not server.busy and not self._settled(server.id):
-            return  # Nova has not let go of the move yet (its record is not final)
-        if flight.how == How.STOP:
-            if server.status == "SHUTOFF" and not server.busy:
-                self.record.server(server, stopped_by_run=True)
-                self._done(flight, "stopped", "stopped in place (fallback stop)")
-                return
-        elif server.host != self.host and not server.busy and server.status != "ERROR":
-            self._done(flight, "moved", f"to {server.host}", to=server.host or "")
-            return
-        elif not server.busy and server.host == self.host:  # the move ended where it began
-            self._failed(flight, self._why_not_moved(server))
-            return
+            return True
         if server.status == "ERROR":
-            self._done(flight, "failed", "server went to ERROR", stuck=True)
-            return
-        if time.monotonic() - flight.started > self.settings.migration_timeout:
-            self._escalate(flight, server)
+            self._done(flight, "failed", "server went to ERROR")
+        elif server.busy:
+            return False
+        elif flight.how == How.STOP:
+            if server.status != "SHUTOFF":
+                return False
+            self.record.server(server, stopped_by_run=True)
+            self._done(flight, "stopped", "stopped in place (fallback stop)")
+        elif server.host != self.host:
+            self._done(flight, "moved", f"to {server.host}", to=server.host or "")
+        else:  # the move ended where it began
+            self._failed(flight, self._why_not_moved(server))
+        return True
 
     def _settled(self, server_id: str) -> bool:
         """The server's latest migration record, if any, is over: until then Nova still
         holds the source host (and a watcher of the migrations API sees a move under way)."""
         latest = self.cloud.migrations(server_id)[:1]
-        return not latest or latest[0].get("status") in MIGRATION_FINAL
+        return not latest or latest[0].get("status") in (*MIGRATION_FINAL, TO_CONFIRM)
 
     def _why_not_moved(self, server: Server) -> str:
         for migration in self.cloud.migrations(server.id)[:1]:
@@ -328,38 +345,34 @@ class Drain:
     def _failed(self, flight: Flight, why: str) -> None:
         """A move that did not happen: the fallback, unless it was the fallback already."""
         server = flight.server
-        if flight.how == How.LIVE and self.settings.fallback is not Fallback.SKIP:
-            how = How.COLD if self.settings.fallback is Fallback.COLD else How.STOP
-            self.events.finished(self.host, server, flight.how, "failed", why)
-            self.events.message(f"{server.label}: {why}; fallback {how}")
-            self.flights.pop(server.id, None)
-            if self.budget.take(self.host, server, force=True):
-                self._start(Flight(server, how, time.monotonic(), [*flight.escalated, why]))
+        self.flights.pop(server.id, None)
+        shown = flight.how if flight.begun else "-"
+        if flight.how != How.LIVE:
+            self._leave(server, "failed", f"{flight.how} failed: {why}", how=shown)
             return
-        reason = f"skipped: {why}" if flight.how == How.LIVE else f"failed: {why}"
-        self._done(flight, "failed" if flight.how != How.LIVE else "skipped", why, stuck=True)
-        self.left[server.id] = reason
+        self.events.finished(self.host, server, shown, "failed", why)
+        how = {Fallback.COLD: How.COLD, Fallback.STOP: How.STOP}.get(self.settings.fallback)
+        if how is None:
+            self._leave(server, "skipped", f"live migration failed ({why}); fallback skip")
+            return
+        self.events.message(f"{server.label}: {why}; fallback {how}")
+        self.budget.take(self.host, server, force=True)  # it keeps its slot
+        self._start(Flight(server, how, time.monotonic(), [*flight.escalated, why]))
 
-    def _done(
-        self, flight: Flight, outcome: str, detail: str, *, stuck: bool = False, to: str = ""
-    ) -> None:
+    def _done(self, flight: Flight, outcome: str, detail: str, *, to: str = "") -> None:
         server = flight.server
         self.flights.pop(server.id, None)
         self.budget.give_back(server.id)
-        changes: dict[str, Any] = {"outcome": outcome, "detail": detail}
-        if to:
-            changes["to"] = to
-        self.record.server(server, **changes)
-        if outcome == "stopped":
-            self.left[server.id] = "stopped: fallback stop"
-        elif stuck and server.id not in self.left:
-            self.left[server.id] = f"{outcome}: {detail}"
+        self.record.server(server, outcome=outcome, detail=detail, **({"to": to} if to else {}))
+        if outcome not in ("moved", "gone"):
+            self.left[server.id] = (outcome, detail)
         self.events.finished(self.host, server, flight.how, outcome, detail)
 
-    def _leave(self, server: Server, why: str, *, keep_slot: bool = False) -> None:
-        self.left[server.id] = why
+    def _leave(
+        self, server: Server, outcome: str, why: str, *, how: str = "-", keep_slot: bool = False
+    ) -> None:
+        self.left[server.id] = (outcome, why)
         if not keep_slot:
             self.budget.give_back(server.id)
-        outcome = why.split(":", 1)[0].split()[0]
         self.record.server(server, outcome=outcome, detail=why)
-        self.events.finished(self.host, server, "-", outcome, why)
+        self.events.finished(self.host, server, how, outcome, why)

@@ -32,6 +32,8 @@ PLACEMENT_MICROVERSION = "1.14"
 MIGRATION_FINAL = frozenset(
     {"completed", "confirmed", "done", "error", "failed", "cancelled", "reverted"}
 )
+#: A cold migration's record once the server waits in VERIFY_RESIZE for confirmation.
+TO_CONFIRM = "finished"
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class MaintenanceOn(Step):
         _maintenance_off(self.ctx)
 
 
-class Drain(Step):
+class DrainHost(Step):
     """Move every server off the host within the run's budget."""
 
     title = "drain"
@@ -182,5 +182,5 @@ def _maintenance_off(ctx: HostContext) -> None:
         )
 
 
-FORWARD: tuple[type[Step], ...] = (Record, MaintenanceOn, Drain, VerifyEmpty)
+FORWARD: tuple[type[Step], ...] = (Record, MaintenanceOn, DrainHost, VerifyEmpty)
 ROLLBACK: tuple[type[Step], ...] = (RestartStopped, MaintenanceOff)
