@@ -34,6 +34,8 @@ class FakeCloud:
     record_lag: int = 0  # polls during which a finished move's record still says running
     lagging: dict[str, int] = field(default_factory=dict)
     records: dict[str, str] = field(default_factory=dict)  # latest migration status
+    list_lag: int = 0  # polls during which the host-filtered list still shows a moved server
+    departed: dict[str, tuple[Server, int]] = field(default_factory=dict)
     name: str = "fake"
 
     def __post_init__(self) -> None:
@@ -53,6 +55,7 @@ class FakeCloud:
     # -- the interface the drain uses ----------------------------------------------
     def _tick(self) -> None:
         self.lagging = {sid: n - 1 for sid, n in self.lagging.items() if n > 1}
+        self.departed = {k: (v, n - 1) for k, (v, n) in self.departed.items() if n > 1}
         for sid, move in list(self.moves.items()):
             if sid in self.stuck:
                 continue
@@ -70,6 +73,8 @@ class FakeCloud:
             else:
                 self.servers[sid] = replace(server, task_state=None, host=move.dest)
                 self.records[sid] = "completed"
+                if self.list_lag:
+                    self.departed[sid] = (replace(server, task_state=None), self.list_lag)
             del self.moves[sid]
             if self.record_lag:
                 self.lagging[sid] = self.record_lag
@@ -77,7 +82,11 @@ class FakeCloud:
     def servers_on(self, host: str, groups: Any = None) -> list[Server]:
         self._tick()
         self.moving_peak = max(self.moving_peak, self.busy_records())
-        return [s for s in self.servers.values() if s.host == host]
+        listed = {s.id: s for s in self.servers.values() if s.host == host}
+        for sid, (stale, _) in self.departed.items():
+            if stale.host == host:
+                listed[sid] = stale
+        return list(listed.values())
 
     def server(self, sid: str) -> Server | None:
         return self.servers.get(sid)

@@ -156,3 +156,12 @@ def test_the_longest_chain_of_budgeted_moves_starts_first() -> None:
         ]
     )
     assert [s.id for s in order] == ["z2", "z1", "b", "c", "a"]
+
+
+def test_a_server_the_list_still_shows_after_it_left_is_not_moved_twice() -> None:
+    cloud = FakeCloud(["h1", "h2"], live_polls=1, list_lag=5)
+    for i in range(3):
+        cloud.add(f"s{i}", "h1")
+    result, _, _ = drain(cloud, Settings(**FAST))
+    assert result.moved == 3
+    assert sorted(cloud.calls) == [("live", "s0"), ("live", "s1"), ("live", "s2")]

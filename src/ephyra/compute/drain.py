@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
@@ -210,7 +210,15 @@ class Drain:
         return f"{entry.get('name', sid)} ({sid[:8]})"
 
     # -- starting moves -------------------------------------------------------------
-    def _begin(self, server: Server) -> None:
+    def _begin(self, listed: Server) -> None:
+        if not listed.busy and self.budget.blocker(self.host, listed) is not None:
+            return  # its turn has not come
+        # The host-filtered list can still show a server that has just left: decide on a
+        # fresh read, so that nothing is ever moved twice.
+        fresh = self.cloud.server(listed.id)
+        if fresh is None or fresh.host != self.host:
+            return
+        server = replace(fresh, groups=listed.groups)
         if server.busy:  # someone else's task: wait for it, counting it as a move
             how = ADOPTABLE.get(server.task_state or "")
             if how is not None:

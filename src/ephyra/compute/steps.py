@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from taskflow import task
 from taskflow.types.failure import Failure
 
-from ephyra.compute.drain import DrainResult, HostRecord
+from ephyra.compute.drain import LEFT_BY_POLICY, DrainResult, HostRecord
 from ephyra.compute.maintenance import run_prefix, switch_off, switch_on
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
@@ -106,11 +106,9 @@ class MaintenanceOn(Step):
 
     def apply(self) -> None:
         svc = self.ctx.cloud.service(self.ctx.host)
-        ours = svc.enabled or svc.reason.startswith(self.ctx.prefix)
         text = switch_on(self.ctx.cloud, svc, self.ctx.reason)
-        if not ours:
-            self.ctx.message(text)
-        self.ctx.record.save(disabled_by_run=ours)
+        if not svc.enabled and not svc.reason.startswith(self.ctx.prefix):
+            self.ctx.message(text)  # someone else's: left as it is, never enabled by us
 
     def undo(self) -> None:
         _maintenance_off(self.ctx)
@@ -138,7 +136,7 @@ class VerifyEmpty(Step):
         allowed = {
             sid
             for sid, entry in self.ctx.record.servers.items()
-            if entry.get("outcome") in ("stopped", "skipped")
+            if entry.get("outcome") in LEFT_BY_POLICY
         }
         extra = [s for s in self.ctx.cloud.servers_on(self.ctx.host) if s.id not in allowed]
         if extra:
