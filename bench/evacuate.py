@@ -30,7 +30,6 @@ if str(ROOT) not in sys.path:  # the testbed package lives at the repository roo
     sys.path.insert(0, str(ROOT))
 
 from testbed.nova import NovaTestbed  # noqa: E402
-
 from testbed.nova_watch import MigrationWatch  # noqa: E402
 
 CONTENDERS = ("openstack-cli", "ephyra")

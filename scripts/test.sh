@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/ruff check src tests testbed bench
-.venv/bin/ruff format --check src tests testbed bench
+.venv/bin/ruff check --no-cache src tests testbed bench
+.venv/bin/ruff format --no-cache --check src tests testbed bench
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed.nova import NovaTestbed
 
+from testbed.nova import NovaTestbed
 from testbed.nova_watch import MigrationWatch, migrations_of, wait_until
 from tests.functional.ephyra_cli import Ephyra
 
@@ -215,3 +215,25 @@ def test_a_down_and_fenced_host_is_evacuated(clean_nova: NovaTestbed, ephyra: Ep
             what=f"{sid} ACTIVE",
         )
     assert all(h != "compute-3" for h in hosts_of(clean_nova, ids).values())
+
+
+def test_evacuation_and_rollback_never_enable_someone_elses_disabled_host(
+    clean_nova: NovaTestbed, ephyra: Ephyra
+) -> None:
+    ids = clean_nova.boot("compute-2", 2)
+    svc = service(clean_nova, "compute-2")
+    clean_nova.connect().compute.put(
+        f"/os-services/{svc['id']}",
+        json={"status": "disabled", "disabled_reason": "ticket 7: bad DIMM"},
+        microversion="2.80",
+    )
+    result = ephyra(*evacuate("compute-2"))
+    assert result.code == 0, result.err
+    assert "already disabled by someone else (ticket 7: bad DIMM)" in result.err
+    assert clean_nova.servers_on("compute-2") == []
+    back = ephyra("host", "rollback")
+    assert back.code == 0, back.err
+    assert "left disabled" in back.err
+    after = service(clean_nova, "compute-2")
+    assert (after["status"], after["disabled_reason"]) == ("disabled", "ticket 7: bad DIMM")
+    assert set(hosts_of(clean_nova, ids).values()) <= {"compute-1", "compute-3"}

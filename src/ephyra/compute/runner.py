@@ -53,7 +53,8 @@ class _RunEvents(Events):
 
     def finished(self, host: str, server: Server, how: str, outcome: str, detail: str) -> None:
         if how != "-":
-            self._e.metrics.migration(how, "finished" if outcome == "moved" else "failed")
+            ok = outcome in ("moved", "stopped", "gone")
+            self._e.metrics.migration(how, "finished" if ok else "failed")
             self._e.metrics.flying(-1)
         self._e.observer.node(server.label, outcome, detail)
 
