@@ -4,6 +4,7 @@ escalation, crash and resume, rollback, a host down and fenced."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ def test_slow_live_migration_is_aborted_then_cold_migrated(
     clean_nova: NovaTestbed, ephyra: Ephyra
 ) -> None:
     (sid,) = clean_nova.boot("compute-1", 1)
-    result = ephyra(*evacuate("compute-1", "--migration-timeout", "1", "--on-timeout", "abort"))
+    result = ephyra(*evacuate("compute-1", "--migration-timeout", "3", "--on-timeout", "abort"))
     assert result.code == 0, result.err
     assert "aborted" in result.err
     assert migrations_of(clean_nova.connect(), sid) == [
@@ -151,14 +152,21 @@ def test_slow_live_migration_is_aborted_then_cold_migrated(
 
 def test_slow_live_migration_is_force_completed(clean_nova: NovaTestbed, ephyra: Ephyra) -> None:
     (sid,) = clean_nova.boot("compute-1", 1)
-    started = time.monotonic()
     result = ephyra(
-        *evacuate("compute-1", "--migration-timeout", "1", "--on-timeout", "force-complete")
+        *evacuate("compute-1", "--migration-timeout", "3", "--on-timeout", "force-complete")
     )
     assert result.code == 0, result.err
     assert "forced" in result.err
-    assert migrations_of(clean_nova.connect(), sid) == [("live-migration", "completed")]
-    assert time.monotonic() - started < 5 + 10  # well before the driver's own 5 s end + startup
+    response = clean_nova.connect().compute.get(
+        f"/os-migrations?instance_uuid={sid}", microversion="2.80"
+    )
+    (migration,) = response.json()["migrations"]
+    assert migration["status"] == "completed"
+    took = datetime.fromisoformat(migration["updated_at"]) - datetime.fromisoformat(
+        migration["created_at"]
+    )
+    # the fake driver ends a live migration by itself after 5 s: this one was cut short
+    assert took.total_seconds() < 5.0, took
 
 
 @pytest.mark.parametrize("kill_after", ["maintenance-on done", "live from compute-1 started"])

@@ -34,6 +34,8 @@ class FakeCloud:
     record_lag: int = 0  # polls during which a finished move's record still says running
     lagging: dict[str, int] = field(default_factory=dict)
     records: dict[str, str] = field(default_factory=dict)  # latest migration status
+    confirm_lag: int = 0  # polls a confirmed server stays VERIFY_RESIZE
+    confirming: dict[str, int] = field(default_factory=dict)
     list_lag: int = 0  # polls during which the host-filtered list still shows a moved server
     departed: dict[str, tuple[Server, int]] = field(default_factory=dict)
     name: str = "fake"
@@ -56,6 +58,12 @@ class FakeCloud:
     def _tick(self) -> None:
         self.lagging = {sid: n - 1 for sid, n in self.lagging.items() if n > 1}
         self.departed = {k: (v, n - 1) for k, (v, n) in self.departed.items() if n > 1}
+        for sid, n in list(self.confirming.items()):
+            if n > 1:
+                self.confirming[sid] = n - 1
+            else:
+                del self.confirming[sid]
+                self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
         for sid, move in list(self.moves.items()):
             if sid in self.stuck:
                 continue
@@ -125,8 +133,13 @@ class FakeCloud:
 
     def confirm_resize(self, sid: str) -> None:
         self.calls.append(("confirm", sid))
-        self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
-        self.records[sid] = "confirmed"
+        if self.records.get(sid) != "finished":
+            raise CloudError(f"fake: cannot confirm {sid}: HTTP 400: not resized")
+        self.records[sid] = "confirmed"  # before the server leaves VERIFY_RESIZE, as Nova
+        if self.confirm_lag:
+            self.confirming[sid] = self.confirm_lag
+        else:
+            self.servers[sid] = replace(self.servers[sid], status="ACTIVE")
 
     def live_migration(self, sid: str) -> dict[str, Any] | None:
         move = self.moves.get(sid)

@@ -165,3 +165,11 @@ def test_a_server_the_list_still_shows_after_it_left_is_not_moved_twice() -> Non
     result, _, _ = drain(cloud, Settings(**FAST))
     assert result.moved == 3
     assert sorted(cloud.calls) == [("live", "s0"), ("live", "s1"), ("live", "s2")]
+
+
+def test_a_cold_migration_is_confirmed_once_though_nova_lags() -> None:
+    cloud = FakeCloud(["h1", "h2"], confirm_lag=3)
+    cloud.add("off", "h1", status="SHUTOFF")
+    result, _, record = drain(cloud, Settings(**FAST))
+    assert cloud.calls.count(("confirm", "off")) == 1
+    assert record["servers"]["off"]["outcome"] == "moved" and result.moved == 1

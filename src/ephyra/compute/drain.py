@@ -169,7 +169,7 @@ class Drain:
             self.control.checkpoint()
             on_host = {s.id: s for s in self.cloud.servers_on(self.host, self.groups)}
             for sid in list(self.flights):
-                self._watch(self.flights[sid], on_host.get(sid))
+                self._watch_one(self.flights[sid], on_host.get(sid))
             waiting = [s for s in on_host.values() if s.id not in self.flights]
             waiting = [s for s in waiting if s.id not in self.left]
             for server in most_constrained_first(waiting):
@@ -275,6 +275,19 @@ class Drain:
         self.events.started(self.host, server, flight.how)
 
     # -- watching moves ---------------------------------------------------------------
+    def _watch_one(self, flight: Flight, on_host: Server | None) -> None:
+        """Watch one move; an API error about this server fails this server only."""
+        try:
+            self._watch(flight, on_host)
+        except ControlPlaneUnreachable:
+            raise
+        except CloudError as exc:
+            self.flights.pop(flight.server.id, None)
+            self.budget.stuck(flight.server.id)  # Nova may still hold it: keep its slot
+            shown = flight.how if flight.begun else "-"
+            why = f"{flight.how}: {exc}"
+            self._leave(flight.server, "failed", why, how=shown, keep_slot=True)
+
     def _watch(self, flight: Flight, on_host: Server | None) -> None:
         if "halted" in flight.escalated:
             return
@@ -295,8 +308,11 @@ class Drain:
     def _ended(self, flight: Flight, server: Server) -> bool:
         """Act on a server whose move Nova has finished with; False if it is not over."""
         if server.status == "VERIFY_RESIZE" and server.task_state is None:
-            self.cloud.confirm_resize(server.id)
-            flight.escalated.append("confirmed")
+            # Nova marks the record confirmed a moment before the server leaves
+            # VERIFY_RESIZE: confirm once, then wait.
+            if "confirmed" not in flight.escalated:
+                self.cloud.confirm_resize(server.id)
+                flight.escalated.append("confirmed")
             return True
         if server.status == "ERROR":
             self._done(flight, "failed", "server went to ERROR")
