@@ -580,6 +580,18 @@ class NovaTestbed:
         """Servers of every project whose compute host is ``host``."""
         return list(self.connect().compute.servers(all_projects=True, compute_host=host))
 
+    # -- the API ----------------------------------------------------------------------------
+
+    def kill_api(self) -> None:
+        """SIGKILL nova-api: the cloud's API is gone, its computes go on."""
+        self._daemons["nova-api"].kill()
+
+    def start_api(self, timeout: float = WAIT_TIMEOUT_S) -> None:
+        """Start nova-api again and wait until it answers."""
+        daemon = self._daemons["nova-api"]
+        daemon.start()
+        daemon.wait_until(lambda: http_ok(self.api_url), timeout, "nova-api answering")
+
     # -- computes -----------------------------------------------------------------------
 
     def kill_compute(self, host: str) -> None:

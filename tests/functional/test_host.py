@@ -245,3 +245,24 @@ def test_evacuation_and_rollback_never_enable_someone_elses_disabled_host(
     after = service(clean_nova, "compute-2")
     assert (after["status"], after["disabled_reason"]) == ("disabled", "ticket 7: bad DIMM")
     assert set(hosts_of(clean_nova, ids).values()) <= {"compute-1", "compute-3"}
+
+
+def test_nova_api_gone_mid_drain_pauses_the_run_and_resume_finishes(
+    clean_nova: NovaTestbed, ephyra: Ephyra
+) -> None:
+    ids = clean_nova.boot("compute-1", 3)
+    run = ephyra.background(*evacuate("compute-1", "--concurrency", "1", "--per-host", "1"))
+    try:
+        run.wait_for(lambda line: "live from compute-1 started" in line)
+        clean_nova.kill_api()
+        paused = run.finish(60)
+    finally:
+        clean_nova.start_api()
+    assert paused.code == 1, paused.err
+    assert "unreachable" in paused.err and "run " in paused.out and "paused" in paused.out
+    resumed = ephyra("host", "resume")
+    assert resumed.code == 0, resumed.err
+    assert clean_nova.servers_on("compute-1") == []
+    conn = clean_nova.connect()
+    for sid in ids:
+        assert migrations_of(conn, sid) == [("live-migration", "completed")]
