@@ -7,6 +7,7 @@ and/or to a text file for node_exporter's textfile collector (``--metrics-textfi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import (
@@ -19,6 +20,17 @@ from prometheus_client import (
 )
 
 from ephyra.engine.states import RunState
+
+
+@dataclass(frozen=True)
+class Exports:
+    """Where a run's metrics go."""
+
+    port: int | None = None
+    textfile: Path | None = None
+
+
+NO_EXPORTS = Exports()
 
 
 class RunMetrics:
@@ -95,3 +107,9 @@ class RunMetrics:
     def flush(self) -> None:
         if self.textfile is not None:
             write_to_textfile(str(self.textfile), self.registry)
+
+    def export(self, exports: Exports) -> None:
+        """Start exporting as asked (a port served in the background, a file on change)."""
+        self.textfile = exports.textfile
+        if exports.port is not None:
+            self.serve(exports.port)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from ephyra.cli import runs
 from ephyra.cli.output import emit
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
 from ephyra.forklift import service
 from ephyra.forklift.settings import Settings
@@ -58,24 +57,6 @@ def _nodes(args: argparse.Namespace) -> list[str] | None:
     return names or None
 
 
-def _exports(args: argparse.Namespace) -> service.Exports:
-    textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
-    return service.Exports(port=args.metrics_port, textfile=textfile)
-
-
-def _exit(run: RunInfo) -> int:
-    state = run.state
-    if state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
-        return 0
-    if state is RunState.ABORTED or (state is RunState.PAUSED and not run.meta.get("reason")):
-        return 130
-    print(
-        f"ephyra: run {run.short} {state.value}: {run.meta.get('reason') or 'see status'}",
-        file=sys.stderr,
-    )
-    return 1
-
-
 def do_plan(args: argparse.Namespace) -> int:
     plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
     if args.format == "table":
@@ -102,10 +83,10 @@ def do_start(args: argparse.Namespace) -> int:
         plan,
         observer_for(sys.stderr, args.verbose),
         lock_url=args.locks,
-        exports=_exports(args),
+        exports=runs.exports(args),
     )
     print(f"run {run.id} {run.state.value}")
-    return _exit(run)
+    return runs.exit_code(run, "status")
 
 
 def _continuing(operation: Any) -> Any:
@@ -117,10 +98,10 @@ def _continuing(operation: Any) -> Any:
             args.run,
             observer_for(sys.stderr, args.verbose),
             lock_url=args.locks,
-            exports=_exports(args),
+            exports=runs.exports(args),
         )
         print(f"run {run.id} {run.state.value}")
-        return _exit(run)
+        return runs.exit_code(run, "status")
 
     return handler
 
@@ -159,20 +140,6 @@ def do_list(args: argparse.Namespace) -> int:
         ["id", "state", "from", "to", "nodes", "created"],
     )
     return 0
-
-
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve Prometheus metrics on 127.0.0.1:PORT while the run goes",
-    )
-    parser.add_argument(
-        "--metrics-textfile",
-        metavar="FILE",
-        help="write Prometheus metrics to FILE (node_exporter textfile collector)",
-    )
 
 
 def _plan_options(parser: argparse.ArgumentParser) -> None:
@@ -276,7 +243,7 @@ def register(sub: Any, exit_codes: str) -> None:
     _plan_options(action("plan", do_plan, "print what a start would do (a dry run)"))
     start = action("start", do_start, "plan and move the nodes, showing progress")
     _plan_options(start)
-    _run_options(start)
+    runs.add_metrics_options(start)
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished run)"
     for name, handler, text in (
@@ -289,7 +256,7 @@ def register(sub: Any, exit_codes: str) -> None:
     ):
         p = action(name, handler, text)
         p.add_argument("run", nargs="?", help=run_help)
-        _run_options(p)
+        runs.add_metrics_options(p)
     for name, handler, text in (
         ("pause", do_pause, "ask a running run to stop at the next step boundary"),
         ("abort", do_abort, "stop a run for good: nodes caught mid-move go back"),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from ephyra.cli import runs
 from ephyra.cli.output import emit
 from ephyra.compute import service
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 
@@ -57,26 +56,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _exports(args: argparse.Namespace) -> service.Exports:
-    textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
-    return service.Exports(port=args.metrics_port, textfile=textfile)
-
-
-def _exit(run: RunInfo) -> int:
-    if run.state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
-        return 0
-    if run.state is RunState.ABORTED or (
-        run.state is RunState.PAUSED and not run.meta.get("reason")
-    ):
-        return 130
-    print(
-        f"ephyra: run {run.short} {run.state.value}: "
-        f"{run.meta.get('reason') or 'see ephyra host status'}",
-        file=sys.stderr,
-    )
-    return 1
-
-
 def do_maintenance(args: argparse.Namespace) -> int:
     journal = Journal(args.journal)
     operation = service.maintenance_on if args.switch == "on" else service.maintenance_off
@@ -109,10 +88,10 @@ def do_evacuate(args: argparse.Namespace) -> int:
         plan,
         observer_for(sys.stderr, args.verbose),
         lock_url=args.locks,
-        exports=_exports(args),
+        exports=runs.exports(args),
     )
     print(f"run {run.id} {run.state.value}")
-    return _exit(run)
+    return runs.exit_code(run, "ephyra host status")
 
 
 def _continuing(operation: Any) -> Any:
@@ -122,10 +101,10 @@ def _continuing(operation: Any) -> Any:
             args.run,
             observer_for(sys.stderr, args.verbose),
             lock_url=args.locks,
-            exports=_exports(args),
+            exports=runs.exports(args),
         )
         print(f"run {run.id} {run.state.value}")
-        return _exit(run)
+        return runs.exit_code(run, "ephyra host status")
 
     return handler
 
@@ -229,20 +208,6 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve Prometheus metrics on 127.0.0.1:PORT while the run goes",
-    )
-    parser.add_argument(
-        "--metrics-textfile",
-        metavar="FILE",
-        help="write Prometheus metrics to FILE (node_exporter textfile collector)",
-    )
-
-
 def register(sub: Any, exit_codes: str) -> None:
     host = sub.add_parser(
         "host",
@@ -273,7 +238,7 @@ def register(sub: Any, exit_codes: str) -> None:
     _plan_options(action("plan", do_plan, "what an evacuation would do (a dry run)"))
     evacuate = action("evacuate", do_evacuate, "empty compute hosts, showing progress")
     _plan_options(evacuate)
-    _run_options(evacuate)
+    runs.add_metrics_options(evacuate)
     evacuate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished evacuation)"
     for name, handler, text in (
@@ -286,7 +251,7 @@ def register(sub: Any, exit_codes: str) -> None:
     ):
         p = action(name, handler, text)
         p.add_argument("run", nargs="?", help=run_help)
-        _run_options(p)
+        runs.add_metrics_options(p)
     for name, handler, text in (
         ("pause", do_pause, "ask a running evacuation to stop at its next poll"),
         ("abort", do_abort, "stop an evacuation for good (moves under way finish in Nova)"),

@@ -9,8 +9,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ephyra.compute.budget import Settings
@@ -24,18 +22,10 @@ from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, RunNotFound
-from ephyra.metrics import RunMetrics
+from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 
 MAINTENANCE = "maintenance"
-
-
-@dataclass(frozen=True)
-class Exports:
-    """Where a run's metrics go."""
-
-    port: int | None = None
-    textfile: Path | None = None
 
 
 def lock_name(cloud: str, host: str) -> str:
@@ -109,9 +99,7 @@ def ensure_free(journal: Journal, cloud: str, hosts: Sequence[str], lock_url: st
 
 def _drive(evacuation: Evacuation, phase: Phase, exports: Exports) -> RunInfo:
     metrics = evacuation.metrics
-    metrics.textfile = exports.textfile
-    if exports.port is not None:
-        metrics.serve(exports.port)
+    metrics.export(exports)
     metrics.run_state(evacuation.run.state)
     with evacuation.signals(), evacuation.watching():
         state = evacuation.run_phase(phase)
@@ -129,7 +117,7 @@ def start(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     hosts = [h.host for h in the_plan.hosts]
     with _locked(journal, the_plan.cloud, hosts, lock_url):
@@ -188,7 +176,7 @@ def resume(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     run = find_run(journal, ident, UNFINISHED)
     if run.state not in UNFINISHED:
@@ -207,7 +195,7 @@ def rollback(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     """Maintenance off where this run put it on, and servers it stopped started again;
     servers stay where the run moved them (they are safe there)."""

@@ -8,8 +8,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ephyra.clouds import ControlPlane
@@ -23,19 +21,11 @@ from ephyra.forklift.plan import ForkliftPlan, make_plan
 from ephyra.forklift.runner import Forklift, Outcome
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
-from ephyra.metrics import RunMetrics
+from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 
 KIND = "forklift"
-
-
-@dataclass(frozen=True)
-class Exports:
-    """Where a run's metrics go."""
-
-    port: int | None = None
-    textfile: Path | None = None
 
 
 def lock_name(a: str, b: str) -> str:
@@ -81,9 +71,7 @@ def plan(
 
 def _drive(forklift: Forklift, phase: Phase, order: list[str], exports: Exports) -> RunInfo:
     metrics = forklift.metrics
-    metrics.textfile = exports.textfile
-    if exports.port is not None:
-        metrics.serve(exports.port)
+    metrics.export(exports)
     metrics.run_state(forklift.run.state)
     with forklift.signals(), forklift.watching():
         state = forklift.run_phase(phase, order)
@@ -112,7 +100,7 @@ def start(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     order = [n.uuid for n in the_plan.nodes]
     with _locked(journal, the_plan.source, the_plan.target, lock_url):
@@ -172,7 +160,7 @@ def resume(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     run = find_run(journal, ident, UNFINISHED)
     if run.state not in UNFINISHED:
@@ -191,7 +179,7 @@ def rollback(
     observer: Observer,
     *,
     lock_url: str | None = None,
-    exports: Exports = Exports(),
+    exports: Exports = NO_EXPORTS,
 ) -> RunInfo:
     run = find_run(journal, ident, frozenset(RunState) - {RunState.ROLLED_BACK})
     with _taken(journal, run, observer, lock_url) as forklift:
