@@ -45,6 +45,14 @@ def translated(cloud: str, action: str) -> Iterator[None]:
         raise CloudError(f"{cloud}: cannot {action}: {exc}") from exc
 
 
+def connect(name: str) -> Any:
+    """An openstacksdk connection to the cloud ``name`` of clouds.yaml."""
+    try:
+        return openstack.connect(cloud=name)
+    except config_exc.OpenStackConfigException as exc:
+        raise CloudNotFound(f"cloud {name!r} is not in clouds.yaml: {exc}") from exc
+
+
 class ControlPlane:
     """One cloud's bare-metal service."""
 
@@ -55,11 +63,7 @@ class ControlPlane:
 
     @classmethod
     def connect(cls, name: str) -> ControlPlane:
-        try:
-            conn = openstack.connect(cloud=name)
-        except config_exc.OpenStackConfigException as exc:
-            raise CloudNotFound(f"cloud {name!r} is not in clouds.yaml: {exc}") from exc
-        return cls(name, conn)
+        return cls(name, connect(name))
 
     @property
     def baremetal(self) -> Any:

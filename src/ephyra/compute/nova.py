@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import openstack
 from openstack import exceptions as sdk_exc
 from openstack import utils as sdk_utils
-from openstack.config import exceptions as config_exc
 
-from ephyra.clouds import translated
-from ephyra.errors import CloudError, CloudNotFound
+from ephyra.clouds import connect, translated
+from ephyra.errors import CloudError
 
 #: Newest compute microversion Ephyra speaks; 2.60 is the oldest it accepts (Queens).
 COMPUTE_MAX = "2.95"
@@ -108,11 +106,7 @@ class ComputeCloud:
 
     @classmethod
     def connect(cls, name: str) -> ComputeCloud:
-        try:
-            conn = openstack.connect(cloud=name)
-        except config_exc.OpenStackConfigException as exc:
-            raise CloudNotFound(f"cloud {name!r} is not in clouds.yaml: {exc}") from exc
-        return cls(name, conn)
+        return cls(name, connect(name))
 
     # -- plumbing ---------------------------------------------------------------
     @property

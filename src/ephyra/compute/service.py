@@ -21,7 +21,7 @@ from ephyra.engine.control import Request
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
-from ephyra.errors import IllegalTransition, RunNotFound
+from ephyra.errors import IllegalTransition
 from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 
@@ -147,17 +147,7 @@ def start(
 
 
 def find_run(journal: Journal, ident: str | None, states: frozenset[RunState]) -> RunInfo:
-    """The run named, or the latest evacuation in one of ``states``."""
-    if ident:
-        run = journal.run(ident)
-        if run.kind != KIND:
-            raise RunNotFound(f"run {ident} is a {run.kind} run, not an evacuation")
-        return run
-    for run in reversed(journal.runs(KIND)):
-        if run.state in states:
-            return run
-    wanted = ", ".join(sorted(s.value for s in states))
-    raise RunNotFound(f"no evacuation run in {journal.url} is {wanted}")
+    return journal.find(KIND, ident, states)
 
 
 @contextlib.contextmanager

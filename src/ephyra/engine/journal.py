@@ -163,6 +163,19 @@ class Journal:
             )
         return _info(matches[0])
 
+    def find(self, kind: str, ident: str | None, states: frozenset[RunState]) -> RunInfo:
+        """The ``kind`` run named, or the latest ``kind`` run in one of ``states``."""
+        if ident:
+            run = self.run(ident)
+            if run.kind != kind:
+                raise RunNotFound(f"run {ident} is a {run.kind} run, not a {kind} run")
+            return run
+        for run in reversed(self.runs(kind)):
+            if run.state in states:
+                return run
+        wanted = ", ".join(sorted(s.value for s in states))
+        raise RunNotFound(f"no {kind} run in {self.url} is {wanted}")
+
     def runs(self, kind: str | None = None) -> list[RunInfo]:
         with self._conn() as conn:
             books = list(conn.get_logbooks(lazy=True))

@@ -15,7 +15,7 @@ from ephyra.engine.control import Control, Request
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
-from ephyra.errors import IllegalTransition, RunNotFound, UsageError
+from ephyra.errors import IllegalTransition, UsageError
 from ephyra.forklift.context import NodeRecord, Phase
 from ephyra.forklift.plan import ForkliftPlan, make_plan
 from ephyra.forklift.runner import Forklift, Outcome
@@ -130,17 +130,7 @@ def start(
 
 
 def find_run(journal: Journal, ident: str | None, states: frozenset[RunState]) -> RunInfo:
-    """The run named, or the latest forklift run in one of ``states``."""
-    if ident:
-        run = journal.run(ident)
-        if run.kind != KIND:
-            raise RunNotFound(f"run {ident} is a {run.kind} run, not a forklift")
-        return run
-    for run in reversed(journal.runs(KIND)):
-        if run.state in states:
-            return run
-    wanted = ", ".join(sorted(s.value for s in states))
-    raise RunNotFound(f"no forklift run in {journal.url} is {wanted}")
+    return journal.find(KIND, ident, states)
 
 
 @contextlib.contextmanager
