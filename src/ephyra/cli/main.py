@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import forklift, host
+from ephyra.cli import forklift, host, inventory, upgrade
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     forklift.register(sub, EXIT_CODES)
     host.register(sub, EXIT_CODES)
+    inventory.register(sub, EXIT_CODES)
+    upgrade.register(sub, EXIT_CODES)
     return parser
 
 

@@ -1,0 +1,11 @@
+"""``ephyra inventory``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any, exit_codes: str) -> None:
+    """Add ``ephyra inventory`` to the command tree."""
+    del sub, exit_codes
