@@ -1,11 +1,192 @@
-"""``ephyra upgrade``."""
+"""``ephyra upgrade``: rolling in-place upgrades planned from what the cloud runs."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
+
+from ephyra.cli import runs
+from ephyra.cli.output import emit
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.progress import observer_for
+from ephyra.upgrade import service, spec
+
+DESCRIPTION = """\
+Rolling in-place upgrades, planned from the inventory (--source) and a specification
+(--spec FILE, see docs/upgrade.md).
+
+The control plane goes first, service by service in the upgrade guides' order (identity,
+image, placement, compute, network, block storage, ..., bare metal), one controller at a
+time unless the role allows more; then the data plane, role by role, host by host: a
+canary alone (and its soak), then batches of the role's max_at_once. Compute hosts are
+drained by live migration first (the evacuation's budgets) and enabled after. Every
+unit ends at a health gate: its services up again in the APIs, with the new version,
+and the custom checks green. More failed units than failure_threshold pause the run.
+
+plan        the tree of stages, batches and units, with an estimate (a dry run)
+start       run it, showing progress
+status, pause, resume, abort, rollback, list
+            rollback takes back, newest first, what the run did, with each
+            strategy's downgrade, and says which strategies have none.
+
+inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
+static:FILE, ansible:INVENTORY, puppetdb:URL.
+"""
+
+
+def _plan(args: argparse.Namespace) -> service.UpgradePlan:
+    return service.plan(spec.load(args.spec), args.source, args.os_cloud)
+
+
+def do_plan(args: argparse.Namespace) -> int:
+    found = _plan(args)
+    if args.format == "table":
+        print(found.plan.render(width=args.width))
+    else:
+        emit(found.plan.to_dict(), args.format)
+    return 0
+
+
+def do_start(args: argparse.Namespace) -> int:
+    journal = Journal(args.journal)
+    found = _plan(args)
+    if sys.stdin.isatty() and not args.yes:
+        print(found.plan.render(width=args.width))
+        answer = input(f"Upgrade {len(found.plan.units())} unit(s) to {found.plan.release}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing done", file=sys.stderr)
+            return 2
+    run = service.start(
+        journal,
+        found,
+        observer_for(sys.stderr, args.verbose),
+        lock_url=args.locks,
+        exports=runs.exports(args),
+    )
+    print(f"run {run.id} {run.state.value}")
+    return runs.exit_code(run, "ephyra upgrade status")
+
+
+def _continuing(operation: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        run: RunInfo = operation(
+            Journal(args.journal),
+            args.run,
+            observer_for(sys.stderr, args.verbose),
+            lock_url=args.locks,
+            exports=runs.exports(args),
+        )
+        print(f"run {run.id} {run.state.value}")
+        return runs.exit_code(run, "ephyra upgrade status")
+
+    return handler
+
+
+def do_pause(args: argparse.Namespace) -> int:
+    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
+    return 0
+
+
+def do_abort(args: argparse.Namespace) -> int:
+    print(service.abort(Journal(args.journal), args.run, lock_url=args.locks))
+    return 0
+
+
+def do_status(args: argparse.Namespace) -> int:
+    status = service.status(Journal(args.journal), args.run)
+    if args.format != "table":
+        emit(status, args.format)
+        return 0
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    print(
+        f"run {status['id']}: {status['state']} ({status['phase']}), release "
+        f"{status['release']}: {counts}"
+    )
+    if status["reason"]:
+        print(f"reason: {status['reason']}")
+    if status["frozen"]:
+        print(f"frozen (left alone): {', '.join(status['frozen'])}")
+    emit(
+        status["units"],
+        "table",
+        ["unit", "batch", "forward", "rollback", "versions", "kept", "error"],
+    )
+    return 0
+
+
+def do_list(args: argparse.Namespace) -> int:
+    emit(
+        service.runs(Journal(args.journal)),
+        args.format,
+        ["id", "state", "release", "cloud", "units", "created"],
+    )
+    return 0
+
+
+def _plan_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--spec", required=True, metavar="FILE", help="the upgrade specification (YAML)")
+    add(
+        "--source",
+        action="append",
+        default=[],
+        metavar="KIND[:ARG]",
+        help="inventory source, repeatable: openstack[:CLOUD], static:FILE, ansible:FILE, "
+        "puppetdb:URL",
+    )
+    add(
+        "--os-cloud",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="NAME",
+        help="the cloud whose APIs gate the upgrade and drain compute hosts (default: OS_CLOUD)",
+    )
+    add("--width", type=int, default=6, metavar="N", help="hosts named per batch in the tree (6)")
 
 
 def register(sub: Any, exit_codes: str) -> None:
-    """Add ``ephyra upgrade`` to the command tree."""
-    del sub, exit_codes
+    upgrade = sub.add_parser(
+        "upgrade",
+        help="rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback",
+        description=DESCRIPTION,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = upgrade.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=exit_codes,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    _plan_options(action("plan", do_plan, "the upgrade's steps and an estimate (a dry run)"))
+    start = action("start", do_start, "run the upgrade, showing progress")
+    _plan_options(start)
+    runs.add_metrics_options(start)
+    start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    run_help = "run id or a unique prefix (default: the latest unfinished upgrade)"
+    for name, handler, text in (
+        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "rollback",
+            _continuing(service.rollback),
+            "take back what the run did, newest first, with each strategy's downgrade",
+        ),
+    ):
+        p = action(name, handler, text)
+        p.add_argument("run", nargs="?", help=run_help)
+        runs.add_metrics_options(p)
+    for name, handler, text in (
+        ("pause", do_pause, "ask a running upgrade to stop at its next step"),
+        ("abort", do_abort, "stop an upgrade for good (what was upgraded stays, for rollback)"),
+        ("status", do_status, "where a run and each of its units are"),
+    ):
+        action(name, handler, text).add_argument("run", nargs="?", help=run_help)
+    action("list", do_list, "every upgrade run in the journal")

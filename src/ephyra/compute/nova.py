@@ -168,6 +168,13 @@ class ComputeCloud:
             raise CloudError(f"{self.name}: no nova-compute service on host {host!r}")
         return found[0]
 
+    def service_records(self, host: str) -> list[dict[str, Any]]:
+        """Every Nova service (any binary) of ``host``, as the API gives it."""
+        raw = self._call(
+            "get", "/os-services?" + urlencode({"host": host}), f"list the services of {host}"
+        )
+        return [s for s in raw["services"] if s["host"] == host]
+
     def disable(self, service: Service, reason: str) -> None:
         self._call(
             "put",
@@ -281,6 +288,13 @@ class ComputeCloud:
         """Compute service host -> resource provider uuid (the compute node's uuid)."""
         raw = self._call("get", "/os-hypervisors/detail", "list hypervisors")
         return {h["service"]["host"]: str(h["id"]) for h in raw["hypervisors"]}
+
+    def hypervisor_versions(self) -> dict[str, int]:
+        """Compute service host -> the version its hypervisor reports."""
+        raw = self._call("get", "/os-hypervisors/detail", "list hypervisors")
+        return {
+            h["service"]["host"]: int(h.get("hypervisor_version") or 0) for h in raw["hypervisors"]
+        }
 
     def inventories(self, provider: str) -> dict[str, dict[str, Any]]:
         raw = self._call(

@@ -42,9 +42,11 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-class _RunEvents(Events):
-    def __init__(self, evacuation: Evacuation) -> None:
-        self._e = evacuation
+class RunEvents(Events):
+    """A drain's events to the run's metrics and observer."""
+
+    def __init__(self, driver: RunDriver) -> None:
+        self._e = driver
 
     def started(self, host: str, server: Server, how: str) -> None:
         self._e.metrics.migration(how, "started")
@@ -167,7 +169,7 @@ class Evacuation(RunDriver):
         if phase is Phase.FORWARD:
             budget = Budget(self.settings)
             groups = self.cloud.group_index()
-            events = _RunEvents(self)
+            events = RunEvents(self)
             for host in pending:
                 drain = Drain(
                     self.cloud,

@@ -44,10 +44,12 @@ class HostContext:
     drain: Callable[[], DrainResult]
     on_step: Callable[[str, str, str, float], None] = field(default=lambda *a: None)
     message: Callable[[str], None] = field(default=lambda text: None)
+    kind: str = KIND  # the kind of run the maintenance reason names
+    revert: bool = True  # False: a failure leaves the host as it is (in maintenance)
 
     @property
     def prefix(self) -> str:
-        return run_prefix(KIND, self.run_id)
+        return run_prefix(self.kind, self.run_id)
 
     @property
     def reason(self) -> str:
@@ -68,7 +70,7 @@ class Step(task.Task):  # type: ignore[misc]
         self.ctx.on_step(self.ctx.host, self.title, "done", time.monotonic() - started)
 
     def revert(self, result: Any, flow_failures: dict[str, Failure], **_: Any) -> None:
-        if any(f.check(*LEAVE_AS_IS) for f in flow_failures.values()):
+        if not self.ctx.revert or any(f.check(*LEAVE_AS_IS) for f in flow_failures.values()):
             return
         self.ctx.on_step(self.ctx.host, self.title, "reverting", 0.0)
         self.undo()

@@ -1,0 +1,452 @@
+"""The decision engine: from an inventory and a specification, the upgrade's steps in order.
+
+The plan is a tree: stages, run one after the other; in each stage, batches, run one
+after the other; in each batch, units, run at once. A unit is one host's part of a
+stage: optionally drained, then upgraded by one or more strategy actions, then gated.
+
+- The control plane goes first: service by service in the projects' order (or node by
+  node with ``order: node``), each service on one controller at a time (its role's
+  ``max_at_once``).
+- Then the data plane, role by role (``after`` orders roles; ``controller`` is always
+  done by then), host by host: the canary alone first, then batches of
+  ``max_at_once``. Compute hosts are drained first and enabled after.
+- A role with ``max_at_once: 0`` is frozen: its hosts are listed and left alone.
+
+Planning reads nothing but its arguments, so a plan is the same every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ephyra.errors import UsageError
+from ephyra.inventory.model import Host, Inventory
+from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
+
+CONTROL, DATA = "control", "data"
+#: Data-plane roles without an ``after`` of their own go in this order.
+DATA_ROLE_RANK = ("network", "storage", "compute")
+#: The data-plane role a host's services imply, when its roles name none.
+ROLE_OF_SERVICE = (("nova-", "compute"), ("neutron-", "network"), ("ovn-", "network"))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One strategy call: some services of the host, or the host itself."""
+
+    strategy: str
+    services: tuple[str, ...] = ()
+    kind: str = "service"  # or "host"
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: str
+    host: str
+    role: str
+    plane: str
+    actions: tuple[Action, ...]
+    drain: bool = False
+    servers: int = 0
+    reboot: bool = False
+    seconds: float = 0.0
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return tuple(s for a in self.actions for s in a.services)
+
+    def describe(self) -> str:
+        parts = [f"drain {self.servers} server(s)"] if self.drain else []
+        for action in self.actions:
+            what = ",".join(action.services) if action.kind == "service" else "host"
+            parts.append(f"{action.strategy}: {what}")
+        if self.reboot:
+            parts.append("reboot")
+        return f"{self.host} [{'; '.join(parts)}]"
+
+
+@dataclass(frozen=True)
+class Batch:
+    units: tuple[Unit, ...]
+    canary: bool = False
+    soak: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return max((u.seconds for u in self.units), default=0.0) + self.soak
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    plane: str
+    role: str
+    batches: tuple[Batch, ...]
+    frozen: tuple[str, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        return sum(b.seconds for b in self.batches)
+
+
+@dataclass(frozen=True)
+class Plan:
+    release: str
+    order: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    def units(self) -> list[Unit]:
+        return [u for s in self.stages for b in s.batches for u in b.units]
+
+    def unit(self, unit_id: str) -> Unit:
+        for unit in self.units():
+            if unit.id == unit_id:
+                return unit
+        raise KeyError(unit_id)
+
+    @property
+    def frozen(self) -> list[str]:
+        return sorted({h for s in self.stages for h in s.frozen})
+
+    # -- serialising (the run keeps its plan) ------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "order": self.order,
+            "seconds": round(self.seconds, 1),
+            "stages": [
+                {
+                    "name": s.name,
+                    "plane": s.plane,
+                    "role": s.role,
+                    "seconds": round(s.seconds, 1),
+                    "frozen": list(s.frozen),
+                    "batches": [
+                        {
+                            "canary": b.canary,
+                            "soak": b.soak,
+                            "units": [_unit_dict(u) for u in b.units],
+                        }
+                        for b in s.batches
+                    ],
+                }
+                for s in self.stages
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            release=str(data["release"]),
+            order=str(data["order"]),
+            stages=tuple(
+                Stage(
+                    name=s["name"],
+                    plane=s["plane"],
+                    role=s["role"],
+                    frozen=tuple(s.get("frozen") or ()),
+                    batches=tuple(
+                        Batch(
+                            units=tuple(_unit_from(u) for u in b["units"]),
+                            canary=bool(b.get("canary")),
+                            soak=float(b.get("soak") or 0.0),
+                        )
+                        for b in s["batches"]
+                    ),
+                )
+                for s in data["stages"]
+            ),
+        )
+
+    # -- showing ------------------------------------------------------------------------
+    def render(self, width: int = 6) -> str:
+        """The tree as text, at most ``width`` hosts named per batch."""
+        units = self.units()
+        lines = [
+            f"upgrade to {self.release}: {len(self.stages)} stage(s), {len(units)} unit(s), "
+            f"estimate {duration(self.seconds)}"
+        ]
+        for i, stage in enumerate(self.stages):
+            last_stage = i == len(self.stages) - 1
+            head, pad = ("└── ", "    ") if last_stage else ("├── ", "│   ")
+            lines.append(
+                f"{head}{stage.name}: {len(stage.batches)} batch(es), {duration(stage.seconds)}"
+            )
+            rows = [_batch_line(n, b, width) for n, b in enumerate(stage.batches, 1)]
+            if stage.frozen:
+                rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
+            for j, row in enumerate(rows):
+                lines.append(f"{pad}{'└── ' if j == len(rows) - 1 else '├── '}{row}")
+        return "\n".join(lines)
+
+
+def _unit_dict(u: Unit) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "host": u.host,
+        "role": u.role,
+        "plane": u.plane,
+        "drain": u.drain,
+        "servers": u.servers,
+        "reboot": u.reboot,
+        "seconds": round(u.seconds, 1),
+        "actions": [
+            {"strategy": a.strategy, "services": list(a.services), "kind": a.kind}
+            for a in u.actions
+        ],
+    }
+
+
+def _unit_from(u: Mapping[str, Any]) -> Unit:
+    return Unit(
+        id=u["id"],
+        host=u["host"],
+        role=u["role"],
+        plane=u["plane"],
+        drain=bool(u["drain"]),
+        servers=int(u["servers"]),
+        reboot=bool(u["reboot"]),
+        seconds=float(u["seconds"]),
+        actions=tuple(Action(a["strategy"], tuple(a["services"]), a["kind"]) for a in u["actions"]),
+    )
+
+
+def _names(hosts: Sequence[str], width: int) -> str:
+    shown = ", ".join(hosts[:width])
+    return shown + (f" and {len(hosts) - width} more" if len(hosts) > width else "")
+
+
+def _batch_line(n: int, batch: Batch, width: int) -> str:
+    label = f"batch {n}" + (" (canary)" if batch.canary else "")
+    if len(batch.units) <= width:
+        body = "; ".join(u.describe() for u in batch.units)
+    else:
+        body = _names([u.host for u in batch.units], width)
+    soak = f", then soak {duration(batch.soak)}" if batch.soak else ""
+    return f"{label}, {duration(batch.seconds - batch.soak)}{soak}: {body}"
+
+
+def duration(seconds: float) -> str:
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+# -- planning ---------------------------------------------------------------------------
+class _Planner:
+    def __init__(self, inventory: Inventory, spec: Spec) -> None:
+        self.inv = inventory
+        self.spec = spec
+        self.project_rank = {p: i for i, p in enumerate(spec.projects)}
+
+    def service_key(self, project: str, name: str) -> tuple[int, int, str]:
+        rank = next((i for i, word in enumerate(SERVICE_RANK) if word in name), len(SERVICE_RANK))
+        return (self.project_rank.get(project, len(self.project_rank)), rank, name)
+
+    def control_role(self, host: Host) -> str:
+        if CONTROL_ROLE in host.roles or not host.roles:
+            return CONTROL_ROLE
+        return sorted(host.roles)[0]
+
+    def limit(self, roles: Iterable[str]) -> int:
+        return min((self.spec.rule(r).max_at_once for r in roles), default=1)
+
+    def actions(self, host: Host, services: Sequence[str], role: str) -> tuple[Action, ...]:
+        """The host's services, in order, grouped into consecutive calls per strategy."""
+        out: list[Action] = []
+        for name in services:
+            strategy = self.spec.strategy_of(name, role)
+            if out and out[-1].strategy == strategy:
+                out[-1] = Action(strategy, (*out[-1].services, name))
+            else:
+                out.append(Action(strategy, (name,)))
+        return tuple(out)
+
+    def seconds(self, unit: Unit) -> float:
+        e = self.spec.estimate
+        total = e.gate
+        for action in unit.actions:
+            total += e.host if action.kind == "host" else e.service
+        if unit.reboot:
+            total += e.reboot
+        if unit.drain and unit.servers:
+            ev = self.spec.evacuation
+            total += unit.servers * e.per_server / max(1, min(ev.concurrency, ev.per_host))
+        return total
+
+    def finish(self, unit: Unit) -> Unit:
+        return Unit(**{**vars(unit), "seconds": self.seconds(unit)})
+
+    # -- control plane --------------------------------------------------------------
+    def control_stages(self) -> list[Stage]:
+        data = self.spec.data_plane
+        services: dict[str, tuple[int, int, str]] = {}
+        for host in self.inv.hosts:
+            for svc in host.services:
+                if svc.name not in data:
+                    services.setdefault(svc.name, self.service_key(svc.project, svc.name))
+        ordered = sorted(services, key=lambda n: services[n])
+        if self.spec.order == "node":
+            return self._node_by_node(ordered)
+        stages = []
+        for name in ordered:
+            hosts = [h for h in self.inv.hosts if h.runs(name)]
+            units = [
+                self.finish(
+                    Unit(
+                        id=f"control:{name}@{h.name}",
+                        host=h.name,
+                        role=self.control_role(h),
+                        plane=CONTROL,
+                        actions=self.actions(h, [name], self.control_role(h)),
+                    )
+                )
+                for h in hosts
+            ]
+            stages.append(self._stage(f"control plane: {name}", CONTROL, CONTROL_ROLE, units))
+        return stages
+
+    def _node_by_node(self, ordered: list[str]) -> list[Stage]:
+        rank = {name: i for i, name in enumerate(ordered)}
+        units = []
+        for host in self.inv.hosts:
+            mine = sorted((s.name for s in host.services if s.name in rank), key=rank.__getitem__)
+            if mine:
+                role = self.control_role(host)
+                units.append(
+                    self.finish(
+                        Unit(
+                            id=f"control@{host.name}",
+                            host=host.name,
+                            role=role,
+                            plane=CONTROL,
+                            actions=self.actions(host, mine, role),
+                        )
+                    )
+                )
+        return (
+            [self._stage("control plane: node by node", CONTROL, CONTROL_ROLE, units)]
+            if units
+            else []
+        )
+
+    # -- data plane -----------------------------------------------------------------
+    def data_roles(self, wanted: set[str]) -> list[str]:
+        """Roles in dependency order (``after``), ties by DATA_ROLE_RANK then name."""
+
+        def tie(role: str) -> tuple[int, str]:
+            rank = DATA_ROLE_RANK.index(role) if role in DATA_ROLE_RANK else len(DATA_ROLE_RANK)
+            return (rank, role)
+
+        deps = {r: {d for d in self.spec.rule(r).after if d in wanted} for r in wanted}
+        done: list[str] = []
+        while deps:
+            ready = sorted((r for r, d in deps.items() if not d), key=tie)
+            if not ready:
+                cycle = ", ".join(sorted(deps))
+                raise UsageError(f"roles wait for each other (after:): {cycle}")
+            done.append(ready[0])
+            del deps[ready[0]]
+            for d in deps.values():
+                d.discard(ready[0])
+        return done
+
+    def data_role(self, host: Host, services: Sequence[str]) -> str:
+        roles = sorted(host.roles - {CONTROL_ROLE})
+        if roles:
+            return roles[0]
+        for name in services:
+            for prefix, role in ROLE_OF_SERVICE:
+                if name.startswith(prefix):
+                    return role
+        return "storage"
+
+    def data_stages(self) -> list[Stage]:
+        spec = self.spec
+        hu = spec.host_upgrade
+        candidates: list[tuple[Host, list[str], bool]] = []
+        for host in self.inv.hosts:
+            mine = sorted(
+                (s.name for s in host.services if s.name in spec.data_plane),
+                key=lambda n: self.service_key(_project(host, n), n),
+            )
+            upgrade_host = hu is not None and bool(host.roles & set(hu.roles))
+            if mine or upgrade_host:
+                candidates.append((host, mine, upgrade_host))
+        provisional = {id(h): self.data_role(h, m) for h, m, _ in candidates}
+        wanted = set(provisional.values())
+        order = self.data_roles(
+            wanted | {r for h, _, _ in candidates for r in h.roles} - {CONTROL_ROLE}
+        )
+        position = {r: i for i, r in enumerate(order)}
+        per_role: dict[str, list[Unit]] = {}
+        for host, mine, upgrade_host in candidates:
+            roles = [r for r in host.roles if r in position] or [provisional[id(host)]]
+            role = min(roles, key=lambda r: position.get(r, len(position)))
+            rule = spec.rule(role)
+            actions = self.actions(host, mine, role)
+            if upgrade_host and hu is not None:
+                actions = (*actions, Action(hu.strategy, (), "host"))
+            unit = Unit(
+                id=f"data@{host.name}",
+                host=host.name,
+                role=role,
+                plane=DATA,
+                actions=actions,
+                drain=rule.drain and ("nova-compute" in mine or role == "compute"),
+                servers=host.servers,
+                reboot=upgrade_host and hu is not None and bool(hu.reboot),
+            )
+            per_role.setdefault(role, []).append(self.finish(unit))
+        return [
+            self._stage(f"data plane: {role}", DATA, role, per_role[role])
+            for role in order
+            if role in per_role
+        ]
+
+    def _stage(self, name: str, plane: str, role: str, units: list[Unit]) -> Stage:
+        frozen = [u for u in units if self.spec.rule(u.role).max_at_once == 0]
+        live = [u for u in units if self.spec.rule(u.role).max_at_once > 0]
+        batches: list[Batch] = []
+        rule = self.spec.rule(role)
+        if plane == DATA and rule.canary and live:
+            canary = live[0] if rule.canary == "first" else None
+            for u in live:
+                if u.host == rule.canary:
+                    canary = u
+            if canary is None:
+                raise UsageError(
+                    f"roles.{role}.canary: {rule.canary!r} is not a host of role {role} "
+                    f"({_names([u.host for u in live], 6)})"
+                )
+            batches.append(Batch((canary,), canary=True, soak=rule.soak))
+            live = [u for u in live if u is not canary]
+        size = max(1, self.limit({u.role for u in live}) if live else 1)
+        for i in range(0, len(live), size):
+            batches.append(Batch(tuple(live[i : i + size])))
+        return Stage(name, plane, role, tuple(batches), tuple(u.host for u in frozen))
+
+
+def _project(host: Host, service: str) -> str:
+    return next((s.project for s in host.services if s.name == service), "")
+
+
+def make_plan(inventory: Inventory, spec: Spec) -> Plan:
+    """The upgrade of ``inventory`` that ``spec`` asks for."""
+    planner = _Planner(inventory, spec)
+    for role, rule in spec.roles.items():
+        _check_rule(role, rule)
+    stages = planner.control_stages() + planner.data_stages()
+    return Plan(release=spec.release, order=spec.order, stages=tuple(stages))
+
+
+def _check_rule(role: str, rule: RoleRule) -> None:
+    if rule.soak and not rule.canary:
+        raise UsageError(f"roles.{role}.soak: a soak time needs a canary (roles.{role}.canary)")

@@ -1,0 +1,321 @@
+"""Running an upgrade plan: stage after stage, batch after batch, a batch's units at once.
+
+Each unit is a TaskFlow engine over its own flow detail in the run's logbook
+(``forward:<unit>``, ``rollback:<unit>``); what it did is in ``unit:<unit>``. After every
+batch the run counts its failed units: more than ``failure_threshold`` pauses it, with
+the reason. A canary batch is soaked, then gated again; a canary that fails always
+pauses the run. Rollback goes through the plan backwards, batch by batch, taking back
+each unit that did something, with each strategy's downgrade where it has one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+from ephyra.compute.budget import Budget
+from ephyra.compute.drain import Drain, DrainResult, HostRecord
+from ephyra.compute.nova import ComputeCloud
+from ephyra.compute.runner import RunEvents
+from ephyra.compute.steps import HostContext
+from ephyra.engine.control import Request
+from ephyra.engine.driver import RunDriver
+from ephyra.engine.flows import engine_for, first_failure, succeeded
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.states import RunState
+from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted
+from ephyra.metrics import RunMetrics
+from ephyra.progress import Observer
+from ephyra.strategies.base import Strategy, build
+from ephyra.upgrade import steps
+from ephyra.upgrade.plan import Batch, Plan, Unit
+from ephyra.upgrade.spec import Spec, parse
+
+LOG = logging.getLogger(__name__)
+#: Lines of a unit's output kept in its journal record.
+OUTPUT_LINES = 200
+OUTPUT_SAVE_S = 0.5
+
+
+class Phase(StrEnum):
+    FORWARD = "forward"
+    ROLLBACK = "rollback"
+
+
+class Outcome(StrEnum):
+    UPGRADED = "upgraded"
+    RESTORED = "restored"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+DONE = {Phase.FORWARD: Outcome.UPGRADED, Phase.ROLLBACK: Outcome.RESTORED}
+
+
+class _Output:
+    """A unit's output lines: to the observer at once, to the journal every half second."""
+
+    def __init__(self, runner: UpgradeRun, unit: Unit, record: HostRecord) -> None:
+        self.runner, self.unit, self.record = runner, unit, record
+        self.lines: list[str] = list(record.data.get("output") or [])
+        self.saved = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, step: str, line: str) -> None:
+        with self.lock:
+            self.lines.append(f"{step}: {line}")
+            del self.lines[:-OUTPUT_LINES]
+            if time.monotonic() - self.saved >= OUTPUT_SAVE_S:
+                self.flush()
+        self.runner.observer.step(self.unit.host, f"{step}| {line}", "output", 0.0)
+
+    def flush(self) -> None:
+        self.record.save(output=list(self.lines))
+        self.saved = time.monotonic()
+
+
+class UpgradeRun(RunDriver):
+    def __init__(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        cloud: ComputeCloud | None = None,
+    ) -> None:
+        super().__init__(journal, run, observer, metrics)
+        self.plan = Plan.from_dict(run.meta["plan"])
+        self.spec: Spec = parse(run.meta["spec"])
+        self.strategies: Mapping[str, Strategy] = {
+            name: build(options) for name, options in self.spec.strategies.items()
+        }
+        name = run.meta.get("cloud")
+        self.cloud = cloud or (ComputeCloud.connect(name) if name else None)
+
+    # -- records ---------------------------------------------------------------------
+    def record(self, unit: Unit, prefix: str = "unit") -> HostRecord:
+        name = f"{prefix}:{unit.id}"
+        return HostRecord(
+            lambda: self.journal.record(self.run.id, name),
+            lambda data: self.journal.save_record(self.run.id, name, data),
+        )
+
+    def state_of(self, unit: Unit, phase: Phase) -> str:
+        return str(self.journal.record(self.run.id, f"unit:{unit.id}").get(phase.value) or "")
+
+    # -- one unit --------------------------------------------------------------------
+    def _host_context(self, unit: Unit, phase: Phase, drain: Drain | None) -> HostContext:
+        assert self.cloud is not None and drain is not None
+
+        def run_drain() -> DrainResult:
+            result = drain.run()
+            self.metrics.drained(unit.host, result.seconds)
+            self.observer.message(
+                f"{unit.host}: {result.moved} server(s) moved in {result.seconds:.1f}s"
+            )
+            return result
+
+        return HostContext(
+            run_id=self.run.id,
+            cloud=self.cloud,
+            host=unit.host,
+            record=drain.record,
+            control=self.control,
+            drain=run_drain,
+            on_step=self._on_step,
+            message=self.observer.message,
+            kind=steps.KIND,
+            revert=False,
+        )
+
+    def _on_step(self, host: str, step: str, status: str, seconds: float) -> None:
+        if status == "done":
+            self.metrics.step(step, seconds)
+        self.observer.step(host, step, status, seconds)
+
+    def unit_flow(self, unit: Unit, phase: Phase, drain: Drain | None) -> Outcome:
+        record = self.record(unit)
+        output = _Output(self, unit, record)
+        ctx = steps.UnitContext(
+            run_id=self.run.id,
+            unit=unit,
+            spec=self.spec,
+            strategies=self.strategies,
+            record=record,
+            control=self.control,
+            cloud=self.cloud,
+            output=output,
+            on_step=self._on_step,
+            message=self.observer.message,
+        )
+        host_ctx = self._host_context(unit, phase, drain) if drain is not None else None
+        make = steps.forward if phase is Phase.FORWARD else steps.backward
+        name = f"{phase.value}:{unit.id}"
+        record.save(**{phase.value: "running"})
+        engine = engine_for(
+            name, make(ctx, host_ctx), self.journal.detail(self.run.id, name), self.journal.backend
+        )
+        text = ""
+        with self._tracked(engine, self.control):
+            try:
+                engine.run()
+                outcome = DONE[phase] if succeeded(engine) else Outcome.INTERRUPTED
+            except Exception as exc:
+                outcome, text = self._outcome_of(exc, unit)
+        output.flush()
+        record.save(**{phase.value: outcome.value, "error": text or None})
+        if outcome is not Outcome.INTERRUPTED:
+            self.metrics.node(outcome.value)
+            self.observer.node(unit.id, outcome.value, text)
+        return outcome
+
+    def _outcome_of(self, exc: Exception, unit: Unit) -> tuple[Outcome, str]:
+        first = first_failure(exc)
+        text = str(first.exception_str)
+        if first.check(Interrupted):
+            return Outcome.INTERRUPTED, ""
+        if first.check(ControlPlaneUnreachable):
+            if self.control.request is None:
+                self.observer.message(f"{text}: pausing the run")
+                self.run = self.journal.save_run(self.run, reason=text)
+            self.stop(Request.PAUSE)
+            return Outcome.INTERRUPTED, text
+        if first.check(EphyraError):
+            return Outcome.FAILED, text
+        LOG.error("unit %s: unexpected error\n%s", unit.id, first.pformat(traceback=True))
+        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
+
+    # -- one batch -------------------------------------------------------------------
+    def _drains(self, units: list[Unit], phase: Phase) -> dict[str, Drain | None]:
+        drains: dict[str, Drain | None] = {u.id: None for u in units}
+        drained = [u for u in units if u.drain]
+        if not drained:
+            return drains
+        if self.cloud is None:
+            raise EphyraError("a drained unit needs a cloud (--os-cloud)")
+        budget = Budget(self.spec.evacuation)
+        groups = self.cloud.group_index()
+        events = RunEvents(self)
+        for unit in drained:
+            prefix = "unit" if phase is Phase.FORWARD else "unitback"
+            drain = Drain(
+                self.cloud,
+                self.cloud.service(unit.host),
+                self.spec.evacuation,
+                budget,
+                self.control,
+                self.record(unit, prefix),
+                events,
+                groups,
+            )
+            drain.adopt()
+            drains[unit.id] = drain
+        return drains
+
+    def run_batch(self, batch: Batch, phase: Phase) -> list[Outcome]:
+        pending = [u for u in batch.units if self.state_of(u, phase) != DONE[phase].value]
+        if phase is Phase.ROLLBACK:  # only what the forward run touched
+            pending = [u for u in pending if self.state_of(u, Phase.FORWARD)]
+        if not pending:
+            return []
+        drains = self._drains(pending, phase)
+        with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
+            return list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
+
+    def _failed(self) -> list[str]:
+        return [u.id for u in self.plan.units() if self.state_of(u, Phase.FORWARD) == "failed"]
+
+    def _soak(self, batch: Batch) -> Outcome:
+        """Wait the canary's soak time, then gate it again."""
+        if not batch.soak:
+            return Outcome.UPGRADED
+        unit = batch.units[0]
+        marker = self.record(unit)
+        if marker.data.get("soaked"):
+            return Outcome.UPGRADED
+        self.observer.message(f"canary {unit.host}: soaking {batch.soak:.0f}s")
+        try:
+            self.control.sleep(batch.soak)
+            ctx = steps.UnitContext(
+                self.run.id,
+                unit,
+                self.spec,
+                self.strategies,
+                marker,
+                self.control,
+                self.cloud,
+                output=lambda step, line: None,
+            )
+            steps.HealthGate(ctx).apply()
+        except Interrupted:
+            return Outcome.INTERRUPTED
+        except EphyraError as exc:
+            marker.save(forward=Outcome.FAILED.value, error=f"after soak: {exc}")
+            self.observer.node(unit.id, "failed", f"after soak: {exc}")
+            return Outcome.FAILED
+        marker.save(soaked=True)
+        return Outcome.UPGRADED
+
+    # -- a phase ---------------------------------------------------------------------
+    def run_phase(self, phase: Phase) -> RunState:
+        units = self.plan.units()
+        done = sum(1 for u in units if self.state_of(u, phase) == DONE[phase].value)
+        title = f"{'upgrade' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
+        total = len(units)
+        if phase is Phase.ROLLBACK:
+            touched = [u for u in units if self.state_of(u, Phase.FORWARD)]
+            total = len(touched)
+        self.observer.started(title, total, done)
+        batches = [(s.name, b) for s in self.plan.stages for b in s.batches]
+        if phase is Phase.ROLLBACK:
+            batches.reverse()
+        threshold = self.spec.failure_threshold
+        for stage, batch in batches:
+            outcomes = self.run_batch(batch, phase)
+            if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
+                return RunState.PAUSED
+            if phase is Phase.ROLLBACK:
+                if Outcome.FAILED in outcomes:
+                    return RunState.FAILED
+                continue
+            if batch.canary and Outcome.FAILED not in outcomes:
+                soaked = self._soak(batch)
+                if soaked is Outcome.INTERRUPTED:
+                    return RunState.PAUSED
+                outcomes.append(soaked)
+            failed = self._failed()
+            if batch.canary and Outcome.FAILED in outcomes:
+                return self._pause(f"canary {batch.units[0].host} failed ({stage}): {failed[0]}")
+            if len(failed) > threshold:
+                return self._pause(
+                    f"{len(failed)} unit(s) failed, more than the failure threshold "
+                    f"({threshold}): {', '.join(failed)}"
+                )
+        if phase is Phase.ROLLBACK:
+            return RunState.ROLLED_BACK
+        failed = self._failed()
+        if failed:
+            self.run = self.journal.save_run(
+                self.run, reason=f"{len(failed)} unit(s) failed: {', '.join(failed)}"
+            )
+            return RunState.FAILED
+        return RunState.SUCCEEDED
+
+    def _pause(self, reason: str) -> RunState:
+        self.observer.message(f"pausing: {reason}")
+        self.run = self.journal.save_run(self.run, reason=reason)
+        return RunState.PAUSED
+
+
+def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
+    """The flow details a new run needs: one record and two flows per unit."""
+    return {
+        f"{what}:{u.id}": {}
+        for u in plan.units()
+        for what in ("unit", "unitback", Phase.FORWARD.value, Phase.ROLLBACK.value)
+    }

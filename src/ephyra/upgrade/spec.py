@@ -1,0 +1,331 @@
+"""The upgrade specification: what to upgrade to, in which order, how fast, with what.
+
+A YAML file (see ``docs/upgrade.md``)::
+
+    release: "2026.2"                  # the version every strategy is asked to reach
+    strategy: default                  # the strategy of services no rule names
+    strategies:                        # name -> options of an ``ephyra.strategies`` plugin
+      default: {type: package, packages: [nova-common]}
+    order: service                     # control plane service by service, or node by node
+    projects: [identity, image, ...]   # service order (default: the upgrade guides' order)
+    roles:
+      controller: {max_at_once: 1}
+      compute: {max_at_once: 2, after: [controller], drain: true, canary: cmp-1, soak: 60}
+    services:
+      nova-compute: {strategy: default}
+    host_upgrade: {roles: [compute], strategy: os, reboot: "ssh {host} systemctl reboot"}
+    gates: {services_up: true, hypervisor_version: "{version}", timeout: 300, checks: [...]}
+    failure_threshold: 0               # failed units tolerated before the run pauses
+    evacuation: {concurrency: 4, per_host: 2, max_per_group: 1}
+    estimate: {service: 60, host: 900, reboot: 300, per_server: 20, gate: 15}
+
+Everything is checked when the file is read; a mistake names its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ephyra.compute.budget import Fallback, OnTimeout, Settings
+from ephyra.errors import UsageError
+
+#: Projects in the order the OpenStack upgrade guides take them.
+PROJECT_ORDER = (
+    "identity",
+    "image",
+    "placement",
+    "compute",
+    "network",
+    "block-storage",
+    "orchestration",
+    "dashboard",
+    "bare-metal",
+)
+#: Within a project: conductors first (Nova's rolling upgrade guide), then schedulers, APIs.
+SERVICE_RANK = ("conductor", "scheduler", "api")
+#: Services of the data plane: upgraded host by host after the whole control plane.
+DATA_PLANE_SERVICES = frozenset(
+    {
+        "nova-compute",
+        "neutron-openvswitch-agent",
+        "neutron-linuxbridge-agent",
+        "neutron-ovn-metadata-agent",
+        "neutron-sriov-agent",
+        "neutron-l3-agent",
+        "neutron-dhcp-agent",
+        "neutron-metadata-agent",
+        "ovn-controller",
+        "cinder-volume",
+        "cinder-backup",
+    }
+)
+CONTROL_ROLE = "controller"
+
+
+@dataclass(frozen=True)
+class RoleRule:
+    max_at_once: int = 1  # 0 freezes the role
+    after: tuple[str, ...] = ()
+    drain: bool = False
+    canary: str | None = None  # a host name, or "first"
+    soak: float = 0.0
+    strategy: str | None = None
+
+
+@dataclass(frozen=True)
+class HostUpgrade:
+    roles: tuple[str, ...]
+    strategy: str
+    reboot: str = ""  # a command template run after the strategy ('' for none)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Gates:
+    services_up: bool = True
+    hypervisor_version: str = ""  # a template; '' skips the check
+    timeout: float = 300.0
+    interval: float = 2.0
+    checks: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    service: float = 60.0
+    host: float = 900.0
+    reboot: float = 300.0
+    per_server: float = 20.0
+    gate: float = 15.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    release: str
+    strategies: Mapping[str, Mapping[str, Any]]
+    strategy: str = "default"
+    order: str = "service"
+    projects: tuple[str, ...] = PROJECT_ORDER
+    roles: Mapping[str, RoleRule] = field(default_factory=dict)
+    services: Mapping[str, str] = field(default_factory=dict)  # service -> strategy
+    host_upgrade: HostUpgrade | None = None
+    gates: Gates = Gates()
+    failure_threshold: int = 0
+    evacuation: Settings = field(default_factory=Settings)
+    estimate: Estimate = Estimate()
+    data_plane: frozenset[str] = DATA_PLANE_SERVICES
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def rule(self, role: str) -> RoleRule:
+        return self.roles.get(role) or RoleRule(drain=role == "compute")
+
+    def strategy_of(self, service: str, role: str) -> str:
+        return self.services.get(service) or self.rule(role).strategy or self.strategy
+
+
+# -- reading --------------------------------------------------------------------------
+class _Reader:
+    """Typed access to one mapping of the file, naming the key in every error."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{where}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+
+    def _get(self, key: str, kinds: tuple[type, ...], default: Any) -> Any:
+        value = self.data.get(key, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) and bool not in kinds:
+            raise UsageError(f"{self.where}.{key}: expected {kinds[0].__name__}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise UsageError(f"{self.where}.{key}: expected {kinds[0].__name__}, got {value!r}")
+        return value
+
+    def text(self, key: str, default: Any = None) -> Any:
+        value = self._get(key, (str, int, float), default)
+        return value if value is None or value is default else str(value)
+
+    def number(self, key: str, default: float) -> float:
+        value = float(self._get(key, (int, float), default))
+        if value < 0:
+            raise UsageError(f"{self.where}.{key}: must not be negative")
+        return value
+
+    def integer(self, key: str, default: int | None) -> Any:
+        value = self._get(key, (int,), default)
+        if value is not None and value < 0:
+            raise UsageError(f"{self.where}.{key}: must not be negative")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        return bool(self._get(key, (bool,), default))
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, (list, str), [])
+        return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.data.get(key), f"{self.where}.{key}")
+
+    def unknown(self, known: set[str]) -> None:
+        extra = sorted(set(self.data) - known)
+        if extra:
+            raise UsageError(f"{self.where}: unknown key(s) {', '.join(extra)}")
+
+
+def _role(reader: _Reader, name: str) -> RoleRule:
+    reader.unknown({"max_at_once", "after", "drain", "canary", "soak", "strategy"})
+    return RoleRule(
+        max_at_once=int(reader.integer("max_at_once", 1)),
+        after=reader.names("after"),
+        drain=reader.flag("drain", name == "compute"),
+        canary=reader.text("canary"),
+        soak=reader.number("soak", 0.0),
+        strategy=reader.text("strategy"),
+    )
+
+
+def _settings(reader: _Reader) -> Settings:
+    reader.unknown(set(Settings.__dataclass_fields__) - {"poll"})
+    try:
+        return Settings(
+            concurrency=int(reader.integer("concurrency", 4)),
+            per_host=int(reader.integer("per_host", 2)),
+            max_per_project=reader.integer("max_per_project", None),
+            max_per_group=reader.integer("max_per_group", 1),
+            fallback=Fallback(reader.text("fallback", "cold")),
+            on_timeout=OnTimeout(reader.text("on_timeout", "abort")),
+            migration_timeout=reader.number("migration_timeout", 600.0),
+            target=reader.text("target"),
+        )
+    except ValueError as exc:
+        raise UsageError(f"{reader.where}: {exc}") from exc
+
+
+def parse(data: Any, where: str = "spec") -> Spec:
+    top = _Reader(data, where)
+    top.unknown(
+        {
+            "release",
+            "strategy",
+            "strategies",
+            "order",
+            "projects",
+            "roles",
+            "services",
+            "host_upgrade",
+            "gates",
+            "failure_threshold",
+            "evacuation",
+            "estimate",
+            "data_plane",
+        }
+    )
+    release = top.text("release")
+    if not release:
+        raise UsageError(f"{where}.release: the version to upgrade to is required")
+    strategies_r = top.sub("strategies")
+    strategies: dict[str, Mapping[str, Any]] = {}
+    for name in strategies_r.data:
+        options = strategies_r.sub(str(name)).data
+        if not isinstance(options.get("type"), str):
+            raise UsageError(f"{where}.strategies.{name}.type: required (a strategy plugin name)")
+        strategies[str(name)] = dict(options)
+    order = top.text("order", "service")
+    if order not in ("service", "node"):
+        raise UsageError(f"{where}.order: 'service' or 'node', not {order!r}")
+    roles_r = top.sub("roles")
+    roles = {str(n): _role(roles_r.sub(str(n)), str(n)) for n in roles_r.data}
+    services_r = top.sub("services")
+    services: dict[str, str] = {}
+    for name in services_r.data:
+        entry = services_r.sub(str(name))
+        entry.unknown({"strategy"})
+        services[str(name)] = str(entry.text("strategy", ""))
+    host_upgrade = None
+    if "host_upgrade" in top.data:
+        hu = top.sub("host_upgrade")
+        hu.unknown({"roles", "strategy", "reboot"})
+        host_upgrade = HostUpgrade(
+            roles=hu.names("roles") or ("compute",),
+            strategy=str(hu.text("strategy", "")),
+            reboot=str(hu.text("reboot", "")),
+        )
+    g = top.sub("gates")
+    g.unknown({"services_up", "hypervisor_version", "timeout", "interval", "checks"})
+    checks = []
+    for i, item in enumerate(g.data.get("checks") or []):
+        c = _Reader(item, f"{g.where}.checks[{i}]")
+        c.unknown({"name", "command"})
+        command = c.text("command")
+        if not command:
+            raise UsageError(f"{c.where}.command: required")
+        checks.append(Check(name=c.text("name", f"check-{i + 1}"), command=command))
+    gates = Gates(
+        services_up=g.flag("services_up", True),
+        hypervisor_version=str(g.text("hypervisor_version", "")),
+        timeout=g.number("timeout", 300.0),
+        interval=g.number("interval", 2.0) or 2.0,
+        checks=tuple(checks),
+    )
+    e = top.sub("estimate")
+    e.unknown(set(Estimate.__dataclass_fields__))
+    defaults = Estimate()
+    estimate = Estimate(**{k: e.number(k, getattr(defaults, k)) for k in vars(defaults)})
+    spec = Spec(
+        release=release,
+        strategies=strategies,
+        strategy=str(top.text("strategy", "default")),
+        order=str(order),
+        projects=top.names("projects") or PROJECT_ORDER,
+        roles=roles,
+        services=services,
+        host_upgrade=host_upgrade,
+        gates=gates,
+        failure_threshold=int(top.integer("failure_threshold", 0)),
+        evacuation=_settings(top.sub("evacuation")),
+        estimate=estimate,
+        data_plane=frozenset(top.names("data_plane")) or DATA_PLANE_SERVICES,
+        raw=dict(data or {}),
+    )
+    _check_names(spec, where)
+    return spec
+
+
+def _check_names(spec: Spec, where: str) -> None:
+    named: dict[str, str | None] = {f"{where}.strategy": spec.strategy}
+    named |= {f"{where}.roles.{r}.strategy": rule.strategy for r, rule in spec.roles.items()}
+    named |= {f"{where}.services.{s}.strategy": name for s, name in spec.services.items()}
+    if spec.host_upgrade:
+        named[f"{where}.host_upgrade.strategy"] = spec.host_upgrade.strategy
+    known = ", ".join(sorted(spec.strategies)) or "none"
+    for key, name in named.items():
+        if name and name not in spec.strategies:
+            raise UsageError(f"{key}: no strategy {name!r} under strategies (known: {known})")
+    for role, rule in spec.roles.items():
+        for other in rule.after:
+            if other == role:
+                raise UsageError(f"{where}.roles.{role}.after: a role cannot wait for itself")
+
+
+def load(path: str | Path) -> Spec:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read the upgrade specification {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    return parse(data, str(path))
