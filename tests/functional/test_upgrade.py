@@ -1,0 +1,331 @@
+"""Rolling in-place upgrades against real Nova: the control plane first, then each compute
+drained, restarted with its new release, gated on Nova reporting it up with the new
+hypervisor version, and enabled again; a failing unit pauses the run at the failure
+threshold; kill -9 and resume; rollback."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed.nova import NovaTestbed
+from testbed.nova_watch import wait_until
+from tests.functional.ephyra_cli import Ephyra
+
+pytestmark = pytest.mark.functional
+
+COMPUTES = ("compute-1", "compute-2", "compute-3")
+CONTROL = ("nova-conductor", "nova-scheduler")
+
+
+@pytest.fixture
+def ephyra(clean_nova: NovaTestbed, tmp_path: Path) -> Iterator[Ephyra]:
+    yield Ephyra(clean_nova.clouds_yaml, tmp_path / "state")
+    for name in (*COMPUTES, *CONTROL):  # the next test starts from release 1.0.0
+        if clean_nova.release(name) != "1.0.0":
+            clean_nova.set_release(name, "1.0.0")
+    wait_until(lambda: _all_up(clean_nova), 60, "every service up at release 1.0.0")
+
+
+def _all_up(nova: NovaTestbed) -> bool:
+    services = nova.connect().compute.get("/os-services", microversion="2.80").json()["services"]
+    versions = _hypervisors(nova)
+    return all(s["state"] == "up" for s in services) and set(versions.values()) == {1000000}
+
+
+def _hypervisors(nova: NovaTestbed) -> dict[str, int]:
+    raw = nova.connect().compute.get("/os-hypervisors/detail", microversion="2.88").json()
+    return {h["service"]["host"]: int(h["hypervisor_version"]) for h in raw["hypervisors"]}
+
+
+def _services(nova: NovaTestbed) -> list[dict[str, Any]]:
+    response = nova.connect().compute.get("/os-services", microversion="2.80")
+    services: list[dict[str, Any]] = response.json()["services"]
+    return services
+
+
+def _inventory(nova: NovaTestbed, path: Path) -> Path:
+    """The testbed as a static inventory: the controller's services, and each compute."""
+    hosts: dict[str, Any] = {}
+    for s in _services(nova):
+        binary = s["binary"]
+        if binary not in (*CONTROL, "nova-compute"):
+            continue
+        entry = hosts.setdefault(s["host"], {"roles": set(), "services": []})
+        entry["roles"].add("compute" if binary == "nova-compute" else "controller")
+        entry["services"].append({"name": binary, "project": "compute"})
+    data = {
+        "hosts": [
+            {"name": name, "roles": sorted(h["roles"]), "services": h["services"]}
+            for name, h in sorted(hosts.items())
+        ]
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _spec(nova: NovaTestbed, path: Path, release: str = "2.0.0", **extra: Any) -> Path:
+    """Every service upgraded by the testbed's release command: config changed, process
+    restarted. ``$FAIL_MARKER`` present makes compute-2's new release fail to start."""
+    command = shlex.join(nova.release_command)
+    name = 'n={service}; [ "$n" = nova-compute ] && n={host}; '
+    spec: dict[str, Any] = {
+        "release": release,
+        "strategies": {
+            "testbed": {
+                "type": "command",
+                "upgrade": name + f"{command} $n {{version}}",
+                "downgrade": name + f"{command} $n {{version}}",
+                "version": name + f"{command} $n",
+            }
+        },
+        "strategy": "testbed",
+        "roles": {
+            "controller": {"max_at_once": 1},
+            "compute": {"max_at_once": 1, "drain": True},
+        },
+        "gates": {
+            "services_up": True,
+            "hypervisor_version": "{version}",
+            "timeout": 40,
+            "interval": 0.5,
+        },
+        "evacuation": {"concurrency": 4, "per_host": 2, "max_per_group": 0},
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@dataclass
+class Watch:
+    """Samples Nova every 0.2 s: which computes are disabled, where servers are, and
+    when each hypervisor reports a new version."""
+
+    nova: NovaTestbed
+    peak_disabled: int = 0
+    changed: dict[str, float] = field(default_factory=dict)
+    servers_at_change: dict[str, int] = field(default_factory=dict)
+    disabled_at_change: dict[str, bool] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._last: tuple[dict[str, int], dict[str, int], set[str]] | None = None
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = self.nova.connect()
+        while not self._stop.wait(0.2):
+            try:
+                services = conn.compute.get("/os-services?binary=nova-compute").json()
+                disabled = {s["host"] for s in services["services"] if s["status"] == "disabled"}
+                versions = _hypervisors(self.nova)
+                servers = conn.compute.get(
+                    "/servers/detail?all_tenants=1", microversion="2.80"
+                ).json()["servers"]
+            except Exception as exc:  # the API restarts are not this test's
+                self.errors.append(str(exc))
+                continue
+            on: dict[str, int] = {h: 0 for h in COMPUTES}
+            for s in servers:
+                host = s.get("OS-EXT-SRV-ATTR:host")
+                if host in on:
+                    on[host] += 1
+            self.peak_disabled = max(self.peak_disabled, len(disabled))
+            for host, version in versions.items():
+                if version != 1000000 and host not in self.changed:
+                    self.changed[host] = time.time()
+                    previous = self._last[0] if self._last else on
+                    self.servers_at_change[host] = max(on[host], previous.get(host, 0))
+                    self.disabled_at_change[host] = host in disabled
+            self._last = (on, versions, disabled)
+
+
+def test_rolling_upgrade_control_plane_first_then_each_compute_drained(
+    clean_nova: NovaTestbed, ephyra: Ephyra, tmp_path: Path
+) -> None:
+    servers = [sid for host in COMPUTES for sid in clean_nova.boot(host, 2)]
+    inventory = _inventory(clean_nova, tmp_path / "inventory.yaml")
+    spec = _spec(clean_nova, tmp_path / "spec.yaml")
+    plan = ephyra("upgrade", "plan", "--spec", str(spec), "--source", f"static:{inventory}")
+    assert plan.code == 0, plan.err
+    assert plan.out.index("nova-conductor") < plan.out.index("nova-scheduler")
+    assert plan.out.index("nova-scheduler") < plan.out.index("data plane: compute")
+
+    conductor_before = _pid_heartbeat(clean_nova, "nova-conductor")
+    with Watch(clean_nova) as watch:
+        done = ephyra(
+            "upgrade",
+            "start",
+            "--yes",
+            "--spec",
+            str(spec),
+            "--source",
+            f"static:{inventory}",
+            "--os-cloud",
+            "nova",
+            "-v",
+        )
+    assert done.code == 0, done.err
+    # every compute reports the new release, and was empty and disabled when it changed
+    assert _hypervisors(clean_nova) == {h: 2000000 for h in COMPUTES}
+    assert watch.peak_disabled == 1
+    assert watch.servers_at_change == {h: 0 for h in COMPUTES}
+    assert watch.disabled_at_change == {h: True for h in COMPUTES}
+    changes = sorted(watch.changed, key=watch.changed.__getitem__)
+    assert changes == list(COMPUTES)
+    # the control plane was restarted with its new release before any compute
+    for name in CONTROL:
+        assert clean_nova.release(name) == "2.0.0"
+    assert _pid_heartbeat(clean_nova, "nova-conductor") > conductor_before
+    log = done.err
+    first_compute = log.index("compute-1: testbed")
+    assert log.index("nova-conductor") < first_compute
+    # every compute enabled again, every server active
+    assert all(s["status"] == "enabled" for s in _services(clean_nova))
+    clean_nova.wait_servers(servers, status="ACTIVE")
+    status = _status(ephyra)
+    assert status["state"] == "succeeded"
+    assert status["counts"] == {"upgraded": 5}
+    versions = {u["host"]: u["versions"] for u in status["units"] if u["host"] in COMPUTES}
+    assert versions == {h: "1.0.0->2.0.0" for h in COMPUTES}
+
+    # rollback: newest first, each compute drained again and back at 1.0.0
+    back = ephyra("upgrade", "rollback", "--os-cloud", "nova")
+    assert back.code == 0, back.err
+    assert _hypervisors(clean_nova) == {h: 1000000 for h in COMPUTES}
+    for name in CONTROL:
+        assert clean_nova.release(name) == "1.0.0"
+    assert back.err.index("compute-3") < back.err.index("compute-1")
+    assert all(s["status"] == "enabled" for s in _services(clean_nova))
+    assert _status(ephyra)["state"] == "rolled-back"
+
+
+def _pid_heartbeat(nova: NovaTestbed, binary: str) -> float:
+    """The newest heartbeat of ``binary``, as epoch seconds."""
+    from datetime import UTC, datetime
+
+    stamps = [
+        datetime.fromisoformat(s["updated_at"]).replace(tzinfo=UTC).timestamp()
+        for s in _services(nova)
+        if s["binary"] == binary and s["updated_at"]
+    ]
+    return max(stamps)
+
+
+def test_a_compute_that_fails_its_gate_pauses_the_run_and_resume_finishes(
+    clean_nova: NovaTestbed, ephyra: Ephyra, tmp_path: Path
+) -> None:
+    clean_nova.boot("compute-2", 1)
+    marker = tmp_path / "broken"
+    marker.touch()
+    inventory = _inventory(clean_nova, tmp_path / "inventory.yaml")
+    command = shlex.join(clean_nova.release_command)
+    name = 'n={service}; [ "$n" = nova-compute ] && n={host}; '
+    broken = (
+        f'{name} v={{version}}; [ "$n" = compute-2 ] && [ -e {marker} ] && v=broken; '
+        f"{command} $n $v"
+    )
+    spec = _spec(clean_nova, tmp_path / "spec.yaml", failure_threshold=0)
+    data = yaml.safe_load(spec.read_text())
+    data["strategies"]["testbed"]["upgrade"] = broken
+    data["gates"]["timeout"] = 15
+    spec.write_text(yaml.safe_dump(data))
+
+    run = ephyra(
+        "upgrade",
+        "start",
+        "--yes",
+        "--spec",
+        str(spec),
+        "--source",
+        f"static:{inventory}",
+        "--os-cloud",
+        "nova",
+    )
+    assert run.code == 1, run.err
+    status = _status(ephyra)
+    assert status["state"] == "paused"
+    assert "more than the failure threshold (0): data@compute-2" in status["reason"]
+    units = {u["host"]: u for u in status["units"]}
+    assert "health gate still red" in units["compute-2"]["error"]
+    assert units["compute-3"]["forward"] == "pending"  # the run stopped there
+    versions = _hypervisors(clean_nova)
+    assert versions["compute-1"] == 2000000 and versions["compute-3"] == 1000000
+    disabled = {s["host"] for s in _services(clean_nova) if s["status"] == "disabled"}
+    assert disabled == {"compute-2"}  # left in maintenance, empty, for the operator
+
+    marker.unlink()
+    resumed = ephyra("upgrade", "resume")
+    assert resumed.code == 0, resumed.err
+    assert _hypervisors(clean_nova) == {h: 2000000 for h in COMPUTES}
+    assert all(s["status"] == "enabled" for s in _services(clean_nova))
+
+
+@pytest.mark.parametrize("when", ["after compute-1 is upgraded", "in compute-2's drain"])
+def test_killed_and_resumed_upgrade_upgrades_each_compute_once(
+    clean_nova: NovaTestbed, ephyra: Ephyra, tmp_path: Path, when: str
+) -> None:
+    servers = [sid for host in COMPUTES for sid in clean_nova.boot(host, 1)]
+    inventory = _inventory(clean_nova, tmp_path / "inventory.yaml")
+    counter = tmp_path / "upgrades.log"
+    spec = _spec(clean_nova, tmp_path / "spec.yaml")
+    data = yaml.safe_load(spec.read_text())
+    data["strategies"]["testbed"]["upgrade"] = (
+        f"echo {{host}} {{service}} >> {counter}; " + data["strategies"]["testbed"]["upgrade"]
+    )
+    spec.write_text(yaml.safe_dump(data))
+    process = ephyra.background(
+        "upgrade",
+        "start",
+        "--yes",
+        "--spec",
+        str(spec),
+        "--source",
+        f"static:{inventory}",
+        "--os-cloud",
+        "nova",
+    )
+    if when.startswith("after"):  # at a step boundary: the upgrade recorded, not yet gated
+        process.wait_for(lambda line: "compute-1: testbed 1.0.0 -> 2.0.0" in line)
+    else:  # in the middle of a step: a live migration under way
+        process.wait_for(lambda line: "compute-2: nova-compute disabled" in line)
+        time.sleep(1.0)
+    process.kill()
+    resumed = ephyra("upgrade", "resume", "-v")
+    assert resumed.code == 0, resumed.err
+    assert _hypervisors(clean_nova) == {h: 2000000 for h in COMPUTES}
+    assert not _disabled(clean_nova)
+    clean_nova.wait_servers(servers, status="ACTIVE")
+    lines = counter.read_text().split("\n")
+    for host in COMPUTES:
+        assert lines.count(f"{host} nova-compute") == 1, (host, lines)
+
+
+def _status(ephyra: Ephyra) -> dict[str, Any]:
+    result = ephyra("--format", "json", "upgrade", "status")
+    assert result.code == 0, result.err
+    status: dict[str, Any] = json.loads(result.out)
+    return status
+
+
+def _disabled(nova: NovaTestbed) -> set[str]:
+    return {s["host"] for s in _services(nova) if s["status"] == "disabled"}
