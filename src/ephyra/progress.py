@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 #: Outcomes that advance the progress bar.
-DONE = ("moved", "restored")
+DONE = ("moved", "restored", "upgraded")
 
 
 class Observer(Protocol):

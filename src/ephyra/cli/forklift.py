@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ephyra.cli import runs
 from ephyra.cli.output import emit
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
 from ephyra.forklift import service
 from ephyra.forklift.settings import Settings
@@ -87,23 +87,6 @@ def do_start(args: argparse.Namespace) -> int:
     )
     print(f"run {run.id} {run.state.value}")
     return runs.exit_code(run, "status")
-
-
-def _continuing(operation: Any) -> Any:
-    """A handler for resume and rollback: they take a run and drive it in this process."""
-
-    def handler(args: argparse.Namespace) -> int:
-        run: RunInfo = operation(
-            Journal(args.journal),
-            args.run,
-            observer_for(sys.stderr, args.verbose),
-            lock_url=args.locks,
-            exports=runs.exports(args),
-        )
-        print(f"run {run.id} {run.state.value}")
-        return runs.exit_code(run, "status")
-
-    return handler
 
 
 def do_pause(args: argparse.Namespace) -> int:
@@ -220,25 +203,13 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, exit_codes: str) -> None:
-    forklift = sub.add_parser(
+    action = runs.command_group(
+        sub,
         "forklift",
-        help="move Ironic nodes between control planes (blue/green)",
-        description=DESCRIPTION,
-        epilog=exit_codes,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "move Ironic nodes between control planes (blue/green)",
+        DESCRIPTION,
+        exit_codes,
     )
-    actions = forklift.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = actions.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=exit_codes,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(handler=handler)
-        return p
 
     _plan_options(action("plan", do_plan, "print what a start would do (a dry run)"))
     start = action("start", do_start, "plan and move the nodes, showing progress")
@@ -247,10 +218,14 @@ def register(sub: Any, exit_codes: str) -> None:
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished run)"
     for name, handler, text in (
-        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "resume",
+            runs.continuing(service.resume, "status"),
+            "continue a paused, failed or crashed run",
+        ),
         (
             "rollback",
-            _continuing(service.rollback),
+            runs.continuing(service.rollback, "status"),
             "move every node the run moved back where it was",
         ),
     ):

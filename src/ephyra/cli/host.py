@@ -13,7 +13,7 @@ from ephyra.cli import runs
 from ephyra.cli.output import emit
 from ephyra.compute import service
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 
@@ -92,21 +92,6 @@ def do_evacuate(args: argparse.Namespace) -> int:
     )
     print(f"run {run.id} {run.state.value}")
     return runs.exit_code(run, "ephyra host status")
-
-
-def _continuing(operation: Any) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        run: RunInfo = operation(
-            Journal(args.journal),
-            args.run,
-            observer_for(sys.stderr, args.verbose),
-            lock_url=args.locks,
-            exports=runs.exports(args),
-        )
-        print(f"run {run.id} {run.state.value}")
-        return runs.exit_code(run, "ephyra host status")
-
-    return handler
 
 
 def do_pause(args: argparse.Namespace) -> int:
@@ -209,25 +194,9 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, exit_codes: str) -> None:
-    host = sub.add_parser(
-        "host",
-        help="compute hosts: maintenance and evacuation",
-        description=DESCRIPTION,
-        epilog=exit_codes,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    action = runs.command_group(
+        sub, "host", "compute hosts: maintenance and evacuation", DESCRIPTION, exit_codes
     )
-    actions = host.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = actions.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=exit_codes,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(handler=handler)
-        return p
 
     maintenance = action(
         "maintenance", do_maintenance, "disable (on) or enable (off) a host's nova-compute"
@@ -242,10 +211,14 @@ def register(sub: Any, exit_codes: str) -> None:
     evacuate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished evacuation)"
     for name, handler, text in (
-        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "resume",
+            runs.continuing(service.resume, "ephyra host status"),
+            "continue a paused, failed or crashed run",
+        ),
         (
             "rollback",
-            _continuing(service.rollback),
+            runs.continuing(service.rollback, "ephyra host status"),
             "maintenance off where the run put it on; servers stay where they are",
         ),
     ):

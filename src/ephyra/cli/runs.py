@@ -4,11 +4,59 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ephyra.engine.journal import RunInfo
+from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.states import RunState
 from ephyra.metrics import Exports
+from ephyra.progress import observer_for
+
+Handler = Callable[[argparse.Namespace], int]
+Action = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+
+def command_group(sub: Any, name: str, text: str, description: str, exit_codes: str) -> Action:
+    """Add ``ephyra NAME ACTION``; returns a function adding one action with its handler."""
+    parser = sub.add_parser(
+        name,
+        help=text,
+        description=description,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(verb: str, handler: Handler, helptext: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(
+            verb,
+            help=helptext,
+            description=helptext,
+            epilog=exit_codes,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    return action
+
+
+def continuing(operation: Any, status_command: str) -> Handler:
+    """A handler for resume and rollback: they take a run and drive it in this process."""
+
+    def handler(args: argparse.Namespace) -> int:
+        run: RunInfo = operation(
+            Journal(args.journal),
+            args.run,
+            observer_for(sys.stderr, args.verbose),
+            lock_url=args.locks,
+            exports=exports(args),
+        )
+        print(f"run {run.id} {run.state.value}")
+        return exit_code(run, status_command)
+
+    return handler
 
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:

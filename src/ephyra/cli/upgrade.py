@@ -9,7 +9,7 @@ from typing import Any
 
 from ephyra.cli import runs
 from ephyra.cli.output import emit
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Journal
 from ephyra.progress import observer_for
 from ephyra.upgrade import service, spec
 
@@ -67,21 +67,6 @@ def do_start(args: argparse.Namespace) -> int:
     )
     print(f"run {run.id} {run.state.value}")
     return runs.exit_code(run, "ephyra upgrade status")
-
-
-def _continuing(operation: Any) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        run: RunInfo = operation(
-            Journal(args.journal),
-            args.run,
-            observer_for(sys.stderr, args.verbose),
-            lock_url=args.locks,
-            exports=runs.exports(args),
-        )
-        print(f"run {run.id} {run.state.value}")
-        return runs.exit_code(run, "ephyra upgrade status")
-
-    return handler
 
 
 def do_pause(args: argparse.Namespace) -> int:
@@ -146,25 +131,13 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, exit_codes: str) -> None:
-    upgrade = sub.add_parser(
+    action = runs.command_group(
+        sub,
         "upgrade",
-        help="rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback",
-        description=DESCRIPTION,
-        epilog=exit_codes,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback",
+        DESCRIPTION,
+        exit_codes,
     )
-    actions = upgrade.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = actions.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=exit_codes,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(handler=handler)
-        return p
 
     _plan_options(action("plan", do_plan, "the upgrade's steps and an estimate (a dry run)"))
     start = action("start", do_start, "run the upgrade, showing progress")
@@ -173,10 +146,14 @@ def register(sub: Any, exit_codes: str) -> None:
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     run_help = "run id or a unique prefix (default: the latest unfinished upgrade)"
     for name, handler, text in (
-        ("resume", _continuing(service.resume), "continue a paused, failed or crashed run"),
+        (
+            "resume",
+            runs.continuing(service.resume, "ephyra upgrade status"),
+            "continue a paused, failed or crashed run",
+        ),
         (
             "rollback",
-            _continuing(service.rollback),
+            runs.continuing(service.rollback, "ephyra upgrade status"),
             "take back what the run did, newest first, with each strategy's downgrade",
         ),
     ):
