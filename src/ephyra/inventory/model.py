@@ -108,6 +108,7 @@ def _merge_service(old: Service | None, new: Service) -> Service:
         return new
     return replace(
         old,
+        project=new.project or old.project,
         status=new.status if new.status != UNKNOWN else old.status,
         version=new.version or old.version,
         source=",".join(sorted({*old.source.split(","), *new.source.split(",")} - {""})),
@@ -131,6 +132,7 @@ class Endpoint:
     interface: str  # public, internal, admin
     region: str
     url: str
+    version: str = ""  # the API's maximum (micro)version, from its version document
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ class Inventory:
     endpoints: tuple[Endpoint, ...] = ()
     regions: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    #: What a source found about the cloud rather than a host, sorted (name, value) pairs:
+    #: ``absent`` (service types a cloud does not have, and why), ...
+    facts: tuple[tuple[str, Any], ...] = ()
     _index: dict[str, Host] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -161,12 +166,17 @@ class Inventory:
                 out.setdefault(role, []).append(h.name)
         return dict(sorted(out.items()))
 
+    @property
+    def fact(self) -> dict[str, Any]:
+        return dict(self.facts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sources": list(self.sources),
             "regions": list(self.regions),
             "hosts": [h.to_dict() for h in self.hosts],
             "endpoints": [vars(e) for e in self.endpoints],
+            "facts": dict(self.facts),
         }
 
     @classmethod
@@ -176,6 +186,7 @@ class Inventory:
             endpoints=[Endpoint(**e) for e in data.get("endpoints") or ()],
             regions=data.get("regions") or (),
             sources=data.get("sources") or (),
+            facts=data.get("facts") or {},
         )
 
 
@@ -185,26 +196,60 @@ def inventory(
     endpoints: Iterable[Endpoint] = (),
     regions: Iterable[str] = (),
     sources: Iterable[str] = (),
+    facts: Mapping[str, Any] | None = None,
 ) -> Inventory:
-    """An inventory from hosts in any order (same-named hosts merged)."""
+    """An inventory from hosts in any order (same-named hosts merged).
+
+    Endpoints are one per (region, service, interface): a later one with a URL or a
+    version wins over an earlier one, and keeps the earlier version if it has none.
+    """
     by_name: dict[str, Host] = {}
     for host in hosts:
         old = by_name.get(host.name)
         by_name[host.name] = host if old is None else merge_hosts(old, host)
+    by_place: dict[tuple[str, str, str], Endpoint] = {}
+    for endpoint in endpoints:
+        place = (endpoint.region, endpoint.service, endpoint.interface)
+        earlier = by_place.get(place)
+        if earlier is not None:
+            endpoint = replace(
+                endpoint,
+                url=endpoint.url or earlier.url,
+                version=endpoint.version or earlier.version,
+            )
+        by_place[place] = endpoint
     return Inventory(
         hosts=tuple(by_name[n] for n in sorted(by_name)),
-        endpoints=tuple(sorted(set(endpoints), key=lambda e: (e.region, e.service, e.interface))),
+        endpoints=tuple(by_place[p] for p in sorted(by_place)),
         regions=tuple(sorted(set(regions))),
         sources=tuple(dict.fromkeys(sources)),
+        facts=tuple(sorted((facts or {}).items())),
     )
+
+
+def merge_facts(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new`` over ``old``: mappings merge key by key, a None never replaces a value."""
+    out = dict(old)
+    for key, value in new.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_facts(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def merge(inventories: Iterable[Inventory]) -> Inventory:
     """One inventory from several sources, later sources winning on conflicts."""
     parts = list(inventories)
+    facts: dict[str, Any] = {}
+    for part in parts:
+        facts = merge_facts(facts, part.fact)
     return inventory(
         (h for inv in parts for h in inv.hosts),
         endpoints=(e for inv in parts for e in inv.endpoints),
         regions=(r for inv in parts for r in inv.regions),
         sources=(s for inv in parts for s in inv.sources),
+        facts=facts,
     )

@@ -4,12 +4,16 @@ A source is named on the command line as ``KIND[:ARGUMENT]``: ``openstack`` (the
 of ``--os-cloud``) or ``openstack:CLOUD``, ``static:FILE``, ``ansible:INVENTORY``,
 ``puppetdb:URL``. Each plugin is a class built with ``from_argument(argument, cloud)``
 whose ``discover()`` returns an :class:`~ephyra.inventory.model.Inventory`.
+
+An argument may end with options, as a URL's query: ``ansible:hosts.ini?roles=map.yaml``;
+:func:`options` splits them off and refuses the ones a source does not know.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
+from urllib.parse import parse_qsl
 
 from ephyra import plugins
 from ephyra.errors import UsageError
@@ -31,6 +35,22 @@ def parse(spec: str) -> tuple[str, str]:
     if not kind:
         raise UsageError(f"bad inventory source {spec!r}: expected KIND[:ARGUMENT]")
     return kind, argument
+
+
+def options(kind: str, argument: str, known: Collection[str]) -> tuple[str, dict[str, str]]:
+    """``argument`` without its ``?key=value&...`` options, and the options."""
+    main, mark, query = argument.rpartition("?")
+    if not mark:
+        return argument, {}
+    found: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise UsageError(
+                f"inventory source {kind}:{argument}: unknown option {key!r} (known: {allowed})"
+            )
+        found[key] = value
+    return main, found
 
 
 def source(spec: str, cloud: str | None = None) -> Source:
