@@ -4,6 +4,7 @@ limits, failure threshold, canary, resume, rollback with and without downgrade."
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,9 @@ def test_failures_within_threshold_go_on_and_fail_the_run(env: Env) -> None:
     run = env.start(_spec(failure_threshold=1))
     assert run.state is RunState.FAILED
     assert "data@cmp-4" in run.meta["reason"]
-    assert {h for _, h, *_ in WORLD.calls if h.startswith("cmp")} == {f"cmp-{i}" for i in range(1, 6)}
+    assert {h for _, h, *_ in WORLD.calls if h.startswith("cmp")} == {
+        f"cmp-{i}" for i in range(1, 6)
+    }
 
 
 def test_failed_canary_pauses_whatever_the_threshold(env: Env) -> None:
@@ -136,7 +139,7 @@ def test_rollback_downgrades_newest_first(env: Env) -> None:
     assert set(WORLD.versions.values()) == {"1.0"}
     hosts = [h for what, h, *_ in WORLD.calls if what == "downgrade"]
     assert hosts[0].startswith("cmp") and hosts[-1].startswith("ctl")
-    assert [s[0] for _, h, s, _ in WORLD.calls if h == "ctl-1"][0] == "nova-api"
+    assert next(s[0] for _, h, s, _ in WORLD.calls if h == "ctl-1") == "nova-api"
 
 
 def test_rollback_says_where_there_is_no_downgrade(env: Env) -> None:
@@ -156,3 +159,49 @@ def test_rollback_says_where_there_is_no_downgrade(env: Env) -> None:
     assert WORLD.versions[("cmp-1", "nova-compute")] == "2.0"
     assert WORLD.versions[("ctl-1", "keystone")] == "1.0"
     assert "no downgrade" in env.out.getvalue()
+
+
+def _wait(condition: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_pause_from_another_caller_stops_at_a_step_and_resume_finishes(env: Env) -> None:
+    import threading
+
+    spec = _spec(strategies={"default": {"type": "fake", "delay": 0.3}})
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(env.start(spec)))
+    thread.start()
+    _wait(lambda: any(h == "ctl-2" for _, h, *_ in WORLD.calls))
+    assert "pause of run" in service.pause(env.journal, None, lock_url=env.locks)
+    thread.join(30)
+    assert result[0].state is RunState.PAUSED
+    assert not result[0].meta.get("reason")  # asked for, not a failure
+    assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]
+    run = env.resume()
+    assert run.state is RunState.SUCCEEDED
+    upgrades = [(h, s) for what, h, s, _ in WORLD.calls if what == "upgrade"]
+    assert len(upgrades) == len(set(upgrades)) == 15  # nothing done twice
+
+
+def test_abort_then_rollback_takes_back_what_was_done(env: Env) -> None:
+    import threading
+
+    spec = _spec(strategies={"default": {"type": "fake", "delay": 0.2}})
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(env.start(spec)))
+    thread.start()
+    _wait(lambda: len(WORLD.calls) >= 3)
+    service.abort(env.journal, None, lock_url=env.locks)
+    thread.join(30)
+    assert result[0].state is RunState.ABORTED
+    done = {k for k, v in WORLD.versions.items() if v == "2.0"}
+    assert 3 <= len(done) < 15
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    assert set(WORLD.versions.values()) == {"1.0"}
+    downgrades = {(h, ",".join(s)) for what, h, s, _ in WORLD.calls if what == "downgrade"}
+    assert downgrades == done

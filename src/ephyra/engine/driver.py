@@ -86,7 +86,11 @@ class RunDriver:
 
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:
-        """Ctrl-C and SIGTERM pause the run at the next step boundary."""
+        """Ctrl-C and SIGTERM pause the run at the next step boundary (when the run is
+        driven from the main thread; a server driving runs in threads keeps its own)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
 
         def on_signal(signum: int, _frame: Any) -> None:
             self.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
