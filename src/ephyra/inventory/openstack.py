@@ -391,12 +391,16 @@ class _Discovery:
             found.roles.add(BAREMETAL)
             found.facts.update(
                 {
+                    "provision_state": n.provision_state,
+                    "power_state": n.power_state,  # None until Ironic has read it
+                    "maintenance": bool(n.is_maintenance),
+                }
+            )
+            found.facts.update(
+                {
                     k: v
                     for k, v in {
                         "ironic_uuid": n.id,
-                        "provision_state": n.provision_state,
-                        "power_state": n.power_state,
-                        "maintenance": bool(n.is_maintenance),
                         "maintenance_reason": n.maintenance_reason,
                         "resource_class": n.resource_class,
                         "conductor": n.conductor,

@@ -86,7 +86,7 @@ def parse(data: Any, path: str, name: str) -> Inventory:
     top = where.mapping(data, "")
     where.known(top, "", TOP_KEYS)
     hosts = [*_hosts(where, top.get("hosts"), name), *_role_lists(where, top.get("roles"), name)]
-    sources = where.strings(top.get("sources"), "sources") or [name]
+    sources = where.strings(top["sources"], "sources") if "sources" in top else [name]
     return inventory(
         hosts,
         endpoints=_endpoints(where, top.get("endpoints")),
@@ -178,7 +178,7 @@ def _host(where: _Where, key: str, name: str, body: Mapping[str, Any], source: s
         roles=roles,
         services=services,
         facts=where.mapping(body.get("facts") or {}, f"{key}.facts"),
-        sources=where.strings(body.get("sources"), f"{key}.sources") or [source],
+        sources=where.strings(body["sources"], f"{key}.sources") if "sources" in body else [source],
         servers=servers,
     )
 
