@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-debs=(postgresql rabbitmq-server)
+debs=(postgresql rabbitmq-server puppet dpkg-dev)  # puppet, dpkg-dev: strategy tests
 missing=()
 for deb in "${debs[@]}"; do
     dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

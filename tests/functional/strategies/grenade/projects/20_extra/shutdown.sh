@@ -1,0 +1,3 @@
+#!/bin/bash
+set -o errexit
+echo "shutdown extra" >> "$DEMO_STATE/log"

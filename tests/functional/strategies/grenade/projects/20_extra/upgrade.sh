@@ -1,0 +1,3 @@
+#!/bin/bash
+set -o errexit
+echo "upgrade extra $UPGRADE_PROJECTS" >> "$DEMO_STATE/log"

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -o errexit
+echo "upgrade optional" >> "$DEMO_STATE/log"
