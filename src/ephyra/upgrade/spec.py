@@ -204,8 +204,8 @@ def _settings(reader: _Reader) -> Settings:
         return Settings(
             concurrency=int(reader.integer("concurrency", 4)),
             per_host=int(reader.integer("per_host", 2)),
-            max_per_project=reader.integer("max_per_project", None),
-            max_per_group=reader.integer("max_per_group", 1),
+            max_per_project=reader.integer("max_per_project", None) or None,  # 0: no limit
+            max_per_group=reader.integer("max_per_group", 1) or None,
             fallback=Fallback(reader.text("fallback", "cold")),
             on_timeout=OnTimeout(reader.text("on_timeout", "abort")),
             migration_timeout=reader.number("migration_timeout", 600.0),
