@@ -113,6 +113,13 @@ GROUPS: tuple[tuple[str, str | None], ...] = (
     ),
 )
 
+#: ansible-core settings while Ephyra reads an inventory:
+#: ansible-core constant -> (the environment variable that sets it, Ephyra's value).
+SETTINGS: dict[str, tuple[str, Any]] = {
+    "TRANSFORM_INVALID_GROUP_CHARS": ("ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS", "ignore"),
+    "INVENTORY_UNPARSED_IS_FAILED": ("ANSIBLE_INVENTORY_UNPARSED_FAILED", True),
+    "INVENTORY_ANY_UNPARSED_IS_FAILED": ("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", True),
+}
 #: Ansible's magic variables and connection details: never facts.
 MAGIC = frozenset(
     {
@@ -224,11 +231,10 @@ def _names(value: Any, where: str) -> list[str] | None:
 def _load(path: str) -> tuple[Any, Any]:
     """ansible-core's inventory and variable managers for ``path``."""
     # Kolla's group names have dashes: read them as they are, without a warning for each;
-    # an inventory ansible-core cannot parse is an error, not an empty inventory.
-    os.environ.setdefault("ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS", "ignore")
-    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
-    os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "true")
+    # an inventory ansible-core cannot parse is an error, not an empty inventory. These
+    # settings hold while Ephyra reads the inventory, unless the operator set them.
     try:
+        constants = import_module("ansible.constants")
         dataloader = import_module("ansible.parsing.dataloader")
         manager = import_module("ansible.inventory.manager")
         variables = import_module("ansible.vars.manager")
@@ -237,8 +243,12 @@ def _load(path: str) -> tuple[Any, Any]:
         raise PluginError(
             f"the ansible inventory source needs ansible-core (pip install ansible-core): {exc}"
         ) from exc
+    chosen = {k: value for k, (env, value) in SETTINGS.items() if env not in os.environ}
+    saved = {k: getattr(constants, k) for k in chosen if hasattr(constants, k)}
     loader = dataloader.DataLoader()
     try:
+        for key, value in chosen.items():
+            setattr(constants, key, value)
         inv = manager.InventoryManager(loader=loader, sources=[str(Path(path).resolve())])
     except errors.AnsibleError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -246,6 +256,10 @@ def _load(path: str) -> tuple[Any, Any]:
             f"ansible inventory {path}: ansible-core cannot read it: {message} "
             "(its warnings above say why)"
         ) from exc
+    finally:
+        for key in chosen:
+            if key in saved:
+                setattr(constants, key, saved[key])
     return inv, variables.VariableManager(loader=loader, inventory=inv)
 
 
