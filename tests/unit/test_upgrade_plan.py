@@ -70,7 +70,7 @@ def test_roles_waiting_for_each_other_are_refused() -> None:
 
 
 def test_a_canary_outside_its_role_is_refused() -> None:
-    with pytest.raises(UsageError, match="roles.compute.canary: 'n1' is not a host of role"):
+    with pytest.raises(UsageError, match=r"roles\.compute\.canary: 'n1' is not a host of role"):
         make_plan(_inventory(SMALL), _spec(roles={"compute": {"canary": "n1"}}))
 
 
