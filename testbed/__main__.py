@@ -5,6 +5,12 @@ cp1, write DIR/clouds.yaml, DIR/credentials.yaml and DIR/pids, then wait for Ctr
 ``python -m testbed nova-up DIR [--computes N]``  start a real Nova (API, conductor, scheduler,
 N computes, Placement, PostgreSQL, RabbitMQ) in DIR, write DIR/clouds.yaml (cloud ``nova``)
 and DIR/pids, then wait for Ctrl-C or SIGTERM.
+``python -m testbed nova-release DIR NAME [VERSION] [--fail]``  print the release of service
+NAME (``compute-1``..., ``nova-conductor``, ``nova-scheduler``, ``nova-api``, ``placement``) of
+the Nova testbed in DIR; with VERSION, write it into the service's configuration and restart
+the service, returning once the old process is gone and the new one started. ``--fail`` (or
+NAME listed in ``TESTBED_RELEASE_FAIL``, comma-separated, ``*`` for all) makes the new release
+fail at start.
 ``python -m testbed down DIR``  stop a testbed that ``up`` or ``nova-up`` started (e.g. in the
 background).
 """
@@ -21,7 +27,11 @@ from pathlib import Path
 
 from testbed.ironic import Testbed, stop_process_group
 from testbed.nova import IMAGE_ID, NovaTestbed
+from testbed.releases import RESTART_TIMEOUT_S, ReleaseError, release, set_release
 from testbed.seed import seed_nodes, write_credentials
+
+#: Services (comma-separated, ``*`` for all) whose new release ``nova-release`` sets to fail.
+FAIL_ENV = "TESTBED_RELEASE_FAIL"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     nova.add_argument("--vcpus", type=int, default=16, help="VCPUs of each compute")
     nova.add_argument(
         "--max-live-migrations", type=int, default=8, help="concurrent live migrations per compute"
+    )
+    rel = sub.add_parser(
+        "nova-release",
+        help="print the release of a Nova testbed service, or set it and restart the service",
+    )
+    rel.add_argument("root", type=Path, help="the Nova testbed's directory")
+    rel.add_argument("name", help="compute-N, nova-conductor, nova-scheduler, nova-api, placement")
+    rel.add_argument("version", nargs="?", help="the new release, e.g. 2.0.0")
+    rel.add_argument(
+        "--fail",
+        action="store_true",
+        help=f"the new release fails at start (also: NAME in ${FAIL_ENV}, '*' for all)",
+    )
+    rel.add_argument(
+        "--timeout",
+        type=float,
+        default=RESTART_TIMEOUT_S,
+        help="seconds to wait for the new process to start",
     )
     down = sub.add_parser(
         "down", aliases=["nova-down"], help="stop a testbed started with 'up' or 'nova-up'"
@@ -106,6 +134,37 @@ def nova_up(root: Path, computes: int, memory_mb: int, vcpus: int, live: int) ->
     return 0
 
 
+def _fails(name: str, fail: bool) -> bool:
+    listed = {item.strip() for item in os.environ.get(FAIL_ENV, "").split(",")}
+    return fail or name in listed or "*" in listed
+
+
+def nova_release(root: Path, name: str, version: str | None, fail: bool, timeout: float) -> int:
+    """Print the release of ``name``, or set it to ``version`` and restart the service."""
+    try:
+        if version is None:
+            configured = release(root, name)
+            print(configured.version)
+            if configured.fail_start:
+                print(f"{name}: release {configured.version} fails at start", file=sys.stderr)
+            return 0
+        failing = _fails(name, fail)
+        started = time.monotonic()
+        restarted = set_release(root, name, version, fail_start=failing, timeout=timeout)
+    except ReleaseError as exc:
+        print(f"nova-release: {exc}", file=sys.stderr)
+        return exc.exit_code
+    assert restarted is not None
+    old, new = restarted
+    note = " (set to fail at start)" if failing else ""
+    print(
+        f"{name}: release {version}{note}; process {old} replaced by {new} "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -144,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         if root is None:
             _parser().error("nova-up needs a directory (DIR or --root DIR)")
         return nova_up(root, args.computes, args.memory_mb, args.vcpus, args.max_live_migrations)
+    if args.command == "nova-release":
+        if args.fail and args.version is None:
+            _parser().error("nova-release: --fail needs a VERSION")
+        return nova_release(args.root, args.name, args.version, args.fail, args.timeout)
     return down(args.dir)
 
 

@@ -12,6 +12,12 @@ each process in its own process group and on free 127.0.0.1 ports:
   fake live-migration driver reporting ``vcpus`` and ``memory_mb``;
 - :mod:`testbed.nova_stub`, the minimal image and network endpoint Nova needs.
 
+Every Nova and Placement process runs under :mod:`testbed.supervise`, which starts it again
+when it exits, and :mod:`testbed.release_gate`: each has a *release* in its configuration
+(:mod:`testbed.releases`; a compute reports it as ``hypervisor_version``), which
+:meth:`NovaTestbed.set_release`, or ``python -m testbed nova-release`` from another
+process, changes before restarting that one process. Every start resets them to 1.0.0.
+
 It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and the
 ``openstack`` CLI, and helps tests boot servers on a chosen host and clear everything.
 """
@@ -35,10 +41,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from testbed import releases
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
+from testbed.releases import CONTROLLERS, DEFAULT_RELEASE, Release, write_release
+from testbed.supervise import SupervisorState, read_state
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -154,6 +163,19 @@ class NovaTestbed:
         """Environment variables that point openstack clients at this testbed."""
         return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
 
+    @property
+    def services(self) -> list[str]:
+        """Names of the services with a release: the controllers, then the computes."""
+        return [*CONTROLLERS, *self.hosts]
+
+    @property
+    def release_command(self) -> list[str]:
+        """The argv prefix of ``python -m testbed nova-release ROOT`` for this testbed,
+        runnable from any directory; add ``NAME [VERSION] [--fail]``."""
+        env = shutil.which("env") or "/usr/bin/env"
+        python = _executable("python")
+        return [env, f"PYTHONPATH={REPO}", python, "-m", "testbed", "nova-release", str(self.root)]
+
     def pids(self) -> dict[str, int]:
         """Process (and process group) id of every running process, by name, in the order
         to stop them: computes first (they report to the conductor while stopping)."""
@@ -192,7 +214,7 @@ class NovaTestbed:
             self.start_seconds = time.monotonic() - started
 
     def _start(self) -> None:
-        for sub in ("etc", "logs", "state"):
+        for sub in ("etc", "logs", "state", "run"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
             (self.root / sub).mkdir(parents=True)
         # PostgreSQL and RabbitMQ run as their own users, which cannot reach a private
@@ -278,11 +300,16 @@ class NovaTestbed:
             "@VCPUS@": str(self.vcpus),
             "@MEMORY_MB@": str(self.memory_mb),
             "@LOCAL_GB@": str(self.local_gb),
+            "@RELEASE@": DEFAULT_RELEASE,
         }
         self._render("nova.conf.template", self.etc / "nova.conf", values)
         self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
         self._render("placement.conf.template", self.etc / "placement.conf", values)
         shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")
+        for name in ("nova-conductor", "nova-scheduler", "nova-api"):
+            conf = self.etc / f"{name}.conf"
+            conf.write_text(f"# {name}'s own settings, read after nova.conf and controller.conf\n")
+            write_release(conf, Release(DEFAULT_RELEASE))
         for host in self.hosts:
             (self.root / "state" / host / "instances").mkdir(parents=True)
             self._render(
@@ -333,18 +360,25 @@ class NovaTestbed:
         nova_conf = ["--config-file", str(self.etc / "nova.conf")]
         controller = [*nova_conf, "--config-file", str(self.etc / "controller.conf")]
 
-        def daemon(name: str, argv: list[str]) -> None:
+        def daemon(
+            name: str, argv: list[str], *, supervised: bool = True, **extra_env: str
+        ) -> None:
+            if supervised:  # restarted when it exits, started only if its release can
+                gate = [python, "-m", "testbed.release_gate", str(self.etc / f"{name}.conf")]
+                supervise = [python, "-m", "testbed.supervise", str(self._state_file(name))]
+                argv = [*supervise, "--", *gate, "--", *argv]
             self._daemons[name] = Daemon(
                 name,
                 argv,
                 self.logs / f"{name}.out",
-                env=env,
+                env={**env, **extra_env},
                 cwd=self.root,
                 grace=NOVA_STOP_GRACE_S,
             )
 
         self._daemons = {}
-        daemon("stub", [python, "-m", "testbed.nova_stub", str(self._ports["stub"])])
+        stub = [python, "-m", "testbed.nova_stub", str(self._ports["stub"])]
+        daemon("stub", stub, supervised=False)
         wsgi = [python, "-m", "testbed.wsgi_serve"]
         daemon(
             "placement", [*wsgi, "placement.wsgi.api:application", str(self._ports["placement"])]
@@ -353,9 +387,12 @@ class NovaTestbed:
         daemon(
             "nova-api",
             [*wsgi, "nova.wsgi.osapi_compute:application", str(self._ports["api"]), *api_log],
+            OS_NOVA_CONFIG_FILES=f"{env['OS_NOVA_CONFIG_FILES']};nova-api.conf",
         )
         for binary in ("nova-conductor", "nova-scheduler"):
-            daemon(binary, [_executable(binary), *controller])
+            own = ["--config-file", str(self.etc / f"{binary}.conf")]
+            own += ["--log-file", str(self.logs / f"{binary}.log")]
+            daemon(binary, [python, "-m", "testbed.nova_controller", binary, *controller, *own])
         for host in self.hosts:
             compute_conf = ["--config-file", str(self.etc / f"{host}.conf")]
             log = ["--log-file", str(self.logs / f"{host}.log")]
@@ -409,9 +446,11 @@ class NovaTestbed:
     # -- waiting ------------------------------------------------------------------------
 
     def _wait(self, ready: Callable[[], bool], what: str, timeout: float = START_TIMEOUT_S) -> None:
-        """Poll ``ready``; raise if it is not true in time or a Nova process died."""
+        """Poll ``ready``; raise if it is not true in time or a Nova process died (even
+        when its supervisor starts it again)."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
+        exits = self._exits()
         while True:
             try:
                 if ready():
@@ -424,10 +463,28 @@ class NovaTestbed:
                         f"{daemon.name} died while waiting for {what}:\n"
                         f"{self._log_tail(daemon.name)}"
                     )
+            for name, (supervisor, count) in self._exits().items():
+                before = exits.get(name)
+                if count > (before[1] if before is not None and before[0] == supervisor else 0):
+                    state = self.supervisor_state(name)
+                    code = state.last_exit if state is not None else None
+                    raise TestbedError(
+                        f"{name} exited with {code} while waiting for {what} (its supervisor "
+                        f"starts it again):\n{self._log_tail(name)}"
+                    )
             if time.monotonic() > deadline:
                 reason = f" (last error: {last_error})" if last_error else ""
                 raise TestbedError(f"not {what} after {timeout:.0f} s{reason}")
             time.sleep(POLL_S)
+
+    def _exits(self) -> dict[str, tuple[int, int]]:
+        """(supervisor pid, children ended) of every supervised service running."""
+        found = {}
+        for name in self.services:
+            state = self.supervisor_state(name)
+            if state is not None:
+                found[name] = (state.supervisor, state.exits)
+        return found
 
     def _log_tail(self, name: str, lines: int = 30) -> str:
         parts = []
@@ -606,8 +663,8 @@ class NovaTestbed:
         self._wait_computes_up([host], since, timeout)
 
     def compute_running(self, host: str) -> bool:
-        """Whether the nova-compute process of ``host`` is alive."""
-        return self._daemons[host].is_running
+        """Whether the nova-compute process of ``host`` is alive (not only its supervisor)."""
+        return self._daemons[host].is_running and self.service_pid(host) is not None
 
     def _wait_computes_up(
         self, hosts: Iterable[str], since: datetime | None, timeout: float
@@ -626,6 +683,90 @@ class NovaTestbed:
             return True
 
         self._wait(up, f"nova-compute up on {sorted(wanted)}", timeout)
+
+    # -- releases -----------------------------------------------------------------------
+
+    def _state_file(self, name: str) -> Path:
+        return releases.state_file(self.root, name)
+
+    def supervisor_state(self, name: str) -> SupervisorState | None:
+        """What the supervisor of service ``name`` last wrote (None: not running)."""
+        return read_state(self._state_file(name))
+
+    def service_pid(self, name: str) -> int | None:
+        """Pid of the running process of service ``name`` (its supervisor's child); None
+        while it is not running."""
+        state = self.supervisor_state(name)
+        if state is None or not state.supervisor_alive or not state.child_alive:
+            return None
+        return state.child
+
+    def release(self, name: str) -> str:
+        """The release configured for service ``name`` (``compute-1``...,
+        ``nova-conductor``, ``nova-scheduler``, ``nova-api``, ``placement``)."""
+        return releases.release(self.root, name).version
+
+    def set_release(
+        self,
+        name: str,
+        version: str,
+        *,
+        fail_start: bool = False,
+        timeout: float = releases.RESTART_TIMEOUT_S,
+    ) -> tuple[int, int]:
+        """Write release ``version`` into the configuration of service ``name`` and restart
+        that service, as ``python -m testbed nova-release`` does; ``fail_start`` makes the
+        new process fail at start. Returns (old pid, new pid) once the old process is gone
+        and the new one started, without waiting for it to be ready. Raises
+        :class:`testbed.releases.BadRelease` (nothing changed) for an unknown name or a
+        version that is not one."""
+        restarted = releases.set_release(
+            self.root, name, version, fail_start=fail_start, timeout=timeout
+        )
+        assert restarted is not None
+        return restarted
+
+    def hypervisor_versions(self) -> dict[str, int]:
+        """``hypervisor_version`` of every compute, from ``GET /os-hypervisors/detail``."""
+        compute = self.connect().compute
+        reply = compute.get("/os-hypervisors/detail", microversion=MICROVERSION)
+        if reply.status_code != 200:
+            raise TestbedError(f"GET /os-hypervisors/detail: {reply.status_code} {reply.text}")
+        return {
+            h["hypervisor_hostname"]: h["hypervisor_version"] for h in reply.json()["hypervisors"]
+        }
+
+    def wait_service(
+        self, name: str, since: datetime | None = None, timeout: float = WAIT_TIMEOUT_S
+    ) -> None:
+        """Wait until service ``name`` serves again: a compute, nova-conductor or
+        nova-scheduler up in Nova with a heartbeat since ``since`` (naive UTC) if given, a
+        compute also reporting the hypervisor_version of its release; nova-api or
+        Placement answering. Raises if its process exits meanwhile."""
+        if name in self.hosts:
+            self._wait_computes_up([name], since, timeout)
+            version = releases.version_int(self.release(name))
+            self._wait(
+                lambda: self.hypervisor_versions().get(name) == version,
+                f"{name} reporting hypervisor_version {version}",
+                timeout,
+            )
+        elif name in ("nova-conductor", "nova-scheduler"):
+
+            def reported() -> bool:
+                for service in self.connect().compute.services(binary=name):
+                    updated = _parse_time(service.updated_at)
+                    fresh = since is None or (updated is not None and updated >= since)
+                    if service.host == "controller" and service.state == "up" and fresh:
+                        return True
+                return False
+
+            self._wait(reported, f"{name} up", timeout)
+        elif name in ("nova-api", "placement"):
+            url = self._url("api" if name == "nova-api" else "placement")
+            self._wait(lambda: http_ok(url), f"{name} answering", timeout)
+        else:
+            raise ValueError(f"unknown service {name!r}; services: {self.services}")
 
     # -- clean --------------------------------------------------------------------------
 

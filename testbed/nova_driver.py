@@ -7,6 +7,10 @@ identity found..."). This subclass
 - reports the VCPUs, MB of memory and GB of disk given in the ``[testbed_fake]`` options of
   its configuration, to the hypervisors API and to Placement (whose allocation ratios then
   apply: VCPU 4.0, memory 1.0, disk 1.0, Nova's initial ratios);
+- reports ``hypervisor_version = convert_version_to_int(release)``, the ``release`` option
+  of ``[testbed_fake]`` (default 1.0.0, so 1000000), as Nova's libvirt driver reports
+  libvirt's version: an upgrade of the compute shows in the hypervisors API once it
+  started again (see :mod:`testbed.releases`);
 - keeps one node UUID in ``state_path/compute_id``, as real single-node drivers do, so a
   nova-compute killed and started again finds its compute node and resource provider;
 - on start, takes back the servers the database places on its host, as a hypervisor
@@ -32,6 +36,8 @@ from nova import objects
 from nova.virt import fake
 from oslo_config import cfg
 
+from testbed.releases import DEFAULT_RELEASE, version_int
+
 CONF = nova.conf.CONF
 GROUP = "testbed_fake"
 CONF.register_opts(
@@ -39,20 +45,25 @@ CONF.register_opts(
         cfg.IntOpt("vcpus", default=16, min=1, help="VCPUs this compute reports"),
         cfg.IntOpt("memory_mb", default=16384, min=1, help="memory this compute reports"),
         cfg.IntOpt("local_gb", default=1024, min=1, help="disk this compute reports"),
+        cfg.StrOpt("release", default=DEFAULT_RELEASE, help="release of this compute (X.Y.Z)"),
     ],
     group=GROUP,
 )
 
 
 class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
-    """``FakeLiveMigrateDriver`` with configured capacity and a stable node identity."""
+    """``FakeLiveMigrateDriver`` with configured capacity and release and a stable node
+    identity."""
 
     def __init__(self, virtapi: Any, read_only: bool = False) -> None:
-        sizes = CONF[GROUP]
-        self.vcpus = sizes.vcpus
-        self.memory_mb = sizes.memory_mb
-        self.local_gb = sizes.local_gb
+        options = CONF[GROUP]
+        self.vcpus = options.vcpus
+        self.memory_mb = options.memory_mb
+        self.local_gb = options.local_gb
+        self.release = options.release
+        hypervisor_version = version_int(self.release)
         super().__init__(virtapi, read_only)
+        self.host_status_base["hypervisor_version"] = hypervisor_version
 
     def init_host(self, host: str) -> None:
         super().init_host(host)

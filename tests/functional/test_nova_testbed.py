@@ -1,5 +1,6 @@
 """The Nova testbed itself: real Nova and Placement, servers placed on chosen hosts, live and
-cold migration, evacuation, compute crash and restart, and clean-up between tests."""
+cold migration, evacuation, compute crash and restart, clean-up between tests, and releases:
+a service upgraded (configuration + restart) from another process."""
 
 from __future__ import annotations
 
@@ -8,18 +9,25 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
 import yaml
 
-from testbed.nova import MICROVERSION, NovaTestbed
+from testbed.ironic import _group_members
+from testbed.nova import MICROVERSION, SERVICE_DOWN_TIME, NovaTestbed
+from testbed.supervise import process_alive
 
 pytestmark = pytest.mark.functional
 
 OPENSTACK = Path(sys.executable).with_name("openstack")
+T = TypeVar("T")
+#: Seconds a restarted service gets to show up in Nova with its new release.
+UPGRADE_TIMEOUT_S = 30.0
 
 
 def compute_services(bed: NovaTestbed) -> dict[str, Any]:
@@ -68,6 +76,7 @@ def test_three_computes_up_enabled_and_sized_in_placement(
     hypervisors = list(clean_nova.connect().compute.hypervisors(details=True))
     assert sorted(h.name for h in hypervisors) == clean_nova.hosts
     assert {h.state for h in hypervisors} == {"up"}
+    assert hypervisor_versions(clean_nova) == dict.fromkeys(clean_nova.hosts, 1000000)  # 1.0.0
 
     placement = clean_nova.connect().placement
     providers = list(placement.resource_providers())
@@ -249,3 +258,216 @@ def test_clouds_yaml_serves_sdk_and_cli(clean_nova: NovaTestbed) -> None:
     (row,) = json.loads(listing.stdout)
     assert (row["Status"], row["Host"]) == ("ACTIVE", "compute-3")
     assert row["Name"].startswith("cli-")
+
+
+# -- releases --------------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    """Now as Nova writes its times: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def hypervisor_versions(bed: NovaTestbed) -> dict[str, int]:
+    """``hypervisor_version`` of every hypervisor, from ``GET /os-hypervisors/detail``."""
+    reply = bed.connect().compute.get("/os-hypervisors/detail", microversion=MICROVERSION)
+    assert reply.status_code == 200, reply.text
+    return {h["hypervisor_hostname"]: h["hypervisor_version"] for h in reply.json()["hypervisors"]}
+
+
+def service_record(bed: NovaTestbed, binary: str, host: str) -> Any:
+    (found,) = [s for s in bed.connect().compute.services(binary=binary) if s.host == host]
+    return found
+
+
+def reported_since(service: Any, since: datetime) -> bool:
+    """Up, with a heartbeat later than ``since``."""
+    updated = datetime.fromisoformat(service.updated_at.rstrip("Z")) if service.updated_at else None
+    return bool(service.state == "up" and updated is not None and updated > since)
+
+
+def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """The first true value ``check`` returns, polling every 0.2 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not {what} within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def nova_release(bed: NovaTestbed, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m testbed nova-release ROOT ARGS`` in another process, from another directory,
+    with ``env`` added to the environment."""
+    return subprocess.run(
+        [*bed.release_command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **env},
+    )
+
+
+def restore(bed: NovaTestbed, name: str) -> None:
+    """Back to release 1.0.0, up again (the session's Nova is shared)."""
+    since = utcnow()
+    bed.set_release(name, "1.0.0")
+    bed.wait_service(name, since if name not in ("nova-api", "placement") else None)
+    assert bed.release(name) == "1.0.0"
+
+
+def test_compute_upgraded_by_the_release_command(
+    clean_nova: NovaTestbed, report: list[str]
+) -> None:
+    bed = clean_nova
+    shown = nova_release(bed, "compute-2")
+    assert (shown.returncode, shown.stdout) == (0, "1.0.0\n"), shown.stderr
+    old_pid = bed.service_pid("compute-2")
+    assert old_pid is not None
+    others = {host: bed.service_pid(host) for host in ("compute-1", "compute-3")}
+    try:
+        started = time.monotonic()
+        done = nova_release(bed, "compute-2", "2.0.0")
+        returned, command_s = utcnow(), time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        new_pid = bed.service_pid("compute-2")
+        assert new_pid is not None and new_pid != old_pid and not process_alive(old_pid)
+
+        def upgraded() -> bool:
+            service = service_record(bed, "nova-compute", "compute-2")
+            return reported_since(service, returned) and (
+                hypervisor_versions(bed)["compute-2"] == 2000000
+            )
+
+        eventually(upgraded, UPGRADE_TIMEOUT_S, "compute-2 up with hypervisor_version 2000000")
+        took = time.monotonic() - started
+        assert hypervisor_versions(bed) == {
+            "compute-1": 1000000,
+            "compute-2": 2000000,
+            "compute-3": 1000000,
+        }
+        assert {host: bed.service_pid(host) for host in others} == others
+        assert nova_release(bed, "compute-2").stdout == "2.0.0\n"
+        assert "release = 2.0.0" in (bed.etc / "compute-2.conf").read_text()
+        report.append(
+            f"nova testbed: compute restart to a new release: command {command_s:.1f} s, "
+            f"up in Nova with the new hypervisor_version {took:.1f} s after it was run"
+        )
+
+        # an upgrade that breaks it: the new process exits at start, Nova sees it go down
+        broken = nova_release(bed, "compute-2", "3.0.0", TESTBED_RELEASE_FAIL="compute-1,compute-2")
+        assert broken.returncode == 0, broken.stderr
+        state = bed.supervisor_state("compute-2")
+        assert state is not None
+        down = eventually(
+            lambda: service_record(bed, "nova-compute", "compute-2").state == "down",
+            SERVICE_DOWN_TIME + 15,
+            "compute-2 down",
+        )
+        assert down
+        retried = bed.supervisor_state("compute-2")
+        assert retried is not None and retried.exits >= state.exits + 2  # retried, failing
+        assert retried.last_exit == 78
+        log = (bed.logs / "compute-2.out").read_text()
+        assert "compute-2 cannot start: release 3.0.0 is marked to fail at start" in log
+        assert hypervisor_versions(bed)["compute-2"] == 2000000  # 3.0.0 never reported
+        again = nova_release(bed, "compute-2", "3.0.1", "--fail")  # still broken
+        assert again.returncode == 0, again.stderr
+        shown = nova_release(bed, "compute-2")
+        assert shown.stdout == "3.0.1\n" and "fails at start" in shown.stderr
+        eventually(lambda: not bed.compute_running("compute-2"), 5, "compute-2 exited")
+        log = (bed.logs / "compute-2.out").read_text()
+        assert "compute-2 cannot start: release 3.0.1 is marked to fail at start" in log
+
+        # the next good release brings it back
+        fixed = nova_release(bed, "compute-2", "2.1.0")
+        returned = utcnow()
+        assert fixed.returncode == 0, fixed.stderr
+        eventually(
+            lambda: (
+                reported_since(service_record(bed, "nova-compute", "compute-2"), returned)
+                and hypervisor_versions(bed)["compute-2"] == 2001000
+            ),
+            UPGRADE_TIMEOUT_S,
+            "compute-2 back with hypervisor_version 2001000",
+        )
+    finally:
+        restore(bed, "compute-2")
+    assert hypervisor_versions(bed) == dict.fromkeys(bed.hosts, 1000000)
+
+
+def test_conductor_upgraded_by_the_release_command(nova: NovaTestbed, report: list[str]) -> None:
+    assert nova.release("nova-conductor") == "1.0.0"
+    old_pid = nova.service_pid("nova-conductor")
+    assert old_pid is not None
+    computes = {host: nova.service_pid(host) for host in nova.hosts}
+    try:
+        started = time.monotonic()
+        done = nova_release(nova, "nova-conductor", "2.0.0")
+        returned, command_s = utcnow(), time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        new_pid = nova.service_pid("nova-conductor")
+        assert new_pid is not None and new_pid != old_pid and not process_alive(old_pid)
+        # the new conductor and its worker stay in the group the testbed stops and kills
+        assert new_pid in _group_members(nova.pids()["nova-conductor"])
+        eventually(
+            lambda: reported_since(service_record(nova, "nova-conductor", "controller"), returned),
+            UPGRADE_TIMEOUT_S,
+            "nova-conductor heartbeating again",
+        )
+        report.append(
+            f"nova testbed: conductor restart to a new release: command {command_s:.1f} s, "
+            f"heartbeating again {time.monotonic() - started:.1f} s after it was run"
+        )
+        # a heartbeat the stopping conductor took is lost; the computes must not go down
+        while time.monotonic() < started + SERVICE_DOWN_TIME + 4:
+            states = {host: service.state for host, service in compute_services(nova).items()}
+            assert states == dict.fromkeys(nova.hosts, "up")
+            time.sleep(0.5)
+        assert nova_release(nova, "nova-conductor").stdout == "2.0.0\n"
+        assert {host: nova.service_pid(host) for host in nova.hosts} == computes
+        assert hypervisor_versions(nova) == dict.fromkeys(nova.hosts, 1000000)
+    finally:
+        restore(nova, "nova-conductor")
+
+
+def test_api_scheduler_and_placement_upgraded_then_a_server_boots(
+    clean_nova: NovaTestbed,
+) -> None:
+    names = ("nova-api", "placement", "nova-scheduler")
+    before = {name: clean_nova.service_pid(name) for name in names}
+    try:
+        since = utcnow()
+        for name in names:
+            old, new = clean_nova.set_release(name, "2.0.0")
+            assert old == before[name] and new != old
+        for name in names:
+            clean_nova.wait_service(name, since if name == "nova-scheduler" else None)
+            assert clean_nova.release(name) == "2.0.0"
+        clean_nova.boot("compute-1", 1)  # API, scheduler and Placement all serve again
+    finally:
+        for name in names:
+            restore(clean_nova, name)
+
+
+def test_release_command_refuses_unknown_names_and_versions(nova: NovaTestbed) -> None:
+    pid = nova.service_pid("compute-1")
+    conf = (nova.etc / "compute-1.conf").read_text()
+    bad_name = nova_release(nova, "compute-9", "2.0.0")
+    assert bad_name.returncode == 2
+    assert "no service 'compute-9'" in bad_name.stderr and "compute-3" in bad_name.stderr
+    for version in ("broken", "2.x", "3000.0.0"):
+        refused = nova_release(nova, "compute-1", version)
+        assert refused.returncode == 2, version
+        assert f"release {version!r}" in refused.stderr
+    elsewhere = subprocess.run(
+        [*nova.release_command[:-1], str(nova.root / "logs"), "compute-1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert elsewhere.returncode == 2 and "is not a Nova testbed root" in elsewhere.stderr
+    assert nova.service_pid("compute-1") == pid
+    assert (nova.etc / "compute-1.conf").read_text() == conf
