@@ -32,12 +32,18 @@ status, pause, resume, abort, rollback, list
             strategy's downgrade, and says which strategies have none.
 
 inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
-static:FILE, ansible:INVENTORY, puppetdb:URL.
+static:FILE, ansible:INVENTORY, puppetdb:URL (see docs/inventory.md); without
+--source, the cloud of --os-cloud is discovered through its APIs.
 """
 
 
 def _plan(args: argparse.Namespace) -> service.UpgradePlan:
-    return service.plan(spec.load(args.spec), args.source, args.os_cloud)
+    sources = args.source or (["openstack"] if args.os_cloud else [])
+    cloud = args.os_cloud
+    named = {s.partition(":")[2] for s in sources if s.startswith("openstack:")}
+    if cloud is None and len(named) == 1:  # the cloud its APIs were discovered from
+        cloud = named.pop()
+    return service.plan(spec.load(args.spec), sources, cloud)
 
 
 def do_plan(args: argparse.Namespace) -> int:
@@ -125,7 +131,8 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
         "--os-cloud",
         default=os.environ.get("OS_CLOUD"),
         metavar="NAME",
-        help="the cloud whose APIs gate the upgrade and drain compute hosts (default: OS_CLOUD)",
+        help="the cloud whose APIs gate the upgrade and drain compute hosts (default: OS_CLOUD, "
+        "else the cloud of an openstack:CLOUD source)",
     )
     add("--width", type=int, default=6, metavar="N", help="hosts named per batch in the tree (6)")
 

@@ -24,6 +24,9 @@ COMPUTE_MIN = "2.60"
 #: Evacuation keeps the server's power state up to 2.94 (2.95 always lands it stopped).
 EVACUATE_MICROVERSION = "2.94"
 PLACEMENT_MICROVERSION = "1.14"
+#: Hypervisor listings are read below 2.88, whose detail asks every compute for its
+#: uptime over RPC: a compute that just died but is not yet "down" would stall the call.
+HYPERVISORS_MICROVERSION = "2.87"
 
 #: Migration records in these states are over: Nova has let go of the source host
 #: (its allocation freed) or given up.
@@ -286,15 +289,23 @@ class ComputeCloud:
     # -- placement -------------------------------------------------------------------
     def hypervisors(self) -> dict[str, str]:
         """Compute service host -> resource provider uuid (the compute node's uuid)."""
-        raw = self._call("get", "/os-hypervisors/detail", "list hypervisors")
-        return {h["service"]["host"]: str(h["id"]) for h in raw["hypervisors"]}
+        raw = self._hypervisors()
+        return {h["service"]["host"]: str(h["id"]) for h in raw}
 
     def hypervisor_versions(self) -> dict[str, int]:
         """Compute service host -> the version its hypervisor reports."""
-        raw = self._call("get", "/os-hypervisors/detail", "list hypervisors")
         return {
-            h["service"]["host"]: int(h.get("hypervisor_version") or 0) for h in raw["hypervisors"]
+            h["service"]["host"]: int(h.get("hypervisor_version") or 0) for h in self._hypervisors()
         }
+
+    def _hypervisors(self) -> list[dict[str, Any]]:
+        microversion = HYPERVISORS_MICROVERSION
+        if sdk_utils.supports_microversion(self._conn.compute, microversion) is False:
+            microversion = self.microversion
+        raw = self._call(
+            "get", "/os-hypervisors/detail", "list hypervisors", microversion=microversion
+        )
+        return list(raw["hypervisors"])
 
     def inventories(self, provider: str) -> dict[str, dict[str, Any]]:
         raw = self._call(

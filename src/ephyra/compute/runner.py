@@ -45,8 +45,11 @@ class Outcome(StrEnum):
 class RunEvents(Events):
     """A drain's events to the run's metrics and observer."""
 
-    def __init__(self, driver: RunDriver) -> None:
+    def __init__(self, driver: RunDriver, servers_are_nodes: bool = True) -> None:
+        """``servers_are_nodes``: each server moved advances the run's progress (an
+        evacuation); else it is a line of its own (the drains of an upgrade's hosts)."""
         self._e = driver
+        self._nodes = servers_are_nodes
 
     def started(self, host: str, server: Server, how: str) -> None:
         self._e.metrics.migration(how, "started")
@@ -58,7 +61,12 @@ class RunEvents(Events):
             ok = outcome in ("moved", "stopped", "gone")
             self._e.metrics.migration(how, "finished" if ok else "failed")
             self._e.metrics.flying(-1)
-        self._e.observer.node(server.label, outcome, detail)
+        if self._nodes:
+            self._e.observer.node(server.label, outcome, detail)
+        else:
+            self._e.observer.message(
+                f"{server.label} {outcome}" + (f": {detail}" if detail else "")
+            )
 
     def message(self, text: str) -> None:
         self._e.observer.message(text)

@@ -77,7 +77,8 @@ class Gate:
                 elif _epoch(record.get("updated_at")) < self.since:
                     out.append(f"{name} on {host}: no heartbeat since the upgrade")
         template = self.gates.hypervisor_version
-        if template and self.check_version and "nova-compute" in self.target.services:
+        wanted = template and self.check_version and "nova-compute" in self.target.services
+        if wanted and not out:  # once the compute answers again
             want = _version_int(render(template, self.target))
             got = self.cloud.hypervisor_versions().get(host)
             if got != want:

@@ -162,9 +162,14 @@ def resume(
         if run.meta.get("phase") == Phase.ROLLBACK.value:
             upgrade.set_state(RunState.ROLLING_BACK, reason="")
             return _drive(upgrade, Phase.ROLLBACK, exports)
-        for unit in upgrade.plan.units():  # failed units are tried again
+        for unit in upgrade.plan.units():  # failed units are tried again, from the start
             if upgrade.state_of(unit, Phase.FORWARD) == "failed":
-                upgrade.record(unit).save(forward="retry", soaked=False)
+                record = upgrade.record(unit)
+                actions = {
+                    key: {k: v for k, v in entry.items() if k != "after"}
+                    for key, entry in (record.data.get("actions") or {}).items()
+                }
+                record.save(forward="retry", soaked=False, actions=actions)
         upgrade.set_state(RunState.RUNNING, reason="")
         return _drive(upgrade, Phase.FORWARD, exports)
 

@@ -7,7 +7,8 @@ verify-empty] -> downgrade-n..1 -> gate -> [maintenance-off].
 
 A unit that fails is left as it is: a compute host stays in maintenance, and nothing
 is taken back by itself (the run pauses at its failure threshold; resume retries the
-unit, rollback takes back what was done). Every step records what it did in the unit's
+unit from its start, its strategies' upgrades included; rollback takes back what was
+done). Every step records what it did in the unit's
 journal record first, so a step killed half-way is redone, and one done is not.
 """
 
@@ -89,9 +90,10 @@ class Upgrade(UnitStep):
         strategy = self.ctx.strategies[action.strategy]
         target = self.ctx.target(action, self.ctx.spec.release)
         change = strategy.upgrade(target, lambda line: self.ctx.output(self.name, line))
+        first = self.ctx.actions.get(key, {})  # a retry keeps the version of the first try
         self.ctx.actions[key] = {
             "strategy": action.strategy,
-            "before": change.before,
+            "before": first.get("before", change.before),
             "after": change.after,
         }
         self.ctx.record.save(since=time.time())
