@@ -23,10 +23,10 @@ from typing import Any
 
 from ephyra.strategies import shell
 from ephyra.strategies.base import Change, NoDowngrade, Output, Strategy, Target
-from ephyra.strategies.options import COMMON, Options, rendered
+from ephyra.strategies.options import COMMON, Options
 
 
-class CommandStrategy(Strategy):
+class CommandStrategy(shell.VersionCommand, Strategy):
     name = "command"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
@@ -40,18 +40,6 @@ class CommandStrategy(Strategy):
         self.env = opts.environment()
         self.timeout = opts.seconds()
         opts.via()
-
-    def _env(self, target: Target) -> dict[str, str]:
-        return rendered(self.env, target)
-
-    def version(self, target: Target) -> str:
-        return shell.version(
-            self.version_command,
-            target,
-            options=self.options,
-            env=self._env(target),
-            timeout=self.timeout,
-        )
 
     def _run(self, what: str, template: str, target: Target, output: Output) -> Change:
         before = self.version(target)

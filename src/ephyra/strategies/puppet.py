@@ -46,7 +46,7 @@ SUCCESS = (0, 2)  # --detailed-exitcodes: no changes, changes applied
 ERROR = re.compile(r"^Error: (?!Facter:)")
 
 
-class PuppetStrategy(Strategy):
+class PuppetStrategy(shell.VersionCommand, Strategy):
     name = "puppet"
 
     def __init__(self, options: Mapping[str, Any]) -> None:
@@ -67,18 +67,6 @@ class PuppetStrategy(Strategy):
         self.env = opts.environment()
         self.timeout = opts.seconds()
         opts.via()
-
-    def _env(self, target: Target) -> dict[str, str]:
-        return rendered(self.env, target)
-
-    def version(self, target: Target) -> str:
-        return shell.version(
-            self.version_command,
-            target,
-            options=self.options,
-            env=self._env(target),
-            timeout=self.timeout,
-        )
 
     def facts_of(self, target: Target) -> dict[str, str]:
         """The facts the manifest is given, by name."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ephyra.strategies.base import Output, Target, on_host, probe, render, stream
+from ephyra.strategies.options import rendered
 
 SHELL = "sh"
 
@@ -60,3 +61,25 @@ def version(
     command = render(template, target)
     argv = shell_argv(command, target, options, env)
     return probe(argv, what=f"version command {command!r}", timeout=timeout)
+
+
+class VersionCommand:
+    """For a strategy whose commands see its ``env`` option and whose version is what its
+    ``version`` command prints."""
+
+    options: dict[str, Any]
+    env: dict[str, str]
+    version_command: str | None
+    timeout: float | None
+
+    def _env(self, target: Target) -> dict[str, str]:
+        return rendered(self.env, target)
+
+    def version(self, target: Target) -> str:
+        return version(
+            self.version_command,
+            target,
+            options=self.options,
+            env=self._env(target),
+            timeout=self.timeout,
+        )
