@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ephyra.compute.budget import Settings
@@ -18,8 +19,9 @@ from ephyra.compute.plan import EvacuationPlan, make_plan
 from ephyra.compute.runner import Evacuation, Phase
 from ephyra.compute.steps import KIND
 from ephyra.engine.control import Request
+from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.locks import RunLock
+from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition
 from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
@@ -40,21 +42,12 @@ def _holder(journal: Journal, cloud: str, host: str) -> str:
     return "another process"
 
 
-@contextlib.contextmanager
 def _locked(
     journal: Journal, cloud: str, hosts: Sequence[str], lock_url: str | None
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Hold every host's lock (in a fixed order), or raise LockHeld naming the holder."""
-    held: list[RunLock] = []
-    try:
-        for host in sorted(set(hosts)):
-            lock = RunLock(lock_name(cloud, host), lock_url)
-            lock.acquire(_holder(journal, cloud, host))
-            held.append(lock)
-        yield
-    finally:
-        for lock in reversed(held):
-            lock.close()
+    names = {lock_name(cloud, host): host for host in sorted(set(hosts))}
+    return holding(list(names), lock_url, lambda name: _holder(journal, cloud, names[name]))
 
 
 # -- maintenance ----------------------------------------------------------------------
@@ -211,29 +204,11 @@ def abort(journal: Journal, ident: str | None, *, lock_url: str | None = None) -
     return f"run {run.short} aborted; its hosts stay in maintenance until rollback"
 
 
-def _alive(run: RunInfo, lock_url: str | None) -> bool:
-    """Whether a process holds the run's locks right now."""
-    probe = RunLock(lock_name(run.meta["cloud"], sorted(run.meta["hosts"])[0]), lock_url)
-    try:
-        return not probe.try_acquire()
-    finally:
-        probe.close()
-
-
 def _request(journal: Journal, ident: str | None, what: Request, lock_url: str | None) -> str:
     """Ask the process running the run to stop; '' if no process runs it."""
     run = find_run(journal, ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
-    if run.state not in ACTIVE:
-        if what is Request.PAUSE:
-            raise IllegalTransition(f"run {run.short} is {run.state.value}, not running")
-        return ""
-    if not _alive(run, lock_url):
-        if what is Request.PAUSE:
-            journal.save_run(run, state=RunState.PAUSED.value)
-            return f"run {run.short} had no live process; marked paused"
-        return ""
-    journal.request(run.id, what.value)
-    return f"{what.value} of run {run.short} requested; its process stops at the next poll"
+    lock = lock_name(run.meta["cloud"], sorted(run.meta["hosts"])[0])
+    return ask_to_stop(journal, run, what, lock, lock_url)
 
 
 def status(journal: Journal, ident: str | None) -> dict[str, Any]:

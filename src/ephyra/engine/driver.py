@@ -12,8 +12,9 @@ from typing import Any
 
 from ephyra.engine.control import Control, Request
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState, check_transition
-from ephyra.errors import EphyraError
+from ephyra.engine.locks import RunLock
+from ephyra.engine.states import ACTIVE, RunState, check_transition
+from ephyra.errors import EphyraError, IllegalTransition
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 
@@ -29,7 +30,8 @@ class RunDriver:
         self.observer = observer
         self.metrics = metrics
         self.control = Control()
-        self._engines: set[Any] = set()
+        self._engines: dict[object, Any] = {}  # key -> engine a stop must reach
+        self._held: set[object] = set()  # keys whose engine a stop leaves running for now
         self._lock = threading.Lock()
 
     # -- state ---------------------------------------------------------------
@@ -42,24 +44,45 @@ class RunDriver:
         """Ask every node to stop at its next step boundary (and long waits to end)."""
         self.control.ask(request)
         with self._lock:
-            for engine in self._engines:
-                engine.suspend()
+            for key, engine in self._engines.items():
+                if key not in self._held:
+                    engine.suspend()
 
     @contextlib.contextmanager
-    def _tracked(self, engine: Any, control: Control) -> Iterator[None]:
-        """Let stop() reach this engine, if it obeys the run's control."""
+    def _tracked(self, engine: Any, control: Control, key: object = None) -> Iterator[None]:
+        """Let stop() reach this engine, if it obeys the run's control; ``key`` names it
+        for hold() and release()."""
         if control is not self.control:  # an abort's return moves: not to be stopped
             yield
             return
+        key = engine if key is None else key
         with self._lock:
-            self._engines.add(engine)
+            self._engines[key] = engine
             if self.control.request is not None:
                 engine.suspend()
         try:
             yield
         finally:
             with self._lock:
-                self._engines.discard(engine)
+                self._engines.pop(key, None)
+                self._held.discard(key)
+
+    def hold(self, key: object) -> None:
+        """Let the engine of ``key`` run on through a stop until release(key): the steps
+        in between leave the world as no stop may leave it. If a stop was asked already,
+        raise it instead, so that those steps do not begin."""
+        with self._lock:
+            if key not in self._engines:
+                return  # not a stoppable engine
+            self.control.checkpoint()
+            self._held.add(key)
+
+    def release(self, key: object) -> None:
+        with self._lock:
+            if key in self._held:
+                self._held.discard(key)
+                if self.control.request is not None:
+                    self._engines[key].suspend()
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
@@ -102,3 +125,27 @@ class RunDriver:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+
+
+def ask_to_stop(
+    journal: Journal, run: RunInfo, what: Request, lock: str, lock_url: str | None
+) -> str:
+    """Ask the process driving ``run`` (the holder of ``lock``) to stop, through the
+    journal; what was done, in words, or '' if no process drives it (an abort then
+    marks the run itself). A pause of a run whose process died marks it paused."""
+    if run.state not in ACTIVE:
+        if what is Request.PAUSE:
+            raise IllegalTransition(f"run {run.short} is {run.state.value}, not running")
+        return ""
+    probe = RunLock(lock, lock_url)
+    try:
+        alive = not probe.try_acquire()
+        if not alive and what is Request.PAUSE:  # its process died: record the pause
+            journal.save_run(run, state=RunState.PAUSED)
+            return f"run {run.short} had no live process; marked paused"
+    finally:
+        probe.close()
+    if not alive:
+        return ""
+    journal.request(run.id, what.value)
+    return f"{what.value} of run {run.short} requested; its process stops at the next step"

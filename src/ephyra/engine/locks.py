@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -58,3 +60,21 @@ class RunLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def holding(names: Sequence[str], url: str | None, holder: Callable[[str], str]) -> Iterator[None]:
+    """Hold every lock of ``names``, taken in that order, or raise LockHeld naming
+    ``holder(name)`` of the first one another process holds."""
+    held: list[RunLock] = []
+    try:
+        for name in names:
+            lock = RunLock(name, url)
+            if not lock.try_acquire():
+                lock.close()
+                raise LockHeld(f"{name} is locked: {holder(name)}")
+            held.append(lock)
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.close()

@@ -69,8 +69,14 @@ class Forklift(RunDriver):
         return self.cp_to, self.cp_from
 
     def _on_step(self, ctx: MoveContext, step: str, status: str, seconds: float) -> None:
+        # From enrolling in the target to deleting from the source the node is in both
+        # control planes: a stop waits until it is in one again.
+        if (step, status) == ("enroll-target", "started"):
+            self.hold(id(ctx))
         if status == "done":
             self.metrics.step(step, seconds)
+            if step == "delete-source":
+                self.release(id(ctx))
         self.observer.step(ctx.record.label, step, status, seconds)
 
     def move_node(self, uuid: str, phase: Phase, control: Control | None = None) -> Outcome:
@@ -111,7 +117,7 @@ class Forklift(RunDriver):
             self.journal.detail(self.run.id, name),
             self.journal.backend,
         )
-        with self._tracked(engine, ctx.control):
+        with self._tracked(engine, ctx.control, key=id(ctx)):
             try:
                 engine.run()
             except Exception as exc:

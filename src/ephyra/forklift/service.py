@@ -8,12 +8,14 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control, Request
+from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.locks import RunLock
+from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.forklift.context import NodeRecord, Phase
@@ -41,14 +43,8 @@ def _holder(journal: Journal, a: str, b: str) -> str:
     return "another process"
 
 
-@contextlib.contextmanager
-def _locked(journal: Journal, a: str, b: str, lock_url: str | None) -> Iterator[None]:
-    lock = RunLock(lock_name(a, b), lock_url)
-    lock.acquire(_holder(journal, a, b))
-    try:
-        yield
-    finally:
-        lock.close()
+def _locked(journal: Journal, a: str, b: str, lock_url: str | None) -> AbstractContextManager[None]:
+    return holding([lock_name(a, b)], lock_url, lambda _: _holder(journal, a, b))
 
 
 def ensure_free(journal: Journal, a: str, b: str, lock_url: str | None = None) -> None:
@@ -214,22 +210,7 @@ def abort(
 def _request(journal: Journal, ident: str | None, what: Request, lock_url: str | None) -> str:
     """Ask the process running the run to stop; '' if no process runs it."""
     run = find_run(journal, ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
-    if run.state not in ACTIVE:
-        if what is Request.PAUSE:
-            raise IllegalTransition(f"run {run.short} is {run.state.value}, not running")
-        return ""
-    probe = RunLock(lock_name(run.meta["from"], run.meta["to"]), lock_url)
-    try:
-        alive = not probe.try_acquire()
-        if not alive and what is Request.PAUSE:  # its process died: record the pause
-            journal.save_run(run, state=RunState.PAUSED)
-            return f"run {run.short} had no live process; marked paused"
-    finally:
-        probe.close()
-    if not alive:
-        return ""
-    journal.request(run.id, what.value)
-    return f"{what.value} of run {run.short} requested; its process stops at the next step"
+    return ask_to_stop(journal, run, what, lock_name(run.meta["from"], run.meta["to"]), lock_url)
 
 
 def status(journal: Journal, ident: str | None) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from typing import Any
 from ephyra.compute.nova import ComputeCloud
 from ephyra.compute.service import lock_name as compute_lock
 from ephyra.engine.control import Request
+from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.locks import RunLock
+from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.inventory.model import Inventory
@@ -57,25 +58,15 @@ def plan(
     return UpgradePlan(spec, the_plan, found, cloud)
 
 
+def lock_name(cloud: str | None) -> str:
+    return f"upgrade {cloud or '-'}"
+
+
 def _locks(run_cloud: str | None, the_plan: Plan) -> list[str]:
-    names = [f"upgrade {run_cloud or '-'}"]
+    names = [lock_name(run_cloud)]
     if run_cloud:
         names += sorted({compute_lock(run_cloud, u.host) for u in the_plan.units() if u.drain})
     return names
-
-
-@contextlib.contextmanager
-def _locked(names: Sequence[str], lock_url: str | None, holder: str) -> Iterator[None]:
-    held: list[RunLock] = []
-    try:
-        for name in names:
-            lock = RunLock(name, lock_url)
-            lock.acquire(holder)
-            held.append(lock)
-        yield
-    finally:
-        for lock in reversed(held):
-            lock.close()
 
 
 def _holder(journal: Journal, cloud: str | None) -> str:
@@ -111,7 +102,7 @@ def start(
     cloud: ComputeCloud | None = None,
 ) -> RunInfo:
     names = _locks(the_plan.cloud, the_plan.plan)
-    with _locked(names, lock_url, _holder(journal, the_plan.cloud)):
+    with holding(names, lock_url, lambda _: _holder(journal, the_plan.cloud)):
         run = journal.create_run(
             KIND,
             {
@@ -140,7 +131,7 @@ def _taken(
     journal: Journal, run: RunInfo, observer: Observer, lock_url: str | None
 ) -> Iterator[UpgradeRun]:
     names = _locks(run.meta.get("cloud"), Plan.from_dict(run.meta["plan"]))
-    with _locked(names, lock_url, _holder(journal, run.meta.get("cloud"))):
+    with holding(names, lock_url, lambda _: _holder(journal, run.meta.get("cloud"))):
         run = journal.save_run(journal.run(run.id), pid=os.getpid(), host=socket.gethostname())
         journal.request(run.id, None)
         yield UpgradeRun(journal, run, observer, RunMetrics(KIND, run.id))
@@ -205,28 +196,10 @@ def abort(journal: Journal, ident: str | None, *, lock_url: str | None = None) -
     return f"run {run.short} aborted; `ephyra upgrade rollback {run.short}` takes it back"
 
 
-def _alive(run: RunInfo, lock_url: str | None) -> bool:
-    probe = RunLock(f"upgrade {run.meta.get('cloud') or '-'}", lock_url)
-    try:
-        return not probe.try_acquire()
-    finally:
-        probe.close()
-
-
 def _request(journal: Journal, ident: str | None, what: Request, lock_url: str | None) -> str:
     """Ask the process running the run to stop; '' if no process runs it."""
     run = find_run(journal, ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
-    if run.state not in ACTIVE:
-        if what is Request.PAUSE:
-            raise IllegalTransition(f"run {run.short} is {run.state.value}, not running")
-        return ""
-    if not _alive(run, lock_url):
-        if what is Request.PAUSE:
-            journal.save_run(run, state=RunState.PAUSED.value)
-            return f"run {run.short} had no live process; marked paused"
-        return ""
-    journal.request(run.id, what.value)
-    return f"{what.value} of run {run.short} requested; its process stops at the next step"
+    return ask_to_stop(journal, run, what, lock_name(run.meta.get("cloud")), lock_url)
 
 
 def status(journal: Journal, ident: str | None) -> dict[str, Any]:

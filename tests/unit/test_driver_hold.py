@@ -1,0 +1,49 @@
+"""A stop reaches every engine at its next step boundary, except one holding on through
+steps that must not be parted (a node enrolled in two control planes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ephyra.engine.control import Request
+from ephyra.engine.driver import RunDriver
+from ephyra.engine.journal import Journal
+from ephyra.errors import PauseRequested
+from ephyra.metrics import RunMetrics
+from ephyra.progress import PlainObserver
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.suspended = 0
+
+    def suspend(self) -> None:
+        self.suspended += 1
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> RunDriver:
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    run = journal.create_run("test", {"state": "running"}, {})
+    return RunDriver(journal, run, PlainObserver(), RunMetrics("test", run.id))
+
+
+def test_a_held_engine_is_suspended_only_once_released(driver: RunDriver) -> None:
+    held, free = Engine(), Engine()
+    with driver._tracked(held, driver.control, key="a"), driver._tracked(free, driver.control):
+        driver.hold("a")
+        driver.stop(Request.PAUSE)
+        assert (held.suspended, free.suspended) == (0, 1)
+        driver.release("a")
+        assert held.suspended == 1
+
+
+def test_holding_after_a_stop_raises_it_so_the_steps_do_not_begin(driver: RunDriver) -> None:
+    engine: Any = Engine()
+    with driver._tracked(engine, driver.control, key="a"):
+        driver.stop(Request.PAUSE)
+        with pytest.raises(PauseRequested):
+            driver.hold("a")
