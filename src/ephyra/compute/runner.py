@@ -17,12 +17,10 @@ from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.nova import ComputeCloud, Server
 from ephyra.compute.steps import FORWARD, ROLLBACK, DrainHalted, HostContext
-from ephyra.engine.control import Request
 from ephyra.engine.driver import RunDriver
-from ephyra.engine.flows import engine_for, first_failure, succeeded
+from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.states import RunState
-from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 
@@ -150,22 +148,12 @@ class Evacuation(RunDriver):
         return outcome
 
     def _outcome_of(self, exc: Exception, host: str) -> tuple[Outcome, str]:
-        first = first_failure(exc)
-        text = str(first.exception_str)
-        if first.check(Interrupted):
-            return Outcome.INTERRUPTED, ""
-        if first.check(ControlPlaneUnreachable):
-            if self.control.request is None:
-                self.observer.message(f"{text}: pausing the run")
-                self.run = self.journal.save_run(self.run, reason=text)
-            self.stop(Request.PAUSE)
+        first, text = self.failure(exc, f"host {host}")
+        if first is None:
             return Outcome.INTERRUPTED, text
         if first.check(DrainHalted):
             return Outcome.HALTED, text
-        if first.check(EphyraError):
-            return Outcome.FAILED, text
-        LOG.error("host %s: unexpected error\n%s", host, first.pformat(traceback=True))
-        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
+        return Outcome.FAILED, text
 
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:

@@ -5,19 +5,24 @@ TaskFlow engines a stop must reach."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+from taskflow.types.failure import Failure
+
 from ephyra.engine.control import Control, Request
+from ephyra.engine.flows import first_failure
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
 from ephyra.engine.states import ACTIVE, RunState, check_transition
-from ephyra.errors import EphyraError, IllegalTransition
+from ephyra.errors import ControlPlaneUnreachable, EphyraError, IllegalTransition, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 
+LOG = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.25
 
 
@@ -47,6 +52,27 @@ class RunDriver:
             for key, engine in self._engines.items():
                 if key not in self._held:
                     engine.suspend()
+
+    def failure(self, exc: Exception, what: str) -> tuple[Failure | None, str]:
+        """What an engine's run raised: its first failure and the text to record, or
+        None when it only stopped the run (a stop request; a control plane gone, which
+        pauses the run with it as the reason). An error that is not Ephyra's own is
+        logged with its traceback."""
+        first = first_failure(exc)
+        text = str(first.exception_str)
+        if first.check(Interrupted):
+            return None, ""
+        if first.check(ControlPlaneUnreachable):
+            with self._lock:
+                if self.control.request is None:
+                    self.observer.message(f"{text}: pausing the run")
+                    self.run = self.journal.save_run(self.run, reason=text)
+            self.stop(Request.PAUSE)
+            return None, text
+        if not first.check(EphyraError):
+            LOG.error("%s: unexpected error\n%s", what, first.pformat(traceback=True))
+            text = f"unexpected {first.exception_type_names[0]}: {text}"
+        return first, text
 
     @contextlib.contextmanager
     def _tracked(self, engine: Any, control: Control, key: object = None) -> Iterator[None]:

@@ -9,7 +9,6 @@ on resume, which the steps allow by checking the world first.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +16,12 @@ from enum import StrEnum
 from typing import Any
 
 from ephyra.clouds import ControlPlane
-from ephyra.engine.control import Control, Request
+from ephyra.engine.control import Control
 from ephyra.engine.driver import RunDriver
-from ephyra.engine.flows import engine_for, first_failure, succeeded
+from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.states import RunState
-from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted, NodeDeferred
+from ephyra.errors import Interrupted, NodeDeferred
 from ephyra.forklift.context import MoveContext, NodeRecord, Phase
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
@@ -31,7 +30,6 @@ from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 
-LOG = logging.getLogger(__name__)
 STALE_RETRIES = 3
 
 
@@ -127,23 +125,12 @@ class Forklift(RunDriver):
         return Outcome.MOVED, ""
 
     def _outcome_of(self, exc: Exception, ctx: MoveContext) -> tuple[Outcome, str]:
-        first = first_failure(exc)
-        text = str(first.exception_str)
+        first, text = self.failure(exc, f"node {ctx.uuid}")
+        if first is None:
+            return Outcome.INTERRUPTED, text
         if first.check(NodeDeferred):
             return Outcome.DEFERRED, text
-        if first.check(Interrupted):
-            return Outcome.INTERRUPTED, ""
-        if first.check(ControlPlaneUnreachable):
-            with self._lock:
-                if self.control.request is None:
-                    self.observer.message(f"{text}: pausing the run")
-                    self.run = self.journal.save_run(self.run, reason=text)
-            self.stop(Request.PAUSE)
-            return Outcome.INTERRUPTED, text
-        if first.check(EphyraError):
-            return Outcome.FAILED, text
-        LOG.error("node %s: unexpected error\n%s", ctx.uuid, first.pformat(traceback=True))
-        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
+        return Outcome.FAILED, text
 
     def _finish_node(
         self, record: NodeRecord, phase: Phase, outcome: Outcome, text: str, seconds: float

@@ -10,7 +10,6 @@ each unit that did something, with each strategy's downgrade where it has one.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -23,12 +22,11 @@ from ephyra.compute.drain import Drain, DrainResult, HostRecord
 from ephyra.compute.nova import ComputeCloud
 from ephyra.compute.runner import RunEvents
 from ephyra.compute.steps import HostContext
-from ephyra.engine.control import Request
 from ephyra.engine.driver import RunDriver
-from ephyra.engine.flows import engine_for, first_failure, succeeded
+from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.states import RunState
-from ephyra.errors import ControlPlaneUnreachable, EphyraError, Interrupted
+from ephyra.errors import EphyraError, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
@@ -36,7 +34,6 @@ from ephyra.upgrade import steps
 from ephyra.upgrade.plan import Batch, Plan, Unit
 from ephyra.upgrade.spec import Spec, parse
 
-LOG = logging.getLogger(__name__)
 #: Lines of a unit's output kept in its journal record.
 OUTPUT_LINES = 200
 OUTPUT_SAVE_S = 0.5
@@ -175,20 +172,8 @@ class UpgradeRun(RunDriver):
         return outcome
 
     def _outcome_of(self, exc: Exception, unit: Unit) -> tuple[Outcome, str]:
-        first = first_failure(exc)
-        text = str(first.exception_str)
-        if first.check(Interrupted):
-            return Outcome.INTERRUPTED, ""
-        if first.check(ControlPlaneUnreachable):
-            if self.control.request is None:
-                self.observer.message(f"{text}: pausing the run")
-                self.run = self.journal.save_run(self.run, reason=text)
-            self.stop(Request.PAUSE)
-            return Outcome.INTERRUPTED, text
-        if first.check(EphyraError):
-            return Outcome.FAILED, text
-        LOG.error("unit %s: unexpected error\n%s", unit.id, first.pformat(traceback=True))
-        return Outcome.FAILED, f"unexpected {first.exception_type_names[0]}: {text}"
+        first, text = self.failure(exc, f"unit {unit.id}")
+        return (Outcome.INTERRUPTED if first is None else Outcome.FAILED), text
 
     # -- one batch -------------------------------------------------------------------
     def _drains(self, units: list[Unit], phase: Phase) -> dict[str, Drain | None]:
