@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian services the testbed runs (PostgreSQL and RabbitMQ, for Nova) when
+# Install the Debian services the testbed runs (PostgreSQL and RabbitMQ for Nova, etcd) when
 # missing, checked every run; then create .venv and install Ephyra with the testbed's
 # services and the dev tools, all pinned, which re-runs only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-debs=(postgresql rabbitmq-server puppet dpkg-dev)  # puppet, dpkg-dev: strategy tests
+debs=(postgresql rabbitmq-server etcd-server puppet dpkg-dev)  # puppet, dpkg-dev: strategy tests
 missing=()
 for deb in "${debs[@]}"; do
     dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the testbed package lives at the repository root
     sys.path.insert(0, str(ROOT))
 
+from testbed.etcd import Etcd  # noqa: E402
 from testbed.ironic import Testbed  # noqa: E402
 from testbed.nova import NovaTestbed  # noqa: E402
 from testbed.seed import clear  # noqa: E402
@@ -94,3 +95,11 @@ def clean_nova(nova: NovaTestbed) -> NovaTestbed:
     enabled, not forced down and up."""
     nova.clean()
     return nova
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd (Debian's etcd-server), started once per session (under a second)."""
+    root = tmp_path_factory.mktemp("etcd")
+    with Etcd(root / "data", root / "etcd.log") as server:
+        yield server
