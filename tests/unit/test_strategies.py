@@ -22,7 +22,7 @@ from ephyra.strategies.base import (
 )
 from ephyra.strategies.shell import shell_argv, target_env
 
-NAMES = ("ansible", "command", "grenade", "package", "puppet", "source")
+NAMES = ("ansible", "command", "grenade", "noop", "package", "puppet", "source")
 MINIMAL: dict[str, dict[str, Any]] = {
     "command": {"upgrade": "true"},
     "package": {"packages": ["nova-common"]},
@@ -30,6 +30,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "ansible": {"playbook": "upgrade.yml"},
     "puppet": {"manifest": "/etc/puppet/upgrade.pp"},
     "grenade": {"projects": "/opt/grenade/projects"},
+    "noop": {},
 }
 TARGET = Target("compute-7", "2026.2", ("nova-compute",), "service")
 

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import forklift, host, inventory, upgrade
+from ephyra.cli import agent, forklift, host, inventory, upgrade, version
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -29,6 +29,9 @@ environment:
   OS_CLOUD               the cloud of `host` commands (else --os-cloud)
   EPHYRA_JOURNAL         journal URL (default sqlite:///~/.local/state/ephyra/journal.db)
   EPHYRA_LOCKS           tooz URL for locks (default file://~/.local/state/ephyra/locks)
+  EPHYRA_STORE           versions and lifecycle keys (default sqlite:///.../versions.db
+                         beside the journal; etcd3+http://HOST:PORT for etcd)
+  EPHYRA_PREFIX          the prefix of those keys (default: none)
 """
 
 
@@ -53,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="tooz URL for run locks (default: file:// in the state directory)",
     )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("EPHYRA_STORE"),
+        metavar="URL",
+        help="versions, lifecycle and roles keys: etcd3+http://HOST:PORT or sqlite:///PATH "
+        "(default: SQLite beside the journal)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("EPHYRA_PREFIX", ""),
+        metavar="PATH",
+        help="prefix of those keys (default: none, /current_version stands at the root)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every step")
     parser.add_argument("--debug", action="store_true", help="log API calls and tracebacks")
@@ -61,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     host.register(sub, EXIT_CODES)
     inventory.register(sub, EXIT_CODES)
     upgrade.register(sub, EXIT_CODES)
+    version.register(sub, EXIT_CODES)
+    agent.register(sub, EXIT_CODES)
     return parser
 
 

@@ -1,0 +1,268 @@
+"""``ephyra agent``: the part of Ephyra that runs on each host (seed 003).
+
+It keeps, under one lease of its own (refreshed every third of its TTL):
+``/members/<role>/<host>`` for each role, ``/running_version/<version>/<host>`` for what
+the host runs, and its ``/active_roles``; if the agent or its host dies, all of it drops
+out when the lease expires.
+
+It watches ``/current_version``. When that is not what the host runs, it waits for its
+turn (:mod:`ephyra.agent.turn`), runs its strategy (its output to a log file whose link
+goes into the status keys), records ``configured/success|failure``, runs the validation
+command, records ``validated/success|failure``, and on success reports the new running
+version, publishes its roles at it, and gives its turn back. A failed host keeps its
+slot: at most ``max_at_once`` hosts of a role can fail before the role stops; it tries
+again when a newer version is triggered, or when the agent restarts.
+
+If the store goes away (etcd restarted), every write is tried again until it lands;
+nothing the agent learnt is lost, and a lease that expired meanwhile is replaced and
+everything under it written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ephyra.agent.turn import Turn
+from ephyra.errors import StepFailed, UsageError
+from ephyra.strategies.base import Strategy, Target, stream
+from ephyra.strategies.shell import shell_argv
+from ephyra.versions import desired, lifecycle, roles
+from ephyra.versions.keys import Keys, check_name
+from ephyra.versions.store import Lease, Put, Store, StoreError
+
+T = TypeVar("T")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    host: str
+    roles: Mapping[str, str]  # role -> the host's address in it
+    strategy: Strategy
+    interfaces: Mapping[str, str] = field(default_factory=dict)
+    validate: str | None = None  # a shell command; exit 0 = the host works at the version
+    log_dir: Path = Path(".")
+    log_url: str | None = None  # template of the link to a log: {host} {version} {path}
+    ttl: int = 10
+    poll: float = 2.0  # the longest wait between two looks at the store
+    retry: float = 1.0  # pause between attempts while the store is away
+
+    def __post_init__(self) -> None:
+        check_name("host", self.host)
+        for role in self.roles:
+            check_name("role", role)
+        if self.ttl < 2:
+            raise UsageError("the lease TTL must be at least 2 seconds")
+
+
+class Agent:
+    def __init__(self, store: Store, keys: Keys, config: AgentConfig, say: Say = print) -> None:
+        self.store = store
+        self.keys = keys
+        self.config = config
+        self.say = say
+        self.stop = threading.Event()
+        self.running: str | None = None  # the version the host is known to run
+        self.failed: str | None = None  # the version the host failed to reach
+        self.turn: Turn | None = None
+        self.lease: Lease | None = None
+        self._lease_lost = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    # -- the store, tried until it answers -------------------------------------------
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        warned = False
+        while True:
+            try:
+                return fn()
+            except StoreError as exc:
+                if self.stop.is_set():
+                    raise
+                if not warned:
+                    self.say(f"{self.config.host}: {what}: {exc}; trying again")
+                    warned = True
+                self.stop.wait(self.config.retry)
+
+    def _keep_alive(self) -> None:
+        while not self.stop.wait(self.config.ttl / 3):
+            lease = self.lease
+            if lease is None:
+                continue
+            try:
+                lease.refresh()
+            except StoreError as exc:
+                if "expired" in str(exc):
+                    self._lease_lost.set()
+
+    def _announce(self) -> None:
+        """Take a new lease and write everything that lives under it."""
+        lease = self._retry("lease", lambda: self.store.lease(self.config.ttl))
+        self.lease = lease
+        value = json.dumps({"roles": dict(self.config.roles), "since": round(time.time(), 3)})
+        members = [
+            Put(self.keys.member(r, self.config.host), value, lease) for r in self.config.roles
+        ]
+        self._retry("register", lambda: self.store.txn([], members))
+        if self.running:
+            self._publish(self.running, previous=())
+
+    def _publish(self, version: str, previous: tuple[str, ...]) -> None:
+        lease = self.lease
+        self._retry(
+            "report the running version",
+            lambda: lifecycle.report_running(
+                self.store, self.keys, self.config.host, version, lease, previous=previous
+            ),
+        )
+        self._retry(
+            "publish roles",
+            lambda: roles.publish(
+                self.store,
+                self.keys,
+                version,
+                self.config.host,
+                self.config.roles,
+                self.config.interfaces,
+                lease,
+            ),
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+    def start(self) -> None:
+        target = Target(self.config.host, "", kind="host")
+        try:
+            self.running = self.config.strategy.version(target) or None
+        except StepFailed as exc:
+            self.say(f"{self.config.host}: cannot tell the version it runs: {exc}")
+        if self.running:
+            state = self._retry(
+                "read state", lambda: lifecycle.state_of(self.store, self.keys, self.config.host)
+            )
+            if lifecycle.failed_at(state, self.running):
+                self.running = None  # it failed there: try again
+        self._announce()
+        self._keeper = threading.Thread(target=self._keep_alive, name="lease", daemon=True)
+        self._keeper.start()
+        self.say(f"{self.config.host}: agent up, running {self.running or 'an unknown version'}")
+
+    def run(self, once: bool = False) -> bool:
+        """Follow ``/current_version`` until stopped (``once``: until the host runs it or
+        failed at it). True if the host runs the desired version at the end."""
+        self.start()
+        watch = self._retry("watch", lambda: self.store.watch(self.keys.current_version))
+        try:
+            while not self.stop.is_set():
+                if self._lease_lost.is_set():
+                    self._lease_lost.clear()
+                    self.say(f"{self.config.host}: lease expired; announcing again")
+                    self._announce()
+                want = self._retry("read", lambda: desired.current(self.store, self.keys))
+                if want and want not in (self.running, self.failed):
+                    self.update(want)
+                    continue
+                if once and want and want in (self.running, self.failed):
+                    return want == self.running
+                watch.wait(self.config.poll)
+            return bool(want and want == self.running)
+        finally:
+            watch.cancel()
+
+    def close(self) -> None:
+        """Stop, and end the lease: this host's live keys go at once."""
+        self.stop.set()
+        if self.lease is not None:
+            with contextlib.suppress(StoreError):  # else it expires by itself
+                self.lease.revoke()
+
+    def update(self, version: str) -> None:
+        host = self.config.host
+        if self.turn is not None and self.turn.version != version:
+            self._retry("give back the old turn", self.turn.give_back)
+            self.turn = None
+        assert self.lease is not None
+        rules = self._retry("rules", lambda: desired.rules_of(self.store, self.keys, version))
+        turn = self.turn = Turn(
+            self.store, self.keys, host, list(self.config.roles), version, rules, self.lease
+        )
+        watch = self._retry("watch", lambda: self.store.watch(self.keys.prefix + "/"))
+        try:
+            said = ""
+            while not self.stop.is_set():
+                why = self._retry("take a turn", turn.take)
+                if why is None:
+                    break
+                if why != said:
+                    self.say(f"{host}: {version}: waiting: {why}")
+                    said = why
+                now = self._retry("read", lambda: desired.current(self.store, self.keys))
+                if now != version:
+                    self.say(f"{host}: {version}: superseded by {now} before its turn")
+                    self._retry("give back the turn", turn.give_back)
+                    return
+                watch.wait(self.config.poll)
+            else:
+                return
+        finally:
+            watch.cancel()
+        self._apply(version, turn)
+
+    def _apply(self, version: str, turn: Turn) -> None:
+        host = self.config.host
+        log = self.config.log_dir / f"{host}-{version}.log"
+        link = self._link(version, log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.say(f"{host}: {version}: updating")
+        with open(log, "a", encoding="utf-8") as out:
+
+            def output(line: str) -> None:
+                out.write(line + "\n")
+                out.flush()
+
+            try:
+                change = self.config.strategy.upgrade(Target(host, version, kind="host"), output)
+            except StepFailed as exc:
+                self._fail("configured/failure", version, str(exc), link)
+                return
+            self._state(
+                "configured/success", version, f"{change.before or '?'} -> {change.after}", link
+            )
+            if self.config.validate:
+                try:
+                    argv = shell_argv(self.config.validate, Target(host, version, kind="host"))
+                    stream(argv, output, what="validation")
+                except StepFailed as exc:
+                    self._fail("validated/failure", version, str(exc), link)
+                    return
+            self._state("validated/success", version, "", link)
+        previous = (self.running,) if self.running else ()
+        self._publish(version, previous)
+        self.running, self.failed = version, None
+        self._retry("give back the turn", turn.give_back)
+        self.turn = None
+        self.say(f"{host}: {version}: running")
+
+    def _link(self, version: str, log: Path) -> str:
+        if not self.config.log_url:
+            return log.resolve().as_uri()
+        return self.config.log_url.format(host=self.config.host, version=version, path=log)
+
+    def _state(self, state: str, version: str, message: str, link: str) -> None:
+        value = lifecycle.record(message, link)
+        self._retry(
+            f"record {state}",
+            lambda: lifecycle.set_state(
+                self.store, self.keys, self.config.host, state, version, value
+            ),
+        )
+
+    def _fail(self, state: str, version: str, message: str, link: str) -> None:
+        self._state(state, version, message, link)
+        self.failed = version
+        self.say(f"{self.config.host}: {version}: {state}: {message.splitlines()[0]}")

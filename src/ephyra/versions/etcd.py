@@ -1,0 +1,162 @@
+"""The store on etcd v3 (``etcd3+http://HOST:PORT``), through etcd3gw's gRPC-gateway client.
+
+A range read is one ``/kv/range`` call; a transaction is one ``/kv/txn``; leases are etcd
+leases. One etcd watch per prefix serves every :class:`Watch` of this store on it, so a
+thousand agents in one process hold one stream, not a thousand.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import etcd3gw
+import requests
+
+from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, StoreError, Watch
+
+TIMEOUT_S = 10.0
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class EtcdLease(Lease):
+    def __init__(self, store: EtcdStore, lease: Any, ttl: int) -> None:
+        self._store = store
+        self._lease = lease
+        self.id = int(lease.id)
+        self.ttl = ttl
+
+    def refresh(self) -> None:
+        left = self._store.call(self._lease.refresh)
+        if int(left) <= 0:
+            raise StoreError(f"lease {self.id:x} has expired")
+
+    def revoke(self) -> None:
+        self._store.call(self._lease.revoke)
+
+
+class _Stream:
+    """One etcd watch on a prefix, fanning out to the watches waiting on it."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.subscribers: set[_EtcdWatch] = set()
+        self._events, self._cancel = client.watch_prefix(prefix)
+        threading.Thread(target=self._pump, name=f"watch {prefix}", daemon=True).start()
+
+    def _pump(self) -> None:
+        for _event in self._events:
+            for sub in list(self.subscribers):
+                sub.changed.set()
+
+    def cancel(self) -> None:
+        self._cancel()
+
+
+class _EtcdWatch(Watch):
+    def __init__(self, release: Callable[[_EtcdWatch], None]) -> None:
+        self.changed = threading.Event()
+        self.changed.set()  # the first wait returns at once: read the state first
+        self._release = release
+
+    def wait(self, timeout: float) -> bool:
+        fired = self.changed.wait(timeout)
+        self.changed.clear()
+        return fired
+
+    def cancel(self) -> None:
+        self._release(self)
+
+
+class EtcdStore(Store):
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise StoreError(f"store URL {url!r} names no host")
+        self.url = url
+        self.client = etcd3gw.client(
+            host=parts.hostname, port=parts.port or 2379, timeout=TIMEOUT_S
+        )
+        self._streams: dict[str, _Stream] = {}
+        self._streams_lock = threading.Lock()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn`` with etcd's and the network's errors as StoreError."""
+        try:
+            return fn(*args, **kwargs)
+        except (etcd3gw.exceptions.Etcd3Exception, requests.RequestException) as exc:
+            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+
+    def get(self, key: str) -> str | None:
+        values = self.call(self.client.get, key)
+        return values[0].decode() if values else None
+
+    def range(self, prefix: str) -> dict[str, str]:
+        found = self.call(self.client.get_prefix, prefix)
+        return {meta["key"].decode(): value.decode() for value, meta in found}
+
+    def put(self, key: str, value: str, lease: Lease | None = None) -> None:
+        self.txn([], [Put(key, value, lease)])
+
+    def delete(self, key: str) -> None:
+        self.call(self.client.delete, key)
+
+    def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> bool:
+        body = {
+            "compare": [self._compare(c) for c in compare],
+            "success": [self._op(op) for op in success],
+            "failure": [self._op(op) for op in failure],
+        }
+        reply = self.call(self.client.transaction, body)
+        return bool(reply.get("succeeded", False))
+
+    @staticmethod
+    def _compare(c: Compare) -> dict[str, Any]:
+        if c.value is None:
+            return {"key": _b64(c.key), "result": "EQUAL", "target": "CREATE", "create_revision": 0}
+        return {"key": _b64(c.key), "result": "EQUAL", "target": "VALUE", "value": _b64(c.value)}
+
+    @staticmethod
+    def _op(op: Op) -> dict[str, Any]:
+        if isinstance(op, Delete):
+            return {"request_delete_range": {"key": _b64(op.key)}}
+        put: dict[str, Any] = {"key": _b64(op.key), "value": _b64(op.value)}
+        if op.lease is not None:
+            put["lease"] = op.lease.id
+        return {"request_put": put}
+
+    def lease(self, ttl: int) -> Lease:
+        return EtcdLease(self, self.call(self.client.lease, ttl), ttl)
+
+    def watch(self, prefix: str) -> Watch:
+        with self._streams_lock:
+            stream = self._streams.get(prefix)
+            if stream is None:
+                stream = self._streams[prefix] = self.call(_Stream, self.client, prefix)
+            watch = _EtcdWatch(lambda w: self._unwatch(prefix, w))
+            stream.subscribers.add(watch)
+            return watch
+
+    def _unwatch(self, prefix: str, watch: _EtcdWatch) -> None:
+        with self._streams_lock:
+            stream = self._streams.get(prefix)
+            if stream is None:
+                return
+            stream.subscribers.discard(watch)
+            if not stream.subscribers:
+                del self._streams[prefix]
+                stream.cancel()
+
+    def close(self) -> None:
+        with self._streams_lock:
+            for stream in self._streams.values():
+                stream.cancel()
+            self._streams.clear()
+        self.client.session.close()

@@ -1,0 +1,197 @@
+"""The store in one SQLite file (``sqlite:///PATH``): the embedded default for one machine.
+
+Every process and thread opens its own connection to the file (WAL: readers never wait
+for a writer). A transaction is ``BEGIN IMMEDIATE``, so comparisons and writes of two
+processes never interleave. A lease is a row with its expiry time; a key under an expired
+lease is invisible to reads at once and deleted by the next write. A watch compares its
+prefix's keys every ``POLL_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, StoreError, Watch
+
+POLL_S = 0.05
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    lease INTEGER
+);
+CREATE TABLE IF NOT EXISTS leases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ttl INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+LIVE = "(lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires >= ?))"
+
+
+def _prefix_end(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+
+
+class SqliteLease(Lease):
+    def __init__(self, store: SqliteStore, lease_id: int, ttl: int) -> None:
+        self._store = store
+        self.id = lease_id
+        self.ttl = ttl
+
+    def refresh(self) -> None:
+        now = time.time()
+        with self._store.transaction() as db:
+            row = db.execute(
+                "UPDATE leases SET expires = ? WHERE id = ? AND expires >= ? RETURNING id",
+                (now + self.ttl, self.id, now),
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"lease {self.id} has expired")
+
+    def revoke(self) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM kv WHERE lease = ?", (self.id,))
+            db.execute("DELETE FROM leases WHERE id = ?", (self.id,))
+
+
+class _SqliteWatch(Watch):
+    def __init__(self, store: SqliteStore, prefix: str) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._seen: dict[str, str] | None = None
+        self._cancelled = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self._store.range(self._prefix)
+            if now != self._seen:
+                self._seen = now
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or self._cancelled.wait(min(POLL_S, left)):
+                return False
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+class SqliteStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path = url.removeprefix("sqlite:///")
+        if path == url or not path:
+            raise StoreError(f"store URL {url!r} is not sqlite:///PATH")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        try:
+            self._db().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create store {url}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "DELETE FROM kv WHERE lease IN (SELECT id FROM leases WHERE expires < ?)",
+                    (time.time(),),
+                )
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.url}: {exc}") from exc
+
+    def get(self, key: str) -> str | None:
+        row = self._read(f"SELECT value FROM kv WHERE key = ? AND {LIVE}", (key, time.time()))
+        return str(row[0][0]) if row else None
+
+    def range(self, prefix: str) -> dict[str, str]:
+        rows = self._read(
+            f"SELECT key, value FROM kv WHERE key >= ? AND key < ? AND {LIVE}",
+            (prefix, _prefix_end(prefix), time.time()),
+        )
+        return {str(k): str(v) for k, v in rows}
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        try:
+            return list(self._db().execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.url}: {exc}") from exc
+
+    def put(self, key: str, value: str, lease: Lease | None = None) -> None:
+        self.txn([], [Put(key, value, lease)])
+
+    def delete(self, key: str) -> None:
+        self.txn([], [Delete(key)])
+
+    def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> bool:
+        with self.transaction() as db:
+            held = all(self._holds(db, c) for c in compare)
+            for op in success if held else failure:
+                if isinstance(op, Delete):
+                    db.execute("DELETE FROM kv WHERE key = ?", (op.key,))
+                    continue
+                lease_id = op.lease.id if op.lease is not None else None
+                if (
+                    lease_id is not None
+                    and not db.execute("SELECT 1 FROM leases WHERE id = ?", (lease_id,)).fetchone()
+                ):
+                    raise StoreError(f"lease {lease_id} has expired")
+                db.execute(
+                    "INSERT INTO kv (key, value, lease) VALUES (?, ?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value = excluded.value, lease = excluded.lease",
+                    (op.key, op.value, lease_id),
+                )
+            return held
+
+    @staticmethod
+    def _holds(db: sqlite3.Connection, c: Compare) -> bool:
+        row = db.execute("SELECT value FROM kv WHERE key = ?", (c.key,)).fetchone()
+        return row is None if c.value is None else row is not None and row[0] == c.value
+
+    def lease(self, ttl: int) -> Lease:
+        with self.transaction() as db:
+            db.execute("DELETE FROM leases WHERE expires < ?", (time.time(),))
+            row = db.execute(
+                "INSERT INTO leases (ttl, expires) VALUES (?, ?) RETURNING id",
+                (ttl, time.time() + ttl),
+            ).fetchone()
+        return SqliteLease(self, int(row[0]), ttl)
+
+    def watch(self, prefix: str) -> Watch:
+        return _SqliteWatch(self, prefix)
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

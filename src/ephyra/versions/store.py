@@ -1,0 +1,194 @@
+"""The key-value store of versions, host lifecycle and roles: one interface, two backends.
+
+``etcd3+http://HOST:PORT`` is etcd (the distributed default, through etcd3gw);
+``sqlite:///PATH`` is a file on one machine (the embedded default, beside the journal).
+Both give the same guarantees, and one test suite runs against both:
+
+- a range read returns every key under a prefix from one consistent snapshot;
+- a transaction compares keys and applies its puts and deletes atomically, or none;
+- a key written with a lease disappears when the lease is not refreshed within its TTL;
+- a watch wakes up when anything under its prefix changes.
+
+Backends are plugins of the ``ephyra.stores`` entry-point namespace, chosen by the URL's
+scheme.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from ephyra import plugins
+from ephyra.engine.journal import state_dir
+from ephyra.errors import PluginError, UsageError
+
+NAMESPACE = "ephyra.stores"
+
+
+def default_url() -> str:
+    return f"sqlite:///{state_dir() / 'versions.db'}"
+
+
+@dataclass(frozen=True)
+class Compare:
+    """True when ``key`` holds ``value``; ``value=None``: when ``key`` does not exist."""
+
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Put:
+    key: str
+    value: str
+    lease: Lease | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    key: str
+
+
+Op = Put | Delete
+
+
+class Lease(ABC):
+    """A time-to-live shared by the keys written with it."""
+
+    id: int
+    ttl: int
+
+    @abstractmethod
+    def refresh(self) -> None:
+        """Start the TTL again; raises StoreError once the lease has expired."""
+
+    @abstractmethod
+    def revoke(self) -> None:
+        """End the lease now: its keys disappear."""
+
+
+class Watch(ABC):
+    """Wakes up when a key under a prefix changes."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """True if something changed since the last wait (or the watch began);
+        False after ``timeout`` seconds of no change."""
+
+    @abstractmethod
+    def cancel(self) -> None: ...
+
+
+class Store(ABC):
+    """Keys and values are text; keys are absolute (``/current_version``)."""
+
+    url: str
+
+    @abstractmethod
+    def __init__(self, url: str) -> None: ...
+
+    @abstractmethod
+    def get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def range(self, prefix: str) -> dict[str, str]:
+        """Every key under ``prefix`` with its value, read at one revision."""
+
+    @abstractmethod
+    def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> bool:
+        """Apply ``success`` if every comparison holds, else ``failure``; True if they held."""
+
+    @abstractmethod
+    def lease(self, ttl: int) -> Lease: ...
+
+    @abstractmethod
+    def watch(self, prefix: str) -> Watch: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; leases are left to expire."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class KeepAlive:
+    """Refreshes leases every third of their TTL from one thread, until stopped."""
+
+    def __init__(self, on_lost: Callable[[Lease, Exception], None] | None = None) -> None:
+        self._leases: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._on_lost = on_lost
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases[lease.id] = lease
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="keepalive", daemon=True)
+                self._thread.start()
+
+    def discard(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(lease.id, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                leases = list(self._leases.values())
+            period = min((lease.ttl for lease in leases), default=3) / 3
+            if self._stop.wait(max(0.2, period)):
+                return
+            for lease in leases:
+                try:
+                    lease.refresh()
+                except Exception as exc:  # the store is down: the next round tries again
+                    if self._on_lost is not None:
+                        self._on_lost(lease, exc)
+
+
+class StoreError(UsageError):
+    """The store cannot be reached or refused an operation."""
+
+    exit_code = 1
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store a URL names (default: SQLite in the state directory)."""
+    url = url or default_url()
+    scheme = url.partition("://")[0].partition("+")[0]
+    if not url.partition("://")[2]:
+        raise UsageError(f"store URL {url!r} is not SCHEME://...")
+    try:
+        cls = plugins.load(NAMESPACE, scheme)
+    except PluginError as exc:
+        raise UsageError(f"unknown store {url!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Store)):
+        raise PluginError(f"store plugin {scheme!r} is not a Store")
+    store: Store = cls(url)
+    return store
+
+
+def strip(mapping: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """``mapping``'s keys with ``prefix`` cut off."""
+    return {key[len(prefix) :]: value for key, value in mapping.items() if key.startswith(prefix)}
