@@ -1,9 +1,10 @@
 """``ephyra agent``: the part of Ephyra that runs on each host (seed 003).
 
-It keeps, under one lease of its own (refreshed every third of its TTL):
-``/members/<role>/<host>`` for each role, ``/running_version/<version>/<host>`` for what
-the host runs, and its ``/active_roles``; if the agent or its host dies, all of it drops
-out when the lease expires.
+On its first start it records the host as ``provisioned/success`` (no lease: the host
+stays known until it is removed). It keeps, under one lease of its own (refreshed every
+third of its TTL): ``/members/<role>/<host>`` for each role,
+``/running_version/<version>/<host>`` for what the host runs, and its ``/active_roles``;
+if the agent or its host dies, all of it drops out when the lease expires.
 
 It watches ``/current_version``. When that is not what the host runs, it waits for its
 turn (:mod:`ephyra.agent.turn`), runs its strategy (its output to a log file whose link
@@ -31,8 +32,8 @@ from typing import TypeVar
 
 from ephyra.agent.turn import Turn
 from ephyra.errors import StepFailed, UsageError
-from ephyra.strategies.base import Strategy, Target, stream
-from ephyra.strategies.shell import shell_argv
+from ephyra.strategies import shell
+from ephyra.strategies.base import Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.store import Lease, Put, Store, StoreError
@@ -141,12 +142,17 @@ class Agent:
             self.running = self.config.strategy.version(target) or None
         except StepFailed as exc:
             self.say(f"{self.config.host}: cannot tell the version it runs: {exc}")
-        if self.running:
-            state = self._retry(
-                "read state", lambda: lifecycle.state_of(self.store, self.keys, self.config.host)
+        host = self.config.host
+        state = self._retry("read state", lambda: lifecycle.state_of(self.store, self.keys, host))
+        if self.running and lifecycle.failed_at(state, self.running):
+            self.running = None  # it failed there: try again
+        if state.provisioned is None:  # an agent that runs is a host that was provisioned
+            self._retry(
+                "record provisioned/success",
+                lambda: lifecycle.set_provisioned(
+                    self.store, self.keys, host, "success", self.running or "unknown"
+                ),
             )
-            if lifecycle.failed_at(state, self.running):
-                self.running = None  # it failed there: try again
         self._announce()
         self._keeper = threading.Thread(target=self._keep_alive, name="lease", daemon=True)
         self._keeper.start()
@@ -196,16 +202,18 @@ class Agent:
             said = ""
             while not self.stop.is_set():
                 why = self._retry("take a turn", turn.take)
-                if why is None:
-                    break
-                if why != said:
-                    self.say(f"{host}: {version}: waiting: {why}")
-                    said = why
+                # read after taking: a turn taken for a version already superseded is
+                # given back, never used
                 now = self._retry("read", lambda: desired.current(self.store, self.keys))
                 if now != version:
                     self.say(f"{host}: {version}: superseded by {now} before its turn")
                     self._retry("give back the turn", turn.give_back)
                     return
+                if why is None:
+                    break
+                if why != said:
+                    self.say(f"{host}: {version}: waiting: {why}")
+                    said = why
                 watch.wait(self.config.poll)
             else:
                 return
@@ -235,8 +243,8 @@ class Agent:
             )
             if self.config.validate:
                 try:
-                    argv = shell_argv(self.config.validate, Target(host, version, kind="host"))
-                    stream(argv, output, what="validation")
+                    target = Target(host, version, kind="host")
+                    shell.run(self.config.validate, target, output, what="validation")
                 except StepFailed as exc:
                     self._fail("validated/failure", version, str(exc), link)
                     return

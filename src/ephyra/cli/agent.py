@@ -121,7 +121,7 @@ def _stopping(agent: Agent) -> Iterator[None]:
 def do_agent(args: argparse.Namespace) -> int:
     conf = config(args)
     store, keys = opened(args)
-    agent = Agent(store, keys, conf, say=lambda line: print(line, flush=True))
+    agent = Agent(store, keys, conf, say=lambda line: print(line, file=sys.stderr, flush=True))
     try:
         with _stopping(agent):
             converged = agent.run(once=args.once)

@@ -154,6 +154,7 @@ class SqliteStore(Store):
     def txn(
         self, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()
     ) -> bool:
+        now = time.time()
         with self.transaction() as db:
             held = all(self._holds(db, c) for c in compare)
             for op in success if held else failure:
@@ -161,10 +162,8 @@ class SqliteStore(Store):
                     db.execute("DELETE FROM kv WHERE key = ?", (op.key,))
                     continue
                 lease_id = op.lease.id if op.lease is not None else None
-                if (
-                    lease_id is not None
-                    and not db.execute("SELECT 1 FROM leases WHERE id = ?", (lease_id,)).fetchone()
-                ):
+                live = "SELECT 1 FROM leases WHERE id = ? AND expires >= ?"
+                if lease_id is not None and not db.execute(live, (lease_id, now)).fetchone():
                     raise StoreError(f"lease {lease_id} has expired")
                 db.execute(
                     "INSERT INTO kv (key, value, lease) VALUES (?, ?, ?) ON CONFLICT(key) "
