@@ -54,7 +54,9 @@ class Fleet:
             code = main(["--store", self.store_url, "--prefix", self.keys.prefix, *args])
         return code, out.getvalue(), err.getvalue()
 
-    def start(self, host: str, *roles: str, sleep: float = 0.3, fail: str = "") -> Background:
+    def start(
+        self, host: str, *roles: str, sleep: float = 0.3, fail: str = "", once: bool = False
+    ) -> Background:
         version = self.root / f"{host}.version"
         if not version.exists():
             version.write_text("1.0\n")
@@ -71,6 +73,7 @@ class Fleet:
             "--log-dir", str(self.root / "logs"),
             "--ttl", "3",
             "--poll", "0.5",
+            *(["--once"] if once else []),
         )  # fmt: skip
         self.agents[host] = agent
         return agent
@@ -281,3 +284,13 @@ def test_etcd_killed_and_restarted_mid_update_loses_nothing(
     finally:
         fleet.stop()
         server.stop()
+
+
+def test_once_exits_when_the_host_runs_or_failed_the_desired_version(fleet: Fleet) -> None:
+    assert fleet("version", "trigger", "2.0", "--max-at-once", "compute=all")[0] == 0
+    good = fleet.start("cmp-1", "compute", sleep=0.1, once=True)
+    bad = fleet.start("cmp-2", "compute", sleep=0.1, fail="cmp-2-2.0", once=True)
+    assert good.finish(60).code == 0
+    assert bad.finish(60).code == 1
+    assert [v for v, _, _ in fleet.effects("cmp-1")] == ["2.0"]
+    assert fleet.status()["cmp-2"]["state"] == "configured/failure"
