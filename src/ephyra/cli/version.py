@@ -126,7 +126,7 @@ def do_status(args: argparse.Namespace) -> int:
     emit(
         rows,
         "table",
-        ["host", "running", "state", "state_version", "provisioned", "message", "log"],
+        ["host", "running", "updating", "state", "state_version", "provisioned", "message", "log"],
     )
     return 0
 

@@ -195,6 +195,7 @@ def test_a_failure_holds_its_slot_shows_its_log_and_the_newest_version_wins(
     time.sleep(1.5)  # long enough for a wrongly freed slot to be taken
     status = fleet.status()
     failed = status["cmp-2"]
+    assert not failed["updating"]  # it holds its slot, but it is not updating
     assert "dpkg: error processing cmp-2" in str(failed["message"])
     log = Path(str(failed["log"]).removeprefix("file://"))
     assert "dpkg: error processing cmp-2" in log.read_text()
@@ -261,6 +262,7 @@ def test_etcd_killed_and_restarted_mid_update_loses_nothing(
         assert fleet("version", "trigger", "2.0", "--max-at-once", "compute=all")[0] == 0
         for host in hosts:
             fleet.agents[host].wait_for(lambda line: "2.0: updating" in line, 20)
+        assert [r["updating"] for r in fleet.status().values()] == [True] * 3
         server.kill()
         down = time.monotonic()
         time.sleep(3)  # the updates end meanwhile: their results wait for etcd
