@@ -7,7 +7,7 @@ third of its TTL): ``/members/<role>/<host>`` for each role,
 if the agent or its host dies, all of it drops out when the lease expires.
 
 It watches ``/current_version``. When that is not what the host runs, it waits for its
-turn (:mod:`ephyra.agent.turn`), runs its strategy (its output to a log file whose link
+turn (:mod:`ephyra.agent.turn`), marks itself updating, runs its strategy (its output to a log file whose link
 goes into the status keys), records ``configured/success|failure``, runs the validation
 command, records ``validated/success|failure``, and on success reports the new running
 version, publishes its roles at it, and gives its turn back. A failed host keeps its
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from ephyra.agent.turn import Turn
 from ephyra.errors import StepFailed, UsageError
@@ -227,34 +227,45 @@ class Agent:
         link = self._link(version, log)
         log.parent.mkdir(parents=True, exist_ok=True)
         self.say(f"{host}: {version}: updating")
-        with open(log, "a", encoding="utf-8") as out:
-
-            def output(line: str) -> None:
-                out.write(line + "\n")
-                out.flush()
-
-            try:
-                change = self.config.strategy.upgrade(Target(host, version, kind="host"), output)
-            except StepFailed as exc:
-                self._fail("configured/failure", version, str(exc), link)
-                return
-            self._state(
-                "configured/success", version, f"{change.before or '?'} -> {change.after}", link
-            )
-            if self.config.validate:
-                try:
-                    target = Target(host, version, kind="host")
-                    shell.run(self.config.validate, target, output, what="validation")
-                except StepFailed as exc:
-                    self._fail("validated/failure", version, str(exc), link)
+        marker, lease = self.keys.updating(version, host), self.lease
+        self._retry("say it updates", lambda: self.store.put(marker, link, lease))
+        try:
+            with open(log, "a", encoding="utf-8") as out:
+                if not self._steps(version, link, out):
                     return
-            self._state("validated/success", version, "", link)
+        finally:
+            self._retry("say it is done", lambda: self.store.delete(marker))
         previous = (self.running,) if self.running else ()
         self._publish(version, previous)
         self.running, self.failed = version, None
         self._retry("give back the turn", turn.give_back)
         self.turn = None
         self.say(f"{host}: {version}: running")
+
+    def _steps(self, version: str, link: str, out: TextIO) -> bool:
+        """Run the strategy, then the validation, recording each result; True if both
+        succeeded."""
+
+        def output(line: str) -> None:
+            out.write(line + "\n")
+            out.flush()
+
+        target = Target(self.config.host, version, kind="host")
+        try:
+            change = self.config.strategy.upgrade(target, output)
+        except StepFailed as exc:
+            self._fail("configured/failure", version, str(exc), link)
+            return False
+        done = f"{change.before or '?'} -> {change.after}"
+        self._state("configured/success", version, done, link)
+        if self.config.validate:
+            try:
+                shell.run(self.config.validate, target, output, what="validation")
+            except StepFailed as exc:
+                self._fail("validated/failure", version, str(exc), link)
+                return False
+        self._state("validated/success", version, "", link)
+        return True
 
     def _link(self, version: str, log: Path) -> str:
         if not self.config.log_url:

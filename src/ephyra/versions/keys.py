@@ -6,6 +6,7 @@
     /history/<ns since epoch>                   each trigger: version, previous, by, at, rules
     /rollout/<version>                          the rolling rules of that version (JSON)
     /rollout/<version>/slots/<role>/<n>         a host updating now (lease); max_at_once of them
+    /rollout/<version>/updating/<host>          the host is updating to it now (lease)
     /running_version/<version>/<host>           the host runs it (lease: a dead host drops out)
     /status/<stage>/<result>/<version>/<host>   lifecycle; JSON with a message and a log link
     /state/<host>                               which states the host is in (kept with them)
@@ -60,6 +61,9 @@ class Keys:
 
     def slots(self, version: str, role: str) -> str:
         return self._k("rollout", version, "slots", role, "")
+
+    def updating(self, version: str, host: str = "") -> str:
+        return self._k("rollout", version, "updating", host)
 
     def running(self, version: str | None = None, host: str | None = None) -> str:
         if version is None:

@@ -57,8 +57,8 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
             detail = json.loads(raw) if raw.startswith("{") else {"message": raw}
             failures[host] = {"version": version, **detail}
     hosts = sorted(set(records) | set().union(*running.values()) if running else set(records))
-    # a host holding a turn (a slot) for the desired version is updating now
-    updating = set(store.range(keys.rollout(desired) + "/slots/").values()) if desired else set()
+    root = keys.updating(desired) if desired else ""
+    updating = {key[len(root) :] for key in store.range(root)} if desired else set()
     rows = []
     for host in hosts:
         rec = records.get(host)
@@ -72,7 +72,7 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
                 "state_version": rec.version if rec and rec.version else "",
                 "provisioned": rec.provisioned if rec and rec.provisioned else "",
                 "converged": desired in versions and not failed_at(rec, desired),
-                "updating": host in updating and not failed_at(rec, desired),
+                "updating": host in updating,
                 "message": failure.get("message", ""),
                 "log": failure.get("log", ""),
             }
