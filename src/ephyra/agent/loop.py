@@ -7,12 +7,12 @@ third of its TTL): ``/members/<role>/<host>`` for each role,
 if the agent or its host dies, all of it drops out when the lease expires.
 
 It watches ``/current_version``. When that is not what the host runs, it waits for its
-turn (:mod:`ephyra.agent.turn`), marks itself updating, runs its strategy (its output to a log file whose link
-goes into the status keys), records ``configured/success|failure``, runs the validation
-command, records ``validated/success|failure``, and on success reports the new running
-version, publishes its roles at it, and gives its turn back. A failed host keeps its
-slot: at most ``max_at_once`` hosts of a role can fail before the role stops; it tries
-again when a newer version is triggered, or when the agent restarts.
+turn (:mod:`ephyra.agent.turn`), marks itself updating, runs its strategy (its output to
+a log file whose link goes into the status keys), records ``configured/success|failure``,
+runs the validation command, records ``validated/success|failure``, and on success
+reports the new running version, publishes its roles at it, and gives its turn back. A
+failed host keeps its slot: at most ``max_at_once`` hosts of a role can fail before the
+role stops; it tries again when a newer version is triggered, or when the agent restarts.
 
 If the store goes away (etcd restarted), every write is tried again until it lands;
 nothing the agent learnt is lost, and a lease that expired meanwhile is replaced and

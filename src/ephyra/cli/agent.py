@@ -7,8 +7,6 @@ import contextlib
 import signal
 import socket
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from ephyra.agent.loop import Agent, AgentConfig
 from ephyra.cli.version import opened
 from ephyra.engine.journal import state_dir
 from ephyra.errors import UsageError
+from ephyra.signals import on_stop
 from ephyra.strategies.base import Strategy, build
 
 DESCRIPTION = """\
@@ -99,23 +98,9 @@ def config(args: argparse.Namespace) -> AgentConfig:
     )
 
 
-@contextlib.contextmanager
-def _stopping(agent: Agent) -> Iterator[None]:
-    """SIGTERM and SIGINT stop the agent after the step under way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: Any) -> None:
-        print(f"{agent.config.host}: stopping ({signal.Signals(signum).name})", file=sys.stderr)
-        agent.stop.set()
-
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+def stopping(agent: Agent, sig: signal.Signals) -> None:
+    print(f"{agent.config.host}: stopping ({sig.name})", file=sys.stderr)
+    agent.stop.set()
 
 
 def do_agent(args: argparse.Namespace) -> int:
@@ -123,7 +108,7 @@ def do_agent(args: argparse.Namespace) -> int:
     store, keys = opened(args)
     agent = Agent(store, keys, conf, say=lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        with _stopping(agent):
+        with on_stop(lambda sig: stopping(agent, sig)):
             converged = agent.run(once=args.once)
     finally:
         agent.close()

@@ -21,6 +21,7 @@ from ephyra.engine.states import ACTIVE, RunState, check_transition
 from ephyra.errors import ControlPlaneUnreachable, EphyraError, IllegalTransition, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
+from ephyra.signals import on_stop
 
 LOG = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.25
@@ -133,24 +134,14 @@ class RunDriver:
             done.set()
             thread.join()
 
-    @contextlib.contextmanager
-    def signals(self) -> Iterator[None]:
-        """Ctrl-C and SIGTERM pause the run at the next step boundary (when the run is
-        driven from the main thread; a server driving runs in threads keeps its own)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
+    def signals(self) -> contextlib.AbstractContextManager[None]:
+        """Ctrl-C and SIGTERM pause the run at the next step boundary."""
 
-        def on_signal(signum: int, _frame: Any) -> None:
-            self.observer.message(f"{signal.Signals(signum).name}: pausing at the next step")
+        def pause(sig: signal.Signals) -> None:
+            self.observer.message(f"{sig.name}: pausing at the next step")
             self.stop(Request.PAUSE)
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        return on_stop(pause)
 
 
 def ask_to_stop(

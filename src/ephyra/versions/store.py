@@ -15,9 +15,8 @@ scheme.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -128,45 +127,6 @@ class Store(ABC):
         self.close()
 
 
-class KeepAlive:
-    """Refreshes leases every third of their TTL from one thread, until stopped."""
-
-    def __init__(self, on_lost: Callable[[Lease, Exception], None] | None = None) -> None:
-        self._leases: dict[int, Lease] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._on_lost = on_lost
-        self._thread: threading.Thread | None = None
-
-    def add(self, lease: Lease) -> None:
-        with self._lock:
-            self._leases[lease.id] = lease
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="keepalive", daemon=True)
-                self._thread.start()
-
-    def discard(self, lease: Lease) -> None:
-        with self._lock:
-            self._leases.pop(lease.id, None)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                leases = list(self._leases.values())
-            period = min((lease.ttl for lease in leases), default=3) / 3
-            if self._stop.wait(max(0.2, period)):
-                return
-            for lease in leases:
-                try:
-                    lease.refresh()
-                except Exception as exc:  # the store is down: the next round tries again
-                    if self._on_lost is not None:
-                        self._on_lost(lease, exc)
-
-
 class StoreError(UsageError):
     """The store cannot be reached or refused an operation."""
 
@@ -187,8 +147,3 @@ def open_store(url: str | None = None) -> Store:
         raise PluginError(f"store plugin {scheme!r} is not a Store")
     store: Store = cls(url)
     return store
-
-
-def strip(mapping: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """``mapping``'s keys with ``prefix`` cut off."""
-    return {key[len(prefix) :]: value for key, value in mapping.items() if key.startswith(prefix)}
