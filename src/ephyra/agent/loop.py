@@ -36,7 +36,7 @@ from ephyra.strategies import shell
 from ephyra.strategies.base import Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
-from ephyra.versions.store import Lease, Put, Store, StoreError
+from ephyra.versions.store import Lease, LeaseExpired, Put, Store, StoreError
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -83,6 +83,11 @@ class Agent:
         while True:
             try:
                 return fn()
+            except LeaseExpired:  # writing again under the old lease can never work
+                if self.stop.is_set():
+                    raise
+                self.say(f"{self.config.host}: {what}: the lease expired; announcing again")
+                self._announce()
             except StoreError as exc:
                 if self.stop.is_set():
                     raise
@@ -98,14 +103,18 @@ class Agent:
                 continue
             try:
                 lease.refresh()
-            except StoreError as exc:
-                if "expired" in str(exc):
-                    self._lease_lost.set()
+            except LeaseExpired:
+                self._lease_lost.set()
+            except StoreError:
+                pass  # the store is away: the next round tries again
 
     def _announce(self) -> None:
-        """Take a new lease and write everything that lives under it."""
+        """Take a new lease and write everything that lives under it. (A turn's slots
+        went with the old lease: a host caught mid-update finishes it.)"""
         lease = self._retry("lease", lambda: self.store.lease(self.config.ttl))
         self.lease = lease
+        if self.turn is not None:
+            self.turn.lease, self.turn.held = lease, []
         value = json.dumps({"roles": dict(self.config.roles), "since": round(time.time(), 3)})
         members = [
             Put(self.keys.member(r, self.config.host), value, lease) for r in self.config.roles
@@ -115,11 +124,12 @@ class Agent:
             self._publish(self.running, previous=())
 
     def _publish(self, version: str, previous: tuple[str, ...]) -> None:
-        lease = self.lease
+        """Write the running version and the roles under the current lease (read at each
+        attempt: a retry after the lease expired uses the new one)."""
         self._retry(
             "report the running version",
             lambda: lifecycle.report_running(
-                self.store, self.keys, self.config.host, version, lease, previous=previous
+                self.store, self.keys, self.config.host, version, self.lease, previous=previous
             ),
         )
         self._retry(
@@ -131,7 +141,7 @@ class Agent:
                 self.config.host,
                 self.config.roles,
                 self.config.interfaces,
-                lease,
+                self.lease,
             ),
         )
 
@@ -167,7 +177,7 @@ class Agent:
             while not self.stop.is_set():
                 if self._lease_lost.is_set():
                     self._lease_lost.clear()
-                    self.say(f"{self.config.host}: lease expired; announcing again")
+                    self.say(f"{self.config.host}: the lease expired; announcing again")
                     self._announce()
                 want = self._retry("read", lambda: desired.current(self.store, self.keys))
                 if want and want not in (self.running, self.failed):
@@ -227,8 +237,8 @@ class Agent:
         link = self._link(version, log)
         log.parent.mkdir(parents=True, exist_ok=True)
         self.say(f"{host}: {version}: updating")
-        marker, lease = self.keys.updating(version, host), self.lease
-        self._retry("say it updates", lambda: self.store.put(marker, link, lease))
+        marker = self.keys.updating(version, host)
+        self._retry("say it updates", lambda: self.store.put(marker, link, self.lease))
         try:
             with open(log, "a", encoding="utf-8") as out:
                 if not self._steps(version, link, out):

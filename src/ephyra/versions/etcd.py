@@ -16,7 +16,17 @@ from urllib.parse import urlsplit
 import etcd3gw
 import requests
 
-from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, StoreError, Watch
+from ephyra.versions.store import (
+    Compare,
+    Delete,
+    Lease,
+    LeaseExpired,
+    Op,
+    Put,
+    Store,
+    StoreError,
+    Watch,
+)
 
 TIMEOUT_S = 10.0
 
@@ -35,7 +45,7 @@ class EtcdLease(Lease):
     def refresh(self) -> None:
         left = self._store.call(self._lease.refresh)
         if int(left) <= 0:
-            raise StoreError(f"lease {self.id:x} has expired")
+            raise LeaseExpired(f"lease {self.id:x} has expired")
 
     def revoke(self) -> None:
         self._store.call(self._lease.revoke)
@@ -89,7 +99,11 @@ class EtcdStore(Store):
         """``fn`` with etcd's and the network's errors as StoreError."""
         try:
             return fn(*args, **kwargs)
-        except (etcd3gw.exceptions.Etcd3Exception, requests.RequestException) as exc:
+        except etcd3gw.exceptions.Etcd3Exception as exc:
+            if "lease not found" in str(exc.detail_text):  # a put under an expired lease
+                raise LeaseExpired(f"etcd at {self.url}: {exc.detail_text}") from exc
+            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+        except requests.RequestException as exc:
             raise StoreError(f"etcd at {self.url}: {exc}") from exc
 
     def get(self, key: str) -> str | None:

@@ -16,7 +16,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, StoreError, Watch
+from ephyra.versions.store import (
+    Compare,
+    Delete,
+    Lease,
+    LeaseExpired,
+    Op,
+    Put,
+    Store,
+    StoreError,
+    Watch,
+)
 
 POLL_S = 0.05
 
@@ -54,7 +64,7 @@ class SqliteLease(Lease):
                 (now + self.ttl, self.id, now),
             ).fetchone()
         if row is None:
-            raise StoreError(f"lease {self.id} has expired")
+            raise LeaseExpired(f"lease {self.id} has expired")
 
     def revoke(self) -> None:
         with self._store.transaction() as db:
@@ -164,7 +174,7 @@ class SqliteStore(Store):
                 lease_id = op.lease.id if op.lease is not None else None
                 live = "SELECT 1 FROM leases WHERE id = ? AND expires >= ?"
                 if lease_id is not None and not db.execute(live, (lease_id, now)).fetchone():
-                    raise StoreError(f"lease {lease_id} has expired")
+                    raise LeaseExpired(f"lease {lease_id} has expired")
                 db.execute(
                     "INSERT INTO kv (key, value, lease) VALUES (?, ?, ?) ON CONFLICT(key) "
                     "DO UPDATE SET value = excluded.value, lease = excluded.lease",

@@ -62,7 +62,7 @@ class Lease(ABC):
 
     @abstractmethod
     def refresh(self) -> None:
-        """Start the TTL again; raises StoreError once the lease has expired."""
+        """Start the TTL again; raises LeaseExpired once the lease has expired."""
 
     @abstractmethod
     def revoke(self) -> None:
@@ -147,3 +147,8 @@ def open_store(url: str | None = None) -> Store:
         raise PluginError(f"store plugin {scheme!r} is not a Store")
     store: Store = cls(url)
     return store
+
+
+class LeaseExpired(StoreError):
+    """A lease ran out (or was revoked): its keys are gone, and no key can be written
+    under it any more. Take a new lease and write them again."""

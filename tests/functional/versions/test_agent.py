@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -296,3 +297,22 @@ def test_once_exits_when_the_host_runs_or_failed_the_desired_version(fleet: Flee
     assert bad.finish(60).code == 1
     assert [v for v, _, _ in fleet.effects("cmp-1")] == ["2.0"]
     assert fleet.status()["cmp-2"]["state"] == "configured/failure"
+
+
+def test_a_stalled_agent_whose_lease_expired_announces_itself_again(fleet: Fleet) -> None:
+    """SIGSTOP an agent past its TTL (a host frozen, or starved of CPU): its keys go; once
+    it runs again it takes a new lease, writes them back, and follows the new version."""
+    agent = fleet.start("cmp-1", "compute", sleep=0.1)
+    assert fleet("version", "trigger", "1.0")[0] == 0
+    fleet.up()
+    eventually(converged(fleet, "1.0", ["cmp-1"]), 20)
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        eventually(lambda: not fleet.runs("1.0", "cmp-1"), 10, every=0.1)
+        assert fleet("version", "trigger", "2.0", "--force")[0] == 0
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+    eventually(converged(fleet, "2.0", ["cmp-1"]), 20)
+    agent.wait_for(lambda line: "the lease expired; announcing again" in line, 5)
+    _, out, _ = fleet("--format", "json", "roles", "hosts-of", "compute")
+    assert list(json.loads(out)) == ["cmp-1"]
