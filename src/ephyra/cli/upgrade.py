@@ -9,6 +9,7 @@ from typing import Any
 
 from ephyra.cli import runs
 from ephyra.cli.output import emit
+from ephyra.engine.board import Board
 from ephyra.engine.journal import Journal
 from ephyra.progress import observer_for
 from ephyra.upgrade import service, spec
@@ -26,7 +27,8 @@ unit ends at a health gate: its services up again in the APIs, with the new vers
 and the custom checks green. More failed units than failure_threshold pause the run.
 
 plan        the tree of stages, batches and units, with an estimate (a dry run)
-start       run it, showing progress
+start       run it, showing progress; with --board, queue it for `ephyra conductor`
+            workers instead (docs/distributed.md)
 status, pause, resume, abort, rollback, list
             rollback takes back, newest first, what the run did, with each
             strategy's downgrade, and says which strategies have none.
@@ -64,6 +66,11 @@ def do_start(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing done", file=sys.stderr)
             return 2
+    if args.board:
+        with Board(args.board, journal) as board:
+            queued = service.queue(journal, found, board, lock_url=args.locks)
+        print(f"run {queued.id} queued on {board.url.url}")
+        return 0
     run = service.start(
         journal,
         found,
@@ -73,6 +80,16 @@ def do_start(args: argparse.Namespace) -> int:
     )
     print(f"run {run.id} {run.state.value}")
     return runs.exit_code(run, "ephyra upgrade status")
+
+
+def do_resume(args: argparse.Namespace) -> int:
+    if not args.board:
+        return runs.continuing(service.resume, "ephyra upgrade status")(args)
+    journal = Journal(args.journal)
+    with Board(args.board, journal) as board:
+        run = service.queue_resume(journal, args.run, board, lock_url=args.locks)
+    print(f"run {run.id} queued on {board.url.url}")
+    return 0
 
 
 def do_pause(args: argparse.Namespace) -> int:
@@ -137,6 +154,14 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     add("--width", type=int, default=6, metavar="N", help="hosts named per batch in the tree (6)")
 
 
+def _board_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--board",
+        metavar="URL",
+        help=f"{text} (etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS], see docs/distributed.md)",
+    )
+
+
 def register(sub: Any, exit_codes: str) -> None:
     action = runs.command_group(
         sub,
@@ -151,13 +176,10 @@ def register(sub: Any, exit_codes: str) -> None:
     _plan_options(start)
     runs.add_metrics_options(start)
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _board_option(start, "create the run and queue it on this board for `ephyra conductor`")
     run_help = "run id or a unique prefix (default: the latest unfinished upgrade)"
     for name, handler, text in (
-        (
-            "resume",
-            runs.continuing(service.resume, "ephyra upgrade status"),
-            "continue a paused, failed or crashed run",
-        ),
+        ("resume", do_resume, "continue a paused, failed or crashed run"),
         (
             "rollback",
             runs.continuing(service.rollback, "ephyra upgrade status"),
@@ -167,6 +189,8 @@ def register(sub: Any, exit_codes: str) -> None:
         p = action(name, handler, text)
         p.add_argument("run", nargs="?", help=run_help)
         runs.add_metrics_options(p)
+        if name == "resume":
+            _board_option(p, "queue the run on this board for `ephyra conductor` to resume")
     for name, handler, text in (
         ("pause", do_pause, "ask a running upgrade to stop at its next step"),
         ("abort", do_abort, "stop an upgrade for good (what was upgraded stays, for rollback)"),

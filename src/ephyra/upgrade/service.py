@@ -1,5 +1,6 @@
 """Upgrade runs, the same for the command line and any other front end: plan, start,
-resume, pause, abort, rollback, status, list.
+resume, pause, abort, rollback, status, list; queue and queue_resume post a run on a
+board for ``ephyra conductor`` workers instead of driving it here.
 
 A run keeps its specification and its plan in the journal: resume and rollback carry
 on with what was decided at the start, whatever the inventory says later.
@@ -17,8 +18,10 @@ from typing import Any
 
 from ephyra.compute.nova import ComputeCloud
 from ephyra.compute.service import lock_name as compute_lock
+from ephyra.engine.board import Board, BoardError
 from ephyra.engine.control import Request
 from ephyra.engine.driver import ask_to_stop
+from ephyra.engine.jobflow import hand_over
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
@@ -92,6 +95,26 @@ def _drive(upgrade: UpgradeRun, phase: Phase, exports: Exports) -> RunInfo:
     return upgrade.run
 
 
+def _create(journal: Journal, the_plan: UpgradePlan, **extra: Any) -> RunInfo:
+    """The run's record and its units' details; the caller holds the run's locks."""
+    return journal.create_run(
+        KIND,
+        {
+            "state": RunState.RUNNING.value,
+            "phase": Phase.FORWARD.value,
+            "cloud": the_plan.cloud,
+            "release": the_plan.plan.release,
+            "spec": dict(the_plan.spec.raw),
+            "plan": the_plan.plan.to_dict(),
+            "created": time.time(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **extra,
+        },
+        unit_details(the_plan.plan),
+    )
+
+
 def start(
     journal: Journal,
     the_plan: UpgradePlan,
@@ -101,25 +124,52 @@ def start(
     exports: Exports = NO_EXPORTS,
     cloud: ComputeCloud | None = None,
 ) -> RunInfo:
+    """Create the run and drive it in this process."""
     names = _locks(the_plan.cloud, the_plan.plan)
     with holding(names, lock_url, lambda _: _holder(journal, the_plan.cloud)):
-        run = journal.create_run(
-            KIND,
-            {
-                "state": RunState.RUNNING.value,
-                "phase": Phase.FORWARD.value,
-                "cloud": the_plan.cloud,
-                "release": the_plan.plan.release,
-                "spec": dict(the_plan.spec.raw),
-                "plan": the_plan.plan.to_dict(),
-                "created": time.time(),
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-            },
-            unit_details(the_plan.plan),
-        )
+        run = _create(journal, the_plan)
         upgrade = UpgradeRun(journal, run, observer, RunMetrics(KIND, run.id), cloud)
         return _drive(upgrade, Phase.FORWARD, exports)
+
+
+def queue(
+    journal: Journal, the_plan: UpgradePlan, board: Board, *, lock_url: str | None = None
+) -> RunInfo:
+    """Create the run (its locks free, as for start) and post it on ``board`` for a
+    conductor to drive; a run that could not be posted is left paused, with the reason."""
+    names = _locks(the_plan.cloud, the_plan.plan)
+    with holding(names, lock_url, lambda _: _holder(journal, the_plan.cloud)):
+        run = _create(journal, the_plan, board=board.url.url)
+        try:
+            flow = board.add_job_detail(run)
+        except BoardError as exc:
+            journal.save_run(run, state=RunState.PAUSED.value, reason=str(exc))
+            raise
+    try:
+        board.post(run, flow)
+    except BoardError as exc:
+        journal.save_run(run, state=RunState.PAUSED.value, reason=str(exc))
+        raise
+    return run
+
+
+def queue_resume(
+    journal: Journal, ident: str | None, board: Board, *, lock_url: str | None = None
+) -> RunInfo:
+    """Post a paused, failed or crashed run on ``board``: a conductor resumes it."""
+    run = find_run(journal, ident, UNFINISHED)
+    if run.state not in UNFINISHED:
+        raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
+    posted = board.queued(run)
+    if posted is not None:
+        by = f", claimed by {posted.owner}" if posted.owner else ""
+        raise UsageError(f"run {run.short} is queued on {board.url.url} already{by}")
+    names = _locks(run.meta.get("cloud"), Plan.from_dict(run.meta["plan"]))
+    with holding(names, lock_url, lambda _: _holder(journal, run.meta.get("cloud"))):
+        hand_over(journal, run.id, f"resume queued from {socket.gethostname()}")
+        flow = board.add_job_detail(run)
+    board.post(run, flow)
+    return run
 
 
 def find_run(journal: Journal, ident: str | None, states: frozenset[RunState]) -> RunInfo:
