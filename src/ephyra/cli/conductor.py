@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 from ephyra.cli.output import emit
@@ -46,7 +45,6 @@ boundary, then gives its job back: another conductor resumes it at once.
 """
 
 #: Tries at opening the journal before giving up.
-JOURNAL_TRIES = 3
 
 
 def _warn_local(args: argparse.Namespace, journal: Journal) -> None:
@@ -65,17 +63,6 @@ def _warn_local(args: argparse.Namespace, journal: Journal) -> None:
         )
 
 
-def open_journal(url: str | None) -> Journal:
-    """The journal; conductors started together on a new database race to create its
-    tables, and the ones that lose find them made when they try again."""
-    for _ in range(JOURNAL_TRIES - 1):
-        try:
-            return Journal(url)
-        except UsageError:
-            time.sleep(1.0)
-    return Journal(url)
-
-
 def do_list(board: Board, fmt: str) -> int:
     rows = [
         {"job": j.sequence, "kind": j.kind, "run": j.run, "claimed by": j.owner or ""}
@@ -88,7 +75,7 @@ def do_list(board: Board, fmt: str) -> int:
 def do_conductor(args: argparse.Namespace) -> int:
     if not args.board:
         raise UsageError("name the board: --board etcd3+http://HOST:PORT (or EPHYRA_BOARD)")
-    journal = open_journal(args.journal)
+    journal = Journal(args.journal)
     board = Board(args.board, journal)
     if args.list:
         with board:

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import agent, forklift, host, inventory, upgrade, version
+from ephyra.cli import agent, conductor, forklift, host, inventory, upgrade, version
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -32,6 +32,8 @@ environment:
   EPHYRA_STORE           versions and lifecycle keys (default sqlite:///.../versions.db
                          beside the journal; etcd3+http://HOST:PORT for etcd)
   EPHYRA_PREFIX          the prefix of those keys (default: none)
+  EPHYRA_BOARD           the jobboard of `--board` and `ephyra conductor`
+                         (etcd3+http://HOST:PORT)
 """
 
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.register(sub, EXIT_CODES)
     version.register(sub, EXIT_CODES)
     agent.register(sub, EXIT_CODES)
+    conductor.register(sub, EXIT_CODES)
     return parser
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, RunNotFound, UsageError
 
 CONTROL = "control"
+CREATE_TRIES = 4
 
 
 def state_dir() -> Path:
@@ -109,14 +111,21 @@ class Journal:
         self.url = url or default_url()
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.backend = _backend(self.url)
-            with self._conn() as conn:
-                conn.upgrade()
-        except EphyraError:
-            raise
-        except Exception as exc:
-            raise UsageError(f"cannot open journal {self.url}: {exc}") from exc
+        for attempt in range(CREATE_TRIES):
+            try:
+                self.backend = _backend(self.url)
+                with self._conn() as conn:
+                    conn.upgrade()
+                break
+            except EphyraError:
+                raise
+            except Exception as exc:
+                # processes opening a new database at once race to create its tables
+                # (a unique violation on alembic's version table): the losers find them
+                # made when they try again
+                if attempt + 1 == CREATE_TRIES:
+                    raise UsageError(f"cannot open journal {self.url}: {exc}") from exc
+                time.sleep(0.5 * (attempt + 1))
         self._write = threading.Lock()
 
     @contextlib.contextmanager
