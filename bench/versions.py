@@ -21,6 +21,7 @@ Part 2, rollout: M hosts run 1.0; make them all run 2.0.
 
 ``--upgrade-seconds S`` makes every host's upgrade last S seconds (agents and loops alike),
 as real package upgrades do: the loops pay it once per host, the agents about once.
+``--max-at-once N`` rolls out N hosts at a time instead of all.
 It prints times and ratios against the aims: verify under 0.5 s at 10,000 hosts, 1,000
 agents at the new version within 5 s of the trigger.
 
@@ -393,7 +394,7 @@ def bench_agents(etcd: Etcd, root: Path, count: int, args: argparse.Namespace) -
     hosts = host_names(count)
     processes = max(1, min(args.processes, count))
     result = Result("rollout", "ephyra-agents", count, measured=count)
-    result.detail.update(processes=processes, ttl=args.ttl)
+    result.detail.update(processes=processes, ttl=args.ttl, max_at_once=args.max_at_once)
     per = -(-count // processes)
     specs = [
         FleetSpec(
@@ -428,7 +429,8 @@ def bench_agents(etcd: Etcd, root: Path, count: int, args: argparse.Namespace) -
             idle_load(etcd, result, args.idle_seconds)
             say(f"rollout: triggering {TO}")
             fleets.tell("go")
-            t0 = roll_out(etcd, store, keys, hosts, result, args.deadline)
+            rules = desired.Rules.parse([f"*={args.max_at_once}"], [])
+            t0 = roll_out(etcd, store, keys, hosts, rules, result, args.deadline)
         done = fleets.gather(30)
         if done is None:
             result.problems.append("an agent process did not report (see above)")
@@ -456,12 +458,18 @@ def idle_load(etcd: Etcd, result: Result, seconds: float) -> None:
 
 
 def roll_out(
-    etcd: Etcd, store: Store, keys: Keys, hosts: list[str], result: Result, deadline: float
+    etcd: Etcd,
+    store: Store,
+    keys: Keys,
+    hosts: list[str],
+    rules: desired.Rules,
+    result: Result,
+    deadline: float,
 ) -> float:
     """Trigger ``TO`` and poll ``verify`` until every host runs it; the trigger's time."""
     cpu, asked = cpu_seconds(etcd.daemon.pid), etcd_requests(etcd)
     t0 = time.time()
-    desired.trigger(store, keys, TO, desired.Rules.parse(["*=all"], []))
+    desired.trigger(store, keys, TO, rules)
     polls = 0
     while True:
         verdict = report.verify(store, keys, TO, hosts)
@@ -571,7 +579,9 @@ def table(results: list[Result]) -> list[str]:
         if "repeat" in r.detail:
             note = f"median of {r.detail['repeat']}"
         if r.contender == "ephyra-agents" and "processes" in r.detail:
-            note = f"{r.detail['processes']} process(es), lease TTL {r.detail['ttl']} s"
+            d = r.detail
+            note = f"{d['processes']} process(es), lease TTL {d['ttl']} s"
+            note += "" if d["max_at_once"] == "all" else f", {d['max_at_once']} at once"
         lines.append(
             f"{r.part:8} {r.contender:14} {r.hosts:>6} {secs:>9} {per:>8} {ratio:>9}  {note}"
         )
@@ -638,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each verify (median)")
     parser.add_argument("--agents", type=int, default=1000, help="agents to roll out (0: none)")
     parser.add_argument("--processes", type=int, default=4, help="processes the agents share")
+    parser.add_argument(
+        "--max-at-once", default="all", help="hosts updating at once (N or all; default all)"
+    )
     parser.add_argument("--ttl", type=int, default=10, help="the agents' lease TTL (seconds)")
     parser.add_argument(
         "--upgrade-seconds", type=float, default=0.0, help="how long each host's upgrade lasts"
