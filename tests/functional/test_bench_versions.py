@@ -5,7 +5,6 @@ agrees, the agents converge, and a rollout that cannot finish in time is reporte
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,16 +19,10 @@ BENCH = ROOT / "bench" / "versions.py"
 
 @pytest.fixture(scope="module")
 def etcdctl() -> str:
-    """The etcdctl the shell-loop contenders run (Debian's etcd-client)."""
+    """The etcdctl the shell-loop contenders run (Debian's etcd-client, which
+    scripts/bootstrap.sh installs)."""
     found = shutil.which("etcdctl")
-    if found is None:
-        install = ["apt-get", "-qq", "-o", "DPkg::Lock::Timeout=400"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run([*install, "install", "-y", "etcd-client"], env=env).returncode:
-            subprocess.run([*install, "update"], env=env, check=True)
-            subprocess.run([*install, "install", "-y", "etcd-client"], env=env, check=True)
-        found = shutil.which("etcdctl")
-    assert found, "etcd-client installed but no etcdctl on PATH"
+    assert found, "no etcdctl: run scripts/bootstrap.sh (it installs etcd-client)"
     return found
 
 

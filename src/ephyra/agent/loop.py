@@ -36,7 +36,8 @@ from ephyra.strategies import shell
 from ephyra.strategies.base import Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
-from ephyra.versions.store import Lease, LeaseExpired, Put, Store, StoreError
+from ephyra.versions.lifecycle import HostState
+from ephyra.versions.store import Delete, Lease, LeaseExpired, Op, Put, Store, StoreError
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -52,7 +53,7 @@ class AgentConfig:
     log_dir: Path = Path(".")
     log_url: str | None = None  # template of the link to a log: {host} {version} {path}
     ttl: int = 10
-    poll: float = 2.0  # the longest wait between two looks at the store
+    poll: float = 10.0  # the longest wait between two looks at the store (a watch wakes it)
     retry: float = 1.0  # pause between attempts while the store is away
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class Agent:
         self.failed: str | None = None  # the version the host failed to reach
         self.turn: Turn | None = None
         self.lease: Lease | None = None
+        self.state: HostState | None = None  # the host's state as this agent last wrote it
         self._lease_lost = threading.Event()
         self._keeper: threading.Thread | None = None
 
@@ -123,27 +125,19 @@ class Agent:
         if self.running:
             self._publish(self.running, previous=())
 
+    def _live_ops(self, version: str, previous: tuple[str, ...]) -> list[Op]:
+        """The running version and the roles, under the current lease (read when called:
+        a retry after the lease expired uses the new one)."""
+        host = self.config.host
+        return [
+            *lifecycle.running_ops(self.keys, host, version, self.lease, previous=previous),
+            *roles.publish_ops(
+                self.keys, version, host, self.config.roles, self.config.interfaces, self.lease
+            ),
+        ]
+
     def _publish(self, version: str, previous: tuple[str, ...]) -> None:
-        """Write the running version and the roles under the current lease (read at each
-        attempt: a retry after the lease expired uses the new one)."""
-        self._retry(
-            "report the running version",
-            lambda: lifecycle.report_running(
-                self.store, self.keys, self.config.host, version, self.lease, previous=previous
-            ),
-        )
-        self._retry(
-            "publish roles",
-            lambda: roles.publish(
-                self.store,
-                self.keys,
-                version,
-                self.config.host,
-                self.config.roles,
-                self.config.interfaces,
-                self.lease,
-            ),
-        )
+        self._retry("publish", lambda: self.store.txn([], self._live_ops(version, previous)))
 
     # -- the loop ---------------------------------------------------------------------
     def start(self) -> None:
@@ -157,12 +151,13 @@ class Agent:
         if self.running and lifecycle.failed_at(state, self.running):
             self.running = None  # it failed there: try again
         if state.provisioned is None:  # an agent that runs is a host that was provisioned
-            self._retry(
+            state = self._retry(
                 "record provisioned/success",
                 lambda: lifecycle.set_provisioned(
                     self.store, self.keys, host, "success", self.running or "unknown"
                 ),
             )
+        self.state = state
         self._announce()
         self._keeper = threading.Thread(target=self._keep_alive, name="lease", daemon=True)
         self._keeper.start()
@@ -181,8 +176,9 @@ class Agent:
                     self._announce()
                 want = self._retry("read", lambda: desired.current(self.store, self.keys))
                 if want and want not in (self.running, self.failed):
+                    # a trigger during the update has woken the watch: no read needed
+                    # to learn that nothing changed meanwhile
                     self.update(want)
-                    continue
                 if once and want and want in (self.running, self.failed):
                     return want == self.running
                 watch.wait(self.config.poll)
@@ -207,11 +203,16 @@ class Agent:
         turn = self.turn = Turn(
             self.store, self.keys, host, list(self.config.roles), version, rules, self.lease
         )
-        watch = self._retry("watch", lambda: self.store.watch(self.keys.prefix + "/"))
+        watched = (self.keys.current_version, *turn.watched())
+        watch = self._retry("watch", lambda: self.store.watch(*watched))
         try:
             said = ""
+            first = True
             while not self.stop.is_set():
                 why = self._retry("take a turn", turn.take)
+                if why is None and first and turn.free:
+                    break  # nothing taken, nothing waited for: current was just read
+                first = False
                 # read after taking: a turn taken for a version already superseded is
                 # given back, never used
                 now = self._retry("read", lambda: desired.current(self.store, self.keys))
@@ -239,22 +240,20 @@ class Agent:
         self.say(f"{host}: {version}: updating")
         marker = self.keys.updating(version, host)
         self._retry("say it updates", lambda: self.store.put(marker, link, self.lease))
-        try:
-            with open(log, "a", encoding="utf-8") as out:
-                if not self._steps(version, link, out):
-                    return
-        finally:
+        with open(log, "a", encoding="utf-8") as out:
+            done = self._steps(version, link, out, marker)
+        if not done:
             self._retry("say it is done", lambda: self.store.delete(marker))
-        previous = (self.running,) if self.running else ()
-        self._publish(version, previous)
+            return
         self.running, self.failed = version, None
         self._retry("give back the turn", turn.give_back)
         self.turn = None
         self.say(f"{host}: {version}: running")
 
-    def _steps(self, version: str, link: str, out: TextIO) -> bool:
+    def _steps(self, version: str, link: str, out: TextIO, marker: str) -> bool:
         """Run the strategy, then the validation, recording each result; True if both
-        succeeded."""
+        succeeded. The validated success is written in one transaction with the running
+        version, the roles and the end of the ``marker``."""
 
         def output(line: str) -> None:
             out.write(line + "\n")
@@ -274,7 +273,14 @@ class Agent:
             except StepFailed as exc:
                 self._fail("validated/failure", version, str(exc), link)
                 return False
-        self._state("validated/success", version, "", link)
+        previous = (self.running,) if self.running else ()
+        self._state(
+            "validated/success",
+            version,
+            "",
+            link,
+            also=lambda: [*self._live_ops(version, previous), Delete(marker)],
+        )
         return True
 
     def _link(self, version: str, log: Path) -> str:
@@ -282,12 +288,26 @@ class Agent:
             return log.resolve().as_uri()
         return self.config.log_url.format(host=self.config.host, version=version, path=log)
 
-    def _state(self, state: str, version: str, message: str, link: str) -> None:
+    def _state(
+        self,
+        state: str,
+        version: str,
+        message: str,
+        link: str,
+        also: Callable[[], list[Op]] = list,
+    ) -> None:
         value = lifecycle.record(message, link)
-        self._retry(
+        self.state = self._retry(
             f"record {state}",
             lambda: lifecycle.set_state(
-                self.store, self.keys, self.config.host, state, version, value
+                self.store,
+                self.keys,
+                self.config.host,
+                state,
+                version,
+                value,
+                known=self.state,
+                also=also(),
             ),
         )
 

@@ -13,6 +13,7 @@ back what it took if one is full, so two hosts never hold each other's missing s
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 from ephyra.versions.desired import Rules
@@ -39,6 +40,21 @@ class Turn:
         self.rules = rules
         self.lease = lease
         self.held: list[str] = []  # slot keys
+
+    @property
+    def free(self) -> bool:
+        """No limit and no role to wait for: the turn is always there, for nothing."""
+        deps = any(self.rules.after.get(role) for role in self.roles)
+        return not deps and all(self.rules.limit(role) is None for role in self.roles)
+
+    def watched(self) -> list[str]:
+        """The prefixes whose changes can end the wait: the slots of the roles with a
+        limit, and the members and running hosts of the roles waited for."""
+        found = [self.keys.slots(self.version, r) for r in self.roles if self.rules.limit(r)]
+        deps = sorted({d for r in self.roles for d in self.rules.after.get(r, ())})
+        if deps:
+            found += [self.keys.running(self.version), *(self.keys.members(d) for d in deps)]
+        return found
 
     def take(self) -> str | None:
         """Take the turn: None when taken, else why the host must wait."""
@@ -81,7 +97,8 @@ class Turn:
         if mine:
             self.held += [key for key in mine if key not in self.held]
             return True
-        for n in range(limit):
+        start = zlib.crc32(self.host.encode()) % limit  # hosts try the slots in other orders
+        for n in (*range(start, limit), *range(start)):
             key = f"{root}{n}"
             if key in taken:
                 continue

@@ -156,7 +156,10 @@ def register(sub: Any, exit_codes: str) -> None:
     )
     parser.add_argument("--ttl", type=int, default=10, help="lease seconds (default 10)")
     parser.add_argument(
-        "--poll", type=float, default=2.0, help="look at the store at least every S seconds"
+        "--poll",
+        type=float,
+        default=10.0,
+        help="look at the store at least every S seconds (a watch wakes it at once; default 10)",
     )
     parser.add_argument(
         "--once",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,23 +83,46 @@ def record(message: str = "", log: str = "", **extra: Any) -> str:
 Change = Callable[[HostState], tuple[HostState, list[Op]]]
 
 
-def _swap(store: Store, keys: Keys, host: str, change: Change) -> HostState:
-    """Apply ``change(old) -> (new, ops)`` to ``host`` with compare-and-swap, retrying."""
+def _swap(
+    store: Store,
+    keys: Keys,
+    host: str,
+    change: Change,
+    known: HostState | None = None,
+    also: Sequence[Op] = (),
+) -> HostState:
+    """Apply ``change(old) -> (new, ops)`` to ``host`` with compare-and-swap, retrying.
+    ``known``: the state the caller last wrote, tried first without reading it (a writer
+    that is the only one changing its host saves a read); ``also``: more operations for
+    the same transaction."""
     check_name("host", host)
     for _ in range(ATTEMPTS):
-        raw = store.get(keys.state(host))
-        old = HostState.parse(raw)
+        if known is not None:
+            old, known = known, None
+            raw: str | None = old.dump() if old != HostState() else None
+        else:
+            raw = store.get(keys.state(host))
+            old = HostState.parse(raw)
         new, ops = change(old)
-        ops = [*ops, Put(keys.state(host), new.dump())]
+        ops = [*ops, Put(keys.state(host), new.dump()), *also]
         if store.txn([Compare(keys.state(host), raw)], ops):
             return new
     raise StoreError(f"{host}: {ATTEMPTS} writers in a row changed its state first; try again")
 
 
 def set_state(
-    store: Store, keys: Keys, host: str, state: str, version: str, value: str = ""
+    store: Store,
+    keys: Keys,
+    host: str,
+    state: str,
+    version: str,
+    value: str = "",
+    *,
+    known: HostState | None = None,
+    also: Sequence[Op] = (),
 ) -> HostState:
-    """Put ``host`` in service ``state`` (``stage/result``) for ``version``."""
+    """Put ``host`` in service ``state`` (``stage/result``) for ``version``, in one
+    transaction with the operations ``also`` (see :func:`_swap` for ``known``)."""
     if state not in SERVICE_STATES:
         raise IllegalTransition(f"{state!r} is not a service state ({', '.join(SERVICE_STATES)})")
     check_name("version", version)
@@ -119,7 +142,7 @@ def set_state(
         ops.append(Put(new_key, value or record()))
         return HostState(state, version, old.provisioned, old.provisioned_version), ops
 
-    return _swap(store, keys, host, change)
+    return _swap(store, keys, host, change, known, also)
 
 
 def set_provisioned(
@@ -148,6 +171,22 @@ def state_of(store: Store, keys: Keys, host: str) -> HostState:
     return HostState.parse(store.get(keys.state(host)))
 
 
+def running_ops(
+    keys: Keys,
+    host: str,
+    version: str,
+    lease: Lease | None,
+    value: str = "",
+    previous: tuple[str, ...] = (),
+) -> list[Op]:
+    """What says ``host`` runs ``version`` now (under the host's lease) and no longer
+    the ``previous`` versions it was reported running."""
+    check_name("version", version)
+    ops: list[Op] = [Delete(keys.running(v, host)) for v in previous if v != version]
+    ops.append(Put(keys.running(version, host), value or record(), lease))
+    return ops
+
+
 def report_running(
     store: Store,
     keys: Keys,
@@ -157,12 +196,8 @@ def report_running(
     value: str = "",
     previous: tuple[str, ...] = (),
 ) -> None:
-    """``host`` runs ``version`` now: one transaction writes it (under the host's lease)
-    and removes the host from the ``previous`` versions it was reported running."""
-    check_name("version", version)
-    ops: list[Op] = [Delete(keys.running(v, host)) for v in previous if v != version]
-    ops.append(Put(keys.running(version, host), value or record(), lease))
-    store.txn([], ops)
+    """:func:`running_ops` in one transaction."""
+    store.txn([], running_ops(keys, host, version, lease, value, previous))
 
 
 def running_versions(store: Store, keys: Keys, host: str | None = None) -> dict[str, set[str]]:

@@ -18,6 +18,23 @@ from ephyra.versions.store import Lease, Op, Put, Store
 HIERA_NAMESPACE = "etcdlookup::active_roles"
 
 
+def publish_ops(
+    keys: Keys,
+    version: str,
+    host: str,
+    roles: Mapping[str, str],
+    interfaces: Mapping[str, str],
+    lease: Lease | None,
+) -> list[Op]:
+    """``roles`` maps each role to the host's address in it; ``interfaces`` name -> address."""
+    ops: list[Op] = []
+    for role, address in roles.items():
+        base = keys.roles(version, check_name("role", role), check_name("host", host))
+        ops.append(Put(base + "address", address, lease))
+        ops += [Put(base + check_name("interface", i), a, lease) for i, a in interfaces.items()]
+    return ops
+
+
 def publish(
     store: Store,
     keys: Keys,
@@ -27,12 +44,8 @@ def publish(
     interfaces: Mapping[str, str],
     lease: Lease | None,
 ) -> None:
-    """``roles`` maps each role to the host's address in it; ``interfaces`` name -> address."""
-    ops: list[Op] = []
-    for role, address in roles.items():
-        base = keys.roles(version, check_name("role", role), check_name("host", host))
-        ops.append(Put(base + "address", address, lease))
-        ops += [Put(base + check_name("interface", i), a, lease) for i, a in interfaces.items()]
+    """:func:`publish_ops` in one transaction."""
+    ops = publish_ops(keys, version, host, roles, interfaces, lease)
     if ops:
         store.txn([], ops)
 

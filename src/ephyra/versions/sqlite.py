@@ -73,16 +73,16 @@ class SqliteLease(Lease):
 
 
 class _SqliteWatch(Watch):
-    def __init__(self, store: SqliteStore, prefix: str) -> None:
+    def __init__(self, store: SqliteStore, prefixes: tuple[str, ...]) -> None:
         self._store = store
-        self._prefix = prefix
-        self._seen: dict[str, str] | None = None
+        self._prefixes = prefixes
+        self._seen: list[dict[str, str]] | None = None
         self._cancelled = threading.Event()
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            now = self._store.range(self._prefix)
+            now = [self._store.range(prefix) for prefix in self._prefixes]
             if now != self._seen:
                 self._seen = now
                 return True
@@ -196,8 +196,8 @@ class SqliteStore(Store):
             ).fetchone()
         return SqliteLease(self, int(row[0]), ttl)
 
-    def watch(self, prefix: str) -> Watch:
-        return _SqliteWatch(self, prefix)
+    def watch(self, *prefixes: str) -> Watch:
+        return _SqliteWatch(self, prefixes)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

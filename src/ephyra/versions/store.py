@@ -7,7 +7,7 @@ Both give the same guarantees, and one test suite runs against both:
 - a range read returns every key under a prefix from one consistent snapshot;
 - a transaction compares keys and applies its puts and deletes atomically, or none;
 - a key written with a lease disappears when the lease is not refreshed within its TTL;
-- a watch wakes up when anything under its prefix changes.
+- a watch wakes up when anything under its prefixes changes.
 
 Backends are plugins of the ``ephyra.stores`` entry-point namespace, chosen by the URL's
 scheme.
@@ -112,7 +112,8 @@ class Store(ABC):
     def lease(self, ttl: int) -> Lease: ...
 
     @abstractmethod
-    def watch(self, prefix: str) -> Watch: ...
+    def watch(self, *prefixes: str) -> Watch:
+        """One watch waking when a key under any of ``prefixes`` changes."""
 
     @abstractmethod
     def close(self) -> None:
