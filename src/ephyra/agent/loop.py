@@ -77,7 +77,6 @@ class Agent:
         self.lease: Lease | None = None
         self.state: HostState | None = None  # the host's state as this agent last wrote it
         self._lease_lost = threading.Event()
-        self._keeper: threading.Thread | None = None
 
     # -- the store, tried until it answers -------------------------------------------
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
@@ -118,10 +117,16 @@ class Agent:
         if self.turn is not None:
             self.turn.lease, self.turn.held = lease, []
         value = json.dumps({"roles": dict(self.config.roles), "since": round(time.time(), 3)})
-        members = [
-            Put(self.keys.member(r, self.config.host), value, lease) for r in self.config.roles
-        ]
-        self._retry("register", lambda: self.store.txn([], members))
+        self._retry(
+            "register",  # under the lease of the moment: a retry may follow a new one
+            lambda: self.store.txn(
+                [],
+                [
+                    Put(self.keys.member(r, self.config.host), value, self.lease)
+                    for r in self.config.roles
+                ],
+            ),
+        )
         if self.running:
             self._publish(self.running, previous=())
 
@@ -159,8 +164,7 @@ class Agent:
             )
         self.state = state
         self._announce()
-        self._keeper = threading.Thread(target=self._keep_alive, name="lease", daemon=True)
-        self._keeper.start()
+        threading.Thread(target=self._keep_alive, name="lease", daemon=True).start()
         self.say(f"{self.config.host}: agent up, running {self.running or 'an unknown version'}")
 
     def run(self, once: bool = False) -> bool:
@@ -168,6 +172,7 @@ class Agent:
         failed at it). True if the host runs the desired version at the end."""
         self.start()
         watch = self._retry("watch", lambda: self.store.watch(self.keys.current_version))
+        want: str | None = None
         try:
             while not self.stop.is_set():
                 if self._lease_lost.is_set():

@@ -152,7 +152,7 @@ def rules_of(store: Store, keys: Keys, version: str) -> Rules:
 def unconverged(store: Store, keys: Keys, version: str) -> dict[str, list[str]]:
     """Hosts holding back ``version``: live hosts not running it, and hosts failed on it."""
     running = running_versions(store, keys)
-    live = set().union(*running.values()) if running else set()
+    live: set[str] = set().union(*running.values())
     behind = sorted(live - running.get(version, set()))
     failed = sorted(
         host for host, state in states(store, keys).items() if failed_at(state, version)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ephyra.errors import UsageError
+
 STAGES: Final = ("provisioned", "configured", "validated")
 RESULTS: Final = ("success", "failure")
 #: The states of which a host is in exactly one (seed 003: "service state").
@@ -32,8 +34,6 @@ SERVICE_STATES: Final = tuple(f"{s}/{r}" for s in ("configured", "validated") fo
 
 def check_name(what: str, name: str) -> str:
     """``name`` if it can be one segment of a key; a clear error otherwise."""
-    from ephyra.errors import UsageError
-
     if not name or "/" in name or name in (".", "..") or not name.isprintable():
         raise UsageError(f"{what} {name!r} cannot be part of a key (no '/', not empty)")
     return name

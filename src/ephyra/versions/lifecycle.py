@@ -200,14 +200,13 @@ def report_running(
     store.txn([], running_ops(keys, host, version, lease, value, previous))
 
 
-def running_versions(store: Store, keys: Keys, host: str | None = None) -> dict[str, set[str]]:
-    """version -> hosts reported running it (only ``host`` when given)."""
+def running_versions(store: Store, keys: Keys) -> dict[str, set[str]]:
+    """version -> hosts reported running it."""
     root = keys.running()
     found: dict[str, set[str]] = {}
     for key in store.range(root):
         version, name = keys.relative(key, root)[:2]
-        if host is None or name == host:
-            found.setdefault(version, set()).add(name)
+        found.setdefault(version, set()).add(name)
     return found
 
 

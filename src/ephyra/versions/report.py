@@ -56,7 +56,7 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
             version, host = keys.relative(key, root)[:2]
             detail = json.loads(raw) if raw.startswith("{") else {"message": raw}
             failures[host] = {"version": version, **detail}
-    hosts = sorted(set(records) | set().union(*running.values()) if running else set(records))
+    hosts = sorted(set(records).union(*running.values()))
     root = keys.updating(desired) if desired else ""
     updating = {key[len(root) :] for key in store.range(root)} if desired else set()
     rows = []
