@@ -8,7 +8,9 @@
     │   ├── RunNotFound
     │   ├── IllegalTransition      a run asked to go where its state table forbids
     │   ├── PlanRefused            preflight found nodes that cannot move
-    │   └── SecretsUnavailable     masked BMC secrets and no credential source
+    │   ├── SecretsUnavailable     masked BMC secrets and no credential source
+    │   ├── NotAuthenticated       no token, or one the API does not accept (HTTP 401)
+    │   └── NotAllowed             the policy does not let this caller do that (HTTP 403)
     ├── LockHeld                   another run holds the control-plane pair       (exit 3)
     ├── CloudError                 an API call failed
     │   └── ControlPlaneUnreachable
@@ -52,6 +54,14 @@ class PlanRefused(UsageError):
 
 
 class SecretsUnavailable(UsageError):
+    pass
+
+
+class NotAuthenticated(UsageError):
+    pass
+
+
+class NotAllowed(UsageError):
     pass
 
 

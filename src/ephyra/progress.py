@@ -24,6 +24,25 @@ class Observer(Protocol):
     def finished(self, state: str) -> None: ...
 
 
+class QuietObserver:
+    """Shows nothing (a server's runs: their events are in the journal)."""
+
+    def started(self, title: str, total: int, done: int) -> None:
+        pass
+
+    def step(self, node: str, step: str, status: str, seconds: float) -> None:
+        pass
+
+    def node(self, node: str, outcome: str, detail: str = "") -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def finished(self, state: str) -> None:
+        pass
+
+
 class PlainObserver:
     """One line per event that matters, for logs and scripts."""
 

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import agent, conductor, forklift, host, inventory, upgrade, version
+from ephyra.cli import agent, conductor, forklift, host, inventory, serve, upgrade, version
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.register(sub, EXIT_CODES)
     agent.register(sub, EXIT_CODES)
     conductor.register(sub, EXIT_CODES)
+    serve.register(sub, EXIT_CODES)
     return parser
 
 

@@ -20,7 +20,7 @@ from ephyra.compute.runner import Evacuation, Phase
 from ephyra.compute.steps import KIND
 from ephyra.engine.control import Request
 from ephyra.engine.driver import ask_to_stop
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition
@@ -111,6 +111,7 @@ def start(
     *,
     lock_url: str | None = None,
     exports: Exports = NO_EXPORTS,
+    created: Created = no_hook,
 ) -> RunInfo:
     hosts = [h.host for h in the_plan.hosts]
     with _locked(journal, the_plan.cloud, hosts, lock_url):
@@ -133,6 +134,7 @@ def start(
                 for what in ("host", Phase.FORWARD.value, Phase.ROLLBACK.value)
             },
         )
+        created(run)
         evacuation = Evacuation(
             journal, run, observer, RunMetrics(KIND, run.id), cloud=the_plan.compute
         )

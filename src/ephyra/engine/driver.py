@@ -13,6 +13,7 @@ from typing import Any
 
 from taskflow.types.failure import Failure
 
+from ephyra.engine import events
 from ephyra.engine.control import Control, Request
 from ephyra.engine.flows import first_failure
 from ephyra.engine.journal import Journal, RunInfo
@@ -33,7 +34,7 @@ class RunDriver:
     ) -> None:
         self.journal = journal
         self.run = run
-        self.observer = observer
+        self.observer = events.Recorder(observer, journal.engine, run.id, run.kind)
         self.metrics = metrics
         self.control = Control()
         self._engines: dict[object, Any] = {}  # key -> engine a stop must reach
@@ -45,6 +46,7 @@ class RunDriver:
         check_transition(self.run.state, state)
         self.run = self.journal.save_run(self.run, state=state, **meta)
         self.metrics.run_state(state)
+        self.observer.state(state.value)
 
     def stop(self, request: Request) -> None:
         """Ask every node to stop at its next step boundary (and long waits to end)."""

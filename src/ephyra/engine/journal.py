@@ -7,6 +7,9 @@ parameters), written only by the process that holds the run's lock. Inside it:
 ``node:<uuid>``    what the run knows of one node (snapshot, outcome); no secrets
 ``<phase>:<uuid>`` the TaskFlow flow detail of one node's move in one phase
 
+Beside TaskFlow's tables, ``ephyra_events`` holds every run's events (see
+:mod:`ephyra.engine.events`).
+
 Flow-detail ids are derived from the run id and name, so any of them is read
 directly without loading the whole run.
 """
@@ -18,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import sqlalchemy as sa
 from taskflow.persistence import models
 from taskflow.persistence.backends import impl_sqlalchemy
 
+from ephyra.engine import events
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, RunNotFound, UsageError
 
@@ -101,6 +105,14 @@ class RunInfo:
         return self.id[:8]
 
 
+#: Told of a run as soon as it is in the journal (a server answers with its id).
+Created = Callable[[RunInfo], None]
+
+
+def no_hook(_run: RunInfo) -> None:
+    pass
+
+
 def _info(book: Any) -> RunInfo:
     meta = dict(book.meta or {})
     return RunInfo(book.uuid, meta.get("kind", "?"), RunState(meta["state"]), meta)
@@ -116,6 +128,7 @@ class Journal:
                 self.backend = _backend(self.url)
                 with self._conn() as conn:
                     conn.upgrade()
+                events.create(self.engine)
                 break
             except EphyraError:
                 raise
@@ -135,6 +148,11 @@ class Journal:
             yield conn
         finally:
             conn.close()
+
+    @property
+    def engine(self) -> sa.Engine:
+        engine: sa.Engine = self.backend.engine
+        return engine
 
     def close(self) -> None:
         self.backend.close()

@@ -14,7 +14,7 @@ from typing import Any
 from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control, Request
 from ephyra.engine.driver import ask_to_stop
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, UsageError
@@ -97,6 +97,7 @@ def start(
     *,
     lock_url: str | None = None,
     exports: Exports = NO_EXPORTS,
+    created: Created = no_hook,
 ) -> RunInfo:
     order = [n.uuid for n in the_plan.nodes]
     with _locked(journal, the_plan.source, the_plan.target, lock_url):
@@ -119,6 +120,7 @@ def start(
                 for name in (f"node:{node.uuid}", f"forward:{node.uuid}", f"rollback:{node.uuid}")
             },
         )
+        created(run)
         forklift = Forklift(
             journal, run, observer, RunMetrics(KIND, run.id), planes=the_plan.planes
         )

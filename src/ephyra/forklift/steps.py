@@ -39,7 +39,13 @@ class Step(task.Task):  # type: ignore[misc]
     def execute(self) -> None:
         started = time.monotonic()
         self.ctx.on_step(self.ctx, self.title, "started", 0.0)
-        self.apply()
+        try:
+            self.apply()
+        except Interrupted:
+            raise
+        except Exception:
+            self.ctx.on_step(self.ctx, self.title, "failed", time.monotonic() - started)
+            raise
         self.ctx.on_step(self.ctx, self.title, "done", time.monotonic() - started)
 
     def revert(self, result: Any, flow_failures: dict[str, Failure], **_: Any) -> None:

@@ -22,7 +22,7 @@ from ephyra.engine.board import Board, BoardError
 from ephyra.engine.control import Request
 from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.jobflow import hand_over
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, UsageError
@@ -122,12 +122,14 @@ def start(
     *,
     lock_url: str | None = None,
     exports: Exports = NO_EXPORTS,
+    created: Created = no_hook,
     cloud: ComputeCloud | None = None,
 ) -> RunInfo:
     """Create the run and drive it in this process."""
     names = _locks(the_plan.cloud, the_plan.plan)
     with holding(names, lock_url, lambda _: _holder(journal, the_plan.cloud)):
         run = _create(journal, the_plan)
+        created(run)
         upgrade = UpgradeRun(journal, run, observer, RunMetrics(KIND, run.id), cloud)
         return _drive(upgrade, Phase.FORWARD, exports)
 

@@ -25,6 +25,7 @@ from ephyra.compute import steps as compute_steps
 from ephyra.compute.drain import HostRecord
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
+from ephyra.errors import Interrupted
 from ephyra.strategies.base import Strategy, Target, render, stream
 from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.plan import Action, Unit
@@ -66,7 +67,13 @@ class UnitStep(task.Task):  # type: ignore[misc]
         started = time.monotonic()
         self.ctx.control.checkpoint()
         self.ctx.on_step(self.ctx.unit.host, self.name, "started", 0.0)
-        self.apply()
+        try:
+            self.apply()
+        except Interrupted:
+            raise
+        except Exception:
+            self.ctx.on_step(self.ctx.unit.host, self.name, "failed", time.monotonic() - started)
+            raise
         self.ctx.on_step(self.ctx.unit.host, self.name, "done", time.monotonic() - started)
 
     def apply(self) -> None:

@@ -1,0 +1,545 @@
+"""The management panel's HTTP API (``ephyra serve``): every operation of the command
+line, with the same answers, behind a token and the policy of :mod:`ephyra.api.policy`.
+
+Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, with a code that does not
+change between releases (see ``CODES``). The OpenAPI document is served at
+``/openapi.json`` and kept in the repository as ``docs/openapi.json``.
+"""
+
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ephyra import __version__
+from ephyra.api import metrics
+from ephyra.api.auth import Authenticator, KeystoneTokens
+from ephyra.api.background import Driven
+from ephyra.api.bodies import (
+    EvacuateBody,
+    ForkliftBody,
+    MaintenanceBody,
+    TriggerBody,
+    UpgradeBody,
+    VerifyBody,
+)
+from ephyra.api.local import Local
+from ephyra.api.policy import Identity, Policy
+from ephyra.engine import events
+from ephyra.errors import (
+    CloudError,
+    CloudNotFound,
+    ControlPlaneUnreachable,
+    EphyraError,
+    IllegalTransition,
+    LockHeld,
+    NotAllowed,
+    NotAuthenticated,
+    PlanRefused,
+    PluginError,
+    RunNotFound,
+    SecretsUnavailable,
+    UsageError,
+)
+
+LOG = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+COOKIE = "ephyra_token"
+#: Error class -> HTTP status and stable code; the first match wins.
+CODES: list[tuple[type[Exception], int, str]] = [
+    (NotAuthenticated, 401, "unauthorized"),
+    (NotAllowed, 403, "forbidden"),
+    (RunNotFound, 404, "run_not_found"),
+    (CloudNotFound, 404, "cloud_not_found"),
+    (IllegalTransition, 409, "illegal_transition"),
+    (LockHeld, 409, "lock_held"),
+    (PlanRefused, 422, "plan_refused"),
+    (SecretsUnavailable, 422, "secrets_unavailable"),
+    (PluginError, 400, "plugin_error"),
+    (UsageError, 400, "bad_request"),
+    (ControlPlaneUnreachable, 503, "cloud_unreachable"),
+    (CloudError, 502, "cloud_error"),
+    (EphyraError, 500, "failed"),
+]
+#: How often an event stream looks for new events, and sends a keep-alive comment.
+STREAM_POLL = 0.25
+KEEPALIVE = 15.0
+
+
+class Kind(StrEnum):
+    forklift = "forklift"
+    upgrade = "upgrade"
+    evacuate = "evacuate"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "bad input",
+        401: "no token, or a token this server does not accept",
+        403: "the policy does not allow this caller to do this",
+        404: "no such run, cloud or thing",
+        409: "another run holds the lock, or the run's state forbids it",
+        422: "the request does not match its schema, or the plan was refused",
+        502: "a cloud answered with an error",
+        503: "a cloud cannot be reached",
+    }
+    return {s: {"model": ErrorBody, "description": text[s]} for s in (401, 403, 422, *statuses)}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def classify(exc: Exception) -> tuple[int, str]:
+    for cls, status, code in CODES:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal"
+
+
+def _token(request: Request) -> str | None:
+    token = request.headers.get("x-auth-token")
+    if not token:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    if not token and request.method in ("GET", "HEAD"):  # a browser's page or event stream
+        token = request.cookies.get(COOKIE)
+    return token or None
+
+
+class Metrics:
+    """Pure ASGI middleware timing every request by its route (cheap on the hot path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "other")
+            if not path.endswith("/stream"):  # a stream lasts as long as its reader
+                metrics.observe(scope["method"], path, status[0], time.perf_counter() - started)
+
+
+def create_app(
+    local: Local, authenticator: Authenticator, policy: Policy, *, stop_timeout: float = 60.0
+) -> FastAPI:
+    driven = Driven(local)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        local.journal  # noqa: B018  (opened before the first request, not during one)
+        yield
+        await anyio.to_thread.run_sync(driven.stop, stop_timeout)
+
+    app = FastAPI(
+        title="Ephyra",
+        version=__version__,
+        description=(
+            "Upgrade OpenStack clouds with as little downtime and risk as possible. Every "
+            "route but /healthz needs a token (X-Auth-Token, or Authorization: Bearer); "
+            "errors are {error: {code, message}}."
+        ),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(Metrics)
+    collector = metrics.JournalCollector(local)
+    registry = metrics.registry(collector)
+
+    async def identify(request: Request) -> Identity:
+        token = _token(request)
+        if token is None:
+            raise NotAuthenticated("no token: send X-Auth-Token or Authorization: Bearer")
+        if isinstance(authenticator, KeystoneTokens):
+            hit = authenticator.cached(token)
+            if hit is not None:
+                return hit
+            return await anyio.to_thread.run_sync(authenticator.identify, token)
+        return authenticator.identify(token)
+
+    def need(action: str | None) -> Callable[[Request], Awaitable[Identity]]:
+        async def check(request: Request) -> Identity:
+            who = await identify(request)
+            if action is not None and not policy.allows(action, who):
+                raise NotAllowed(
+                    f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {action}"
+                )
+            return who
+
+        return check
+
+    Who = Annotated[Identity, Depends(need(None))]
+
+    def allowed(action: str) -> Any:
+        return Depends(need(action))
+
+    # -- errors ------------------------------------------------------------------
+    @app.exception_handler(EphyraError)
+    async def on_ephyra(_request: Request, exc: EphyraError) -> JSONResponse:
+        status, code = classify(exc)
+        if status >= 500:
+            LOG.error("request failed: %s", exc)
+        return error_response(status, code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        ]
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_other(_request: Request, exc: Exception) -> JSONResponse:
+        LOG.exception("unexpected error")
+        return error_response(500, "internal", f"unexpected {type(exc).__name__}: {exc}")
+
+    # -- health, identity ----------------------------------------------------------
+    @app.get("/healthz", tags=["server"], summary="liveness (no token needed)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/whoami", tags=["server"], responses=_errors())
+    async def whoami(who: Who) -> dict[str, Any]:
+        """The caller, its roles, and what the policy lets it do."""
+        return {
+            "user": who.user,
+            "project": who.project,
+            "roles": list(who.roles),
+            "allowed": policy.allowed(who),
+        }
+
+    @app.get(
+        "/metrics",
+        tags=["server"],
+        responses=_errors(),
+        response_class=Response,
+        dependencies=[allowed("metrics:read")],
+    )
+    def prometheus() -> Response:
+        """Prometheus metrics: runs by state, progress, step durations, API latency."""
+        body, content_type = metrics.exposition(registry)
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/clouds", tags=["server"], responses=_errors(), dependencies=[allowed("run:list")])
+    def clouds() -> dict[str, list[str]]:
+        """The clouds of the server's clouds.yaml, by name."""
+        return {"clouds": local.clouds()}
+
+    # -- runs of every kind ----------------------------------------------------------
+    @app.get("/v1/runs", tags=["runs"], responses=_errors(), dependencies=[allowed("run:list")])
+    def list_runs(kind: Kind | None = None) -> dict[str, Any]:
+        """Every run (or every run of one kind), oldest first, with its progress."""
+        return {"runs": collector.runs(kind.value if kind else None)}
+
+    @app.get(
+        "/v1/runs/{run_id}",
+        tags=["runs"],
+        responses=_errors(404),
+        dependencies=[allowed("run:list")],
+    )
+    def show_run(run_id: str) -> dict[str, Any]:
+        """A run: its summary, each node, host or unit, and its kind's full status."""
+        return local.run(run_id)
+
+    @app.get(
+        "/v1/runs/{run_id}/events",
+        tags=["runs"],
+        responses=_errors(404),
+        dependencies=[allowed("run:list")],
+    )
+    def run_events(
+        run_id: str,
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> dict[str, Any]:
+        """A run's events after ``after`` (a ``seq``), oldest first."""
+        return {"events": local.events(run_id, after, limit)}
+
+    async def stream(request: Request, run_id: str | None, after: int) -> StreamingResponse:
+        last_id = request.headers.get("last-event-id", "")
+        seq = int(last_id) if last_id.isdigit() else after
+        engine = local.journal.engine
+
+        async def frames() -> AsyncIterator[str]:
+            nonlocal seq
+            quiet = 0.0
+            yield ": ephyra events\n\n"
+            while not await request.is_disconnected():
+                found = await anyio.to_thread.run_sync(events.read, engine, run_id, seq, 500)
+                for event in found:
+                    seq = event["seq"]
+                    yield f"id: {seq}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                if found:
+                    quiet = 0.0
+                    continue
+                await asyncio.sleep(STREAM_POLL)
+                quiet += STREAM_POLL
+                if quiet >= KEEPALIVE:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+
+    sse: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}
+    }
+
+    @app.get(
+        "/v1/runs/{run_id}/events/stream",
+        tags=["runs"],
+        responses={**_errors(404), **sse},
+        response_class=StreamingResponse,
+        dependencies=[allowed("run:list")],
+    )
+    async def run_stream(
+        request: Request, run_id: str, after: Annotated[int, Query(ge=0, le=2**62)] = 0
+    ) -> StreamingResponse:
+        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes)."""
+        found = await anyio.to_thread.run_sync(local.journal.run, run_id)
+        return await stream(request, found.id, after)
+
+    @app.get(
+        "/v1/events/stream",
+        tags=["runs"],
+        responses={**_errors(), **sse},
+        response_class=StreamingResponse,
+        dependencies=[allowed("run:list")],
+    )
+    async def all_stream(
+        request: Request, after: Annotated[int | None, Query(ge=0, le=2**62)] = None
+    ) -> StreamingResponse:
+        """Every run's events as Server-Sent Events, from now (or after ``after``)."""
+        if after is None:
+            after = await anyio.to_thread.run_sync(events.last_seq, local.journal.engine)
+        return await stream(request, None, after)
+
+    @app.get(
+        "/v1/{kind}/runs", tags=["runs"], responses=_errors(), dependencies=[allowed("run:list")]
+    )
+    def kind_runs(kind: Kind) -> dict[str, Any]:
+        """The runs of one kind, as ``ephyra KIND list`` shows them."""
+        return {"runs": local.kind_runs(kind.value)}
+
+    @app.get(
+        "/v1/{kind}/runs/{run}",
+        tags=["runs"],
+        responses=_errors(404),
+        dependencies=[allowed("run:list")],
+    )
+    def kind_status(kind: Kind, run: str) -> dict[str, Any]:
+        """A run's status, as ``ephyra KIND status`` shows it (``latest``: the latest run)."""
+        return local.status(kind.value, run)
+
+    @app.post(
+        "/v1/{kind}/runs/{run}/pause",
+        tags=["runs"],
+        responses=_errors(404, 409),
+        dependencies=[allowed("run:pause")],
+    )
+    def pause(kind: Kind, run: str) -> dict[str, str]:
+        """Ask a run to stop at its next step boundary (``latest``: the latest unfinished)."""
+        return {"message": local.pause(kind.value, run)}
+
+    def acting(action: str, summary: str) -> None:
+        @app.post(
+            f"/v1/{{kind}}/runs/{{run}}/{action}",
+            tags=["runs"],
+            status_code=202,
+            responses=_errors(404, 409, 502, 503),
+            dependencies=[allowed(f"run:{action}")],
+            summary=summary,
+            name=action,
+        )
+        def act(kind: Kind, run: str) -> dict[str, Any]:
+            return driven.act(kind.value, run, action)
+
+    acting("resume", "continue a paused, failed or crashed run (the server drives it)")
+    acting("abort", "stop a run for good")
+    acting("rollback", "take back what a run did (the server drives it)")
+
+    # -- planning and starting ---------------------------------------------------------
+    def starting(kind: Kind, body_type: type[Any], start_action: str) -> None:
+        @app.post(
+            f"/v1/{kind.value}/plan",
+            tags=[kind.value],
+            responses=_errors(400, 404, 502, 503),
+            dependencies=[allowed("run:plan")],
+            name=f"{kind.value}_plan",
+            summary=f"what a {kind.value} run would do (a dry run)",
+        )
+        def plan(body: body_type) -> dict[str, Any]:  # type: ignore[valid-type]
+            return local.plan(kind.value, body)
+
+        @app.post(
+            f"/v1/{kind.value}/runs",
+            tags=[kind.value],
+            status_code=202,
+            responses=_errors(400, 404, 409, 502, 503),
+            dependencies=[allowed(start_action)],
+            name=f"{kind.value}_start",
+            summary=f"plan and start a {kind.value} run (the server drives it)",
+        )
+        def start(body: body_type, response: Response) -> dict[str, Any]:  # type: ignore[valid-type]
+            made = driven.start(kind.value, body)
+            response.headers["Location"] = f"/v1/runs/{made['id']}"
+            return made
+
+    starting(Kind.forklift, ForkliftBody, "run:start")
+    starting(Kind.upgrade, UpgradeBody, "run:start")
+    starting(Kind.evacuate, EvacuateBody, "host:evacuate")
+
+    # -- hosts, inventory -------------------------------------------------------------
+    @app.get(
+        "/v1/hosts",
+        tags=["hosts"],
+        responses=_errors(404, 502, 503),
+        dependencies=[allowed("host:list")],
+    )
+    def hosts(cloud: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+        """The compute hosts of a cloud, with their nova-compute state and maintenance."""
+        return {"hosts": local.hosts(cloud)}
+
+    @app.put(
+        "/v1/hosts/{host}/maintenance",
+        tags=["hosts"],
+        responses=_errors(400, 404, 409, 502, 503),
+        dependencies=[allowed("host:maintenance")],
+    )
+    def maintenance(host: str, body: MaintenanceBody) -> dict[str, str]:
+        """Disable (on) or enable (off) a host's nova-compute; off only undoes Ephyra's on."""
+        return {"message": local.maintenance(body.cloud, host, body.state == "on")}
+
+    @app.get(
+        "/v1/inventory",
+        tags=["inventory"],
+        responses=_errors(400, 404, 502, 503),
+        dependencies=[allowed("inventory:show")],
+    )
+    def show_inventory(
+        source: Annotated[list[str] | None, Query()] = None,
+        cloud: str | None = None,
+        role: str | None = None,
+    ) -> dict[str, Any]:
+        """Discover the inventory from the sources given (paths are on the server)."""
+        return local.inventory(source or [], cloud, role)
+
+    # -- versions ------------------------------------------------------------------------
+    @app.get(
+        "/v1/versions/status",
+        tags=["versions"],
+        dependencies=[allowed("version:read")],
+        responses=_errors(),
+    )
+    def version_status() -> dict[str, Any]:
+        """Hosts by version and state; failures with the link to their logs."""
+        return local.version_status()
+
+    @app.get(
+        "/v1/versions/history",
+        tags=["versions"],
+        dependencies=[allowed("version:read")],
+        responses=_errors(),
+    )
+    def version_history() -> dict[str, Any]:
+        """Every version triggered, oldest first."""
+        return {"history": local.version_history()}
+
+    @app.post(
+        "/v1/versions/trigger",
+        tags=["versions"],
+        responses=_errors(400),
+        dependencies=[allowed("version:trigger")],
+    )
+    def trigger(body: TriggerBody) -> dict[str, Any]:
+        """Make a version the desired one (refused while hosts lag, unless forced)."""
+        return local.trigger(body)
+
+    @app.post(
+        "/v1/versions/verify",
+        tags=["versions"],
+        responses=_errors(400),
+        dependencies=[allowed("version:read")],
+    )
+    def verify(body: VerifyBody) -> dict[str, Any]:
+        """Whether every host named runs the version (``ok``), and those that do not."""
+        return local.verify(body)
+
+    @app.get(
+        "/v1/roles",
+        tags=["versions"],
+        responses=_errors(400),
+        dependencies=[allowed("version:read")],
+    )
+    def roles(role: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """The hosts of each role, with their addresses, at a version (default: desired)."""
+        return local.roles(role, version)
+
+    # -- the dashboard -------------------------------------------------------------------
+    async def page(request: Request, name: str) -> Response:
+        path = STATIC / name
+        try:
+            await identify(request)
+        except (NotAuthenticated, EphyraError):
+            login = (STATIC / "login.html").read_text()
+            return HTMLResponse(login, status_code=401)
+        media = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+        return Response(path.read_bytes(), media_type=media.get(path.suffix, "text/plain"))
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard(request: Request) -> Response:
+        return await page(request, "index.html")
+
+    assets = {p.name for p in STATIC.iterdir()} if STATIC.is_dir() else set()
+
+    @app.get("/ui/{name}", include_in_schema=False)
+    async def asset(request: Request, name: str) -> Response:
+        if name not in assets or name == "login.html":
+            return error_response(404, "not_found", f"no {name}")
+        return await page(request, name)
+
+    return app

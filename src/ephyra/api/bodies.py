@@ -1,0 +1,76 @@
+"""What a request asks for: one model per operation that takes more than a name. The
+command line fills them from its options, the API reads them from JSON bodies, and
+both hand them to the same operations; they are also the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body, as the API names its fields."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ForkliftBody(Body):
+    source: str = Field(alias="from", min_length=1, description="cloud the nodes leave")
+    target: str = Field(alias="to", min_length=1, description="cloud the nodes join")
+    nodes: list[str] | None = Field(None, description="only these nodes (names or UUIDs)")
+    concurrency: int = Field(1, ge=1, le=1000, description="nodes moved at once")
+    batch_size: int = Field(0, ge=0, description="nodes between two health gates (0: concurrency)")
+    max_failures: int = Field(0, ge=0, description="failed nodes tolerated before the run stops")
+    workload: str = Field("noop", description="workload plugin: noop, command, hadoop")
+    workload_options: dict[str, str] = Field(default_factory=dict)
+    credentials: str | None = Field(
+        None, description="masked BMC secrets: file:PATH (on the server's machine) or 'source'"
+    )
+    step_timeout: float = Field(1800.0, gt=0)
+    health_timeout: float = Field(600.0, gt=0)
+    gate_timeout: float = Field(600.0, gt=0)
+    max_deferrals: int = Field(20, ge=0)
+    defer_wait: float = Field(30.0, ge=0)
+
+
+class EvacuateBody(Body):
+    cloud: str = Field(min_length=1, description="cloud from clouds.yaml")
+    hosts: list[str] = Field(min_length=1, description="compute hosts to empty")
+    target: str | None = Field(None, description="move every server to this host")
+    concurrency: int = Field(4, ge=1, le=1000)
+    per_host: int = Field(2, ge=1, le=1000)
+    max_per_project: int | None = Field(None, ge=1)
+    max_per_group: int = Field(1, ge=0, description="0: no limit")
+    fallback: Literal["cold", "stop", "skip"] = "cold"
+    on_timeout: Literal["abort", "force-complete"] = "abort"
+    migration_timeout: float = Field(600.0, gt=0)
+    also_down: list[str] = Field(default_factory=list)
+
+
+class UpgradeBody(Body):
+    spec: dict[str, Any] = Field(description="the upgrade specification (docs/upgrade.md)")
+    sources: list[str] = Field(
+        default_factory=list, description="inventory sources: openstack[:CLOUD], static:FILE, ..."
+    )
+    cloud: str | None = Field(None, description="the cloud whose APIs gate the upgrade")
+    width: int = Field(6, ge=1, le=1000, description="hosts named per batch in the plan's text")
+
+
+class MaintenanceBody(Body):
+    cloud: str = Field(min_length=1)
+    state: Literal["on", "off"]
+
+
+class TriggerBody(Body):
+    version: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    max_at_once: list[str] = Field(default_factory=list, description="ROLE=N or ROLE=all")
+    after: list[str] = Field(default_factory=list, description="ROLE=DEP[,DEP...]")
+    force: bool = False
+
+
+class VerifyBody(Body):
+    version: str = Field(min_length=1)
+    hosts: list[str] = Field(min_length=1)

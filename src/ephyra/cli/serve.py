@@ -1,0 +1,115 @@
+"""``ephyra serve``: the management panel, an HTTP API and a web dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ephyra.engine.journal import state_dir
+from ephyra.errors import UsageError
+
+DESCRIPTION = """\
+Serve the management panel: the REST API of every operation of this command line
+(/v1/..., described at /openapi.json), Server-Sent Events of run progress, Prometheus
+metrics at /metrics, and the web dashboard at /. Runs started through it are driven by
+this process; on SIGTERM it asks them to pause and waits for them.
+
+Authentication (--auth):
+  static    tokens from a YAML file (--tokens; default: api-tokens.yaml in the state
+            directory, made with one admin token the first time, readable by its
+            owner only):   TOKEN: {user: NAME, project: NAME, roles: [admin]}
+  keystone  Keystone tokens, validated with the credentials of --os-cloud; a valid
+            answer is kept --token-cache seconds (a revoked token is refused after
+            at most that long)
+Roles: reader reads; member also plans, pauses and resumes; admin does everything.
+--policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
+Only /healthz answers without a token.
+"""
+
+
+def tokens_path(args: argparse.Namespace) -> Path:
+    return Path(args.tokens) if args.tokens else state_dir() / "api-tokens.yaml"
+
+
+def do_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ephyra.api.app import create_app
+    from ephyra.api.auth import Authenticator, KeystoneTokens, StaticTokens, make_tokens_file
+    from ephyra.api.local import Local
+    from ephyra.api.policy import Policy
+
+    local = Local(args.journal, args.locks, args.store, args.prefix or "")
+    policy = Policy(args.policy_file)
+    authenticator: Authenticator
+    if args.openapi:
+        authenticator = StaticTokens.empty()
+    elif args.auth == "keystone":
+        if not args.os_cloud:
+            raise UsageError("--auth keystone needs --os-cloud (the server's own credentials)")
+        authenticator = KeystoneTokens(args.os_cloud, args.token_cache)
+    else:
+        path = tokens_path(args)
+        if not path.exists():
+            if args.tokens:
+                raise UsageError(f"no tokens file {path}")
+            make_tokens_file(path)
+            print(f"ephyra serve: an admin token is in {path}", file=sys.stderr)
+        authenticator = StaticTokens(path)
+    app = create_app(local, authenticator, policy)
+    if args.openapi:
+        print(json.dumps(app.openapi(), indent=2, sort_keys=True))
+        return 0
+    print(f"ephyra serve: http://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=args.stop_timeout,
+    )
+    return 0
+
+
+def register(sub: Any, exit_codes: str) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="the management panel: REST API, event stream, metrics, dashboard",
+        description=DESCRIPTION,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    add("--port", type=int, default=8780, help="port to listen on (8780)")
+    add("--auth", choices=["static", "keystone"], default="static", help="token checks (static)")
+    add("--tokens", metavar="FILE", help="static tokens file (default: in the state directory)")
+    add(
+        "--os-cloud",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="NAME",
+        help="with --auth keystone: the cloud whose Keystone validates tokens (OS_CLOUD)",
+    )
+    add(
+        "--token-cache",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="with --auth keystone: keep a validated token this long at most (60; 0: never)",
+    )
+    add("--policy-file", metavar="FILE", help="policy overrides (oslo.policy YAML)")
+    add(
+        "--stop-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="on SIGTERM, wait this long for the runs it drives to pause (60)",
+    )
+    add("--openapi", action="store_true", help="print the OpenAPI document and exit")
+    parser.set_defaults(handler=do_serve)

@@ -1,0 +1,127 @@
+"""A run's events, kept in the journal for ``ephyra run events``, the API's event
+stream and the dashboard: run started, step started/finished/failed, node moved or
+failed, messages, state changes.
+
+The table stands beside TaskFlow's in the journal's database. ``seq`` grows with each
+event, so a reader asks for what came after the last one it saw. An event is small
+(names, a state, seconds); no secret and no node snapshot goes in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from ephyra.progress import Observer
+
+METADATA = sa.MetaData()
+EVENTS = sa.Table(
+    "ephyra_events",
+    METADATA,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+#: A step's status in an event: started, finished, failed, reverting.
+STEP_STATUS = {"done": "finished"}
+
+
+def create(engine: sa.Engine) -> None:
+    METADATA.create_all(engine, checkfirst=True)
+
+
+def add(engine: sa.Engine, run_id: str, kind: str, type_: str, **body: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            EVENTS.insert().values(
+                run_id=run_id,
+                kind=kind,
+                time=time.time(),
+                type=type_,
+                body=json.dumps(body, default=str),
+            )
+        )
+
+
+def read(
+    engine: sa.Engine,
+    run_id: str | None = None,
+    after: int = 0,
+    limit: int = 1000,
+    types: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Events after ``after``, oldest first, of one run or of all, of some types or all."""
+    query = sa.select(EVENTS).where(EVENTS.c.seq > after).order_by(EVENTS.c.seq).limit(limit)
+    if run_id is not None:
+        query = query.where(EVENTS.c.run_id == run_id)
+    if types:
+        query = query.where(EVENTS.c.type.in_(types))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "seq": row.seq,
+            "run": row.run_id,
+            "kind": row.kind,
+            "time": row.time,
+            "type": row.type,
+            **json.loads(row.body),
+        }
+        for row in rows
+    ]
+
+
+def last_seq(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(EVENTS.c.seq))).scalar() or 0)
+
+
+class Recorder:
+    """An observer that writes every event to the journal and passes it on."""
+
+    def __init__(self, inner: Observer, engine: sa.Engine, run_id: str, kind: str) -> None:
+        self.inner = inner
+        self._engine = engine
+        self._run = run_id
+        self._kind = kind
+
+    def _add(self, type_: str, **body: Any) -> None:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # a lost event never stops a run
+            add(self._engine, self._run, self._kind, type_, **body)
+
+    def started(self, title: str, total: int, done: int) -> None:
+        self._add("run.started", title=title, total=total, done=done)
+        self.inner.started(title, total, done)
+
+    def step(self, node: str, step: str, status: str, seconds: float) -> None:
+        if status != "output":  # a command's output lines stay in the unit's record
+            self._add(
+                "step",
+                node=node,
+                step=step,
+                status=STEP_STATUS.get(status, status),
+                seconds=round(seconds, 3),
+            )
+        self.inner.step(node, step, status, seconds)
+
+    def node(self, node: str, outcome: str, detail: str = "") -> None:
+        self._add("node", node=node, outcome=outcome, detail=detail)
+        self.inner.node(node, outcome, detail)
+
+    def message(self, text: str) -> None:
+        self._add("message", text=text)
+        self.inner.message(text)
+
+    def finished(self, state: str) -> None:
+        self._add("run.finished", state=state)
+        self.inner.finished(state)
+
+    def state(self, state: str) -> None:
+        self._add("run.state", state=state)
