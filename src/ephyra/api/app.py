@@ -2,10 +2,9 @@
 line, with the same answers, behind a token and the policy of :mod:`ephyra.api.policy`.
 
 Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, with a code that does not
-change between releases (see ``CODES``). The OpenAPI document is served at
+change between releases (see :mod:`ephyra.api.codes`). The OpenAPI document is served at
 ``/openapi.json`` and kept in the repository as ``docs/openapi.json``.
 """
-
 
 import asyncio
 import json
@@ -37,44 +36,15 @@ from ephyra.api.bodies import (
     UpgradeBody,
     VerifyBody,
 )
+from ephyra.api.codes import classify
 from ephyra.api.local import Local
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
-from ephyra.errors import (
-    CloudError,
-    CloudNotFound,
-    ControlPlaneUnreachable,
-    EphyraError,
-    IllegalTransition,
-    LockHeld,
-    NotAllowed,
-    NotAuthenticated,
-    PlanRefused,
-    PluginError,
-    RunNotFound,
-    SecretsUnavailable,
-    UsageError,
-)
+from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
 
 LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 COOKIE = "ephyra_token"
-#: Error class -> HTTP status and stable code; the first match wins.
-CODES: list[tuple[type[Exception], int, str]] = [
-    (NotAuthenticated, 401, "unauthorized"),
-    (NotAllowed, 403, "forbidden"),
-    (RunNotFound, 404, "run_not_found"),
-    (CloudNotFound, 404, "cloud_not_found"),
-    (IllegalTransition, 409, "illegal_transition"),
-    (LockHeld, 409, "lock_held"),
-    (PlanRefused, 422, "plan_refused"),
-    (SecretsUnavailable, 422, "secrets_unavailable"),
-    (PluginError, 400, "plugin_error"),
-    (UsageError, 400, "bad_request"),
-    (ControlPlaneUnreachable, 503, "cloud_unreachable"),
-    (CloudError, 502, "cloud_error"),
-    (EphyraError, 500, "failed"),
-]
 #: How often an event stream looks for new events, and sends a keep-alive comment.
 STREAM_POLL = 0.25
 KEEPALIVE = 15.0
@@ -111,13 +81,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def classify(exc: Exception) -> tuple[int, str]:
-    for cls, status, code in CODES:
-        if isinstance(exc, cls):
-            return status, code
-    return 500, "internal"
 
 
 def _token(request: Request) -> str | None:

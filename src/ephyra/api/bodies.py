@@ -4,13 +4,26 @@ both hand them to the same operations; they are also the OpenAPI document's sche
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ephyra.errors import UsageError
+
+B = TypeVar("B", bound="Body")
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def build(cls: type[B], **fields: Any) -> B:
+        """The body from command-line options; bad values are a usage error."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise UsageError("; ".join(parts)) from exc
 
     def wire(self) -> dict[str, Any]:
         """The JSON body, as the API names its fields."""
@@ -65,7 +78,7 @@ class MaintenanceBody(Body):
 
 
 class TriggerBody(Body):
-    version: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    version: str = Field(min_length=1)
     max_at_once: list[str] = Field(default_factory=list, description="ROLE=N or ROLE=all")
     after: list[str] = Field(default_factory=list, description="ROLE=DEP[,DEP...]")
     force: bool = False

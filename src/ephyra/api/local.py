@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -176,7 +176,8 @@ class Local:
         return self.journal.find(kind, _latest(ident), states)
 
     # -- planning and starting -------------------------------------------------
-    def _plan(self, kind: str, body: Any) -> Any:
+    def planned(self, kind: str, body: Any) -> Any:
+        """The plan object of a run of ``kind`` (what plan shows and start drives)."""
         service = _service(kind)
         if isinstance(body, ForkliftBody):
             return service.plan(body.source, body.target, forklift_settings(body), body.nodes)
@@ -191,7 +192,7 @@ class Local:
         raise UsageError(f"a {kind} run cannot be planned from {type(body).__name__}")
 
     def plan(self, kind: str, body: Any) -> dict[str, Any]:
-        found = self._plan(kind, body)
+        found = self.planned(kind, body)
         if kind == "upgrade":
             return {"plan": found.plan.to_dict(), "text": found.plan.render(width=body.width)}
         return {"plan": found.to_dict(), "text": rendered(found.tree())}
@@ -204,17 +205,14 @@ class Local:
         *,
         exports: Exports = NO_EXPORTS,
         created: Created = no_hook,
-        confirm: Callable[[Any], bool] = lambda _plan: True,
-    ) -> RunInfo | None:
-        """Plan and drive a run here; None if ``confirm`` said no."""
+    ) -> RunInfo:
+        """Plan and drive a run here."""
         service, journal = _service(kind), self.journal
         if kind == "forklift":
             service.ensure_free(journal, body.source, body.target, self.lock_url)
         elif kind == "evacuate":
             service.ensure_free(journal, body.cloud, body.hosts, self.lock_url)
-        found = self._plan(kind, body)
-        if not confirm(found):
-            return None
+        found = self.planned(kind, body)
         run: RunInfo = service.start(
             journal, found, observer, lock_url=self.lock_url, exports=exports, created=created
         )

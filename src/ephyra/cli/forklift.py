@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from rich.console import Console
-
+from ephyra.api.bodies import ForkliftBody
 from ephyra.cli import runs
+from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
-from ephyra.forklift import service
-from ephyra.forklift.settings import Settings
-from ephyra.progress import observer_for
+
+KIND = "forklift"
 
 DESCRIPTION = """\
 Move bare-metal nodes from the control plane they are enrolled in (--from) to
@@ -30,14 +27,17 @@ from another process, aborted (in-flight nodes go back) and rolled back.
 """
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _body(args: argparse.Namespace) -> ForkliftBody:
     options: dict[str, str] = {}
     for item in args.workload_opt:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--workload-opt wants KEY=VALUE, not {item!r}")
         options[key] = value
-    return Settings(
+    return ForkliftBody.build(
+        source=args.source,
+        target=args.target,
+        nodes=[n for item in args.nodes for n in item.split(",") if n] or None,
         concurrency=args.concurrency,
         batch_size=args.batch_size,
         max_failures=args.max_failures,
@@ -52,56 +52,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _nodes(args: argparse.Namespace) -> list[str] | None:
-    names = [n for item in args.nodes for n in item.split(",") if n]
-    return names or None
-
-
 def do_plan(args: argparse.Namespace) -> int:
-    plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
-    if args.format == "table":
-        Console().print(plan.tree())
-    else:
-        emit(plan.to_dict(), args.format)
-    return 0
+    return runs.show_plan(args, KIND, _body(args))
 
 
 def do_start(args: argparse.Namespace) -> int:
-    journal = Journal(args.journal)
-    service.ensure_free(journal, args.source, args.target, args.locks)
-    plan = service.plan(args.source, args.target, _settings(args), _nodes(args))
-    if sys.stdin.isatty() and not args.yes:
-        Console().print(plan.tree())
-        answer = input(
-            f"Move {len(plan.nodes)} node(s) from {plan.source} to {plan.target}? [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing done", file=sys.stderr)
-            return 2
-    run = service.start(
-        journal,
-        plan,
-        observer_for(sys.stderr, args.verbose),
-        lock_url=args.locks,
-        exports=runs.exports(args),
-    )
-    print(f"run {run.id} {run.state.value}")
-    return runs.exit_code(run, "status")
+    def question(plan: dict[str, Any]) -> str:
+        count = sum(len(batch) for batch in plan["batches"])
+        return f"Move {count} node(s) from {plan['from']} to {plan['to']}? [y/N] "
 
-
-def do_pause(args: argparse.Namespace) -> int:
-    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
-    return 0
-
-
-def do_abort(args: argparse.Namespace) -> int:
-    observer = observer_for(sys.stderr, args.verbose)
-    print(service.abort(Journal(args.journal), args.run, observer, lock_url=args.locks))
-    return 0
+    return runs.starting(args, KIND, _body(args), question, "status")
 
 
 def do_status(args: argparse.Namespace) -> int:
-    status = service.status(Journal(args.journal), args.run)
+    status = backend(args).status(KIND, args.run)
     if args.format != "table":
         emit(status, args.format)
         return 0
@@ -118,7 +82,7 @@ def do_status(args: argparse.Namespace) -> int:
 
 def do_list(args: argparse.Namespace) -> int:
     emit(
-        service.runs(Journal(args.journal)),
+        backend(args).kind_runs(KIND),
         args.format,
         ["id", "state", "from", "to", "nodes", "created"],
     )
@@ -220,12 +184,12 @@ def register(sub: Any, exit_codes: str) -> None:
     for name, handler, text in (
         (
             "resume",
-            runs.continuing(service.resume, "status"),
+            runs.continuing(KIND, "resume", "status"),
             "continue a paused, failed or crashed run",
         ),
         (
             "rollback",
-            runs.continuing(service.rollback, "status"),
+            runs.continuing(KIND, "rollback", "status"),
             "move every node the run moved back where it was",
         ),
     ):
@@ -233,8 +197,12 @@ def register(sub: Any, exit_codes: str) -> None:
         p.add_argument("run", nargs="?", help=run_help)
         runs.add_metrics_options(p)
     for name, handler, text in (
-        ("pause", do_pause, "ask a running run to stop at the next step boundary"),
-        ("abort", do_abort, "stop a run for good: nodes caught mid-move go back"),
+        (
+            "pause",
+            runs.simple("pause", KIND),
+            "ask a running run to stop at the next step boundary",
+        ),
+        ("abort", runs.simple("abort", KIND), "stop a run for good: nodes caught mid-move go back"),
         ("status", do_status, "where a run and each of its nodes are"),
     ):
         action(name, handler, text).add_argument("run", nargs="?", help=run_help)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
-from rich.console import Console
-
+from ephyra.api.bodies import EvacuateBody
 from ephyra.cli import runs
+from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.compute import service
-from ephyra.compute.budget import Fallback, OnTimeout, Settings
-from ephyra.engine.journal import Journal
+from ephyra.compute.budget import Fallback, OnTimeout
 from ephyra.errors import UsageError
-from ephyra.progress import observer_for
+
+KIND = "evacuate"
 
 DESCRIPTION = """\
 Compute hosts (Nova): put them in maintenance, and empty them.
 
+show                      the compute hosts: nova-compute enabled or not, up or down,
+                          and whether Ephyra put them in maintenance.
 maintenance on|off HOST   disable or enable nova-compute. The reason names Ephyra and
                           a run; `off` never enables a service someone else disabled.
 plan HOST...              what `evacuate` would do, with the capacity check (dry run).
@@ -43,69 +43,41 @@ def _cloud(args: argparse.Namespace) -> str:
     return str(args.os_cloud)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(
+def _body(args: argparse.Namespace) -> EvacuateBody:
+    return EvacuateBody.build(
+        cloud=_cloud(args),
+        hosts=args.hosts,
+        target=args.target,
         concurrency=args.concurrency,
         per_host=args.per_host,
         max_per_project=args.max_per_project,
-        max_per_group=args.max_per_group or None,
-        fallback=Fallback(args.fallback),
-        on_timeout=OnTimeout(args.on_timeout),
+        max_per_group=args.max_per_group,
+        fallback=args.fallback,
+        on_timeout=args.on_timeout,
         migration_timeout=args.migration_timeout,
-        target=args.target,
+        also_down=args.also_down,
     )
 
 
 def do_maintenance(args: argparse.Namespace) -> int:
-    journal = Journal(args.journal)
-    operation = service.maintenance_on if args.switch == "on" else service.maintenance_off
-    print(operation(journal, _cloud(args), args.hostname, args.locks))
+    print(backend(args).maintenance(_cloud(args), args.hostname, args.switch == "on"))
     return 0
 
 
 def do_plan(args: argparse.Namespace) -> int:
-    plan = service.plan(_cloud(args), args.hosts, _settings(args), args.also_down)
-    if args.format == "table":
-        Console().print(plan.tree())
-    else:
-        emit(plan.to_dict(), args.format)
-    return 0
+    return runs.show_plan(args, KIND, _body(args))
 
 
 def do_evacuate(args: argparse.Namespace) -> int:
-    journal = Journal(args.journal)
-    cloud = _cloud(args)
-    service.ensure_free(journal, cloud, args.hosts, args.locks)
-    plan = service.plan(cloud, args.hosts, _settings(args), args.also_down)
-    if sys.stdin.isatty() and not args.yes:
-        Console().print(plan.tree())
-        answer = input(f"Empty {len(plan.hosts)} host(s), {plan.servers} server(s)? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing done", file=sys.stderr)
-            return 2
-    run = service.start(
-        journal,
-        plan,
-        observer_for(sys.stderr, args.verbose),
-        lock_url=args.locks,
-        exports=runs.exports(args),
-    )
-    print(f"run {run.id} {run.state.value}")
-    return runs.exit_code(run, "ephyra host status")
+    def question(plan: dict[str, Any]) -> str:
+        servers = sum(len(h["servers"]) for h in plan["hosts"])
+        return f"Empty {len(plan['hosts'])} host(s), {servers} server(s)? [y/N] "
 
-
-def do_pause(args: argparse.Namespace) -> int:
-    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
-    return 0
-
-
-def do_abort(args: argparse.Namespace) -> int:
-    print(service.abort(Journal(args.journal), args.run, lock_url=args.locks))
-    return 0
+    return runs.starting(args, KIND, _body(args), question, "ephyra host status")
 
 
 def do_status(args: argparse.Namespace) -> int:
-    status = service.status(Journal(args.journal), args.run)
+    status = backend(args).status(KIND, args.run)
     if args.format != "table":
         emit(status, args.format)
         return 0
@@ -122,9 +94,18 @@ def do_status(args: argparse.Namespace) -> int:
 
 def do_list(args: argparse.Namespace) -> int:
     emit(
-        service.runs(Journal(args.journal)),
+        backend(args).kind_runs(KIND),
         args.format,
         ["id", "kind", "state", "cloud", "hosts", "created"],
+    )
+    return 0
+
+
+def do_hosts(args: argparse.Namespace) -> int:
+    emit(
+        backend(args).hosts(_cloud(args)),
+        args.format,
+        ["host", "status", "state", "maintenance", "disabled_reason"],
     )
     return 0
 
@@ -201,6 +182,7 @@ def register(sub: Any, exit_codes: str) -> None:
     maintenance = action(
         "maintenance", do_maintenance, "disable (on) or enable (off) a host's nova-compute"
     )
+    _cloud_option(action("show", do_hosts, "the compute hosts, with their maintenance state"))
     maintenance.add_argument("switch", choices=["on", "off"])
     maintenance.add_argument("hostname", metavar="HOST")
     _cloud_option(maintenance)
@@ -213,12 +195,12 @@ def register(sub: Any, exit_codes: str) -> None:
     for name, handler, text in (
         (
             "resume",
-            runs.continuing(service.resume, "ephyra host status"),
+            runs.continuing(KIND, "resume", "ephyra host status"),
             "continue a paused, failed or crashed run",
         ),
         (
             "rollback",
-            runs.continuing(service.rollback, "ephyra host status"),
+            runs.continuing(KIND, "rollback", "ephyra host status"),
             "maintenance off where the run put it on; servers stay where they are",
         ),
     ):
@@ -226,8 +208,12 @@ def register(sub: Any, exit_codes: str) -> None:
         p.add_argument("run", nargs="?", help=run_help)
         runs.add_metrics_options(p)
     for name, handler, text in (
-        ("pause", do_pause, "ask a running evacuation to stop at its next poll"),
-        ("abort", do_abort, "stop an evacuation for good (moves under way finish in Nova)"),
+        ("pause", runs.simple("pause", KIND), "ask a running evacuation to stop at its next poll"),
+        (
+            "abort",
+            runs.simple("abort", KIND),
+            "stop an evacuation for good (moves under way finish in Nova)",
+        ),
         ("status", do_status, "where a run, its hosts and their servers are"),
     ):
         action(name, handler, text).add_argument("run", nargs="?", help=run_help)

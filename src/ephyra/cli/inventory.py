@@ -7,9 +7,9 @@ import os
 from typing import Any
 
 from ephyra.cli import runs
+from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.inventory.model import Inventory, inventory
-from ephyra.inventory.source import discover
+from ephyra.inventory.model import Inventory
 
 DESCRIPTION = """\
 What the cloud is made of: its hosts, their roles and services, as discovery sources see
@@ -30,13 +30,11 @@ Without --source, the cloud of --os-cloud is discovered through its APIs.
 
 
 def do_show(args: argparse.Namespace) -> int:
-    sources = args.source or (["openstack"] if args.os_cloud else [])
-    found = discover(sources, args.os_cloud)
-    if args.role:
-        found = _with_role(found, args.role)
+    data = backend(args).inventory(args.source, args.os_cloud, args.role)
     if args.format != "table":
-        emit(found.to_dict(), args.format)
+        emit(data, args.format)
         return 0
+    found = Inventory.from_dict(data)
     emit(
         [
             {
@@ -63,16 +61,6 @@ def do_show(args: argparse.Namespace) -> int:
         for service_type, why in sorted(types.items()):
             print(f"absent: {place}: {service_type}: {why}")
     return 0
-
-
-def _with_role(found: Inventory, role: str) -> Inventory:
-    return inventory(
-        found.with_role(role),
-        endpoints=found.endpoints,
-        regions=found.regions,
-        sources=found.sources,
-        facts=found.fact,
-    )
 
 
 def register(sub: Any, exit_codes: str) -> None:

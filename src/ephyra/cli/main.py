@@ -10,7 +10,19 @@ import warnings
 from collections.abc import Sequence
 
 from ephyra import __version__
-from ephyra.cli import agent, conductor, forklift, host, inventory, serve, upgrade, version
+from ephyra.cli import (
+    agent,
+    conductor,
+    forklift,
+    host,
+    inventory,
+    serve,
+    upgrade,
+    version,
+)
+from ephyra.cli import (
+    run as runcmd,
+)
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
 
@@ -34,6 +46,9 @@ environment:
   EPHYRA_PREFIX          the prefix of those keys (default: none)
   EPHYRA_BOARD           the jobboard of `--board` and `ephyra conductor`
                          (etcd3+http://HOST:PORT)
+  EPHYRA_URL             act through this `ephyra serve` (run, forklift, upgrade, host,
+                         inventory, version and roles commands; daemons stay local)
+  EPHYRA_TOKEN           the token for EPHYRA_URL
 """
 
 
@@ -71,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="prefix of those keys (default: none, /current_version stands at the root)",
     )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("EPHYRA_URL"),
+        metavar="URL",
+        help="act through this `ephyra serve` instead of in-process (same output)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("EPHYRA_TOKEN"),
+        metavar="TOKEN",
+        help="the token for --url (default: EPHYRA_TOKEN, else this machine's admin token of "
+        "`ephyra serve`, else a Keystone token of OS_CLOUD)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every step")
     parser.add_argument("--debug", action="store_true", help="log API calls and tracebacks")
@@ -83,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent.register(sub, EXIT_CODES)
     conductor.register(sub, EXIT_CODES)
     serve.register(sub, EXIT_CODES)
+    runcmd.register(sub, EXIT_CODES)
     return parser
 
 

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ephyra.engine.journal import Journal, RunInfo
+from ephyra.api.bodies import Body
+from ephyra.cli.backend import backend
+from ephyra.cli.output import emit
+from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
 from ephyra.metrics import Exports
 from ephyra.progress import observer_for
@@ -42,19 +45,59 @@ def command_group(sub: Any, name: str, text: str, description: str, exit_codes: 
     return action
 
 
-def continuing(operation: Any, status_command: str) -> Handler:
-    """A handler for resume and rollback: they take a run and drive it in this process."""
+def continuing(kind: str, action: str, status_command: str) -> Handler:
+    """A handler for resume and rollback: they take a run and drive it (in this process,
+    or in the server of --url, showing its progress here)."""
 
     def handler(args: argparse.Namespace) -> int:
-        run: RunInfo = operation(
-            Journal(args.journal),
-            args.run,
-            observer_for(sys.stderr, args.verbose),
-            lock_url=args.locks,
-            exports=exports(args),
-        )
+        where = backend(args)
+        operation = where.resume if action == "resume" else where.rollback
+        run = operation(kind, args.run, observer_for(sys.stderr, args.verbose), exports(args))
         print(f"run {run.id} {run.state.value}")
         return exit_code(run, status_command)
+
+    return handler
+
+
+def starting(
+    args: argparse.Namespace,
+    kind: str,
+    body: Body,
+    question: Callable[[dict[str, Any]], str],
+    status_command: str,
+) -> int:
+    """Plan and start a run, asking first on a terminal (unless --yes)."""
+    where = backend(args)
+    if sys.stdin.isatty() and not args.yes:
+        shown = where.plan(kind, body)
+        print(shown["text"])
+        if input(question(shown["plan"])).strip().lower() not in ("y", "yes"):
+            print("nothing done", file=sys.stderr)
+            return 2
+    run = where.start(kind, body, observer_for(sys.stderr, args.verbose), exports=exports(args))
+    print(f"run {run.id} {run.state.value}")
+    return exit_code(run, status_command)
+
+
+def show_plan(args: argparse.Namespace, kind: str, body: Body) -> int:
+    shown = backend(args).plan(kind, body)
+    if args.format == "table":
+        print(shown["text"], end="")
+    else:
+        emit(shown["plan"], args.format)
+    return 0
+
+
+def simple(action: str, kind: str) -> Handler:
+    """A handler for pause and abort: they say what they did."""
+
+    def handler(args: argparse.Namespace) -> int:
+        where = backend(args)
+        if action == "pause":
+            print(where.pause(kind, args.run))
+        elif action == "abort":
+            print(where.abort(kind, args.run, observer_for(sys.stderr, args.verbose)))
+        return 0
 
     return handler
 

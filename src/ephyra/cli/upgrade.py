@@ -5,14 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ephyra.api import local
+from ephyra.api.bodies import UpgradeBody
 from ephyra.cli import runs
+from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.engine.board import Board
 from ephyra.engine.journal import Journal
-from ephyra.progress import observer_for
-from ephyra.upgrade import service, spec
+from ephyra.errors import UsageError
+from ephyra.upgrade import service
+
+KIND = "upgrade"
 
 DESCRIPTION = """\
 Rolling in-place upgrades, planned from the inventory (--source) and a specification
@@ -39,52 +47,45 @@ static:FILE, ansible:INVENTORY, puppetdb:URL (see docs/inventory.md); without
 """
 
 
-def _plan(args: argparse.Namespace) -> service.UpgradePlan:
-    sources = args.source or (["openstack"] if args.os_cloud else [])
-    cloud = args.os_cloud
-    named = {s.partition(":")[2] for s in sources if s.startswith("openstack:")}
-    if cloud is None and len(named) == 1:  # the cloud its APIs were discovered from
-        cloud = named.pop()
-    return service.plan(spec.load(args.spec), sources, cloud)
+def _body(args: argparse.Namespace) -> UpgradeBody:
+    try:
+        raw = yaml.safe_load(Path(args.spec).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read the specification {args.spec}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UsageError(f"{args.spec}: a mapping (release, roles, ...), see docs/upgrade.md")
+    return UpgradeBody.build(spec=raw, sources=args.source, cloud=args.os_cloud, width=args.width)
 
 
 def do_plan(args: argparse.Namespace) -> int:
-    found = _plan(args)
-    if args.format == "table":
-        print(found.plan.render(width=args.width))
-    else:
-        emit(found.plan.to_dict(), args.format)
-    return 0
+    return runs.show_plan(args, KIND, _body(args))
 
 
 def do_start(args: argparse.Namespace) -> int:
+    if not args.board:
+
+        def question(plan: dict[str, Any]) -> str:
+            units = sum(len(b["units"]) for s in plan["stages"] for b in s["batches"])
+            return f"Upgrade {units} unit(s) to {plan['release']}? [y/N] "
+
+        return runs.starting(args, KIND, _body(args), question, "ephyra upgrade status")
     journal = Journal(args.journal)
-    found = _plan(args)
+    found = local.Local(args.journal, args.locks).planned(KIND, _body(args))
     if sys.stdin.isatty() and not args.yes:
         print(found.plan.render(width=args.width))
-        answer = input(f"Upgrade {len(found.plan.units())} unit(s) to {found.plan.release}? [y/N] ")
+        answer = input(f"Queue {len(found.plan.units())} unit(s) to {found.plan.release}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing done", file=sys.stderr)
             return 2
-    if args.board:
-        with Board(args.board, journal) as board:
-            queued = service.queue(journal, found, board, lock_url=args.locks)
-        print(f"run {queued.id} queued on {board.url.url}")
-        return 0
-    run = service.start(
-        journal,
-        found,
-        observer_for(sys.stderr, args.verbose),
-        lock_url=args.locks,
-        exports=runs.exports(args),
-    )
-    print(f"run {run.id} {run.state.value}")
-    return runs.exit_code(run, "ephyra upgrade status")
+    with Board(args.board, journal) as board:
+        queued = service.queue(journal, found, board, lock_url=args.locks)
+    print(f"run {queued.id} queued on {board.url.url}")
+    return 0
 
 
 def do_resume(args: argparse.Namespace) -> int:
     if not args.board:
-        return runs.continuing(service.resume, "ephyra upgrade status")(args)
+        return runs.continuing(KIND, "resume", "ephyra upgrade status")(args)
     journal = Journal(args.journal)
     with Board(args.board, journal) as board:
         run = service.queue_resume(journal, args.run, board, lock_url=args.locks)
@@ -92,18 +93,8 @@ def do_resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def do_pause(args: argparse.Namespace) -> int:
-    print(service.pause(Journal(args.journal), args.run, lock_url=args.locks))
-    return 0
-
-
-def do_abort(args: argparse.Namespace) -> int:
-    print(service.abort(Journal(args.journal), args.run, lock_url=args.locks))
-    return 0
-
-
 def do_status(args: argparse.Namespace) -> int:
-    status = service.status(Journal(args.journal), args.run)
+    status = backend(args).status(KIND, args.run)
     if args.format != "table":
         emit(status, args.format)
         return 0
@@ -126,7 +117,7 @@ def do_status(args: argparse.Namespace) -> int:
 
 def do_list(args: argparse.Namespace) -> int:
     emit(
-        service.runs(Journal(args.journal)),
+        backend(args).kind_runs(KIND),
         args.format,
         ["id", "state", "release", "cloud", "units", "created"],
     )
@@ -182,7 +173,7 @@ def register(sub: Any, exit_codes: str) -> None:
         ("resume", do_resume, "continue a paused, failed or crashed run"),
         (
             "rollback",
-            runs.continuing(service.rollback, "ephyra upgrade status"),
+            runs.continuing(KIND, "rollback", "ephyra upgrade status"),
             "take back what the run did, newest first, with each strategy's downgrade",
         ),
     ):
@@ -192,8 +183,12 @@ def register(sub: Any, exit_codes: str) -> None:
         if name == "resume":
             _board_option(p, "queue the run on this board for `ephyra conductor` to resume")
     for name, handler, text in (
-        ("pause", do_pause, "ask a running upgrade to stop at its next step"),
-        ("abort", do_abort, "stop an upgrade for good (what was upgraded stays, for rollback)"),
+        ("pause", runs.simple("pause", KIND), "ask a running upgrade to stop at its next step"),
+        (
+            "abort",
+            runs.simple("abort", KIND),
+            "stop an upgrade for good (what was upgraded stays, for rollback)",
+        ),
         ("status", do_status, "where a run and each of its units are"),
     ):
         action(name, handler, text).add_argument("run", nargs="?", help=run_help)

@@ -7,19 +7,20 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ephyra.api.bodies import TriggerBody, VerifyBody
+from ephyra.api.local import Local
 from ephyra.cli import runs
+from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.engine.journal import default_url as default_journal
 from ephyra.errors import UsageError
-from ephyra.versions import desired, report, roles
+from ephyra.versions import desired, roles
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Store, default_url, open_store
+from ephyra.versions.store import Store, open_store
 
 VERSION_TEXT = """\
 The version the whole infrastructure should run (/current_version), the version each
@@ -56,27 +57,18 @@ export            write it (to --output FILE, atomically, or standard output);
 """
 
 
-def store_url(args: argparse.Namespace) -> str:
-    """--store, else a SQLite file beside the journal (when the journal is SQLite)."""
-    if args.store:
-        return str(args.store)
-    journal = args.journal or default_journal()
-    if journal.startswith("sqlite:///") and journal != "sqlite:///:memory:":
-        return f"sqlite:///{Path(journal.removeprefix('sqlite:///')).parent / 'versions.db'}"
-    return default_url()
-
-
 def opened(args: argparse.Namespace) -> tuple[Store, Keys]:
-    return open_store(store_url(args)), Keys(args.prefix or "")
+    local = Local(args.journal, args.locks, args.store, args.prefix or "")
+    return open_store(local.store_location()), Keys(args.prefix or "")
 
 
 def do_trigger(args: argparse.Namespace) -> int:
-    store, keys = opened(args)
-    with store:
-        rules = desired.Rules.parse(args.max_at_once, args.after)
-        made = desired.trigger(store, keys, args.version, rules, force=args.force)
-    before = f" (was {made.previous})" if made.previous else ""
-    print(f"current version {made.version}{before}; triggered by {made.by}")
+    body = TriggerBody.build(
+        version=args.version, max_at_once=args.max_at_once, after=args.after, force=args.force
+    )
+    made = backend(args).trigger(body)
+    before = f" (was {made['previous']})" if made["previous"] else ""
+    print(f"current version {made['version']}{before}; triggered by {made['by']}")
     return 0
 
 
@@ -91,29 +83,22 @@ def _hosts(args: argparse.Namespace) -> list[str]:
 
 
 def do_verify(args: argparse.Namespace) -> int:
-    hosts = _hosts(args)
-    store, keys = opened(args)
-    with store:
-        verdict = report.verify(store, keys, args.version, hosts)
+    verdict = backend(args).verify(VerifyBody.build(version=args.version, hosts=_hosts(args)))
+    missing = verdict["missing"]
     if args.format != "table":
-        emit(
-            {"version": verdict.version, "ok": verdict.ok, "missing": list(verdict.missing)},
-            args.format,
-        )
-    elif verdict.ok:
-        print(f"all {len(verdict.running)} host(s) run {verdict.version}")
+        emit({k: verdict[k] for k in ("version", "ok", "missing")}, args.format)
+    elif verdict["ok"]:
+        print(f"all {verdict['hosts']} host(s) run {verdict['version']}")
     else:
-        shown = " ".join(verdict.missing[:20]) + (" ..." if len(verdict.missing) > 20 else "")
+        shown = " ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
         print(
-            f"{len(verdict.missing)} of {len(hosts)} host(s) do not run {verdict.version}: {shown}"
+            f"{len(missing)} of {verdict['hosts']} host(s) do not run {verdict['version']}: {shown}"
         )
-    return 0 if verdict.ok else 1
+    return 0 if verdict["ok"] else 1
 
 
 def do_status(args: argparse.Namespace) -> int:
-    store, keys = opened(args)
-    with store:
-        found = report.status(store, keys)
+    found = backend(args).version_status()
     if args.format != "table":
         emit(found, args.format)
         return 0
@@ -132,20 +117,7 @@ def do_status(args: argparse.Namespace) -> int:
 
 
 def do_history(args: argparse.Namespace) -> int:
-    store, keys = opened(args)
-    with store:
-        found = desired.history(store, keys)
-    rows = [
-        {
-            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t.at)),
-            "version": t.version,
-            "previous": t.previous or "",
-            "by": t.by,
-            "forced": t.forced,
-            "rules": t.rules.to_dict(),
-        }
-        for t in found
-    ]
+    rows = backend(args).version_history()
     emit(rows, args.format, ["at", "version", "previous", "by", "forced", "rules"])
     return 0
 
@@ -158,26 +130,24 @@ def _version(args: argparse.Namespace, store: Store, keys: Keys) -> str:
 
 
 def do_hosts_of(args: argparse.Namespace) -> int:
-    store, keys = opened(args)
-    with store:
-        version = _version(args, store, keys)
-        hosts = roles.hosts_of(store, keys, version, args.role)
+    found = backend(args).roles(args.role, args.version)
+    hosts = found["roles"][args.role]
     if args.format != "table":
         emit(hosts, args.format)
         return 0
     rows = [{"host": h, **v} for h, v in sorted(hosts.items())]
     columns = ["host", "address", *sorted({k for r in rows for k in r} - {"host", "address"})]
-    print(f"{args.role} at {version}: {len(rows)} host(s)")
+    print(f"{args.role} at {found['version']}: {len(rows)} host(s)")
     emit(rows, "table", columns)
     return 0
 
 
 def do_list_roles(args: argparse.Namespace) -> int:
-    store, keys = opened(args)
-    with store:
-        version = _version(args, store, keys)
-        found = roles.active(store, keys, version)
-    rows = [{"role": r, "hosts": len(h), "version": version} for r, h in sorted(found.items())]
+    found = backend(args).roles(None, args.version)
+    version = found["version"]
+    rows = [
+        {"role": r, "hosts": len(h), "version": version} for r, h in sorted(found["roles"].items())
+    ]
     emit(rows, args.format, ["role", "hosts", "version"])
     return 0
 

@@ -1,0 +1,202 @@
+"""The operations of :class:`ephyra.api.local.Local`, done by a running ``ephyra serve``
+(``ephyra --url URL``): the same methods, the same answers. A run started, resumed or
+rolled back through it is driven by the server; this side follows its event stream and
+shows the progress as if it were driving it (Ctrl-C asks the server to pause it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from ephyra.api.bodies import Body, TriggerBody, VerifyBody
+from ephyra.api.codes import raise_for
+from ephyra.engine.journal import RunInfo
+from ephyra.engine.states import RunState
+from ephyra.errors import EphyraError
+from ephyra.progress import Observer
+
+TIMEOUT = 600.0  # planning a large cloud takes a while
+#: A step's status in an event -> the observer's word.
+STEP_STATUS = {"finished": "done"}
+
+
+class Remote:
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        self._http = requests.Session()
+        self._http.trust_env = False  # a proxy of the environment has no business on loopback
+        if token:
+            self._http.headers["X-Auth-Token"] = token
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = self._http.request(
+                method, self.url + path, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs
+            )
+        except requests.RequestException as exc:
+            raise EphyraError(f"cannot reach ephyra serve at {self.url}: {exc}") from exc
+        if answer.status_code >= 400:
+            raise_for(answer.status_code, _error_of(answer))
+        return answer.json()
+
+    # -- runs of every kind ------------------------------------------------------
+    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call(
+            "GET", "/v1/runs", params={"kind": kind} if kind else None
+        )["runs"]
+        return found
+
+    def run(self, ident: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/v1/runs/{ident}")
+        return found
+
+    def events(self, ident: str | None, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        if not ident:
+            raise EphyraError("name the run whose events to show")
+        found: list[dict[str, Any]] = self._call(
+            "GET", f"/v1/runs/{ident}/events", params={"after": after, "limit": limit}
+        )["events"]
+        return found
+
+    def kind_runs(self, kind: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", f"/v1/{kind}/runs")["runs"]
+        return found
+
+    def status(self, kind: str, ident: str | None) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/v1/{kind}/runs/{ident or 'latest'}")
+        return found
+
+    def pause(self, kind: str, ident: str | None) -> str:
+        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/pause")
+        return str(answer["message"])
+
+    def abort(self, kind: str, ident: str | None, observer: Observer) -> str:
+        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/abort")
+        return str(answer["message"])
+
+    def resume(
+        self, kind: str, ident: str | None, observer: Observer, exports: Any = None
+    ) -> RunInfo:
+        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/resume")
+        return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
+
+    def rollback(
+        self, kind: str, ident: str | None, observer: Observer, exports: Any = None
+    ) -> RunInfo:
+        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/rollback")
+        return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
+
+    # -- planning and starting -------------------------------------------------
+    def plan(self, kind: str, body: Body) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("POST", f"/v1/{kind}/plan", json=body.wire())
+        return found
+
+    def start(self, kind: str, body: Body, observer: Observer, **_: Any) -> RunInfo:
+        answer = self._call("POST", f"/v1/{kind}/runs", json=body.wire())
+        return self.follow(kind, answer["id"], 0, observer)
+
+    def follow(self, kind: str, run_id: str, after: int, observer: Observer) -> RunInfo:
+        """Show a run's events until it ends (paused, failed, succeeded, ...)."""
+        try:
+            for event in self._stream(run_id, after):
+                if _show(event, observer):
+                    break
+        except KeyboardInterrupt:
+            observer.message(self.pause(kind, run_id))
+            raise
+        summary = self.run(run_id)["run"]
+        return RunInfo(run_id, kind, RunState(summary["state"]), {"reason": summary["reason"]})
+
+    def _stream(self, run_id: str, after: int) -> Iterator[dict[str, Any]]:
+        try:
+            answer = self._http.get(
+                f"{self.url}/v1/runs/{run_id}/events/stream",
+                params={"after": after},
+                stream=True,
+                timeout=(10, None),
+            )
+        except requests.RequestException as exc:
+            raise EphyraError(f"cannot reach ephyra serve at {self.url}: {exc}") from exc
+        if answer.status_code >= 400:
+            raise_for(answer.status_code, _error_of(answer))
+        with answer:
+            data: list[str] = []
+            for line in answer.iter_lines(decode_unicode=True):
+                if line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    yield json.loads("\n".join(data))
+                    data = []
+
+    # -- hosts, inventory ------------------------------------------------------------
+    def hosts(self, cloud: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/v1/hosts", params={"cloud": cloud})[
+            "hosts"
+        ]
+        return found
+
+    def maintenance(self, cloud: str, host: str, on: bool) -> str:
+        body = {"cloud": cloud, "state": "on" if on else "off"}
+        return str(self._call("PUT", f"/v1/hosts/{host}/maintenance", json=body)["message"])
+
+    def clouds(self) -> list[str]:
+        return list(self._call("GET", "/v1/clouds")["clouds"])
+
+    def inventory(self, sources: list[str], cloud: str | None, role: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"source": sources}
+        if cloud:
+            params["cloud"] = cloud
+        if role:
+            params["role"] = role
+        found: dict[str, Any] = self._call("GET", "/v1/inventory", params=params)
+        return found
+
+    # -- versions ----------------------------------------------------------------
+    def trigger(self, body: TriggerBody) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("POST", "/v1/versions/trigger", json=body.wire())
+        return found
+
+    def verify(self, body: VerifyBody) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("POST", "/v1/versions/verify", json=body.wire())
+        return found
+
+    def version_status(self) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", "/v1/versions/status")
+        return found
+
+    def version_history(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/versions/history")["history"])
+
+    def roles(self, role: str | None, version: str | None) -> dict[str, Any]:
+        params = {k: v for k, v in (("role", role), ("version", version)) if v}
+        found: dict[str, Any] = self._call("GET", "/v1/roles", params=params)
+        return found
+
+
+def _error_of(answer: requests.Response) -> tuple[str, str]:
+    try:
+        error = answer.json()["error"]
+        return str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return "http_error", f"HTTP {answer.status_code}: {answer.text[:200]}"
+
+
+def _show(event: dict[str, Any], observer: Observer) -> bool:
+    """Pass an event to the observer; True when the run's drive has ended."""
+    kind = event["type"]
+    if kind == "run.started":
+        observer.started(event["title"], event["total"], event["done"])
+    elif kind == "step":
+        status = STEP_STATUS.get(event["status"], event["status"])
+        observer.step(event["node"], event["step"], status, float(event.get("seconds") or 0))
+    elif kind == "node":
+        observer.node(event["node"], event["outcome"], event.get("detail", ""))
+    elif kind == "message":
+        observer.message(event["text"])
+    elif kind == "run.finished":
+        observer.finished(event["state"])
+        return True
+    return False
