@@ -37,6 +37,7 @@ from ephyra.api.bodies import (
     VerifyBody,
 )
 from ephyra.api.codes import classify
+from ephyra.api.fresh import Fresh
 from ephyra.api.local import Local
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
@@ -81,6 +82,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def _token(request: Request) -> str | None:
@@ -145,6 +150,7 @@ def create_app(
     )
     app.add_middleware(Metrics)
     collector = metrics.JournalCollector(local)
+    fresh = Fresh(metrics.FRESH)
     registry = metrics.registry(collector)
 
     async def identify(request: Request) -> Identity:
@@ -234,9 +240,10 @@ def create_app(
 
     # -- runs of every kind ----------------------------------------------------------
     @app.get("/v1/runs", tags=["runs"], responses=_errors(), dependencies=[allowed("run:list")])
-    def list_runs(kind: Kind | None = None) -> dict[str, Any]:
+    async def list_runs(kind: Kind | None = None) -> Response:
         """Every run (or every run of one kind), oldest first, with its progress."""
-        return {"runs": collector.runs(kind.value if kind else None)}
+        name = kind.value if kind else None
+        return _json(await fresh.get(("runs", name), lambda: {"runs": collector.runs(name)}))
 
     @app.get(
         "/v1/runs/{run_id}",
@@ -244,9 +251,9 @@ def create_app(
         responses=_errors(404),
         dependencies=[allowed("run:list")],
     )
-    def show_run(run_id: str) -> dict[str, Any]:
+    async def show_run(run_id: str) -> Response:
         """A run: its summary, each node, host or unit, and its kind's full status."""
-        return local.run(run_id)
+        return _json(await fresh.get(("run", run_id), lambda: local.run(run_id)))
 
     @app.get(
         "/v1/runs/{run_id}/events",
@@ -324,9 +331,10 @@ def create_app(
     @app.get(
         "/v1/{kind}/runs", tags=["runs"], responses=_errors(), dependencies=[allowed("run:list")]
     )
-    def kind_runs(kind: Kind) -> dict[str, Any]:
+    async def kind_runs(kind: Kind) -> Response:
         """The runs of one kind, as ``ephyra KIND list`` shows them."""
-        return {"runs": local.kind_runs(kind.value)}
+        compute = lambda: {"runs": local.kind_runs(kind.value)}  # noqa: E731
+        return _json(await fresh.get(("kind-runs", kind.value), compute))
 
     @app.get(
         "/v1/{kind}/runs/{run}",
@@ -334,9 +342,10 @@ def create_app(
         responses=_errors(404),
         dependencies=[allowed("run:list")],
     )
-    def kind_status(kind: Kind, run: str) -> dict[str, Any]:
+    async def kind_status(kind: Kind, run: str) -> Response:
         """A run's status, as ``ephyra KIND status`` shows it (``latest``: the latest run)."""
-        return local.status(kind.value, run)
+        compute = lambda: local.status(kind.value, run)  # noqa: E731
+        return _json(await fresh.get(("status", kind.value, run), compute))
 
     @app.post(
         "/v1/{kind}/runs/{run}/pause",

@@ -72,11 +72,19 @@ class Policy:
         )
         if policy_file:
             self._enforcer.load_rules()
+        self._decided: dict[tuple[str, str, str, tuple[str, ...]], bool] = {}
 
     def allows(self, action: str, who: Identity) -> bool:
-        if action not in ACTIONS:
-            raise KeyError(f"no policy rule for {action!r}")
-        return bool(self._enforcer.enforce(f"ephyra:{action}", {}, who.creds()))
+        """Whether ``who`` may do ``action``; rules see only the caller's user, project
+        and roles (no target), so each decision is kept for those."""
+        key = (action, who.user, who.project, who.roles)
+        found = self._decided.get(key)
+        if found is None:
+            if action not in ACTIONS:
+                raise KeyError(f"no policy rule for {action!r}")
+            found = bool(self._enforcer.enforce(f"ephyra:{action}", {}, who.creds()))
+            self._decided[key] = found
+        return found
 
     def allowed(self, who: Identity) -> dict[str, bool]:
         return {action: self.allows(action, who) for action in ACTIONS}

@@ -217,8 +217,9 @@ def status(journal: Journal, ident: str | None) -> dict[str, Any]:
     run = find_run(journal, ident, frozenset(RunState))
     hosts = []
     servers = []
+    records = journal.records(run.id, "host:")
     for host in run.meta["hosts"]:
-        data = journal.record(run.id, f"host:{host}")
+        data = records.get(f"host:{host}", {})
         hosts.append(
             {
                 "host": host,

@@ -218,8 +218,9 @@ def _request(journal: Journal, ident: str | None, what: Request, lock_url: str |
 def status(journal: Journal, ident: str | None) -> dict[str, Any]:
     run = find_run(journal, ident, frozenset(RunState))
     nodes = []
+    records = journal.records(run.id, "node:")
     for uuid in run.meta["order"]:
-        data = NodeRecord(journal, run.id, uuid).data
+        data = records.get(f"node:{uuid}", {})
         nodes.append(
             {
                 "uuid": uuid,

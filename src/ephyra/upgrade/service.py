@@ -258,10 +258,11 @@ def status(journal: Journal, ident: str | None) -> dict[str, Any]:
     run = find_run(journal, ident, frozenset(RunState))
     the_plan = Plan.from_dict(run.meta["plan"])
     units: list[dict[str, Any]] = []
+    records = journal.records(run.id, "unit:")
     for stage in the_plan.stages:
         for n, batch in enumerate(stage.batches, 1):
             for unit in batch.units:
-                data = journal.record(run.id, f"unit:{unit.id}")
+                data = records.get(f"unit:{unit.id}", {})
                 actions = data.get("actions") or {}
                 versions = [
                     f"{a.get('before') or '?'}->{a.get('back') or a.get('after')}"
