@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:  # the testbed package lives at the repository roo
 
 from testbed.etcd import Etcd  # noqa: E402
 from testbed.ironic import Testbed  # noqa: E402
+from testbed.keystone import Keystone, start_keystone  # noqa: E402
 from testbed.nova import NovaTestbed  # noqa: E402
 from testbed.seed import clear  # noqa: E402
 
@@ -103,3 +104,10 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     root = tmp_path_factory.mktemp("etcd")
     with Etcd(root / "data", root / "etcd.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
+    """A real Keystone (admin, member and reader roles), once per session."""
+    with start_keystone(tmp_path_factory.mktemp("keystone")) as started:
+        yield started

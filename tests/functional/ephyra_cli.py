@@ -38,10 +38,12 @@ class Ephyra:
     def journal_file(self) -> Path:
         return self.state / "ephyra" / "journal.db"
 
-    def __call__(self, *args: str, timeout: float = 300) -> Result:
+    def __call__(
+        self, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> Result:
         proc = subprocess.run(
             [*EPHYRA, *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

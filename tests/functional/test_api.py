@@ -31,14 +31,19 @@ ADMIN, MEMBER, READER = list(TOKENS)
 
 
 class Server:
-    def __init__(self, ephyra: Ephyra, tmp: Path) -> None:
-        tokens = tmp / "tokens.yaml"
-        tokens.write_text(yaml.safe_dump(TOKENS))
+    """``ephyra serve`` in a process of its own: static tokens (``TOKENS``) unless ``auth``
+    gives other options."""
+
+    def __init__(self, ephyra: Ephyra, tmp: Path, auth: list[str] | None = None) -> None:
+        if auth is None:
+            tokens = tmp / "tokens.yaml"
+            tokens.write_text(yaml.safe_dump(TOKENS))
+            auth = ["--tokens", str(tokens)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp / "serve.log").open("w")
         self.proc = subprocess.Popen(
-            [*EPHYRA, "serve", "--port", str(self.port), "--tokens", str(tokens)],
+            [*EPHYRA, "serve", "--port", str(self.port), *auth],
             env=ephyra.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -190,6 +195,8 @@ def test_tokens_and_errors(served: tuple[Server, Ephyra]) -> None:
                 assert answer.json()["error"]["code"] == "unauthorized"
             wrong = server.call(method.upper(), concrete, token="not-a-token-at-all")
             assert wrong.status_code == expected
+    assert server.call("GET", "/openapi.json", token=None).status_code == 401
+    assert server.call("GET", "/", token=None).status_code == 401  # the login page, no data
     assert server.call("GET", "/v1/runs/nothing").json()["error"]["code"] == "run_not_found"
     bad = server.call("POST", "/v1/forklift/plan", json={"from": "cp1", "to": "nowhere"})
     assert (bad.status_code, bad.json()["error"]["code"]) == (404, "cloud_not_found")

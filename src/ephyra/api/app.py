@@ -147,6 +147,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind a token like the rest
     )
     app.add_middleware(Metrics)
     collector = metrics.JournalCollector(local)
@@ -210,6 +211,10 @@ def create_app(
     @app.get("/healthz", tags=["server"], summary="liveness (no token needed)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_who: Who) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/v1/whoami", tags=["server"], responses=_errors())
     async def whoami(who: Who) -> dict[str, Any]:
@@ -496,9 +501,11 @@ def create_app(
         path = STATIC / name
         try:
             await identify(request)
-        except (NotAuthenticated, EphyraError):
-            login = (STATIC / "login.html").read_text()
-            return HTMLResponse(login, status_code=401)
+        except EphyraError as exc:
+            login = STATIC / "login.html"
+            if not login.is_file():
+                return error_response(401, "unauthorized", str(exc))
+            return HTMLResponse(login.read_text(), status_code=401)
         media = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
         return Response(path.read_bytes(), media_type=media.get(path.suffix, "text/plain"))
 
