@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel
@@ -29,6 +30,7 @@ from ephyra.api import metrics
 from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
 from ephyra.api.bodies import (
+    NAME,
     EvacuateBody,
     ForkliftBody,
     MaintenanceBody,
@@ -417,7 +419,7 @@ def create_app(
         responses=_errors(404, 502, 503),
         dependencies=[allowed("host:list")],
     )
-    def hosts(cloud: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+    def hosts(cloud: Annotated[str, Query(pattern=NAME)]) -> dict[str, Any]:
         """The compute hosts of a cloud, with their nova-compute state and maintenance."""
         return {"hosts": local.hosts(cloud)}
 
@@ -427,7 +429,9 @@ def create_app(
         responses=_errors(400, 404, 409, 502, 503),
         dependencies=[allowed("host:maintenance")],
     )
-    def maintenance(host: str, body: MaintenanceBody) -> dict[str, str]:
+    def maintenance(
+        host: Annotated[str, FastPath(pattern=NAME)], body: MaintenanceBody
+    ) -> dict[str, str]:
         """Disable (on) or enable (off) a host's nova-compute; off only undoes Ephyra's on."""
         return {"message": local.maintenance(body.cloud, host, body.state == "on")}
 

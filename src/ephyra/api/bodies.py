@@ -4,13 +4,16 @@ both hand them to the same operations; they are also the OpenAPI document's sche
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra.errors import UsageError
 
 B = TypeVar("B", bound="Body")
+#: A cloud of clouds.yaml, a host: letters, digits and ._:@- (they name locks and keys).
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
+Name = Annotated[str, Field(pattern=NAME)]
 
 
 class Body(BaseModel):
@@ -31,8 +34,8 @@ class Body(BaseModel):
 
 
 class ForkliftBody(Body):
-    source: str = Field(alias="from", min_length=1, description="cloud the nodes leave")
-    target: str = Field(alias="to", min_length=1, description="cloud the nodes join")
+    source: str = Field(alias="from", pattern=NAME, description="cloud the nodes leave")
+    target: str = Field(alias="to", pattern=NAME, description="cloud the nodes join")
     nodes: list[str] | None = Field(None, description="only these nodes (names or UUIDs)")
     concurrency: int = Field(1, ge=1, le=1000, description="nodes moved at once")
     batch_size: int = Field(0, ge=0, description="nodes between two health gates (0: concurrency)")
@@ -50,9 +53,9 @@ class ForkliftBody(Body):
 
 
 class EvacuateBody(Body):
-    cloud: str = Field(min_length=1, description="cloud from clouds.yaml")
-    hosts: list[str] = Field(min_length=1, description="compute hosts to empty")
-    target: str | None = Field(None, description="move every server to this host")
+    cloud: str = Field(pattern=NAME, description="cloud from clouds.yaml")
+    hosts: list[Name] = Field(min_length=1, description="compute hosts to empty")
+    target: str | None = Field(None, pattern=NAME, description="move every server to this host")
     concurrency: int = Field(4, ge=1, le=1000)
     per_host: int = Field(2, ge=1, le=1000)
     max_per_project: int | None = Field(None, ge=1)
@@ -60,7 +63,7 @@ class EvacuateBody(Body):
     fallback: Literal["cold", "stop", "skip"] = "cold"
     on_timeout: Literal["abort", "force-complete"] = "abort"
     migration_timeout: float = Field(600.0, gt=0)
-    also_down: list[str] = Field(default_factory=list)
+    also_down: list[Name] = Field(default_factory=list)
 
 
 class UpgradeBody(Body):
@@ -68,12 +71,14 @@ class UpgradeBody(Body):
     sources: list[str] = Field(
         default_factory=list, description="inventory sources: openstack[:CLOUD], static:FILE, ..."
     )
-    cloud: str | None = Field(None, description="the cloud whose APIs gate the upgrade")
+    cloud: str | None = Field(
+        None, pattern=NAME, description="the cloud whose APIs gate the upgrade"
+    )
     width: int = Field(6, ge=1, le=1000, description="hosts named per batch in the plan's text")
 
 
 class MaintenanceBody(Body):
-    cloud: str = Field(min_length=1)
+    cloud: str = Field(pattern=NAME)
     state: Literal["on", "off"]
 
 

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from tooz import coordination
 
@@ -31,7 +32,8 @@ class RunLock:
             self._coord.start(start_heart=True)
         except Exception as exc:
             raise UsageError(f"cannot use lock backend {self.url}: {exc}") from exc
-        self._lock = self._coord.get_lock(name.encode())
+        # a name holds cloud and host names: percent-encoded, it is one safe file name
+        self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False
 
     def try_acquire(self) -> bool:
