@@ -128,8 +128,15 @@ class Metrics:
 
 
 def create_app(
-    local: Local, authenticator: Authenticator, policy: Policy, *, stop_timeout: float = 60.0
+    local: Local,
+    authenticator: Authenticator,
+    policy: Policy,
+    *,
+    stop_timeout: float = 60.0,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> FastAPI:
+    """The app; ``stopping`` tells event streams the server is shutting down (they end,
+    so that it need not wait for their readers)."""
     driven = Driven(local)
 
     @asynccontextmanager
@@ -285,7 +292,7 @@ def create_app(
             nonlocal seq
             quiet = 0.0
             yield ": ephyra events\n\n"
-            while not await request.is_disconnected():
+            while not stopping() and not await request.is_disconnected():
                 found = await anyio.to_thread.run_sync(events.read, engine, run_id, seq, 500)
                 for event in found:
                     seq = event["seq"]

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,21 @@ def do_serve(args: argparse.Namespace) -> int:
             make_tokens_file(path)
             print(f"ephyra serve: an admin token is in {path}", file=sys.stderr)
         authenticator = StaticTokens(path)
-    app = create_app(local, authenticator, policy)
+    stopping = threading.Event()
+    app = create_app(
+        local, authenticator, policy, stop_timeout=args.stop_timeout, stopping=stopping.is_set
+    )
     if args.openapi:
         print(json.dumps(app.openapi(), indent=2, sort_keys=True))
         return 0
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()  # event streams end, then the server waits for the rest
+            super().handle_exit(sig, frame)
+
     print(f"ephyra serve: http://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -74,6 +84,7 @@ def do_serve(args: argparse.Namespace) -> int:
         http="httptools",
         timeout_graceful_shutdown=args.stop_timeout,
     )
+    Server(config).run()
     return 0
 
 

@@ -1,0 +1,245 @@
+// Ephyra's dashboard: runs with their progress and actions, compute hosts with theirs.
+// Every request carries the token of the login cookie; the event stream (a GET) is
+// authenticated by the cookie itself. Text from the API is only ever set as textContent.
+"use strict";
+
+const token = decodeURIComponent(
+  (document.cookie.split("; ").find((c) => c.startsWith("ephyra_token=")) || "=").split("=")[1]
+);
+const byId = (id) => document.getElementById(id);
+let allowed = {};
+let selected = null; // {id, kind}
+let refreshTimer = null;
+
+// Which action a state allows.
+const ACTIONS = {
+  pause: ["running"],
+  resume: ["paused", "failed"],
+  abort: ["running", "paused", "failed"],
+  rollback: ["paused", "failed", "succeeded", "aborted"],
+};
+
+async function api(method, path, body) {
+  const options = { method, headers: { "X-Auth-Token": token } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const answer = await fetch(path, options);
+  const data = await answer.json().catch(() => ({}));
+  if (answer.status === 401) {
+    location.assign("/");
+  }
+  if (!answer.ok) {
+    const error = data.error || { code: "http_" + answer.status, message: answer.statusText };
+    throw new Error(error.message + " (" + error.code + ")");
+  }
+  return data;
+}
+
+function say(text, ok) {
+  const box = byId("message");
+  box.textContent = text;
+  box.className = ok ? "ok" : "";
+  box.hidden = !text;
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function bar(done, total, failed) {
+  const outer = document.createElement("div");
+  outer.className = "bar" + (failed ? " failed" : "");
+  outer.setAttribute("role", "progressbar");
+  outer.setAttribute("aria-valuemin", "0");
+  outer.setAttribute("aria-valuemax", String(total));
+  outer.setAttribute("aria-valuenow", String(done));
+  outer.dataset.done = String(done);
+  outer.dataset.total = String(total);
+  const inner = document.createElement("div");
+  inner.style.width = total ? Math.round((100 * done) / total) + "%" : "0";
+  outer.appendChild(inner);
+  return outer;
+}
+
+async function loadRuns() {
+  const { runs } = await api("GET", "/v1/runs");
+  const body = byId("runs").querySelector("tbody");
+  body.replaceChildren();
+  for (const run of runs.slice().reverse()) {
+    const row = document.createElement("tr");
+    row.className = "run" + (selected && selected.id === run.id ? " selected" : "");
+    row.dataset.runId = run.id;
+    row.dataset.state = run.state;
+    cell(row, run.kind);
+    cell(row, run.title);
+    cell(row, run.state, "state state-" + run.state);
+    const progress = cell(row, "");
+    progress.appendChild(bar(run.done, run.total, run.failed));
+    cell(row, new Date(run.created * 1000).toLocaleString());
+    row.addEventListener("click", () => select(run.id, run.kind));
+    body.appendChild(row);
+  }
+}
+
+async function loadRun() {
+  if (!selected) return;
+  const { run, items } = await api("GET", "/v1/runs/" + selected.id);
+  byId("run-panel").hidden = false;
+  byId("run-title").textContent = run.kind + " " + run.title + " (" + run.id.slice(0, 8) + ")";
+  const state = byId("run-state");
+  state.textContent = run.state;
+  state.dataset.state = run.state;
+  state.className = "state-" + run.state;
+  byId("run-reason").textContent = run.reason ? "(" + run.reason + ")" : "";
+  byId("run-progress").replaceWith(Object.assign(bar(run.done, run.total, run.failed), { id: "run-progress" }));
+  byId("run-counts").textContent = run.done + " of " + run.total + " done, " + run.failed + " failed";
+  for (const button of byId("actions").querySelectorAll("button")) {
+    const action = button.dataset.action;
+    button.hidden = !(allowed["run:" + action] && ACTIONS[action].includes(run.state));
+  }
+  const body = byId("items").querySelector("tbody");
+  body.replaceChildren();
+  for (const item of items) {
+    const row = document.createElement("tr");
+    row.dataset.state = item.state;
+    cell(row, item.name);
+    cell(row, item.state, "state-" + item.state);
+    cell(row, item.rollback);
+    cell(row, item.error);
+    body.appendChild(row);
+  }
+}
+
+function select(id, kind) {
+  selected = { id, kind };
+  refresh();
+}
+
+function refresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    loadRuns().catch((e) => say(e.message));
+    loadRun().catch((e) => say(e.message));
+  }, 200);
+}
+
+async function act(action) {
+  if (!selected) return;
+  try {
+    const answer = await api("POST", "/v1/" + selected.kind + "/runs/" + selected.id + "/" + action);
+    say(answer.message || action + " asked", true);
+  } catch (e) {
+    say(e.message);
+  }
+  refresh();
+}
+
+async function start(event) {
+  event.preventDefault();
+  const body = {
+    from: byId("start-from").value,
+    to: byId("start-to").value,
+    concurrency: Number(byId("start-concurrency").value) || 1,
+  };
+  const credentials = byId("start-credentials").value.trim();
+  if (credentials) body.credentials = credentials;
+  try {
+    const made = await api("POST", "/v1/forklift/runs", body);
+    say("forklift run " + made.id.slice(0, 8) + " started", true);
+    select(made.id, "forklift");
+  } catch (e) {
+    say(e.message);
+  }
+}
+
+async function loadHosts() {
+  const cloud = byId("hosts-cloud").value;
+  const body = byId("hosts").querySelector("tbody");
+  body.replaceChildren();
+  try {
+    const { hosts } = await api("GET", "/v1/hosts?cloud=" + encodeURIComponent(cloud));
+    for (const host of hosts) {
+      const row = document.createElement("tr");
+      row.dataset.host = host.host;
+      cell(row, host.host);
+      cell(row, host.status);
+      cell(row, host.state);
+      cell(row, host.maintenance ? "yes (Ephyra)" : "no");
+      cell(row, host.disabled_reason);
+      const buttons = cell(row, "");
+      if (allowed["host:maintenance"]) {
+        const on = !host.maintenance;
+        const button = document.createElement("button");
+        button.textContent = on ? "Maintenance on" : "Maintenance off";
+        button.dataset.action = on ? "maintenance-on" : "maintenance-off";
+        button.addEventListener("click", () => hostAction(
+          "PUT", "/v1/hosts/" + encodeURIComponent(host.host) + "/maintenance",
+          { cloud, state: on ? "on" : "off" }));
+        buttons.appendChild(button);
+      }
+      if (allowed["host:evacuate"]) {
+        const button = document.createElement("button");
+        button.textContent = "Evacuate";
+        button.dataset.action = "evacuate";
+        button.addEventListener("click", () => hostAction(
+          "POST", "/v1/evacuate/runs", { cloud, hosts: [host.host] }));
+        buttons.appendChild(button);
+      }
+      body.appendChild(row);
+    }
+  } catch (e) {
+    say(e.message);
+  }
+}
+
+async function hostAction(method, path, body) {
+  try {
+    const answer = await api(method, path, body);
+    say(answer.message || "evacuation run " + (answer.id || "").slice(0, 8) + " started", true);
+    if (answer.id) select(answer.id, answer.kind);
+  } catch (e) {
+    say(e.message);
+  }
+  loadHosts();
+}
+
+async function main() {
+  const me = await api("GET", "/v1/whoami");
+  allowed = me.allowed;
+  byId("who").textContent = me.user + " (" + me.project + "): " + me.roles.join(", ");
+  byId("logout").addEventListener("click", () => {
+    document.cookie = "ephyra_token=; path=/; max-age=0";
+    location.assign("/");
+  });
+  for (const button of byId("actions").querySelectorAll("button")) {
+    button.addEventListener("click", () => act(button.dataset.action));
+  }
+  const { clouds } = await api("GET", "/v1/clouds");
+  for (const id of ["start-from", "start-to", "hosts-cloud"]) {
+    for (const name of clouds) {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      byId(id).appendChild(option);
+    }
+  }
+  if (clouds.length > 1) byId("start-to").value = clouds[1];
+  byId("start-form").hidden = !allowed["run:start"];
+  byId("start-form").addEventListener("submit", start);
+  byId("hosts-load").addEventListener("click", loadHosts);
+  const stream = new EventSource("/v1/events/stream");
+  stream.onmessage = refresh;
+  for (const type of ["run.started", "step", "node", "message", "run.state", "run.finished"]) {
+    stream.addEventListener(type, refresh);
+  }
+  setInterval(refresh, 3000);
+  await loadRuns();
+}
+
+main().catch((e) => say(e.message));
