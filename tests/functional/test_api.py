@@ -18,7 +18,7 @@ import yaml
 from testbed.ironic import Testbed, free_port
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import EPHYRA, Ephyra
-from tests.functional.invariants import assert_exactly_one, assert_home
+from tests.functional.invariants import assert_exactly_one, assert_home, where
 
 pytestmark = pytest.mark.functional
 
@@ -209,3 +209,39 @@ def test_tokens_and_errors(served: tuple[Server, Ephyra]) -> None:
     assert refused.code == 2 and "not known" in refused.err
     gone = ephyra("--url", "http://127.0.0.1:1", "run", "list")
     assert gone.code == 1 and "cannot reach ephyra serve" in gone.err
+
+
+def test_a_server_killed_mid_run_leaves_it_resumable(
+    clean_testbed: Testbed, tmp_path: Path
+) -> None:
+    ephyra = Ephyra(clean_testbed.clouds_yaml, tmp_path / "state")
+    specs = seed_nodes(clean_testbed.connect("cp1"), 6)
+    creds = write_credentials(tmp_path / "c.yaml", specs)
+    original = snapshot(clean_testbed.connect("cp1"))
+    server = Server(ephyra, tmp_path)
+    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
+    run_id = server.call("POST", "/v1/forklift/runs", json=body).json()["id"]
+    with requests.get(
+        f"{server.url}/v1/runs/{run_id}/events/stream",
+        headers={"X-Auth-Token": ADMIN},
+        stream=True,
+        timeout=(5, 120),
+    ) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if '"step": "enroll-target", "status": "started"' in line and "node-0001" in line:
+                break  # in the middle of the move: in both control planes for a moment
+    server.proc.kill()
+    server.proc.wait(30)
+    server.log.close()
+    lost = {u: p for u, p in where(clean_testbed, list(original)).items() if not p}
+    assert not lost, f"nodes enrolled nowhere after the kill: {lost}"
+    (tmp_path / "again").mkdir()
+    again = Server(ephyra, tmp_path / "again")
+    try:
+        resumed = again.call("POST", f"/v1/forklift/runs/{run_id}/resume")
+        assert resumed.status_code == 202, resumed.text
+        seen = events_until_end(again, run_id)
+        assert seen[-1]["state"] == "succeeded"
+        assert_home(clean_testbed, original, "cp2")
+    finally:
+        again.stop()
