@@ -245,3 +245,28 @@ def test_a_server_killed_mid_run_leaves_it_resumable(
         assert_home(clean_testbed, original, "cp2")
     finally:
         again.stop()
+
+
+def test_sigterm_pauses_the_runs_the_server_drives(clean_testbed: Testbed, tmp_path: Path) -> None:
+    ephyra = Ephyra(clean_testbed.clouds_yaml, tmp_path / "state")
+    specs = seed_nodes(clean_testbed.connect("cp1"), 6)
+    creds = write_credentials(tmp_path / "c.yaml", specs)
+    original = snapshot(clean_testbed.connect("cp1"))
+    server = Server(ephyra, tmp_path)
+    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
+    run_id = server.call("POST", "/v1/forklift/runs", json=body).json()["id"]
+    deadline = time.monotonic() + 120
+    while server.call("GET", f"/v1/runs/{run_id}").json()["run"]["done"] < 1:
+        assert time.monotonic() < deadline, "no node moved within 120 s"
+        time.sleep(0.1)
+    began = time.monotonic()
+    server.stop()  # SIGTERM
+    stopped = time.monotonic() - began
+    assert stopped < 30, f"the server took {stopped:.1f} s to stop"
+    state = json.loads(ephyra("--format", "json", "forklift", "status", run_id).out)
+    assert state["state"] == "paused", state
+    assert 1 <= state["counts"].get("moved", 0) < 6
+    assert_exactly_one(clean_testbed, list(original))
+    resumed = ephyra("forklift", "resume", run_id)  # in-process this time
+    assert resumed.code == 0, resumed.err
+    assert_home(clean_testbed, original, "cp2")
