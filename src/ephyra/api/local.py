@@ -63,8 +63,8 @@ def progress(run: RunInfo, outcomes: dict[str, str]) -> dict[str, Any]:
         total = sum(len(b["units"]) for s in stages for b in s["batches"])
         title = f"to {meta.get('release')}" + (f" on {meta['cloud']}" if meta.get("cloud") else "")
     else:
-        title, total = f"{', '.join(meta.get('hosts', []))} on {meta.get('cloud')}", 0
-        total = len(meta.get("hosts", []))
+        hosts = meta.get("hosts", [])
+        title, total = f"{', '.join(hosts)} on {meta.get('cloud')}", len(hosts)
     return {
         "id": run.id,
         "kind": run.kind,
@@ -169,10 +169,11 @@ class Local:
         return run
 
     def target(self, kind: str, ident: str | None, action: str) -> RunInfo:
-        """The run an action without an id acts on (the CLI's and the API's 'latest')."""
+        """The run ``action`` (resume, abort, rollback) acts on: the one named, else the
+        latest unfinished one (the latest of all for a rollback)."""
         from ephyra.engine.states import UNFINISHED, RunState
 
-        states = frozenset(RunState) if action in ("status", "rollback") else UNFINISHED
+        states = frozenset(RunState) if action == "rollback" else UNFINISHED
         return self.journal.find(kind, _latest(ident), states)
 
     # -- planning and starting -------------------------------------------------
@@ -243,8 +244,12 @@ class Local:
 
     def clouds(self) -> list[str]:
         import openstack.config
+        from openstack.config import exceptions
 
-        return sorted(openstack.config.OpenStackConfig().get_cloud_names())
+        try:
+            return sorted(openstack.config.OpenStackConfig().get_cloud_names())
+        except exceptions.OpenStackConfigException as exc:
+            raise UsageError(f"cannot read clouds.yaml: {exc}") from exc
 
     def inventory(self, sources: list[str], cloud: str | None, role: str | None) -> dict[str, Any]:
         from ephyra.inventory.model import inventory
