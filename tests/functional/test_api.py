@@ -78,6 +78,16 @@ def served(clean_testbed: Testbed, tmp_path: Path) -> Iterator[tuple[Server, Eph
     assert code in (0, -15) and "Traceback" not in log, log
 
 
+def seeded(testbed: Testbed, tmp: Path, count: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """``count`` deployed nodes on cp1: how they look, and the body of a forklift to cp2."""
+    creds = write_credentials(tmp / "c.yaml", seed_nodes(testbed.connect("cp1"), count))
+    return snapshot(testbed.connect("cp1")), {
+        "from": "cp1",
+        "to": "cp2",
+        "credentials": f"file:{creds}",
+    }
+
+
 def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[dict[str, Any]]:
     """Read the run's Server-Sent Events until it ends."""
     found: list[dict[str, Any]] = []
@@ -101,10 +111,7 @@ def test_forklift_through_the_api_streams_its_progress(
     served: tuple[Server, Ephyra], clean_testbed: Testbed, tmp_path: Path
 ) -> None:
     server, ephyra = served
-    specs = seed_nodes(clean_testbed.connect("cp1"), 3)
-    creds = write_credentials(tmp_path / "c.yaml", specs)
-    original = snapshot(clean_testbed.connect("cp1"))
-    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
+    original, body = seeded(clean_testbed, tmp_path, 3)
     answer = server.call("POST", "/v1/forklift/runs", json=body)
     assert answer.status_code == 202, answer.text
     run_id = answer.json()["id"]
@@ -150,10 +157,7 @@ def test_pause_by_a_member_and_resume_from_the_command_line(
     served: tuple[Server, Ephyra], clean_testbed: Testbed, tmp_path: Path
 ) -> None:
     server, ephyra = served
-    specs = seed_nodes(clean_testbed.connect("cp1"), 6)
-    creds = write_credentials(tmp_path / "c.yaml", specs)
-    original = snapshot(clean_testbed.connect("cp1"))
-    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
+    original, body = seeded(clean_testbed, tmp_path, 6)
     refused = server.call("POST", "/v1/forklift/runs", token=MEMBER, json=body)
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "forbidden"
@@ -215,11 +219,8 @@ def test_a_server_killed_mid_run_leaves_it_resumable(
     clean_testbed: Testbed, tmp_path: Path
 ) -> None:
     ephyra = Ephyra(clean_testbed.clouds_yaml, tmp_path / "state")
-    specs = seed_nodes(clean_testbed.connect("cp1"), 6)
-    creds = write_credentials(tmp_path / "c.yaml", specs)
-    original = snapshot(clean_testbed.connect("cp1"))
+    original, body = seeded(clean_testbed, tmp_path, 6)
     server = Server(ephyra, tmp_path)
-    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
     run_id = server.call("POST", "/v1/forklift/runs", json=body).json()["id"]
     with requests.get(
         f"{server.url}/v1/runs/{run_id}/events/stream",
@@ -249,11 +250,8 @@ def test_a_server_killed_mid_run_leaves_it_resumable(
 
 def test_sigterm_pauses_the_runs_the_server_drives(clean_testbed: Testbed, tmp_path: Path) -> None:
     ephyra = Ephyra(clean_testbed.clouds_yaml, tmp_path / "state")
-    specs = seed_nodes(clean_testbed.connect("cp1"), 6)
-    creds = write_credentials(tmp_path / "c.yaml", specs)
-    original = snapshot(clean_testbed.connect("cp1"))
+    original, body = seeded(clean_testbed, tmp_path, 6)
     server = Server(ephyra, tmp_path)
-    body = {"from": "cp1", "to": "cp2", "credentials": f"file:{creds}"}
     run_id = server.call("POST", "/v1/forklift/runs", json=body).json()["id"]
     deadline = time.monotonic() + 120
     while server.call("GET", f"/v1/runs/{run_id}").json()["run"]["done"] < 1:

@@ -155,15 +155,18 @@ class Local:
     def resume(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
     ) -> RunInfo:
-        run: RunInfo = _service(kind).resume(
-            self.journal, _latest(ident), observer, lock_url=self.lock_url, exports=exports
-        )
-        return run
+        return self._drive("resume", kind, ident, observer, exports)
 
     def rollback(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
     ) -> RunInfo:
-        run: RunInfo = _service(kind).rollback(
+        return self._drive("rollback", kind, ident, observer, exports)
+
+    def _drive(
+        self, action: str, kind: str, ident: str | None, observer: Observer, exports: Exports
+    ) -> RunInfo:
+        operation = getattr(_service(kind), action)
+        run: RunInfo = operation(
             self.journal, _latest(ident), observer, lock_url=self.lock_url, exports=exports
         )
         return run
