@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-debs=(postgresql rabbitmq-server etcd-server etcd-client puppet dpkg-dev wrk chromium)  # etcd-client, wrk: bench; puppet, dpkg-dev: strategies; chromium: dashboard
+debs=(postgresql rabbitmq-server etcd-server etcd-client puppet dpkg-dev wrk chromium iputils-arping)  # etcd-client, wrk: bench; puppet, dpkg-dev: strategies; chromium: dashboard; arping: netscheme
 missing=()
 for deb in "${debs[@]}"; do
     dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

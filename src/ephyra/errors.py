@@ -6,6 +6,7 @@
     ├── UsageError                 bad input, refused before anything changed   (exit 2)
     │   ├── CloudNotFound          a cloud name missing from clouds.yaml
     │   ├── RunNotFound
+    │   ├── EnvironmentNotFound    an environment not imported (``ephyra env``)
     │   ├── IllegalTransition      a run asked to go where its state table forbids
     │   ├── PlanRefused            preflight found nodes that cannot move
     │   ├── SecretsUnavailable     masked BMC secrets and no credential source
@@ -42,6 +43,10 @@ class CloudNotFound(UsageError):
 
 
 class RunNotFound(UsageError):
+    pass
+
+
+class EnvironmentNotFound(UsageError):
     pass
 
 

@@ -9,7 +9,7 @@ import pytest
 from ephyra.api.policy import ACTIONS, Identity, Policy
 from ephyra.errors import UsageError
 
-READS = {"run:list", "host:list", "inventory:show", "version:read", "metrics:read"}
+READS = {"run:list", "host:list", "inventory:show", "version:read", "env:read", "metrics:read"}
 MEMBER = READS | {"run:plan", "run:pause", "run:resume"}
 EXPECTED = {
     "reader": READS,

@@ -31,6 +31,7 @@ from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
 from ephyra.api.bodies import (
     NAME,
+    EnvUpgradeBody,
     EvacuateBody,
     ForkliftBody,
     MaintenanceBody,
@@ -44,6 +45,8 @@ from ephyra.api.local import Local
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
 from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
+from ephyra.netscheme.model import Environment
+from ephyra.netscheme.serializers import Mode
 
 LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -506,6 +509,77 @@ def create_app(
     def roles(role: str | None = None, version: str | None = None) -> dict[str, Any]:
         """The hosts of each role, with their addresses, at a version (default: desired)."""
         return local.roles(role, version)
+
+    # -- environments (parallel control plane on the same VIPs) ----------------------
+    Cluster = Annotated[str, FastPath(pattern=NAME, description="environment id or name")]
+
+    @app.get(
+        "/v1/clusters",
+        tags=["environments"],
+        dependencies=[allowed("env:read")],
+        responses=_errors(),
+    )
+    def clusters() -> dict[str, Any]:
+        """Every environment: status, release, VIPs and where each node stands."""
+        return {"clusters": local.env_list()}
+
+    @app.post(
+        "/v1/clusters",
+        tags=["environments"],
+        dependencies=[allowed("env:change")],
+        responses=_errors(400),
+    )
+    def import_cluster(body: Environment, replace: bool = False) -> dict[str, Any]:
+        """Import an environment (networks, VIPs, nodes); ``replace`` overwrites one."""
+        return local.env_import(body.model_dump(mode="json"), replace)
+
+    @app.get(
+        "/v1/clusters/{cluster}",
+        tags=["environments"],
+        dependencies=[allowed("env:read")],
+        responses=_errors(404),
+    )
+    def cluster(cluster: Cluster) -> dict[str, Any]:
+        """An environment, whole."""
+        return local.env_show(cluster)
+
+    @app.put(
+        "/v1/clusters/{cluster}/upgrade",
+        tags=["environments"],
+        dependencies=[allowed("env:change")],
+        responses=_errors(400, 404, 409),
+    )
+    def upgrade_cluster(cluster: Cluster, body: EnvUpgradeBody) -> dict[str, Any]:
+        """Put the environment under upgrade to a release; the nodes named (default: the
+        primary controller) are to be reinstalled with it."""
+        return local.env_upgrade(cluster, body)
+
+    @app.put(
+        "/v1/clusters/{cluster}/nodes/{node}/installed",
+        tags=["environments"],
+        dependencies=[allowed("env:change")],
+        responses=_errors(400, 404, 409),
+    )
+    def node_installed(
+        cluster: Cluster, node: Annotated[str, FastPath(pattern=NAME)]
+    ) -> dict[str, Any]:
+        """Record that a node was reinstalled with its pending release."""
+        return local.env_installed(cluster, node)
+
+    @app.get(
+        "/v1/clusters/{cluster}/orchestrator/deployment/defaults",
+        tags=["environments"],
+        dependencies=[allowed("env:read")],
+        responses=_errors(400, 404),
+    )
+    def deployment_defaults(
+        cluster: Cluster,
+        nodes: Annotated[list[str], Query(min_length=1)],
+        mode: Mode | None = None,
+    ) -> dict[str, Any]:
+        """The deployment information of nodes, in the mode detected (or ``mode``):
+        default, isolated or cutover."""
+        return {"nodes": local.deployment_info(cluster, nodes, mode)}
 
     # -- the dashboard -------------------------------------------------------------------
     async def page(request: Request, name: str) -> Response:

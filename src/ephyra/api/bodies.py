@@ -92,3 +92,11 @@ class TriggerBody(Body):
 class VerifyBody(Body):
     version: str = Field(min_length=1)
     hosts: list[str] = Field(min_length=1)
+
+
+class EnvUpgradeBody(Body):
+    release_id: int = Field(ge=1, description="the release to upgrade the environment to")
+    nodes: list[str] = Field(
+        default_factory=list,
+        description="nodes to reinstall with it, by name or id (default: the primary controller)",
+    )

@@ -18,7 +18,14 @@ from typing import Any
 
 from rich.console import Console
 
-from ephyra.api.bodies import EvacuateBody, ForkliftBody, TriggerBody, UpgradeBody, VerifyBody
+from ephyra.api.bodies import (
+    EnvUpgradeBody,
+    EvacuateBody,
+    ForkliftBody,
+    TriggerBody,
+    UpgradeBody,
+    VerifyBody,
+)
 from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
@@ -271,6 +278,47 @@ class Local:
         return data
 
     # -- versions ----------------------------------------------------------------
+    # -- environments (parallel control plane) ----------------------------------------
+    @cached_property
+    def environments(self) -> Any:
+        from ephyra.netscheme.store import Environments
+
+        return Environments(self.journal.engine)
+
+    def env_list(self) -> list[dict[str, Any]]:
+        return [env_summary(e) for e in self.environments.list()]
+
+    def env_show(self, ref: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.environments.get(ref).model_dump(mode="json")
+        return found
+
+    def env_import(self, doc: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+        from ephyra.netscheme.model import Environment
+
+        env = Environment.parse(doc)
+        new = self.environments.put(env, replace=replace)
+        return {**env_summary(env), "created": new}
+
+    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> dict[str, Any]:
+        from ephyra.netscheme.lifecycle import upgrade
+
+        return env_summary(self.environments.change(ref, upgrade(body.release_id, body.nodes)))
+
+    def env_installed(self, ref: str, node: str) -> dict[str, Any]:
+        from ephyra.netscheme.lifecycle import installed
+
+        return env_summary(self.environments.change(ref, installed(node)))
+
+    def deployment_info(
+        self, ref: str, nodes: list[str], mode: str | None = None
+    ) -> list[dict[str, Any]]:
+        from ephyra.netscheme.serializers import MODES, deployment_info
+
+        if mode is not None and mode not in MODES:
+            raise UsageError(f"no mode {mode}: one of {', '.join(MODES)}")
+        env = self.environments.get(ref)
+        return [deployment_info(env, n, mode) for n in nodes]
+
     def store_location(self) -> str:
         """--store, else a SQLite file beside the journal (when the journal is SQLite)."""
         if self.store_url:
@@ -388,3 +436,25 @@ def upgrade_cloud(body: UpgradeBody) -> str | None:
     if body.cloud is None and len(named) == 1:
         return named.pop()
     return body.cloud
+
+
+def env_summary(env: Any) -> dict[str, Any]:
+    """An environment in a line: its state and where each node stands."""
+    return {
+        "id": env.id,
+        "name": env.name,
+        "status": env.status,
+        "release_id": env.release_id,
+        "provider": env.provider,
+        "vips": ", ".join(f"{v.name}={v.address}" for v in env.vips),
+        "nodes": [
+            {
+                "name": n.name,
+                "roles": ",".join(n.roles),
+                "release_id": n.release_id,
+                "pending_release_id": n.pending_release_id,
+                "status": n.status,
+            }
+            for n in env.nodes
+        ],
+    }

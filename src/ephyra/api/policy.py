@@ -37,6 +37,8 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "inventory:show": ("rule:reader", "discover the inventory"),
     "version:read": ("rule:reader", "versions, history, roles"),
     "version:trigger": ("rule:admin", "trigger a new desired version"),
+    "env:read": ("rule:reader", "environments and their nodes' deployment information"),
+    "env:change": ("rule:admin", "import an environment, upgrade it, record a node installed"),
     "metrics:read": ("rule:reader", "read Prometheus metrics"),
 }
 

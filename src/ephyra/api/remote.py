@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from ephyra.api.bodies import Body, TriggerBody, VerifyBody
+from ephyra.api.bodies import Body, EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.api.codes import raise_for
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
@@ -174,6 +174,37 @@ class Remote:
         params = {k: v for k, v in (("role", role), ("version", version)) if v}
         found: dict[str, Any] = self._call("GET", "/v1/roles", params=params)
         return found
+
+    # -- environments ------------------------------------------------------------
+    def env_list(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/v1/clusters")["clusters"])
+
+    def env_show(self, ref: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/v1/clusters/{ref}")
+        return found
+
+    def env_import(self, doc: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+        found: dict[str, Any] = self._call(
+            "POST", "/v1/clusters", json=doc, params={"replace": str(replace).lower()}
+        )
+        return found
+
+    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("PUT", f"/v1/clusters/{ref}/upgrade", json=body.wire())
+        return found
+
+    def env_installed(self, ref: str, node: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("PUT", f"/v1/clusters/{ref}/nodes/{node}/installed")
+        return found
+
+    def deployment_info(
+        self, ref: str, nodes: list[str], mode: str | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"nodes": nodes}
+        if mode:
+            params["mode"] = mode
+        path = f"/v1/clusters/{ref}/orchestrator/deployment/defaults"
+        return list(self._call("GET", path, params=params)["nodes"])
 
 
 def _error_of(answer: requests.Response) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from ephyra import __version__
 from ephyra.cli import (
     agent,
     conductor,
+    env,
     forklift,
     host,
     inventory,
@@ -47,7 +48,8 @@ environment:
   EPHYRA_BOARD           the jobboard of `--board` and `ephyra conductor`
                          (etcd3+http://HOST:PORT)
   EPHYRA_URL             act through this `ephyra serve` (run, forklift, upgrade, host,
-                         inventory, version and roles commands; daemons stay local)
+                         inventory, version, roles and env commands; daemons and
+                         `env cutover` stay local)
   EPHYRA_TOKEN           the token for EPHYRA_URL
 """
 
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     inventory.register(sub, EXIT_CODES)
     upgrade.register(sub, EXIT_CODES)
     version.register(sub, EXIT_CODES)
+    env.register(sub, EXIT_CODES)
     agent.register(sub, EXIT_CODES)
     conductor.register(sub, EXIT_CODES)
     serve.register(sub, EXIT_CODES)

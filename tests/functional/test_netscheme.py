@@ -1,0 +1,285 @@
+"""A parallel control plane on the same VIP, in network namespaces made here: an old and
+a new controller on one switch with a client. Without isolation the VIP is answered
+twice; isolated, only the old controller answers; the cutover moves it to the new one,
+the rollback back, and a cutover killed at any moment is finished by running it again.
+
+Every address lives inside the namespaces. The environment goes through ``ephyra
+serve`` (``--url``); the applier and the cutover act here, on the namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ephyra.netscheme import arp
+from testbed import vipecho
+from testbed.netns import Topology, ip, links, mac, wait_for
+from tests.functional.ephyra_cli import Ephyra, Result
+from tests.functional.test_api import ADMIN, READER, Server
+
+pytestmark = pytest.mark.functional
+VIP = "192.168.0.2"
+
+
+def environment(prefix: str) -> dict[str, Any]:
+    return {
+        "id": 7,
+        "name": "env7",
+        "release_id": 1,
+        "networks": [
+            {
+                "name": "management",
+                "bridge": "br-mgmt",
+                "cidr": "192.168.0.0/24",
+                "interface": "eth1",
+            },
+        ],
+        "vips": [{"name": "management", "network": "management", "address": VIP}],
+        "nodes": [
+            {
+                "id": 1,
+                "name": "ctl-1",
+                "roles": ["primary-controller"],
+                "release_id": 1,
+                "addresses": {"management": "192.168.0.3"},
+                "netns": f"{prefix}ctl-1",
+            },
+            {
+                "id": 2,
+                "name": "ctl-2",
+                "roles": ["controller"],
+                "release_id": 1,
+                "addresses": {"management": "192.168.0.4"},
+                "netns": f"{prefix}ctl-2",
+            },
+            {
+                "id": 3,
+                "name": "cmp-1",
+                "roles": ["compute"],
+                "release_id": 1,
+                "addresses": {"management": "192.168.0.5"},
+            },
+        ],
+    }
+
+
+class Site:
+    def __init__(self, topo: Topology, ephyra: Ephyra, server: Server, tmp: Path) -> None:
+        self.topo, self.ephyra, self.server, self.tmp = topo, ephyra, server, tmp
+
+    def cli(self, *args: str, remote: bool = True) -> Result:
+        url = ["--url", self.server.url, "--token", ADMIN] if remote else []
+        return self.ephyra(*url, *args, timeout=60)
+
+    def ok(self, *args: str, remote: bool = True) -> str:
+        done = self.cli(*args, remote=remote)
+        assert done.code == 0, done.err
+        return done.out
+
+    def vip_up(self, host: str) -> None:
+        """What the cluster manager (pacemaker) does on a controller: bring the VIP up."""
+        ip("addr", "add", f"{VIP}/24", "dev", "br-mgmt", netns=self.topo.ns(host))
+        self.topo.echo(host)
+
+    def attached(self, host: str) -> bool:
+        eth1 = links(self.topo.ns(host))["eth1"]
+        return eth1.get("master") == "br-mgmt" and "UP" in eth1["flags"]
+
+    def answering(self) -> set[str]:
+        """The MACs that answer ARP for the VIP, seen from the client."""
+        return arp.probe("eth1", VIP, self.topo.ns("client"))
+
+    def probing(self) -> Prober:
+        return Prober(self.topo, self.tmp / f"samples-{time.monotonic_ns()}.json")
+
+
+class Prober:
+    """The client sending to the VIP every 10 ms, recording who answers."""
+
+    def __init__(self, topo: Topology, out: Path) -> None:
+        self.out = out
+        self.proc = topo.run(
+            "client", sys.executable, "-m", "testbed.vipecho", "probe", VIP, "--out", str(out)
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == b"probing"
+
+    def stop(self) -> list[tuple[float, str | None]]:
+        time.sleep(0.3)
+        self.proc.terminate()
+        self.proc.wait(10)
+        return [(t, w) for t, w in json.loads(self.out.read_text())]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    prefix = f"e{os.getpid() % 100000}-"
+    with Topology(prefix) as topo:
+        for host in ("ctl-1", "ctl-2"):
+            topo.add(host)
+        topo.add("client", "192.168.0.100/24")
+        (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
+        ephyra = Ephyra(tmp_path / "clouds.yaml", tmp_path / "state")
+        server = Server(ephyra, tmp_path)
+        try:
+            env = tmp_path / "env.yaml"
+            env.write_text(yaml.safe_dump(environment(prefix)))
+            site = Site(topo, ephyra, server, tmp_path)
+            site.ok("env", "import", str(env))
+            site.ok("env", "apply", "env7", "ctl-2")  # the old control plane, operational
+            site.vip_up("ctl-2")
+            yield site
+        finally:
+            server.stop()
+
+
+def test_without_isolation_a_reinstalled_controller_duplicates_the_vip(site: Site) -> None:
+    site.ok("env", "apply", "env7", "ctl-1", "--mode", "default")
+    site.vip_up("ctl-1")
+    both = {mac(site.topo.ns(h), "br-mgmt") for h in ("ctl-1", "ctl-2")}
+    assert site.answering() == both
+    dad = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            site.topo.ns("ctl-1"),
+            "arping",
+            "-D",
+            "-c",
+            "2",
+            "-w",
+            "3",
+            "-I",
+            "br-mgmt",
+            VIP,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert dad.returncode == 1, dad.stdout  # arping -D: 1 = somebody else has it
+
+
+def test_isolated_then_cutover_then_rollback(site: Site, report: list[str]) -> None:
+    old_mac = mac(site.topo.ns("ctl-2"), "br-mgmt")
+    refused = site.server.call("PUT", "/v1/clusters/env7/upgrade", READER, json={"release_id": 2})
+    assert refused.status_code == 403
+    missing = site.server.call("PUT", "/v1/clusters/env8/upgrade", json={"release_id": 2})
+    assert missing.json()["error"]["code"] == "environment_not_found"
+    same = site.server.call("PUT", "/v1/clusters/env7/upgrade", json={"release_id": 1})
+    assert same.status_code == 400 and "already runs release 1" in same.text
+
+    upgraded = site.server.call("PUT", "/v1/clusters/7/upgrade", json={"release_id": 2})
+    assert upgraded.status_code == 200, upgraded.text
+    assert upgraded.json()["status"] == "upgrade"
+    pending = {n["name"]: n["pending_release_id"] for n in upgraded.json()["nodes"]}
+    assert pending == {"ctl-1": 2, "ctl-2": None, "cmp-1": None}
+
+    info = json.loads(site.ok("--format", "json", "env", "deployment-info", "env7", "ctl-1"))[0]
+    assert info["deployment_mode"] == "isolated"
+    assert list(info["network_metadata"]["nodes"]) == ["ctl-1"]
+    dry = site.ok("env", "apply", "env7", "ctl-1", "--dry-run")
+    assert "create bridge br-mgmt" in dry and "br-mgmt" not in links(site.topo.ns("ctl-1"))
+    made = site.ok("env", "apply", "env7", "ctl-1")
+    assert "(isolated)" in made and "attach" not in made and "set eth1 down" in made
+    assert "made 0 change(s)" in site.ok("env", "apply", "env7", "ctl-1")
+    site.vip_up("ctl-1")
+
+    assert site.answering() == {old_mac}  # the same VIP on both planes, no conflict
+    dad = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            site.topo.ns("ctl-1"),
+            "arping",
+            "-D",
+            "-c",
+            "2",
+            "-w",
+            "3",
+            "-I",
+            "br-mgmt",
+            VIP,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert dad.returncode == 0, dad.stdout  # nobody else answers the isolated controller
+    prober = site.probing()
+    time.sleep(0.3)
+    assert {w for _, w in prober.stop()} == {"ctl-2"}
+
+    site.ok("env", "installed", "env7", "ctl-1")
+    info = json.loads(site.ok("--format", "json", "env", "deployment-info", "env7", "ctl-2"))[0]
+    assert info["deployment_mode"] == "cutover"
+    assert {"action": "del-port", "name": "eth1", "bridge": "br-mgmt", "provider": "lnx"} in (
+        info["network_scheme"]["transformations"]
+    )
+
+    for direction, old, new in (("cutover", "ctl-2", "ctl-1"), ("rollback", "ctl-1", "ctl-2")):
+        prober = site.probing()
+        time.sleep(0.5)
+        args = ["env", "cutover", "env7"] + (["--rollback"] if direction == "rollback" else [])
+        out = site.ok(*args, remote=False)
+        assert f"{direction} done: VIPs on {new}" in out
+        rows = prober.stop()
+        seen = vipecho.window(rows, old, new)
+        report.append(
+            f"netscheme {direction}: VIP unreachable {seen['gap_ms']} ms between the last "
+            f"answer of {old} and the first of {new} ({seen['unanswered']} of "
+            f"{seen['samples']} samples at 10 ms unanswered); changes took "
+            f"{out.rsplit('changed for ', 1)[1].split()[0]} ms"
+        )
+        assert seen["others"] == [] and seen["answered_by_both_after"] == []
+        assert seen["unanswered"] <= 5, seen  # a stale neighbour entry would cost seconds
+        assert site.attached(new) and not site.attached(old)
+        assert site.answering() == {mac(site.topo.ns(new), "br-mgmt")}
+    shown = yaml.safe_load(site.ok("env", "show", "env7"))
+    assert {n["name"]: n["status"] for n in shown["nodes"]}["ctl-2"] == "ready"
+
+
+def test_a_cutover_killed_at_any_moment_is_finished_by_running_it_again(
+    site: Site, report: list[str]
+) -> None:
+    site.ok("env", "upgrade", "env7", "--release", "2")
+    site.ok("env", "apply", "env7", "ctl-1")
+    site.vip_up("ctl-1")
+    site.ok("env", "installed", "env7", "ctl-1")
+    # a crash inside the window: the old plane left, the new one not joined yet
+    site.ok("env", "apply", "env7", "ctl-2", "--mode", "cutover")
+    assert not site.attached("ctl-1") and not site.attached("ctl-2")
+    assert "cutover done" in site.ok("env", "cutover", "env7", remote=False)
+    assert site.attached("ctl-1") and not site.attached("ctl-2")
+
+    landed: list[str] = []
+    for delay in (0.2, 0.5, 0.8, 1.1, 1.4, 1.7):
+        site.ok("env", "cutover", "env7", "--rollback", remote=False)
+        run = site.ephyra.background("env", "cutover", "env7")
+        time.sleep(delay)
+        run.kill()
+        state = (site.attached("ctl-1"), site.attached("ctl-2"))
+        assert state != (True, True), f"both planes on the VIP network after a kill at {delay}"
+        landed.append(
+            {(False, True): "before", (False, False): "inside", (True, False): "after"}[state]
+        )
+        assert "cutover done" in site.ok("env", "cutover", "env7", remote=False)
+        assert site.attached("ctl-1") and not site.attached("ctl-2")
+        wait_for(
+            lambda: site.answering() == {mac(site.topo.ns("ctl-1"), "br-mgmt")},
+            what="only ctl-1 answering",
+        )
+    report.append(
+        f"netscheme crash: kill -9 of a cutover at 6 moments landed {landed}; "
+        "each finished by running it again"
+    )
