@@ -31,46 +31,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testbed.netns import Topology, ip  # noqa: E402
+from testbed.netns import VIP, Topology, environment, ip  # noqa: E402
 from testbed.vipecho import window  # noqa: E402
 
-VIP = "192.168.0.2"
 EPHYRA = [sys.executable, "-m", "ephyra.cli.main"]
-
-
-def environment(prefix: str) -> dict[str, Any]:
-    return {
-        "id": 1,
-        "name": "bench",
-        "release_id": 1,
-        "networks": [
-            {
-                "name": "management",
-                "bridge": "br-mgmt",
-                "cidr": "192.168.0.0/24",
-                "interface": "eth1",
-            }
-        ],
-        "vips": [{"name": "management", "network": "management", "address": VIP}],
-        "nodes": [
-            {
-                "id": 1,
-                "name": "new",
-                "roles": ["primary-controller"],
-                "release_id": 1,
-                "addresses": {"management": "192.168.0.3"},
-                "netns": f"{prefix}new",
-            },
-            {
-                "id": 2,
-                "name": "old",
-                "roles": ["controller"],
-                "release_id": 1,
-                "addresses": {"management": "192.168.0.4"},
-                "netns": f"{prefix}old",
-            },
-        ],
-    }
 
 
 def main() -> int:
@@ -95,7 +59,11 @@ def main() -> int:
         topo.add("old")
         topo.add("new")
         topo.add("client", "192.168.0.100/24")
-        (tmp / "env.yaml").write_text(yaml.safe_dump(environment(prefix)))
+        nodes = [
+            ("new", "primary-controller", 3, f"{prefix}new"),
+            ("old", "controller", 4, f"{prefix}old"),
+        ]
+        (tmp / "env.yaml").write_text(yaml.safe_dump(environment(1, "bench", nodes)))
         ephyra("env", "import", str(tmp / "env.yaml"))
         ephyra("env", "apply", "bench", "old")
         ephyra("env", "upgrade", "bench", "--release", "2")

@@ -17,10 +17,43 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-PORT = 4789  # the VIP service the echo answers on (UDP)
+VIP = "192.168.0.2"
+
+
+def environment(
+    ident: int, name: str, nodes: Sequence[tuple[str, str, int, str | None]]
+) -> dict[str, Any]:
+    """An environment of one management network (br-mgmt on eth1, 192.168.0.0/24) with
+    its VIP; ``nodes``: (name, role, last octet of its address, netns)."""
+    return {
+        "id": ident,
+        "name": name,
+        "release_id": 1,
+        "networks": [
+            {
+                "name": "management",
+                "bridge": "br-mgmt",
+                "cidr": "192.168.0.0/24",
+                "interface": "eth1",
+            }
+        ],
+        "vips": [{"name": "management", "network": "management", "address": VIP}],
+        "nodes": [
+            {
+                "id": i,
+                "name": node,
+                "roles": [role],
+                "release_id": 1,
+                "addresses": {"management": f"192.168.0.{octet}"},
+                "netns": netns,
+            }
+            for i, (node, role, octet, netns) in enumerate(nodes, 1)
+        ],
+    }
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:

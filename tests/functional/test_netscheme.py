@@ -16,61 +16,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from ephyra.netscheme import arp
 from testbed import vipecho
-from testbed.netns import Topology, ip, links, mac, wait_for
+from testbed.netns import VIP, Topology, environment, ip, links, mac, wait_for
 from tests.functional.ephyra_cli import Ephyra, Result
 from tests.functional.test_api import ADMIN, READER, Server
 
 pytestmark = pytest.mark.functional
-VIP = "192.168.0.2"
-
-
-def environment(prefix: str) -> dict[str, Any]:
-    return {
-        "id": 7,
-        "name": "env7",
-        "release_id": 1,
-        "networks": [
-            {
-                "name": "management",
-                "bridge": "br-mgmt",
-                "cidr": "192.168.0.0/24",
-                "interface": "eth1",
-            },
-        ],
-        "vips": [{"name": "management", "network": "management", "address": VIP}],
-        "nodes": [
-            {
-                "id": 1,
-                "name": "ctl-1",
-                "roles": ["primary-controller"],
-                "release_id": 1,
-                "addresses": {"management": "192.168.0.3"},
-                "netns": f"{prefix}ctl-1",
-            },
-            {
-                "id": 2,
-                "name": "ctl-2",
-                "roles": ["controller"],
-                "release_id": 1,
-                "addresses": {"management": "192.168.0.4"},
-                "netns": f"{prefix}ctl-2",
-            },
-            {
-                "id": 3,
-                "name": "cmp-1",
-                "roles": ["compute"],
-                "release_id": 1,
-                "addresses": {"management": "192.168.0.5"},
-            },
-        ],
-    }
 
 
 class Site:
@@ -94,6 +50,15 @@ class Site:
     def attached(self, host: str) -> bool:
         eth1 = links(self.topo.ns(host))["eth1"]
         return eth1.get("master") == "br-mgmt" and "UP" in eth1["flags"]
+
+    def duplicate_seen_by(self, host: str) -> bool:
+        """``arping -D`` (iputils) from the host's br-mgmt: does anybody else have the VIP?"""
+        argv = ["arping", "-D", "-c", "2", "-w", "3", "-I", "br-mgmt", VIP]
+        dad = subprocess.run(
+            ["ip", "netns", "exec", self.topo.ns(host), *argv], capture_output=True, text=True
+        )
+        assert dad.returncode in (0, 1), dad.stderr
+        return dad.returncode == 1
 
     def answering(self) -> set[str]:
         """The MACs that answer ARP for the VIP, seen from the client."""
@@ -133,7 +98,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
         server = Server(ephyra, tmp_path)
         try:
             env = tmp_path / "env.yaml"
-            env.write_text(yaml.safe_dump(environment(prefix)))
+            nodes = [
+                ("ctl-1", "primary-controller", 3, f"{prefix}ctl-1"),
+                ("ctl-2", "controller", 4, f"{prefix}ctl-2"),
+                ("cmp-1", "compute", 5, None),
+            ]
+            env.write_text(yaml.safe_dump(environment(7, "env7", nodes)))
             site = Site(topo, ephyra, server, tmp_path)
             site.ok("env", "import", str(env))
             site.ok("env", "apply", "env7", "ctl-2")  # the old control plane, operational
@@ -148,26 +118,7 @@ def test_without_isolation_a_reinstalled_controller_duplicates_the_vip(site: Sit
     site.vip_up("ctl-1")
     both = {mac(site.topo.ns(h), "br-mgmt") for h in ("ctl-1", "ctl-2")}
     assert site.answering() == both
-    dad = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            site.topo.ns("ctl-1"),
-            "arping",
-            "-D",
-            "-c",
-            "2",
-            "-w",
-            "3",
-            "-I",
-            "br-mgmt",
-            VIP,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert dad.returncode == 1, dad.stdout  # arping -D: 1 = somebody else has it
+    assert site.duplicate_seen_by("ctl-1")
 
 
 def test_isolated_then_cutover_then_rollback(site: Site, report: list[str]) -> None:
@@ -196,26 +147,7 @@ def test_isolated_then_cutover_then_rollback(site: Site, report: list[str]) -> N
     site.vip_up("ctl-1")
 
     assert site.answering() == {old_mac}  # the same VIP on both planes, no conflict
-    dad = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            site.topo.ns("ctl-1"),
-            "arping",
-            "-D",
-            "-c",
-            "2",
-            "-w",
-            "3",
-            "-I",
-            "br-mgmt",
-            VIP,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert dad.returncode == 0, dad.stdout  # nobody else answers the isolated controller
+    assert not site.duplicate_seen_by("ctl-1")  # nobody else answers the isolated controller
     prober = site.probing()
     time.sleep(0.3)
     assert {w for _, w in prober.stop()} == {"ctl-2"}

@@ -52,13 +52,13 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
-def _nodes_table(summary: dict[str, Any], fmt: str) -> None:
+def _nodes_table(summary: dict[str, Any]) -> None:
     print(
         f"environment {summary['id']} {summary['name']}: {summary['status']}, "
         f"release {summary['release_id']}, VIPs {summary['vips'] or 'none'}"
     )
     rows = [{**n, "pending_release_id": n["pending_release_id"] or "-"} for n in summary["nodes"]]
-    emit(rows, fmt, ["name", "roles", "release_id", "pending_release_id", "status"])
+    emit(rows, "table", ["name", "roles", "release_id", "pending_release_id", "status"])
 
 
 def do_list(args: argparse.Namespace) -> int:
@@ -85,23 +85,21 @@ def do_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def do_upgrade(args: argparse.Namespace) -> int:
-    body = EnvUpgradeBody.build(release_id=args.release, nodes=args.nodes)
-    summary = backend(args).env_upgrade(args.env, body)
+def _changed(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     if args.format != "table":
         emit(summary, args.format)
-        return 0
-    _nodes_table(summary, "table")
+    else:
+        _nodes_table(summary)
     return 0
+
+
+def do_upgrade(args: argparse.Namespace) -> int:
+    body = EnvUpgradeBody.build(release_id=args.release, nodes=args.nodes)
+    return _changed(args, backend(args).env_upgrade(args.env, body))
 
 
 def do_installed(args: argparse.Namespace) -> int:
-    summary = backend(args).env_installed(args.env, args.node)
-    if args.format != "table":
-        emit(summary, args.format)
-        return 0
-    _nodes_table(summary, "table")
-    return 0
+    return _changed(args, backend(args).env_installed(args.env, args.node))
 
 
 def do_deployment_info(args: argparse.Namespace) -> int:
@@ -130,24 +128,23 @@ def do_apply(args: argparse.Namespace) -> int:
 
     info = backend(args).deployment_info(args.env, [args.node], args.mode)[0]
     netns = args.netns or _netns(args, info)
-    changes = applier.apply(info["network_scheme"], netns, dry_run=args.dry_run)
-    where = f" in {netns}" if netns else ""
-    verb = "would make" if args.dry_run else "made"
-    rows = [{"change": str(c)} for c in changes]
+    changes = [str(c) for c in applier.apply(info["network_scheme"], netns, args.dry_run)]
     if args.format != "table":
         emit(
             {
                 "node": info["fqdn"],
                 "mode": info["deployment_mode"],
                 "dry_run": args.dry_run,
-                "changes": [r["change"] for r in rows],
+                "changes": changes,
             },
             args.format,
         )
         return 0
+    where = f" in {netns}" if netns else ""
+    verb = "would make" if args.dry_run else "made"
     print(f"{info['fqdn']} ({info['deployment_mode']}){where}: {verb} {len(changes)} change(s)")
-    for row in rows:
-        print(f"  {row['change']}")
+    for change in changes:
+        print(f"  {change}")
     return 0
 
 

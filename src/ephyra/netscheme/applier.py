@@ -221,6 +221,14 @@ def plan(scheme: dict[str, Any], host: Host) -> list[Change]:
 
 
 def execute(ipr: IPRoute, change: Change) -> None:
+    """Make one change; netlink's refusal is a failed step naming it."""
+    try:
+        _execute(ipr, change)
+    except NetlinkError as exc:
+        raise StepFailed(f"{change}: {exc}") from exc
+
+
+def _execute(ipr: IPRoute, change: Change) -> None:
     def index(name: str) -> int:
         found = ipr.link_lookup(ifname=name)
         if not found:
@@ -263,8 +271,5 @@ def apply(scheme: dict[str, Any], netns: str | None = None, dry_run: bool = Fals
         if dry_run:
             return changes
         for change in changes:
-            try:
-                execute(ipr, change)
-            except NetlinkError as exc:
-                raise StepFailed(f"{change}: {exc}") from exc
+            execute(ipr, change)
     return changes

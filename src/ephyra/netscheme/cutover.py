@@ -104,6 +104,10 @@ def cutover(
     steps: list[tuple[Node, Mode]] = [(n, "cutover") for n in leaving]
     steps += [(n, "default") for n in joining]
     with ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(
+                holding([f"environment {env.name}"], lock_url, lambda _: "another cutover runs")
+            )
         # everything is read, planned and opened before the first change, so that the
         # moment the VIPs are unreachable holds netlink calls and nothing else
         handles = {n.name: stack.enter_context(applier.netlink(_target(n))) for n, _ in steps}
@@ -115,9 +119,6 @@ def cutover(
         report.changes = {name: [str(c) for c in changes] for name, changes in plans.items()}
         if dry_run:
             return report
-        stack.enter_context(
-            holding([f"environment {env.name}"], lock_url, lambda _: "another cutover runs")
-        )
         announcements = [
             (stack.enter_context(closing(arp.Announcement(bridge, address, node.netns))), node)
             for node in joining
