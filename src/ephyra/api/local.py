@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -34,6 +34,9 @@ from ephyra.metrics import NO_EXPORTS, Exports
 from ephyra.progress import DONE, Observer
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
+
+if TYPE_CHECKING:
+    from ephyra.netscheme.serializers import Mode
 
 #: The kinds of run, as the API's paths name them.
 KINDS = ("forklift", "upgrade", "evacuate")
@@ -277,7 +280,6 @@ class Local:
         data: dict[str, Any] = found.to_dict()
         return data
 
-    # -- versions ----------------------------------------------------------------
     # -- environments (parallel control plane) ----------------------------------------
     @cached_property
     def environments(self) -> Any:
@@ -310,15 +312,14 @@ class Local:
         return env_summary(self.environments.change(ref, installed(node)))
 
     def deployment_info(
-        self, ref: str, nodes: list[str], mode: str | None = None
+        self, ref: str, nodes: list[str], mode: Mode | None = None
     ) -> list[dict[str, Any]]:
-        from ephyra.netscheme.serializers import MODES, deployment_info
+        from ephyra.netscheme.serializers import deployment_info
 
-        if mode is not None and mode not in MODES:
-            raise UsageError(f"no mode {mode}: one of {', '.join(MODES)}")
         env = self.environments.get(ref)
-        return [deployment_info(env, n, mode) for n in nodes]
+        return [deployment_info(env, n, mode) for n in nodes]  # it refuses an unknown mode
 
+    # -- versions ----------------------------------------------------------------
     def store_location(self) -> str:
         """--store, else a SQLite file beside the journal (when the journal is SQLite)."""
         if self.store_url:
