@@ -30,7 +30,6 @@ from ephyra.api import metrics
 from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
 from ephyra.api.bodies import (
-    NAME,
     EnvUpgradeBody,
     EvacuateBody,
     ForkliftBody,
@@ -45,6 +44,7 @@ from ephyra.api.local import Local
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
 from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
+from ephyra.names import NAME
 from ephyra.netscheme.model import Environment
 from ephyra.netscheme.serializers import Mode
 

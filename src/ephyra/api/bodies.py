@@ -9,11 +9,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra.errors import UsageError
+from ephyra.names import NAME, VERSION
 
 B = TypeVar("B", bound="Body")
-#: A cloud of clouds.yaml, a host: letters, digits and ._:@- (they name locks and keys).
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
+#: A cloud of clouds.yaml, a host (they name locks and keys): see :mod:`ephyra.names`.
 Name = Annotated[str, Field(pattern=NAME)]
+Version = Annotated[str, Field(pattern=VERSION)]
 
 
 class Body(BaseModel):
