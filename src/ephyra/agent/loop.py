@@ -32,6 +32,7 @@ from typing import TextIO, TypeVar
 
 from ephyra.agent.turn import Turn
 from ephyra.errors import StepFailed, UsageError
+from ephyra.paths import in_state_dir, private_dir, private_file
 from ephyra.strategies import shell
 from ephyra.strategies.base import Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
@@ -241,7 +242,8 @@ class Agent:
         host = self.config.host
         log = self.config.log_dir / f"{host}-{version}.log"
         link = self._link(version, log)
-        log.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(log.parent, tighten=in_state_dir(log.parent))
+        private_file(log)  # the output of commands may hold what others must not read
         self.say(f"{host}: {version}: updating")
         marker = self.keys.updating(version, host)
         self._retry("say it updates", lambda: self.store.put(marker, link, self.lease))

@@ -14,8 +14,8 @@ import yaml
 
 from ephyra.agent.loop import Agent, AgentConfig
 from ephyra.cli.version import opened
-from ephyra.engine.journal import state_dir
 from ephyra.errors import UsageError
+from ephyra.paths import state_dir
 from ephyra.signals import on_stop
 from ephyra.strategies.base import Strategy, build
 

@@ -9,8 +9,8 @@ import os
 from ephyra.api.auth import admin_token
 from ephyra.api.local import Local
 from ephyra.api.remote import Remote
-from ephyra.engine.journal import state_dir
 from ephyra.errors import UsageError
+from ephyra.paths import state_dir
 
 
 def backend(args: argparse.Namespace) -> Local | Remote:

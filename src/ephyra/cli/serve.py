@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ephyra.engine.journal import state_dir
 from ephyra.errors import UsageError
+from ephyra.paths import private_dir, state_dir
 
 DESCRIPTION = """\
 Serve the management panel: the REST API of every operation of this command line
@@ -58,6 +58,7 @@ def do_serve(args: argparse.Namespace) -> int:
         if not path.exists():
             if args.tokens:
                 raise UsageError(f"no tokens file {path}")
+            private_dir(path.parent)
             make_tokens_file(path)
             print(f"ephyra serve: an admin token is in {path}", file=sys.stderr)
         authenticator = StaticTokens(path)

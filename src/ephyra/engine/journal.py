@@ -17,13 +17,11 @@ directly without loading the whole run.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,17 +32,12 @@ from taskflow.persistence.backends.sqlalchemy import tables
 from ephyra.engine import events
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, RunNotFound, UsageError
+from ephyra.paths import private_database, sqlite_path, state_dir
 
 CONTROL = "control"
 #: TaskFlow's table of flow details, for reading many records in one query.
 FLOWDETAILS = tables.fetch(sa.MetaData()).flowdetails
 CREATE_TRIES = 4
-
-
-def state_dir() -> Path:
-    """Ephyra's state directory (``$XDG_STATE_HOME/ephyra``, else ``~/.local/state/ephyra``)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ephyra"
 
 
 def default_url() -> str:
@@ -124,8 +117,9 @@ def _info(book: Any) -> RunInfo:
 class Journal:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = sqlite_path(self.url)
+        if database is not None:  # 0600 before SQLite opens it: its -wal and -shm follow
+            private_database(database)
         for attempt in range(CREATE_TRIES):
             try:
                 self.backend = _backend(self.url)

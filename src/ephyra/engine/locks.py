@@ -12,12 +12,13 @@ from urllib.parse import quote
 
 from tooz import coordination
 
-from ephyra.engine.journal import state_dir
 from ephyra.errors import LockHeld, UsageError
+from ephyra.paths import private_dir, state_dir
 
 
 def default_url() -> str:
-    return f"file://{state_dir() / 'locks'}"
+    """``file://`` locks in the state directory (made ``0700``: lock names hold host names)."""
+    return f"file://{private_dir(state_dir() / 'locks')}"
 
 
 class RunLock:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ephyra.paths import private_database
 from ephyra.versions.store import (
     Compare,
     Delete,
@@ -101,7 +102,7 @@ class SqliteStore(Store):
         if path == url or not path:
             raise StoreError(f"store URL {url!r} is not sqlite:///PATH")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0600 before SQLite opens it: its -wal and -shm follow
         self._local = threading.local()
         try:
             self._db().executescript(SCHEMA)

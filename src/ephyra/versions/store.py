@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from ephyra import plugins
-from ephyra.engine.journal import state_dir
 from ephyra.errors import PluginError, UsageError
+from ephyra.paths import state_dir
 
 NAMESPACE = "ephyra.stores"
 
