@@ -1,8 +1,11 @@
 """What a forklift keeps of a node: the fields that must arrive unchanged.
 
 A snapshot is written to the journal before the node is touched, so it never
-holds a secret: every BMC secret is masked the way Ironic masks it, and filled
-in again from a credential source only at the moment the node is enrolled.
+holds a secret: every BMC secret is masked (what Ironic masks, and the keys of
+:data:`SECRET_DRIVER_INFO` it shows in clear), and filled in again from a
+credential source only at the moment the node is enrolled. Secrets in a deployed
+node's ``instance_info`` are masked too; such a node is refused by the preflight
+(:func:`instance_secrets`), since nothing would give them back at its deploy.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from oslo_utils import strutils
+
+from ephyra.inventory.catalog import is_secret
+from ephyra.urls import redact_text
 
 MASK = "******"
 
@@ -33,22 +39,82 @@ INTERFACES = (
 # Fields set when the node is created; owner and lessee are patched after.
 CREATE_FIELDS = ("name", "driver", "resource_class", "properties", "extra", "description")
 PATCH_FIELDS = ("owner", "lessee")
-# instance_info keys Ironic adds itself during a deploy.
-IRONIC_INSTANCE_KEYS = frozenset({"image_type"})
+# instance_info keys Ironic adds itself during a deploy (``image_url``: what it made of
+# ``image_source``, masked in its answers; it makes it again at the next deploy).
+IRONIC_INSTANCE_KEYS = frozenset({"image_type", "image_url"})
 # Provision states a node may leave from: anything else is mid-operation or broken.
 MOVABLE_STATES = frozenset({"active", "available", "manageable"})
 
 
-def masked(driver_info: Mapping[str, Any]) -> dict[str, Any]:
-    """``driver_info`` with every secret masked, as Ironic's API masks it."""
-    result: dict[str, Any] = strutils.mask_dict_password(dict(driver_info), MASK)
-    return result
+#: The ``driver_info`` keys that hold a BMC secret, per hardware interface: Ironic's own
+#: names (ironic/drivers/modules/ipmitool.py, redfish/utils.py) and those of drivers it had.
+#: Ironic's API masks only what oslo's list matches (``*password*``...) and the SNMP keys;
+#: the rest (``ipmi_kg``, ``ipmi_hex_kg_key``, SNMP communities) it shows in clear.
+SECRET_DRIVER_INFO: Mapping[str, frozenset[str]] = {
+    "ipmi": frozenset({"ipmi_password", "ipmi_kg", "ipmi_hex_kg_key"}),
+    "redfish": frozenset({"redfish_password"}),
+    "snmp": frozenset(
+        {
+            "snmp_auth_key",
+            "snmp_priv_key",
+            "snmp_community",
+            "snmp_community_read",
+            "snmp_community_write",
+        }
+    ),
+    "idrac": frozenset({"drac_password"}),
+    "ilo": frozenset({"ilo_password"}),
+    "irmc": frozenset({"irmc_password"}),
+}
+SECRET_KEYS = frozenset().union(*SECRET_DRIVER_INFO.values())
+#: ``instance_info`` keys Ironic masks whole in its answers (besides oslo's list).
+SECRET_INSTANCE_KEYS = frozenset({"configdrive"})
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a ``driver_info`` or ``instance_info`` key holds a secret: a known BMC
+    secret, a key oslo masks, or one whose words look like a credential (``..._key``,
+    ``token``, ``secret``, ``community``)."""
+    name = str(key)
+    return (
+        name in SECRET_KEYS
+        or name in SECRET_INSTANCE_KEYS
+        or "community" in name.lower()
+        or is_secret(name)
+        or strutils.mask_dict_password({name: ""}, MASK)[name] == MASK
+    )
+
+
+def masked(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``info`` (a ``driver_info`` or ``instance_info``) with every secret masked: the whole
+    value of a secret key, or of any value holding a secret (a nested key oslo masks, a
+    ``--password`` in a command line, a URL's ``user:password@``)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        hidden = strutils.mask_dict_password({key: value}, MASK)[key]
+        if is_secret_key(key) or hidden != value or _url_secret(value):
+            out[key] = MASK
+        else:
+            out[key] = value
+    return out
+
+
+def _url_secret(value: Any) -> bool:
+    return isinstance(value, str) and redact_text(value) != value
 
 
 def secret_keys(driver_info: Mapping[str, Any]) -> list[str]:
     """The keys of ``driver_info`` that hold secrets (masked or not)."""
     hidden = masked(driver_info)
-    return sorted(k for k, v in driver_info.items() if v == MASK or hidden.get(k) != v)
+    return sorted(k for k, v in driver_info.items() if hidden.get(k) == MASK)
+
+
+def instance_secrets(instance_info: Mapping[str, Any]) -> list[str]:
+    """The keys of a deployed node's ``instance_info`` that hold a secret (or that Ironic
+    masked): the journal never keeps them, so a forklift cannot deploy the node again
+    with them."""
+    kept = {k: v for k, v in instance_info.items() if k not in IRONIC_INSTANCE_KEYS}
+    return secret_keys(kept)
 
 
 @dataclass(frozen=True)
@@ -124,7 +190,7 @@ class NodeSnapshot:
             fields={k: v for k, v in keep.items() if v not in (None, {}, "")},
             interfaces={i: getattr(node, i) for i in INTERFACES if getattr(node, i, None)},
             driver_info=masked(node.driver_info or {}),
-            instance_info=instance,
+            instance_info=masked(instance),
             ports=tuple(sorted((PortSnapshot.of(p) for p in ports), key=lambda p: p.address)),
             maintenance=bool(node.is_maintenance),
             maintenance_reason=node.maintenance_reason,

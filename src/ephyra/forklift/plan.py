@@ -15,7 +15,7 @@ from rich.tree import Tree
 
 from ephyra.clouds import ControlPlane
 from ephyra.errors import PlanRefused
-from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot
+from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot, instance_secrets
 from ephyra.forklift.secrets import CredentialSource, NoCredentials, SourceCredentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
@@ -129,6 +129,13 @@ def _problems(
         owner = target_macs.get(port.address.lower())
         if owner and owner != node.id:
             found.append(f"{label}: MAC {port.address} already used in {target} by node {owner}")
+    carried = instance_secrets(node.instance_info or {}) if node.provision_state == "active" else []
+    if carried:
+        found.append(
+            f"{label}: instance_info {', '.join(carried)} hold(s) a secret the journal never "
+            f"keeps, which its deploy in {target} would need; remove it from the node "
+            "(a configdrive, a URL with user:password@) or move the node undeployed"
+        )
     if isinstance(credentials, SourceCredentials):
         hidden = sorted(k for k, v in (node.driver_info or {}).items() if v == MASK)
         if hidden:
