@@ -6,7 +6,9 @@ Options::
     inventory          an inventory path or host list ("h1,h2,"), or a list of them
                        (default: Ansible's own)
     limit              the hosts the play runs on (default "{host}")
-    extravars          more extra variables (string values are templates)
+    extravars          more extra variables (string values are templates; a secret is a
+                       reference, {from_env: NAME} or {from_file: PATH}, read when the
+                       play runs)
     version            a shell command whose last output line is the version the target
                        runs; without it the version before is unknown ('') and the version
                        after is {version}
@@ -46,7 +48,16 @@ from ephyra.strategies.base import (
     render,
     tail,
 )
-from ephyra.strategies.options import ENV, TIMEOUT, Options, check_template, rendered
+from ephyra.strategies.options import (
+    ENV,
+    TIMEOUT,
+    Options,
+    SecretRef,
+    check_template,
+    checked_variables,
+    rendered,
+    rendered_vars,
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
@@ -114,10 +125,7 @@ class AnsibleStrategy(Strategy):
         return Change(before, after)
 
     def _extravars(self, target: Target) -> dict[str, Any]:
-        return {
-            key: render(value, target) if isinstance(value, str) else value
-            for key, value in self.extravars.items()
-        }
+        return rendered_vars(self.extravars, target)
 
 
 def ephyra_vars(target: Target) -> dict[str, Any]:
@@ -227,11 +235,13 @@ def _extravars(value: Any) -> dict[str, Any]:
         raise UsageError(
             f"extravars: must be a mapping of variable names to values (got {value!r})"
         )
-    for key, item in value.items():
+    for key in value:
         if not isinstance(key, str) or not key.isidentifier():
             raise UsageError(f"extravars: {key!r} is not an Ansible variable name")
         if key.startswith("ephyra_"):
             raise UsageError(f"extravars.{key}: the ephyra_ variables are set by Ephyra")
-        if isinstance(item, str):
+    checked = checked_variables("extravars", value)
+    for key, item in checked.items():
+        if isinstance(item, str) and not isinstance(item, SecretRef):
             check_template(f"extravars.{key}", item)
-    return dict(value)
+    return checked

@@ -3,15 +3,25 @@ every mistake a ``UsageError`` that names the option.
 
 Templates (``{host}``, ``{version}``, ``{services}``, ``{service}``, ``{kind}``) are
 tried on a sample target, so a misspelt placeholder is refused before anything runs.
+
+Secrets are referred to, never written in a specification: a value of ``env``, ``facts``
+or ``extravars`` may be ``{from_env: NAME}`` (a variable of the environment of the process
+that runs the step) or ``{from_file: PATH}`` (a file on the machine that runs the step,
+its content without the final line break), read at the moment the step runs. The journal
+keeps the reference only. A plain value under a name that looks like a secret
+(``DB_PASSWORD``, ``api_token``, ``ssh_key``...) is refused.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from ephyra.errors import UsageError
-from ephyra.strategies.base import Target, render
+from ephyra.inventory.catalog import is_secret
+from ephyra.strategies.base import StrategyFailed, Target, render
 
 SAMPLE = Target("host-1", "1.0", ("service-a", "service-b"), "service")
 
@@ -20,6 +30,93 @@ VIA = "via"  # argv prefix that runs a command line on the host, e.g. "ssh {host
 ENV = "env"  # extra environment variables of every command
 TIMEOUT = "timeout"  # seconds any one command may run
 COMMON = (VIA, ENV, TIMEOUT)
+#: Options whose values may be secret references (and must be, under a secret's name).
+SECRET_OPTIONS = (ENV, "facts", "extravars")
+FROM_ENV = "from_env"
+FROM_FILE = "from_file"
+
+
+class SecretRef(str):
+    """A secret read when a step runs. It is text (so every strategy keeps its ``env``
+    typed as text), and that text is the reference, never the secret: only
+    :meth:`resolve` reads the secret, and :func:`rendered` calls it."""
+
+    kind: str
+    name: str
+
+    def __new__(cls, kind: str, name: str) -> SecretRef:
+        made = super().__new__(cls, f"{{{kind}: {name}}}")
+        made.kind = kind
+        made.name = name
+        return made
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return (self.kind, self.name)  # a copy (or a pickle) is the same reference
+
+    def resolve(self, where: str) -> str:
+        """The secret, read now; StrategyFailed (naming ``where``, never a content) if it
+        cannot be read."""
+        if self.kind == FROM_ENV:
+            value = os.environ.get(self.name)
+            if value is None:
+                raise StrategyFailed(f"{where}: {self.name} is not in the environment of Ephyra")
+            return value
+        path = Path(self.name).expanduser()
+        try:
+            return path.read_text().removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not text"
+            raise StrategyFailed(f"{where}: cannot read the secret file {path}: {why}") from exc
+
+
+def reference(where: str, value: Any) -> SecretRef | None:
+    """The secret reference ``value`` is (``{from_env: NAME}`` or ``{from_file: PATH}``),
+    None if it is not a mapping naming one; a malformed reference is refused."""
+    if isinstance(value, SecretRef):
+        return value
+    if not isinstance(value, Mapping) or not {FROM_ENV, FROM_FILE} & set(value):
+        return None
+    if len(value) != 1:
+        raise UsageError(
+            f"{where}: a secret reference is {{from_env: NAME}} or {{from_file: PATH}}"
+        )
+    kind, name = next(iter(value.items()))
+    if kind == FROM_ENV and not (isinstance(name, str) and name.isidentifier()):
+        raise UsageError(f"{where}.from_env: {name!r} is not an environment variable name")
+    if kind == FROM_FILE and not (isinstance(name, str) and name.startswith(("/", "~/"))):
+        raise UsageError(f"{where}.from_file: {name!r} is not an absolute path")
+    return SecretRef(str(kind), str(name))
+
+
+def check_secrets(where: str, key: str, value: Any) -> Any:
+    """``value`` (the value of ``key``) with its secret references parsed; a plain value
+    under a name that looks like a secret is refused, at any depth of mappings and lists."""
+    ref = reference(where, value)
+    if ref is not None:
+        return ref
+    if isinstance(value, Mapping):
+        return {k: check_secrets(f"{where}.{k}", str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [check_secrets(f"{where}[{i}]", key, v) for i, v in enumerate(value)]
+    if is_secret(key) and isinstance(value, str | int | float) and not isinstance(value, bool):
+        raise UsageError(
+            f"{where}: looks like a secret, and a specification keeps no secret: write "
+            "{from_env: NAME} (read from Ephyra's environment when the step runs) or "
+            "{from_file: PATH} (read from a file then)"
+        )
+    return value
+
+
+def checked_variables(where: str, variables: Mapping[Any, Any]) -> dict[str, Any]:
+    """A mapping of variable names to values, each checked by :func:`check_secrets`."""
+    return {str(k): check_secrets(f"{where}.{k}", str(k), v) for k, v in variables.items()}
+
+
+def check_strategy_secrets(where: str, options: Mapping[str, Any]) -> None:
+    """Refuse a strategy's options that write a secret where a reference belongs."""
+    for key in SECRET_OPTIONS:
+        if isinstance(options.get(key), Mapping):
+            checked_variables(f"{where}.{key}", options[key])
 
 
 class Options:
@@ -102,7 +199,8 @@ class Options:
         return value
 
     def environment(self, key: str = ENV) -> dict[str, str]:
-        """A mapping of environment variable names to values (templates)."""
+        """A mapping of environment variable names to values: templates, or secret
+        references (:class:`SecretRef`) that :func:`rendered` reads when the step runs."""
         value = self.data.get(key)
         if value is None:
             return {}
@@ -112,6 +210,10 @@ class Options:
         for name, item in value.items():
             if not isinstance(name, str) or not name.isidentifier():
                 raise UsageError(f"{key}: {name!r} is not an environment variable name")
+            found = check_secrets(f"{key}.{name}", name, item)
+            if isinstance(found, SecretRef):
+                env[name] = found
+                continue
             if isinstance(item, bool) or not isinstance(item, str | int | float):
                 raise UsageError(f"{key}.{name}: must be a string (got {item!r})")
             check_template(f"{key}.{name}", str(item))
@@ -134,5 +236,30 @@ def check_template(key: str, template: str) -> None:
 
 
 def rendered(env: Mapping[str, str], target: Target) -> dict[str, str]:
-    """Every value of ``env`` rendered for ``target``."""
-    return {name: render(value, target) for name, value in env.items()}
+    """Every value of ``env`` rendered for ``target``; a secret reference read now (its
+    secret is not a template)."""
+    return {
+        name: value.resolve(name) if isinstance(value, SecretRef) else render(value, target)
+        for name, value in env.items()
+    }
+
+
+def rendered_vars(values: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """Variables (ansible's ``extravars``) for ``target``: strings at the top rendered as
+    templates, secret references at any depth read now."""
+    return {
+        key: render(value, target)
+        if isinstance(value, str) and not isinstance(value, SecretRef)
+        else _resolved(key, value)
+        for key, value in values.items()
+    }
+
+
+def _resolved(where: str, value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return value.resolve(where)
+    if isinstance(value, Mapping):
+        return {k: _resolved(f"{where}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    return value

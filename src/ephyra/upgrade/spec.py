@@ -19,7 +19,11 @@ A YAML file (see ``docs/upgrade.md``)::
     evacuation: {concurrency: 4, per_host: 2, max_per_group: 1}
     estimate: {service: 60, host: 900, reboot: 300, per_server: 20, gate: 15}
 
-Everything is checked when the file is read; a mistake names its key.
+Everything is checked when the file is read; a mistake names its key. A secret in a
+strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
+``{from_file: PATH}``, read when the step runs (see :mod:`ephyra.strategies.options`): the
+specification, kept in the run's journal record, holds no secret, and a plain value under
+a secret's name is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import yaml
 
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.errors import UsageError
+from ephyra.strategies.options import check_strategy_secrets
 
 #: Projects in the order the OpenStack upgrade guides take them.
 PROJECT_ORDER = (
@@ -243,6 +248,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         options = strategies_r.sub(str(name)).data
         if not isinstance(options.get("type"), str):
             raise UsageError(f"{where}.strategies.{name}.type: required (a strategy plugin name)")
+        check_strategy_secrets(f"{where}.strategies.{name}", options)
         strategies[str(name)] = dict(options)
     order = top.text("order", "service")
     if order not in ("service", "node"):
