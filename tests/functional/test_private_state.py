@@ -151,3 +151,35 @@ def test_a_deployed_node_with_a_secret_in_instance_info_is_refused(
     assert refusal in result.err
     assert "Sup3rS3cret" not in result.out + result.err
     assert snapshot(conn) == before
+
+
+def test_an_agent_keeps_its_store_and_logs_private(tmp_path: Path, usual_umask: None) -> None:
+    """``ephyra agent`` with the embedded defaults: the versions store and the logs of
+    its updates in the state directory, its owner's only."""
+    ephyra = Ephyra(tmp_path / "no-clouds.yaml", tmp_path / "state")
+    version = tmp_path / "version"
+    version.write_text("1.0\n")
+    trigger = ephyra("version", "trigger", "2.0", "--max-at-once", "compute=all")
+    assert trigger.code == 0, trigger.err
+    agent = ephyra(
+        "agent",
+        "--host", "cmp-1",
+        "--role", "compute",
+        "--address", "10.0.0.1",
+        "--upgrade", f"echo {{version}} > {version}; echo upgraded {{host}}",
+        "--version-command", f"cat {version}",
+        "--ttl", "3",
+        "--poll", "0.5",
+        "--once",
+        timeout=120,
+    )  # fmt: skip
+    assert agent.code == 0, agent.err
+    assert version.read_text() == "2.0\n"
+    root = tmp_path / "state" / "ephyra"
+    files = modes(root)
+    assert files["."] == 0o700 and files["agent-logs"] == 0o700
+    assert files["versions.db"] == 0o600
+    assert files["agent-logs/cmp-1-2.0.log"] == 0o600
+    assert "upgraded cmp-1" in (root / "agent-logs" / "cmp-1-2.0.log").read_text()
+    wider = {name: oct(mode) for name, mode in files.items() if mode & 0o077}
+    assert not wider, wider
