@@ -49,7 +49,12 @@ def test_references_and_plain_values_pass_and_the_spec_keeps_the_reference() -> 
         {
             "type": "command",
             "upgrade": "true",
-            "env": {"DB_PASS": {"from_env": "DB_PASS"}, "KEYSTONE_URL": "http://ks", "N": 3},
+            "env": {
+                "DB_PASS": {"from_env": "DB_PASS"},
+                "KEYSTONE_URL": "http://ks",
+                "ANSIBLE_VAULT_PASSWORD_FILE": "/etc/ephyra/vault.pass",  # where, not what
+                "N": 3,
+            },
         }
     )
     read = parse(data)

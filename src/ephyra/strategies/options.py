@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ephyra.errors import UsageError
-from ephyra.inventory.catalog import is_secret
+from ephyra.inventory.catalog import WORD, is_secret
 from ephyra.strategies.base import StrategyFailed, Target, render
 
 SAMPLE = Target("host-1", "1.0", ("service-a", "service-b"), "service")
@@ -32,6 +32,9 @@ TIMEOUT = "timeout"  # seconds any one command may run
 COMMON = (VIA, ENV, TIMEOUT)
 #: Options whose values may be secret references (and must be, under a secret's name).
 SECRET_OPTIONS = (ENV, "facts", "extravars")
+#: The last word of a name that says its value is where a secret is, not the secret
+#: (``ANSIBLE_VAULT_PASSWORD_FILE``, ``ssh_private_key_path``).
+WHERE_WORDS = frozenset({"file", "path", "dir", "directory"})
 FROM_ENV = "from_env"
 FROM_FILE = "from_file"
 
@@ -88,6 +91,13 @@ def reference(where: str, value: Any) -> SecretRef | None:
     return SecretRef(str(kind), str(name))
 
 
+def names_secret(key: str) -> bool:
+    """Whether a variable named ``key`` holds a secret (``DB_PASSWORD``, ``api_token``),
+    not where one is (``ANSIBLE_VAULT_PASSWORD_FILE``)."""
+    words = WORD.findall(key)
+    return is_secret(key) and not (words and words[-1].lower() in WHERE_WORDS)
+
+
 def check_secrets(where: str, key: str, value: Any) -> Any:
     """``value`` (the value of ``key``) with its secret references parsed; a plain value
     under a name that looks like a secret is refused, at any depth of mappings and lists."""
@@ -98,7 +108,7 @@ def check_secrets(where: str, key: str, value: Any) -> Any:
         return {k: check_secrets(f"{where}.{k}", str(k), v) for k, v in value.items()}
     if isinstance(value, list):
         return [check_secrets(f"{where}[{i}]", key, v) for i, v in enumerate(value)]
-    if is_secret(key) and isinstance(value, str | int | float) and not isinstance(value, bool):
+    if names_secret(key) and isinstance(value, str | int | float) and not isinstance(value, bool):
         raise UsageError(
             f"{where}: looks like a secret, and a specification keeps no secret: write "
             "{from_env: NAME} (read from Ephyra's environment when the step runs) or "
