@@ -17,6 +17,7 @@ from testbed.ironic import Testbed
 from testbed.seed import StateWaiter, enroll, node_spec, snapshot
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_home, stored_secret
+from tests.functional.test_api import ADMIN, TOKENS, Server
 
 pytestmark = pytest.mark.functional
 
@@ -183,3 +184,29 @@ def test_an_agent_keeps_its_store_and_logs_private(tmp_path: Path, usual_umask: 
     assert "upgraded cmp-1" in (root / "agent-logs" / "cmp-1-2.0.log").read_text()
     wider = {name: oct(mode) for name, mode in files.items() if mode & 0o077}
     assert not wider, wider
+
+
+def test_the_servers_default_tokens_file_is_private(tmp_path: Path, usual_umask: None) -> None:
+    """``ephyra serve`` with the default tokens file: made 0600 in a 0700 state directory,
+    and an older one, readable by others, tightened."""
+    fresh = Ephyra(tmp_path / "no-clouds.yaml", tmp_path / "fresh")
+    server = Server(fresh, tmp_path, auth=[])
+    try:
+        made = tmp_path / "fresh" / "ephyra" / "api-tokens.yaml"
+        assert modes(made.parent)["."] == 0o700 and modes(made)["."] == 0o600
+    finally:
+        assert server.stop() in (0, -15)  # uvicorn ends by the SIGTERM it handled
+    old = Ephyra(tmp_path / "no-clouds.yaml", tmp_path / "old")
+    tokens = tmp_path / "old" / "ephyra" / "api-tokens.yaml"
+    tokens.parent.mkdir(parents=True)
+    tokens.write_text(yaml.safe_dump(TOKENS))
+    os.chmod(tokens.parent, 0o755)
+    os.chmod(tokens, 0o644)
+    server = Server(old, tmp_path, auth=[])
+    try:
+        assert server.call("GET", "/v1/runs", token=ADMIN).status_code == 200
+        assert modes(tokens.parent)["."] == 0o700 and modes(tokens)["."] == 0o600
+    finally:
+        assert server.stop() in (0, -15)  # uvicorn ends by the SIGTERM it handled
+    log = (tmp_path / "serve.log").read_text()
+    assert f"{tokens} was mode 0644, readable by others: now 0600" in log

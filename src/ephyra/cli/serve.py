@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ephyra.errors import UsageError
-from ephyra.paths import private_dir, state_dir
+from ephyra.paths import private_dir, private_file, state_dir
 
 DESCRIPTION = """\
 Serve the management panel: the REST API of every operation of this command line
@@ -61,6 +61,8 @@ def do_serve(args: argparse.Namespace) -> int:
             private_dir(path.parent)
             make_tokens_file(path)
             print(f"ephyra serve: an admin token is in {path}", file=sys.stderr)
+        if not args.tokens:
+            private_file(path)  # the default file, made 0600, or tightened if an older one
         authenticator = StaticTokens(path)
     stopping = threading.Event()
     app = create_app(
