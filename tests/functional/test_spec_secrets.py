@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ephyra.strategies.base import Target, build
 from tests.functional.ephyra_cli import Ephyra
 
 pytestmark = pytest.mark.functional
+
+INVENTORY = Path(__file__).resolve().parent / "strategies" / "ansible" / "inventory.ini"
 
 #: Each command writes the SHA-256 of what it sees in $DB_PASS and $FILE_PASS, and the
 #: version it took the host to.
@@ -129,3 +132,39 @@ def test_a_password_written_in_the_spec_is_refused_before_anything_runs(
     )
     assert failed.code == 1
     assert "DB_PASS is not in the environment of Ephyra" in failed.err
+
+
+def test_an_ansible_extravar_by_reference_reaches_the_play(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    playbook = tmp_path / "secret.yml"
+    playbook.write_text(
+        "- hosts: all\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Write what the play was given\n"
+        "      ansible.builtin.copy:\n"
+        '        dest: "{{ out_file }}"\n'
+        "        content: \"{{ db_password | hash('sha256') }} {{ db.token | hash('sha256') }}\"\n"
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text("tok-" + os.urandom(8).hex())
+    out = tmp_path / "seen"
+    strategy = build(
+        {
+            "type": "ansible",
+            "playbook": str(playbook),
+            "inventory": str(INVENTORY),
+            "extravars": {
+                "out_file": str(out),
+                "db_password": {"from_env": "DB_PASS"},
+                "db": {"token": {"from_file": str(token_file)}},
+            },
+        }
+    )
+    password = "pw-" + os.urandom(8).hex()
+    monkeypatch.setenv("DB_PASS", password)
+    lines: list[str] = []
+    strategy.upgrade(Target("localhost", "2026.2", ("demo",)), lines.append)
+    assert out.read_text() == f"{sha(password)} {sha(token_file.read_text())}"
+    assert password not in "\n".join(lines)
