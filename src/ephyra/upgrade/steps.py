@@ -26,6 +26,7 @@ from ephyra.compute.drain import HostRecord
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
 from ephyra.errors import Interrupted
+from ephyra.strategies import shell
 from ephyra.strategies.base import Strategy, Target, render, stream
 from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.plan import Action, Unit
@@ -152,8 +153,13 @@ class Reboot(UnitStep):
         hu = self.ctx.spec.host_upgrade
         assert hu is not None and hu.reboot
         target = Target(self.ctx.unit.host, self.ctx.spec.release, (), "host")
-        command = render(hu.reboot, target)
-        stream(["sh", "-c", command], lambda line: self.ctx.output(self.name, line), what=command)
+        command = render(hu.reboot, target, shell=True)
+        stream(
+            shell.shell_argv(command, target),
+            lambda line: self.ctx.output(self.name, line),
+            what=command,
+            timeout=hu.reboot_timeout,
+        )
         self.ctx.record.save(rebooted=True, since=time.time())
 
 
