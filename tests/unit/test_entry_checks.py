@@ -16,10 +16,14 @@ from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, inventory, make_host
 from ephyra.inventory.source import discover
 from ephyra.strategies.base import build
-from ephyra.upgrade import spec
+from ephyra.upgrade import runner, service, spec
 from ephyra.versions import desired, lifecycle, report
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import open_store
+from tests.unit import upgrade_fakes
+from tests.unit.test_upgrade_run import Env
+from tests.unit.test_upgrade_run import _spec as _upgrade_spec
+from tests.unit.upgrade_fakes import WORLD
 
 BAD_HOSTS = ["cmp-1;touch PWNED", "$(reboot)", "../etc", "-oProxyCommand=x", "a b", "", "x" * 300]
 BAD_VERSIONS = ["2025.2;touch PWNED;echo", "../../x", "1.0/2", "`id`", "a b", "x" * 200]
@@ -129,3 +133,25 @@ def test_an_agent_refuses_a_bad_host_name(name: str) -> None:
     strategy = build({"type": "command", "upgrade": "true"})
     with pytest.raises(UsageError, match="refused"):
         AgentConfig(name, {"compute": "10.0.0.1"}, strategy)
+
+
+def test_a_rollback_never_downgrades_to_a_malformed_version_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version a strategy reported before the upgrade comes from the host: one that is
+    not a valid version is kept as it is, and the action is left at the release."""
+    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
+    monkeypatch.setattr(service, "build", upgrade_fakes.build)
+    WORLD.__init__()  # type: ignore[misc]
+    WORLD.versions[("cmp-1", "nova-compute")] = "1.0;touch PWNED"
+    env = Env(tmp_path)
+    env.start(_upgrade_spec(), computes=1)
+    WORLD.calls.clear()
+    run = env.rollback()
+    status = service.status(env.journal, run.id)
+    kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
+    assert kept == {
+        "cmp-1": "left at 2.0: the version before, '1.0;touch PWNED', is not a valid version"
+    }
+    assert ("downgrade", "cmp-1") not in {(what, host) for what, host, *_ in WORLD.calls}
+    assert WORLD.versions[("cmp-1", "nova-compute")] == "2.0"
