@@ -36,6 +36,7 @@ import yaml
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.errors import UsageError
 from ephyra.names import check_version
+from ephyra.strategies.base import CHECK_TIMEOUT, REBOOT_TIMEOUT
 
 #: Projects in the order the OpenStack upgrade guides take them.
 PROJECT_ORDER = (
@@ -85,14 +86,14 @@ class HostUpgrade:
     roles: tuple[str, ...]
     strategy: str
     reboot: str = ""  # a command template run after the strategy ('' for none)
-    reboot_timeout: float = 600.0  # seconds the reboot command may run
+    reboot_timeout: float = REBOOT_TIMEOUT  # seconds the reboot command may run
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     command: str
-    timeout: float = 60.0  # seconds one run of the command may take
+    timeout: float = CHECK_TIMEOUT  # seconds one run of the command may take
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             roles=hu.names("roles") or ("compute",),
             strategy=str(hu.text("strategy", "")),
             reboot=str(hu.text("reboot", "")),
-            reboot_timeout=_positive(hu, "reboot_timeout", 600.0),
+            reboot_timeout=_positive(hu, "reboot_timeout", REBOOT_TIMEOUT),
         )
     g = top.sub("gates")
     g.unknown({"services_up", "hypervisor_version", "timeout", "interval", "checks"})
@@ -281,7 +282,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         if not command:
             raise UsageError(f"{c.where}.command: required")
         name = c.text("name", f"check-{i + 1}")
-        checks.append(Check(name, command, _positive(c, "timeout", 60.0)))
+        checks.append(Check(name, command, _positive(c, "timeout", CHECK_TIMEOUT)))
     gates = Gates(
         services_up=g.flag("services_up", True),
         hypervisor_version=str(g.text("hypervisor_version", "")),
