@@ -13,6 +13,7 @@ from ephyra import plugins
 from ephyra.errors import PluginError, UsageError
 from ephyra.strategies.base import (
     NAMESPACE,
+    Invocation,
     NoDowngrade,
     Strategy,
     Target,
@@ -170,18 +171,15 @@ def test_no_downgrade_says_why(kind: str, says: str) -> None:
         strategy.downgrade(TARGET, lambda line: None)
 
 
-def test_on_host_passes_one_quoted_command_line_to_via() -> None:
+def test_on_host_gives_via_a_fixed_command_line_and_the_command_on_stdin() -> None:
     argv = ["sh", "-c", "echo 'a b' > /tmp/x"]
-    assert on_host(argv, {}, TARGET) == argv
-    assert on_host(argv, {"via": "ssh -o BatchMode=yes root@{host}"}, TARGET) == [
-        "ssh",
-        "-o",
-        "BatchMode=yes",
-        "root@compute-7",
-        shlex.join(argv),
-    ]
+    assert on_host(argv, {}, TARGET) == Invocation(tuple(argv))
+    remote = on_host(argv, {"via": "ssh -o BatchMode=yes root@{host}"}, TARGET, {"K": "s3 cr'et"})
+    assert remote.argv == ("ssh", "-o", "BatchMode=yes", "root@compute-7", "sh -s")
+    assert remote.env == {}
+    assert remote.script == f"export K='s3 cr'\"'\"'et'\nexec {shlex.join(argv)}\n"
     with_env = on_host(["apt-get", "update"], {}, TARGET, {"DEBIAN_FRONTEND": "noninteractive"})
-    assert with_env == ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update"]
+    assert with_env == Invocation(("apt-get", "update"), {"DEBIAN_FRONTEND": "noninteractive"})
 
 
 def test_shell_commands_see_their_target() -> None:
@@ -192,9 +190,11 @@ def test_shell_commands_see_their_target() -> None:
         "EPHYRA_SERVICE": "nova-compute",
         "EPHYRA_KIND": "service",
     }
-    argv = shell_argv("true", TARGET, {"via": "ssh {host}"}, {"X": "1"})
-    assert argv[:2] == ["ssh", "compute-7"]
-    assert shlex.split(argv[2])[-4:] == ["X=1", "sh", "-c", "true"]
+    call = shell_argv("true", TARGET, {"via": "ssh {host}"}, {"X": "1"})
+    assert call.argv == ("ssh", "compute-7", "sh -s")
+    assert call.script is not None
+    assert call.script.splitlines()[-2:] == ["export X=1", "exec sh -c true"]
+    assert "X=1" not in " ".join(call.argv)
 
 
 def test_tail_keeps_the_last_non_blank_lines() -> None:

@@ -32,9 +32,10 @@ from typing import TextIO, TypeVar
 
 from ephyra.agent.turn import Turn
 from ephyra.errors import StepFailed, UsageError
+from ephyra.names import check_version, is_version, shown
 from ephyra.paths import in_state_dir, private_dir, private_file
 from ephyra.strategies import shell
-from ephyra.strategies.base import Strategy, Target
+from ephyra.strategies.base import CHECK_TIMEOUT, Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import HostState
@@ -42,6 +43,10 @@ from ephyra.versions.store import Delete, Lease, LeaseExpired, Op, Put, Store, S
 
 T = TypeVar("T")
 Say = Callable[[str], None]
+#: The version under which a refused desired version is recorded
+#: (``/status/configured/failure/malformed-desired-version/<host>``): the malformed
+#: value itself is never part of a key, a path or a command.
+REFUSED = "malformed-desired-version"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class AgentConfig:
     strategy: Strategy
     interfaces: Mapping[str, str] = field(default_factory=dict)
     validate: str | None = None  # a shell command; exit 0 = the host works at the version
+    validate_timeout: float = CHECK_TIMEOUT  # seconds the validate command may run
     log_dir: Path = Path(".")
     log_url: str | None = None  # template of the link to a log: {host} {version} {path}
     ttl: int = 10
@@ -63,6 +69,8 @@ class AgentConfig:
             check_name("role", role)
         if self.ttl < 2:
             raise UsageError("the lease TTL must be at least 2 seconds")
+        if not self.validate_timeout > 0:
+            raise UsageError("the validation timeout must be a positive number of seconds")
 
 
 class Agent:
@@ -74,6 +82,7 @@ class Agent:
         self.stop = threading.Event()
         self.running: str | None = None  # the version the host is known to run
         self.failed: str | None = None  # the version the host failed to reach
+        self.refused: str | None = None  # the malformed desired version last refused
         self.turn: Turn | None = None
         self.lease: Lease | None = None
         self.state: HostState | None = None  # the host's state as this agent last wrote it
@@ -152,6 +161,9 @@ class Agent:
             self.running = self.config.strategy.version(target) or None
         except StepFailed as exc:
             self.say(f"{self.config.host}: cannot tell the version it runs: {exc}")
+        if self.running and not is_version(self.running):
+            self.say(f"{self.config.host}: its version command printed {shown(self.running)}")
+            self.running = None
         host = self.config.host
         state = self._retry("read state", lambda: lifecycle.state_of(self.store, self.keys, host))
         if self.running and lifecycle.failed_at(state, self.running):
@@ -180,7 +192,10 @@ class Agent:
                     self._lease_lost.clear()
                     self.say(f"{self.config.host}: the lease expired; announcing again")
                     self._announce()
-                want = self._retry("read", lambda: desired.current(self.store, self.keys))
+                found = self._retry("read", lambda: desired.read(self.store, self.keys))
+                want = self._checked(found)
+                if once and found and not want:
+                    return False  # refused
                 if want and want not in (self.running, self.failed):
                     # a trigger during the update has woken the watch: no read needed
                     # to learn that nothing changed meanwhile
@@ -198,6 +213,27 @@ class Agent:
         if self.lease is not None:
             with contextlib.suppress(StoreError):  # else it expires by itself
                 self.lease.revoke()
+
+    def _checked(self, found: str | None) -> str | None:
+        """``found`` (the desired version read) if it is a valid version; else None, and
+        the refusal said and recorded once for that value."""
+        if found is None or is_version(found):
+            self.refused = None
+            return found
+        if found != self.refused:
+            self.refused = found
+            self._refuse(found)
+        return None
+
+    def _refuse(self, found: str) -> None:
+        """Say and record (``configured/failure`` under :data:`REFUSED`) that the desired
+        version is malformed; nothing runs for it."""
+        try:
+            check_version(found, f"desired version in {self.keys.current_version}")
+        except UsageError as exc:
+            reason = str(exc)
+        self.say(f"{self.config.host}: {reason}; nothing done")
+        self._state("configured/failure", REFUSED, reason, "")
 
     def update(self, version: str) -> None:
         host = self.config.host
@@ -221,9 +257,9 @@ class Agent:
                 first = False
                 # read after taking: a turn taken for a version already superseded is
                 # given back, never used
-                now = self._retry("read", lambda: desired.current(self.store, self.keys))
+                now = self._retry("read", lambda: desired.read(self.store, self.keys))
                 if now != version:
-                    self.say(f"{host}: {version}: superseded by {now} before its turn")
+                    self.say(f"{host}: {version}: superseded before its turn")
                     self._retry("give back the turn", turn.give_back)
                     return
                 if why is None:
@@ -276,7 +312,13 @@ class Agent:
         self._state("configured/success", version, done, link)
         if self.config.validate:
             try:
-                shell.run(self.config.validate, target, output, what="validation")
+                shell.run(
+                    self.config.validate,
+                    target,
+                    output,
+                    what="validation",
+                    timeout=self.config.validate_timeout,
+                )
             except StepFailed as exc:
                 self._fail("validated/failure", version, str(exc), link)
                 return False

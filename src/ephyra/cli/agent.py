@@ -15,9 +15,10 @@ import yaml
 from ephyra.agent.loop import Agent, AgentConfig
 from ephyra.cli.version import opened
 from ephyra.errors import UsageError
+from ephyra.names import check_name
 from ephyra.paths import state_dir
 from ephyra.signals import on_stop
-from ephyra.strategies.base import Strategy, build
+from ephyra.strategies.base import CHECK_TIMEOUT, Strategy, build
 
 DESCRIPTION = """\
 Run on each host. The agent watches /current_version; when it differs from what the host
@@ -30,7 +31,12 @@ agent's lease: if the agent dies, it drops out after --ttl seconds.
 The strategy is a YAML file with a `type` (command, package, source, ansible, puppet,
 grenade, noop) and its options, as under `strategies:` of an upgrade specification
 (docs/strategies.md), or the shortcut --upgrade CMD [--version-command CMD] for the
-command strategy. Commands see {host} and {version}.
+command strategy. Commands see {host} and {version}, filled in shell-quoted (never inside
+quotes of the command), and $EPHYRA_HOST, $EPHYRA_VERSION. A desired version that is not a
+valid version (letters, digits and ._+~:- only) is refused: the agent says so, records
+configured/failure under the version "malformed-desired-version", runs nothing, and acts
+again on the next valid trigger. Commands are stopped past their timeout (the strategy's
+`timeout`, default 1800 s; the version command and --validate: 60 s).
 
 SIGTERM or Ctrl-C stops it after the step under way; its lease ends with it.
 """
@@ -38,7 +44,7 @@ SIGTERM or Ctrl-C stops it after the step under way; its lease ends with it.
 EXIT_CODES = """\
 exit codes:
   0    stopped (with --once: the host runs the desired version)
-  1    with --once: the host failed to reach the desired version
+  1    with --once: the host failed to reach the desired version (or refused it)
   2    usage or bad input
 """
 
@@ -77,7 +83,7 @@ def _strategy(args: argparse.Namespace) -> Strategy:
 
 
 def config(args: argparse.Namespace) -> AgentConfig:
-    host = args.host or socket.gethostname()
+    host = check_name(args.host or socket.gethostname(), "--host")
     address = args.address or _address(host)
     roles: dict[str, str] = {}
     for item in args.role:
@@ -91,6 +97,7 @@ def config(args: argparse.Namespace) -> AgentConfig:
         strategy=_strategy(args),
         interfaces=_pairs(args.interface, "--interface"),
         validate=args.validate,
+        validate_timeout=args.validate_timeout,
         log_dir=Path(args.log_dir) if args.log_dir else state_dir() / "agent-logs",
         log_url=args.log_url,
         ttl=args.ttl,
@@ -147,6 +154,13 @@ def register(sub: Any, exit_codes: str) -> None:
         "--version-command", metavar="CMD", help="command strategy: prints the running version"
     )
     parser.add_argument("--validate", metavar="CMD", help="exit 0 when the host works")
+    parser.add_argument(
+        "--validate-timeout",
+        type=float,
+        default=CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds the validate command may run (default {CHECK_TIMEOUT:g})",
+    )
     parser.add_argument("--log-dir", metavar="DIR", help="where each update's log is written")
     parser.add_argument(
         "--log-url",

@@ -12,6 +12,7 @@ from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.compute.budget import Fallback, OnTimeout
 from ephyra.errors import UsageError
+from ephyra.names import check_name
 
 KIND = "evacuate"
 
@@ -46,8 +47,8 @@ def _cloud(args: argparse.Namespace) -> str:
 def _body(args: argparse.Namespace) -> EvacuateBody:
     return EvacuateBody.build(
         cloud=_cloud(args),
-        hosts=args.hosts,
-        target=args.target,
+        hosts=[check_name(host, "HOST") for host in args.hosts],
+        target=check_name(args.target, "--target") if args.target else args.target,
         concurrency=args.concurrency,
         per_host=args.per_host,
         max_per_project=args.max_per_project,
@@ -60,7 +61,8 @@ def _body(args: argparse.Namespace) -> EvacuateBody:
 
 
 def do_maintenance(args: argparse.Namespace) -> int:
-    print(backend(args).maintenance(_cloud(args), args.hostname, args.switch == "on"))
+    host = check_name(args.hostname, "HOST")
+    print(backend(args).maintenance(_cloud(args), host, args.switch == "on"))
     return 0
 
 

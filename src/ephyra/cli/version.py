@@ -18,6 +18,7 @@ from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
+from ephyra.names import check_name, check_version
 from ephyra.versions import desired, roles
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, open_store
@@ -64,7 +65,10 @@ def opened(args: argparse.Namespace) -> tuple[Store, Keys]:
 
 def do_trigger(args: argparse.Namespace) -> int:
     body = TriggerBody.build(
-        version=args.version, max_at_once=args.max_at_once, after=args.after, force=args.force
+        version=check_version(args.version, "VERSION"),
+        max_at_once=args.max_at_once,
+        after=args.after,
+        force=args.force,
     )
     made = backend(args).trigger(body)
     before = f" (was {made['previous']})" if made["previous"] else ""
@@ -79,11 +83,12 @@ def _hosts(args: argparse.Namespace) -> list[str]:
         hosts += text.split()
     if not hosts:
         raise UsageError("name the hosts to verify (HOST... or --hosts-file FILE)")
-    return hosts
+    return [check_name(host, "HOST") for host in hosts]
 
 
 def do_verify(args: argparse.Namespace) -> int:
-    verdict = backend(args).verify(VerifyBody.build(version=args.version, hosts=_hosts(args)))
+    version = check_version(args.version, "VERSION")
+    verdict = backend(args).verify(VerifyBody.build(version=version, hosts=_hosts(args)))
     missing = verdict["missing"]
     if args.format != "table":
         emit({k: verdict[k] for k in ("version", "ok", "missing")}, args.format)
@@ -123,14 +128,18 @@ def do_history(args: argparse.Namespace) -> int:
 
 
 def _version(args: argparse.Namespace, store: Store, keys: Keys) -> str:
-    version = args.version or desired.current(store, keys)
+    version = _option_version(args) or desired.current(store, keys)
     if not version:
         raise UsageError("no version is triggered yet: name one with --version")
     return version
 
 
+def _option_version(args: argparse.Namespace) -> str | None:
+    return check_version(args.version, "--version") if args.version else None
+
+
 def do_hosts_of(args: argparse.Namespace) -> int:
-    found = backend(args).roles(args.role, args.version)
+    found = backend(args).roles(args.role, _option_version(args))
     hosts = found["roles"][args.role]
     if args.format != "table":
         emit(hosts, args.format)
@@ -143,7 +152,7 @@ def do_hosts_of(args: argparse.Namespace) -> int:
 
 
 def do_list_roles(args: argparse.Namespace) -> int:
-    found = backend(args).roles(None, args.version)
+    found = backend(args).roles(None, _option_version(args))
     version = found["version"]
     rows = [
         {"role": r, "hosts": len(h), "version": version} for r, h in sorted(found["roles"].items())

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ephyra.names import check_name
+
 #: Health of a service as its API reports it.
 UP, DOWN, DISABLED, UNKNOWN = "up", "down", "disabled", "unknown"
 
@@ -200,11 +202,16 @@ def inventory(
 ) -> Inventory:
     """An inventory from hosts in any order (same-named hosts merged).
 
+    Every host name must be a valid name (:data:`ephyra.names.NAME`): one that is not
+    refuses the whole inventory, whichever source it came from, with a UsageError naming
+    the source (a host skipped silently would be a host never upgraded).
+
     Endpoints are one per (region, service, interface): a later one with a URL or a
     version wins over an earlier one, and keeps the earlier version if it has none.
     """
     by_name: dict[str, Host] = {}
     for host in hosts:
+        check_name(host.name, f"host name from {', '.join(sorted(host.sources)) or 'a source'}")
         old = by_name.get(host.name)
         by_name[host.name] = host if old is None else merge_hosts(old, host)
     by_place: dict[tuple[str, str, str], Endpoint] = {}

@@ -39,6 +39,7 @@ import ansible_runner
 from ephyra.errors import UsageError
 from ephyra.strategies import shell
 from ephyra.strategies.base import (
+    COMMAND_TIMEOUT,
     Change,
     NoDowngrade,
     Output,
@@ -119,7 +120,7 @@ class AnsibleStrategy(Strategy):
             limit=render(self.limit, target),
             extravars={**self._extravars(target), **ephyra_vars(target)},
             env={**QUIET_COLOUR, **rendered(self.env, target)},
-            timeout=self.timeout,
+            timeout=self.timeout or COMMAND_TIMEOUT,
         )
         after = self.version(target) if self.version_command else target.version
         return Change(before, after)

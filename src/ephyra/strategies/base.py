@@ -15,18 +15,25 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ephyra import plugins
 from ephyra.errors import PluginError, StepFailed, UsageError
+from ephyra.names import check_name, check_version
 
 NAMESPACE = "ephyra.strategies"
 
 Output = Callable[[str], None]
 TAIL_LINES = 5  # output lines a failure message carries
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a command past its timeout
+#: Default seconds an upgrade or downgrade command may run (a strategy's ``timeout``).
+COMMAND_TIMEOUT = 1800.0
+#: Default seconds a check, a validation or a version probe may run.
+CHECK_TIMEOUT = 60.0
+#: Default seconds a host's reboot command may run.
+REBOOT_TIMEOUT = 600.0
 
 
 class StrategyFailed(StepFailed):
@@ -100,18 +107,55 @@ def build(options: Mapping[str, Any]) -> Strategy:
     return cls(rest)
 
 
-def render(template: str, target: Target, **extra: str) -> str:
-    """``template`` with {host} {version} {services} {service} {kind} and ``extra`` filled in."""
+def render(template: str, target: Target, *, shell: bool = False, **extra: str) -> str:
+    """``template`` with {host} {version} {services} {service} {kind} and ``extra`` filled in.
+
+    The target's host must be a valid name and its version a valid version (or empty):
+    anything else is refused before a command is built. With ``shell``, the template is a
+    shell command line and every value goes in shell-quoted (``shlex.quote``; each service
+    of {services} is one word), so a value is always one word to the shell however it is
+    spelt; a placeholder must then not stand inside quotes of the template."""
+    _check(target)
+    values = {**target.values(), **extra}
+    if shell:
+        values = {key: shlex.quote(value) for key, value in values.items()}
+        values["services"] = " ".join(shlex.quote(s) for s in target.services)
     try:
-        return template.format(**target.values(), **extra)
-    except (KeyError, IndexError, ValueError) as exc:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise UsageError(f"bad template {template!r}: {exc}") from exc
 
 
+def _check(target: Target) -> None:
+    check_name(target.host, "host name")
+    if target.version:
+        check_version(target.version)
+
+
 def via(options: Mapping[str, Any], target: Target) -> list[str]:
-    """The argv prefix of the ``via`` option (e.g. ``ssh {host}``), rendered; [] if unset."""
+    """The argv prefix of the ``via`` option (e.g. ``ssh {host}``): split into words first,
+    then each word filled in, so a value can never add a word; [] if unset."""
     prefix = options.get("via")
-    return shlex.split(render(str(prefix), target)) if prefix else []
+    if not prefix:
+        return []
+    try:
+        words = shlex.split(str(prefix))
+    except ValueError as exc:
+        raise UsageError(f"bad via prefix {prefix!r}: {exc}") from exc
+    return [render(word, target) for word in words]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A command as it is started: its argv, the environment it gets on top of Ephyra's,
+    and a script fed on its standard input (None: it reads nothing)."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    script: str | None = None
+
+
+REMOTE_SHELL = ("sh", "-s")  # what a ``via`` prefix runs: it reads its script on stdin
 
 
 def on_host(
@@ -119,19 +163,25 @@ def on_host(
     options: Mapping[str, Any],
     target: Target,
     env: Mapping[str, str] | None = None,
-) -> list[str]:
-    """``argv`` as run for ``target``: with ``env`` set by ``env(1)``, and, when the
-    ``via`` option is set, given to its prefix as one shell-quoted command line (what
-    ``ssh {host}``, ``sudo sh -c`` or ``docker exec NAME sh -c`` expect)."""
-    full = list(argv)
-    if env:
-        full = ["env", *(f"{key}={value}" for key, value in env.items()), *full]
+) -> Invocation:
+    """``argv`` as run for ``target``, with ``env`` added to its environment; no value of
+    ``env`` ever stands in an argv (``ps`` shows argv to every user).
+
+    Without the ``via`` option the command runs here with ``env`` in its process
+    environment. With it (e.g. ``ssh {host}``, ``sudo sh -c``, ``docker exec -i NAME sh
+    -c``) the prefix is given the fixed command line ``sh -s`` and the script on its
+    standard input exports each variable (shell-quoted) and then execs ``argv``: the
+    prefix must pass its standard input on (ssh does; ``docker exec`` needs ``-i``)."""
     prefix = via(options, target)
-    return [*prefix, shlex.join(full)] if prefix else full
+    if not prefix:
+        return Invocation(tuple(argv), dict(env or {}))
+    lines = [f"export {key}={shlex.quote(value)}" for key, value in (env or {}).items()]
+    script = "\n".join([*lines, f"exec {shlex.join(argv)}", ""])
+    return Invocation((*prefix, shlex.join(REMOTE_SHELL)), {}, script)
 
 
 def stream(
-    argv: Sequence[str],
+    argv: Sequence[str] | Invocation,
     output: Output,
     *,
     env: Mapping[str, str] | None = None,
@@ -141,34 +191,36 @@ def stream(
     timeout: float | None = None,
 ) -> str:
     """Run ``argv``, each output line to ``output``; return the output; raise unless its
-    exit code is in ``ok``. Past ``timeout`` seconds the command and its children are
-    stopped (SIGTERM, then SIGKILL) and that is a failure too.
+    exit code is in ``ok``. Past ``timeout`` seconds (None: :data:`COMMAND_TIMEOUT`) the
+    command and its children are stopped (SIGTERM, then SIGKILL) and that is a failure too.
 
     The command runs in a session of its own: Ctrl-C on Ephyra pauses the run at the
     next step boundary and does not cut a package manager in the middle.
     """
-    name = what or shlex.join(argv)
+    call = argv if isinstance(argv, Invocation) else Invocation(tuple(argv))
+    limit = timeout or COMMAND_TIMEOUT
+    name = what or shlex.join(call.argv)
     lines: list[str] = []
     try:
         proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
+            list(call.argv),
+            stdin=subprocess.DEVNULL if call.script is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **call.env, **(env or {})},
             cwd=cwd,
             text=True,
             errors="replace",
             start_new_session=True,
         )
     except OSError as exc:
-        raise StrategyFailed(f"{name}: cannot run {argv[0]}: {exc}") from exc
+        raise StrategyFailed(f"{name}: cannot run {call.argv[0]}: {exc}") from exc
+    if call.script is not None:
+        threading.Thread(target=_feed, args=(proc, call.script), daemon=True).start()
     expired = threading.Event()
-    timer = None
-    if timeout is not None:
-        timer = threading.Timer(timeout, _stop, (proc, expired))
-        timer.daemon = True
-        timer.start()
+    timer = threading.Timer(limit, _stop, (proc, expired))
+    timer.daemon = True
+    timer.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -177,20 +229,34 @@ def stream(
             output(line)
         code = proc.wait()
     finally:
-        if timer is not None:
-            timer.cancel()
+        timer.cancel()
     if expired.is_set():
-        raise StrategyFailed(f"{name} timed out after {timeout:g}s: {tail(lines)}")
+        raise StrategyFailed(f"{name} timed out after {limit:g}s: {tail(lines)}")
     if code not in ok:
         raise StrategyFailed(f"{name} exited with {code}: {tail(lines)}")
     return "\n".join(lines)
 
 
+def _feed(proc: subprocess.Popen[str], script: str) -> None:
+    """Write ``script`` to the standard input of ``proc`` and close it (a command that
+    exits without reading it all is no error here: its exit code tells)."""
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        proc.stdin.write(script)
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        proc.stdin.close()
+
+
 def probe(
-    argv: Sequence[str], *, what: str, timeout: float | None = None, cwd: Path | str | None = None
+    argv: Sequence[str] | Invocation,
+    *,
+    what: str,
+    timeout: float | None = None,
+    cwd: Path | str | None = None,
 ) -> str:
-    """The last non-blank output line of ``argv`` (a version), stripped; raise on failure."""
-    out = stream(argv, lambda line: None, what=what, timeout=timeout, cwd=cwd)
+    """The last non-blank output line of ``argv`` (a version), stripped; raise on failure.
+    ``timeout`` None: :data:`CHECK_TIMEOUT`."""
+    out = stream(argv, lambda line: None, what=what, timeout=timeout or CHECK_TIMEOUT, cwd=cwd)
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     return lines[-1] if lines else ""
 

@@ -29,7 +29,9 @@ from typing import Any
 
 from ephyra.errors import UsageError
 from ephyra.strategies.base import (
+    CHECK_TIMEOUT,
     Change,
+    Invocation,
     Output,
     Strategy,
     StrategyFailed,
@@ -92,7 +94,7 @@ class PackageStrategy(Strategy):
                 )
         return names
 
-    def _apt(self, target: Target, *args: str) -> list[str]:
+    def _apt(self, target: Target, *args: str) -> Invocation:
         env = {"DEBIAN_FRONTEND": "noninteractive", **rendered(self.env, target)}
         argv = [
             "apt-get",
@@ -105,7 +107,7 @@ class PackageStrategy(Strategy):
         ]
         return on_host(argv, self.options, target, env)
 
-    def _run(self, argv: Sequence[str], output: Output, what: str) -> None:
+    def _run(self, argv: Sequence[str] | Invocation, output: Output, what: str) -> None:
         stream(argv, output, what=what, timeout=self.timeout)
 
     def _refresh(self, target: Target, output: Output) -> None:
@@ -134,7 +136,7 @@ class PackageStrategy(Strategy):
             lambda line: None,
             what=f"dpkg-query on {target.host}",
             ok=(0, 1),  # 1: some package unknown to dpkg
-            timeout=self.timeout,
+            timeout=self.timeout or CHECK_TIMEOUT,
         )
         found: dict[str, str] = {}
         for line in out.splitlines():

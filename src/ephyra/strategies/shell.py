@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ephyra.strategies.base import Output, Target, on_host, probe, render, stream
+from ephyra.strategies.base import Invocation, Output, Target, on_host, probe, render, stream
 from ephyra.strategies.options import rendered
 
 SHELL = "sh"
@@ -24,7 +24,7 @@ def shell_argv(
     target: Target,
     options: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
-) -> list[str]:
+) -> Invocation:
     """``sh -c COMMAND`` for ``target``, with its environment, on its host (``via``)."""
     return on_host(
         [SHELL, "-c", command], options or {}, target, {**target_env(target), **(env or {})}
@@ -41,8 +41,10 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> str:
-    """Render ``template`` for ``target`` and run it, streaming its lines to ``output``."""
-    command = render(template, target)
+    """Render ``template`` for ``target`` (values shell-quoted) and run it, streaming its
+    lines to ``output``; ``timeout`` None: the default of
+    :data:`~ephyra.strategies.base.COMMAND_TIMEOUT`."""
+    command = render(template, target, shell=True)
     argv = shell_argv(command, target, options, env)
     return stream(argv, output, what=f"{what} {command!r}", timeout=timeout)
 
@@ -55,10 +57,11 @@ def version(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> str:
-    """The last line the ``version`` command prints ('' when there is no such command)."""
+    """The last line the ``version`` command prints ('' when there is no such command);
+    ``timeout`` None: the default of :data:`~ephyra.strategies.base.CHECK_TIMEOUT`."""
     if not template:
         return ""
-    command = render(template, target)
+    command = render(template, target, shell=True)
     argv = shell_argv(command, target, options, env)
     return probe(argv, what=f"version command {command!r}", timeout=timeout)
 

@@ -32,6 +32,7 @@ from typing import Any
 from ephyra.errors import UsageError
 from ephyra.strategies.base import (
     Change,
+    Invocation,
     Output,
     Strategy,
     StrategyFailed,
@@ -99,7 +100,7 @@ class SourceStrategy(Strategy):
         self.timeout = opts.seconds()
         opts.via()
 
-    def _argv(self, target: Target, *argv: str) -> list[str]:
+    def _argv(self, target: Target, *argv: str) -> Invocation:
         return on_host(argv, self.options, target, rendered(self.env, target))
 
     def version(self, target: Target) -> str:

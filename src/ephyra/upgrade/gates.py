@@ -4,7 +4,11 @@
   since the upgrade ended (so it is the new process that answers); nova-api answers.
 - ``hypervisor_version``: the host's hypervisor reports the version given (a template,
   e.g. ``"{version}"``), compared as Nova compares them (``8.0.0`` is 8000000).
-- ``checks``: commands (templates with {host} {version} {services}) that must exit 0.
+- ``checks``: commands (templates with {host} {version} {services}) that must exit 0,
+  each run with ``sh -c``, its values shell-quoted (a placeholder must not stand inside
+  quotes; ``$EPHYRA_HOST``, ``$EPHYRA_VERSION``... are the other way), stopped with its
+  process group past its ``timeout`` (default 60 s). A host or version that is not a
+  valid name or version is refused before any check runs.
 
 A gate is polled every ``interval`` seconds until it passes; still red after
 ``timeout``, it fails the unit. A pause or abort ends the wait at once.
@@ -12,7 +16,6 @@ A gate is polled every ``interval`` seconds until it passes; still red after
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +24,8 @@ from oslo_utils import versionutils
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
 from ephyra.errors import CloudError, StepFailed, UsageError
-from ephyra.strategies.base import Target, render
+from ephyra.strategies import shell
+from ephyra.strategies.base import StrategyFailed, Target, render, stream
 from ephyra.upgrade.spec import Gates
 
 #: Nova services with no service record (they answer as APIs instead).
@@ -49,13 +53,12 @@ class Gate:
             except CloudError as exc:
                 out.append(str(exc))
         for check in self.gates.checks:
-            command = render(check.command, self.target)
-            done = subprocess.run(
-                command, shell=True, capture_output=True, text=True, errors="replace", check=False
-            )
-            if done.returncode != 0:
-                tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]
-                out.append(f"{check.name}: exit {done.returncode}: {tail[0]}")
+            command = render(check.command, self.target, shell=True)
+            argv = shell.shell_argv(command, self.target)
+            try:
+                stream(argv, lambda line: None, what=check.name, timeout=check.timeout)
+            except StrategyFailed as exc:
+                out.append(str(exc))
         return out
 
     def _nova(self) -> list[str]:

@@ -13,8 +13,10 @@ A YAML file (see ``docs/upgrade.md``)::
       compute: {max_at_once: 2, after: [controller], drain: true, canary: cmp-1, soak: 60}
     services:
       nova-compute: {strategy: default}
-    host_upgrade: {roles: [compute], strategy: os, reboot: "ssh {host} systemctl reboot"}
-    gates: {services_up: true, hypervisor_version: "{version}", timeout: 300, checks: [...]}
+    host_upgrade: {roles: [compute], strategy: os, reboot: "ssh {host} systemctl reboot",
+                   reboot_timeout: 600}
+    gates: {services_up: true, hypervisor_version: "{version}", timeout: 300,
+            checks: [{name: ..., command: ..., timeout: 60}]}
     failure_threshold: 0               # failed units tolerated before the run pauses
     evacuation: {concurrency: 4, per_host: 2, max_per_group: 1}
     estimate: {service: 60, host: 900, reboot: 300, per_server: 20, gate: 15}
@@ -37,6 +39,8 @@ import yaml
 
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.errors import UsageError
+from ephyra.names import check_version
+from ephyra.strategies.base import CHECK_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets
 
 #: Projects in the order the OpenStack upgrade guides take them.
@@ -87,12 +91,14 @@ class HostUpgrade:
     roles: tuple[str, ...]
     strategy: str
     reboot: str = ""  # a command template run after the strategy ('' for none)
+    reboot_timeout: float = REBOOT_TIMEOUT  # seconds the reboot command may run
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     command: str
+    timeout: float = CHECK_TIMEOUT  # seconds one run of the command may take
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
     release = top.text("release")
     if not release:
         raise UsageError(f"{where}.release: the version to upgrade to is required")
+    check_version(release, f"{where}.release")
     strategies_r = top.sub("strategies")
     strategies: dict[str, Mapping[str, Any]] = {}
     for name in strategies_r.data:
@@ -264,22 +271,24 @@ def parse(data: Any, where: str = "spec") -> Spec:
     host_upgrade = None
     if "host_upgrade" in top.data:
         hu = top.sub("host_upgrade")
-        hu.unknown({"roles", "strategy", "reboot"})
+        hu.unknown({"roles", "strategy", "reboot", "reboot_timeout"})
         host_upgrade = HostUpgrade(
             roles=hu.names("roles") or ("compute",),
             strategy=str(hu.text("strategy", "")),
             reboot=str(hu.text("reboot", "")),
+            reboot_timeout=_positive(hu, "reboot_timeout", REBOOT_TIMEOUT),
         )
     g = top.sub("gates")
     g.unknown({"services_up", "hypervisor_version", "timeout", "interval", "checks"})
     checks = []
     for i, item in enumerate(g.data.get("checks") or []):
         c = _Reader(item, f"{g.where}.checks[{i}]")
-        c.unknown({"name", "command"})
+        c.unknown({"name", "command", "timeout"})
         command = c.text("command")
         if not command:
             raise UsageError(f"{c.where}.command: required")
-        checks.append(Check(name=c.text("name", f"check-{i + 1}"), command=command))
+        name = c.text("name", f"check-{i + 1}")
+        checks.append(Check(name, command, _positive(c, "timeout", CHECK_TIMEOUT)))
     gates = Gates(
         services_up=g.flag("services_up", True),
         hypervisor_version=str(g.text("hypervisor_version", "")),
@@ -309,6 +318,13 @@ def parse(data: Any, where: str = "spec") -> Spec:
     )
     _check_names(spec, where)
     return spec
+
+
+def _positive(reader: _Reader, key: str, default: float) -> float:
+    seconds = reader.number(key, default)
+    if not seconds > 0:
+        raise UsageError(f"{reader.where}.{key}: must be a positive number of seconds")
+    return seconds
 
 
 def _check_names(spec: Spec, where: str) -> None:

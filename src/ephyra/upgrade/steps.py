@@ -26,6 +26,8 @@ from ephyra.compute.drain import HostRecord
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
 from ephyra.errors import Interrupted
+from ephyra.names import is_version, shown
+from ephyra.strategies import shell
 from ephyra.strategies.base import Strategy, Target, render, stream
 from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.plan import Action, Unit
@@ -124,11 +126,14 @@ class Downgrade(UnitStep):
             return
         action = self.ctx.unit.actions[self.index]
         strategy = self.ctx.strategies[action.strategy]
-        if not strategy.can_downgrade() or not entry.get("before"):
+        before = entry.get("before")
+        if not strategy.can_downgrade() or not before or not is_version(before):
             why = (
                 f"the {strategy.name} strategy has no downgrade"
                 if not strategy.can_downgrade()
                 else "the version before is unknown"
+                if not before
+                else f"the version before, {shown(before)}, is not a valid version"
             )
             entry["kept"] = f"left at {entry['after']}: {why}"
             self.ctx.record.save()
@@ -152,8 +157,13 @@ class Reboot(UnitStep):
         hu = self.ctx.spec.host_upgrade
         assert hu is not None and hu.reboot
         target = Target(self.ctx.unit.host, self.ctx.spec.release, (), "host")
-        command = render(hu.reboot, target)
-        stream(["sh", "-c", command], lambda line: self.ctx.output(self.name, line), what=command)
+        command = render(hu.reboot, target, shell=True)
+        stream(
+            shell.shell_argv(command, target),
+            lambda line: self.ctx.output(self.name, line),
+            what=command,
+            timeout=hu.reboot_timeout,
+        )
         self.ctx.record.save(rebooted=True, since=time.time())
 
 

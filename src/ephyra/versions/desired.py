@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ephyra.errors import UsageError
+from ephyra.names import check_version, is_version
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import failed_at, running_versions, states
 from ephyra.versions.store import Compare, Put, Store, StoreError
@@ -140,8 +141,18 @@ class Trigger:
         )
 
 
-def current(store: Store, keys: Keys) -> str | None:
+def read(store: Store, keys: Keys) -> str | None:
+    """``/current_version`` as the store holds it, unchecked (see :func:`current`)."""
     return store.get(keys.current_version)
+
+
+def current(store: Store, keys: Keys) -> str | None:
+    """The desired version (None when none was triggered); a UsageError when what the
+    store holds is not a valid version (written there by hand or by something else)."""
+    found = read(store, keys)
+    return (
+        None if found is None else check_version(found, f"desired version {keys.current_version}")
+    )
 
 
 def rules_of(store: Store, keys: Keys, version: str) -> Rules:
@@ -170,8 +181,8 @@ def trigger(
     rules.check()
     by = f"{getpass.getuser()}@{socket.gethostname()}"
     for _ in range(ATTEMPTS):
-        previous = current(store, keys)
-        if previous and previous != version and not force:
+        previous = read(store, keys)  # a malformed one is replaced, never waited for
+        if previous and is_version(previous) and previous != version and not force:
             holding = unconverged(store, keys, previous)
             if holding:
                 said = "; ".join(

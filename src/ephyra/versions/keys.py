@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ephyra import names
 from ephyra.errors import UsageError
 
 STAGES: Final = ("provisioned", "configured", "validated")
@@ -33,7 +34,13 @@ SERVICE_STATES: Final = tuple(f"{s}/{r}" for s in ("configured", "validated") fo
 
 
 def check_name(what: str, name: str) -> str:
-    """``name`` if it can be one segment of a key; a clear error otherwise."""
+    """``name`` if it can be one segment of a key; a clear error otherwise. A ``host`` is
+    held to :data:`ephyra.names.NAME` and a ``version`` to :data:`ephyra.names.VERSION`
+    (they also name log files and fill command templates)."""
+    if what == "host":
+        return names.check_name(name, "host name")
+    if what == "version":
+        return names.check_version(name)
     if not name or "/" in name or name in (".", "..") or not name.isprintable():
         raise UsageError(f"{what} {name!r} cannot be part of a key (no '/', not empty)")
     return name

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ephyra.versions.desired import current, history
+from ephyra.names import is_version, shown
+from ephyra.versions.desired import history, read
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import failed_at, running_versions, states
 from ephyra.versions.store import Store
@@ -35,7 +36,7 @@ def verify(store: Store, keys: Keys, version: str, hosts: Iterable[str]) -> Verd
     check_name("version", version)
     root = keys.running(version)
     there = {key[len(root) :] for key in store.range(root)}
-    wanted = list(dict.fromkeys(hosts))
+    wanted = [check_name("host", host) for host in dict.fromkeys(hosts)]
     return Verdict(
         version,
         tuple(h for h in wanted if h in there),
@@ -46,7 +47,9 @@ def verify(store: Store, keys: Keys, version: str, hosts: Iterable[str]) -> Verd
 def status(store: Store, keys: Keys) -> dict[str, Any]:
     """The desired version, and each host: the versions it runs, its service state with its
     version, its provisioning, and for a failure the message and the link to its log."""
-    desired = current(store, keys)
+    found = read(store, keys)
+    desired = found if is_version(found) else None  # a malformed one: every agent refuses it
+    shown_desired = desired if found is None or desired else f"{shown(found)} (refused: malformed)"
     running = running_versions(store, keys)
     records = states(store, keys)
     failures: dict[str, dict[str, Any]] = {}
@@ -84,7 +87,7 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
         by_state[key] = by_state.get(key, 0) + 1
     triggers = history(store, keys)
     return {
-        "current_version": desired,
+        "current_version": shown_desired,
         "triggered_at": triggers[-1].at if triggers else None,
         "running": by_version,
         "states": dict(sorted(by_state.items())),
