@@ -21,6 +21,7 @@ Every message names the URL through :func:`ephyra.urls.redact`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import stat
@@ -37,7 +38,7 @@ from etcd3gw.exceptions import Etcd3Exception
 
 from ephyra.errors import EphyraError, UsageError
 from ephyra.names import check_name
-from ephyra.urls import redact
+from ephyra.urls import redact, redact_text
 
 LOG = logging.getLogger(__name__)
 
@@ -332,8 +333,7 @@ class LoginSession(requests.Session):
         token = _token(reply)
         if token is None:
             raise EtcdAuthError(
-                f"etcd {self._url.shown}: login as {self._url.user!r} refused "
-                f"(HTTP {reply.status_code}: {_reason(reply)})"
+                f"login as {self._url.user!r} refused (HTTP {reply.status_code}: {_reason(reply)})"
             )
         return token
 
@@ -346,6 +346,19 @@ def _token(reply: requests.Response) -> str | None:
     except ValueError:
         return None
     return token if isinstance(token, str) and token else None
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong in an etcd call, in one short line: etcd3gw keeps the reason of
+    its errors in ``detail_text`` (a network error's text, or etcd's JSON answer)."""
+    detail = getattr(exc, "detail_text", None) or str(exc) or type(exc).__name__
+    text = str(detail)
+    try:
+        body = json.loads(text)
+        text = str(body.get("error") or body.get("message") or text)
+    except (ValueError, AttributeError):
+        pass
+    return redact_text(" ".join(text.split()))[:500]
 
 
 def _reason(reply: requests.Response) -> str:

@@ -28,7 +28,7 @@ from taskflow.persistence import models
 from ephyra.engine.jobflow import run_flow
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.errors import EphyraError, UsageError
-from ephyra.etcd import EtcdURL
+from ephyra.etcd import EtcdURL, describe
 
 DEFAULT_PATH = "ephyra"
 DEFAULT_TTL = 10
@@ -132,7 +132,7 @@ class Board:
             self.jobboard.connect()  # watches the board: fails unless etcd answers
         except Exception as exc:
             self.close()
-            raise BoardError(f"cannot reach the board {self.url.url}: {exc}") from exc
+            raise BoardError(f"cannot reach the board {self.url.url}: {describe(exc)}") from exc
         return self
 
     def close(self) -> None:

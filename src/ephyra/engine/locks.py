@@ -20,8 +20,8 @@ from urllib.parse import quote, urlencode
 from tooz import coordination
 
 from ephyra.engine.journal import state_dir
-from ephyra.errors import EphyraError, LockHeld, UsageError
-from ephyra.etcd import EtcdURL
+from ephyra.errors import LockHeld, UsageError
+from ephyra.etcd import EtcdURL, describe
 from ephyra.urls import redact
 
 #: tooz's etcd3gw driver options an etcd lock URL may carry.
@@ -56,10 +56,11 @@ class RunLock:
         try:
             self._coord: Any = coordinator(self.url, member)
             self._coord.start(start_heart=True)
-        except EphyraError:
+        except UsageError:
             raise
         except Exception as exc:
-            raise UsageError(f"cannot use lock backend {redact(self.url)}: {exc}") from exc
+            what = describe(exc)
+            raise UsageError(f"cannot use lock backend {redact(self.url)}: {what}") from exc
         # a name holds cloud and host names: percent-encoded, it is one safe file name
         self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False

@@ -20,7 +20,7 @@ from typing import Any
 import etcd3gw
 import requests
 
-from ephyra.etcd import EtcdURL
+from ephyra.etcd import EtcdURL, describe
 from ephyra.versions.store import (
     Compare,
     Delete,
@@ -105,9 +105,9 @@ class EtcdStore(Store):
         except etcd3gw.exceptions.Etcd3Exception as exc:
             if "lease not found" in str(exc.detail_text):  # a put under an expired lease
                 raise LeaseExpired(f"etcd at {self.url}: {exc.detail_text}") from exc
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+            raise StoreError(f"etcd at {self.url}: {describe(exc)}") from exc
         except requests.RequestException as exc:
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+            raise StoreError(f"etcd at {self.url}: {describe(exc)}") from exc
 
     def get(self, key: str) -> str | None:
         values = self.call(self.client.get, key)
