@@ -3,8 +3,9 @@ required, authentication on (a real etcd 3.4 from the testbed, ``secure_etcd``).
 
 The versions store's suite runs on it too (tests/functional/versions/conftest.py). Here:
 a run lock held by one process and refused to another, a run posted on the board and
-driven by a real ``ephyra conductor``, an expired token replaced, and every way of
-getting in wrong refused with a clear error and no fallback to plain HTTP.
+driven by a real ``ephyra conductor``, an ``ephyra agent`` updating its host, an expired
+token replaced, and every way of getting in wrong refused with a clear error and no
+fallback to plain HTTP.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ephyra.versions.store import Store, StoreError, open_store
 from testbed.etcd import Etcd
 from tests.functional.ephyra_cli import EPHYRA, Ephyra
 from tests.functional.test_conductor import Conductor
+from tests.functional.versions.test_agent import Fleet
 
 pytestmark = pytest.mark.functional
 
@@ -273,3 +275,19 @@ def test_a_run_posted_on_the_secure_board_is_driven_by_a_conductor(
         assert secure_etcd.password not in conductor.output()
     finally:
         conductor.stop()
+
+
+# -- an agent ------------------------------------------------------------------------
+def test_an_agent_updates_its_host_through_the_secure_store(
+    secure_etcd: Etcd, tmp_path: Path
+) -> None:
+    fleet = Fleet(tmp_path, secure_etcd.url, f"/fleet-{uuid.uuid4().hex[:8]}")
+    try:
+        assert fleet("version", "trigger", "2.0")[0] == 0
+        agent = fleet.start("cmp-1", "compute", sleep=0.1, once=True)
+        assert agent.finish(60).code == 0
+        assert [v for v, _, _ in fleet.effects("cmp-1")] == ["2.0"]
+        assert fleet.status()["cmp-1"]["state"] == "validated/success"
+        assert not any(secure_etcd.password in line for line in agent.lines)
+    finally:
+        fleet.stop()
