@@ -171,20 +171,19 @@ class _Parser:
         if (certs["cert_cert"] is None) != (certs["cert_key"] is None):
             raise self.refuse("cert_cert and cert_key go together (the client certificate)")
         user = unquote(parts.username) if parts.username else None
-        password = self.password(user, parts.password, options.get("password_file"))
-        found = EtcdURL(
+        if SCHEMES[parts.scheme] == "http":
+            self.check_plain(host, [name for name, file in certs.items() if file], user)
+        return EtcdURL(
             self.url,
             parts.scheme,
             host,
             port,
             parts.path,
             user,
-            password,
+            self.password(user, parts.password, options.get("password_file")),
             options={k: v for k, v in options.items() if k in own},
             **certs,
         )
-        self.check_plain(found)
-        return found
 
     def options(self, query: str, own: Collection[str]) -> dict[str, str]:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -243,17 +242,14 @@ class _Parser:
             )
         return text
 
-    def check_plain(self, url: EtcdURL) -> None:
-        """No TLS option, and no user off loopback, on plain HTTP."""
-        if url.protocol == "https":
-            return
-        certs = [name for name in CERT_OPTIONS if getattr(url, name) is not None]
+    def check_plain(self, host: str, certs: list[str], user: str | None) -> None:
+        """On plain HTTP: no TLS option, and no user off loopback."""
         if certs:
             raise self.refuse(
                 f"{', '.join(certs)} with etcd3+http: plain HTTP uses no certificate "
                 "(etcd3+https:// for TLS)"
             )
-        if url.user is not None and not is_loopback(url.host):
+        if user is not None and not is_loopback(host):
             raise self.refuse(
                 "a user over plain HTTP would send its password in clear: use etcd3+https://"
             )
