@@ -291,3 +291,10 @@ def test_an_agent_updates_its_host_through_the_secure_store(
         assert not any(secure_etcd.password in line for line in agent.lines)
     finally:
         fleet.stop()
+
+
+def test_the_testbeds_keys_and_passwords_are_its_owners_only(secure_etcd: Etcd) -> None:
+    pki = secure_etcd.pki
+    for path in (pki.server_key, pki.client_key, secure_etcd.password_file):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert pki.root.stat().st_mode & 0o077 == 0
