@@ -111,3 +111,16 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
     """A real Keystone (admin, member and reader roles), once per session."""
     with start_keystone(tmp_path_factory.mktemp("keystone")) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    """A real etcd as production runs it: TLS only, client certificates required and
+    authentication on (user ``ephyra``, its password in ``password_file``); its ``url``
+    names the user and the certificates, and EPHYRA_ETCD_PASSWORD is set for the session.
+    Tokens last 3 s idle (``--auth-token-ttl``), so their renewal is seen."""
+    root = tmp_path_factory.mktemp("secure-etcd")
+    server = Etcd(root / "data", root / "etcd.log", secure=True, token_ttl=3)
+    with server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EPHYRA_ETCD_PASSWORD", server.password)
+        yield server

@@ -24,12 +24,14 @@ and drive each from the journal as `resume` would, here. Start one on each of se
 machines, with the same --board, --journal and --locks: a run goes on wherever a
 conductor is alive.
 
-board     etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS]: TaskFlow's etcd jobboard, its jobs
-          under /taskflow/jobs/PATH (default ephyra). A claim is an etcd lease of ttl
-          seconds (default 10), extended every ttl/3 while the run goes.
+board     etcd3+https://[USER@]HOST:PORT[/PATH]?ca_cert=FILE&cert_cert=FILE&cert_key=FILE
+          [&ttl=SECONDS] (etcd3+http://HOST:PORT[/PATH] without TLS): TaskFlow's etcd
+          jobboard, its jobs under /taskflow/jobs/PATH (default ephyra). A claim is an
+          etcd lease of ttl seconds (default 10), extended every ttl/3 while the run goes.
+          USER's password: EPHYRA_ETCD_PASSWORD or &password_file=FILE.
 journal   --journal: the runs' journal, shared by every conductor and by the commands
           that post and watch runs: a PostgreSQL URL, postgresql+psycopg2://USER@HOST/DB.
-locks     --locks: the runs' locks, shared too: etcd3+http://HOST:PORT?lock_timeout=S.
+locks     --locks: the runs' locks, shared too: the same etcd URL with &lock_timeout=S.
 
 One line per job on standard output: claimed, resuming, finished (the job consumed:
 the run ended, or paused by its policy or an operator), abandoned (the job left on the
@@ -58,7 +60,7 @@ def _warn_local(args: argparse.Namespace, journal: Journal) -> None:
     if not (args.locks or "").startswith("etcd3"):
         print(
             "ephyra: warning: locks are files: only conductors on this machine exclude "
-            "each other (--locks etcd3+http://HOST:PORT?lock_timeout=S)",
+            "each other (--locks etcd3+https://[USER@]HOST:PORT?...&lock_timeout=S)",
             file=sys.stderr,
         )
 
@@ -74,7 +76,7 @@ def do_list(board: Board, fmt: str) -> int:
 
 def do_conductor(args: argparse.Namespace) -> int:
     if not args.board:
-        raise UsageError("name the board: --board etcd3+http://HOST:PORT (or EPHYRA_BOARD)")
+        raise UsageError("name the board: --board etcd3+https://HOST:PORT?... (or EPHYRA_BOARD)")
     journal = Journal(args.journal)
     board = Board(args.board, journal)
     if args.list:
@@ -136,7 +138,8 @@ def register(sub: Any, exit_codes: str) -> None:
         "--board",
         default=os.environ.get("EPHYRA_BOARD"),
         metavar="URL",
-        help="etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS] (default: EPHYRA_BOARD)",
+        help="etcd3+https://[USER@]HOST:PORT[/PATH]?ca_cert=FILE&cert_cert=FILE&cert_key=FILE"
+        "[&ttl=SECONDS] (default: EPHYRA_BOARD)",
     )
     parser.add_argument(
         "--name",

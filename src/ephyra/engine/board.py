@@ -1,9 +1,10 @@
 """The jobboard: runs posted as TaskFlow jobs on etcd, for ``ephyra conductor`` workers.
 
-A board URL is ``etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS]`` (``etcd3+https`` too):
-TaskFlow's :class:`EtcdJobBoard` keeping its jobs under ``/taskflow/jobs/PATH`` (PATH
-defaults to ``ephyra``), a claim lasting ``ttl`` seconds (default 10) unless its holder
-extends it.
+A board URL is ``etcd3+https://[USER@]HOST:PORT[/PATH]?ca_cert=FILE&cert_cert=FILE&
+cert_key=FILE[&ttl=SECONDS]`` (:mod:`ephyra.etcd`; ``etcd3+http://HOST:PORT`` for a plain
+etcd): TaskFlow's :class:`EtcdJobBoard` keeping its jobs under ``/taskflow/jobs/PATH``
+(PATH defaults to ``ephyra``), a claim lasting ``ttl`` seconds (default 10) unless its
+holder extends it.
 
 A posted run is a job named ``KIND RUN-ID`` whose book is the run's logbook in the
 journal and whose flow detail (``job:<token>``, added to that logbook, one per posting)
@@ -14,12 +15,12 @@ convention, with :func:`ephyra.engine.jobflow.run_flow` as the factory.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from taskflow import engines
 from taskflow.jobs.backends.impl_etcd import EtcdJobBoard
 from taskflow.persistence import models
@@ -27,10 +28,10 @@ from taskflow.persistence import models
 from ephyra.engine.jobflow import run_flow
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.errors import EphyraError, UsageError
+from ephyra.etcd import EtcdURL, describe
 
 DEFAULT_PATH = "ephyra"
 DEFAULT_TTL = 10
-SCHEMES = {"etcd3+http": "http", "etcd3+https": "https"}
 #: Seconds one etcd request may take before the board gives up on it.
 REQUEST_TIMEOUT = 10.0
 
@@ -41,48 +42,62 @@ class BoardError(EphyraError):
 
 @dataclass(frozen=True)
 class BoardURL:
-    url: str
-    protocol: str
-    host: str
-    port: int
+    url: str  # as messages show it (no credential)
+    etcd: EtcdURL
     path: str
     ttl: int
 
     @classmethod
     def parse(cls, url: str) -> BoardURL:
         """Read a board URL; UsageError naming what is wrong with it."""
-        parts = urlsplit(url)
-        if parts.scheme not in SCHEMES:
-            raise UsageError(f"board {url!r}: expected etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS]")
+        etcd = EtcdURL.parse(url, own=("ttl",), what="board")
         try:
-            port = parts.port or 2379
-        except ValueError as exc:
-            raise UsageError(f"board {url!r}: {exc}") from exc
-        if not parts.hostname:
-            raise UsageError(f"board {url!r}: no host")
-        options = dict(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted(set(options) - {"ttl"})
-        if unknown:
-            raise UsageError(f"board {url!r}: unknown option(s) {', '.join(unknown)} (ttl only)")
-        try:
-            ttl = int(options.get("ttl", DEFAULT_TTL))
-        except ValueError as exc:
-            raise UsageError(f"board {url!r}: ttl must be whole seconds") from exc
+            ttl = int(etcd.options.get("ttl", DEFAULT_TTL))
+        except ValueError:
+            raise UsageError(f"board {etcd.shown}: ttl must be whole seconds") from None
         if ttl < 2:
-            raise UsageError(f"board {url!r}: ttl must be at least 2 seconds")
-        path = parts.path.strip("/") or DEFAULT_PATH
-        return cls(url, SCHEMES[parts.scheme], parts.hostname, port, path, ttl)
+            raise UsageError(f"board {etcd.shown}: ttl must be at least 2 seconds")
+        path = etcd.path.strip("/") or DEFAULT_PATH
+        return cls(etcd.shown, etcd, path, ttl)
+
+    @property
+    def protocol(self) -> str:
+        return self.etcd.protocol
+
+    @property
+    def host(self) -> str:
+        return self.etcd.host
+
+    @property
+    def port(self) -> int:
+        return self.etcd.port
 
     def conf(self) -> dict[str, Any]:
-        """TaskFlow's EtcdJobBoard configuration."""
+        """TaskFlow's EtcdJobBoard configuration (see :class:`_EtcdJobBoard`)."""
         return {
-            "host": self.host,
-            "port": self.port,
-            "protocol": self.protocol,
+            **self.etcd.client_options(REQUEST_TIMEOUT),
+            "session": lambda: self.etcd.session(REQUEST_TIMEOUT),
             "path": self.path,
             "ttl": self.ttl,
-            "timeout": REQUEST_TIMEOUT,
         }
+
+
+def _made(factory: Callable[[], requests.Session]) -> requests.Session:
+    return factory()
+
+
+class _EtcdJobBoard(EtcdJobBoard):  # type: ignore[misc]
+    """TaskFlow's etcd jobboard, its client's session (certificates, login) made by
+    :mod:`ephyra.etcd` at each connect: given a client instead, its ``connect`` would
+    never start the watch that tells it of new jobs."""
+
+    ETCD_CONFIG_OPTIONS = (
+        ("host", str),
+        ("port", int),
+        ("protocol", str),
+        ("timeout", float),
+        ("session", _made),
+    )
 
 
 def job_name(run: RunInfo) -> str:
@@ -106,7 +121,7 @@ class Board:
     def __init__(self, url: str, journal: Journal, name: str = "ephyra") -> None:
         self.url = BoardURL.parse(url)
         self.journal = journal
-        self.jobboard: Any = EtcdJobBoard(name, self.url.conf(), persistence=journal.backend)
+        self.jobboard: Any = _EtcdJobBoard(name, self.url.conf(), persistence=journal.backend)
 
     @property
     def ttl(self) -> int:
@@ -117,7 +132,7 @@ class Board:
             self.jobboard.connect()  # watches the board: fails unless etcd answers
         except Exception as exc:
             self.close()
-            raise BoardError(f"cannot reach the board {self.url.url}: {exc}") from exc
+            raise BoardError(f"cannot reach the board {self.url.url}: {describe(exc)}") from exc
         return self
 
     def close(self) -> None:

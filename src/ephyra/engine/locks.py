@@ -1,4 +1,11 @@
-"""Locks through tooz: ``file://`` on one machine (default), ``etcd3+http://`` when distributed."""
+"""Locks through tooz: ``file://`` on one machine (default), etcd when distributed.
+
+An etcd lock URL is :mod:`ephyra.etcd`'s (``etcd3+https://[USER@]HOST:PORT?ca_cert=FILE&
+cert_cert=FILE&cert_key=FILE``) plus tooz's own options (``lock_timeout``, ``timeout``,
+``membership_timeout``, ``api_version``). tooz builds its etcd client from the URL alone,
+without a user: its driver gets a URL without credentials, and its client is replaced by
+ours before it starts.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,36 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from tooz import coordination
 
 from ephyra.errors import LockHeld, UsageError
+from ephyra.etcd import EtcdURL, describe
 from ephyra.paths import private_dir, state_dir
+from ephyra.urls import redact
+
+#: tooz's etcd3gw driver options an etcd lock URL may carry.
+TOOZ_OPTIONS = ("timeout", "lock_timeout", "membership_timeout", "api_version")
+#: tooz's own default for ``timeout`` (seconds): its etcd requests, and its lock leases.
+TOOZ_TIMEOUT = 30
 
 
 def default_url() -> str:
     """``file://`` locks in the state directory (made ``0700``: lock names hold host names)."""
     return f"file://{private_dir(state_dir() / 'locks')}"
+
+
+def coordinator(url: str, member: bytes) -> Any:
+    """tooz's coordinator for ``url``, not started; on etcd, with our etcd client."""
+    if not url.startswith("etcd3"):
+        return coordination.get_coordinator(url, member)
+    etcd = EtcdURL.parse(url, own=TOOZ_OPTIONS, what="locks")
+    query = urlencode(dict(etcd.options))
+    coord: Any = coordination.get_coordinator(f"{etcd.scheme}://{etcd.hostport}?{query}", member)
+    # the driver read its options (a timeout that is not a number is refused there)
+    coord.client = etcd.client(int(etcd.options.get("timeout", TOOZ_TIMEOUT)))
+    return coord
 
 
 class RunLock:
@@ -29,10 +55,13 @@ class RunLock:
         self.url = url or default_url()
         member = f"{socket.gethostname()}-{os.getpid()}".encode()
         try:
-            self._coord: Any = coordination.get_coordinator(self.url, member)
+            self._coord: Any = coordinator(self.url, member)
             self._coord.start(start_heart=True)
+        except UsageError:
+            raise
         except Exception as exc:
-            raise UsageError(f"cannot use lock backend {self.url}: {exc}") from exc
+            what = describe(exc)
+            raise UsageError(f"cannot use lock backend {redact(self.url)}: {what}") from exc
         # a name holds cloud and host names: percent-encoded, it is one safe file name
         self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False

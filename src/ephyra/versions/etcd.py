@@ -1,4 +1,9 @@
-"""The store on etcd v3 (``etcd3+http://HOST:PORT``), through etcd3gw's gRPC-gateway client.
+"""The store on etcd v3, through etcd3gw's gRPC-gateway client.
+
+Its URL is ``etcd3+https://[USER@]HOST:PORT?ca_cert=FILE&cert_cert=FILE&cert_key=FILE``
+(TLS, a client certificate, an etcd user whose password is in ``EPHYRA_ETCD_PASSWORD`` or
+``?password_file=FILE``), or ``etcd3+http://HOST:PORT`` for a plain etcd: see
+:mod:`ephyra.etcd`.
 
 A range read is one ``/kv/range`` call; a transaction is one ``/kv/txn``; leases are etcd
 leases. One etcd watch per prefix serves every :class:`Watch` of this store on it, so a
@@ -11,11 +16,11 @@ import base64
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import etcd3gw
 import requests
 
+from ephyra.etcd import EtcdURL, describe
 from ephyra.versions.store import (
     Compare,
     Delete,
@@ -85,16 +90,11 @@ class _EtcdWatch(Watch):
 
 class EtcdStore(Store):
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise StoreError(f"store URL {url!r} names no host")
-        self.url = url
-        self.client = etcd3gw.client(
-            host=parts.hostname, port=parts.port or 2379, timeout=TIMEOUT_S
-        )
-        # no proxy, netrc or CA settings from the environment: etcd is reached directly,
-        # and skipping that lookup costs a quarter less CPU per request
-        self.client.session.trust_env = False
+        etcd = EtcdURL.parse(url, what="store")
+        self.url = etcd.shown  # as messages show it
+        # no proxy, netrc or CA settings from the environment (etcd is reached directly,
+        # and skipping that lookup costs a quarter less CPU per request)
+        self.client = etcd.client(TIMEOUT_S)
         self._streams: dict[str, _Stream] = {}
         self._streams_lock = threading.Lock()
 
@@ -105,9 +105,9 @@ class EtcdStore(Store):
         except etcd3gw.exceptions.Etcd3Exception as exc:
             if "lease not found" in str(exc.detail_text):  # a put under an expired lease
                 raise LeaseExpired(f"etcd at {self.url}: {exc.detail_text}") from exc
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+            raise StoreError(f"etcd at {self.url}: {describe(exc)}") from exc
         except requests.RequestException as exc:
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+            raise StoreError(f"etcd at {self.url}: {describe(exc)}") from exc
 
     def get(self, key: str) -> str | None:
         values = self.call(self.client.get, key)

@@ -1,4 +1,6 @@
-"""Every test here runs twice: against a real etcd and against the SQLite file."""
+"""Every test here runs twice: against a real etcd and against the SQLite file; the
+store's contract and the lifecycle's races run a third time, against an etcd with TLS,
+client certificates and authentication (``secure_etcd``)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,27 @@ from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, open_store
 from testbed.etcd import Etcd
 
+BACKENDS = ["etcd", "sqlite"]
+#: The modules also run against the secure etcd (the agents' suite is long: once is enough).
+ALSO_SECURE = {"test_store", "test_lifecycle"}
 
-@pytest.fixture(params=["etcd", "sqlite"])
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_url" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    backends = [*BACKENDS, "secure-etcd"] if module in ALSO_SECURE else BACKENDS
+    metafunc.parametrize("store_url", backends, indirect=True)
+
+
+@pytest.fixture
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "etcd":
         server: Etcd = request.getfixturevalue("etcd")
         return server.url
+    if request.param == "secure-etcd":
+        secure: Etcd = request.getfixturevalue("secure_etcd")
+        return secure.url
     return f"sqlite:///{tmp_path / 'versions.db'}"
 
 
