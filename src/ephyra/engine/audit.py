@@ -103,5 +103,8 @@ def read(engine: sa.Engine, limit: int = 100, after: int | None = None) -> list[
         query = query.where(AUDIT.c.seq > after).order_by(AUDIT.c.seq)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    found = [{**row._asdict(), "roles": json.loads(row.roles)} for row in rows]
+    found = [
+        {**{str(k): v for k, v in row._asdict().items()}, "roles": json.loads(row.roles)}
+        for row in rows
+    ]
     return found if after is not None else found[::-1]
