@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ephyra.api.audit import target
 from ephyra.cli import audit as cli_audit
+from ephyra.cli.main import main
 from ephyra.engine import audit
 from ephyra.engine.journal import Journal
 from ephyra.errors import RunNotFound
@@ -88,3 +89,10 @@ def test_the_command_line_records_its_writes_only(tmp_path: Path) -> None:
         ("cli", "run:abort", "evacuate/latest", 2, "run_not_found"),
     ]
     assert found[0]["user"] == cli_audit.os_user()
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "1001", "x"])
+def test_audit_list_takes_a_limit_from_1_to_1000(bad: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "list", "--limit", bad])
+    assert exc.value.code == 2

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ephyra.api.auth import KeystoneScope, default_roles, identity_of, parse_roles
+from ephyra.cli.main import main
 from ephyra.errors import UsageError
 
 EXPIRES = "2099-01-01T00:00:00.000000Z"
@@ -127,3 +128,9 @@ def test_role_mapping() -> None:
 def test_a_bad_role_mapping_is_refused(bad: str) -> None:
     with pytest.raises(UsageError, match="--keystone-roles"):
         parse_roles(bad)
+
+
+def test_keystone_options_go_with_keystone_auth(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--keystone-project", "ops", "--openapi"]) == 2
+    assert "--keystone-* options go with --auth keystone" in capsys.readouterr().err
+    assert main(["serve", "--keystone-roles", "admin=op", "--openapi"]) == 2

@@ -162,6 +162,13 @@ def do_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def limit(text: str) -> int:
+    """--limit: a whole number from 1 to the most one read gives."""
+    if not text.isdigit() or not 1 <= int(text) <= audit.MAX_READ:
+        raise argparse.ArgumentTypeError(f"a number from 1 to {audit.MAX_READ}")
+    return int(text)
+
+
 def register(sub: Any, exit_codes: str) -> None:
     from ephyra.cli import runs
     from ephyra.cli.output import FORMATS
@@ -172,10 +179,10 @@ def register(sub: Any, exit_codes: str) -> None:
     listed = action("list", do_list, "the latest entries of the audit trail, oldest first")
     listed.add_argument(
         "--limit",
-        type=int,
+        type=limit,
         default=100,
         metavar="N",
-        help=f"at most N entries, the latest (100; at most {audit.MAX_READ})",
+        help=f"the latest N entries (100; 1 to {audit.MAX_READ})",
     )
     listed.add_argument(
         "-f", "--format", dest="audit_format", choices=FORMATS, help="output format (table)"

@@ -69,6 +69,9 @@ def do_serve(args: argparse.Namespace) -> int:
     from ephyra.api.local import Local
     from ephyra.api.policy import Policy
 
+    keystone_options = args.keystone_project or args.keystone_domain or args.keystone_system
+    if args.auth != "keystone" and (keystone_options or args.keystone_roles):
+        raise UsageError("--keystone-* options go with --auth keystone")
     local = Local(args.journal, args.locks, args.store, args.prefix or "")
     policy = Policy(args.policy_file)
     authenticator: Authenticator
