@@ -83,10 +83,15 @@ def test_the_command_line_records_its_writes_only(tmp_path: Path) -> None:
     assert remote(argparse.Namespace(url="http://server", hostname="h")) == 0  # no journal
     dry = cli_audit.recorded("env", "cutover", lambda _a: 0)
     assert dry(namespace(tmp_path, env="e", dry_run=True)) == 0
+    here = cli_audit.recorded("env", "apply", lambda _a: 0)  # on this machine, --url or not
+    args = namespace(tmp_path, env="e", node="n1", dry_run=False)
+    args.url = "http://server"
+    assert here(args) == 0
     found = audit.read(Journal(f"sqlite:///{tmp_path / 'j.db'}").engine)
     assert [(e["source"], e["action"], e["target"], e["status"], e["code"]) for e in found] == [
         ("cli", "run:pause", "forklift/abc", 0, ""),
         ("cli", "run:abort", "evacuate/latest", 2, "run_not_found"),
+        ("cli", "env:change", "e/n1", 0, ""),
     ]
     assert found[0]["user"] == cli_audit.os_user()
 

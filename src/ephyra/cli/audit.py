@@ -4,7 +4,8 @@ Every command that changes something in this process (a run started, paused, res
 aborted or rolled back, a host's maintenance, a version triggered, an environment
 changed) is recorded in the journal's audit trail with the local OS user as who and
 ``cli`` as its source, its exit code and, on failure, the error code the API would
-give. Through ``--url`` the server records it instead.
+give. Through ``--url`` the server records it instead, but for ``env apply`` and
+``env cutover``, which change this machine whatever the server.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ WRITES: dict[tuple[str, str], str] = {
     ("env", "cutover"): "env:change",
     **{(group, verb): f"run:{verb}" for group in KINDS for verb in RUN_VERBS},
 }
+#: Writes made on this machine even with --url (the server only hands out what they need).
+HERE = {("env", "apply"), ("env", "cutover")}
 COLUMNS = ["seq", "time", "source", "user", "project", "roles", "action", "target", "status"]
 
 
@@ -59,7 +62,8 @@ def recorded(group: str, verb: str, handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        if getattr(args, "url", None) or getattr(args, "dry_run", False):
+        remote = getattr(args, "url", None) and (group, verb) not in HERE
+        if remote or getattr(args, "dry_run", False):
             return handler(args)
         began = time.time()
         try:
