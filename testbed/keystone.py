@@ -131,8 +131,13 @@ class Keystone:
         entry = self.clouds_entry("admin", self.admin_password, "admin")
         return openstack.connect(**entry["auth"], auth_type="password", region_name="RegionOne")
 
+    def _role(self, conn: Any, role: str) -> Any:
+        found = conn.identity.find_role(role)
+        return found if found is not None else conn.identity.create_role(name=role)
+
     def add_user(self, name: str, project: str, role: str) -> str:
-        """A user with ``role`` on ``project`` (made if missing); its password."""
+        """A user with ``role`` (made if missing) on ``project`` (made if missing, in the
+        Default domain); its password."""
         conn = self._admin()
         found = conn.identity.find_project(project)
         if found is None:
@@ -141,9 +146,16 @@ class Keystone:
         user = conn.identity.create_user(
             name=name, password=password, domain_id="default", default_project_id=found.id
         )
-        conn.identity.assign_project_role_to_user(
-            found, user, conn.identity.find_role(role, ignore_missing=False)
-        )
+        conn.identity.assign_project_role_to_user(found, user, self._role(conn, role))
+        return password
+
+    def add_domain_user(self, name: str, role: str, domain: str = "default") -> str:
+        """A user of the Default domain with ``role`` on the domain ``domain`` (its id);
+        its password."""
+        conn = self._admin()
+        password = f"{name}-password"
+        user = conn.identity.create_user(name=name, password=password, domain_id="default")
+        conn.identity.assign_domain_role_to_user(domain, user, self._role(conn, role))
         return password
 
     def token(self, user: str, password: str, project: str, *, short: bool = False) -> str:
@@ -158,6 +170,35 @@ class Keystone:
             project_name=project,
             user_domain_name="Default",
             project_domain_name="Default",
+        )
+        return str(session.Session(auth=auth).get_token())
+
+    def domain_token(self, user: str, password: str, domain: str = "Default") -> str:
+        """A token scoped to the domain named ``domain``."""
+        from keystoneauth1 import session
+        from keystoneauth1.identity import v3
+
+        auth = v3.Password(
+            auth_url=self.url,
+            username=user,
+            password=password,
+            domain_name=domain,
+            user_domain_name="Default",
+        )
+        return str(session.Session(auth=auth).get_token())
+
+    def system_token(self, user: str = "admin", password: str | None = None) -> str:
+        """A system-scoped token (``system: {all: true}``); by default the bootstrap
+        admin's, who holds the admin role on the system."""
+        from keystoneauth1 import session
+        from keystoneauth1.identity import v3
+
+        auth = v3.Password(
+            auth_url=self.url,
+            username=user,
+            password=password or self.admin_password,
+            system_scope="all",
+            user_domain_name="Default",
         )
         return str(session.Session(auth=auth).get_token())
 

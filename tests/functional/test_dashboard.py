@@ -86,6 +86,13 @@ def test_start_watch_and_pause_a_forklift(
     (ROOT / "artifacts").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "artifacts" / "dashboard.png"), full_page=True)
     run_id = page.locator("tr.run.selected").get_attribute("data-run-id")
+    audit = page.locator("#audit-panel")  # an admin sees who did what
+    expect(audit).to_have_attribute("data-allowed", "true")
+    expect(audit).to_be_visible()
+    expect(audit.locator("tbody tr").first).to_contain_text("run:pause", timeout=20_000)
+    expect(audit).to_contain_text(f"forklift/{run_id}")
+    expect(audit).to_contain_text("run:start")
+    expect(audit).to_contain_text("ada (ops)")
     shown = served.call("GET", f"/v1/runs/{run_id}").json()["run"]
     assert shown["state"] == "paused" and 1 <= shown["done"] < 8
     assert_exactly_one(clean_testbed, list(original))  # nothing left between the two
@@ -103,6 +110,10 @@ def test_a_reader_sees_nothing_to_press(browser: Browser, served: Server) -> Non
     expect(page.locator("#start-form")).to_be_hidden()
     for action in ("pause", "resume", "abort", "rollback"):
         expect(page.locator(f'#actions button[data-action="{action}"]')).to_be_hidden()
+    panel = page.locator("#audit-panel")
+    expect(panel).to_have_attribute("data-allowed", "false")  # the page decided...
+    expect(panel).to_be_hidden()  # ...to show no audit trail
+    assert page.locator("#audit tbody tr").count() == 0
 
 
 def test_hosts_maintenance_from_the_dashboard(

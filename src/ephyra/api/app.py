@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ephyra import __version__
+from ephyra.api import audit as audit_trail
 from ephyra.api import metrics
 from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
@@ -179,7 +180,9 @@ def create_app(
 
     def need(action: str | None) -> Callable[[Request], Awaitable[Identity]]:
         async def check(request: Request) -> Identity:
+            audit_trail.note(request, action)
             who = await identify(request)
+            audit_trail.note(request, action, who)
             if action is not None and not policy.allows(action, who):
                 raise NotAllowed(
                     f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {action}"
@@ -192,6 +195,8 @@ def create_app(
 
     def allowed(action: str) -> Any:
         return Depends(need(action))
+
+    audit_trail.install(app, local, allowed, _errors())  # the audit trail of every write
 
     # -- errors ------------------------------------------------------------------
     @app.exception_handler(EphyraError)

@@ -9,6 +9,12 @@ Keystone tokens are validated with the server's own credentials (a cloud of
 clouds.yaml) by ``GET /v3/auth/tokens``, as keystonemiddleware does; a valid answer is
 kept for ``cache_seconds`` (never past the token's expiry), so a revoked token or a
 changed role is seen within that time.
+
+Only tokens of the scopes the operator names (:class:`KeystoneScope`: projects, domains,
+the system) carry Ephyra roles, taken from the token's Keystone roles through a mapping
+(by default ``admin``, ``member`` and ``reader`` stand for themselves). A valid token of
+any other scope, or an unscoped one, is authenticated but has no role: it may only ask
+who it is. The decision is made before a token is cached.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +37,10 @@ from ephyra.api.policy import Identity
 from ephyra.errors import CloudError, NotAuthenticated, UsageError
 
 CACHE_SIZE = 10_000
+#: Ephyra's roles; by default each is given by the Keystone role of the same name.
+ROLES = ("admin", "member", "reader")
+#: The name of Keystone's default domain, where a project named without a domain lives.
+DEFAULT_DOMAIN = ("default", "Default")
 
 
 class Authenticator(Protocol):
@@ -96,12 +108,84 @@ def admin_token(path: Path) -> str | None:
     return None
 
 
+def default_roles() -> dict[str, tuple[str, ...]]:
+    return {role: (role,) for role in ROLES}
+
+
+@dataclass(frozen=True)
+class KeystoneScope:
+    """Which Keystone tokens carry Ephyra roles, and which Keystone roles give which.
+
+    ``projects``: project ids, ``DOMAIN/NAME`` (domain by name or id), or a name in the
+    Default domain; ``domains``: domain-scoped tokens of these (name or id); ``system``:
+    system-scoped tokens (``system: {all: true}``); ``roles``: Ephyra role -> the
+    Keystone roles that give it.
+    """
+
+    projects: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    system: bool = False
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=default_roles)
+
+    def __post_init__(self) -> None:
+        if not (self.projects or self.domains or self.system):
+            raise UsageError(
+                "name the project(s) whose members may use Ephyra (--keystone-project, "
+                "--keystone-domain or --keystone-system)"
+            )
+        for name in (*self.projects, *self.domains):
+            if not name.strip() or name.startswith("/") or name.endswith("/"):
+                raise UsageError(f"a Keystone project or domain {name!r} refused: empty part")
+
+    def covers(self, body: Mapping[str, Any]) -> bool:
+        """Whether a token (the ``token`` of Keystone's answer) is of a scope named."""
+        project = body.get("project")
+        if isinstance(project, Mapping):
+            return any(_project_is(spec, project) for spec in self.projects)
+        domain = body.get("domain")
+        if isinstance(domain, Mapping):
+            return any(spec in (domain.get("id"), domain.get("name")) for spec in self.domains)
+        system = body.get("system")
+        return self.system and isinstance(system, Mapping) and system.get("all") is True
+
+    def ephyra_roles(self, keystone_roles: Iterable[str]) -> tuple[str, ...]:
+        held = set(keystone_roles)
+        return tuple(role for role in ROLES if held.intersection(self.roles.get(role, ())))
+
+
+def parse_roles(text: str) -> dict[str, tuple[str, ...]]:
+    """``admin=ROLE,member=ROLE,reader=ROLE`` (a role may be named more than once, each
+    Ephyra role not named keeps the Keystone role of its own name)."""
+    given: dict[str, list[str]] = {}
+    for part in text.split(","):
+        ephyra, sep, keystone = (p.strip() for p in part.partition("="))
+        if not sep or ephyra not in ROLES or not keystone:
+            raise UsageError(
+                f"--keystone-roles {part.strip()!r} refused: ROLE=KEYSTONE_ROLE, where ROLE "
+                f"is one of {', '.join(ROLES)}"
+            )
+        given.setdefault(ephyra, []).append(keystone)
+    return {role: tuple(given.get(role, [role])) for role in ROLES}
+
+
+def _project_is(spec: str, project: Mapping[str, Any]) -> bool:
+    domain = project.get("domain") or {}
+    if "/" in spec:
+        domain_name, _, name = spec.rpartition("/")
+        in_domain = domain_name in (domain.get("id"), domain.get("name"))
+        return in_domain and project.get("name") == name
+    if spec == project.get("id"):
+        return True
+    return spec == project.get("name") and domain.get("id") == DEFAULT_DOMAIN[0]
+
+
 class KeystoneTokens:
-    def __init__(self, cloud: str, cache_seconds: float = 60.0) -> None:
+    def __init__(self, cloud: str, scope: KeystoneScope, cache_seconds: float = 60.0) -> None:
         from ephyra.clouds import connect
 
         self._session = connect(cloud).session
         self._cloud = cloud
+        self.scope = scope
         self.cache_seconds = cache_seconds
         self._cache: OrderedDict[bytes, tuple[Identity, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -138,7 +222,7 @@ class KeystoneTokens:
             raise CloudError(
                 f"{self._cloud}: Keystone answered {answer.status_code} to a token check"
             )
-        who, expires = _identity(answer.json()["token"])
+        who, expires = identity_of(answer.json()["token"], self.scope)
         until = min(time.time() + self.cache_seconds, expires)
         if until > time.time():
             key = hashlib.sha256(token.encode()).digest()
@@ -149,12 +233,18 @@ class KeystoneTokens:
         return who
 
 
-def _identity(body: dict[str, Any]) -> tuple[Identity, float]:
+def identity_of(body: Mapping[str, Any], scope: KeystoneScope) -> tuple[Identity, float]:
+    """Who a validated token is, with Ephyra roles only if its scope is one named; and
+    when it expires."""
     project = body.get("project") or {}
+    domain = project.get("domain") or body.get("domain") or {}
+    keystone_roles = [str(r.get("name", "")) for r in body.get("roles") or []]
     who = Identity(
         str((body.get("user") or {}).get("name", "")),
         str(project.get("name") or project.get("id") or ""),
-        tuple(str(r["name"]) for r in body.get("roles") or []),
+        scope.ephyra_roles(keystone_roles) if scope.covers(body) else (),
+        project_id=str(project.get("id") or ""),
+        domain=str(domain.get("name") or domain.get("id") or ""),
     )
     expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00")).timestamp()
     return who, expires

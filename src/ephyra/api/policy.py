@@ -40,6 +40,7 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "env:read": ("rule:reader", "environments and their nodes' deployment information"),
     "env:change": ("rule:admin", "import an environment, upgrade it, record a node installed"),
     "metrics:read": ("rule:reader", "read Prometheus metrics"),
+    "audit:read": ("rule:admin", "read the audit trail: who did what, through the API or CLI"),
 }
 
 
@@ -51,6 +52,8 @@ class Identity:
     project: str
     roles: tuple[str, ...]
     extra: dict[str, str] = field(default_factory=dict)
+    project_id: str = ""  # Keystone: the token's project id, and its project's domain
+    domain: str = ""
 
     def creds(self) -> dict[str, object]:
         return {"user_id": self.user, "project_id": self.project, "roles": list(self.roles)}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ephyra import __version__
 from ephyra.cli import (
     agent,
+    audit,
     conductor,
     env,
     forklift,
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     conductor.register(sub, EXIT_CODES)
     serve.register(sub, EXIT_CODES)
     runcmd.register(sub, EXIT_CODES)
+    audit.register(sub, EXIT_CODES)
     return parser
 
 

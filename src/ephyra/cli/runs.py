@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ephyra.api.bodies import Body
+from ephyra.cli import audit
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.engine.journal import RunInfo
@@ -39,7 +40,7 @@ def command_group(sub: Any, name: str, text: str, description: str, exit_codes: 
             epilog=exit_codes,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=audit.recorded(name, verb, handler))  # writes: in the trail
         return p
 
     return action

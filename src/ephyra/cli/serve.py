@@ -8,10 +8,13 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ephyra.errors import UsageError
 from ephyra.paths import private_dir, private_file, state_dir
+
+if TYPE_CHECKING:
+    from ephyra.api.auth import KeystoneScope
 
 DESCRIPTION = """\
 Serve the management panel: the REST API of every operation of this command line
@@ -25,7 +28,12 @@ Authentication (--auth):
             owner only):   TOKEN: {user: NAME, project: NAME, roles: [admin]}
   keystone  Keystone tokens, validated with the credentials of --os-cloud; a valid
             answer is kept --token-cache seconds (a revoked token is refused after
-            at most that long)
+            at most that long). Only tokens of the scopes named carry roles:
+            --keystone-project (id, DOMAIN/NAME, or a NAME in the Default domain),
+            --keystone-domain (domain-scoped tokens), --keystone-system (system
+            scope "all"); at least one is needed. Any other token is known but has
+            no role. --keystone-roles maps Keystone roles to Ephyra's
+            (admin=ROLE,member=ROLE,reader=ROLE; default: the same names).
 Roles: reader reads; member also plans, pauses and resumes; admin does everything.
 --policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
 Only /healthz answers without a token.
@@ -36,14 +44,34 @@ def tokens_path(args: argparse.Namespace) -> Path:
     return Path(args.tokens) if args.tokens else state_dir() / "api-tokens.yaml"
 
 
+def keystone_scope(args: argparse.Namespace) -> KeystoneScope:
+    """The scopes whose tokens carry roles (UsageError if none is named)."""
+    from ephyra.api.auth import KeystoneScope, default_roles, parse_roles
+
+    return KeystoneScope(
+        tuple(args.keystone_project or ()),
+        tuple(args.keystone_domain or ()),
+        args.keystone_system,
+        parse_roles(args.keystone_roles) if args.keystone_roles else default_roles(),
+    )
+
+
 def do_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ephyra.api.app import create_app
-    from ephyra.api.auth import Authenticator, KeystoneTokens, StaticTokens, make_tokens_file
+    from ephyra.api.auth import (
+        Authenticator,
+        KeystoneTokens,
+        StaticTokens,
+        make_tokens_file,
+    )
     from ephyra.api.local import Local
     from ephyra.api.policy import Policy
 
+    keystone_options = args.keystone_project or args.keystone_domain or args.keystone_system
+    if args.auth != "keystone" and (keystone_options or args.keystone_roles):
+        raise UsageError("--keystone-* options go with --auth keystone")
     local = Local(args.journal, args.locks, args.store, args.prefix or "")
     policy = Policy(args.policy_file)
     authenticator: Authenticator
@@ -52,7 +80,7 @@ def do_serve(args: argparse.Namespace) -> int:
     elif args.auth == "keystone":
         if not args.os_cloud:
             raise UsageError("--auth keystone needs --os-cloud (the server's own credentials)")
-        authenticator = KeystoneTokens(args.os_cloud, args.token_cache)
+        authenticator = KeystoneTokens(args.os_cloud, keystone_scope(args), args.token_cache)
     else:
         path = tokens_path(args)
         if not path.exists():
@@ -116,6 +144,30 @@ def register(sub: Any, exit_codes: str) -> None:
         default=60.0,
         metavar="S",
         help="with --auth keystone: keep a validated token this long at most (60; 0: never)",
+    )
+    add(
+        "--keystone-project",
+        action="append",
+        metavar="NAME_OR_ID",
+        help="with --auth keystone: tokens of this project carry roles (repeatable; "
+        "an id, DOMAIN/NAME, or a name in the Default domain)",
+    )
+    add(
+        "--keystone-domain",
+        action="append",
+        metavar="NAME_OR_ID",
+        help="with --auth keystone: domain-scoped tokens of this domain carry roles",
+    )
+    add(
+        "--keystone-system",
+        action="store_true",
+        help="with --auth keystone: system-scoped tokens (system all) carry roles",
+    )
+    add(
+        "--keystone-roles",
+        metavar="MAP",
+        help="with --auth keystone: admin=ROLE,member=ROLE,reader=ROLE, the Keystone role "
+        "giving each Ephyra role (default: the role of the same name)",
     )
     add("--policy-file", metavar="FILE", help="policy overrides (oslo.policy YAML)")
     add(

@@ -242,4 +242,38 @@ async function main() {
   await loadRuns();
 }
 
+// -- the audit trail (admins: the policy's audit:read) ---------------------------------
+const AUDIT_SHOWN = 20;
+const AUDIT_EVERY = 3000;
+
+async function loadAudit() {
+  const { entries } = await api("GET", "/v1/audit?limit=" + AUDIT_SHOWN);
+  const body = byId("audit").querySelector("tbody");
+  body.replaceChildren();
+  for (const entry of entries.slice().reverse()) { // newest first
+    const row = document.createElement("tr");
+    row.dataset.seq = String(entry.seq);
+    if (entry.code) row.className = "refused";
+    cell(row, new Date(entry.time * 1000).toLocaleString());
+    cell(row, entry.source);
+    cell(row, entry.user + (entry.project ? " (" + entry.project + ")" : ""));
+    cell(row, entry.roles.join(", "));
+    cell(row, entry.action);
+    cell(row, entry.target);
+    cell(row, (entry.status + " " + entry.code).trim());
+    body.appendChild(row);
+  }
+}
+
+async function auditPanel() {
+  const me = await api("GET", "/v1/whoami");
+  const panel = byId("audit-panel");
+  panel.dataset.allowed = String(Boolean(me.allowed["audit:read"]));
+  if (!me.allowed["audit:read"]) return; // the panel stays hidden
+  panel.hidden = false;
+  await loadAudit();
+  setInterval(() => loadAudit().catch((e) => say(e.message)), AUDIT_EVERY);
+}
+
 main().catch((e) => say(e.message));
+auditPanel().catch((e) => say(e.message));
