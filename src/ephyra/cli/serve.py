@@ -29,6 +29,14 @@ Authentication (--auth):
 Roles: reader reads; member also plans, pauses and resumes; admin does everything.
 --policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
 Only /healthz answers without a token.
+
+What lives on this machine is the operator's (--config, YAML): callers name it, never
+give a path, a URL or a command:
+  inventory:   {NAME: SOURCE, ...}   e.g. racks: static:/etc/ephyra/hosts.yaml
+  credentials: {NAME: SOURCE, ...}   e.g. dc1: file:/etc/ephyra/bmc.yaml
+  limits:      {body_bytes: 1048576, streams_per_caller: 4}
+Callers may also name openstack[:CLOUD] (a cloud of clouds.yaml) and the 'source'
+credentials, and send a static inventory inline in an upgrade's body.
 """
 
 
@@ -41,10 +49,12 @@ def do_serve(args: argparse.Namespace) -> int:
 
     from ephyra.api.app import create_app
     from ephyra.api.auth import Authenticator, KeystoneTokens, StaticTokens, make_tokens_file
+    from ephyra.api.config import Named, ServeConfig
     from ephyra.api.local import Local
     from ephyra.api.policy import Policy
 
-    local = Local(args.journal, args.locks, args.store, args.prefix or "")
+    config = ServeConfig.load(args.config)
+    local = Local(args.journal, args.locks, args.store, args.prefix or "", Named(config))
     policy = Policy(args.policy_file)
     authenticator: Authenticator
     if args.openapi:
@@ -63,7 +73,12 @@ def do_serve(args: argparse.Namespace) -> int:
         authenticator = StaticTokens(path)
     stopping = threading.Event()
     app = create_app(
-        local, authenticator, policy, stop_timeout=args.stop_timeout, stopping=stopping.is_set
+        local,
+        authenticator,
+        policy,
+        config=config,
+        stop_timeout=args.stop_timeout,
+        stopping=stopping.is_set,
     )
     if args.openapi:
         print(json.dumps(app.openapi(), indent=2, sort_keys=True))
@@ -75,7 +90,7 @@ def do_serve(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     print(f"ephyra serve: http://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr)
-    config = uvicorn.Config(
+    served = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -84,7 +99,7 @@ def do_serve(args: argparse.Namespace) -> int:
         http="httptools",
         timeout_graceful_shutdown=args.stop_timeout,
     )
-    Server(config).run()
+    Server(served).run()
     return 0
 
 
@@ -115,6 +130,11 @@ def register(sub: Any, exit_codes: str) -> None:
         help="with --auth keystone: keep a validated token this long at most (60; 0: never)",
     )
     add("--policy-file", metavar="FILE", help="policy overrides (oslo.policy YAML)")
+    add(
+        "--config",
+        metavar="FILE",
+        help="the inventory and credential sources callers may name, and the limits (YAML)",
+    )
     add(
         "--stop-timeout",
         type=float,

@@ -48,6 +48,8 @@ HOST_KEYS = ("name", "roles", "services", "facts", "sources", "servers")
 SERVICE_KEYS = ("name", "project", "region", "status", "version", "source")
 ENDPOINT_KEYS = ("service", "interface", "region", "url", "version")
 STATUSES = (UP, DOWN, DISABLED, UNKNOWN)
+#: Where a document given inline (in an API request's body) comes from, as errors name it.
+INLINE = "inline"
 
 
 class StaticSource:
@@ -79,7 +81,8 @@ class StaticSource:
 
 
 def parse(data: Any, path: str, name: str) -> Inventory:
-    """The inventory in ``data`` (read from ``path``), a source called ``name``."""
+    """The inventory in ``data`` (read from ``path``, or :data:`INLINE`: given as a
+    document, e.g. in a request's body), a source called ``name``."""
     where = _Where(path)
     if data is None:
         data = {}
