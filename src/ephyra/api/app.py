@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -160,16 +161,12 @@ class BodyGuard:
         try:
             scope[IDENTITY] = await self.identify(Request(scope))
         except EphyraError as exc:
-            status, code = classify(exc)
-            await error_response(status, code, str(exc))(scope, receive, send)
+            await _unread(exc, scope, receive, send)
             return
         body = await self.body(scope, receive)
         if body is None:
-            too_large = error_response(
-                413, "body_too_large", f"the request's body is over {self.limit} bytes"
-            )
-            too_large.headers["Connection"] = "close"
-            await too_large(scope, receive, send)
+            too_large = BodyTooLarge(f"the request's body is over {self.limit} bytes")
+            await _unread(too_large, scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -191,6 +188,19 @@ class BodyGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+class BodyTooLarge(EphyraError):
+    """A request's body over the server's limit (413)."""
+
+
+async def _unread(exc: EphyraError, scope: Scope, receive: Receive, send: Send) -> None:
+    """The error answer to a request whose body is left unread; the connection closes
+    after it (what is left of the body is not read either)."""
+    status, code = (413, "body_too_large") if isinstance(exc, BodyTooLarge) else classify(exc)
+    answer = error_response(status, code, str(exc))
+    answer.headers["Connection"] = "close"
+    await answer(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -297,23 +307,26 @@ def create_app(
             return await anyio.to_thread.run_sync(authenticator.identify, token)
         return authenticator.identify(token)
 
-    def need(action: str | None) -> Callable[[Request], Awaitable[Identity]]:
-        async def check(request: Request) -> Identity:
+    class Need:
+        """The token check of a route, and the policy's action it asks for (if any)."""
+
+        def __init__(self, action: str | None) -> None:
+            self.action = action
+
+        async def __call__(self, request: Request) -> Identity:
             who = await identify(request)
-            if action is not None and not policy.allows(action, who):
+            if self.action is not None and not policy.allows(self.action, who):
                 raise NotAllowed(
-                    f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {action}"
+                    f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {self.action}"
                 )
             return who
 
-        return check
-
-    Who = Annotated[Identity, Depends(need(None))]
+    Who = Annotated[Identity, Depends(Need(None))]
     app.add_middleware(BodyGuard, identify=identify, limit=limits.body_bytes)
     app.add_middleware(Metrics)  # outermost: it times refusals too
 
     def allowed(action: str) -> Any:
-        return Depends(need(action))
+        return Depends(Need(action))
 
     # -- errors ------------------------------------------------------------------
     @app.exception_handler(EphyraError)
@@ -751,4 +764,18 @@ def create_app(
             return error_response(404, "not_found", f"no {name}")
         return await page(request, name)
 
+    _document_actions(app)
     return app
+
+
+def _document_actions(app: FastAPI) -> None:
+    """Each operation of the OpenAPI document names the policy action it asks for
+    (``x-ephyra-action``), from the token check its route depends on."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        actions = {getattr(d.call, "action", None) for d in route.dependant.dependencies}
+        actions.discard(None)
+        if actions:
+            (action,) = actions
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-ephyra-action": action}
