@@ -199,6 +199,16 @@ def test_configured_names_and_inline_inventories_work_and_planning_runs_nothing(
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_request")
     assert "static inventory inline: x: unknown key" in bad.json()["error"]["message"]
     bed.assert_nothing_read_run_or_fetched(by_name.text + inline.text + bad.text)
+    # the command line sends its own static file inline, and plans as it does in-process
+    (bed.tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (bed.tmp / "mine.yaml").write_text(yaml.safe_dump(RACKS))
+    plan = ["upgrade", "plan", "--spec", str(bed.tmp / "spec.yaml")]
+    plan += ["--source", f"static:{bed.tmp / 'mine.yaml'}"]
+    here = bed.ephyra(*plan)
+    there = bed.ephyra("--url", server.url, "--token", MEMBER, *plan)
+    assert here.code == there.code == 0, there.err
+    assert here.out == there.out
+    assert not list(bed.markers.iterdir()), "a program ran"
 
 
 def _post(port: int, token: str | None, total: int, chunked: bool) -> tuple[int, str, int]:

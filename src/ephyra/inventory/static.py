@@ -67,17 +67,19 @@ class StaticSource:
         return cls(argument)
 
     def discover(self) -> Inventory:
-        try:
-            text = Path(self.path).read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"static inventory {self.path}: cannot read it: {exc.strerror}"
-            ) from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"static inventory {self.path}: not YAML: {exc}") from exc
-        return parse(data, self.path, self.name)
+        return parse(read(self.path), self.path, self.name)
+
+
+def read(path: str) -> Any:
+    """The document in the file ``path`` (what :func:`parse` takes)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"static inventory {path}: cannot read it: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"static inventory {path}: not YAML: {exc}") from exc
 
 
 def parse(data: Any, path: str, name: str) -> Inventory:
