@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from ephyra.api.app import Streams
 from ephyra.api.bodies import ForkliftBody, TriggerBody, UpgradeBody, VerifyBody
 from ephyra.api.config import AnyLocal, Named, ServeConfig
 from ephyra.api.local import Local
+from ephyra.api.policy import Identity
 from ephyra.errors import UsageError
 
 CONFIG = {
@@ -169,3 +171,18 @@ def test_an_inline_inventory_is_read_as_a_static_one(tmp_path: Path) -> None:
 def test_bodies_are_bounded(body: Any, fields: dict[str, Any]) -> None:
     with pytest.raises(UsageError):
         body.build(**fields)
+
+
+def test_event_streams_are_counted_per_user_and_project() -> None:
+    streams = Streams(2)
+    ada, ada_elsewhere = Identity("ada", "ops", ("reader",)), Identity("ada", "dev", ("reader",))
+    first, second = streams.take(ada), streams.take(ada)
+    assert first is not None and second is not None
+    assert streams.take(ada) is None
+    assert streams.take(ada_elsewhere) is not None  # another project: another caller
+    first()
+    third = streams.take(ada)
+    assert third is not None and streams.take(ada) is None
+    second()
+    third()
+    assert ("ada", "ops") not in streams.open
