@@ -60,6 +60,8 @@ def test_defaults_without_a_file_or_with_an_empty_one(tmp_path: Path) -> None:
         ({"credentials": {"source": "file:/x"}}, "credentials.source"),
         ({"credentials": {"dc1": ""}}, "credentials.dc1"),
         ({"credentials": ["file:/x"]}, "credentials"),
+        ({"inventory": {"ok": "statc:/x"}}, "no source kind 'statc'"),
+        ({"credentials": {"dc1": "fiel:/x"}}, "no source kind 'fiel'"),
     ],
 )
 def test_mistakes_are_refused_naming_the_key(

@@ -28,7 +28,9 @@ from typing import Annotated, Protocol
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from ephyra import plugins
 from ephyra.errors import UsageError
+from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
 from ephyra.inventory.source import parse as parse_source
 from ephyra.names import check_name, is_name, shown
 
@@ -51,17 +53,27 @@ def _configured_name(value: str) -> str:
     return value
 
 
+def _known_kind(kind: str, namespace: str) -> None:
+    known = plugins.names(namespace)
+    if kind not in known:
+        raise ValueError(f"no source kind {kind!r} (known: {', '.join(known)})")
+
+
 def _inventory_spec(value: str) -> str:
+    """KIND[:ARGUMENT] of a known kind; the plugin checks the rest when it is used."""
     try:
-        parse_source(value)  # KIND[:ARGUMENT]; the plugin checks the rest when it is used
+        kind, _ = parse_source(value)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
+    _known_kind(kind, INVENTORY_PLUGINS)
     return value
 
 
 def _credentials_spec(value: str) -> str:
-    if not value.partition(":")[0]:
-        raise ValueError(f"{value!r}: expected KIND[:ARGUMENT], e.g. file:PATH")
+    """KIND[:ARGUMENT] of a known kind, e.g. file:PATH."""
+    from ephyra.forklift.secrets import NAMESPACE  # (it brings openstacksdk: only here)
+
+    _known_kind(value.partition(":")[0], NAMESPACE)
     return value
 
 
