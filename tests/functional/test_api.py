@@ -30,20 +30,35 @@ TOKENS = {
 ADMIN, MEMBER, READER = list(TOKENS)
 
 
+#: The name of the credentials :func:`seeded` writes, in the server's configuration.
+SEEDED = "seeded"
+
+
 class Server:
     """``ephyra serve`` in a process of its own: static tokens (``TOKENS``) unless ``auth``
-    gives other options."""
+    gives other options; ``config`` is its --config (default: the credentials
+    :func:`seeded` writes in ``tmp``, named ``SEEDED``)."""
 
-    def __init__(self, ephyra: Ephyra, tmp: Path, auth: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        ephyra: Ephyra,
+        tmp: Path,
+        auth: list[str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         if auth is None:
             tokens = tmp / "tokens.yaml"
             tokens.write_text(yaml.safe_dump(TOKENS))
             auth = ["--tokens", str(tokens)]
+        if config is None:
+            config = {"credentials": {SEEDED: f"file:{tmp / 'c.yaml'}"}}
+        config_file = tmp / "serve.yaml"
+        config_file.write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp / "serve.log").open("w")
         self.proc = subprocess.Popen(
-            [*EPHYRA, "serve", "--port", str(self.port), *auth],
+            [*EPHYRA, "serve", "--port", str(self.port), "--config", str(config_file), *auth],
             env=ephyra.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -79,13 +94,10 @@ def served(clean_testbed: Testbed, tmp_path: Path) -> Iterator[tuple[Server, Eph
 
 
 def seeded(testbed: Testbed, tmp: Path, count: int) -> tuple[dict[str, Any], dict[str, str]]:
-    """``count`` deployed nodes on cp1: how they look, and the body of a forklift to cp2."""
-    creds = write_credentials(tmp / "c.yaml", seed_nodes(testbed.connect("cp1"), count))
-    return snapshot(testbed.connect("cp1")), {
-        "from": "cp1",
-        "to": "cp2",
-        "credentials": f"file:{creds}",
-    }
+    """``count`` deployed nodes on cp1: how they look, and the body of a forklift to cp2
+    (with the credentials a :class:`Server` of ``tmp`` knows by name)."""
+    write_credentials(tmp / "c.yaml", seed_nodes(testbed.connect("cp1"), count))
+    return snapshot(testbed.connect("cp1")), {"from": "cp1", "to": "cp2", "credentials": SEEDED}
 
 
 def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from testbed.nova import NovaTestbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_exactly_one
-from tests.functional.test_api import ADMIN, READER, Server
+from tests.functional.test_api import ADMIN, READER, SEEDED, Server
 from tests.functional.test_host import service
 
 pytestmark = pytest.mark.functional
@@ -61,7 +61,7 @@ def test_start_watch_and_pause_a_forklift(
     browser: Browser, served: Server, clean_testbed: Testbed, tmp_path: Path
 ) -> None:
     specs = seed_nodes(clean_testbed.connect("cp1"), 8)
-    creds = write_credentials(tmp_path / "c.yaml", specs)
+    write_credentials(tmp_path / "c.yaml", specs)  # the server's SEEDED credentials
     original = snapshot(clean_testbed.connect("cp1"))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     log_in(page, served, ADMIN)
@@ -69,7 +69,7 @@ def test_start_watch_and_pause_a_forklift(
     page.select_option("#start-from", "cp1")
     page.select_option("#start-to", "cp2")
     page.fill("#start-concurrency", "1")
-    page.fill("#start-credentials", f"file:{creds}")
+    page.fill("#start-credentials", SEEDED)
     began = time.monotonic()
     page.click("#start")
     expect(page.locator("#run-state")).to_have_attribute("data-state", "running", timeout=20_000)

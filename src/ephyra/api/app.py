@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as FastPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,12 +41,13 @@ from ephyra.api.bodies import (
     VerifyBody,
 )
 from ephyra.api.codes import classify
+from ephyra.api.config import ServeConfig
 from ephyra.api.fresh import Fresh
 from ephyra.api.local import Local
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
 from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
-from ephyra.names import NAME
+from ephyra.names import NAME, VERSION
 from ephyra.netscheme.model import Environment
 from ephyra.netscheme.serializers import Mode
 
@@ -79,7 +81,9 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "the policy does not allow this caller to do this",
         404: "no such run, cloud or thing",
         409: "another run holds the lock, or the run's state forbids it",
+        413: "the request's body is larger than the server accepts",
         422: "the request does not match its schema, or the plan was refused",
+        429: "this caller holds as many event streams open as the server allows",
         502: "a cloud answered with an error",
         503: "a cloud cannot be reached",
     }
@@ -131,17 +135,141 @@ class Metrics:
                 metrics.observe(scope["method"], path, status[0], time.perf_counter() - started)
 
 
+#: Methods whose requests carry a body: the token is checked before it is read.
+WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Where the body guard leaves the caller it identified, for the routes' token check.
+IDENTITY = "ephyra.identity"
+
+
+class BodyGuard:
+    """Pure ASGI middleware: a request that may carry a body is identified first (no
+    token, or a bad one: 401, and the body is not read), then its body is held to the
+    limit: a Content-Length over it is refused with 413 unread; a chunked body is
+    counted as it comes and refused with 413 at the limit. Nothing larger than the
+    limit is ever held in memory."""
+
+    def __init__(
+        self, app: ASGIApp, identify: Callable[[Request], Awaitable[Identity]], limit: int
+    ) -> None:
+        self.app = app
+        self.identify = identify
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope[IDENTITY] = await self.identify(Request(scope))
+        except EphyraError as exc:
+            await _unread(exc, scope, receive, send)
+            return
+        body = await self.body(scope, receive)
+        if body is None:
+            too_large = BodyTooLarge(f"the request's body is over {self.limit} bytes")
+            await _unread(too_large, scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None when it is over the limit (read no further)."""
+        declared = Request(scope).headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b""
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+class BodyTooLarge(EphyraError):
+    """A request's body over the server's limit (413)."""
+
+
+async def _unread(exc: EphyraError, scope: Scope, receive: Receive, send: Send) -> None:
+    """The error answer to a request whose body is left unread; the connection closes
+    after it (what is left of the body is not read either)."""
+    status, code = (413, "body_too_large") if isinstance(exc, BodyTooLarge) else classify(exc)
+    answer = error_response(status, code, str(exc))
+    answer.headers["Connection"] = "close"
+    await answer(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body`` once, then what the connection says (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+class Streams:
+    """The event streams each caller (its user and project) holds open, held to a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[tuple[str, str], int] = {}
+
+    def take(self, who: Identity) -> Callable[[], None] | None:
+        """One stream more for ``who`` and what gives it back; None when at the limit."""
+        key = (who.user, who.project)
+        if self.open.get(key, 0) >= self.limit:
+            return None
+        self.open[key] = self.open.get(key, 0) + 1
+
+        def give_back() -> None:
+            left = self.open.get(key, 0) - 1
+            if left > 0:
+                self.open[key] = left
+            else:
+                self.open.pop(key, None)
+
+        return give_back
+
+
+class CountedStream(StreamingResponse):
+    """An event stream that gives its place back when it ends, however it ends."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
 def create_app(
     local: Local,
     authenticator: Authenticator,
     policy: Policy,
     *,
+    config: ServeConfig | None = None,
     stop_timeout: float = 60.0,
     stopping: Callable[[], bool] = lambda: False,
 ) -> FastAPI:
     """The app; ``stopping`` tells event streams the server is shutting down (they end,
-    so that it need not wait for their readers)."""
+    so that it need not wait for their readers); ``config`` gives the limits."""
+    limits = (config or ServeConfig()).limits
     driven = Driven(local)
+    streams = Streams(limits.streams_per_caller)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -162,12 +290,14 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served below, behind a token like the rest
     )
-    app.add_middleware(Metrics)
     collector = metrics.JournalCollector(local)
     fresh = Fresh(metrics.FRESH)
     registry = metrics.registry(collector)
 
     async def identify(request: Request) -> Identity:
+        known = request.scope.get(IDENTITY)
+        if isinstance(known, Identity):  # identified by the body guard already
+            return known
         token = _token(request)
         if token is None:
             raise NotAuthenticated("no token: send X-Auth-Token or Authorization: Bearer")
@@ -178,23 +308,28 @@ def create_app(
             return await anyio.to_thread.run_sync(authenticator.identify, token)
         return authenticator.identify(token)
 
-    def need(action: str | None) -> Callable[[Request], Awaitable[Identity]]:
-        async def check(request: Request) -> Identity:
-            audit_trail.note(request, action)
+    class Need:
+        """The token check of a route, and the policy's action it asks for (if any)."""
+
+        def __init__(self, action: str | None) -> None:
+            self.action = action
+
+        async def __call__(self, request: Request) -> Identity:
+            audit_trail.note(request, self.action)
             who = await identify(request)
-            audit_trail.note(request, action, who)
-            if action is not None and not policy.allows(action, who):
+            audit_trail.note(request, self.action, who)
+            if self.action is not None and not policy.allows(self.action, who):
                 raise NotAllowed(
-                    f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {action}"
+                    f"{who.user} ({', '.join(who.roles) or 'no role'}) may not {self.action}"
                 )
             return who
 
-        return check
-
-    Who = Annotated[Identity, Depends(need(None))]
+    Who = Annotated[Identity, Depends(Need(None))]
+    app.add_middleware(BodyGuard, identify=identify, limit=limits.body_bytes)
+    app.add_middleware(Metrics)  # outermost: it times refusals too
 
     def allowed(action: str) -> Any:
-        return Depends(need(action))
+        return Depends(Need(action))
 
     audit_trail.install(app, local, allowed, _errors())  # the audit trail of every write
 
@@ -291,7 +426,14 @@ def create_app(
         """A run's events after ``after`` (a ``seq``), oldest first."""
         return {"events": local.events(run_id, after, limit)}
 
-    async def stream(request: Request, run_id: str | None, after: int) -> StreamingResponse:
+    async def stream(request: Request, who: Identity, run_id: str | None, after: int) -> Response:
+        release = streams.take(who)
+        if release is None:
+            return error_response(
+                429,
+                "too_many_streams",
+                f"{who.user} holds {streams.limit} event stream(s) open already: close one first",
+            )
         last_id = request.headers.get("last-event-id", "")
         seq = int(last_id) if last_id.isdigit() else after
         engine = local.journal.engine
@@ -315,40 +457,47 @@ def create_app(
                     yield ": keep-alive\n\n"
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+        return CountedStream(
+            frames(), media_type="text/event-stream", headers=headers, release=release
+        )
 
     sse: dict[int | str, dict[str, Any]] = {
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}
     }
 
+    Reader = Annotated[Identity, allowed("run:list")]
+
     @app.get(
         "/v1/runs/{run_id}/events/stream",
         tags=["runs"],
-        responses={**_errors(404), **sse},
+        responses={**_errors(404, 429), **sse},
         response_class=StreamingResponse,
-        dependencies=[allowed("run:list")],
     )
     async def run_stream(
-        request: Request, run_id: str, after: Annotated[int, Query(ge=0, le=2**62)] = 0
-    ) -> StreamingResponse:
-        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes)."""
+        request: Request,
+        who: Reader,
+        run_id: str,
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    ) -> Response:
+        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes); each caller
+        holds a few streams open at most (429 beyond)."""
         found = await anyio.to_thread.run_sync(local.journal.run, run_id)
-        return await stream(request, found.id, after)
+        return await stream(request, who, found.id, after)
 
     @app.get(
         "/v1/events/stream",
         tags=["runs"],
-        responses={**_errors(), **sse},
+        responses={**_errors(429), **sse},
         response_class=StreamingResponse,
-        dependencies=[allowed("run:list")],
     )
     async def all_stream(
-        request: Request, after: Annotated[int | None, Query(ge=0, le=2**62)] = None
-    ) -> StreamingResponse:
-        """Every run's events as Server-Sent Events, from now (or after ``after``)."""
+        request: Request, who: Reader, after: Annotated[int | None, Query(ge=0, le=2**62)] = None
+    ) -> Response:
+        """Every run's events as Server-Sent Events, from now (or after ``after``); each
+        caller holds a few streams open at most (429 beyond)."""
         if after is None:
             after = await anyio.to_thread.run_sync(events.last_seq, local.journal.engine)
-        return await stream(request, None, after)
+        return await stream(request, who, None, after)
 
     @app.get(
         "/v1/{kind}/runs", tags=["runs"], responses=_errors(), dependencies=[allowed("run:list")]
@@ -401,7 +550,7 @@ def create_app(
         @app.post(
             f"/v1/{kind.value}/plan",
             tags=[kind.value],
-            responses=_errors(400, 404, 502, 503),
+            responses=_errors(400, 404, 413, 502, 503),
             dependencies=[allowed("run:plan")],
             name=f"{kind.value}_plan",
             summary=f"what a {kind.value} run would do (a dry run)",
@@ -413,7 +562,7 @@ def create_app(
             f"/v1/{kind.value}/runs",
             tags=[kind.value],
             status_code=202,
-            responses=_errors(400, 404, 409, 502, 503),
+            responses=_errors(400, 404, 409, 413, 502, 503),
             dependencies=[allowed(start_action)],
             name=f"{kind.value}_start",
             summary=f"plan and start a {kind.value} run (the server drives it)",
@@ -441,7 +590,7 @@ def create_app(
     @app.put(
         "/v1/hosts/{host}/maintenance",
         tags=["hosts"],
-        responses=_errors(400, 404, 409, 502, 503),
+        responses=_errors(400, 404, 409, 413, 502, 503),
         dependencies=[allowed("host:maintenance")],
     )
     def maintenance(
@@ -457,11 +606,17 @@ def create_app(
         dependencies=[allowed("inventory:show")],
     )
     def show_inventory(
-        source: Annotated[list[str] | None, Query()] = None,
-        cloud: str | None = None,
-        role: str | None = None,
+        source: Annotated[
+            list[str] | None,
+            Query(
+                description="openstack[:CLOUD] or a source the server's operator named "
+                "(ephyra serve --config); no path, URL or option"
+            ),
+        ] = None,
+        cloud: Annotated[str | None, Query(pattern=NAME)] = None,
+        role: Annotated[str | None, Query(pattern=NAME)] = None,
     ) -> dict[str, Any]:
-        """Discover the inventory from the sources given (paths are on the server)."""
+        """Discover the inventory from the sources named, merged in order."""
         return local.inventory(source or [], cloud, role)
 
     # -- versions ------------------------------------------------------------------------
@@ -488,7 +643,7 @@ def create_app(
     @app.post(
         "/v1/versions/trigger",
         tags=["versions"],
-        responses=_errors(400),
+        responses=_errors(400, 413),
         dependencies=[allowed("version:trigger")],
     )
     def trigger(body: TriggerBody) -> dict[str, Any]:
@@ -498,7 +653,7 @@ def create_app(
     @app.post(
         "/v1/versions/verify",
         tags=["versions"],
-        responses=_errors(400),
+        responses=_errors(400, 413),
         dependencies=[allowed("version:read")],
     )
     def verify(body: VerifyBody) -> dict[str, Any]:
@@ -511,7 +666,10 @@ def create_app(
         responses=_errors(400),
         dependencies=[allowed("version:read")],
     )
-    def roles(role: str | None = None, version: str | None = None) -> dict[str, Any]:
+    def roles(
+        role: Annotated[str | None, Query(pattern=NAME)] = None,
+        version: Annotated[str | None, Query(pattern=VERSION)] = None,
+    ) -> dict[str, Any]:
         """The hosts of each role, with their addresses, at a version (default: desired)."""
         return local.roles(role, version)
 
@@ -532,7 +690,7 @@ def create_app(
         "/v1/clusters",
         tags=["environments"],
         dependencies=[allowed("env:change")],
-        responses=_errors(400),
+        responses=_errors(400, 413),
     )
     def import_cluster(body: Environment, replace: bool = False) -> dict[str, Any]:
         """Import an environment (networks, VIPs, nodes); ``replace`` overwrites one."""
@@ -552,7 +710,7 @@ def create_app(
         "/v1/clusters/{cluster}/upgrade",
         tags=["environments"],
         dependencies=[allowed("env:change")],
-        responses=_errors(400, 404, 409),
+        responses=_errors(400, 404, 409, 413),
     )
     def upgrade_cluster(cluster: Cluster, body: EnvUpgradeBody) -> dict[str, Any]:
         """Put the environment under upgrade to a release; the nodes named (default: the
@@ -611,4 +769,18 @@ def create_app(
             return error_response(404, "not_found", f"no {name}")
         return await page(request, name)
 
+    _document_actions(app)
     return app
+
+
+def _document_actions(app: FastAPI) -> None:
+    """Each operation of the OpenAPI document names the policy action it asks for
+    (``x-ephyra-action``), from the token check its route depends on."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        actions = {getattr(d.call, "action", None) for d in route.dependant.dependencies}
+        actions.discard(None)
+        if actions:
+            (action,) = actions
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-ephyra-action": action}

@@ -15,6 +15,12 @@ B = TypeVar("B", bound="Body")
 #: A cloud of clouds.yaml, a host (they name locks and keys): see :mod:`ephyra.names`.
 Name = Annotated[str, Field(pattern=NAME)]
 Version = Annotated[str, Field(pattern=VERSION)]
+#: Hosts, nodes or sources one request may name, at most.
+MAX_ITEMS = 10_000
+#: A source, a rule (ROLE=N), an option's value: free text, bounded.
+Text = Annotated[str, Field(min_length=1, max_length=4096)]
+#: An option's name.
+Key = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Body(BaseModel):
@@ -37,14 +43,22 @@ class Body(BaseModel):
 class ForkliftBody(Body):
     source: str = Field(alias="from", pattern=NAME, description="cloud the nodes leave")
     target: str = Field(alias="to", pattern=NAME, description="cloud the nodes join")
-    nodes: list[str] | None = Field(None, description="only these nodes (names or UUIDs)")
+    nodes: list[Name] | None = Field(
+        None, max_length=MAX_ITEMS, description="only these nodes (names or UUIDs)"
+    )
     concurrency: int = Field(1, ge=1, le=1000, description="nodes moved at once")
     batch_size: int = Field(0, ge=0, description="nodes between two health gates (0: concurrency)")
     max_failures: int = Field(0, ge=0, description="failed nodes tolerated before the run stops")
-    workload: str = Field("noop", description="workload plugin: noop, command, hadoop")
-    workload_options: dict[str, str] = Field(default_factory=dict)
+    workload: str = Field(
+        "noop", pattern=NAME, description="workload plugin: noop, command, hadoop"
+    )
+    workload_options: dict[Key, Text] = Field(default_factory=dict, max_length=64)
     credentials: str | None = Field(
-        None, description="masked BMC secrets: file:PATH (on the server's machine) or 'source'"
+        None,
+        min_length=1,
+        max_length=4096,
+        description="masked BMC secrets: a name the server's operator configured "
+        "(ephyra serve --config) or 'source' (in-process also file:PATH)",
     )
     step_timeout: float = Field(1800.0, gt=0)
     health_timeout: float = Field(600.0, gt=0)
@@ -55,7 +69,9 @@ class ForkliftBody(Body):
 
 class EvacuateBody(Body):
     cloud: str = Field(pattern=NAME, description="cloud from clouds.yaml")
-    hosts: list[Name] = Field(min_length=1, description="compute hosts to empty")
+    hosts: list[Name] = Field(
+        min_length=1, max_length=MAX_ITEMS, description="compute hosts to empty"
+    )
     target: str | None = Field(None, pattern=NAME, description="move every server to this host")
     concurrency: int = Field(4, ge=1, le=1000)
     per_host: int = Field(2, ge=1, le=1000)
@@ -64,13 +80,21 @@ class EvacuateBody(Body):
     fallback: Literal["cold", "stop", "skip"] = "cold"
     on_timeout: Literal["abort", "force-complete"] = "abort"
     migration_timeout: float = Field(600.0, gt=0)
-    also_down: list[Name] = Field(default_factory=list)
+    also_down: list[Name] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class UpgradeBody(Body):
     spec: dict[str, Any] = Field(description="the upgrade specification (docs/upgrade.md)")
-    sources: list[str] = Field(
-        default_factory=list, description="inventory sources: openstack[:CLOUD], static:FILE, ..."
+    sources: list[Text] = Field(
+        default_factory=list,
+        max_length=32,
+        description="inventory sources: openstack[:CLOUD] or a name the server's operator "
+        "configured (ephyra serve --config); in-process also static:FILE, ...",
+    )
+    inventory: dict[str, Any] | None = Field(
+        None,
+        description="a static inventory, inline: the document static:FILE reads "
+        "(docs/inventory.md), merged after the sources",
     )
     cloud: str | None = Field(
         None, pattern=NAME, description="the cloud whose APIs gate the upgrade"
@@ -84,20 +108,25 @@ class MaintenanceBody(Body):
 
 
 class TriggerBody(Body):
-    version: str = Field(min_length=1)
-    max_at_once: list[str] = Field(default_factory=list, description="ROLE=N or ROLE=all")
-    after: list[str] = Field(default_factory=list, description="ROLE=DEP[,DEP...]")
+    version: Version
+    max_at_once: list[Text] = Field(
+        default_factory=list, max_length=1000, description="ROLE=N or ROLE=all"
+    )
+    after: list[Text] = Field(
+        default_factory=list, max_length=1000, description="ROLE=DEP[,DEP...]"
+    )
     force: bool = False
 
 
 class VerifyBody(Body):
-    version: str = Field(min_length=1)
-    hosts: list[str] = Field(min_length=1)
+    version: Version
+    hosts: list[Name] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class EnvUpgradeBody(Body):
     release_id: int = Field(ge=1, description="the release to upgrade the environment to")
-    nodes: list[str] = Field(
+    nodes: list[Name] = Field(
         default_factory=list,
+        max_length=MAX_ITEMS,
         description="nodes to reinstall with it, by name or id (default: the primary controller)",
     )

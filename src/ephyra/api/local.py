@@ -11,7 +11,7 @@ import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from ephyra.api.bodies import (
     UpgradeBody,
     VerifyBody,
 )
+from ephyra.api.config import AnyLocal, Resolver
 from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
@@ -36,8 +37,11 @@ from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
 
 if TYPE_CHECKING:
+    from ephyra.inventory.model import Inventory
     from ephyra.netscheme.serializers import Mode
 
+#: Inventory sources one request may name, at most.
+MAX_SOURCES = 32
 #: The kinds of run, as the API's paths name them.
 KINDS = ("forklift", "upgrade", "evacuate")
 #: What each kind calls the things its runs handle, and where its status keeps them.
@@ -100,12 +104,15 @@ def outcomes_by_run(found: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 @dataclass
 class Local:
-    """Where the state lives: the journal (opened once), the locks, the versions store."""
+    """Where the state lives: the journal (opened once), the locks, the versions store;
+    and what the inventory and credential sources a caller names stand for (anything
+    local in-process; in the server, only what its operator configured)."""
 
     journal_url: str | None = None
     lock_url: str | None = None
     store_url: str | None = None
     prefix: str = ""
+    resolver: Resolver = field(default_factory=AnyLocal)
 
     @cached_property
     def journal(self) -> Journal:
@@ -194,15 +201,21 @@ class Local:
         """The plan object of a run of ``kind`` (what plan shows and start drives)."""
         service = _service(kind)
         if isinstance(body, ForkliftBody):
-            return service.plan(body.source, body.target, forklift_settings(body), body.nodes)
+            settings = forklift_settings(body, self.resolver.credentials(body.credentials))
+            return service.plan(body.source, body.target, settings, body.nodes)
         if isinstance(body, EvacuateBody):
             return service.plan(body.cloud, body.hosts, evacuate_settings(body), body.also_down)
         if isinstance(body, UpgradeBody):
             from ephyra.upgrade import spec
 
-            cloud = upgrade_cloud(body)
-            sources = body.sources or (["openstack"] if cloud else [])
-            return service.plan(spec.parse(body.spec), sources, cloud)
+            sources = self.sources(body.sources)
+            cloud = upgrade_cloud(body.cloud, sources)
+            if not sources and body.inventory is None and cloud:
+                sources = ["openstack"]
+            parsed = spec.parse(body.spec)  # checked before anything is discovered
+            inline = body.inventory
+            found = None if inline is None else self.discovered(sources, cloud, inline)
+            return service.plan(parsed, sources, cloud, found)
         raise UsageError(f"a {kind} run cannot be planned from {type(body).__name__}")
 
     def plan(self, kind: str, body: Any) -> dict[str, Any]:
@@ -264,11 +277,30 @@ class Local:
         except exceptions.OpenStackConfigException as exc:
             raise UsageError(f"cannot read clouds.yaml: {exc}") from exc
 
+    def sources(self, given: list[str]) -> list[str]:
+        """The inventory sources ``given`` stand for, every one checked before any is used."""
+        if len(given) > MAX_SOURCES:
+            raise UsageError(f"at most {MAX_SOURCES} inventory sources, not {len(given)}")
+        return [self.resolver.inventory(s) for s in given]
+
+    def discovered(
+        self, sources: list[str], cloud: str | None, inline: dict[str, Any] | None = None
+    ) -> Inventory:
+        """The sources' inventories, then the ``inline`` static document, merged."""
+        from ephyra.inventory.model import merge
+        from ephyra.inventory.source import discover
+        from ephyra.inventory.static import INLINE, parse
+
+        if inline is None:
+            return discover(sources, cloud)
+        parts = [discover(sources, cloud)] if sources else []
+        return merge([*parts, parse(inline, INLINE, f"static:{INLINE}")])
+
     def inventory(self, sources: list[str], cloud: str | None, role: str | None) -> dict[str, Any]:
         from ephyra.inventory.model import inventory
-        from ephyra.inventory.source import discover
 
-        found = discover(sources or (["openstack"] if cloud else []), cloud)
+        resolved = self.sources(sources)
+        found = self.discovered(resolved or (["openstack"] if cloud else []), cloud)
         if role:
             found = inventory(
                 found.with_role(role),
@@ -398,7 +430,8 @@ def _latest(ident: str | None) -> str | None:
     return None if ident in (None, "", "latest") else ident
 
 
-def forklift_settings(body: ForkliftBody) -> Any:
+def forklift_settings(body: ForkliftBody, credentials: str | None) -> Any:
+    """The forklift's settings; ``credentials``: what the body's credentials stand for."""
     from ephyra.forklift.settings import Settings
 
     return Settings(
@@ -412,7 +445,7 @@ def forklift_settings(body: ForkliftBody) -> Any:
         defer_wait=body.defer_wait,
         workload=body.workload,
         workload_options=dict(body.workload_options),
-        credentials=body.credentials,
+        credentials=credentials,
     )
 
 
@@ -431,12 +464,12 @@ def evacuate_settings(body: EvacuateBody) -> Any:
     )
 
 
-def upgrade_cloud(body: UpgradeBody) -> str | None:
+def upgrade_cloud(cloud: str | None, sources: list[str]) -> str | None:
     """--os-cloud, else the cloud of the one openstack:CLOUD source."""
-    named = {s.partition(":")[2] for s in body.sources if s.startswith("openstack:")}
-    if body.cloud is None and len(named) == 1:
+    named = {s.partition(":")[2] for s in sources if s.startswith("openstack:")}
+    if cloud is None and len(named) == 1:
         return named.pop()
-    return body.cloud
+    return cloud
 
 
 def env_summary(env: Any) -> dict[str, Any]:

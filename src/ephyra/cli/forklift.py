@@ -127,7 +127,8 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
         "--credentials",
         metavar="SOURCE",
         help="where masked BMC secrets come from: file:PATH, or 'source' (the source "
-        "control plane shows them by policy)",
+        "control plane shows them by policy); with --url: 'source' or a NAME the server's "
+        "operator configured (ephyra serve --config)",
     )
     add(
         "--step-timeout",

@@ -26,6 +26,10 @@ value never replaces a known one):
   puppetdb:URL[?roles=MAP.yaml&short=true&cacert=CA&cert=CRT&key=KEY]
                              PuppetDB (classes -> roles and services, facts -> facts)
 Without --source, the cloud of --os-cloud is discovered through its APIs.
+
+With --url, the server discovers only what its operator configured: openstack[:CLOUD]
+(its clouds.yaml) and the names given in its --config (ephyra serve --config);
+a path, a URL or ?options are refused.
 """
 
 
@@ -79,7 +83,8 @@ def register(sub: Any, exit_codes: str) -> None:
         default=[],
         metavar="KIND[:ARG]",
         help="inventory source, repeatable, merged in order: openstack[:CLOUD], static:FILE, "
-        "ansible:INVENTORY, puppetdb:URL (default: openstack, with --os-cloud)",
+        "ansible:INVENTORY, puppetdb:URL (default: openstack, with --os-cloud); with --url: "
+        "openstack[:CLOUD] or a NAME the server configured",
     )
     show.add_argument("--role", metavar="ROLE", help="only the hosts of this role")
     show.add_argument(

@@ -37,6 +37,14 @@ Authentication (--auth):
 Roles: reader reads; member also plans, pauses and resumes; admin does everything.
 --policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
 Only /healthz answers without a token.
+
+What lives on this machine is the operator's (--config, YAML): callers name it, never
+give a path, a URL or a command:
+  inventory:   {NAME: SOURCE, ...}   e.g. racks: static:/etc/ephyra/hosts.yaml
+  credentials: {NAME: SOURCE, ...}   e.g. dc1: file:/etc/ephyra/bmc.yaml
+  limits:      {body_bytes: 1048576, streams_per_caller: 4}
+Callers may also name openstack[:CLOUD] (a cloud of clouds.yaml) and the 'source'
+credentials, and send a static inventory inline in an upgrade's body.
 """
 
 
@@ -66,13 +74,15 @@ def do_serve(args: argparse.Namespace) -> int:
         StaticTokens,
         make_tokens_file,
     )
+    from ephyra.api.config import Named, ServeConfig
     from ephyra.api.local import Local
     from ephyra.api.policy import Policy
 
     keystone_options = args.keystone_project or args.keystone_domain or args.keystone_system
     if args.auth != "keystone" and (keystone_options or args.keystone_roles):
         raise UsageError("--keystone-* options go with --auth keystone")
-    local = Local(args.journal, args.locks, args.store, args.prefix or "")
+    config = ServeConfig.load(args.config)
+    local = Local(args.journal, args.locks, args.store, args.prefix or "", Named(config))
     policy = Policy(args.policy_file)
     authenticator: Authenticator
     if args.openapi:
@@ -94,7 +104,12 @@ def do_serve(args: argparse.Namespace) -> int:
         authenticator = StaticTokens(path)
     stopping = threading.Event()
     app = create_app(
-        local, authenticator, policy, stop_timeout=args.stop_timeout, stopping=stopping.is_set
+        local,
+        authenticator,
+        policy,
+        config=config,
+        stop_timeout=args.stop_timeout,
+        stopping=stopping.is_set,
     )
     if args.openapi:
         print(json.dumps(app.openapi(), indent=2, sort_keys=True))
@@ -106,7 +121,7 @@ def do_serve(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     print(f"ephyra serve: http://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr)
-    config = uvicorn.Config(
+    served = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -115,7 +130,7 @@ def do_serve(args: argparse.Namespace) -> int:
         http="httptools",
         timeout_graceful_shutdown=args.stop_timeout,
     )
-    Server(config).run()
+    Server(served).run()
     return 0
 
 
@@ -170,6 +185,11 @@ def register(sub: Any, exit_codes: str) -> None:
         "giving each Ephyra role (default: the role of the same name)",
     )
     add("--policy-file", metavar="FILE", help="policy overrides (oslo.policy YAML)")
+    add(
+        "--config",
+        metavar="FILE",
+        help="the inventory and credential sources callers may name, and the limits (YAML)",
+    )
     add(
         "--stop-timeout",
         type=float,

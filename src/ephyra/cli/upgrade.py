@@ -18,6 +18,7 @@ from ephyra.cli.output import emit
 from ephyra.engine.board import Board
 from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
+from ephyra.inventory import static
 from ephyra.upgrade import service
 
 KIND = "upgrade"
@@ -43,7 +44,9 @@ status, pause, resume, abort, rollback, list
 
 inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
 static:FILE, ansible:INVENTORY, puppetdb:URL (see docs/inventory.md); without
---source, the cloud of --os-cloud is discovered through its APIs.
+--source, the cloud of --os-cloud is discovered through its APIs. With --url, the
+server reads only what its operator configured: openstack[:CLOUD] and the names of
+its --config; a last static:FILE is read here and sent with the request.
 """
 
 
@@ -54,7 +57,19 @@ def _body(args: argparse.Namespace) -> UpgradeBody:
         raise UsageError(f"cannot read the specification {args.spec}: {exc}") from exc
     if not isinstance(raw, dict):
         raise UsageError(f"{args.spec}: a mapping (release, roles, ...), see docs/upgrade.md")
-    return UpgradeBody.build(spec=raw, sources=args.source, cloud=args.os_cloud, width=args.width)
+    sources, inline = _inline(args)
+    return UpgradeBody.build(
+        spec=raw, sources=sources, inventory=inline, cloud=args.os_cloud, width=args.width
+    )
+
+
+def _inline(args: argparse.Namespace) -> tuple[list[str], Any]:
+    """The sources, and the inventory sent inline: with --url, a last static:FILE source
+    is read here (it is this side's file) and sent in the body, merged last as here."""
+    sources = list(args.source)
+    if getattr(args, "url", None) and sources and sources[-1].startswith("static:"):
+        return sources[:-1], static.read(sources[-1].removeprefix("static:"))
+    return sources, None
 
 
 def do_plan(args: argparse.Namespace) -> int:
@@ -133,7 +148,8 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KIND[:ARG]",
         help="inventory source, repeatable: openstack[:CLOUD], static:FILE, ansible:FILE, "
-        "puppetdb:URL",
+        "puppetdb:URL (with --url: openstack[:CLOUD], a name the server configured, and a "
+        "last static:FILE, sent inline)",
     )
     add(
         "--os-cloud",

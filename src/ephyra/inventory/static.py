@@ -48,6 +48,8 @@ HOST_KEYS = ("name", "roles", "services", "facts", "sources", "servers")
 SERVICE_KEYS = ("name", "project", "region", "status", "version", "source")
 ENDPOINT_KEYS = ("service", "interface", "region", "url", "version")
 STATUSES = (UP, DOWN, DISABLED, UNKNOWN)
+#: Where a document given inline (in an API request's body) comes from, as errors name it.
+INLINE = "inline"
 
 
 class StaticSource:
@@ -65,21 +67,24 @@ class StaticSource:
         return cls(argument)
 
     def discover(self) -> Inventory:
-        try:
-            text = Path(self.path).read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"static inventory {self.path}: cannot read it: {exc.strerror}"
-            ) from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"static inventory {self.path}: not YAML: {exc}") from exc
-        return parse(data, self.path, self.name)
+        return parse(read(self.path), self.path, self.name)
+
+
+def read(path: str) -> Any:
+    """The document in the file ``path`` (what :func:`parse` takes)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"static inventory {path}: cannot read it: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"static inventory {path}: not YAML: {exc}") from exc
 
 
 def parse(data: Any, path: str, name: str) -> Inventory:
-    """The inventory in ``data`` (read from ``path``), a source called ``name``."""
+    """The inventory in ``data`` (read from ``path``, or :data:`INLINE`: given as a
+    document, e.g. in a request's body), a source called ``name``."""
     where = _Where(path)
     if data is None:
         data = {}

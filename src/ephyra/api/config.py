@@ -1,0 +1,172 @@
+"""What ``ephyra serve --config FILE`` configures: the server-side resources callers may
+use, by name, and the limits of what a caller may send or hold open.
+
+The API never reads a path, fetches a URL or runs a command that a caller names. What
+lives on the server (an inventory file, an Ansible inventory, a PuppetDB, a credential
+file) is written here by its operator and referred to by name::
+
+    inventory:                 # names a caller may use as an inventory source
+      prod: openstack:prod
+      racks: static:/etc/ephyra/hosts.yaml
+      lab: ansible:/etc/ephyra/hosts.ini?roles=/etc/ephyra/roles.yaml
+    credentials:               # names a forklift's credentials may use
+      dc1: file:/etc/ephyra/bmc.yaml
+    limits:
+      body_bytes: 1048576      # a request body's size at most (1 MiB)
+      streams_per_caller: 4    # event streams one caller (user and project) holds open
+
+A :class:`Resolver` turns what a caller gives into what the operations use:
+:class:`AnyLocal` in-process (the command line reads local paths as it always has) and
+:class:`Named` in the server (configured names, and the clouds of its clouds.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from ephyra import plugins
+from ephyra.errors import UsageError
+from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
+from ephyra.inventory.source import parse as parse_source
+from ephyra.names import check_name, is_name, shown
+
+#: The credential source every server has: the source control plane shows the secrets.
+SOURCE = "source"
+#: The inventory source every server has: the APIs of a cloud of its clouds.yaml.
+OPENSTACK = "openstack"
+RESERVED = (SOURCE, OPENSTACK)
+
+
+def _configured_name(value: str) -> str:
+    """A name an operator gives a resource: a host-like name, without ``:`` (which
+    separates a source's kind from its argument) and not a built-in name."""
+    try:
+        check_name(value, "configured name")
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    if ":" in value or value in RESERVED:
+        raise ValueError(f"{value!r} cannot be configured: no ':', not {' or '.join(RESERVED)}")
+    return value
+
+
+def _known_kind(kind: str, namespace: str) -> None:
+    known = plugins.names(namespace)
+    if kind not in known:
+        raise ValueError(f"no source kind {kind!r} (known: {', '.join(known)})")
+
+
+def _inventory_spec(value: str) -> str:
+    """KIND[:ARGUMENT] of a known kind; the plugin checks the rest when it is used."""
+    try:
+        kind, _ = parse_source(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    _known_kind(kind, INVENTORY_PLUGINS)
+    return value
+
+
+def _credentials_spec(value: str) -> str:
+    """KIND[:ARGUMENT] of a known kind, e.g. file:PATH."""
+    from ephyra.forklift.secrets import NAMESPACE  # (it brings openstacksdk: only here)
+
+    _known_kind(value.partition(":")[0], NAMESPACE)
+    return value
+
+
+ConfiguredName = Annotated[str, AfterValidator(_configured_name)]
+Spec = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="request body, at most")
+    streams_per_caller: int = Field(4, ge=1, le=1000, description="event streams open at once")
+
+
+class ServeConfig(BaseModel):
+    """The operator's configuration of ``ephyra serve``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inventory: dict[ConfiguredName, Annotated[Spec, AfterValidator(_inventory_spec)]] = Field(
+        default_factory=dict
+    )
+    credentials: dict[ConfiguredName, Annotated[Spec, AfterValidator(_credentials_spec)]] = Field(
+        default_factory=dict
+    )
+    limits: Limits = Field(default_factory=lambda: Limits.model_validate({}))
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> ServeConfig:
+        """The configuration in ``path`` (YAML); no path: nothing configured, default limits."""
+        if path is None:
+            return cls()
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read the serve config {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise UsageError(f"serve config {path} is not valid YAML: {exc}") from exc
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise UsageError(f"serve config {path}: {'; '.join(parts)}") from exc
+
+
+class Resolver(Protocol):
+    """What an inventory source or a credential source given by a caller stands for."""
+
+    def inventory(self, spec: str) -> str: ...
+
+    def credentials(self, spec: str | None) -> str | None: ...
+
+
+class AnyLocal:
+    """In-process: every source is what it says (a local path, a URL, ...)."""
+
+    def inventory(self, spec: str) -> str:
+        return spec
+
+    def credentials(self, spec: str | None) -> str | None:
+        return spec
+
+
+class Named:
+    """In the server: only configured names, ``openstack[:CLOUD]`` and ``source``.
+
+    Anything else (a kind with an argument, a path, a URL, options) is refused before
+    anything is read, run or fetched; the refusal shows at most a short part of it."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+
+    def inventory(self, spec: str) -> str:
+        found = self.config.inventory.get(spec)
+        if found is not None:
+            return found
+        kind, mark, cloud = spec.partition(":")
+        if kind == OPENSTACK and (not mark or is_name(cloud)):
+            return spec
+        known = ", ".join(sorted(self.config.inventory)) or "none configured"
+        raise UsageError(
+            f"inventory source {shown(spec)} refused: name a configured source ({known}) "
+            "or openstack[:CLOUD]; paths, URLs and options are the server operator's"
+        )
+
+    def credentials(self, spec: str | None) -> str | None:
+        if spec is None or spec == SOURCE:
+            return spec
+        found = self.config.credentials.get(spec)
+        if found is not None:
+            return found
+        known = ", ".join(sorted(self.config.credentials)) or "none configured"
+        raise UsageError(
+            f"credentials {shown(spec)} refused: name configured credentials ({known}) "
+            "or 'source'; files are the server operator's"
+        )
