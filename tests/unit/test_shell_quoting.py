@@ -153,15 +153,18 @@ def test_through_via_argv_and_env_reach_the_command_exactly_and_env_not_in_argv(
     assert run(local) == "".join(f"{w}\n" for w in (*words, secret)).encode()
 
 
-def test_a_strategy_env_value_never_stands_in_the_process_arguments(tmp_path: Path) -> None:
+def test_a_strategy_env_value_never_stands_in_the_process_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The command strategy's env option, seen from ``ps``: the secret is in the
     command's environment, not in any process's arguments."""
     seen, got = tmp_path / "seen", tmp_path / "got"
+    monkeypatch.setenv("UPGRADE_TOKEN", "s3cret-value")
     strategy = build(
         {
             "type": "command",
             "upgrade": f'ps -eo args > {seen}; printf %s "$TOKEN" > {got}',
-            "env": {"TOKEN": "s3cret-value"},
+            "env": {"TOKEN": {"from_env": "UPGRADE_TOKEN"}},
             "via": "sh -c",
         }
     )
@@ -195,7 +198,7 @@ def test_a_gate_check_past_its_timeout_is_stopped_and_red() -> None:
     )
     started = time.monotonic()
     assert gate.failures() == ["slow timed out after 0.5s: (no output)"]
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 25  # stopped, not left to its 30 s
 
 
 def test_a_command_without_a_timeout_gets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,7 +207,7 @@ def test_a_command_without_a_timeout_gets_the_default(monkeypatch: pytest.Monkey
     started = time.monotonic()
     with pytest.raises(StrategyFailed, match=r"timed out after 0.5s"):
         base.stream(shell_argv("sleep 30", Target("cmp-1", "1")), lambda line: None)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 25  # stopped, not left to its 30 s
 
 
 @given(found=NASTY)
