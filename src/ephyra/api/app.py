@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ephyra import __version__
@@ -149,11 +150,16 @@ class BodyGuard:
     limit is ever held in memory."""
 
     def __init__(
-        self, app: ASGIApp, identify: Callable[[Request], Awaitable[Identity]], limit: int
+        self,
+        app: ASGIApp,
+        identify: Callable[[Request], Awaitable[Identity]],
+        limit: int,
+        refused: Callable[[Scope], None] = lambda scope: None,
     ) -> None:
         self.app = app
         self.identify = identify
         self.limit = limit
+        self.refused = refused  # told of a request refused before its route ran
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WITH_BODY:
@@ -162,10 +168,12 @@ class BodyGuard:
         try:
             scope[IDENTITY] = await self.identify(Request(scope))
         except EphyraError as exc:
+            self.refused(scope)
             await _unread(exc, scope, receive, send)
             return
         body = await self.body(scope, receive)
         if body is None:
+            self.refused(scope)
             too_large = BodyTooLarge(f"the request's body is over {self.limit} bytes")
             await _unread(too_large, scope, receive, send)
             return
@@ -325,7 +333,9 @@ def create_app(
             return who
 
     Who = Annotated[Identity, Depends(Need(None))]
-    app.add_middleware(BodyGuard, identify=identify, limit=limits.body_bytes)
+    app.add_middleware(
+        BodyGuard, identify=identify, limit=limits.body_bytes, refused=lambda s: _noted(app, s)
+    )
     app.add_middleware(Metrics)  # outermost: it times refusals too
 
     def allowed(action: str) -> Any:
@@ -773,14 +783,34 @@ def create_app(
     return app
 
 
+def _action_of(route: APIRoute) -> str | None:
+    """The policy action a route's token check asks for (None: a token only)."""
+    actions = {getattr(d.call, "action", None) for d in route.dependant.dependencies}
+    actions.discard(None)
+    if not actions:
+        return None
+    (action,) = actions
+    return str(action)
+
+
 def _document_actions(app: FastAPI) -> None:
     """Each operation of the OpenAPI document names the policy action it asks for
     (``x-ephyra-action``), from the token check its route depends on."""
     for route in app.routes:
         if not isinstance(route, APIRoute):
             continue
-        actions = {getattr(d.call, "action", None) for d in route.dependant.dependencies}
-        actions.discard(None)
-        if actions:
-            (action,) = actions
+        action = _action_of(route)
+        if action is not None:
             route.openapi_extra = {**(route.openapi_extra or {}), "x-ephyra-action": action}
+
+
+def _noted(app: FastAPI, scope: Scope) -> None:
+    """For the audit trail, what a request refused before its route ran asked for: the
+    route it would have reached, with its path's parameters, and that route's action."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                audit_trail.note(Request(scope), _action_of(route))
+                return
