@@ -216,8 +216,9 @@ def create_app(
         version=__version__,
         description=(
             "Upgrade OpenStack clouds with as little downtime and risk as possible. Every "
-            "route but /healthz needs a token (X-Auth-Token, or Authorization: Bearer); "
-            "errors are {error: {code, message, request_id}}."
+            "route but /healthz and DELETE /v1/session (log out) needs a token (X-Auth-Token, "
+            "or Authorization: Bearer); errors are {error: {code, message, request_id}}, "
+            "and X-Request-Id names every request."
         ),
         lifespan=lifespan,
         docs_url=None,
