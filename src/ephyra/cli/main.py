@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -26,7 +27,7 @@ from ephyra.cli import (
 )
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
-from ephyra.urls import redact
+from ephyra.urls import redact, redact_text
 
 EXIT_CODES = """\
 exit codes:
@@ -185,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except EphyraError as exc:
         if args.debug:
-            logging.exception("failed")
-        print(f"ephyra: error: {exc}", file=sys.stderr)
+            logging.error("failed\n%s", redact_text("".join(traceback.format_exception(exc))))
+        print(f"ephyra: error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ephyra: interrupted", file=sys.stderr)

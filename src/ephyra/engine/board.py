@@ -27,6 +27,7 @@ from taskflow.persistence import models
 from ephyra.engine.jobflow import run_flow
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.errors import EphyraError, UsageError
+from ephyra.urls import redact
 
 DEFAULT_PATH = "ephyra"
 DEFAULT_TTL = 10
@@ -53,23 +54,26 @@ class BoardURL:
         """Read a board URL; UsageError naming what is wrong with it."""
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
-            raise UsageError(f"board {url!r}: expected etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS]")
+            raise UsageError(
+                f"board {redact(url)!r}: expected etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS]"
+            )
         try:
             port = parts.port or 2379
         except ValueError as exc:
-            raise UsageError(f"board {url!r}: {exc}") from exc
+            raise UsageError(f"board {redact(url)!r}: {exc}") from exc
         if not parts.hostname:
-            raise UsageError(f"board {url!r}: no host")
+            raise UsageError(f"board {redact(url)!r}: no host")
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
         unknown = sorted(set(options) - {"ttl"})
         if unknown:
-            raise UsageError(f"board {url!r}: unknown option(s) {', '.join(unknown)} (ttl only)")
+            shown = ", ".join(unknown)
+            raise UsageError(f"board {redact(url)!r}: unknown option(s) {shown} (ttl only)")
         try:
             ttl = int(options.get("ttl", DEFAULT_TTL))
         except ValueError as exc:
-            raise UsageError(f"board {url!r}: ttl must be whole seconds") from exc
+            raise UsageError(f"board {redact(url)!r}: ttl must be whole seconds") from exc
         if ttl < 2:
-            raise UsageError(f"board {url!r}: ttl must be at least 2 seconds")
+            raise UsageError(f"board {redact(url)!r}: ttl must be at least 2 seconds")
         path = parts.path.strip("/") or DEFAULT_PATH
         return cls(url, SCHEMES[parts.scheme], parts.hostname, port, path, ttl)
 
@@ -117,7 +121,7 @@ class Board:
             self.jobboard.connect()  # watches the board: fails unless etcd answers
         except Exception as exc:
             self.close()
-            raise BoardError(f"cannot reach the board {self.url.url}: {exc}") from exc
+            raise BoardError(f"cannot reach the board {redact(self.url.url)}: {exc}") from exc
         return self
 
     def close(self) -> None:
@@ -159,7 +163,8 @@ class Board:
         try:
             return self.jobboard.post(job_name(run), book=book, details=details)
         except Exception as exc:
-            raise BoardError(f"cannot post run {run.short} on {self.url.url}: {exc}") from exc
+            where = redact(self.url.url)
+            raise BoardError(f"cannot post run {run.short} on {where}: {exc}") from exc
 
     def queued(self, run: RunInfo) -> Posted | None:
         """The job of ``run`` already on the board, if any."""
@@ -173,7 +178,7 @@ class Board:
         try:
             return list(self._jobs())
         except Exception as exc:
-            raise BoardError(f"cannot read the board {self.url.url}: {exc}") from exc
+            raise BoardError(f"cannot read the board {redact(self.url.url)}: {exc}") from exc
 
     def _jobs(self) -> Iterator[Posted]:
         for job in self.jobboard.iterjobs(ensure_fresh=True):

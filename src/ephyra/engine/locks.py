@@ -14,6 +14,7 @@ from tooz import coordination
 
 from ephyra.engine.journal import state_dir
 from ephyra.errors import LockHeld, UsageError
+from ephyra.urls import redact
 
 
 def default_url() -> str:
@@ -31,7 +32,7 @@ class RunLock:
             self._coord: Any = coordination.get_coordinator(self.url, member)
             self._coord.start(start_heart=True)
         except Exception as exc:
-            raise UsageError(f"cannot use lock backend {self.url}: {exc}") from exc
+            raise UsageError(f"cannot use lock backend {redact(self.url)}: {exc}") from exc
         # a name holds cloud and host names: percent-encoded, it is one safe file name
         self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import etcd3gw
 import requests
 
+from ephyra.urls import redact
 from ephyra.versions.store import (
     Compare,
     Delete,
@@ -87,7 +88,7 @@ class EtcdStore(Store):
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if not parts.hostname:
-            raise StoreError(f"store URL {url!r} names no host")
+            raise StoreError(f"store URL {redact(url)!r} names no host")
         self.url = url
         self.client = etcd3gw.client(
             host=parts.hostname, port=parts.port or 2379, timeout=TIMEOUT_S
@@ -104,10 +105,10 @@ class EtcdStore(Store):
             return fn(*args, **kwargs)
         except etcd3gw.exceptions.Etcd3Exception as exc:
             if "lease not found" in str(exc.detail_text):  # a put under an expired lease
-                raise LeaseExpired(f"etcd at {self.url}: {exc.detail_text}") from exc
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+                raise LeaseExpired(f"etcd at {redact(self.url)}: {exc.detail_text}") from exc
+            raise StoreError(f"etcd at {redact(self.url)}: {exc}") from exc
         except requests.RequestException as exc:
-            raise StoreError(f"etcd at {self.url}: {exc}") from exc
+            raise StoreError(f"etcd at {redact(self.url)}: {exc}") from exc
 
     def get(self, key: str) -> str | None:
         values = self.call(self.client.get, key)
