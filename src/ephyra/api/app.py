@@ -108,12 +108,12 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
-def internal_error(exc: BaseException) -> JSONResponse:
+def internal_error(exc: Exception) -> JSONResponse:
     """The answer to an unexpected exception: a fixed message; the detail goes to the log."""
     request_id = _request_id.get()
     detail = redact_text("".join(traceback.format_exception(exc)))
     LOG.error("request %s: unexpected error\n%s", request_id, detail)
-    status, code, message = public(Exception(), request_id)
+    status, code, message = public(exc, request_id)
     return error_response(status, code, message)
 
 
@@ -146,7 +146,6 @@ class RequestIds:
             return
         request_id = f"req-{uuid.uuid4()}"
         _request_id.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
         started = [False]
 
         async def sending(message: Message) -> None:
