@@ -28,7 +28,7 @@ Authentication (--auth):
             at most that long)
 Roles: reader reads; member also plans, pauses and resumes; admin does everything.
 --policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
-Only /healthz answers without a token.
+Only /healthz and DELETE /v1/session (logging out) answer without a token.
 
 TLS (--tls-cert FILE --tls-key FILE, PEM): the server answers https only. Clients send a
 token found on their machine only over https or to this machine (127.0.0.0/8, ::1,
