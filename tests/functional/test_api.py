@@ -153,10 +153,10 @@ def test_forklift_through_the_api_streams_its_progress(
         ["run", "show", run_id[:8]],
     ):
         here = ephyra(*args)
-        there = ephyra("--url", server.url, "--token", READER, *args)
+        there = ephyra("--url", server.url, *args, env={"EPHYRA_TOKEN": READER})
         assert here.code == there.code == 0, there.err
         assert here.out == there.out
-    events = ephyra("--url", server.url, "--token", READER, "run", "events", run_id)
+    events = ephyra("--url", server.url, "run", "events", run_id, env={"EPHYRA_TOKEN": READER})
     assert events.code == 0 and "node node=node-0002 outcome=moved" in events.out
     metrics = server.call("GET", "/metrics", token=READER).text
     assert 'ephyra_runs{kind="forklift",state="succeeded"} 1.0' in metrics
@@ -188,12 +188,13 @@ def test_pause_by_a_member_and_resume_from_the_command_line(
     assert 1 <= state["done"] < 6
     assert_exactly_one(clean_testbed, list(original))
     # resumed through the server by the command line, which shows the progress and waits
-    resumed = ephyra("--url", server.url, "--token", MEMBER, "forklift", "resume", run_id)
+    as_member = {"EPHYRA_TOKEN": MEMBER}
+    resumed = ephyra("--url", server.url, "forklift", "resume", run_id, env=as_member)
     assert resumed.code == 0, resumed.err
     assert f"run {run_id} succeeded" in resumed.out
     assert "6/6" in resumed.err  # the server's events, shown here
     assert_home(clean_testbed, original, "cp2")
-    again = ephyra("--url", server.url, "--token", MEMBER, "forklift", "resume", run_id)
+    again = ephyra("--url", server.url, "forklift", "resume", run_id, env=as_member)
     assert again.code == 2 and "succeeded" in again.err  # refused, as in-process
 
 
@@ -205,7 +206,10 @@ def test_tokens_and_errors(served: tuple[Server, Ephyra]) -> None:
             concrete = path.replace("{kind}", "forklift").replace("{run}", "latest")
             concrete = concrete.replace("{run_id}", "x").replace("{host}", "h")
             answer = server.call(method.upper(), concrete, token=None)
+            # only /healthz and logging out (DELETE /v1/session: a cookie deleted) need no token
             expected = 200 if path == "/healthz" else 401
+            if (path, method) == ("/v1/session", "delete"):
+                expected = 204
             assert answer.status_code == expected, f"{method} {path}: {answer.status_code}"
             if expected == 401:
                 assert answer.json()["error"]["code"] == "unauthorized"
@@ -221,7 +225,8 @@ def test_tokens_and_errors(served: tuple[Server, Ephyra]) -> None:
     assert (invalid.status_code, invalid.json()["error"]["code"]) == (422, "invalid_request")
     me = server.call("GET", "/v1/whoami", token=READER).json()
     assert me["roles"] == ["reader"] and not me["allowed"]["run:pause"]
-    refused = ephyra("--url", server.url, "--token", "wrong-token-0123456789", "run", "list")
+    wrong = {"EPHYRA_TOKEN": "wrong-token-0123456789"}
+    refused = ephyra("--url", server.url, "run", "list", env=wrong)
     assert refused.code == 2 and "not known" in refused.err
     gone = ephyra("--url", "http://127.0.0.1:1", "run", "list")
     assert gone.code == 1 and "cannot reach ephyra serve" in gone.err

@@ -26,10 +26,18 @@ def served(ephyra: Ephyra, tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
+def token_file(tmp_path: Path) -> str:
+    """The admin token in a file of its owner's (never in argv, where ``ps`` shows it)."""
+    path = tmp_path / "token"
+    path.write_text(ADMIN + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
 def test_upgrade_and_rollback_through_the_server(
     clean_nova: NovaTestbed, ephyra: Ephyra, served: Server, tmp_path: Path
 ) -> None:
-    remote = ["--url", served.url, "--token", ADMIN]
+    remote = ["--url", served.url, "--token-file", token_file(tmp_path)]
     spec = _spec(clean_nova, tmp_path / "spec.yaml")
     plan = ["upgrade", "plan", "--spec", str(spec), "--source", "openstack:nova"]
     here, there = ephyra(*plan), ephyra(*remote, *plan)
@@ -49,10 +57,10 @@ def test_upgrade_and_rollback_through_the_server(
 
 
 def test_evacuation_through_the_server(
-    clean_nova: NovaTestbed, ephyra: Ephyra, served: Server
+    clean_nova: NovaTestbed, ephyra: Ephyra, served: Server, tmp_path: Path
 ) -> None:
     servers = clean_nova.boot("compute-1", 2)
-    remote = ["--url", served.url, "--token", ADMIN]
+    remote = ["--url", served.url, "--token-file", token_file(tmp_path)]
     done = ephyra(*remote, "host", "evacuate", "compute-1", "--os-cloud", "nova", "--yes")
     assert done.code == 0, done.err
     status = json.loads(ephyra(*remote, "--format", "json", "host", "status").out)

@@ -34,8 +34,8 @@ class Site:
         self.topo, self.ephyra, self.server, self.tmp = topo, ephyra, server, tmp
 
     def cli(self, *args: str, remote: bool = True) -> Result:
-        url = ["--url", self.server.url, "--token", ADMIN] if remote else []
-        return self.ephyra(*url, *args, timeout=60)
+        url = ["--url", self.server.url] if remote else []
+        return self.ephyra(*url, *args, timeout=60, env={"EPHYRA_TOKEN": ADMIN})
 
     def ok(self, *args: str, remote: bool = True) -> str:
         done = self.cli(*args, remote=remote)

@@ -1,15 +1,20 @@
 """The management panel's HTTP API (``ephyra serve``): every operation of the command
 line, with the same answers, behind a token and the policy of :mod:`ephyra.api.policy`.
 
-Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, with a code that does not
-change between releases (see :mod:`ephyra.api.codes`). The OpenAPI document is served at
-``/openapi.json`` and kept in the repository as ``docs/openapi.json``.
+Errors are JSON, ``{"error": {"code": ..., "message": ..., "request_id": ...}}``, with a code
+that does not change between releases (see :mod:`ephyra.api.codes`); every answer names its
+request in ``X-Request-Id``, under which the server logs the detail of a failure. The
+OpenAPI document is served at ``/openapi.json`` and kept in the repository as
+``docs/openapi.json``.
 """
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
+import traceback
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -41,7 +46,8 @@ from ephyra.api.bodies import (
     UpgradeBody,
     VerifyBody,
 )
-from ephyra.api.codes import classify
+from ephyra.api.codes import body as error_body
+from ephyra.api.codes import public
 from ephyra.api.config import ServeConfig
 from ephyra.api.fresh import Fresh
 from ephyra.api.local import Local
@@ -51,10 +57,16 @@ from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
 from ephyra.names import NAME, VERSION
 from ephyra.netscheme.model import Environment
 from ephyra.netscheme.serializers import Mode
+from ephyra.urls import redact_text
 
 LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 COOKIE = "ephyra_token"
+#: A browser's request that changes something carries this header besides the cookie (a
+#: page of another origin cannot send it without the server's consent).
+SESSION_HEADER = "x-ephyra-session"
+REQUEST_ID = "x-request-id"
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 #: How often an event stream looks for new events, and sends a keep-alive comment.
 STREAM_POLL = 0.25
 KEEPALIVE = 15.0
@@ -69,6 +81,7 @@ class Kind(StrEnum):
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    request_id: str
 
 
 class ErrorBody(BaseModel):
@@ -92,7 +105,22 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    """An error answer of the current request (its id in the body and ``X-Request-Id``)."""
+    request_id = _request_id.get()
+    return JSONResponse(
+        error_body(code, message, request_id),
+        status_code=status,
+        headers={"X-Request-Id": request_id},
+    )
+
+
+def internal_error(exc: Exception) -> JSONResponse:
+    """The answer to an unexpected exception: a fixed message; the detail goes to the log."""
+    request_id = _request_id.get()
+    detail = redact_text("".join(traceback.format_exception(exc)))
+    LOG.error("request %s: unexpected error\n%s", request_id, detail)
+    status, code, message = public(exc, request_id)
+    return error_response(status, code, message)
 
 
 def _json(body: bytes) -> Response:
@@ -104,9 +132,44 @@ def _token(request: Request) -> str | None:
     if not token:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
-    if not token and request.method in ("GET", "HEAD"):  # a browser's page or event stream
-        token = request.cookies.get(COOKIE)
+    if not token and (request.method in ("GET", "HEAD") or SESSION_HEADER in request.headers):
+        token = request.cookies.get(COOKIE)  # a browser's page, event stream or action
     return token or None
+
+
+class RequestIds:
+    """Pure ASGI middleware giving every request an id of its own: in ``X-Request-Id`` of the
+    answer, in the body of an error answer and in the server's log lines about it. An
+    exception that escapes the app is answered (a fixed message) and logged, redacted,
+    here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req-{uuid.uuid4()}"
+        _request_id.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # the audit trail's too
+        started = [False]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == REQUEST_ID.encode() for name, _ in headers):
+                    headers.append((REQUEST_ID.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started[0]:
+                raise
+            await internal_error(exc)(scope, receive, sending)
 
 
 class Metrics:
@@ -206,8 +269,11 @@ class BodyTooLarge(EphyraError):
 async def _unread(exc: EphyraError, scope: Scope, receive: Receive, send: Send) -> None:
     """The error answer to a request whose body is left unread; the connection closes
     after it (what is left of the body is not read either)."""
-    status, code = (413, "body_too_large") if isinstance(exc, BodyTooLarge) else classify(exc)
-    answer = error_response(status, code, str(exc))
+    if isinstance(exc, BodyTooLarge):
+        status, code, message = 413, "body_too_large", str(exc)
+    else:
+        status, code, message = public(exc, _request_id.get())
+    answer = error_response(status, code, message)
     answer.headers["Connection"] = "close"
     await answer(scope, receive, send)
 
@@ -290,8 +356,9 @@ def create_app(
         version=__version__,
         description=(
             "Upgrade OpenStack clouds with as little downtime and risk as possible. Every "
-            "route but /healthz needs a token (X-Auth-Token, or Authorization: Bearer); "
-            "errors are {error: {code, message}}."
+            "route but /healthz and DELETE /v1/session (log out) needs a token (X-Auth-Token, "
+            "or Authorization: Bearer); errors are {error: {code, message, request_id}}, "
+            "and X-Request-Id names every request."
         ),
         lifespan=lifespan,
         docs_url=None,
@@ -336,20 +403,23 @@ def create_app(
     app.add_middleware(
         BodyGuard, identify=identify, limit=limits.body_bytes, refused=lambda s: _noted(app, s)
     )
-    app.add_middleware(Metrics)  # outermost: it times refusals too
+    app.add_middleware(Metrics)  # outside the guard: it times refusals too
 
     def allowed(action: str) -> Any:
         return Depends(Need(action))
 
     audit_trail.install(app, local, allowed, _errors())  # the audit trail of every write
+    app.add_middleware(RequestIds)  # outermost: every answer, refusals too, gets an id
 
     # -- errors ------------------------------------------------------------------
     @app.exception_handler(EphyraError)
     async def on_ephyra(_request: Request, exc: EphyraError) -> JSONResponse:
-        status, code = classify(exc)
+        status, code, message = public(exc, _request_id.get())
         if status >= 500:
-            LOG.error("request failed: %s", exc)
-        return error_response(status, code, str(exc))
+            LOG.error("request %s failed: %s", _request_id.get(), redact_text(str(exc)))
+        else:
+            LOG.info("request %s refused (%s): %s", _request_id.get(), code, message)
+        return error_response(status, code, message)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -366,8 +436,7 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def on_other(_request: Request, exc: Exception) -> JSONResponse:
-        LOG.exception("unexpected error")
-        return error_response(500, "internal", f"unexpected {type(exc).__name__}: {exc}")
+        return internal_error(exc)
 
     # -- health, identity ----------------------------------------------------------
     @app.get("/healthz", tags=["server"], summary="liveness (no token needed)")
@@ -387,6 +456,30 @@ def create_app(
             "roles": list(who.roles),
             "allowed": policy.allowed(who),
         }
+
+    @app.post("/v1/session", tags=["server"], responses=_errors())
+    async def open_session(who: Who, request: Request, response: Response) -> dict[str, Any]:
+        """The dashboard's log in: the token of the header (X-Auth-Token or Authorization:
+        Bearer) comes back as a cookie scripts cannot read (HttpOnly, SameSite=Strict, and
+        Secure under TLS); a change through it needs the X-Ephyra-Session header too."""
+        response.set_cookie(
+            COOKIE,
+            _token(request) or "",
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return {"user": who.user, "project": who.project, "roles": list(who.roles)}
+
+    @app.delete("/v1/session", tags=["server"], status_code=204, response_class=Response)
+    async def close_session(request: Request) -> Response:
+        """Log out: the dashboard's cookie is deleted (no token needed)."""
+        response = Response(status_code=204)
+        response.delete_cookie(
+            COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
+        return response
 
     @app.get(
         "/metrics",

@@ -1,5 +1,11 @@
 """The API's error codes: which error is which HTTP status and stable code, both ways
-(the server answers with them; ``ephyra --url`` raises the same error again)."""
+(the server answers with them; ``ephyra --url`` raises the same error again), and what an
+error answer may tell its caller.
+
+An error answer is ``{"error": {"code", "message", "request_id"}}``. Its message never holds a
+credential (every ``scheme://user:password@`` is redacted) nor an unexpected exception's text:
+those answer a fixed message naming the request id, under which the server logs the detail.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from ephyra.errors import (
     SecretsUnavailable,
     UsageError,
 )
+from ephyra.urls import redact_text
 
 #: Error class -> HTTP status and code; the first match wins. Codes never change.
 CODES: list[tuple[type[EphyraError], int, str]] = [
@@ -48,6 +55,28 @@ def classify(exc: Exception) -> tuple[int, str]:
         if isinstance(exc, cls):
             return status, code
     return 500, "internal"
+
+
+#: The most of an Ephyra error's message a caller sees.
+MESSAGE_MAX = 2000
+INTERNAL = "internal error; see the server log, request id {request_id}"
+
+
+def public(exc: Exception, request_id: str) -> tuple[int, str, str]:
+    """Status, code and message an error may be answered with: an Ephyra error's own
+    message, redacted and cut short; for any other exception, a fixed message."""
+    status, code = classify(exc)
+    if not isinstance(exc, EphyraError):
+        return status, code, INTERNAL.format(request_id=request_id)
+    message = redact_text(str(exc))
+    if len(message) > MESSAGE_MAX:
+        message = message[: MESSAGE_MAX - 3] + "..."
+    return status, code, message
+
+
+def body(code: str, message: str, request_id: str) -> dict[str, dict[str, str]]:
+    """The JSON body of an error answer (the message redacted once more)."""
+    return {"error": {"code": code, "message": redact_text(message), "request_id": request_id}}
 
 
 def raise_for(status: int, error: tuple[str, str]) -> NoReturn:

@@ -1,13 +1,22 @@
 """The operations of :class:`ephyra.api.local.Local`, done by a running ``ephyra serve``
 (``ephyra --url URL``): the same methods, the same answers. A run started, resumed or
 rolled back through it is driven by the server; this side follows its event stream and
-shows the progress as if it were driving it (Ctrl-C asks the server to pause it)."""
+shows the progress as if it were driving it (Ctrl-C asks the server to pause it).
+
+A token goes only where it is safe: over https (checked against ``cacert``, else the system's
+CAs), or over plain http to this machine (127.0.0.0/8, ::1, localhost). Plain http to another
+host carries one only when the caller says so (``insecure_http``).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -15,21 +24,69 @@ from ephyra.api.bodies import Body, EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.api.codes import raise_for
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
-from ephyra.errors import EphyraError
+from ephyra.errors import EphyraError, UsageError
 from ephyra.progress import Observer
+from ephyra.urls import redact, redact_text
 
 TIMEOUT = 600.0  # planning a large cloud takes a while
 #: A step's status in an event -> the observer's word.
 STEP_STATUS = {"finished": "done"}
 
 
+def plain_and_far(url: str) -> bool:
+    """Whether ``url`` is plain http to another machine, where a token would travel in clear
+    (UsageError if it is not an http or https URL with a host)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise UsageError(f"--url {redact_text(url)!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--url {redact(url)!r}: expected http(s)://HOST[:PORT]")
+    if parts.scheme == "https" or host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
+
+
+def system_cas() -> str | bool:
+    """The system's CA certificates (a file or a directory), else requests' own bundle."""
+    paths = ssl.get_default_verify_paths()
+    for found in (paths.cafile, paths.capath):
+        if found and Path(found).exists():
+            return found
+    return True
+
+
 class Remote:
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        cacert: str | None = None,
+        insecure_http: bool = False,
+    ) -> None:
         self.url = url.rstrip("/")
+        if token and plain_and_far(self.url) and not insecure_http:
+            raise UsageError(
+                f"will not send a token in clear to {redact(self.url)}: use https "
+                "(ephyra serve --tls-cert/--tls-key), or say --insecure-http"
+            )
+        if cacert and not Path(cacert).is_file():
+            raise UsageError(f"no CA certificate file {cacert}")
         self._http = requests.Session()
         self._http.trust_env = False  # a proxy of the environment has no business on loopback
+        self._http.verify = cacert or system_cas()
         if token:
             self._http.headers["X-Auth-Token"] = token
+
+    def _unreachable(self, exc: requests.RequestException) -> EphyraError:
+        return EphyraError(
+            f"cannot reach ephyra serve at {redact(self.url)}: {redact_text(str(exc))}"
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -37,7 +94,7 @@ class Remote:
                 method, self.url + path, timeout=kwargs.pop("timeout", TIMEOUT), **kwargs
             )
         except requests.RequestException as exc:
-            raise EphyraError(f"cannot reach ephyra serve at {self.url}: {exc}") from exc
+            raise self._unreachable(exc) from exc
         if answer.status_code >= 400:
             raise_for(answer.status_code, _error_of(answer))
         return answer.json()
@@ -119,7 +176,7 @@ class Remote:
                 timeout=(10, None),
             )
         except requests.RequestException as exc:
-            raise EphyraError(f"cannot reach ephyra serve at {self.url}: {exc}") from exc
+            raise self._unreachable(exc) from exc
         if answer.status_code >= 400:
             raise_for(answer.status_code, _error_of(answer))
         with answer:
@@ -212,7 +269,7 @@ def _error_of(answer: requests.Response) -> tuple[str, str]:
         error = answer.json()["error"]
         return str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        return "http_error", f"HTTP {answer.status_code}: {answer.text[:200]}"
+        return "http_error", f"HTTP {answer.status_code}: {redact_text(answer.text[:200])}"
 
 
 def _show(event: dict[str, Any], observer: Observer) -> bool:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -27,6 +28,7 @@ from ephyra.cli import (
 )
 from ephyra.cli.output import FORMATS
 from ephyra.errors import EphyraError
+from ephyra.urls import redact, redact_text
 
 EXIT_CODES = """\
 exit codes:
@@ -41,7 +43,10 @@ ENVIRONMENT = """\
 environment:
   OS_CLIENT_CONFIG_FILE  clouds.yaml to read (else the standard locations)
   OS_CLOUD               the cloud of `host` commands (else --os-cloud)
-  EPHYRA_JOURNAL         journal URL (default sqlite:///~/.local/state/ephyra/journal.db)
+  EPHYRA_JOURNAL         journal URL (default sqlite:///~/.local/state/ephyra/journal.db);
+                         a URL with a password goes here, not in --journal (which `ps`
+                         shows to every user of the machine); the same for EPHYRA_LOCKS,
+                         EPHYRA_STORE and EPHYRA_BOARD
   EPHYRA_LOCKS           tooz URL for locks (default file://~/.local/state/ephyra/locks)
   EPHYRA_STORE           versions and lifecycle keys (default sqlite:///.../versions.db
                          beside the journal; etcd3+http://HOST:PORT for etcd)
@@ -51,8 +56,19 @@ environment:
   EPHYRA_URL             act through this `ephyra serve` (run, forklift, upgrade, host,
                          inventory, version, roles and env commands; daemons and
                          `env cutover` stay local)
-  EPHYRA_TOKEN           the token for EPHYRA_URL
+  EPHYRA_TOKEN           the token for EPHYRA_URL (there is no --token: see --token-file)
+  EPHYRA_CACERT          the CA certificate(s) that check an https EPHYRA_URL
 """
+
+
+class NoSecretInArgv(argparse.Action):
+    """``--token`` is refused (``ps`` shows argv to every user of the machine)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            "--token is not taken (ps shows it to every user of this machine): give the "
+            "token in EPHYRA_TOKEN or with --token-file FILE ('-': standard input)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and always be able to go back.",
         epilog=EXIT_CODES + "\n" + ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a command's --to is not this parser's --token(-file)
     )
     parser.add_argument("--version", action="version", version=f"ephyra {__version__}")
     parser.add_argument(
@@ -95,12 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="act through this `ephyra serve` instead of in-process (same output)",
     )
+    parser.add_argument("--token", action=NoSecretInArgv, nargs="?", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--token",
-        default=os.environ.get("EPHYRA_TOKEN"),
-        metavar="TOKEN",
-        help="the token for --url (default: EPHYRA_TOKEN, else this machine's admin token of "
-        "`ephyra serve`, else a Keystone token of OS_CLOUD)",
+        "--token-file",
+        metavar="FILE",
+        help="read the token for --url from FILE ('-': the first line of standard input); "
+        "default: EPHYRA_TOKEN, else, over https or to this machine only, this machine's "
+        "admin token of `ephyra serve`, else a Keystone token of OS_CLOUD",
+    )
+    parser.add_argument(
+        "--cacert",
+        default=os.environ.get("EPHYRA_CACERT"),
+        metavar="FILE",
+        help="CA certificate(s) checking an https --url (default: EPHYRA_CACERT, else the "
+        "system's CAs)",
+    )
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="send the token given (EPHYRA_TOKEN, --token-file) to a plain http --url of "
+        "another machine, in clear (refused without this; a token found on this machine "
+        "is never sent so)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every step")
@@ -120,9 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose URL may hold a password, and the variable that keeps it out of argv.
+SECRET_URLS = {
+    "journal": "EPHYRA_JOURNAL",
+    "locks": "EPHYRA_LOCKS",
+    "store": "EPHYRA_STORE",
+    "board": "EPHYRA_BOARD",
+}
+
+
+def warn_secrets_in_argv(args: argparse.Namespace) -> None:
+    """Say so when a URL given on the command line holds a password (``ps`` shows it)."""
+    for option, variable in SECRET_URLS.items():
+        url = getattr(args, option, None)
+        if url and url != os.environ.get(variable) and redact(url) != url:
+            print(
+                f"ephyra: warning: --{option} holds a password, which `ps` shows to every user "
+                f"of this machine: give the URL in {variable} instead",
+                file=sys.stderr,
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warn_secrets_in_argv(args)
     warnings.simplefilter("ignore")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
@@ -134,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except EphyraError as exc:
         if args.debug:
-            logging.exception("failed")
-        print(f"ephyra: error: {exc}", file=sys.stderr)
+            logging.error("failed\n%s", redact_text("".join(traceback.format_exception(exc))))
+        print(f"ephyra: error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ephyra: interrupted", file=sys.stderr)

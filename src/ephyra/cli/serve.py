@@ -36,7 +36,7 @@ Authentication (--auth):
             (admin=ROLE,member=ROLE,reader=ROLE; default: the same names).
 Roles: reader reads; member also plans, pauses and resumes; admin does everything.
 --policy-file changes any rule (oslo.policy YAML; see docs/api.md for the rules).
-Only /healthz answers without a token.
+Only /healthz and DELETE /v1/session (logging out) answer without a token.
 
 What lives on this machine is the operator's (--config, YAML): callers name it, never
 give a path, a URL or a command:
@@ -45,6 +45,10 @@ give a path, a URL or a command:
   limits:      {body_bytes: 1048576, streams_per_caller: 4}
 Callers may also name openstack[:CLOUD] (a cloud of clouds.yaml) and the 'source'
 credentials, and send a static inventory inline in an upgrade's body.
+
+TLS (--tls-cert FILE --tls-key FILE, PEM): the server answers https only. Clients send a
+token found on their machine only over https or to this machine (127.0.0.0/8, ::1,
+localhost); the dashboard's cookie is then Secure.
 """
 
 
@@ -62,6 +66,19 @@ def keystone_scope(args: argparse.Namespace) -> KeystoneScope:
         args.keystone_system,
         parse_roles(args.keystone_roles) if args.keystone_roles else default_roles(),
     )
+
+
+def tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The certificate and key files of --tls-cert/--tls-key: both or neither, readable."""
+    cert, key = args.tls_cert, args.tls_key
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise UsageError(f"{option}: no file {path}")
+    return str(cert), str(key)
 
 
 def do_serve(args: argparse.Namespace) -> int:
@@ -120,7 +137,11 @@ def do_serve(args: argparse.Namespace) -> int:
             stopping.set()  # event streams end, then the server waits for the rest
             super().handle_exit(sig, frame)
 
-    print(f"ephyra serve: http://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr)
+    tls = tls_files(args)
+    scheme = "https" if tls else "http"
+    print(
+        f"ephyra serve: {scheme}://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr
+    )
     served = uvicorn.Config(
         app,
         host=args.host,
@@ -129,6 +150,8 @@ def do_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=args.stop_timeout,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     Server(served).run()
     return 0
@@ -184,7 +207,16 @@ def register(sub: Any, exit_codes: str) -> None:
         help="with --auth keystone: admin=ROLE,member=ROLE,reader=ROLE, the Keystone role "
         "giving each Ephyra role (default: the role of the same name)",
     )
-    add("--policy-file", metavar="FILE", help="policy overrides (oslo.policy YAML)")
+    add(
+        "--policy-file",
+        metavar="FILE",
+        help="policy overrides (oslo.policy YAML), read again when it changes; no other file "
+        "is looked for (not in ~, ~/.ephyra, /etc or /etc/ephyra)",
+    )
+    add(
+        "--tls-cert", metavar="FILE", help="serve https with this certificate (PEM; with --tls-key)"
+    )
+    add("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
     add(
         "--config",
         metavar="FILE",

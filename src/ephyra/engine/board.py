@@ -29,6 +29,7 @@ from ephyra.engine.jobflow import run_flow
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.errors import EphyraError, UsageError
 from ephyra.etcd import EtcdURL, describe
+from ephyra.urls import redact
 
 DEFAULT_PATH = "ephyra"
 DEFAULT_TTL = 10
@@ -174,7 +175,8 @@ class Board:
         try:
             return self.jobboard.post(job_name(run), book=book, details=details)
         except Exception as exc:
-            raise BoardError(f"cannot post run {run.short} on {self.url.url}: {exc}") from exc
+            where = redact(self.url.url)
+            raise BoardError(f"cannot post run {run.short} on {where}: {exc}") from exc
 
     def queued(self, run: RunInfo) -> Posted | None:
         """The job of ``run`` already on the board, if any."""
@@ -188,7 +190,7 @@ class Board:
         try:
             return list(self._jobs())
         except Exception as exc:
-            raise BoardError(f"cannot read the board {self.url.url}: {exc}") from exc
+            raise BoardError(f"cannot read the board {redact(self.url.url)}: {exc}") from exc
 
     def _jobs(self) -> Iterator[Posted]:
         for job in self.jobboard.iterjobs(ensure_fresh=True):

@@ -40,6 +40,7 @@ from ephyra.engine.journal import Journal
 from ephyra.engine.states import ACTIVE, RunState
 from ephyra.errors import EphyraError, LockHeld
 from ephyra.progress import Observer
+from ephyra.urls import redact
 
 LOG = logging.getLogger(__name__)
 #: The logger of TaskFlow's own lines about the jobs a conductor runs.
@@ -114,7 +115,7 @@ class RunConductor(BlockingConductor):  # type: ignore[misc]
             raise
         except Exception as exc:
             what = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise BoardError(f"lost the board {self.board.url.url}: {what}") from exc
+            raise BoardError(f"lost the board {redact(self.board.url.url)}: {what}") from exc
         self.say("stopped")
 
     def shutdown(self, why: str) -> None:

@@ -33,6 +33,7 @@ from ephyra.engine import events
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, RunNotFound, UsageError
 from ephyra.paths import private_database, sqlite_path, state_dir
+from ephyra.urls import redact
 
 CONTROL = "control"
 #: TaskFlow's table of flow details, for reading many records in one query.
@@ -134,7 +135,7 @@ class Journal:
                 # (a unique violation on alembic's version table): the losers find them
                 # made when they try again
                 if attempt + 1 == CREATE_TRIES:
-                    raise UsageError(f"cannot open journal {self.url}: {exc}") from exc
+                    raise UsageError(f"cannot open journal {redact(self.url)}: {exc}") from exc
                 time.sleep(0.5 * (attempt + 1))
         self._write = threading.Lock()
 
@@ -183,7 +184,9 @@ class Journal:
                 matches = [b for b in conn.get_logbooks(lazy=True) if b.uuid.startswith(ident)]
         if len(matches) != 1:
             raise RunNotFound(
-                f"no run {ident!r} in {self.url}" if not matches else f"{ident!r} is ambiguous"
+                f"no run {ident!r} in {redact(self.url)}"
+                if not matches
+                else f"{ident!r} is ambiguous"
             )
         return _info(matches[0])
 
@@ -198,7 +201,7 @@ class Journal:
             if run.state in states:
                 return run
         wanted = ", ".join(sorted(s.value for s in states))
-        raise RunNotFound(f"no {kind} run in {self.url} is {wanted}")
+        raise RunNotFound(f"no {kind} run in {redact(self.url)} is {wanted}")
 
     def runs(self, kind: str | None = None) -> list[RunInfo]:
         with self._conn() as conn:

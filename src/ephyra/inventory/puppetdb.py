@@ -37,6 +37,7 @@ from ephyra.inventory import catalog
 from ephyra.inventory.model import UNKNOWN, Host, Inventory, Service, inventory, make_host
 from ephyra.inventory.rolemap import RoleMap
 from ephyra.inventory.source import options
+from ephyra.urls import redact
 
 OPTIONS = ("roles", "facts", "short", "cacert", "cert", "key", "timeout")
 API = "/pdb/query/v4"
@@ -246,18 +247,19 @@ class PuppetDBSource:
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
-                raise CloudError(f"PuppetDB {self.url}: unreachable: {exc}") from exc
+                raise CloudError(f"PuppetDB {redact(self.url)}: unreachable: {exc}") from exc
             if response.status_code != 200:
                 raise CloudError(
-                    f"PuppetDB {self.url}: {API}/{entity} answered HTTP "
+                    f"PuppetDB {redact(self.url)}: {API}/{entity} answered HTTP "
                     f"{response.status_code}: {response.text.strip()[:300]}"
                 )
             try:
                 rows = response.json()
             except ValueError as exc:
-                raise CloudError(f"PuppetDB {self.url}: {API}/{entity}: not JSON") from exc
+                raise CloudError(f"PuppetDB {redact(self.url)}: {API}/{entity}: not JSON") from exc
             if not isinstance(rows, list):
-                raise CloudError(f"PuppetDB {self.url}: {API}/{entity}: expected a JSON array")
+                where = f"PuppetDB {redact(self.url)}: {API}/{entity}"
+                raise CloudError(f"{where}: expected a JSON array")
             yield from rows
             if len(rows) < PAGE:
                 return

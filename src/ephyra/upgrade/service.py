@@ -35,6 +35,7 @@ from ephyra.upgrade.plan import Plan, make_plan
 from ephyra.upgrade.runner import Phase, UpgradeRun, unit_details
 from ephyra.upgrade.spec import Spec
 from ephyra.upgrade.steps import KIND
+from ephyra.urls import redact
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def queue_resume(
     posted = board.queued(run)
     if posted is not None:
         by = f", claimed by {posted.owner}" if posted.owner else ""
-        raise UsageError(f"run {run.short} is queued on {board.url.url} already{by}")
+        raise UsageError(f"run {run.short} is queued on {redact(board.url.url)} already{by}")
     names = _locks(run.meta.get("cloud"), Plan.from_dict(run.meta["plan"]))
     with holding(names, lock_url, lambda _: _holder(journal, run.meta.get("cloud"))):
         hand_over(journal, run.id, f"resume queued from {socket.gethostname()}")

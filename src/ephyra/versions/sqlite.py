@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ephyra.paths import private_database
+from ephyra.urls import redact
 from ephyra.versions.store import (
     Compare,
     Delete,
@@ -100,14 +101,14 @@ class SqliteStore(Store):
         self.url = url
         path = url.removeprefix("sqlite:///")
         if path == url or not path:
-            raise StoreError(f"store URL {url!r} is not sqlite:///PATH")
+            raise StoreError(f"store URL {redact(url)!r} is not sqlite:///PATH")
         self.path = Path(path)
         private_database(self.path)  # 0600 before SQLite opens it: its -wal and -shm follow
         self._local = threading.local()
         try:
             self._db().executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot create store {url}: {exc}") from exc
+            raise StoreError(f"cannot create store {redact(url)}: {exc}") from exc
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -117,7 +118,7 @@ class SqliteStore(Store):
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open store {self.url}: {exc}") from exc
+                raise StoreError(f"cannot open store {redact(self.url)}: {exc}") from exc
             self._local.db = db
         return db
 
@@ -137,7 +138,7 @@ class SqliteStore(Store):
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: {exc}") from exc
+            raise StoreError(f"store {redact(self.url)}: {exc}") from exc
 
     def get(self, key: str) -> str | None:
         row = self._read(f"SELECT value FROM kv WHERE key = ? AND {LIVE}", (key, time.time()))
@@ -154,7 +155,7 @@ class SqliteStore(Store):
         try:
             return list(self._db().execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: {exc}") from exc
+            raise StoreError(f"store {redact(self.url)}: {exc}") from exc
 
     def put(self, key: str, value: str, lease: Lease | None = None) -> None:
         self.txn([], [Put(key, value, lease)])

@@ -23,6 +23,7 @@ from types import TracebackType
 from ephyra import plugins
 from ephyra.errors import PluginError, UsageError
 from ephyra.paths import state_dir
+from ephyra.urls import redact
 
 NAMESPACE = "ephyra.stores"
 
@@ -139,11 +140,11 @@ def open_store(url: str | None = None) -> Store:
     url = url or default_url()
     scheme = url.partition("://")[0].partition("+")[0]
     if not url.partition("://")[2]:
-        raise UsageError(f"store URL {url!r} is not SCHEME://...")
+        raise UsageError(f"store URL {redact(url)!r} is not SCHEME://...")
     try:
         cls = plugins.load(NAMESPACE, scheme)
     except PluginError as exc:
-        raise UsageError(f"unknown store {url!r}: {exc}") from exc
+        raise UsageError(f"unknown store {redact(url)!r}: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, Store)):
         raise PluginError(f"store plugin {scheme!r} is not a Store")
     store: Store = cls(url)

@@ -1,11 +1,9 @@
 // Ephyra's dashboard: runs with their progress and actions, compute hosts with theirs.
-// Every request carries the token of the login cookie; the event stream (a GET) is
-// authenticated by the cookie itself. Text from the API is only ever set as textContent.
+// Every request is authenticated by the session cookie the server set at log in (HttpOnly:
+// this script never sees the token); a request names itself a session's with the
+// X-Ephyra-Session header. Text from the API is only ever set as textContent.
 "use strict";
 
-const token = decodeURIComponent(
-  (document.cookie.split("; ").find((c) => c.startsWith("ephyra_token=")) || "=").split("=")[1]
-);
 const byId = (id) => document.getElementById(id);
 let allowed = {};
 let selected = null; // {id, kind}
@@ -20,7 +18,7 @@ const ACTIONS = {
 };
 
 async function api(method, path, body) {
-  const options = { method, headers: { "X-Auth-Token": token } };
+  const options = { method, credentials: "same-origin", headers: { "X-Ephyra-Session": "1" } };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -213,8 +211,8 @@ async function main() {
   const me = await api("GET", "/v1/whoami");
   allowed = me.allowed;
   byId("who").textContent = me.user + " (" + me.project + "): " + me.roles.join(", ");
-  byId("logout").addEventListener("click", () => {
-    document.cookie = "ephyra_token=; path=/; max-age=0";
+  byId("logout").addEventListener("click", async () => {
+    await fetch("/v1/session", { method: "DELETE", credentials: "same-origin" }).catch(() => null);
     location.assign("/");
   });
   for (const button of byId("actions").querySelectorAll("button")) {
