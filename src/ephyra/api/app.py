@@ -218,18 +218,21 @@ class BodyGuard:
         identify: Callable[[Request], Awaitable[Identity]],
         limit: int,
         refused: Callable[[Scope], None] = lambda scope: None,
+        open_route: Callable[[Scope], bool] = lambda scope: False,
     ) -> None:
         self.app = app
         self.identify = identify
         self.limit = limit
         self.refused = refused  # told of a request refused before its route ran
+        self.open_route = open_route  # whether a request's route needs no token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WITH_BODY:
             await self.app(scope, receive, send)
             return
         try:
-            scope[IDENTITY] = await self.identify(Request(scope))
+            if not self.open_route(scope):
+                scope[IDENTITY] = await self.identify(Request(scope))
         except EphyraError as exc:
             self.refused(scope)
             await _unread(exc, scope, receive, send)
@@ -401,7 +404,11 @@ def create_app(
 
     Who = Annotated[Identity, Depends(Need(None))]
     app.add_middleware(
-        BodyGuard, identify=identify, limit=limits.body_bytes, refused=lambda s: _noted(app, s)
+        BodyGuard,
+        identify=identify,
+        limit=limits.body_bytes,
+        refused=lambda s: _noted(app, s),
+        open_route=lambda s: _open(app, s),
     )
     app.add_middleware(Metrics)  # outside the guard: it times refusals too
 
@@ -876,14 +883,28 @@ def create_app(
     return app
 
 
+def _token_checks(route: APIRoute) -> list[Any]:
+    """The token checks a route depends on (each with the policy action it asks for)."""
+    return [d.call for d in route.dependant.dependencies if hasattr(d.call, "action")]
+
+
 def _action_of(route: APIRoute) -> str | None:
     """The policy action a route's token check asks for (None: a token only)."""
-    actions = {getattr(d.call, "action", None) for d in route.dependant.dependencies}
-    actions.discard(None)
+    actions = {c.action for c in _token_checks(route)} - {None}
     if not actions:
         return None
     (action,) = actions
     return str(action)
+
+
+def _route_of(app: FastAPI, scope: Scope) -> tuple[APIRoute, Scope] | None:
+    """The route a request would reach, and what it adds to the request's scope."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return route, child
+    return None
 
 
 def _document_actions(app: FastAPI) -> None:
@@ -900,10 +921,14 @@ def _document_actions(app: FastAPI) -> None:
 def _noted(app: FastAPI, scope: Scope) -> None:
     """For the audit trail, what a request refused before its route ran asked for: the
     route it would have reached, with its path's parameters, and that route's action."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                scope.update(child)
-                audit_trail.note(Request(scope), _action_of(route))
-                return
+    found = _route_of(app, scope)
+    if found is not None:
+        route, child = found
+        scope.update(child)
+        audit_trail.note(Request(scope), _action_of(route))
+
+
+def _open(app: FastAPI, scope: Scope) -> bool:
+    """Whether a request reaches a route that needs no token (logging out)."""
+    found = _route_of(app, scope)
+    return found is not None and not _token_checks(found[0])
