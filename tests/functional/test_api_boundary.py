@@ -160,9 +160,9 @@ def test_paths_urls_and_commands_named_by_a_caller_are_refused(bed: Bed) -> None
             answer = server.call("POST", route, token, json=body)
             assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
             bed.assert_nothing_read_run_or_fetched(answer.text)
-    remote = ["--url", server.url, "--token", READER, "inventory", "show"]
+    remote = ["--url", server.url, "inventory", "show"]
     for source in (f"static:{bed.canary}", f"ansible:{bed.script}", puppetdb):
-        shown = bed.ephyra(*remote, "--source", source)
+        shown = bed.ephyra(*remote, "--source", source, env={"EPHYRA_TOKEN": READER})
         assert shown.code == 2 and "refused" in shown.err, shown.err
         bed.assert_nothing_read_run_or_fetched(shown.out + shown.err)
     assert server.call("GET", "/v1/runs").json()["runs"] == []
@@ -176,8 +176,8 @@ def test_configured_names_and_inline_inventories_work_and_planning_runs_nothing(
     assert answer.status_code == 200, answer.text
     assert sorted(h["name"] for h in answer.json()["hosts"]) == ["cmp-1", "ctl-1"]
     shown = bed.ephyra(
-        "--url", server.url, "--token", READER, "--format", "json", "inventory", "show",
-        "--source", "racks",
+        "--url", server.url, "--format", "json", "inventory", "show", "--source", "racks",
+        env={"EPHYRA_TOKEN": READER},
     )  # fmt: skip
     assert shown.code == 0, shown.err
     assert json.loads(shown.out) == answer.json()
@@ -205,7 +205,7 @@ def test_configured_names_and_inline_inventories_work_and_planning_runs_nothing(
     plan = ["upgrade", "plan", "--spec", str(bed.tmp / "spec.yaml")]
     plan += ["--source", f"static:{bed.tmp / 'mine.yaml'}"]
     here = bed.ephyra(*plan)
-    there = bed.ephyra("--url", server.url, "--token", MEMBER, *plan)
+    there = bed.ephyra("--url", server.url, *plan, env={"EPHYRA_TOKEN": MEMBER})
     assert here.code == there.code == 0, there.err
     assert here.out == there.out
     assert not list(bed.markers.iterdir()), "a program ran"
@@ -320,12 +320,12 @@ def test_forklift_credentials_by_name_and_a_member_plan_runs_no_workload(
     made = _bed(tmp_path, ephyra)
     try:
         write_credentials(tmp_path / "c.yaml", seed_nodes(clean_testbed.connect("cp1"), 2))
-        remote = ["--url", made.server.url, "--token", MEMBER, "forklift", "plan"]
-        remote += ["--from", "cp1", "--to", "cp2"]
-        planned = ephyra(*remote, "--credentials", SEEDED)
+        remote = ["--url", made.server.url, "forklift", "plan", "--from", "cp1", "--to", "cp2"]
+        as_member = {"EPHYRA_TOKEN": MEMBER}
+        planned = ephyra(*remote, "--credentials", SEEDED, env=as_member)
         assert planned.code == 0, planned.err
         assert "node-0000" in planned.out and "node-0001" in planned.out
-        refused = ephyra(*remote, "--credentials", f"file:{tmp_path / 'c.yaml'}")
+        refused = ephyra(*remote, "--credentials", f"file:{tmp_path / 'c.yaml'}", env=as_member)
         assert refused.code == 2 and "refused" in refused.err
         options = {f: f"touch {made.markers / f}" for f in ("prepare", "return", "app_health")}
         body = {"from": "cp1", "to": "cp2", "credentials": SEEDED, "workload": "command"}

@@ -94,10 +94,11 @@ def test_writes_are_recorded_and_only_admins_read_them(
     listed = ephyra("audit", "list", "-f", "json")
     assert listed.code == 0, listed.err
     assert json.loads(listed.out) == entries
-    through = ephyra("--url", server.url, "--token", ADMIN, "audit", "list", "-f", "json")
+    as_admin = {"EPHYRA_TOKEN": ADMIN}
+    through = ephyra("--url", server.url, "audit", "list", "-f", "json", env=as_admin)
     assert through.code == 0, through.err
     assert json.loads(through.out) == entries
-    denied = ephyra("--url", server.url, "--token", READER, "audit", "list")
+    denied = ephyra("--url", server.url, "audit", "list", env={"EPHYRA_TOKEN": READER})
     assert denied.code == 2 and "may not audit:read" in denied.err
 
     # a write of the command line in this process: the OS user, source cli
