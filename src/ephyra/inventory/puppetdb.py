@@ -25,6 +25,7 @@ HTTPS with PuppetDB's own CA and a client certificate: ``cacert``, ``cert`` and 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from ephyra.inventory.source import options
 from ephyra.urls import redact
 
 OPTIONS = ("roles", "facts", "short", "cacert", "cert", "key", "timeout")
+LOG = logging.getLogger(__name__)
 API = "/pdb/query/v4"
 PAGE = 1000
 #: Facts kept by default (Facter's structured facts, and the legacy ones older agents send).
@@ -248,11 +250,10 @@ class PuppetDBSource:
                 )
             except requests.RequestException as exc:
                 raise CloudError(f"PuppetDB {redact(self.url)}: unreachable: {exc}") from exc
-            if response.status_code != 200:
-                raise CloudError(
-                    f"PuppetDB {redact(self.url)}: {API}/{entity} answered HTTP "
-                    f"{response.status_code}: {response.text.strip()[:300]}"
-                )
+            if response.status_code != 200:  # its body goes to the log, not to a caller
+                where = f"PuppetDB {redact(self.url)}: {API}/{entity}"
+                LOG.warning("%s: HTTP %s: %s", where, response.status_code, response.text[:300])
+                raise CloudError(f"{where} answered HTTP {response.status_code}")
             try:
                 rows = response.json()
             except ValueError as exc:
