@@ -51,6 +51,8 @@ environment:
   EPHYRA_STORE           versions and lifecycle keys (default sqlite:///.../versions.db
                          beside the journal; etcd3+http://HOST:PORT for etcd)
   EPHYRA_PREFIX          the prefix of those keys (default: none)
+  EPHYRA_ETCD_PASSWORD   the password of the etcd user an etcd3+https://USER@HOST URL
+                         names (store, locks, board; see docs/security.md)
   EPHYRA_BOARD           the jobboard of `--board` and `ephyra conductor`
                          (etcd3+http://HOST:PORT)
   EPHYRA_URL             act through this `ephyra serve` (run, forklift, upgrade, host,
