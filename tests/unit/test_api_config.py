@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ephyra.api.app import Streams
+from ephyra.api.middleware import Streams
 from ephyra.api.bodies import ForkliftBody, TriggerBody, UpgradeBody, VerifyBody
 from ephyra.api.config import AnyLocal, Named, ServeConfig
 from ephyra.api.local import Local

@@ -174,7 +174,7 @@ def test_an_unknown_run_of_a_real_journal_is_a_404(app: FastAPI) -> None:
 def test_credentials_in_an_error_are_redacted(
     app: FastAPI, caplog: pytest.LogCaptureFixture, path: str, status: int, code: str
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="ephyra.api.app"):
+    with caplog.at_level(logging.INFO, logger="ephyra.api"):
         answer = call(app, "GET", path)
     assert answer.status == status
     error = error_of(answer)
@@ -187,7 +187,7 @@ def test_credentials_in_an_error_are_redacted(
 def test_an_unexpected_exception_answers_a_fixed_message(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="ephyra.api.app"):
+    with caplog.at_level(logging.ERROR, logger="ephyra.api"):
         answer = call(app, "GET", "/test/raw")
     assert answer.status == 500
     error = error_of(answer)

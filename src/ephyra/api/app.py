@@ -9,13 +9,9 @@ OpenAPI document is served at ``/openapi.json`` and kept in the repository as
 """
 
 import asyncio
-import contextvars
 import json
 import logging
-import time
-import traceback
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from ephyra import __version__
 from ephyra.api import audit as audit_trail
@@ -46,11 +42,21 @@ from ephyra.api.bodies import (
     UpgradeBody,
     VerifyBody,
 )
-from ephyra.api.codes import body as error_body
 from ephyra.api.codes import public
 from ephyra.api.config import ServeConfig
 from ephyra.api.fresh import Fresh
 from ephyra.api.local import Local
+from ephyra.api.middleware import (
+    IDENTITY,
+    BodyGuard,
+    CountedStream,
+    Metrics,
+    RequestIds,
+    Streams,
+    current_request_id,
+    error_response,
+    internal_error,
+)
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
 from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
@@ -65,8 +71,6 @@ COOKIE = "ephyra_token"
 #: A browser's request that changes something carries this header besides the cookie (a
 #: page of another origin cannot send it without the server's consent).
 SESSION_HEADER = "x-ephyra-session"
-REQUEST_ID = "x-request-id"
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 #: How often an event stream looks for new events, and sends a keep-alive comment.
 STREAM_POLL = 0.25
 KEEPALIVE = 15.0
@@ -104,25 +108,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": text[s]} for s in (401, 403, 422, *statuses)}
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    """An error answer of the current request (its id in the body and ``X-Request-Id``)."""
-    request_id = _request_id.get()
-    return JSONResponse(
-        error_body(code, message, request_id),
-        status_code=status,
-        headers={"X-Request-Id": request_id},
-    )
-
-
-def internal_error(exc: Exception) -> JSONResponse:
-    """The answer to an unexpected exception: a fixed message; the detail goes to the log."""
-    request_id = _request_id.get()
-    detail = redact_text("".join(traceback.format_exception(exc)))
-    LOG.error("request %s: unexpected error\n%s", request_id, detail)
-    status, code, message = public(exc, request_id)
-    return error_response(status, code, message)
-
-
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
@@ -135,202 +120,6 @@ def _token(request: Request) -> str | None:
     if not token and (request.method in ("GET", "HEAD") or SESSION_HEADER in request.headers):
         token = request.cookies.get(COOKIE)  # a browser's page, event stream or action
     return token or None
-
-
-class RequestIds:
-    """Pure ASGI middleware giving every request an id of its own: in ``X-Request-Id`` of the
-    answer, in the body of an error answer and in the server's log lines about it. An
-    exception that escapes the app is answered (a fixed message) and logged, redacted,
-    here."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = f"req-{uuid.uuid4()}"
-        _request_id.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id  # the audit trail's too
-        started = [False]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == REQUEST_ID.encode() for name, _ in headers):
-                    headers.append((REQUEST_ID.encode(), request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        except Exception as exc:
-            if started[0]:
-                raise
-            await internal_error(exc)(scope, receive, sending)
-
-
-class Metrics:
-    """Pure ASGI middleware timing every request by its route (cheap on the hot path)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = [500]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "other")
-            if not path.endswith("/stream"):  # a stream lasts as long as its reader
-                metrics.observe(scope["method"], path, status[0], time.perf_counter() - started)
-
-
-#: Methods whose requests carry a body: the token is checked before it is read.
-WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: Where the body guard leaves the caller it identified, for the routes' token check.
-IDENTITY = "ephyra.identity"
-
-
-class BodyGuard:
-    """Pure ASGI middleware: a request that may carry a body is identified first (no
-    token, or a bad one: 401, and the body is not read), then its body is held to the
-    limit: a Content-Length over it is refused with 413 unread; a chunked body is
-    counted as it comes and refused with 413 at the limit. Nothing larger than the
-    limit is ever held in memory."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        identify: Callable[[Request], Awaitable[Identity]],
-        limit: int,
-        refused: Callable[[Scope], None] = lambda scope: None,
-        open_route: Callable[[Scope], bool] = lambda scope: False,
-    ) -> None:
-        self.app = app
-        self.identify = identify
-        self.limit = limit
-        self.refused = refused  # told of a request refused before its route ran
-        self.open_route = open_route  # whether a request's route needs no token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WITH_BODY:
-            await self.app(scope, receive, send)
-            return
-        try:
-            if not self.open_route(scope):
-                scope[IDENTITY] = await self.identify(Request(scope))
-        except EphyraError as exc:
-            self.refused(scope)
-            await _unread(exc, scope, receive, send)
-            return
-        body = await self.body(scope, receive)
-        if body is None:
-            self.refused(scope)
-            too_large = BodyTooLarge(f"the request's body is over {self.limit} bytes")
-            await _unread(too_large, scope, receive, send)
-            return
-        await self.app(scope, _replay(body, receive), send)
-
-    async def body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None when it is over the limit (read no further)."""
-        declared = Request(scope).headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return b""
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-
-class BodyTooLarge(EphyraError):
-    """A request's body over the server's limit (413)."""
-
-
-async def _unread(exc: EphyraError, scope: Scope, receive: Receive, send: Send) -> None:
-    """The error answer to a request whose body is left unread; the connection closes
-    after it (what is left of the body is not read either)."""
-    if isinstance(exc, BodyTooLarge):
-        status, code, message = 413, "body_too_large", str(exc)
-    else:
-        status, code, message = public(exc, _request_id.get())
-    answer = error_response(status, code, message)
-    answer.headers["Connection"] = "close"
-    await answer(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that gives ``body`` once, then what the connection says (a disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
-
-
-class Streams:
-    """The event streams each caller (its user and project) holds open, held to a limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open: dict[tuple[str, str], int] = {}
-
-    def take(self, who: Identity) -> Callable[[], None] | None:
-        """One stream more for ``who`` and what gives it back; None when at the limit."""
-        key = (who.user, who.project)
-        if self.open.get(key, 0) >= self.limit:
-            return None
-        self.open[key] = self.open.get(key, 0) + 1
-
-        def give_back() -> None:
-            left = self.open.get(key, 0) - 1
-            if left > 0:
-                self.open[key] = left
-            else:
-                self.open.pop(key, None)
-
-        return give_back
-
-
-class CountedStream(StreamingResponse):
-    """An event stream that gives its place back when it ends, however it ends."""
-
-    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.release()
 
 
 def create_app(
@@ -421,11 +210,11 @@ def create_app(
     # -- errors ------------------------------------------------------------------
     @app.exception_handler(EphyraError)
     async def on_ephyra(_request: Request, exc: EphyraError) -> JSONResponse:
-        status, code, message = public(exc, _request_id.get())
+        status, code, message = public(exc, current_request_id())
         if status >= 500:
-            LOG.error("request %s failed: %s", _request_id.get(), redact_text(str(exc)))
+            LOG.error("request %s failed: %s", current_request_id(), redact_text(str(exc)))
         else:
-            LOG.info("request %s refused (%s): %s", _request_id.get(), code, message)
+            LOG.info("request %s refused (%s): %s", current_request_id(), code, message)
         return error_response(status, code, message)
 
     @app.exception_handler(RequestValidationError)
