@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ephyra.api.middleware import Streams
 from ephyra.api.bodies import ForkliftBody, TriggerBody, UpgradeBody, VerifyBody
 from ephyra.api.config import AnyLocal, Named, ServeConfig
 from ephyra.api.local import Local
+from ephyra.api.middleware import Streams
 from ephyra.api.policy import Identity
 from ephyra.errors import UsageError
 
