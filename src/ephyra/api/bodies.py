@@ -23,6 +23,11 @@ Text = Annotated[str, Field(min_length=1, max_length=4096)]
 Key = Annotated[str, Field(min_length=1, max_length=64)]
 
 
+def problems(exc: ValidationError) -> str:
+    """What a model refused, one ``field.path: why`` per problem."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -32,8 +37,7 @@ class Body(BaseModel):
         try:
             return cls(**fields)
         except ValidationError as exc:
-            parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise UsageError("; ".join(parts)) from exc
+            raise UsageError(problems(exc)) from exc
 
     def wire(self) -> dict[str, Any]:
         """The JSON body, as the API names its fields."""

@@ -29,6 +29,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra import plugins
+from ephyra.api.bodies import problems
 from ephyra.errors import UsageError
 from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
 from ephyra.inventory.source import parse as parse_source
@@ -115,8 +116,7 @@ class ServeConfig(BaseModel):
         try:
             return cls.model_validate(data or {})
         except ValidationError as exc:
-            parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise UsageError(f"serve config {path}: {'; '.join(parts)}") from exc
+            raise UsageError(f"serve config {path}: {problems(exc)}") from exc
 
 
 class Resolver(Protocol):
