@@ -138,3 +138,12 @@ def observer_for(stream: TextIO, verbose: bool = False) -> Observer:
     if stream.isatty():
         return LiveObserver()
     return PlainObserver(stream, verbose)
+
+
+def rendered(renderable: object, width: int = 120) -> str:
+    """A rich renderable (a plan's tree) as plain text."""
+    import io
+
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()

@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from ephyra.api.bodies import ForkliftBody, TriggerBody, UpgradeBody, VerifyBody
+from ephyra.api.bodies import TriggerBody, VerifyBody
 from ephyra.api.config import AnyLocal, Named, ServeConfig
 from ephyra.api.local import Local
 from ephyra.api.middleware import Streams
 from ephyra.api.policy import Identity
 from ephyra.errors import UsageError
+from ephyra.forklift.body import ForkliftBody
+from ephyra.inventory.source import discovered
+from ephyra.upgrade.body import UpgradeBody
 
 CONFIG = {
     "inventory": {
@@ -145,12 +148,11 @@ def test_the_server_refuses_before_anything_is_read(tmp_path: Path) -> None:
 
 
 def test_an_inline_inventory_is_read_as_a_static_one(tmp_path: Path) -> None:
-    server = Local(str(f"sqlite:///{tmp_path / 'j.db'}"), resolver=Named(ServeConfig()))
-    found = server.discovered([], None, {"hosts": {"cmp-1": {"services": ["nova-compute"]}}})
+    found = discovered([], None, {"hosts": {"cmp-1": {"services": ["nova-compute"]}}})
     assert [(h.name, sorted(h.roles)) for h in found.hosts] == [("cmp-1", ["compute"])]
     assert found.sources == ("static:inline",)
     with pytest.raises(UsageError, match="static inventory inline: hosts"):
-        server.discovered([], None, {"hosts": ["not-a-mapping"]})
+        discovered([], None, {"hosts": ["not-a-mapping"]})
 
 
 @pytest.mark.parametrize(

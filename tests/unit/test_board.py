@@ -3,7 +3,6 @@ convention from the journal), and which runs a conductor resumes."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -80,22 +79,6 @@ def test_an_ended_run_is_left_alone_even_if_handed_over(state: RunState) -> None
     assert jobflow.leave_alone(_run(state), "resume queued") == (
         f"run {state.value}: nothing to resume"
     )
-
-
-@pytest.mark.parametrize("kind", sorted(jobflow.RESUMERS))
-def test_every_kind_a_conductor_drives_has_a_resume_taking_the_same_arguments(
-    kind: str,
-) -> None:
-    resume = jobflow.resumer(kind)
-    params = inspect.signature(resume).parameters
-    assert list(params)[:3] == ["journal", "ident", "observer"]
-    assert params["lock_url"].kind is inspect.Parameter.KEYWORD_ONLY
-    assert params["exports"].kind is inspect.Parameter.KEYWORD_ONLY
-
-
-def test_an_unknown_kind_is_named() -> None:
-    with pytest.raises(UsageError, match="no conductor can drive a 'mystery' run"):
-        jobflow.resumer("mystery")
 
 
 def test_a_posted_runs_flow_is_rebuilt_from_its_journal_by_the_factory_it_names(

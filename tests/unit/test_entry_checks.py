@@ -15,8 +15,9 @@ from ephyra.cli.main import main
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, inventory, make_host
 from ephyra.inventory.source import discover
+from ephyra.strategies import base
 from ephyra.strategies.base import build
-from ephyra.upgrade import runner, service, spec
+from ephyra.upgrade import runner, spec
 from ephyra.versions import desired, lifecycle, report
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import open_store
@@ -141,14 +142,14 @@ def test_a_rollback_never_downgrades_to_a_malformed_version_before(
     """The version a strategy reported before the upgrade comes from the host: one that is
     not a valid version is kept as it is, and the action is left at the release."""
     monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(service, "build", upgrade_fakes.build)
+    monkeypatch.setattr(base, "build", upgrade_fakes.build)
     WORLD.__init__()  # type: ignore[misc]
     WORLD.versions[("cmp-1", "nova-compute")] = "1.0;touch PWNED"
     env = Env(tmp_path)
     env.start(_upgrade_spec(), computes=1)
     WORLD.calls.clear()
     run = env.rollback()
-    status = service.status(env.journal, run.id)
+    status = env.service.status(run.id)
     kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
     assert kept == {
         "cmp-1": "left at 2.0: the version before, '1.0;touch PWNED', is not a valid version"

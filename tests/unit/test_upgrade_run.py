@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from ephyra.engine.journal import Journal
+from ephyra.engine.service import RunService
 from ephyra.engine.states import RunState
 from ephyra.progress import PlainObserver
-from ephyra.upgrade import runner, service
+from ephyra.strategies import base
+from ephyra.upgrade import runner
+from ephyra.upgrade.kind import UpgradeKind, plan_upgrade
 from ephyra.upgrade.spec import parse
 from tests.unit import upgrade_fakes
 from tests.unit.upgrade_fakes import WORLD, World
@@ -23,7 +26,7 @@ from tests.unit.upgrade_fakes import WORLD, World
 @pytest.fixture(autouse=True)
 def fake_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(service, "build", upgrade_fakes.build)
+    monkeypatch.setattr(base, "build", upgrade_fakes.build)
     WORLD.__init__()  # type: ignore[misc]
     yield WORLD
 
@@ -44,16 +47,17 @@ class Env:
         self.journal = Journal(f"sqlite:///{tmp / 'journal.db'}")
         self.locks = f"file://{tmp / 'locks'}"
         self.out = io.StringIO()
+        self.service = RunService(UpgradeKind(), self.journal, self.locks)
 
     def start(self, spec: Any, computes: int = 5) -> Any:
-        found = service.plan(spec, [], None, inventory=upgrade_fakes.cloud(computes=computes))
-        return service.start(self.journal, found, PlainObserver(self.out), lock_url=self.locks)
+        found = plan_upgrade(spec, [], None, inventory=upgrade_fakes.cloud(computes=computes))
+        return self.service.start(found, PlainObserver(self.out))
 
     def resume(self) -> Any:
-        return service.resume(self.journal, None, PlainObserver(self.out), lock_url=self.locks)
+        return self.service.resume(None, PlainObserver(self.out))
 
     def rollback(self) -> Any:
-        return service.rollback(self.journal, None, PlainObserver(self.out), lock_url=self.locks)
+        return self.service.rollback(None, PlainObserver(self.out))
 
 
 @pytest.fixture
@@ -82,7 +86,7 @@ def test_control_plane_service_by_service_then_computes_two_at_once(env: Env) ->
     assert all(h.startswith("cmp") for h, _ in order[first_compute:])
     assert WORLD.peak == 2  # computes two at once, controllers one at a time
     assert set(WORLD.versions.values()) == {"2.0"}
-    status = service.status(env.journal, run.id)
+    status = env.service.status(run.id)
     assert status["counts"] == {"upgraded": 15}
     assert all(u["versions"] == "1.0->2.0" for u in status["units"])
     assert any("upgrade cmp-3 to 2.0" in line for u in status["units"] for line in u["output"])
@@ -128,7 +132,7 @@ def test_frozen_role_is_left_alone(env: Env) -> None:
     run = env.start(_spec(roles={"compute": {"max_at_once": 0}}))
     assert run.state is RunState.SUCCEEDED
     assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]
-    assert service.status(env.journal, run.id)["frozen"] == [f"cmp-{i}" for i in range(1, 6)]
+    assert env.service.status(run.id)["frozen"] == [f"cmp-{i}" for i in range(1, 6)]
 
 
 def test_rollback_downgrades_newest_first(env: Env) -> None:
@@ -150,7 +154,7 @@ def test_rollback_says_where_there_is_no_downgrade(env: Env) -> None:
     env.start(spec, computes=2)
     run = env.rollback()
     assert run.state is RunState.ROLLED_BACK
-    status = service.status(env.journal, run.id)
+    status = env.service.status(run.id)
     kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
     assert kept == {
         "cmp-1": "left at 2.0: the fake strategy has no downgrade",
@@ -176,7 +180,7 @@ def test_pause_from_another_caller_stops_at_a_step_and_resume_finishes(env: Env)
     thread = threading.Thread(target=lambda: result.append(env.start(spec)))
     thread.start()
     _wait(lambda: any(h == "ctl-2" for _, h, *_ in WORLD.calls))
-    assert "pause of run" in service.pause(env.journal, None, lock_url=env.locks)
+    assert "pause of run" in env.service.pause(None)
     thread.join(30)
     assert result[0].state is RunState.PAUSED
     assert not result[0].meta.get("reason")  # asked for, not a failure
@@ -195,7 +199,7 @@ def test_abort_then_rollback_takes_back_what_was_done(env: Env) -> None:
     thread = threading.Thread(target=lambda: result.append(env.start(spec)))
     thread.start()
     _wait(lambda: len(WORLD.calls) >= 3)
-    service.abort(env.journal, None, lock_url=env.locks)
+    env.service.abort(None, PlainObserver(env.out))
     thread.join(30)
     assert result[0].state is RunState.ABORTED
     done = {k for k, v in WORLD.versions.items() if v == "2.0"}

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -33,15 +33,7 @@ from ephyra.api import audit as audit_trail
 from ephyra.api import metrics
 from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
-from ephyra.api.bodies import (
-    EnvUpgradeBody,
-    EvacuateBody,
-    ForkliftBody,
-    MaintenanceBody,
-    TriggerBody,
-    UpgradeBody,
-    VerifyBody,
-)
+from ephyra.api.bodies import EnvUpgradeBody, MaintenanceBody, TriggerBody, VerifyBody
 from ephyra.api.codes import public
 from ephyra.api.config import ServeConfig
 from ephyra.api.fresh import Fresh
@@ -59,6 +51,7 @@ from ephyra.api.middleware import (
 )
 from ephyra.api.policy import Identity, Policy
 from ephyra.engine import events
+from ephyra.engine.kinds import names, registered
 from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
 from ephyra.names import NAME, VERSION
 from ephyra.netscheme.model import Environment
@@ -76,10 +69,10 @@ STREAM_POLL = 0.25
 KEEPALIVE = 15.0
 
 
-class Kind(StrEnum):
-    forklift = "forklift"
-    upgrade = "upgrade"
-    evacuate = "evacuate"
+if TYPE_CHECKING:
+    Kind = StrEnum
+else:  # the kinds of run installed (entry points ephyra.runs): the paths' {kind}
+    Kind = StrEnum("Kind", [(name, name) for name in names()])
 
 
 class ErrorDetail(BaseModel):
@@ -471,9 +464,8 @@ def create_app(
             response.headers["Location"] = f"/v1/runs/{made['id']}"
             return made
 
-    starting(Kind.forklift, ForkliftBody, "run:start")
-    starting(Kind.upgrade, UpgradeBody, "run:start")
-    starting(Kind.evacuate, EvacuateBody, "host:evacuate")
+    for kind in registered():
+        starting(Kind(kind.name), kind.body_type(), kind.start_action)
 
     # -- hosts, inventory -------------------------------------------------------------
     @app.get(

@@ -29,7 +29,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra import plugins
-from ephyra.api.bodies import problems
+from ephyra.bodies import problems
 from ephyra.errors import UsageError
 from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
 from ephyra.inventory.source import parse as parse_source

@@ -7,7 +7,6 @@ data (dicts, lists, text), the same whichever way it is reached.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,20 +15,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from ephyra.api.bodies import (
-    EnvUpgradeBody,
-    EvacuateBody,
-    ForkliftBody,
-    TriggerBody,
-    UpgradeBody,
-    VerifyBody,
-)
+from ephyra.api.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.api.config import AnyLocal, Resolver
 from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
+from ephyra.engine.kinds import RunKind, get, names
+from ephyra.engine.service import RunService
+from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import RunNotFound, UsageError
 from ephyra.metrics import NO_EXPORTS, Exports
 from ephyra.progress import DONE, Observer
@@ -37,57 +30,20 @@ from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
 
 if TYPE_CHECKING:
-    from ephyra.inventory.model import Inventory
     from ephyra.netscheme.serializers import Mode
 
-#: Inventory sources one request may name, at most.
-MAX_SOURCES = 32
-#: The kinds of run, as the API's paths name them.
-KINDS = ("forklift", "upgrade", "evacuate")
-#: What each kind calls the things its runs handle, and where its status keeps them.
-ITEMS = {"forklift": ("nodes", "name"), "upgrade": ("units", "unit"), "evacuate": ("hosts", "host")}
 
-
-def _service(kind: str) -> Any:
-    if kind == "forklift":
-        from ephyra.forklift import service
-    elif kind == "upgrade":
-        from ephyra.upgrade import service  # type: ignore[no-redef]
-    elif kind == "evacuate":
-        from ephyra.compute import service  # type: ignore[no-redef]
-    else:
-        raise UsageError(f"no kind of run {kind!r}: {', '.join(KINDS)}")
-    return service
-
-
-def rendered(renderable: Any, width: int = 120) -> str:
-    """A rich renderable (a plan's tree) as plain text."""
-    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
-    console.print(renderable)
-    return console.export_text()
-
-
-def progress(run: RunInfo, outcomes: dict[str, str]) -> dict[str, Any]:
+def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> dict[str, Any]:
     """A run in a few words: what it is, its state, how far it got."""
-    meta = run.meta
-    if run.kind == "forklift":
-        title, total = f"{meta.get('from')} -> {meta.get('to')}", len(meta.get("order", []))
-    elif run.kind == "upgrade":
-        stages = meta.get("plan", {}).get("stages", [])
-        total = sum(len(b["units"]) for s in stages for b in s["batches"])
-        title = f"to {meta.get('release')}" + (f" on {meta['cloud']}" if meta.get("cloud") else "")
-    else:
-        hosts = meta.get("hosts", [])
-        title, total = f"{', '.join(hosts)} on {meta.get('cloud')}", len(hosts)
     return {
         "id": run.id,
         "kind": run.kind,
         "state": run.state.value,
-        "phase": meta.get("phase") or "",
-        "title": title,
-        "created": float(meta.get("created", 0)),
-        "reason": meta.get("reason") or "",
-        "total": total,
+        "phase": run.meta.get("phase") or "",
+        "title": kind.title(run),
+        "created": float(run.meta.get("created", 0)),
+        "reason": run.meta.get("reason") or "",
+        "total": kind.total(run),
         "done": sum(1 for o in outcomes.values() if o.startswith(DONE)),
         "failed": sum(1 for o in outcomes.values() if o == "failed"),
     }
@@ -118,31 +74,35 @@ class Local:
     def journal(self) -> Journal:
         return Journal(self.journal_url)
 
+    def service(self, kind: str) -> RunService[Any]:
+        """The life cycle of the runs of ``kind``."""
+        return RunService(get(kind), self.journal, self.lock_url)
+
     # -- runs of every kind ------------------------------------------------------
     def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
         journal = self.journal
-        infos = [r for r in journal.runs(kind) if r.kind in KINDS]
+        known = set(names())
+        infos = [r for r in journal.runs(kind) if r.kind in known]
         outcomes = outcomes_by_run(events.read(journal.engine, limit=1_000_000, types=("node",)))
-        return [progress(r, outcomes.get(r.id, {})) for r in infos]
+        return [progress(get(r.kind), r, outcomes.get(r.id, {})) for r in infos]
 
     def run(self, ident: str) -> dict[str, Any]:
-        journal = self.journal
-        info = journal.run(ident)
-        if info.kind not in KINDS:
+        info = self.journal.run(ident)
+        if info.kind not in names():
             raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
-        detail = _service(info.kind).status(journal, info.id)
-        key, name = ITEMS[info.kind]
+        kind = get(info.kind)
+        detail = self.service(info.kind).status(info.id)
         items = [
             {
-                "name": str(row.get(name) or row.get("uuid") or ""),
+                "name": str(row.get(kind.item_name) or row.get("uuid") or ""),
                 "state": row.get("forward") or "pending",
                 "rollback": row.get("rollback") or "",
                 "error": row.get("error") or "",
             }
-            for row in detail[key]
+            for row in detail[kind.items]
         ]
         outcomes = {i["name"]: i["state"] for i in items}
-        return {"run": progress(info, outcomes), "items": items, "detail": detail}
+        return {"run": progress(kind, info, outcomes), "items": items, "detail": detail}
 
     def events(self, ident: str | None, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         journal = self.journal
@@ -150,79 +110,41 @@ class Local:
         return events.read(journal.engine, run_id, after, limit)
 
     def kind_runs(self, kind: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = _service(kind).runs(self.journal)
-        return rows
+        return self.service(kind).list()
 
     def status(self, kind: str, ident: str | None) -> dict[str, Any]:
-        found: dict[str, Any] = _service(kind).status(self.journal, _latest(ident))
-        return found
+        return self.service(kind).status(_latest(ident))
 
     def pause(self, kind: str, ident: str | None) -> str:
-        text: str = _service(kind).pause(self.journal, _latest(ident), lock_url=self.lock_url)
-        return text
+        return self.service(kind).pause(_latest(ident))
 
     def abort(self, kind: str, ident: str | None, observer: Observer) -> str:
-        service, journal = _service(kind), self.journal
-        if kind == "forklift":  # nodes caught mid-move go back, from here if no one runs it
-            text: str = service.abort(journal, _latest(ident), observer, lock_url=self.lock_url)
-        else:
-            text = service.abort(journal, _latest(ident), lock_url=self.lock_url)
-        return text
+        return self.service(kind).abort(_latest(ident), observer)
 
     def resume(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
     ) -> RunInfo:
-        return self._drive("resume", kind, ident, observer, exports)
+        return self.service(kind).resume(_latest(ident), observer, exports=exports)
 
     def rollback(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
     ) -> RunInfo:
-        return self._drive("rollback", kind, ident, observer, exports)
-
-    def _drive(
-        self, action: str, kind: str, ident: str | None, observer: Observer, exports: Exports
-    ) -> RunInfo:
-        operation = getattr(_service(kind), action)
-        run: RunInfo = operation(
-            self.journal, _latest(ident), observer, lock_url=self.lock_url, exports=exports
-        )
-        return run
+        return self.service(kind).rollback(_latest(ident), observer, exports=exports)
 
     def target(self, kind: str, ident: str | None, action: str) -> RunInfo:
         """The run ``action`` (resume, abort, rollback) acts on: the one named, else the
         latest unfinished one (the latest of all for a rollback)."""
-        from ephyra.engine.states import UNFINISHED, RunState
-
         states = frozenset(RunState) if action == "rollback" else UNFINISHED
-        return self.journal.find(kind, _latest(ident), states)
+        return self.service(kind).find(_latest(ident), states)
 
     # -- planning and starting -------------------------------------------------
     def planned(self, kind: str, body: Any) -> Any:
         """The plan object of a run of ``kind`` (what plan shows and start drives)."""
-        service = _service(kind)
-        if isinstance(body, ForkliftBody):
-            settings = forklift_settings(body, self.resolver.credentials(body.credentials))
-            return service.plan(body.source, body.target, settings, body.nodes)
-        if isinstance(body, EvacuateBody):
-            return service.plan(body.cloud, body.hosts, evacuate_settings(body), body.also_down)
-        if isinstance(body, UpgradeBody):
-            from ephyra.upgrade import spec
-
-            sources = self.sources(body.sources)
-            cloud = upgrade_cloud(body.cloud, sources)
-            if not sources and body.inventory is None and cloud:
-                sources = ["openstack"]
-            parsed = spec.parse(body.spec)  # checked before anything is discovered
-            inline = body.inventory
-            found = None if inline is None else self.discovered(sources, cloud, inline)
-            return service.plan(parsed, sources, cloud, found)
-        raise UsageError(f"a {kind} run cannot be planned from {type(body).__name__}")
+        return get(kind).plan(body, self.resolver)
 
     def plan(self, kind: str, body: Any) -> dict[str, Any]:
-        found = self.planned(kind, body)
-        if kind == "upgrade":
-            return {"plan": found.plan.to_dict(), "text": found.plan.render(width=body.width)}
-        return {"plan": found.to_dict(), "text": rendered(found.tree())}
+        shown = get(kind).shown(self.planned(kind, body), body)
+        return {"plan": shown.data, "text": shown.text}
 
     def start(
         self,
@@ -234,16 +156,28 @@ class Local:
         created: Created = no_hook,
     ) -> RunInfo:
         """Plan and drive a run here."""
-        service, journal = _service(kind), self.journal
-        if kind == "forklift":
-            service.ensure_free(journal, body.source, body.target, self.lock_url)
-        elif kind == "evacuate":
-            service.ensure_free(journal, body.cloud, body.hosts, self.lock_url)
+        service = self.service(kind)
+        service.ensure_free(body)
+        return service.start(self.planned(kind, body), observer, exports=exports, created=created)
+
+    def queue(self, kind: str, body: Any, board_url: str) -> RunInfo:
+        """Plan a run and post it on a board, for ``ephyra conductor`` to drive."""
+        from ephyra.engine.board import Board
+
+        service = self.service(kind)
+        service.ensure_free(body)
         found = self.planned(kind, body)
-        run: RunInfo = service.start(
-            journal, found, observer, lock_url=self.lock_url, exports=exports, created=created
-        )
-        return run
+        with Board(board_url, self.journal) as board:
+            return service.queue(found, board)
+
+    def queue_resume(
+        self, kind: str, ident: str | None, board_url: str, *, rollback: bool = False
+    ) -> RunInfo:
+        """Post a run on a board: a conductor resumes it (or rolls it back)."""
+        from ephyra.engine.board import Board
+
+        with Board(board_url, self.journal) as board:
+            return self.service(kind).queue_resume(_latest(ident), board, rollback=rollback)
 
     # -- hosts -----------------------------------------------------------------
     def hosts(self, cloud: str) -> list[dict[str, Any]]:
@@ -263,9 +197,9 @@ class Local:
         ]
 
     def maintenance(self, cloud: str, host: str, on: bool) -> str:
-        from ephyra.compute import service
+        from ephyra.compute.maintenance import maintenance_off, maintenance_on
 
-        operation = service.maintenance_on if on else service.maintenance_off
+        operation = maintenance_on if on else maintenance_off
         return operation(self.journal, cloud, host, self.lock_url)
 
     def clouds(self) -> list[str]:
@@ -277,30 +211,12 @@ class Local:
         except exceptions.OpenStackConfigException as exc:
             raise UsageError(f"cannot read clouds.yaml: {exc}") from exc
 
-    def sources(self, given: list[str]) -> list[str]:
-        """The inventory sources ``given`` stand for, every one checked before any is used."""
-        if len(given) > MAX_SOURCES:
-            raise UsageError(f"at most {MAX_SOURCES} inventory sources, not {len(given)}")
-        return [self.resolver.inventory(s) for s in given]
-
-    def discovered(
-        self, sources: list[str], cloud: str | None, inline: dict[str, Any] | None = None
-    ) -> Inventory:
-        """The sources' inventories, then the ``inline`` static document, merged."""
-        from ephyra.inventory.model import merge
-        from ephyra.inventory.source import discover
-        from ephyra.inventory.static import INLINE, parse
-
-        if inline is None:
-            return discover(sources, cloud)
-        parts = [discover(sources, cloud)] if sources else []
-        return merge([*parts, parse(inline, INLINE, f"static:{INLINE}")])
-
     def inventory(self, sources: list[str], cloud: str | None, role: str | None) -> dict[str, Any]:
         from ephyra.inventory.model import inventory
+        from ephyra.inventory.source import discovered, resolved
 
-        resolved = self.sources(sources)
-        found = self.discovered(resolved or (["openstack"] if cloud else []), cloud)
+        given = resolved(sources, self.resolver.inventory)
+        found = discovered(given or (["openstack"] if cloud else []), cloud)
         if role:
             found = inventory(
                 found.with_role(role),
@@ -428,48 +344,6 @@ class Local:
 def _latest(ident: str | None) -> str | None:
     """'latest' (in a path) and no id (on the command line) both mean the latest run."""
     return None if ident in (None, "", "latest") else ident
-
-
-def forklift_settings(body: ForkliftBody, credentials: str | None) -> Any:
-    """The forklift's settings; ``credentials``: what the body's credentials stand for."""
-    from ephyra.forklift.settings import Settings
-
-    return Settings(
-        concurrency=body.concurrency,
-        batch_size=body.batch_size,
-        max_failures=body.max_failures,
-        step_timeout=body.step_timeout,
-        health_timeout=body.health_timeout,
-        gate_timeout=body.gate_timeout,
-        max_deferrals=body.max_deferrals,
-        defer_wait=body.defer_wait,
-        workload=body.workload,
-        workload_options=dict(body.workload_options),
-        credentials=credentials,
-    )
-
-
-def evacuate_settings(body: EvacuateBody) -> Any:
-    from ephyra.compute.budget import Fallback, OnTimeout, Settings
-
-    return Settings(
-        concurrency=body.concurrency,
-        per_host=body.per_host,
-        max_per_project=body.max_per_project,
-        max_per_group=body.max_per_group or None,
-        fallback=Fallback(body.fallback),
-        on_timeout=OnTimeout(body.on_timeout),
-        migration_timeout=body.migration_timeout,
-        target=body.target,
-    )
-
-
-def upgrade_cloud(cloud: str | None, sources: list[str]) -> str | None:
-    """--os-cloud, else the cloud of the one openstack:CLOUD source."""
-    named = {s.partition(":")[2] for s in sources if s.startswith("openstack:")}
-    if cloud is None and len(named) == 1:
-        return named.pop()
-    return cloud
 
 
 def env_summary(env: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from ephyra.api.local import Local, progress
 from ephyra.engine import events
+from ephyra.engine.kinds import get, names
 from ephyra.engine.states import RunState
 
 #: A list of runs is at most this old (seconds).
@@ -74,9 +75,9 @@ class JournalCollector(Collector):
                 self._catch_up()
                 infos = self.local.journal.runs()
                 self._runs = [
-                    progress(r, self._outcomes.get(r.id, {}))
+                    progress(get(r.kind), r, self._outcomes.get(r.id, {}))
                     for r in infos
-                    if r.kind in ("forklift", "upgrade", "evacuate")
+                    if r.kind in names()
                 ]
                 self._read_at = time.monotonic()
             found = self._runs
@@ -90,7 +91,7 @@ class JournalCollector(Collector):
         counts: dict[tuple[str, str], int] = {}
         for run in found:
             counts[(run["kind"], run["state"])] = counts.get((run["kind"], run["state"]), 0) + 1
-        for kind in ("forklift", "upgrade", "evacuate"):
+        for kind in names():
             for state in RunState:
                 by_state.add_metric([kind, state.value], counts.get((kind, state.value), 0))
         yield by_state

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ephyra.api.bodies import Body, EnvUpgradeBody, TriggerBody, VerifyBody
+from ephyra.api.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.api.codes import raise_for
+from ephyra.bodies import Body
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, UsageError

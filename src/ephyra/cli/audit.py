@@ -151,7 +151,7 @@ def do_list(args: argparse.Namespace) -> int:
             entries = audit.read(journal.engine, args.limit)
         finally:
             journal.close()
-    fmt = args.audit_format or args.format
+    fmt = args.format
     if fmt == "table":
         entries = [
             {
@@ -175,7 +175,6 @@ def limit(text: str) -> int:
 
 def register(sub: Any, exit_codes: str) -> None:
     from ephyra.cli import runs
-    from ephyra.cli.output import FORMATS
 
     action = runs.command_group(
         sub, "audit", "who did what, through the API or this command line", DESCRIPTION, exit_codes
@@ -187,7 +186,4 @@ def register(sub: Any, exit_codes: str) -> None:
         default=100,
         metavar="N",
         help=f"the latest N entries (100; 1 to {audit.MAX_READ})",
-    )
-    listed.add_argument(
-        "-f", "--format", dest="audit_format", choices=FORMATS, help="output format (table)"
     )

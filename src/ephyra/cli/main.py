@@ -16,17 +16,16 @@ from ephyra.cli import (
     audit,
     conductor,
     env,
-    forklift,
     host,
     inventory,
+    runs,
     serve,
-    upgrade,
     version,
 )
 from ephyra.cli import (
     run as runcmd,
 )
-from ephyra.cli.output import FORMATS
+from ephyra.engine.kinds import registered
 from ephyra.errors import EphyraError
 from ephyra.urls import redact, redact_text
 
@@ -71,6 +70,10 @@ class NoSecretInArgv(argparse.Action):
             "--token is not taken (ps shows it to every user of this machine): give the "
             "token in EPHYRA_TOKEN or with --token-file FILE ('-': standard input)"
         )
+
+
+#: Command groups with commands of their own besides their run kind's.
+OWN_GROUPS = {"host": host.register}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,14 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
         "another machine, in clear (refused without this; a token found on this machine "
         "is never sent so)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    runs.format_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="show every step")
     parser.add_argument("--debug", action="store_true", help="log API calls and tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    forklift.register(sub, EXIT_CODES)
-    host.register(sub, EXIT_CODES)
+    groups: dict[str, runs.Action] = {}
+    for kind in registered():  # ephyra COMMAND plan|start|resume|rollback|pause|abort|status|list
+        if kind.command not in groups:
+            own = OWN_GROUPS.get(kind.command)
+            groups[kind.command] = (
+                own(sub, EXIT_CODES)
+                if own
+                else runs.command_group(
+                    sub, kind.command, kind.summary, kind.description, EXIT_CODES
+                )
+            )
+        runs.register_kind(groups[kind.command], kind)
     inventory.register(sub, EXIT_CODES)
-    upgrade.register(sub, EXIT_CODES)
     version.register(sub, EXIT_CODES)
     env.register(sub, EXIT_CODES)
     agent.register(sub, EXIT_CODES)

@@ -88,7 +88,7 @@ def register(sub: Any, exit_codes: str) -> None:
     events = action("events", do_events, "a run's events, oldest first")
     events.add_argument("run", help="run id or a unique prefix")
     events.add_argument("--after", type=int, default=0, metavar="SEQ", help="only after this one")
-    events.add_argument("--follow", "-f", action="store_true", help="go on until the run ends")
+    events.add_argument("--follow", action="store_true", help="go on until the run ends")
     events.add_argument(
         "--poll", type=float, default=0.5, metavar="S", help="with --follow: look every S (0.5)"
     )

@@ -1,4 +1,5 @@
-"""What every run command shares: metrics options, and the exit code a run ends with."""
+"""The commands of every run kind, built from its registration (``ephyra.engine.kinds``),
+and what they share: metrics options, and the exit code a run ends with."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ephyra.api.bodies import Body
 from ephyra.cli import audit
 from ephyra.cli.backend import backend
-from ephyra.cli.output import emit
+from ephyra.cli.output import FORMATS, emit
 from ephyra.engine.journal import RunInfo
+from ephyra.engine.kinds import RunKind
 from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
 from ephyra.metrics import Exports
 from ephyra.progress import observer_for
+from ephyra.urls import redact
 
 Handler = Callable[[argparse.Namespace], int]
 Action = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -41,66 +44,146 @@ def command_group(sub: Any, name: str, text: str, description: str, exit_codes: 
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(handler=audit.recorded(name, verb, handler))  # writes: in the trail
+        format_option(p, default=argparse.SUPPRESS)  # after the command too, as `openstack`
         return p
 
     return action
 
 
-def continuing(kind: str, action: str, status_command: str) -> Handler:
-    """A handler for resume and rollback: they take a run and drive it (in this process,
-    or in the server of --url, showing its progress here)."""
+def register_kind(action: Action, kind: RunKind[Any]) -> None:
+    """Add a run kind's commands to its command group: plan, its start verb, resume,
+    rollback, pause, abort, status and list."""
+    verbs = kind.verbs
+    status_command = f"ephyra {kind.command} status"
 
-    def handler(args: argparse.Namespace) -> int:
+    def body(args: argparse.Namespace) -> Any:
+        return kind.body_of(args)
+
+    def do_plan(args: argparse.Namespace) -> int:
+        shown = backend(args).plan(kind.name, body(args))
+        if args.format == "table":
+            print(shown["text"], end="")
+        else:
+            emit(shown["plan"], args.format)
+        return 0
+
+    def do_start(args: argparse.Namespace) -> int:
+        found = body(args)
+        if args.board:
+            where = local(args)
+            if not confirmed(args, where, found, "Queue"):
+                return 2
+            run = where.queue(kind.name, found, args.board)
+            print(f"run {run.id} queued on {redact(args.board)}")
+            return 0
         where = backend(args)
-        operation = where.resume if action == "resume" else where.rollback
-        run = operation(kind, args.run, observer_for(sys.stderr, args.verbose), exports(args))
+        if not confirmed(args, where, found, ""):
+            return 2
+        run = where.start(
+            kind.name, found, observer_for(sys.stderr, args.verbose), exports=exports(args)
+        )
         print(f"run {run.id} {run.state.value}")
         return exit_code(run, status_command)
 
-    return handler
-
-
-def starting(
-    args: argparse.Namespace,
-    kind: str,
-    body: Body,
-    question: Callable[[dict[str, Any]], str],
-    status_command: str,
-) -> int:
-    """Plan and start a run, asking first on a terminal (unless --yes)."""
-    where = backend(args)
-    if sys.stdin.isatty() and not args.yes:
-        shown = where.plan(kind, body)
+    def confirmed(args: argparse.Namespace, where: Any, found: Any, verb: str) -> bool:
+        """On a terminal (unless --yes), show the plan and ask."""
+        if not sys.stdin.isatty() or args.yes:
+            return True
+        shown = where.plan(kind.name, found)
         print(shown["text"])
-        if input(question(shown["plan"])).strip().lower() not in ("y", "yes"):
-            print("nothing done", file=sys.stderr)
-            return 2
-    run = where.start(kind, body, observer_for(sys.stderr, args.verbose), exports=exports(args))
-    print(f"run {run.id} {run.state.value}")
-    return exit_code(run, status_command)
+        question = kind.question(shown["plan"])
+        if verb:
+            question = f"{verb} this run? [y/N] "
+        if input(question).strip().lower() in ("y", "yes"):
+            return True
+        print("nothing done", file=sys.stderr)
+        return False
 
+    def continuing(verb: str) -> Handler:
+        def handler(args: argparse.Namespace) -> int:
+            if args.board:
+                run = local(args).queue_resume(
+                    kind.name, args.run, args.board, rollback=verb == "rollback"
+                )
+                print(f"run {run.id} queued on {redact(args.board)}")
+                return 0
+            where = backend(args)
+            operation = where.resume if verb == "resume" else where.rollback
+            observer = observer_for(sys.stderr, args.verbose)
+            run = operation(kind.name, args.run, observer, exports(args))
+            print(f"run {run.id} {run.state.value}")
+            return exit_code(run, status_command)
 
-def show_plan(args: argparse.Namespace, kind: str, body: Body) -> int:
-    shown = backend(args).plan(kind, body)
-    if args.format == "table":
-        print(shown["text"], end="")
-    else:
-        emit(shown["plan"], args.format)
-    return 0
+        return handler
 
-
-def simple(action: str, kind: str) -> Handler:
-    """A handler for pause and abort: they say what they did."""
-
-    def handler(args: argparse.Namespace) -> int:
-        where = backend(args)
-        if action == "pause":
-            print(where.pause(kind, args.run))
-        elif action == "abort":
-            print(where.abort(kind, args.run, observer_for(sys.stderr, args.verbose)))
+    def do_pause(args: argparse.Namespace) -> int:
+        print(backend(args).pause(kind.name, args.run))
         return 0
 
-    return handler
+    def do_abort(args: argparse.Namespace) -> int:
+        print(backend(args).abort(kind.name, args.run, observer_for(sys.stderr, args.verbose)))
+        return 0
+
+    def do_status(args: argparse.Namespace) -> int:
+        status = backend(args).status(kind.name, args.run)
+        if args.format != "table":
+            emit(status, args.format)
+            return 0
+        view = kind.view(status)
+        for line in view.lines:
+            print(line)
+        for key, columns in view.tables:
+            emit(status[key], "table", columns)
+        return 0
+
+    def do_list(args: argparse.Namespace) -> int:
+        emit(backend(args).kind_runs(kind.name), args.format, list(kind.list_columns))
+        return 0
+
+    kind.add_options(action("plan", do_plan, verbs.plan))
+    start = action(kind.start_verb, do_start, verbs.start)
+    kind.add_options(start)
+    add_metrics_options(start)
+    start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    board_option(start, "create the run and queue it on this board for `ephyra conductor`")
+    run_help = "run id or a unique prefix (default: the latest unfinished run)"
+    for verb, text in (("resume", verbs.resume), ("rollback", verbs.rollback)):
+        p = action(verb, continuing(verb), text)
+        p.add_argument("run", nargs="?", help=run_help)
+        add_metrics_options(p)
+        board_option(p, f"queue the run on this board for `ephyra conductor` to {verb}")
+    for verb, handler, text in (
+        ("pause", do_pause, verbs.pause),
+        ("abort", do_abort, verbs.abort),
+        ("status", do_status, verbs.status),
+    ):
+        action(verb, handler, text).add_argument("run", nargs="?", help=run_help)
+    action("list", do_list, verbs.list)
+
+
+def board_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--board",
+        default=None,
+        metavar="URL",
+        help=f"{text} (etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS], see docs/distributed.md; "
+        "default: none, this process drives the run)",
+    )
+
+
+def local(args: argparse.Namespace) -> Any:
+    """This process's operations: a run queued on a board is created here."""
+    if args.url:
+        raise UsageError("--board queues a run from this process: not with --url")
+    from ephyra.api.local import Local
+
+    return Local(args.journal, args.locks, args.store, args.prefix or "")
+
+
+def format_option(parser: argparse.ArgumentParser, default: str = "table") -> None:
+    parser.add_argument(
+        "-f", "--format", choices=FORMATS, default=default, help="output format (table)"
+    )
 
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,14 @@ names Ephyra and the run. Only a service Ephyra disabled is ever enabled again b
 
 from __future__ import annotations
 
+import time
+from contextlib import AbstractContextManager
+
 from ephyra.compute.nova import ComputeCloud, Service
+from ephyra.engine.journal import Journal
+from ephyra.engine.locks import host_lock
+from ephyra.engine.service import RunService
+from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
 
 PREFIX = "ephyra "
@@ -47,3 +54,40 @@ def switch_off(cloud: ComputeCloud, service: Service, prefix: str = PREFIX) -> s
         )
     cloud.enable(service)
     return f"{service.host}: nova-compute enabled"
+
+
+def maintenance_on(journal: Journal, cloud_name: str, host: str, lock_url: str | None) -> str:
+    """Disable the host's nova-compute with a reason naming Ephyra and a record of its own."""
+    from ephyra.compute.kind import MAINTENANCE
+
+    cloud = ComputeCloud.connect(cloud_name)
+    with _holding(journal, cloud_name, host, lock_url):
+        svc = cloud.service(host)
+        run = journal.create_run(
+            MAINTENANCE,
+            {
+                "state": RunState.SUCCEEDED.value,
+                "cloud": cloud_name,
+                "hosts": [host],
+                "created": time.time(),
+            },
+            {},
+        )
+        text = switch_on(cloud, svc, f"{run_prefix(MAINTENANCE, run.id)}: {host} in maintenance")
+        journal.save_run(run, result=text)
+        return text
+
+
+def maintenance_off(journal: Journal, cloud_name: str, host: str, lock_url: str | None) -> str:
+    """Enable the host's nova-compute, only if Ephyra disabled it and no run holds it."""
+    cloud = ComputeCloud.connect(cloud_name)
+    with _holding(journal, cloud_name, host, lock_url):
+        return switch_off(cloud, cloud.service(host))
+
+
+def _holding(
+    journal: Journal, cloud: str, host: str, lock_url: str | None
+) -> AbstractContextManager[None]:
+    from ephyra.compute.kind import EvacuationKind
+
+    return RunService(EvacuationKind(), journal, lock_url).holding([host_lock(cloud, host)])

@@ -20,16 +20,11 @@ from ephyra.compute.steps import FORWARD, ROLLBACK, DrainHalted, HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
+from ephyra.engine.states import Phase, RunState
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 
 LOG = logging.getLogger(__name__)
-
-
-class Phase(StrEnum):
-    FORWARD = "forward"
-    ROLLBACK = "rollback"
 
 
 class Outcome(StrEnum):

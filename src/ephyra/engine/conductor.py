@@ -187,9 +187,7 @@ class RunConductor(BlockingConductor):  # type: ignore[misc]
                 raise jobflow.HandBack("stopped before the run began")
             was = f"handed over: {handed}" if handed else f"{run.state.value} in the journal"
             self.say(f"resuming {kind} run {run_id} ({was})")
-            done = jobflow.resumer(kind)(
-                self.journal, run_id, self.observer, lock_url=self.lock_url
-            )
+            done = jobflow.resume(self.journal, kind, run_id, self.observer, lock_url=self.lock_url)
         except jobflow.HandBack as exc:
             self._why = str(exc)
             raise

@@ -18,7 +18,7 @@ from ephyra.engine.control import Control, Request
 from ephyra.engine.flows import first_failure
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
-from ephyra.engine.states import ACTIVE, RunState, check_transition
+from ephyra.engine.states import ACTIVE, Phase, RunState, check_transition
 from ephyra.errors import ControlPlaneUnreachable, EphyraError, IllegalTransition, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
@@ -40,6 +40,10 @@ class RunDriver:
         self._engines: dict[object, Any] = {}  # key -> engine a stop must reach
         self._held: set[object] = set()  # keys whose engine a stop leaves running for now
         self._lock = threading.Lock()
+
+    def run_phase(self, phase: Phase) -> RunState:
+        """Drive the run in ``phase`` until done or stopped; the state it should take."""
+        raise NotImplementedError
 
     # -- state ---------------------------------------------------------------
     def set_state(self, state: RunState, **meta: Any) -> None:

@@ -1,5 +1,5 @@
 """What a run's job on the board runs: a one-task TaskFlow flow that drives the run with
-its kind's ``resume``.
+:class:`ephyra.engine.service.RunService`, whatever its kind.
 
 :func:`run_flow` is the flow factory a job's flow detail names (TaskFlow's
 ``flow_from_detail`` convention). Its task hands the run to the conductor serving jobs in
@@ -12,7 +12,6 @@ job; a task that raises :class:`HandBack` leaves the job on the board for anothe
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -22,40 +21,25 @@ from taskflow.patterns import linear_flow
 
 from ephyra.engine.journal import CONTROL, Journal, RunInfo
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
-from ephyra.errors import EphyraError, UsageError
-from ephyra.metrics import Exports
+from ephyra.errors import EphyraError
+from ephyra.metrics import NO_EXPORTS, Exports
 from ephyra.progress import Observer
 
-#: Run kind -> the function that goes on with a run of that kind, all called as
-#: ``resume(journal, ident, observer, lock_url=..., exports=...)``.
-RESUMERS = {
-    "upgrade": "ephyra.upgrade.service:resume",
-    "forklift": "ephyra.forklift.service:resume",
-    "evacuate": "ephyra.compute.service:resume",
-}
 
+def resume(
+    journal: Journal,
+    kind: str,
+    run_id: str,
+    observer: Observer,
+    *,
+    lock_url: str | None = None,
+    exports: Exports = NO_EXPORTS,
+) -> RunInfo:
+    """Go on with a run of any registered kind."""
+    from ephyra.engine.kinds import get
+    from ephyra.engine.service import RunService
 
-class Resume(Protocol):
-    def __call__(
-        self,
-        journal: Journal,
-        ident: str | None,
-        observer: Observer,
-        *,
-        lock_url: str | None = ...,
-        exports: Exports = ...,
-    ) -> Any: ...
-
-
-def resumer(kind: str) -> Resume:
-    """The resume function of runs of ``kind``."""
-    try:
-        module, _, name = RESUMERS[kind].partition(":")
-    except KeyError:
-        known = ", ".join(sorted(RESUMERS))
-        raise UsageError(f"no conductor can drive a {kind!r} run (known: {known})") from None
-    function: Resume = getattr(importlib.import_module(module), name)
-    return function
+    return RunService(get(kind), journal, lock_url).resume(run_id, observer, exports=exports)
 
 
 #: The key of a run's control record that says a conductor is to resume it though it is

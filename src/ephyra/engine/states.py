@@ -1,10 +1,17 @@
-"""Run states, and the table of allowed transitions between them."""
+"""Run states, the table of allowed transitions between them, and a run's phases."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 from ephyra.errors import IllegalTransition
+
+
+class Phase(StrEnum):
+    """Which way a run goes: forward, or back (rollback)."""
+
+    FORWARD = "forward"
+    ROLLBACK = "rollback"
 
 
 class RunState(StrEnum):

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control
 from ephyra.engine.journal import Journal
+from ephyra.engine.states import Phase
 from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import CredentialSource
 from ephyra.workloads import NodeRef, Workload
-
-
-class Phase(StrEnum):
-    FORWARD = "forward"
-    ROLLBACK = "rollback"
 
 
 class NodeRecord:

@@ -20,9 +20,9 @@ from ephyra.engine.control import Control
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import Interrupted, NodeDeferred
-from ephyra.forklift.context import MoveContext, NodeRecord, Phase
+from ephyra.forklift.context import MoveContext, NodeRecord
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
@@ -146,8 +146,10 @@ class Forklift(RunDriver):
         self.observer.node(record.label, str(shown), text or timing)
 
     # -- a phase -------------------------------------------------------------
-    def run_phase(self, phase: Phase, order: list[str]) -> RunState:
-        """Move ``order`` in batches; the state the run should take when this returns."""
+    def run_phase(self, phase: Phase) -> RunState:
+        """Move the run's nodes in batches (back, in a rollback: those not home, last moved
+        first); the state the run should take when this returns."""
+        order = self._order(phase)
         pending = deque(
             u
             for u in order
@@ -172,6 +174,35 @@ class Forklift(RunDriver):
         if failed:
             return RunState.FAILED
         return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK
+
+    def _order(self, phase: Phase) -> list[str]:
+        if phase is Phase.FORWARD:
+            return list(self.run.meta["order"])
+        if "rollback_order" not in self.run.meta:  # decided once: a resume goes on with it
+            self.run = self.journal.save_run(self.run, rollback_order=self._not_home())
+        return list(self.run.meta["rollback_order"])
+
+    def _not_home(self) -> list[str]:
+        """Every node the run touched that is not back home, last moved first."""
+        in_target = {n.id for n in self.cp_to.nodes()}
+        order = []
+        for uuid in reversed(self.run.meta["order"]):
+            record = NodeRecord(self.journal, self.run.id, uuid)
+            if uuid in in_target or record.outcome(Phase.FORWARD) in (
+                Outcome.INTERRUPTED,
+                "moving",
+            ):
+                order.append(uuid)
+        return order
+
+    def return_in_flight(self) -> None:
+        """Abort: every node caught mid-move goes back where it came from."""
+        for uuid in self.run.meta["order"]:
+            record = NodeRecord(self.journal, self.run.id, uuid)
+            if record.outcome(Phase.FORWARD) in (Outcome.INTERRUPTED, "moving"):
+                self.observer.message(f"abort: returning {record.label} to {self.cp_from.name}")
+                if self.move_node(uuid, Phase.ROLLBACK, control=Control()) is Outcome.MOVED:
+                    NodeRecord(self.journal, self.run.id, uuid).save(forward="returned")
 
     def _tally(
         self, phase: Phase, batch: list[str], outcomes: list[Outcome]

@@ -11,8 +11,8 @@ An argument may end with options, as a URL's query: ``ansible:hosts.ini?roles=ma
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from ephyra import plugins
@@ -64,3 +64,27 @@ def discover(specs: Sequence[str], cloud: str | None = None) -> Inventory:
     if not specs:
         raise UsageError("name at least one inventory source (--source KIND[:ARGUMENT])")
     return merge(source(spec, cloud).discover() for spec in specs)
+
+
+#: Inventory sources one request may name, at most.
+MAX_SOURCES = 32
+
+
+def resolved(given: Sequence[str], inventory: Callable[[str], str]) -> list[str]:
+    """The sources ``given`` stand for (``inventory``: what a caller's name stands for),
+    every one checked before any is used."""
+    if len(given) > MAX_SOURCES:
+        raise UsageError(f"at most {MAX_SOURCES} inventory sources, not {len(given)}")
+    return [inventory(s) for s in given]
+
+
+def discovered(
+    sources: Sequence[str], cloud: str | None, inline: dict[str, Any] | None = None
+) -> Inventory:
+    """The sources' inventories, then the ``inline`` static document, merged."""
+    from ephyra.inventory.static import INLINE, parse
+
+    if inline is None:
+        return discover(sources, cloud)
+    parts = [discover(sources, cloud)] if sources else []
+    return merge([*parts, parse(inline, INLINE, f"static:{INLINE}")])

@@ -25,7 +25,7 @@ from ephyra.compute.steps import HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted
 from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
@@ -37,11 +37,6 @@ from ephyra.upgrade.spec import Spec, parse
 #: Lines of a unit's output kept in its journal record.
 OUTPUT_LINES = 200
 OUTPUT_SAVE_S = 0.5
-
-
-class Phase(StrEnum):
-    FORWARD = "forward"
-    ROLLBACK = "rollback"
 
 
 class Outcome(StrEnum):

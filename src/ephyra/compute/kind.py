@@ -1,0 +1,269 @@
+"""The evacuation run: empty compute hosts by live migration, within budgets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ephyra.engine.kinds import (
+    NewRun,
+    Resolver,
+    RunKind,
+    Shown,
+    Verbs,
+    View,
+    counts,
+    created,
+    headline,
+)
+from ephyra.engine.locks import host_lock
+from ephyra.engine.states import Phase
+from ephyra.errors import UsageError
+from ephyra.names import check_name
+
+if TYPE_CHECKING:
+    from ephyra.compute.body import EvacuateBody
+    from ephyra.compute.plan import EvacuationPlan
+    from ephyra.engine.driver import RunDriver
+    from ephyra.engine.journal import Journal, RunInfo
+    from ephyra.metrics import RunMetrics
+    from ephyra.progress import Observer
+
+#: The journal's records of maintenance switched on by hand (``ephyra host maintenance``).
+MAINTENANCE = "maintenance"
+FALLBACKS = ("cold", "stop", "skip")
+ON_TIMEOUT = ("abort", "force-complete")
+
+
+def cloud_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--os-cloud",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="NAME",
+        help="cloud from clouds.yaml (default: OS_CLOUD)",
+    )
+
+
+def cloud_of(args: argparse.Namespace) -> str:
+    if not args.os_cloud:
+        raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
+    return str(args.os_cloud)
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+class EvacuationKind(RunKind["EvacuationPlan"]):
+    name = "evacuate"
+    command = "host"
+    start_verb = "evacuate"
+    start_action = "host:evacuate"
+    verbs = Verbs(
+        plan="what an evacuation would do (a dry run)",
+        start="empty compute hosts, showing progress",
+        rollback="maintenance off where the run put it on; stopped servers started again",
+        pause="ask a running evacuation to stop at its next poll",
+        abort="stop an evacuation for good (moves under way end in Nova)",
+        status="where an evacuation, its hosts and its servers are",
+        list="every evacuation and maintenance run in the journal",
+    )
+    items, item_name = "hosts", "host"
+    list_columns = ("id", "kind", "state", "cloud", "hosts", "created")
+    also_lists = (MAINTENANCE,)
+    after_abort = "its hosts stay in maintenance until rollback"
+
+    # -- a start request ---------------------------------------------------------------
+    def body_type(self) -> type[EvacuateBody]:
+        from ephyra.compute.body import EvacuateBody
+
+        return EvacuateBody
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        cloud_option(parser)
+        add = parser.add_argument
+        add("hosts", nargs="+", metavar="HOST", help="compute host(s) to empty")
+        add("--target", metavar="HOST", help="move every server to this host (default: scheduler)")
+        add("--concurrency", type=int, default=4, metavar="N", help="moves at once in total (4)")
+        add(
+            "--per-host", type=int, default=2, metavar="N", help="moves at once per source host (2)"
+        )
+        add(
+            "--max-per-project",
+            type=int,
+            metavar="K",
+            help="disruption budget: servers of one project moving at once (no limit)",
+        )
+        add(
+            "--max-per-group",
+            type=_limit,
+            default=1,
+            metavar="K",
+            help="disruption budget: servers of one server group moving at once (1; 0: no limit)",
+        )
+        add(
+            "--fallback",
+            choices=FALLBACKS,
+            default="cold",
+            help="for servers that cannot be live-migrated (cold)",
+        )
+        add(
+            "--on-timeout",
+            choices=ON_TIMEOUT,
+            default="abort",
+            help="first answer to a live migration over --migration-timeout (abort)",
+        )
+        add(
+            "--migration-timeout",
+            type=float,
+            default=600.0,
+            metavar="S",
+            help="longest wait for one move, and for each escalation after it (600)",
+        )
+        add(
+            "--also-down",
+            action="append",
+            default=[],
+            metavar="HOST",
+            help="another host planned to be in maintenance: not counted as room (repeatable)",
+        )
+
+    def body_of(self, args: argparse.Namespace) -> EvacuateBody:
+        return self.body_type().build(
+            cloud=cloud_of(args),
+            hosts=[check_name(host, "HOST") for host in args.hosts],
+            target=check_name(args.target, "--target") if args.target else args.target,
+            concurrency=args.concurrency,
+            per_host=args.per_host,
+            max_per_project=args.max_per_project,
+            max_per_group=args.max_per_group,
+            fallback=args.fallback,
+            on_timeout=args.on_timeout,
+            migration_timeout=args.migration_timeout,
+            also_down=args.also_down,
+        )
+
+    def question(self, plan: Mapping[str, Any]) -> str:
+        servers = sum(len(h["servers"]) for h in plan["hosts"])
+        return f"Empty {len(plan['hosts'])} host(s), {servers} server(s)? [y/N] "
+
+    # -- planning ----------------------------------------------------------------------
+    def claims(self, body: EvacuateBody) -> list[str]:
+        return [host_lock(body.cloud, host) for host in sorted(set(body.hosts))]
+
+    def plan(self, body: EvacuateBody, resolver: Resolver) -> EvacuationPlan:
+        from ephyra.compute.budget import Fallback, OnTimeout, Settings
+        from ephyra.compute.nova import ComputeCloud
+        from ephyra.compute.plan import make_plan
+
+        settings = Settings(
+            concurrency=body.concurrency,
+            per_host=body.per_host,
+            max_per_project=body.max_per_project,
+            max_per_group=body.max_per_group or None,
+            fallback=Fallback(body.fallback),
+            on_timeout=OnTimeout(body.on_timeout),
+            migration_timeout=body.migration_timeout,
+            target=body.target,
+        )
+        return make_plan(ComputeCloud.connect(body.cloud), body.hosts, settings, body.also_down)
+
+    def shown(self, plan: EvacuationPlan, body: EvacuateBody) -> Shown:
+        from ephyra.progress import rendered
+
+        return Shown(plan.to_dict(), rendered(plan.tree()))
+
+    def new_run(self, plan: EvacuationPlan) -> NewRun:
+        hosts = [h.host for h in plan.hosts]
+        return NewRun(
+            {
+                "cloud": plan.cloud,
+                "hosts": hosts,
+                "also_down": list(plan.also_down),
+                "settings": plan.settings.to_meta(),
+            },
+            {f"{what}:{host}": {} for host in hosts for what in ("host", *Phase)},
+            [host_lock(plan.cloud, host) for host in sorted(set(hosts))],
+        )
+
+    # -- driving -----------------------------------------------------------------------
+    def driver(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        plan: EvacuationPlan | None = None,
+    ) -> RunDriver:
+        from ephyra.compute.runner import Evacuation
+
+        return Evacuation(journal, run, observer, metrics, cloud=plan.compute if plan else None)
+
+    # -- reading -----------------------------------------------------------------------
+    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+        hosts, servers = [], []
+        records = journal.records(run.id, "host:")
+        for host in run.meta["hosts"]:
+            data = records.get(f"host:{host}", {})
+            hosts.append(
+                {
+                    "host": host,
+                    "forward": data.get(Phase.FORWARD.value) or "pending",
+                    "rollback": data.get(Phase.ROLLBACK.value) or "",
+                    "drain_seconds": data.get("drain_seconds"),
+                    "error": data.get("error") or "",
+                }
+            )
+            for sid, entry in (data.get("servers") or {}).items():
+                servers.append(
+                    {
+                        "id": sid,
+                        "name": entry.get("name"),
+                        "project": entry.get("project"),
+                        "from": host,
+                        "how": entry.get("how", ""),
+                        "outcome": entry.get("outcome", ""),
+                        "to": entry.get("to", ""),
+                        "detail": entry.get("detail", ""),
+                    }
+                )
+        return {
+            "id": run.id,
+            "state": run.state.value,
+            "phase": run.meta.get("phase"),
+            "cloud": run.meta["cloud"],
+            "reason": run.meta.get("reason", ""),
+            "counts": counts(servers, "outcome"),
+            "hosts": hosts,
+            "servers": servers,
+        }
+
+    def view(self, status: Mapping[str, Any]) -> View:
+        return View(
+            headline(status, f" on {status['cloud']}"),
+            [
+                ("hosts", ["host", "forward", "rollback", "drain_seconds", "error"]),
+                ("servers", ["name", "project", "from", "how", "outcome", "to", "detail"]),
+            ],
+        )
+
+    def row(self, run: RunInfo) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "kind": run.kind,
+            "state": run.state.value,
+            "cloud": run.meta.get("cloud"),
+            "hosts": ",".join(run.meta.get("hosts", [])),
+            "created": created(run),
+        }
+
+    def title(self, run: RunInfo) -> str:
+        return f"{', '.join(run.meta.get('hosts', []))} on {run.meta.get('cloud')}"
+
+    def total(self, run: RunInfo) -> int:
+        return len(run.meta.get("hosts", []))

@@ -1,0 +1,248 @@
+"""Run kinds: what one kind of run (a forklift, an evacuation, an upgrade...) says of itself.
+
+A kind is one class in one module, registered under the entry-point group ``ephyra.runs``
+(the name of the entry point is the kind's name). It says what a start request carries, how
+it is planned, what a new run records and locks, which driver moves it, and how its status
+reads; :class:`ephyra.engine.service.RunService` does the rest of the life cycle (start,
+queue on a board, resume, rollback, pause, abort, status, list) for every kind alike, the
+command line builds ``ephyra COMMAND status|pause|resume|abort|rollback|list`` from it, and
+the API its ``/v1/KIND/...`` routes.
+
+A kind's module is imported to build the command line: at module level it imports only
+this module and the standard library; what planning and driving need is imported inside
+the methods that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from ephyra.errors import UsageError
+from ephyra.plugins import entry_points
+
+if TYPE_CHECKING:
+    from ephyra.engine.driver import RunDriver
+    from ephyra.engine.journal import Journal, RunInfo
+    from ephyra.metrics import RunMetrics
+    from ephyra.progress import Observer
+
+#: The entry-point group of run kinds.
+GROUP = "ephyra.runs"
+
+P = TypeVar("P")
+
+
+class Resolver(Protocol):
+    """What the inventory and credential sources a caller names stand for (everything
+    local in-process; in ``ephyra serve``, only what its operator configured)."""
+
+    def inventory(self, name: str) -> str: ...
+
+    def credentials(self, name: str | None) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What a new run records: its kind's metadata, its items' first records, and the
+    names of the locks held while a process drives it (kept with the run)."""
+
+    meta: dict[str, Any]
+    records: dict[str, dict[str, Any]]
+    locks: list[str]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A plan, as data and as the text ``plan`` prints."""
+
+    data: dict[str, Any]
+    text: str
+
+
+@dataclass(frozen=True)
+class View:
+    """A status as ``status -f table`` prints it: lines, then tables of the status's lists
+    (the key of each list and its columns)."""
+
+    lines: list[str]
+    tables: list[tuple[str, list[str]]]
+
+
+@dataclass(frozen=True)
+class Verbs:
+    """The help of a kind's commands, in its own words."""
+
+    plan: str = "print what a start would do (a dry run)"
+    start: str = "plan and start a run, showing progress"
+    resume: str = "continue a paused, failed or crashed run"
+    rollback: str = "take back what the run did"
+    pause: str = "ask a running run to stop at its next step boundary"
+    abort: str = "stop a run for good"
+    status: str = "where a run and each of its items are"
+    list: str = "every run of this kind in the journal"
+
+
+class RunKind(Generic[P]):
+    """One kind of run. ``P`` is its plan; a subclass fills in the class attributes and
+    the methods that raise NotImplementedError, and overrides the hooks it needs."""
+
+    #: The kind's name: in the journal, in ``/v1/KIND/...``, and its entry point's name.
+    name: ClassVar[str]
+    #: The command it lives under (``ephyra COMMAND ...``) and the verb that starts a run.
+    command: ClassVar[str]
+    start_verb: ClassVar[str] = "start"
+    #: One line for ``ephyra --help``, and the command's description.
+    summary: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    verbs: ClassVar[Verbs] = Verbs()
+    #: The policy action a start needs (``ephyra serve``).
+    start_action: ClassVar[str] = "run:start"
+    #: What its runs handle (nodes, hosts, units), and the status field that lists them.
+    items: ClassVar[str] = "items"
+    item_name: ClassVar[str] = "name"
+    #: The columns of ``list``, and the run kinds it lists besides its own.
+    list_columns: ClassVar[tuple[str, ...]] = ("id", "state", "created")
+    also_lists: ClassVar[tuple[str, ...]] = ()
+    #: Said after an abort that no process had to be asked for: what stays as it is.
+    after_abort: ClassVar[str] = ""
+    #: An abort undoes what is half done (on_abort): then an abort that no process had to
+    #: be asked for builds the run's driver here to do it.
+    abort_undoes: ClassVar[bool] = False
+
+    # -- a start request ---------------------------------------------------------------
+    def body_type(self) -> type[Any]:
+        """The pydantic model of a start (and plan) request."""
+        raise NotImplementedError
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        """The command-line options of ``plan`` and ``start``."""
+
+    def body_of(self, args: argparse.Namespace) -> Any:
+        """A start request from the command line's options."""
+        raise NotImplementedError
+
+    def question(self, plan: Mapping[str, Any]) -> str:
+        """What ``start`` asks on a terminal before it begins."""
+        return "Start? [y/N] "
+
+    # -- planning ----------------------------------------------------------------------
+    def claims(self, body: Any) -> list[str]:
+        """Locks known before planning: a start refuses at once if one is held."""
+        return []
+
+    def plan(self, body: Any, resolver: Resolver) -> P:
+        raise NotImplementedError
+
+    def shown(self, plan: P, body: Any) -> Shown:
+        raise NotImplementedError
+
+    def new_run(self, plan: P) -> NewRun:
+        raise NotImplementedError
+
+    # -- driving -----------------------------------------------------------------------
+    def driver(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        plan: P | None = None,
+    ) -> RunDriver:
+        """The driver of ``run`` (``plan``: the one it was created from, when at hand)."""
+        raise NotImplementedError
+
+    def on_resume(self, driver: RunDriver) -> None:
+        """Before a resume goes forward again (an upgrade retries its failed units)."""
+
+    def on_abort(self, driver: RunDriver) -> None:
+        """An abort, by the process that holds the run: undo what is half done (a forklift
+        returns its nodes caught mid-move)."""
+
+    # -- reading -----------------------------------------------------------------------
+    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def view(self, status: Mapping[str, Any]) -> View:
+        """``status`` as ``status -f table`` prints it."""
+        raise NotImplementedError
+
+    def row(self, run: RunInfo) -> dict[str, Any]:
+        """The run's row in ``list``."""
+        return {"id": run.id, "state": run.state.value, "created": created(run)}
+
+    def title(self, run: RunInfo) -> str:
+        """The run in a few words (``ephyra run list``, the dashboard)."""
+        return run.kind
+
+    def total(self, run: RunInfo) -> int:
+        """How many items the run handles."""
+        return 0
+
+
+def counts(rows: list[dict[str, Any]], key: str = "forward") -> dict[str, int]:
+    """How many rows are in each state."""
+    found: dict[str, int] = {}
+    for row in rows:
+        found[row[key]] = found.get(row[key], 0) + 1
+    return found
+
+
+def headline(status: Mapping[str, Any], where: str) -> list[str]:
+    """The first lines of a status: the run, its state and phase, ``where`` (what it
+    works on, from its leading space or comma), its counts."""
+    tally = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    lines = [f"run {status['id']}: {status['state']} ({status['phase']}){where}: {tally}"]
+    if status.get("reason"):
+        lines.append(f"reason: {status['reason']}")
+    return lines
+
+
+def created(run: RunInfo) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.meta.get("created", 0)))
+
+
+@dataclass
+class _Registry:
+    kinds: dict[str, RunKind[Any]] = field(default_factory=dict)
+    loaded: bool = False
+
+
+_registry = _Registry()
+
+
+def _load() -> dict[str, RunKind[Any]]:
+    if not _registry.loaded:
+        for ep in entry_points(GROUP):
+            try:
+                kind = ep.load()
+            except Exception as exc:
+                raise UsageError(f"run kind {ep.name!r} failed to load: {exc}") from exc
+            if not (isinstance(kind, type) and issubclass(kind, RunKind)):
+                raise UsageError(f"run kind {ep.name!r} is not a RunKind: {ep.value}")
+            if kind.name != ep.name:
+                raise UsageError(f"run kind {ep.value} calls itself {kind.name!r}, not {ep.name!r}")
+            _registry.kinds.setdefault(ep.name, kind())
+        _registry.loaded = True
+    return _registry.kinds
+
+
+def registered() -> list[RunKind[Any]]:
+    """Every run kind installed, in the order their entry points are declared."""
+    return list(_load().values())
+
+
+def names() -> list[str]:
+    return list(_load())
+
+
+def get(name: str) -> RunKind[Any]:
+    """The run kind called ``name``."""
+    found = _load().get(name)
+    if found is None:
+        known = ", ".join(sorted(names())) or "none"
+        raise UsageError(f"no kind of run {name!r} (known: {known})")
+    return found

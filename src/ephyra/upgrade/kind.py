@@ -1,0 +1,312 @@
+"""The upgrade run: rolling in-place upgrades planned from what the cloud runs.
+
+A run keeps its specification and its plan in the journal: resume and rollback carry on
+with what was decided at the start, whatever the inventory says later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ephyra.engine.kinds import (
+    NewRun,
+    Resolver,
+    RunKind,
+    Shown,
+    Verbs,
+    View,
+    counts,
+    created,
+    headline,
+)
+from ephyra.engine.locks import host_lock
+from ephyra.engine.states import Phase
+from ephyra.errors import UsageError
+
+if TYPE_CHECKING:
+    from ephyra.engine.driver import RunDriver
+    from ephyra.engine.journal import Journal, RunInfo
+    from ephyra.inventory.model import Inventory
+    from ephyra.metrics import RunMetrics
+    from ephyra.progress import Observer
+    from ephyra.upgrade.body import UpgradeBody
+    from ephyra.upgrade.plan import Plan
+    from ephyra.upgrade.spec import Spec
+
+DESCRIPTION = """\
+Rolling in-place upgrades, planned from the inventory (--source) and a specification
+(--spec FILE, see docs/upgrade.md).
+
+The control plane goes first, service by service in the upgrade guides' order (identity,
+image, placement, compute, network, block storage, ..., bare metal), one controller at a
+time unless the role allows more; then the data plane, role by role, host by host: a
+canary alone (and its soak), then batches of the role's max_at_once. Compute hosts are
+drained by live migration first (the evacuation's budgets) and enabled after. Every
+unit ends at a health gate: its services up again in the APIs, with the new version,
+and the custom checks green. More failed units than failure_threshold pause the run.
+
+plan        the tree of stages, batches and units, with an estimate (a dry run)
+start       run it, showing progress; with --board, queue it for `ephyra conductor`
+            workers instead (docs/distributed.md)
+status, pause, resume, abort, rollback, list
+            rollback takes back, newest first, what the run did, with each
+            strategy's downgrade, and says which strategies have none.
+
+inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
+static:FILE, ansible:INVENTORY, puppetdb:URL (see docs/inventory.md); without
+--source, the cloud of --os-cloud is discovered through its APIs. With --url, the
+server reads only what its operator configured: openstack[:CLOUD] and the names of
+its --config; a last static:FILE is read here and sent with the request.
+"""
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    spec: Spec
+    plan: Plan
+    inventory: Inventory
+    cloud: str | None
+
+
+def lock_name(cloud: str | None) -> str:
+    return f"upgrade {cloud or '-'}"
+
+
+def upgrade_cloud(cloud: str | None, sources: list[str]) -> str | None:
+    """--os-cloud, else the cloud of the one openstack:CLOUD source."""
+    named = {s.partition(":")[2] for s in sources if s.startswith("openstack:")}
+    if cloud is None and len(named) == 1:
+        return named.pop()
+    return cloud
+
+
+def plan_upgrade(
+    spec: Spec, sources: list[str], cloud: str | None, inventory: Inventory | None = None
+) -> UpgradePlan:
+    """Discover (unless given an inventory), check every strategy's options, and plan."""
+    from ephyra.inventory.source import discover
+    from ephyra.strategies.base import build
+    from ephyra.upgrade.plan import make_plan
+
+    for name, options in spec.strategies.items():
+        try:
+            build(options)
+        except UsageError as exc:
+            raise UsageError(f"strategies.{name}: {exc}") from exc
+    found = inventory if inventory is not None else discover(sources, cloud)
+    the_plan = make_plan(found, spec)
+    if any(u.drain for u in the_plan.units()) and not cloud:
+        raise UsageError("compute hosts are drained first: name their cloud (--os-cloud NAME)")
+    return UpgradePlan(spec, the_plan, found, cloud)
+
+
+class UpgradeKind(RunKind[UpgradePlan]):
+    name = "upgrade"
+    command = "upgrade"
+    summary = "rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback"
+    description = DESCRIPTION
+    verbs = Verbs(
+        plan="the upgrade's steps and an estimate (a dry run)",
+        start="run the upgrade, showing progress",
+        rollback="take back what the run did, newest first, with each strategy's downgrade",
+        pause="ask a running upgrade to stop at its next step",
+        abort="stop an upgrade for good (what was upgraded stays, for rollback)",
+        status="where a run and each of its units are",
+        list="every upgrade run in the journal",
+    )
+    items, item_name = "units", "unit"
+    list_columns = ("id", "state", "release", "cloud", "units", "created")
+    after_abort = "`ephyra upgrade rollback {run}` takes it back"
+
+    # -- a start request ---------------------------------------------------------------
+    def body_type(self) -> type[UpgradeBody]:
+        from ephyra.upgrade.body import UpgradeBody
+
+        return UpgradeBody
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        add = parser.add_argument
+        add("--spec", required=True, metavar="FILE", help="the upgrade specification (YAML)")
+        add(
+            "--source",
+            action="append",
+            default=[],
+            metavar="KIND[:ARG]",
+            help="inventory source, repeatable: openstack[:CLOUD], static:FILE, ansible:FILE, "
+            "puppetdb:URL (with --url: openstack[:CLOUD], a name the server configured, and a "
+            "last static:FILE, sent inline)",
+        )
+        add(
+            "--os-cloud",
+            default=os.environ.get("OS_CLOUD"),
+            metavar="NAME",
+            help="the cloud whose APIs gate the upgrade and drain compute hosts (default: "
+            "OS_CLOUD, else the cloud of an openstack:CLOUD source)",
+        )
+        add(
+            "--width",
+            type=int,
+            default=6,
+            metavar="N",
+            help="hosts named per batch in the tree (6)",
+        )
+
+    def body_of(self, args: argparse.Namespace) -> UpgradeBody:
+        import yaml
+
+        from ephyra.inventory import static
+
+        try:
+            raw = yaml.safe_load(Path(args.spec).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot read the specification {args.spec}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise UsageError(f"{args.spec}: a mapping (release, roles, ...), see docs/upgrade.md")
+        # with --url, a last static:FILE source is read here (it is this side's file) and
+        # sent in the body, merged last as here
+        sources, inline = list(args.source), None
+        if getattr(args, "url", None) and sources and sources[-1].startswith("static:"):
+            sources, inline = sources[:-1], static.read(sources[-1].removeprefix("static:"))
+        return self.body_type().build(
+            spec=raw, sources=sources, inventory=inline, cloud=args.os_cloud, width=args.width
+        )
+
+    def question(self, plan: Mapping[str, Any]) -> str:
+        units = sum(len(b["units"]) for s in plan["stages"] for b in s["batches"])
+        return f"Upgrade {units} unit(s) to {plan['release']}? [y/N] "
+
+    # -- planning ----------------------------------------------------------------------
+    def plan(self, body: UpgradeBody, resolver: Resolver) -> UpgradePlan:
+        from ephyra.inventory.source import discovered, resolved
+        from ephyra.upgrade import spec
+
+        sources = resolved(body.sources, resolver.inventory)
+        cloud = upgrade_cloud(body.cloud, sources)
+        if not sources and body.inventory is None and cloud:
+            sources = ["openstack"]
+        parsed = spec.parse(body.spec)  # checked before anything is discovered
+        inline = body.inventory
+        found = None if inline is None else discovered(sources, cloud, inline)
+        return plan_upgrade(parsed, sources, cloud, found)
+
+    def shown(self, plan: UpgradePlan, body: UpgradeBody) -> Shown:
+        return Shown(plan.plan.to_dict(), plan.plan.render(width=body.width))
+
+    def new_run(self, plan: UpgradePlan) -> NewRun:
+        from ephyra.upgrade.runner import unit_details
+
+        locks = [lock_name(plan.cloud)]
+        if plan.cloud:
+            drained = {u.host for u in plan.plan.units() if u.drain}
+            locks += sorted(host_lock(plan.cloud, host) for host in drained)
+        return NewRun(
+            {
+                "cloud": plan.cloud,
+                "release": plan.plan.release,
+                "spec": dict(plan.spec.raw),
+                "plan": plan.plan.to_dict(),
+            },
+            unit_details(plan.plan),
+            locks,
+        )
+
+    # -- driving -----------------------------------------------------------------------
+    def driver(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        plan: UpgradePlan | None = None,
+    ) -> RunDriver:
+        from ephyra.upgrade.runner import UpgradeRun
+
+        return UpgradeRun(journal, run, observer, metrics)
+
+    def on_resume(self, driver: RunDriver) -> None:
+        """Failed units are tried again, from the start."""
+        from ephyra.upgrade.runner import UpgradeRun
+
+        assert isinstance(driver, UpgradeRun)
+        for unit in driver.plan.units():
+            if driver.state_of(unit, Phase.FORWARD) == "failed":
+                record = driver.record(unit)
+                actions = {
+                    key: {k: v for k, v in entry.items() if k != "after"}
+                    for key, entry in (record.data.get("actions") or {}).items()
+                }
+                record.save(forward="retry", soaked=False, actions=actions)
+
+    # -- reading -----------------------------------------------------------------------
+    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+        from ephyra.upgrade.plan import Plan
+
+        the_plan = Plan.from_dict(run.meta["plan"])
+        units: list[dict[str, Any]] = []
+        records = journal.records(run.id, "unit:")
+        for stage in the_plan.stages:
+            for n, batch in enumerate(stage.batches, 1):
+                for unit in batch.units:
+                    data = records.get(f"unit:{unit.id}", {})
+                    actions = data.get("actions") or {}
+                    versions = [
+                        f"{a.get('before') or '?'}->{a.get('back') or a.get('after')}"
+                        for a in actions.values()
+                    ]
+                    units.append(
+                        {
+                            "unit": unit.id,
+                            "stage": stage.name,
+                            "batch": n,
+                            "host": unit.host,
+                            "forward": data.get(Phase.FORWARD.value) or "pending",
+                            "rollback": data.get(Phase.ROLLBACK.value) or "",
+                            "versions": ", ".join(versions),
+                            "kept": "; ".join(a["kept"] for a in actions.values() if "kept" in a),
+                            "error": data.get("error") or "",
+                            "output": list(data.get("output") or [])[-5:],
+                        }
+                    )
+        return {
+            "id": run.id,
+            "state": run.state.value,
+            "phase": run.meta.get("phase"),
+            "release": run.meta.get("release"),
+            "cloud": run.meta.get("cloud"),
+            "reason": run.meta.get("reason", ""),
+            "counts": counts(units),
+            "frozen": the_plan.frozen,
+            "units": units,
+        }
+
+    def view(self, status: Mapping[str, Any]) -> View:
+        lines = headline(status, f", release {status['release']}")
+        if status["frozen"]:
+            lines.append(f"frozen (left alone): {', '.join(status['frozen'])}")
+        return View(
+            lines,
+            [("units", ["unit", "batch", "forward", "rollback", "versions", "kept", "error"])],
+        )
+
+    def row(self, run: RunInfo) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "state": run.state.value,
+            "release": run.meta.get("release"),
+            "cloud": run.meta.get("cloud") or "",
+            "units": self.total(run),
+            "created": created(run),
+        }
+
+    def title(self, run: RunInfo) -> str:
+        cloud = run.meta.get("cloud")
+        return f"to {run.meta.get('release')}" + (f" on {cloud}" if cloud else "")
+
+    def total(self, run: RunInfo) -> int:
+        stages = run.meta.get("plan", {}).get("stages", [])
+        return sum(len(b["units"]) for s in stages for b in s["batches"])
