@@ -11,7 +11,7 @@ from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
 from ephyra.forklift.steps import enroll
 from ephyra.workloads.noop import NoopWorkload
-from tests.unit.test_model import node, port
+from tests.unit.forklift.test_model import node, port
 
 
 def context(target: Any) -> MoveContext:

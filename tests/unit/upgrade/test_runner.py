@@ -16,8 +16,8 @@ from ephyra.engine.states import RunState
 from ephyra.progress import PlainObserver
 from ephyra.upgrade import runner, service
 from ephyra.upgrade.spec import parse
-from tests.unit import upgrade_fakes
-from tests.unit.upgrade_fakes import WORLD, World
+from tests.unit.upgrade import upgrade_fakes
+from tests.unit.upgrade.upgrade_fakes import WORLD, World
 
 
 @pytest.fixture(autouse=True)

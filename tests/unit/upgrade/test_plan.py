@@ -1,4 +1,4 @@
-"""Plans compared with saved expected plans (``tests/unit/plans``), and the planner's
+"""Plans compared with saved expected plans (``tests/unit/upgrade/plans``), and the planner's
 refusals. ``EPHYRA_WRITE_PLANS=1`` rewrites the expected files after a deliberate change."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from ephyra.api.config import Named, ServeConfig
 from ephyra.errors import UsageError
 from ephyra.strategies.base import build
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "security.md"
 
 
 def yaml_blocks() -> list[str]:

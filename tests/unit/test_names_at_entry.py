@@ -20,10 +20,10 @@ from ephyra.upgrade import runner, service, spec
 from ephyra.versions import desired, lifecycle, report
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import open_store
-from tests.unit import upgrade_fakes
-from tests.unit.test_upgrade_run import Env
-from tests.unit.test_upgrade_run import _spec as _upgrade_spec
-from tests.unit.upgrade_fakes import WORLD
+from tests.unit.upgrade import upgrade_fakes
+from tests.unit.upgrade.test_runner import Env
+from tests.unit.upgrade.test_runner import _spec as _upgrade_spec
+from tests.unit.upgrade.upgrade_fakes import WORLD
 
 BAD_HOSTS = ["cmp-1;touch PWNED", "$(reboot)", "../etc", "-oProxyCommand=x", "a b", "", "x" * 300]
 BAD_VERSIONS = ["2025.2;touch PWNED;echo", "../../x", "1.0/2", "`id`", "a b", "x" * 200]

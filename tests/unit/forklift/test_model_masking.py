@@ -16,7 +16,7 @@ from ephyra.forklift.model import (
     secret_keys,
 )
 from ephyra.forklift.secrets import FileCredentials
-from tests.unit.test_model import node
+from tests.unit.forklift.test_model import node
 
 #: Every secret key of every hardware interface, each with a value no other key has.
 SECRETS = {key: f"v-{key}-9f3c" for keys in SECRET_DRIVER_INFO.values() for key in keys}

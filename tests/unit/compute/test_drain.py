@@ -7,7 +7,7 @@ from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord, most_constrained_first
 from ephyra.compute.nova import Server
 from ephyra.engine.control import Control
-from tests.unit.fake_nova import FakeCloud, Move
+from tests.unit.compute.fake_nova import FakeCloud, Move
 
 FAST = {"poll": 0.001, "migration_timeout": 2.0}  # a move that never ends halts, not hangs
 

@@ -1,4 +1,4 @@
-"""Static tokens, and the API's error codes both ways."""
+"""Static tokens."""
 
 from __future__ import annotations
 
@@ -9,14 +9,7 @@ import pytest
 import yaml
 
 from ephyra.api.auth import StaticTokens, admin_token, make_tokens_file
-from ephyra.api.codes import CODES, classify, raise_for
-from ephyra.errors import (
-    EphyraError,
-    LockHeld,
-    NotAuthenticated,
-    RunNotFound,
-    UsageError,
-)
+from ephyra.errors import NotAuthenticated, UsageError
 
 
 def test_a_new_tokens_file_holds_one_admin_token_for_its_owner(tmp_path: Path) -> None:
@@ -60,21 +53,3 @@ def test_tokens_map_to_their_roles(tmp_path: Path) -> None:
     assert tokens.identify("member-token-0123456789").roles == ("member",)
     assert tokens.identify("reader-token-0123456789").user == "r"
     assert admin_token(path) is None
-
-
-@pytest.mark.parametrize(("cls", "status", "code"), CODES)
-def test_every_error_code_comes_back_as_its_error(
-    cls: type[EphyraError], status: int, code: str
-) -> None:
-    assert classify(cls("x")) == (status, code)
-    with pytest.raises(cls) as raised:
-        raise_for(status, (code, "what to do"))
-    assert str(raised.value) == "what to do"
-
-
-def test_the_most_precise_code_wins() -> None:
-    assert classify(RunNotFound("x")) == (404, "run_not_found")  # not 400 as a UsageError
-    assert classify(LockHeld("x")) == (409, "lock_held")
-    assert classify(ValueError("x")) == (500, "internal")
-    with pytest.raises(UsageError, match="HTTP 422"):
-        raise_for(422, ("invalid_request", "concurrency: must be >= 1"))

@@ -5,7 +5,7 @@ import pytest
 from ephyra.errors import PluginError, SecretsUnavailable, UsageError
 from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import FileCredentials, NoCredentials, load_credentials
-from tests.unit.test_model import node
+from tests.unit.forklift.test_model import node
 
 
 def write(tmp_path: Path, text: str) -> Path:
