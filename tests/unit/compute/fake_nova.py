@@ -1,10 +1,11 @@
-"""A compute cloud in memory, for unit tests of the drain logic only.
+"""A compute cloud in memory, for unit tests of the drain and the planner only.
 
 Moves take a number of polls to finish; the proof against real Nova is in the
 functional tests."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -165,3 +166,53 @@ class FakeCloud:
     def busy_records(self) -> int:
         """Moves a watcher of the migrations API sees under way."""
         return len(self.moves) + len(self.lagging)
+
+
+@dataclass
+class PlacementCloud:
+    """What planning reads of a :class:`FakeCloud`: its services, the servers on a host,
+    their server groups, and Placement (a resource provider per host, its inventory, its
+    usage: what its servers' flavors take)."""
+
+    compute: FakeCloud
+    rooms: dict[str, dict[str, int]]  # host -> resource class -> total
+
+    @property
+    def name(self) -> str:
+        return self.compute.name
+
+    def services(self) -> list[Service]:
+        return list(self.compute.services.values())
+
+    def group_index(self) -> dict[str, tuple[str, ...]]:
+        return {s.id: s.groups for s in self.compute.servers.values() if s.groups}
+
+    def servers_on(self, host: str, groups: Any = None) -> list[Server]:
+        on = [s for s in self.compute.servers.values() if s.host == host]
+        return [replace(s, groups=(groups or {}).get(s.id, ())) for s in on]
+
+    def hypervisors(self) -> dict[str, str]:
+        return {host: f"rp-{host}" for host in self.rooms}
+
+    def inventories(self, provider: str) -> dict[str, dict[str, Any]]:
+        room = self.rooms[provider.removeprefix("rp-")]
+        return {
+            rc: {"total": total, "reserved": 0, "allocation_ratio": 1.0}
+            for rc, total in room.items()
+        }
+
+    def usages(self, provider: str) -> dict[str, int]:
+        used: Counter[str] = Counter()
+        for server in self.compute.servers.values():
+            if f"rp-{server.host}" == provider:
+                used.update(flavor(server))
+        return dict(used)
+
+    def allocations(self, consumer: str) -> dict[str, dict[str, int]]:
+        server = self.compute.servers[consumer]
+        return {f"rp-{server.host}": flavor(server)}
+
+
+def flavor(server: Server) -> dict[str, int]:
+    """What a server's flavor takes of its host."""
+    return {"MEMORY_MB": server.ram, "VCPU": server.vcpus, "DISK_GB": server.disk}

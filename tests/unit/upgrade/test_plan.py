@@ -1,22 +1,18 @@
-"""Plans compared with saved expected plans (``tests/unit/upgrade/plans``), and the planner's
-refusals. ``EPHYRA_WRITE_PLANS=1`` rewrites the expected files after a deliberate change."""
+"""Plans compared with saved expected plans (``tests/unit/upgrade/plans``, see
+``tests/unit/saved_plans.py``), and the planner's refusals."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Inventory, Service, inventory, make_host
 from ephyra.upgrade.plan import Plan, make_plan
 from ephyra.upgrade.spec import parse
-
-PLANS = Path(__file__).parent / "plans"
-CASES = sorted(p.name.removesuffix(".input.yaml") for p in PLANS.glob("*.input.yaml"))
+from tests.unit.saved_plans import SavedPlans
 
 
 def _inventory(hosts: dict[str, Any]) -> Inventory:
@@ -31,25 +27,33 @@ def _inventory(hosts: dict[str, Any]) -> Inventory:
     )
 
 
-def _plan(case: str) -> Plan:
-    data = yaml.safe_load((PLANS / f"{case}.input.yaml").read_text())
+def _plan(data: Any) -> Plan:
     return make_plan(_inventory(data["inventory"]), parse(data["spec"]))
 
 
-@pytest.mark.parametrize("case", CASES)
+def _made(data: Any) -> tuple[str, dict[str, Any]]:
+    plan = _plan(data)
+    return plan.render() + "\n", plan.to_dict()
+
+
+SAVED = SavedPlans(Path(__file__).parent / "plans", _made)
+
+
+@pytest.mark.parametrize("case", SAVED.cases)
 def test_plan_matches_the_saved_plan(case: str) -> None:
-    plan = _plan(case)
-    tree, data = PLANS / f"{case}.txt", PLANS / f"{case}.yaml"
-    if os.environ.get("EPHYRA_WRITE_PLANS"):
-        tree.write_text(plan.render() + "\n")
-        data.write_text(yaml.safe_dump(plan.to_dict(), sort_keys=False))
-    assert plan.render() + "\n" == tree.read_text()
-    assert plan.to_dict() == yaml.safe_load(data.read_text())
+    (text, data), (saved_text, saved_data) = SAVED.made(case), SAVED.expected(case)
+    assert text == saved_text
+    assert data == saved_data
+
+
+@pytest.mark.parametrize("case", SAVED.cases)
+def test_a_plan_reads_back_from_its_data(case: str) -> None:
+    plan = _plan(SAVED.input(case))
     assert Plan.from_dict(plan.to_dict()) == plan
 
 
 def test_there_are_saved_plans() -> None:
-    assert len(CASES) >= 2
+    assert SAVED.cases == ["aio-and-racks", "node-by-node-frozen"]
 
 
 def _spec(**extra: Any) -> Any:
