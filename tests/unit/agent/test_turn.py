@@ -1,5 +1,4 @@
-"""Seed 003's key layout, rollout rules, the lifecycle table, a host's turn (on a SQLite
-store in a temporary file) and the noop strategy."""
+"""A host's turn (on a SQLite store in a temporary file)."""
 
 from __future__ import annotations
 
@@ -8,40 +7,9 @@ from pathlib import Path
 import pytest
 
 from ephyra.agent.turn import Turn
-from ephyra.errors import UsageError
-from ephyra.strategies.base import Target, build
 from ephyra.versions.desired import Rules
-from ephyra.versions.keys import SERVICE_STATES, Keys
-from ephyra.versions.lifecycle import MOVES
+from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, open_store
-
-
-def test_keys_stand_where_seed_003_puts_them_and_under_a_prefix() -> None:
-    keys = Keys()
-    assert keys.current_version == "/current_version"
-    assert keys.running("2.0", "h1") == "/running_version/2.0/h1"
-    assert keys.status("validated/failure", "2.0", "h1") == "/status/validated/failure/2.0/h1"
-    assert keys.roles("2.0", "db", "h1") + "address" == "/active_roles/2.0/db/h1/address"
-    assert Keys("/cloud-a/").running("2.0") == "/cloud-a/running_version/2.0/"
-
-
-def test_rules_parse_limits_and_dependencies() -> None:
-    rules = Rules.parse(["compute=3", "db=all", "*=2", "frozen=0"], ["compute=controller,db"])
-    assert [rules.limit(r) for r in ("compute", "db", "other", "frozen")] == [3, None, 2, 0]
-    assert rules.after == {"compute": ("controller", "db")}
-    assert Rules().limit("anything") == 1  # one at a time unless told otherwise
-    assert Rules.from_dict(rules.to_dict()) == rules
-    with pytest.raises(UsageError, match="circle: a -> b -> c -> a"):
-        Rules.parse([], ["a=b", "b=c", "c=a"])
-
-
-def test_the_lifecycle_table_starts_with_configuration_and_validates_only_a_success() -> None:
-    assert {new for old, new in MOVES if old is None} == {
-        "configured/success",
-        "configured/failure",
-    }
-    assert ("configured/failure", "validated/success") not in MOVES
-    assert all((old, "configured/success") in MOVES for old in SERVICE_STATES)
 
 
 @pytest.fixture
@@ -79,13 +47,3 @@ def test_a_turn_waits_for_every_live_host_of_the_roles_before_it(store: Store) -
 def test_a_frozen_role_never_gets_a_turn(store: Store) -> None:
     turn = Turn(store, Keys(), "h1", ["db"], "2.0", Rules({"db": 0}), store.lease(30))
     assert turn.take() == "db is frozen for 2.0 (max_at_once 0)"
-
-
-def test_the_noop_strategy_remembers_what_it_was_asked() -> None:
-    noop = build({"type": "noop", "start": "1.0"})
-    target = Target("h1", "2.0", kind="host")
-    assert noop.version(target) == "1.0"
-    change = noop.upgrade(target, print)
-    assert (change.before, change.after, noop.version(target)) == ("1.0", "2.0", "2.0")
-    with pytest.raises(UsageError, match="noop"):
-        build({"type": "noop", "bogus": 1})
