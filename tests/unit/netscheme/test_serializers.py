@@ -1,82 +1,17 @@
-"""The environment model, the serializers of the three modes (one test per acceptance
-criterion of the isolated-deployment design, for Linux bridges and Open vSwitch), the
-state changes and the applier's plan."""
+"""The serializers of the three modes: one test per acceptance criterion of the
+isolated-deployment design, for Linux bridges and Open vSwitch."""
 
 from __future__ import annotations
 
-from functools import reduce
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from ephyra.errors import EnvironmentNotFound, IllegalTransition, UsageError
-from ephyra.netscheme import applier
 from ephyra.netscheme.lifecycle import installed, node_status, upgrade
-from ephyra.netscheme.model import Environment
 from ephyra.netscheme.serializers import deployment_info, detect_mode
-from ephyra.netscheme.store import Environments
+from tests.unit.netscheme.sample import env
 
 PROVIDERS = ("lnx", "ovs")
-
-
-def doc(provider: str = "lnx") -> dict[str, Any]:
-    def node(i: int, name: str, roles: list[str]) -> dict[str, Any]:
-        return {
-            "id": i,
-            "name": name,
-            "roles": roles,
-            "release_id": 1,
-            "addresses": {
-                "fw-admin": f"10.20.0.{10 + i}",
-                "management": f"192.168.0.{10 + i}",
-                "public": f"172.16.0.{10 + i}",
-            },
-        }
-
-    return {
-        "id": 1,
-        "name": "env1",
-        "release_id": 1,
-        "provider": provider,
-        "networks": [
-            {
-                "name": "fw-admin",
-                "bridge": "br-fw-admin",
-                "cidr": "10.20.0.0/24",
-                "interface": "eth0",
-            },
-            {
-                "name": "management",
-                "bridge": "br-mgmt",
-                "cidr": "192.168.0.0/24",
-                "interface": "bond0",
-                "vlan": 101,
-            },
-            {
-                "name": "public",
-                "bridge": "br-ex",
-                "cidr": "172.16.0.0/24",
-                "interface": "eth3",
-                "gateway": "172.16.0.1",
-            },
-        ],
-        "bonds": [{"name": "bond0", "interfaces": ["eth1", "eth2"], "mode": "802.3ad"}],
-        "vips": [
-            {"name": "management", "network": "management", "address": "192.168.0.2"},
-            {"name": "public", "network": "public", "address": "172.16.0.2"},
-        ],
-        "nodes": [
-            node(1, "ctl-1", ["primary-controller"]),
-            node(2, "ctl-2", ["controller"]),
-            node(3, "ctl-3", ["controller"]),
-            node(4, "cmp-1", ["compute"]),
-        ],
-    }
-
-
-def env(provider: str = "lnx", *changes: Any) -> Environment:
-    return reduce(lambda e, how: how(e), changes, Environment.parse(doc(provider)))
 
 
 def actions(info: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -210,110 +145,3 @@ def test_nodes_without_vips_and_operational_environments_are_never_isolated() ->
     assert detect_mode(e, e.node("cmp-1")) == ("default", "cmp-1 holds no VIP")
     plain = env("lnx")
     assert detect_mode(plain, plain.node("ctl-1"))[0] == "default"
-
-
-# -- state changes ---------------------------------------------------------------------
-def test_upgrade_refuses_what_makes_no_sense() -> None:
-    with pytest.raises(UsageError, match="already runs release 1"):
-        env("lnx", upgrade(1))
-    with pytest.raises(IllegalTransition, match="already being upgraded to release 2"):
-        env("lnx", upgrade(2), upgrade(3))
-    with pytest.raises(UsageError, match="no node nope"):
-        env("lnx", upgrade(2, ["nope"]))
-    with pytest.raises(IllegalTransition, match="no pending release"):
-        env("lnx", installed("ctl-2"))
-
-
-def test_the_last_node_installed_makes_the_environment_operational() -> None:
-    e = env("lnx", upgrade(2, ["ctl-1", "ctl-2", "ctl-3", "cmp-1"]))
-    for name in ("ctl-1", "ctl-2", "ctl-3"):
-        e = installed(name)(e)
-        assert e.status == "upgrade"
-    e = installed("cmp-1")(e)
-    assert e.status == "operational" and {n.release_id for n in e.nodes} == {2}
-
-
-def test_a_bad_environment_is_refused_with_what_is_wrong() -> None:
-    bad = doc()
-    bad["vips"][0]["address"] = "10.0.0.2"
-    with pytest.raises(UsageError, match=r"is not in 192\.168\.0\.0/24"):
-        Environment.parse(bad)
-    bad = doc()
-    bad["nodes"][1]["addresses"]["management"] = "192.168.0.2"
-    with pytest.raises(UsageError, match="also VIP management's"):
-        Environment.parse(bad)
-    bad = doc()
-    bad["networks"][0]["bridge"] = "a-bridge-name-too-long"
-    with pytest.raises(UsageError, match=r"networks\.0\.bridge"):
-        Environment.parse(bad)
-
-
-def test_the_store_keeps_environments_and_refuses_clashes() -> None:
-    store = Environments(sa.create_engine("sqlite://"))
-    assert store.put(env()) is True
-    with pytest.raises(UsageError, match="--replace"):
-        store.put(env())
-    assert store.put(env(), replace=True) is False
-    changed = store.change("env1", upgrade(2))
-    assert store.get("1") == changed and store.get("env1").status == "upgrade"
-    with pytest.raises(EnvironmentNotFound):
-        store.get("env2")
-
-
-def test_a_change_made_meanwhile_is_not_lost() -> None:
-    store = Environments(sa.create_engine("sqlite://"))
-    store.put(env())
-
-    def racing(e: Environment) -> Environment:
-        if e.status == "operational":  # another caller changes it between read and write
-            store.change("env1", upgrade(2))
-        return node_status(["ctl-2"], "detached")(e)
-
-    done = store.change("env1", racing)
-    assert done.status == "upgrade" and done.node("ctl-2").status == "detached"
-
-
-# -- the applier's plan -----------------------------------------------------------------
-def host(**links: applier.Link) -> applier.Host:
-    return applier.Host(dict(links))
-
-
-def scheme(e: Environment, name: str) -> dict[str, Any]:
-    info: dict[str, Any] = deployment_info(e, name)["network_scheme"]
-    return info
-
-
-def test_the_plan_makes_what_is_missing_and_nothing_twice() -> None:
-    e = env("lnx")
-    live = host(**{n: applier.Link("veth", up=True) for n in ("eth0", "eth1", "eth2", "eth3")})
-    first = [str(c) for c in applier.plan(scheme(e, "ctl-1"), live)]
-    assert "create bond bond0 (802.3ad)" in first
-    assert "create VLAN bond0.101 on bond0" in first
-    assert "attach bond0.101 to br-mgmt" in first
-    assert "add 192.168.0.11/24 to br-mgmt" in first
-    assert "default route via 172.16.0.1 on br-ex" in first
-    assert applier.plan(scheme(e, "ctl-1"), live) == []  # the host now is as planned
-
-
-def test_the_plan_of_a_cutover_detaches_and_downs_the_port() -> None:
-    e = env("lnx", upgrade(2), installed("ctl-1"))
-    live = host(
-        eth3=applier.Link("veth", master="br-ex", up=True),
-        **{"br-ex": applier.Link("bridge", up=True, addresses={"172.16.0.13/24"})},
-    )
-    only_public = {**scheme(e, "ctl-3")}
-    only_public["transformations"] = [
-        a for a in only_public["transformations"] if "br-ex" in (a.get("name"), a.get("bridge"))
-    ]
-    only_public["endpoints"] = {"br-ex": {"IP": ["172.16.0.13/24"]}}
-    assert [str(c) for c in applier.plan(only_public, live)] == [
-        "detach eth3 from br-ex",
-        "set eth3 down",
-    ]
-
-
-def test_the_plan_refuses_open_vswitch_and_missing_interfaces() -> None:
-    with pytest.raises(UsageError, match="Open vSwitch"):
-        applier.plan(scheme(env("ovs"), "ctl-1"), host())
-    with pytest.raises(UsageError, match="no interface eth0"):
-        applier.plan(scheme(env("lnx"), "ctl-1"), host())
