@@ -8,15 +8,19 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
-from testbed.postgres import Postgres
+if TYPE_CHECKING:  # imported by the fixture: a run without it does not pay for the testbed
+    from testbed.postgres import Postgres
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
+    from testbed.postgres import Postgres
+
     scratch = Path(tempfile.mkdtemp(prefix="ephyra-unit-pg-"))
     scratch.chmod(0o755)  # PostgreSQL runs as its own user
     server = Postgres(scratch / "pg", scratch / "postgres.log")
