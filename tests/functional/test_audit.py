@@ -46,11 +46,12 @@ def test_writes_are_recorded_and_only_admins_read_them(
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]
     paused = server.call("POST", f"/v1/forklift/runs/{run_id}/pause")
+    assert paused.status_code == 200, paused.text  # six nodes to move: it is still running
     refused = server.call("POST", f"/v1/forklift/runs/{run_id}/abort", token=READER)
     assert refused.status_code == 403
     nobody = server.call("PUT", "/v1/hosts/h1/maintenance", token=None, json={})
     assert nobody.status_code == 401
-    events_until_end(server, run_id)  # paused, or done before the pause came
+    events_until_end(server, run_id)  # paused
 
     for token in (READER, MEMBER):
         answer = server.call("GET", "/v1/audit", token=token)
@@ -68,8 +69,7 @@ def test_writes_are_recorded_and_only_admins_read_them(
     pause = entry_of(entries, paused)
     assert (pause["user"], pause["action"]) == ("ada", "run:pause")
     assert pause["target"] == f"forklift/{run_id}"
-    expected_code = "" if paused.ok else paused.json()["error"]["code"]
-    assert (pause["status"], pause["code"]) == (paused.status_code, expected_code)
+    assert (pause["status"], pause["code"]) == (200, "")
     reader = entry_of(entries, refused)
     assert (reader["user"], reader["roles"], reader["action"]) == ("rea", ["reader"], "run:abort")
     assert (reader["target"], reader["status"], reader["code"]) == (

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
 from rich.tree import Tree
 
 from ephyra.compute import capacity
@@ -85,7 +86,7 @@ class EvacuationPlan:
             )
             for s in h.servers:
                 where = self.capacity.placed.get(s.id, "?")
-                branch.add(f"{s.label} [{s.project}] {s.status} -> {where}")
+                branch.add(escape(f"{s.label} [{s.project}] {s.status} -> {where}"))
         return root
 
 

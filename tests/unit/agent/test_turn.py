@@ -1,0 +1,49 @@
+"""A host's turn (on a SQLite store in a temporary file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ephyra.agent.turn import Turn
+from ephyra.versions.desired import Rules
+from ephyra.versions.keys import Keys
+from ephyra.versions.store import Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return open_store(f"sqlite:///{tmp_path / 'v.db'}")
+
+
+def test_a_turn_takes_a_slot_per_role_and_gives_all_back_when_one_is_full(store: Store) -> None:
+    keys, rules = Keys(), Rules({"db": 1, "compute": 2})
+    lease = store.lease(30)
+    first = Turn(store, keys, "h1", ["db", "compute"], "2.0", rules, lease)
+    assert first.take() is None
+    second = Turn(store, keys, "h2", ["compute", "db"], "2.0", rules, lease)
+    assert second.take() == "all 1 db slot(s) for 2.0 are taken"
+    assert second.held == []  # its compute slot was given back
+    assert Turn(store, keys, "h3", ["compute"], "2.0", rules, lease).take() is None
+    assert first.take() is None  # taking again finds its own slots
+    first.give_back()
+    assert second.take() is None
+
+
+def test_a_turn_waits_for_every_live_host_of_the_roles_before_it(store: Store) -> None:
+    keys, rules = Keys(), Rules({"*": -1}, {"compute": ("controller",)})
+    lease = store.lease(30)
+    for host in ("ctl-1", "ctl-2"):
+        store.put(keys.member("controller", host), "{}", lease)
+    turn = Turn(store, keys, "cmp-1", ["compute"], "2.0", rules, lease)
+    assert turn.take() == "compute waits for controller (2 not at 2.0: ctl-1, ctl-2)"
+    store.put(keys.running("2.0", "ctl-1"), "")
+    assert turn.take() == "compute waits for controller (1 not at 2.0: ctl-2)"
+    store.delete(keys.member("controller", "ctl-2"))  # gone: it no longer holds anyone back
+    assert turn.take() is None
+
+
+def test_a_frozen_role_never_gets_a_turn(store: Store) -> None:
+    turn = Turn(store, Keys(), "h1", ["db"], "2.0", Rules({"db": 0}), store.lease(30))
+    assert turn.take() == "db is frozen for 2.0 (max_at_once 0)"

@@ -1,0 +1,72 @@
+"""Forklift plans made from two control planes in memory, compared with saved expected plans
+(``tests/unit/forklift/plans``, see ``tests/unit/saved_plans.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from ephyra.forklift.plan import make_plan
+from ephyra.forklift.secrets import load_credentials
+from ephyra.forklift.settings import Settings
+from tests.unit.forklift.test_model import node, port
+from tests.unit.saved_plans import SavedPlans, text_of
+
+PLANS = Path(__file__).parent / "plans"
+
+
+@dataclass
+class Plane:
+    """What planning reads of a control plane: its nodes and their ports."""
+
+    name: str
+    enrolled: list[SimpleNamespace] = field(default_factory=list)
+    held: list[SimpleNamespace] = field(default_factory=list)
+
+    def check(self) -> None:
+        pass
+
+    def nodes(self) -> list[SimpleNamespace]:
+        return list(self.enrolled)
+
+    def ports(self) -> list[SimpleNamespace]:
+        return list(self.held)
+
+
+def _plane(name: str, nodes: dict[str, Any]) -> Plane:
+    plane = Plane(name)
+    for label, n in nodes.items():
+        addresses = n.pop("ports")
+        plane.enrolled.append(node(name=label, instance_info={}, **n))
+        for address in addresses:
+            plane.held.append(port(address))
+            plane.held[-1].node_id = n["id"]
+    return plane
+
+
+def _made(data: Any) -> tuple[str, dict[str, Any]]:
+    source, target = _plane(data["from"], data["nodes"]), _plane(data["to"], data["target"])
+    with contextlib.chdir(PLANS):  # a credentials file named as given, next to the input
+        credentials = load_credentials(data["credentials"])
+    planes: Any = (source, target)
+    plan = make_plan(*planes, Settings(**data["settings"]), credentials, data.get("wanted"))
+    return text_of(plan.tree()), plan.to_dict()
+
+
+SAVED = SavedPlans(PLANS, _made)
+
+
+@pytest.mark.parametrize("case", SAVED.cases)
+def test_plan_matches_the_saved_plan(case: str) -> None:
+    (text, data), (saved_text, saved_data) = SAVED.made(case), SAVED.expected(case)
+    assert text == saved_text
+    assert data == saved_data
+
+
+def test_there_are_saved_plans() -> None:
+    assert SAVED.cases == ["racks-with-credentials-file", "two-named-from-the-source"]

@@ -1,0 +1,63 @@
+"""Step logic that a crash can reach only by chance in the functional crash matrix."""
+
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+from ephyra.clouds import ControlPlane
+from ephyra.engine.control import Control
+from ephyra.forklift.context import MoveContext, NodeRecord, Phase
+from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.secrets import NoCredentials
+from ephyra.forklift.steps import enroll
+from ephyra.workloads.noop import NoopWorkload
+from tests.unit.forklift.test_model import node, port
+
+
+def context(target: Any) -> MoveContext:
+    snap = NodeSnapshot.of(node(driver_info={"ipmi_address": "a"}), [port("52:54:00:00:00:01")])
+    record = mock.create_autospec(NodeRecord, instance=True)
+    record.snapshot = snap
+    record.uuid = snap.uuid
+    source = mock.create_autospec(ControlPlane, instance=True)
+    source.name, target.name = "cp1", "cp2"
+    return MoveContext(
+        run_id="r1",
+        phase=Phase.FORWARD,
+        record=record,
+        source=source,
+        target=target,
+        credentials=NoCredentials(),
+        workload=NoopWorkload({}),
+        control=Control(),
+        step_timeout=5,
+        health_timeout=5,
+    )
+
+
+def test_enroll_patches_owner_of_a_node_created_before_a_crash() -> None:
+    target = mock.create_autospec(ControlPlane, instance=True)
+    ctx = context(target)
+    created = SimpleNamespace(
+        owner=None, lessee=None, is_maintenance=True, maintenance_reason=ctx.reason
+    )
+    target.find_node.return_value = created  # created, then the process died
+    target.update_node.return_value = created
+    target.ports.return_value = []
+    enroll(ctx, "target")
+    target.create_node.assert_not_called()
+    target.update_node.assert_called_once_with(ctx.uuid, owner="tenant-a")
+    target.create_port.assert_called_once()
+
+
+def test_enroll_of_a_complete_node_changes_nothing() -> None:
+    target = mock.create_autospec(ControlPlane, instance=True)
+    ctx = context(target)
+    target.find_node.return_value = SimpleNamespace(
+        owner="tenant-a", lessee=None, is_maintenance=True, maintenance_reason=ctx.reason
+    )
+    target.ports.return_value = [SimpleNamespace(address="52:54:00:00:00:01")]
+    enroll(ctx, "target")
+    target.update_node.assert_not_called()
+    target.set_maintenance.assert_not_called()
+    target.create_port.assert_not_called()

@@ -1,0 +1,98 @@
+"""Plans compared with saved expected plans (``tests/unit/upgrade/plans``, see
+``tests/unit/saved_plans.py``), and the planner's refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ephyra.errors import UsageError
+from ephyra.inventory.model import Inventory, Service, inventory, make_host
+from ephyra.upgrade.plan import Plan, make_plan
+from ephyra.upgrade.spec import parse
+from tests.unit.saved_plans import SavedPlans
+
+
+def _inventory(hosts: dict[str, Any]) -> Inventory:
+    return inventory(
+        make_host(
+            name,
+            roles=h.get("roles", []),
+            servers=h.get("servers", 0),
+            services=[Service(*s.split("/")) for s in h.get("services", [])],
+        )
+        for name, h in hosts.items()
+    )
+
+
+def _plan(data: Any) -> Plan:
+    return make_plan(_inventory(data["inventory"]), parse(data["spec"]))
+
+
+def _made(data: Any) -> tuple[str, dict[str, Any]]:
+    plan = _plan(data)
+    return plan.render() + "\n", plan.to_dict()
+
+
+SAVED = SavedPlans(Path(__file__).parent / "plans", _made)
+
+
+@pytest.mark.parametrize("case", SAVED.cases)
+def test_plan_matches_the_saved_plan(case: str) -> None:
+    (text, data), (saved_text, saved_data) = SAVED.made(case), SAVED.expected(case)
+    assert text == saved_text
+    assert data == saved_data
+
+
+@pytest.mark.parametrize("case", SAVED.cases)
+def test_a_plan_reads_back_from_its_data(case: str) -> None:
+    plan = _plan(SAVED.input(case))
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_there_are_saved_plans() -> None:
+    assert SAVED.cases == ["aio-and-racks", "node-by-node-frozen"]
+
+
+def _spec(**extra: Any) -> Any:
+    return parse({"release": "2", "strategies": {"default": {"type": "command"}}, **extra})
+
+
+SMALL = {
+    "c1": {"roles": ["controller"], "services": ["nova-api/compute"]},
+    "h1": {"roles": ["compute"], "services": ["nova-compute/compute"]},
+    "n1": {"roles": ["network"], "services": ["neutron-l3-agent/network"]},
+}
+
+
+def test_roles_waiting_for_each_other_are_refused() -> None:
+    spec = _spec(roles={"compute": {"after": ["network"]}, "network": {"after": ["compute"]}})
+    with pytest.raises(UsageError, match="roles wait for each other"):
+        make_plan(_inventory(SMALL), spec)
+
+
+def test_a_canary_outside_its_role_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"roles\.compute\.canary: 'n1' is not a host of role"):
+        make_plan(_inventory(SMALL), _spec(roles={"compute": {"canary": "n1"}}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"strategy": "nope"}, "spec.strategy: no strategy 'nope'"),
+        ({"order": "random"}, "spec.order: 'service' or 'node'"),
+        ({"roles": {"compute": {"max_at_once": -1}}}, "max_at_once: must not be negative"),
+        ({"roles": {"compute": {"speed": 3}}}, "unknown key"),
+        ({"gates": {"checks": [{"name": "x"}]}}, r"checks\[0\].command: required"),
+    ],
+)
+def test_bad_specifications_name_their_key(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _spec(**extra)
+
+
+def test_soak_without_canary_is_refused() -> None:
+    with pytest.raises(UsageError, match="a soak time needs a canary"):
+        make_plan(_inventory(SMALL), _spec(roles={"compute": {"soak": 30}}))

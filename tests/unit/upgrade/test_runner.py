@@ -1,0 +1,211 @@
+"""An upgrade run's logic, with an in-memory strategy and no cloud: order, rolling
+limits, failure threshold, canary, resume, rollback with and without downgrade."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ephyra.engine.journal import Journal
+from ephyra.engine.service import RunService
+from ephyra.engine.states import RunState
+from ephyra.progress import PlainObserver
+from ephyra.strategies import base
+from ephyra.upgrade import runner
+from ephyra.upgrade.kind import UpgradeKind, plan_upgrade
+from ephyra.upgrade.spec import parse
+from tests.unit.upgrade import upgrade_fakes
+from tests.unit.upgrade.upgrade_fakes import WORLD, World
+
+
+@pytest.fixture(autouse=True)
+def fake_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
+    monkeypatch.setattr(base, "build", upgrade_fakes.build)
+    WORLD.__init__()  # type: ignore[misc]
+    yield WORLD
+
+
+def _spec(**extra: Any) -> Any:
+    data = {
+        "release": "2.0",
+        "strategies": {"default": {"type": "fake"}},
+        "roles": {"compute": {"max_at_once": 2, "drain": False}},
+        "gates": {"services_up": False},
+        **extra,
+    }
+    return parse(data)
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.journal = Journal(f"sqlite:///{tmp / 'journal.db'}")
+        self.locks = f"file://{tmp / 'locks'}"
+        self.out = io.StringIO()
+        self.service = RunService(UpgradeKind(), self.journal, self.locks)
+
+    def start(self, spec: Any, computes: int = 5) -> Any:
+        found = plan_upgrade(spec, [], None, inventory=upgrade_fakes.cloud(computes=computes))
+        return self.service.start(found, PlainObserver(self.out))
+
+    def resume(self) -> Any:
+        return self.service.resume(None, PlainObserver(self.out))
+
+    def rollback(self) -> Any:
+        return self.service.rollback(None, PlainObserver(self.out))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def test_control_plane_service_by_service_then_computes_two_at_once(env: Env) -> None:
+    run = env.start(_spec())
+    assert run.state is RunState.SUCCEEDED
+    order = [(host, services[0]) for what, host, services, _ in WORLD.calls]
+    controls = [s for h, s in order if h.startswith("ctl")]
+    assert controls == [
+        "keystone",
+        "keystone",
+        "glance-api",
+        "glance-api",
+        "nova-conductor",
+        "nova-conductor",
+        "nova-scheduler",
+        "nova-scheduler",
+        "nova-api",
+        "nova-api",
+    ]
+    first_compute = next(i for i, (h, _) in enumerate(order) if h.startswith("cmp"))
+    assert all(h.startswith("cmp") for h, _ in order[first_compute:])
+    assert WORLD.peak == 2  # computes two at once, controllers one at a time
+    assert set(WORLD.versions.values()) == {"2.0"}
+    status = env.service.status(run.id)
+    assert status["counts"] == {"upgraded": 15}
+    assert all(u["versions"] == "1.0->2.0" for u in status["units"])
+    assert any("upgrade cmp-3 to 2.0" in line for u in status["units"] for line in u["output"])
+
+
+def test_failure_over_threshold_pauses_and_resume_retries(env: Env) -> None:
+    WORLD.fail.add("cmp-2")
+    run = env.start(_spec(failure_threshold=0))
+    assert run.state is RunState.PAUSED
+    assert "1 unit(s) failed, more than the failure threshold (0): data@cmp-2" in run.meta["reason"]
+    upgraded = {h for what, h, *_ in WORLD.calls if h.startswith("cmp")}
+    assert upgraded == {"cmp-1", "cmp-2"}  # the batch after it never started
+    WORLD.fail.clear()
+    run = env.resume()
+    assert run.state is RunState.SUCCEEDED
+    calls = [h for what, h, *_ in WORLD.calls if h.startswith("cmp")]
+    assert calls.count("cmp-2") == 2 and calls.count("cmp-1") == 1  # only the failed again
+
+
+def test_failures_within_threshold_go_on_and_fail_the_run(env: Env) -> None:
+    WORLD.fail.add("cmp-4")
+    run = env.start(_spec(failure_threshold=1))
+    assert run.state is RunState.FAILED
+    assert "data@cmp-4" in run.meta["reason"]
+    assert {h for _, h, *_ in WORLD.calls if h.startswith("cmp")} == {
+        f"cmp-{i}" for i in range(1, 6)
+    }
+
+
+def test_failed_canary_pauses_whatever_the_threshold(env: Env) -> None:
+    WORLD.fail.add("cmp-3")
+    spec = _spec(
+        failure_threshold=5,
+        roles={"compute": {"max_at_once": 2, "drain": False, "canary": "cmp-3", "soak": 0.1}},
+    )
+    run = env.start(spec)
+    assert run.state is RunState.PAUSED
+    assert run.meta["reason"].startswith("canary cmp-3 failed")
+    assert [h for _, h, *_ in WORLD.calls if h.startswith("cmp")] == ["cmp-3"]
+
+
+def test_frozen_role_is_left_alone(env: Env) -> None:
+    run = env.start(_spec(roles={"compute": {"max_at_once": 0}}))
+    assert run.state is RunState.SUCCEEDED
+    assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]
+    assert env.service.status(run.id)["frozen"] == [f"cmp-{i}" for i in range(1, 6)]
+
+
+def test_rollback_downgrades_newest_first(env: Env) -> None:
+    env.start(_spec())
+    WORLD.calls.clear()
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    assert set(WORLD.versions.values()) == {"1.0"}
+    hosts = [h for what, h, *_ in WORLD.calls if what == "downgrade"]
+    assert hosts[0].startswith("cmp") and hosts[-1].startswith("ctl")
+    assert next(s[0] for _, h, s, _ in WORLD.calls if h == "ctl-1") == "nova-api"
+
+
+def test_rollback_says_where_there_is_no_downgrade(env: Env) -> None:
+    spec = _spec(
+        strategies={"default": {"type": "fake"}, "pkg": {"type": "fake", "no_downgrade": True}},
+        roles={"compute": {"max_at_once": 2, "drain": False, "strategy": "pkg"}},
+    )
+    env.start(spec, computes=2)
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    status = env.service.status(run.id)
+    kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
+    assert kept == {
+        "cmp-1": "left at 2.0: the fake strategy has no downgrade",
+        "cmp-2": "left at 2.0: the fake strategy has no downgrade",
+    }
+    assert WORLD.versions[("cmp-1", "nova-compute")] == "2.0"
+    assert WORLD.versions[("ctl-1", "keystone")] == "1.0"
+    assert "no downgrade" in env.out.getvalue()
+
+
+def _wait(condition: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_pause_from_another_caller_stops_at_a_step_and_resume_finishes(env: Env) -> None:
+    import threading
+
+    spec = _spec(strategies={"default": {"type": "fake", "delay": 0.3}})
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(env.start(spec)))
+    thread.start()
+    _wait(lambda: any(h == "ctl-2" for _, h, *_ in WORLD.calls))
+    assert "pause of run" in env.service.pause(None)
+    thread.join(30)
+    assert result[0].state is RunState.PAUSED
+    assert not result[0].meta.get("reason")  # asked for, not a failure
+    assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]
+    run = env.resume()
+    assert run.state is RunState.SUCCEEDED
+    upgrades = [(h, s) for what, h, s, _ in WORLD.calls if what == "upgrade"]
+    assert len(upgrades) == len(set(upgrades)) == 15  # nothing done twice
+
+
+def test_abort_then_rollback_takes_back_what_was_done(env: Env) -> None:
+    import threading
+
+    spec = _spec(strategies={"default": {"type": "fake", "delay": 0.2}})
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(env.start(spec)))
+    thread.start()
+    _wait(lambda: len(WORLD.calls) >= 3)
+    env.service.abort(None, PlainObserver(env.out))
+    thread.join(30)
+    assert result[0].state is RunState.ABORTED
+    done = {k for k, v in WORLD.versions.items() if v == "2.0"}
+    assert 3 <= len(done) < 15
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    assert set(WORLD.versions.values()) == {"1.0"}
+    downgrades = {(h, ",".join(s)) for what, h, s, _ in WORLD.calls if what == "downgrade"}
+    assert downgrades == done
