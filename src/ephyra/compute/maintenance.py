@@ -4,13 +4,9 @@ names Ephyra and the run. Only a service Ephyra disabled is ever enabled again b
 from __future__ import annotations
 
 from ephyra.compute.nova import ComputeCloud, Service
-from ephyra.errors import UsageError
+from ephyra.errors import NotOurs
 
 PREFIX = "ephyra "
-
-
-class NotOurs(UsageError):
-    """The service was disabled by someone else: Ephyra leaves it disabled."""
 
 
 def run_prefix(kind: str, run_id: str) -> str:

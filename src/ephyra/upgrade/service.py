@@ -18,14 +18,14 @@ from typing import Any
 
 from ephyra.compute.nova import ComputeCloud
 from ephyra.compute.service import lock_name as compute_lock
-from ephyra.engine.board import Board, BoardError
+from ephyra.engine.board import Board
 from ephyra.engine.control import Request
 from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.jobflow import hand_over
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
-from ephyra.errors import IllegalTransition, UsageError
+from ephyra.errors import BoardError, IllegalTransition, UsageError
 from ephyra.inventory.model import Inventory
 from ephyra.inventory.source import discover
 from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
