@@ -13,8 +13,8 @@ from ephyra.cli import audit
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.engine.journal import RunInfo
+from ephyra.engine.metrics import Exports
 from ephyra.engine.states import RunState
-from ephyra.metrics import Exports
 from ephyra.progress import observer_for
 
 Handler = Callable[[argparse.Namespace], int]

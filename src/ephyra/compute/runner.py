@@ -20,9 +20,9 @@ from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import RunState
 from ephyra.errors import DrainHalted
-from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 
 LOG = logging.getLogger(__name__)

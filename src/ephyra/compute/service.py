@@ -22,9 +22,9 @@ from ephyra.engine.control import Request
 from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
+from ephyra.engine.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition
-from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 
 MAINTENANCE = "maintenance"

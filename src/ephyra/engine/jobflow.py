@@ -20,10 +20,10 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 
 from ephyra.engine.journal import CONTROL, Journal, RunInfo
+from ephyra.engine.metrics import Exports
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import EphyraError, UsageError
 from ephyra.errors import HandBack as HandBack  # conductors raise jobflow.HandBack
-from ephyra.metrics import Exports
 from ephyra.progress import Observer
 
 #: Run kind -> the function that goes on with a run of that kind, all called as

@@ -16,6 +16,7 @@ from ephyra.engine.control import Control, Request
 from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
+from ephyra.engine.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.forklift.context import NodeRecord, Phase
@@ -23,7 +24,6 @@ from ephyra.forklift.plan import ForkliftPlan, make_plan
 from ephyra.forklift.runner import Forklift, Outcome
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
-from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 

@@ -24,11 +24,11 @@ from ephyra.engine.driver import ask_to_stop
 from ephyra.engine.jobflow import hand_over
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.locks import holding
+from ephyra.engine.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import BoardError, IllegalTransition, UsageError
 from ephyra.inventory.model import Inventory
 from ephyra.inventory.source import discover
-from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 from ephyra.strategies.base import build
 from ephyra.upgrade.plan import Plan, make_plan
