@@ -141,3 +141,27 @@ def test_an_unknown_strategy_is_bad_input(
     code = main(["upgrade", "plan", "--spec", str(spec), "--source", f"static:{hosts}"])
     assert code == 2
     assert "no ephyra.strategies plugin named 'rpm'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "answer", "exit_code"),
+    [
+        (
+            errors.StoreError("etcd at etcd3+http://127.0.0.1:9: refused"),
+            (503, "backend_unavailable"),
+            4,
+        ),
+        (errors.BoardError("cannot reach the board"), (503, "backend_unavailable"), 4),
+        (errors.BackendError("cannot open journal"), (503, "backend_unavailable"), 4),
+        (errors.PluginError("no ephyra.workloads plugin named 'x'"), (400, "plugin_error"), 2),
+    ],
+)
+def test_the_api_answers_a_backend_or_plugin_error_and_the_client_raises_it_again(
+    error: errors.EphyraError, answer: tuple[int, str], exit_code: int
+) -> None:
+    from ephyra.api.codes import classify, raise_for
+
+    assert classify(error) == answer
+    with pytest.raises(errors.EphyraError) as again:
+        raise_for(answer[0], (answer[1], str(error)))
+    assert again.value.exit_code == exit_code and str(again.value) == str(error)
