@@ -116,6 +116,14 @@ def test_a_journal_that_cannot_be_reached_exits_4(
     assert "secret" not in err
 
 
+def test_a_lock_service_that_cannot_be_reached_is_a_backend_error() -> None:
+    from ephyra.engine.locks import RunLock
+
+    with pytest.raises(errors.BackendError, match=r"^cannot use lock backend etcd3") as caught:
+        RunLock("forklift a b", f"etcd3+http://127.0.0.1:{_closed_port()}?timeout=2")
+    assert caught.value.exit_code == 4
+
+
 def test_a_journal_url_ephyra_cannot_use_is_bad_input(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
