@@ -2,7 +2,7 @@
 
 ::
 
-    EphyraError                         a failure of Ephyra's own                      (exit 1)
+    EphyraError                         a failure of Ephyra's own                     (exit 1)
     ├── UsageError                      bad input, refused before anything changed    (exit 2)
     │   ├── CloudNotFound               a cloud name missing from clouds.yaml
     │   ├── RunNotFound
@@ -15,7 +15,7 @@
     │   ├── NotOurs                     a maintenance mark someone else set
     │   ├── BodyTooLarge                a request's body over the server's limit (HTTP 413)
     │   └── PluginError                 no plugin of that name, or it refused its options
-    ├── LockHeld                        another run holds the control-plane pair      (exit 3)
+    ├── LockHeld                        another run holds the lock (clouds, hosts)    (exit 3)
     ├── BackendError                    a journal, store, lock service, board, etcd or
     │   │                               database could not be reached or opened       (exit 4)
     │   ├── StoreError                  the versions store failed or refused a change
