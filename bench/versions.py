@@ -59,12 +59,13 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # futur
 import etcd3gw  # noqa: E402
 
 from ephyra.agent.loop import Agent, AgentConfig  # noqa: E402
+from ephyra.errors import StoreError  # noqa: E402
 from ephyra.strategies.base import Change, Output, Strategy, Target, build  # noqa: E402
 from ephyra.strategies.noop import NoopStrategy  # noqa: E402
 from ephyra.versions import desired, report  # noqa: E402
 from ephyra.versions.keys import Keys  # noqa: E402
 from ephyra.versions.lifecycle import record  # noqa: E402
-from ephyra.versions.store import Put, Store, StoreError, open_store  # noqa: E402
+from ephyra.versions.store import Put, Store, open_store  # noqa: E402
 from testbed.etcd import Etcd  # noqa: E402
 
 AIM_VERIFY_S = 0.5  # at 10,000 hosts

@@ -7,4 +7,5 @@ scripts/bootstrap.sh
 .venv/bin/ruff check --no-cache src tests testbed bench
 .venv/bin/ruff format --no-cache --check src tests testbed bench
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"

@@ -36,7 +36,7 @@ import etcd3gw
 import requests
 from etcd3gw.exceptions import Etcd3Exception
 
-from ephyra.errors import EphyraError, UsageError
+from ephyra.errors import EtcdAuthError, UsageError
 from ephyra.names import check_name
 from ephyra.urls import redact, redact_text
 
@@ -58,12 +58,9 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-class EtcdAuthError(EphyraError, Etcd3Exception):
-    """etcd refused the login of the URL's user (an etcd error to etcd3gw's callers)."""
-
-    def __init__(self, message: str) -> None:
-        Exception.__init__(self, message)
-        self.detail_text = message
+class LoginRefused(EtcdAuthError, Etcd3Exception):
+    """:class:`EtcdAuthError` as etcd3gw's own error too: its callers (tooz, the jobboard,
+    the store) take it for the etcd failure it is."""
 
 
 def is_loopback(host: str) -> bool:
@@ -328,7 +325,7 @@ class LoginSession(requests.Session):
         )
         token = _token(reply)
         if token is None:
-            raise EtcdAuthError(
+            raise LoginRefused(
                 f"login as {self._url.user!r} refused (HTTP {reply.status_code}: {_reason(reply)})"
             )
         return token

@@ -89,7 +89,9 @@ def names(namespace: str) -> list[str]:
 
 
 def load(namespace: str, name: str) -> Any:
-    """The object an entry point names; a clear error when there is none."""
+    """The object an entry point names. A name with no plugin, or a plugin that cannot be
+    loaded, is :class:`~ephyra.errors.PluginError`: bad input, refused before anything
+    changed (exit 2, HTTP 400 ``plugin_error``); for an unknown name it lists the known ones."""
     for ep in entry_points(namespace):
         if ep.name != name:
             continue

@@ -24,12 +24,12 @@ import pytest
 import requests
 import yaml
 
-from ephyra.engine.board import Board, BoardError
+from ephyra.engine.board import Board
 from ephyra.engine.journal import Journal
 from ephyra.engine.locks import RunLock, holding
-from ephyra.errors import EphyraError, LockHeld
+from ephyra.errors import BoardError, EphyraError, LockHeld, StoreError
 from ephyra.etcd import ENV_PASSWORD, LoginSession
-from ephyra.versions.store import Store, StoreError, open_store
+from ephyra.versions.store import Store, open_store
 from testbed.etcd import Etcd
 from tests.functional.ephyra_cli import EPHYRA, Ephyra
 from tests.functional.test_conductor import Conductor

@@ -5,15 +5,13 @@ documented NameNode and ResourceManager endpoints (no Hadoop runs here)."""
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from ephyra.workloads.hadoop_sim import HadoopSimulator
+from testbed.hadoop_sim import HadoopSimulator, refresh_command
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra
@@ -33,9 +31,7 @@ def hadoop(tmp_path: Path) -> Iterator[HadoopSimulator]:
 
 
 def workload_options(sim: HadoopSimulator, tmp_path: Path) -> list[str]:
-    refresh = (
-        f"{shlex.quote(sys.executable)} -m ephyra.workloads.hadoop_sim refresh --url {sim.url}"
-    )
+    refresh = refresh_command(sim.url)
     options = {
         "namenode_url": sim.url,
         "resourcemanager_url": sim.url,

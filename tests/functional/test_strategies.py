@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from ephyra.strategies.base import Change, NoDowngrade, Strategy, StrategyFailed, Target, build
+from ephyra.errors import NoDowngrade, StrategyFailed
+from ephyra.strategies.base import Change, Strategy, Target, build
 from testbed.aptrepo import AptRepo
 
 pytestmark = pytest.mark.functional

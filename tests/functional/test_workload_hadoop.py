@@ -1,6 +1,6 @@
 """The ``hadoop`` workload against the simulator of the NameNode JMX and RM REST endpoints.
 
-No Hadoop runs in the test environment: :mod:`ephyra.workloads.hadoop_sim` serves the
+No Hadoop runs in the test environment: :mod:`testbed.hadoop_sim` serves the
 documented answers, re-reads the real hosts/exclude files on ``refreshNodes`` and moves
 hosts through the real intermediate states after a short delay.
 """
@@ -26,7 +26,7 @@ from ephyra.errors import NodeDeferred, PluginError, StepFailed
 from ephyra.workloads import Workload, load_workload
 from ephyra.workloads.base import NodeRef
 from ephyra.workloads.hadoop import HadoopWorkload
-from ephyra.workloads.hadoop_sim import HadoopSimulator
+from testbed.hadoop_sim import HadoopSimulator, argv, environment, refresh_command
 
 HOSTS = ["dn1", "dn2", "dn3"]
 DELAY = 0.2
@@ -47,7 +47,7 @@ class Cluster:
         return self.sim.url
 
     def options(self, **overrides: str) -> dict[str, str]:
-        refresh = f"{PY} -m ephyra.workloads.hadoop_sim refresh --url {self.url}"
+        refresh = refresh_command(self.url)
         log = shlex.quote(str(self.refresh_log))
         options = {
             "namenode_url": self.url,
@@ -377,9 +377,9 @@ def test_bad_options_are_refused(cluster: Cluster, options: dict[str, str], mess
 
 def test_simulator_cli_serves_the_documented_endpoints(tmp_path: Path) -> None:
     hosts_file, exclude_file = tmp_path / "hosts.json", tmp_path / "exclude"
-    command = [sys.executable, "-m", "ephyra.workloads.hadoop_sim", "serve", "--hosts", "a,b"]
-    command += ["--hosts-file", str(hosts_file), "--exclude-file", str(exclude_file)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
+    command = argv("serve", "--hosts", "a,b", "--hosts-file", str(hosts_file))
+    command += ["--exclude-file", str(exclude_file)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment()) as proc:
         try:
             assert proc.stdout is not None
             url = proc.stdout.readline().strip()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from ephyra.agent.turn import Turn
-from ephyra.errors import StepFailed, UsageError
+from ephyra.errors import LeaseExpired, StepFailed, StoreError, UsageError
 from ephyra.names import check_version, is_version, shown
 from ephyra.paths import in_state_dir, private_dir, private_file
 from ephyra.strategies import shell
@@ -39,7 +39,7 @@ from ephyra.strategies.base import CHECK_TIMEOUT, Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import HostState
-from ephyra.versions.store import Delete, Lease, LeaseExpired, Op, Put, Store, StoreError
+from ephyra.versions.store import Delete, Lease, Op, Put, Store
 
 T = TypeVar("T")
 Say = Callable[[str], None]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from ephyra.errors import (
+    BackendError,
     CloudError,
     CloudNotFound,
     ControlPlaneUnreachable,
@@ -44,6 +45,7 @@ CODES: list[tuple[type[EphyraError], int, str]] = [
     (UsageError, 400, "bad_request"),
     (ControlPlaneUnreachable, 503, "cloud_unreachable"),
     (CloudError, 502, "cloud_error"),
+    (BackendError, 503, "backend_unavailable"),
     (EphyraError, 500, "failed"),
 ]
 #: Codes the server gives outside that table.

@@ -21,10 +21,10 @@ from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
 from ephyra.engine.kinds import RunKind, get, names
+from ephyra.engine.metrics import NO_EXPORTS, Exports
 from ephyra.engine.service import RunService
 from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import RunNotFound, UsageError
-from ephyra.metrics import NO_EXPORTS, Exports
 from ephyra.progress import DONE, Observer
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store

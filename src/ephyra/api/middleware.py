@@ -20,7 +20,7 @@ from ephyra.api import metrics
 from ephyra.api.codes import body as error_body
 from ephyra.api.codes import public
 from ephyra.api.policy import Identity
-from ephyra.errors import EphyraError
+from ephyra.errors import BodyTooLarge, EphyraError
 from ephyra.urls import redact_text
 
 LOG = logging.getLogger(__name__)
@@ -178,10 +178,6 @@ class BodyGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-class BodyTooLarge(EphyraError):
-    """A request's body over the server's limit (413)."""
 
 
 async def _unread(exc: EphyraError, scope: Scope, receive: Receive, send: Send) -> None:

@@ -125,7 +125,7 @@ def register(sub: Any, exit_codes: str) -> None:
     codes = exit_codes + (
         "\na conductor exits 0 when stopped (SIGTERM, Ctrl-C) with no run in hand, 130 when\n"
         "stopped with one (the run paused at a step boundary, its job back on the board),\n"
-        "1 when it loses the board (etcd).\n"
+        "4 when it loses the board (etcd).\n"
     )
     parser = sub.add_parser(
         "conductor",

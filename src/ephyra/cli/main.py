@@ -35,6 +35,7 @@ exit codes:
   1    failed (the run is paused or failed as its policy says; see status)
   2    usage or bad input, refused before anything changed
   3    another run holds the lock of these control planes or hosts
+  4    a backend (journal, store, locks, board) could not be reached or opened
   130  interrupted (the run is paused and can be resumed)
 """
 

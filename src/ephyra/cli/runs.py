@@ -14,9 +14,9 @@ from ephyra.cli.backend import backend
 from ephyra.cli.output import FORMATS, emit
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.kinds import RunKind
+from ephyra.engine.metrics import Exports
 from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
-from ephyra.metrics import Exports
 from ephyra.progress import observer_for
 from ephyra.urls import redact
 

@@ -28,11 +28,9 @@ if TYPE_CHECKING:
     from ephyra.compute.plan import EvacuationPlan
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
-    from ephyra.metrics import RunMetrics
+    from ephyra.engine.metrics import RunMetrics
     from ephyra.progress import Observer
 
-#: The journal's records of maintenance switched on by hand (``ephyra host maintenance``).
-MAINTENANCE = "maintenance"
 FALLBACKS = ("cold", "stop", "skip")
 ON_TIMEOUT = ("abort", "force-complete")
 
@@ -75,7 +73,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     )
     items, item_name = "hosts", "host"
     list_columns = ("id", "kind", "state", "cloud", "hosts", "created")
-    also_lists = (MAINTENANCE,)
+    also_lists = ("maintenance",)  # ephyra.compute.maintenance's records
     after_abort = "its hosts stay in maintenance until rollback"
 
     # -- a start request ---------------------------------------------------------------

@@ -9,15 +9,15 @@ from contextlib import AbstractContextManager
 from ephyra.compute.nova import ComputeCloud, Service
 from ephyra.engine.journal import Journal
 from ephyra.engine.locks import host_lock
-from ephyra.engine.service import RunService
+from ephyra.engine.service import holding_locks
 from ephyra.engine.states import RunState
-from ephyra.errors import UsageError
+from ephyra.errors import NotOurs
 
 PREFIX = "ephyra "
 
 
-class NotOurs(UsageError):
-    """The service was disabled by someone else: Ephyra leaves it disabled."""
+#: The journal's records of maintenance switched on by hand (``ephyra host maintenance``).
+MAINTENANCE = "maintenance"
 
 
 def run_prefix(kind: str, run_id: str) -> str:
@@ -58,8 +58,6 @@ def switch_off(cloud: ComputeCloud, service: Service, prefix: str = PREFIX) -> s
 
 def maintenance_on(journal: Journal, cloud_name: str, host: str, lock_url: str | None) -> str:
     """Disable the host's nova-compute with a reason naming Ephyra and a record of its own."""
-    from ephyra.compute.kind import MAINTENANCE
-
     cloud = ComputeCloud.connect(cloud_name)
     with _holding(journal, cloud_name, host, lock_url):
         svc = cloud.service(host)
@@ -88,6 +86,4 @@ def maintenance_off(journal: Journal, cloud_name: str, host: str, lock_url: str 
 def _holding(
     journal: Journal, cloud: str, host: str, lock_url: str | None
 ) -> AbstractContextManager[None]:
-    from ephyra.compute.kind import EvacuationKind
-
-    return RunService(EvacuationKind(), journal, lock_url).holding([host_lock(cloud, host)])
+    return holding_locks(journal, [host_lock(cloud, host)], lock_url)

@@ -16,12 +16,13 @@ from enum import StrEnum
 from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.nova import ComputeCloud, Server
-from ephyra.compute.steps import FORWARD, ROLLBACK, DrainHalted, HostContext
+from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
-from ephyra.metrics import RunMetrics
+from ephyra.errors import DrainHalted
 from ephyra.progress import Observer
 
 LOG = logging.getLogger(__name__)

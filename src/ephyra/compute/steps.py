@@ -22,13 +22,9 @@ from ephyra.compute.drain import LEFT_BY_POLICY, DrainResult, HostRecord
 from ephyra.compute.maintenance import run_prefix, switch_off, switch_on
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
-from ephyra.errors import ControlPlaneUnreachable, Interrupted, StepFailed
+from ephyra.errors import ControlPlaneUnreachable, DrainHalted, Interrupted, StepFailed
 
 KIND = "evacuate"
-
-
-class DrainHalted(StepFailed):
-    """Servers could not be moved off a host; the host stays in maintenance."""
 
 
 LEAVE_AS_IS = (Interrupted, ControlPlaneUnreachable, DrainHalted)

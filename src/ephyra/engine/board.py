@@ -27,7 +27,7 @@ from taskflow.persistence import models
 
 from ephyra.engine.jobflow import run_flow
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.errors import EphyraError, UsageError
+from ephyra.errors import BoardError, UsageError
 from ephyra.etcd import EtcdURL, describe
 from ephyra.urls import redact
 
@@ -35,10 +35,6 @@ DEFAULT_PATH = "ephyra"
 DEFAULT_TTL = 10
 #: Seconds one etcd request may take before the board gives up on it.
 REQUEST_TIMEOUT = 10.0
-
-
-class BoardError(EphyraError):
-    """The board (etcd) could not be reached or refused a change."""
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from taskflow import engines
 from taskflow.conductors.backends.impl_blocking import BlockingConductor
 
 from ephyra.engine import jobflow
-from ephyra.engine.board import Board, BoardError
+from ephyra.engine.board import Board
 from ephyra.engine.control import Request
 from ephyra.engine.flows import engine_for
 from ephyra.engine.journal import Journal
 from ephyra.engine.states import ACTIVE, RunState
-from ephyra.errors import EphyraError, LockHeld
+from ephyra.errors import BoardError, EphyraError, LockHeld
 from ephyra.progress import Observer
 from ephyra.urls import redact
 
@@ -60,6 +60,9 @@ def default_name() -> str:
 
 class RunConductor(BlockingConductor):  # type: ignore[misc]
     """Claims the board's jobs one at a time and drives their runs."""
+
+    #: A run handed back leaves its job on the board, unclaimed (not consumed).
+    NO_CONSUME_EXCEPTIONS = (*BlockingConductor.NO_CONSUME_EXCEPTIONS, jobflow.HandBack)
 
     def __init__(
         self,

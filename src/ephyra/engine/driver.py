@@ -18,9 +18,9 @@ from ephyra.engine.control import Control, Request
 from ephyra.engine.flows import first_failure
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.locks import RunLock
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import ACTIVE, Phase, RunState, check_transition
 from ephyra.errors import ControlPlaneUnreachable, EphyraError, IllegalTransition, Interrupted
-from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 from ephyra.signals import on_stop
 

@@ -4,9 +4,9 @@
 :func:`run_flow` is the flow factory a job's flow detail names (TaskFlow's
 ``flow_from_detail`` convention). Its task hands the run to the conductor serving jobs in
 this process (:func:`serving`), which decides whether to resume it and what becomes of the
-job; a task that raises :class:`HandBack` leaves the job on the board for another try
-(TaskFlow's conductors abandon, not consume, a job whose flow failed with an
-``ExecutionFailure``).
+job; a task that raises :class:`~ephyra.errors.HandBack` leaves the job on the board for
+another try (the conductor counts it among the failures after which TaskFlow abandons, not
+consumes, a job).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from taskflow import exceptions as tf_exceptions
 from taskflow import task
 from taskflow.patterns import linear_flow
 
 from ephyra.engine.journal import CONTROL, Journal, RunInfo
+from ephyra.engine.metrics import NO_EXPORTS, Exports
 from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import EphyraError
-from ephyra.metrics import NO_EXPORTS, Exports
+from ephyra.errors import HandBack as HandBack  # conductors raise jobflow.HandBack
 from ephyra.progress import Observer
 
 
@@ -75,10 +75,6 @@ def leave_alone(run: RunInfo, handover: str | None) -> str:
     if run.state is RunState.FAILED:
         return "run failed: not resumed (resume --board queues it again)"
     return f"run {run.state.value}: nothing to resume"
-
-
-class HandBack(EphyraError, tf_exceptions.ExecutionFailure):  # type: ignore[misc]
-    """The job goes back on the board, unclaimed, for this or another conductor."""
 
 
 class Worker(Protocol):

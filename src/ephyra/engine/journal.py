@@ -31,7 +31,7 @@ from taskflow.persistence.backends.sqlalchemy import tables
 
 from ephyra.engine import events
 from ephyra.engine.states import RunState
-from ephyra.errors import EphyraError, RunNotFound, UsageError
+from ephyra.errors import BackendError, EphyraError, RunNotFound, UsageError
 from ephyra.paths import private_database, sqlite_path, state_dir
 from ephyra.urls import redact
 
@@ -130,12 +130,14 @@ class Journal:
                 break
             except EphyraError:
                 raise
+            except (sa.exc.ArgumentError, ImportError) as exc:  # not a URL, or no driver
+                raise UsageError(f"cannot use journal {redact(self.url)}: {exc}") from exc
             except Exception as exc:
                 # processes opening a new database at once race to create its tables
                 # (a unique violation on alembic's version table): the losers find them
                 # made when they try again
                 if attempt + 1 == CREATE_TRIES:
-                    raise UsageError(f"cannot open journal {redact(self.url)}: {exc}") from exc
+                    raise BackendError(f"cannot open journal {redact(self.url)}: {exc}") from exc
                 time.sleep(0.5 * (attempt + 1))
         self._write = threading.Lock()
 

@@ -27,7 +27,7 @@ from ephyra.plugins import entry_points
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
-    from ephyra.metrics import RunMetrics
+    from ephyra.engine.metrics import RunMetrics
     from ephyra.progress import Observer
 
 #: The entry-point group of run kinds.

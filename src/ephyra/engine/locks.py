@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 from tooz import coordination
 
-from ephyra.errors import LockHeld, UsageError
+from ephyra.errors import BackendError, LockHeld, UsageError
 from ephyra.etcd import EtcdURL, describe
 from ephyra.paths import private_dir, state_dir
 from ephyra.urls import redact
@@ -66,7 +66,7 @@ class RunLock:
             raise
         except Exception as exc:
             what = describe(exc)
-            raise UsageError(f"cannot use lock backend {redact(self.url)}: {what}") from exc
+            raise BackendError(f"cannot use lock backend {redact(self.url)}: {what}") from exc
         # a name holds cloud and host names: percent-encoded, it is one safe file name
         self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False

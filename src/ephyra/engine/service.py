@@ -20,15 +20,31 @@ from ephyra.engine.driver import RunDriver, ask_to_stop
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.kinds import NewRun, P, RunKind
 from ephyra.engine.locks import holding
+from ephyra.engine.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState, check_transition
 from ephyra.errors import IllegalTransition, UsageError
-from ephyra.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.progress import Observer
 from ephyra.urls import redact
 
 
 def _here() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def holding_locks(
+    journal: Journal, locks: Sequence[str], lock_url: str | None
+) -> contextlib.AbstractContextManager[None]:
+    """Hold every lock of ``locks`` or raise LockHeld naming the active run (of any kind)
+    that keeps it with its record."""
+
+    def holder(lock: str) -> str:
+        for run in reversed(journal.runs()):
+            if run.state in ACTIVE and lock in run.meta.get("locks", ()):
+                where = f"pid {run.meta.get('pid')} on {run.meta.get('host')}"
+                return f"{run.kind} run {run.id} ({run.state.value}, {where})"
+        return "another process"
+
+    return holding(list(locks), lock_url, holder)
 
 
 class RunService(Generic[P]):
@@ -44,16 +60,9 @@ class RunService(Generic[P]):
         """The run named (an id or a unique prefix), else the latest in one of ``states``."""
         return self.journal.find(self.kind.name, ident, states)
 
-    def _holder(self, lock: str) -> str:
-        for run in reversed(self.journal.runs()):
-            if run.state in ACTIVE and lock in run.meta.get("locks", ()):
-                where = f"pid {run.meta.get('pid')} on {run.meta.get('host')}"
-                return f"{run.kind} run {run.id} ({run.state.value}, {where})"
-        return "another process"
-
     def holding(self, locks: Sequence[str]) -> contextlib.AbstractContextManager[None]:
         """Hold every lock of ``locks`` or raise LockHeld naming the run that holds one."""
-        return holding(list(locks), self.lock_url, self._holder)
+        return holding_locks(self.journal, locks, self.lock_url)
 
     def ensure_free(self, body: Any) -> None:
         """Refuse at once, before planning, if a lock the request needs is held."""
@@ -96,7 +105,7 @@ class RunService(Generic[P]):
     def queue(self, plan: P, board: Any) -> RunInfo:
         """Create the run (its locks free, as for start) and post it on ``board`` for a
         conductor to drive; a run that could not be posted is left paused, with the reason."""
-        from ephyra.engine.board import BoardError
+        from ephyra.errors import BoardError
 
         new = self.kind.new_run(plan)
         with self.holding(new.locks):

@@ -23,9 +23,9 @@ from ephyra.errors import UsageError
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
+    from ephyra.engine.metrics import RunMetrics
     from ephyra.forklift.body import ForkliftBody
     from ephyra.forklift.plan import ForkliftPlan
-    from ephyra.metrics import RunMetrics
     from ephyra.progress import Observer
 
 DESCRIPTION = """\

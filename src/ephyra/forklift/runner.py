@@ -20,13 +20,13 @@ from ephyra.engine.control import Control
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import Interrupted, NodeDeferred
 from ephyra.forklift.context import MoveContext, NodeRecord
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
-from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 

@@ -36,19 +36,9 @@ from typing import Any
 
 import ansible_runner
 
-from ephyra.errors import UsageError
+from ephyra.errors import NoDowngrade, StrategyFailed, UsageError
 from ephyra.strategies import shell
-from ephyra.strategies.base import (
-    COMMAND_TIMEOUT,
-    Change,
-    NoDowngrade,
-    Output,
-    Strategy,
-    StrategyFailed,
-    Target,
-    render,
-    tail,
-)
+from ephyra.strategies.base import COMMAND_TIMEOUT, Change, Output, Strategy, Target, render, tail
 from ephyra.strategies.options import (
     ENV,
     TIMEOUT,

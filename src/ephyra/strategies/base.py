@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ephyra import plugins
-from ephyra.errors import PluginError, StepFailed, UsageError
+from ephyra.errors import NoDowngrade, PluginError, StrategyFailed, UsageError
 from ephyra.names import check_name, check_version
 
 NAMESPACE = "ephyra.strategies"
@@ -34,14 +34,6 @@ COMMAND_TIMEOUT = 1800.0
 CHECK_TIMEOUT = 60.0
 #: Default seconds a host's reboot command may run.
 REBOOT_TIMEOUT = 600.0
-
-
-class StrategyFailed(StepFailed):
-    """An upgrade or downgrade command failed; the message says which and how."""
-
-
-class NoDowngrade(StepFailed):
-    """The strategy cannot take this target back to its previous version."""
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ephyra.errors import NoDowngrade
 from ephyra.strategies import shell
-from ephyra.strategies.base import Change, NoDowngrade, Output, Strategy, Target
+from ephyra.strategies.base import Change, Output, Strategy, Target
 from ephyra.strategies.options import COMMON, Options
 
 

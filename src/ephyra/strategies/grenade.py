@@ -55,17 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ephyra.errors import NoDowngrade, StrategyFailed
 from ephyra.strategies import shell
-from ephyra.strategies.base import (
-    Change,
-    NoDowngrade,
-    Output,
-    Strategy,
-    StrategyFailed,
-    Target,
-    render,
-    stream,
-)
+from ephyra.strategies.base import Change, Output, Strategy, Target, render, stream
 from ephyra.strategies.options import ENV, TIMEOUT, Options, check_template, rendered
 
 VERIFY = "verify"

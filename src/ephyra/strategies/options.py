@@ -19,9 +19,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.inventory.catalog import WORD, is_secret
-from ephyra.strategies.base import StrategyFailed, Target, render
+from ephyra.strategies.base import Target, render
 
 SAMPLE = Target("host-1", "1.0", ("service-a", "service-b"), "service")
 

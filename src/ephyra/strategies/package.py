@@ -27,14 +27,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.strategies.base import (
     CHECK_TIMEOUT,
     Change,
     Invocation,
     Output,
     Strategy,
-    StrategyFailed,
     Target,
     on_host,
     render,

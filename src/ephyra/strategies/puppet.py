@@ -26,19 +26,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.strategies import shell
-from ephyra.strategies.base import (
-    Change,
-    Output,
-    Strategy,
-    StrategyFailed,
-    Target,
-    on_host,
-    render,
-    stream,
-    tail,
-)
+from ephyra.strategies.base import Change, Output, Strategy, Target, on_host, render, stream, tail
 from ephyra.strategies.options import COMMON, Options, rendered
 
 SUCCESS = (0, 2)  # --detailed-exitcodes: no changes, changes applied

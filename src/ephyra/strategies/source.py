@@ -29,13 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.strategies.base import (
     Change,
     Invocation,
     Output,
     Strategy,
-    StrategyFailed,
     Target,
     on_host,
     probe,

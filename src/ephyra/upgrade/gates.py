@@ -23,17 +23,13 @@ from oslo_utils import versionutils
 
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
-from ephyra.errors import CloudError, StepFailed, UsageError
+from ephyra.errors import CloudError, GateFailed, StrategyFailed, UsageError
 from ephyra.strategies import shell
-from ephyra.strategies.base import StrategyFailed, Target, render, stream
+from ephyra.strategies.base import Target, render, stream
 from ephyra.upgrade.spec import Gates
 
 #: Nova services with no service record (they answer as APIs instead).
 API_SERVICES = frozenset({"nova-api", "nova-metadata-api", "nova-novncproxy"})
-
-
-class GateFailed(StepFailed):
-    """A health gate stayed red."""
 
 
 @dataclass

@@ -31,8 +31,8 @@ from ephyra.errors import UsageError
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
+    from ephyra.engine.metrics import RunMetrics
     from ephyra.inventory.model import Inventory
-    from ephyra.metrics import RunMetrics
     from ephyra.progress import Observer
     from ephyra.upgrade.body import UpgradeBody
     from ephyra.upgrade.plan import Plan

@@ -25,9 +25,9 @@ from ephyra.compute.steps import HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted
-from ephyra.metrics import RunMetrics
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
 from ephyra.upgrade import steps

@@ -24,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ephyra.errors import UsageError
+from ephyra.errors import StoreError, UsageError
 from ephyra.names import check_version, is_version
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import failed_at, running_versions, states
-from ephyra.versions.store import Compare, Put, Store, StoreError
+from ephyra.versions.store import Compare, Put, Store
 
 ALL = "*"  # the rule for every role no rule names
 ATTEMPTS = 20

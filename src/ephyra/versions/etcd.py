@@ -20,18 +20,9 @@ from typing import Any
 import etcd3gw
 import requests
 
+from ephyra.errors import LeaseExpired, StoreError
 from ephyra.etcd import EtcdURL, describe
-from ephyra.versions.store import (
-    Compare,
-    Delete,
-    Lease,
-    LeaseExpired,
-    Op,
-    Put,
-    Store,
-    StoreError,
-    Watch,
-)
+from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
 
 TIMEOUT_S = 10.0
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ephyra.errors import IllegalTransition
+from ephyra.errors import IllegalTransition, StoreError
 from ephyra.versions.keys import RESULTS, SERVICE_STATES, Keys, check_name
-from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, StoreError
+from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store
 
 ATTEMPTS = 100  # CAS rounds before giving up: only a storm of writers on one host needs more
 

@@ -16,19 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ephyra.errors import LeaseExpired, StoreError, UsageError
 from ephyra.paths import private_database
 from ephyra.urls import redact
-from ephyra.versions.store import (
-    Compare,
-    Delete,
-    Lease,
-    LeaseExpired,
-    Op,
-    Put,
-    Store,
-    StoreError,
-    Watch,
-)
+from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
 
 POLL_S = 0.05
 
@@ -101,7 +92,7 @@ class SqliteStore(Store):
         self.url = url
         path = url.removeprefix("sqlite:///")
         if path == url or not path:
-            raise StoreError(f"store URL {redact(url)!r} is not sqlite:///PATH")
+            raise UsageError(f"store URL {redact(url)!r} is not sqlite:///PATH")
         self.path = Path(path)
         private_database(self.path)  # 0600 before SQLite opens it: its -wal and -shm follow
         self._local = threading.local()

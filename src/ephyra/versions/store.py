@@ -129,12 +129,6 @@ class Store(ABC):
         self.close()
 
 
-class StoreError(UsageError):
-    """The store cannot be reached or refused an operation."""
-
-    exit_code = 1
-
-
 def open_store(url: str | None = None) -> Store:
     """The store a URL names (default: SQLite in the state directory)."""
     url = url or default_url()
@@ -149,8 +143,3 @@ def open_store(url: str | None = None) -> Store:
         raise PluginError(f"store plugin {scheme!r} is not a Store")
     store: Store = cls(url)
     return store
-
-
-class LeaseExpired(StoreError):
-    """A lease ran out (or was revoked): its keys are gone, and no key can be written
-    under it any more. Take a new lease and write them again."""

@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ephyra.errors import NodeDeferred, PluginError, StepFailed
+from ephyra.errors import CommandTimeout, NodeDeferred, PluginError, StepFailed
 from ephyra.workloads.base import Health, NodeRef
 
 SHELL = "/bin/sh"
@@ -63,14 +63,6 @@ class ShellResult:
         if self.returncode < 0:
             return f"was killed by signal {-self.returncode}"
         return f"exited with code {self.returncode}"
-
-
-class CommandTimeout(Exception):
-    """A command ran past its time limit and was killed (with its children)."""
-
-    def __init__(self, command: str, timeout: float) -> None:
-        super().__init__(f"{command!r} timed out after {timeout:g}s")
-        self.timeout = timeout
 
 
 def run_shell(

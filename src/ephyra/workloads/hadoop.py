@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-from ephyra.errors import NodeDeferred, PluginError, StepFailed
+from ephyra.errors import CommandTimeout, NodeDeferred, PluginError, StepFailed
 from ephyra.workloads.base import Health, NodeRef
-from ephyra.workloads.command import CommandTimeout, run_shell
+from ephyra.workloads.command import run_shell
 from ephyra.workloads.hadoop_api import (
     IN_TRANSITION,
     OUT_OF_SERVICE,

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from ephyra.errors import UsageError
+from ephyra.errors import StoreError, UsageError
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Compare, Delete, Put, Store, StoreError, open_store
+from ephyra.versions.store import Compare, Delete, Put, Store, open_store
 
 
 def test_get_put_delete_and_one_range_read(store: Store, keys: Keys) -> None:

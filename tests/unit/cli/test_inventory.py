@@ -95,7 +95,7 @@ def test_bad_input_exits_2_naming_it(
     code, _, err = _show(capsys, "inventory", "show")
     assert code == 2 and "--source" in err
     code, _, err = _show(capsys, "inventory", "show", "--source", "nosuch:x")
-    assert code == 1 and "no ephyra.inventory plugin named 'nosuch'" in err
+    assert code == 2 and "no ephyra.inventory plugin named 'nosuch'" in err
 
 
 def test_help_lists_the_sources_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

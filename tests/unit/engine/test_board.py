@@ -120,8 +120,8 @@ def test_a_jobs_task_hands_its_run_to_the_conductor_of_this_process() -> None:
     assert seen == [("upgrade", "abc")]
 
 
-def test_handing_back_is_an_execution_failure_taskflow_does_not_consume() -> None:
-    from taskflow.conductors.backends.impl_blocking import BlockingConductor
+def test_handing_back_is_a_failure_the_conductor_does_not_consume() -> None:
+    from ephyra.engine.conductor import RunConductor
 
-    assert issubclass(jobflow.HandBack, BlockingConductor.NO_CONSUME_EXCEPTIONS)
+    assert issubclass(jobflow.HandBack, RunConductor.NO_CONSUME_EXCEPTIONS)
     assert issubclass(jobflow.HandBack, EphyraError)

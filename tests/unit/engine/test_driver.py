@@ -11,8 +11,8 @@ import pytest
 from ephyra.engine.control import Request
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.journal import Journal
+from ephyra.engine.metrics import RunMetrics
 from ephyra.errors import PauseRequested
-from ephyra.metrics import RunMetrics
 from ephyra.progress import PlainObserver
 
 

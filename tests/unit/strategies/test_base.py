@@ -10,17 +10,8 @@ from typing import Any
 import pytest
 
 from ephyra import plugins
-from ephyra.errors import PluginError, UsageError
-from ephyra.strategies.base import (
-    NAMESPACE,
-    Invocation,
-    NoDowngrade,
-    Strategy,
-    Target,
-    build,
-    on_host,
-    tail,
-)
+from ephyra.errors import NoDowngrade, PluginError, UsageError
+from ephyra.strategies.base import NAMESPACE, Invocation, Strategy, Target, build, on_host, tail
 from ephyra.strategies.shell import shell_argv, target_env
 
 NAMES = ("ansible", "command", "grenade", "noop", "package", "puppet", "source")

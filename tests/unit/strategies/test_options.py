@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.strategies.ansible import AnsibleStrategy
-from ephyra.strategies.base import StrategyFailed, Target
+from ephyra.strategies.base import Target
 from ephyra.strategies.command import CommandStrategy
 from ephyra.strategies.options import SecretRef, rendered
 from ephyra.upgrade.spec import parse

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ephyra.agent.loop import REFUSED, Agent, AgentConfig
-from ephyra.errors import UsageError
+from ephyra.errors import StrategyFailed, UsageError
 from ephyra.names import is_name, is_version
 from ephyra.strategies import base
-from ephyra.strategies.base import Invocation, StrategyFailed, Target, build, on_host, render
+from ephyra.strategies.base import Invocation, Target, build, on_host, render
 from ephyra.strategies.shell import shell_argv
 from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.spec import Check, Gates

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from ephyra.engine.control import Control, Request
-from ephyra.errors import PauseRequested
+from ephyra.errors import GateFailed, PauseRequested
 from ephyra.strategies.base import Target
-from ephyra.upgrade.gates import Gate, GateFailed
+from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.spec import Check, Gates
 
 

@@ -7,8 +7,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ephyra.errors import NoDowngrade, StrategyFailed
 from ephyra.inventory.model import Inventory, Service, inventory, make_host
-from ephyra.strategies.base import Change, NoDowngrade, Output, Strategy, StrategyFailed, Target
+from ephyra.strategies.base import Change, Output, Strategy, Target
 
 
 class World:

@@ -1,4 +1,4 @@
-"""The in-memory cluster behind :mod:`ephyra.workloads.hadoop_sim` (a simulator).
+"""The in-memory cluster behind :mod:`testbed.hadoop_sim` (a simulator).
 
 It keeps, for each host, a DataNode (live or dead, admin state) and a NodeManager (state),
 moves them as ``refreshNodes`` would after re-reading the hosts and exclude files, and

@@ -18,8 +18,8 @@ the plain-text exclude file). Hosts then pass through the real intermediate stat
 seconds. Test knobs: ``POST /_sim/state`` (JSON, see :meth:`SimCluster.apply`) and
 ``GET /_sim/state``. It is a simulator: no blocks move, nothing is replicated.
 
-    python -m ephyra.workloads.hadoop_sim serve --hosts h1,h2 --hosts-file F --exclude-file F
-    python -m ephyra.workloads.hadoop_sim refresh --url URL --service hdfs
+    python -m testbed.hadoop_sim serve --hosts h1,h2 --hosts-file F --exclude-file F
+    python -m testbed.hadoop_sim refresh --url URL --service hdfs
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -37,7 +39,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ephyra.workloads.hadoop_sim_cluster import SimCluster, SimError
+from testbed.hadoop_sim_cluster import SimCluster, SimError
+
+#: The repository, which holds the ``testbed`` package.
+REPO = Path(__file__).resolve().parents[1]
+
+
+def argv(*args: str) -> list[str]:
+    """The command line of this simulator (``serve``, ``refresh``...)."""
+    return [sys.executable, "-m", "testbed.hadoop_sim", *args]
+
+
+def environment() -> dict[str, str]:
+    """The environment it runs in from anywhere: ``testbed`` importable."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def refresh_command(url: str) -> str:
+    """``refresh --url URL`` as a shell command, for the workload's ``*_refresh_command``
+    options (``--service`` and ``-g`` follow)."""
+    command = " ".join(shlex.quote(arg) for arg in argv("refresh", "--url", url))
+    return f"PYTHONPATH={shlex.quote(str(REPO))} {command}"
 
 
 class _Server(ThreadingHTTPServer):
@@ -189,7 +211,7 @@ def _refresh(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ephyra.workloads.hadoop_sim",
+        prog="python -m testbed.hadoop_sim",
         description="Simulator of the NameNode JMX and ResourceManager REST admin endpoints.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
