@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ephyra.api.bodies import ForkliftBody
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
+
+if TYPE_CHECKING:  # pydantic: imported by the commands that send a body
+    from ephyra.api.bodies import ForkliftBody
 
 KIND = "forklift"
 
@@ -28,6 +30,8 @@ from another process, aborted (in-flight nodes go back) and rolled back.
 
 
 def _body(args: argparse.Namespace) -> ForkliftBody:
+    from ephyra.api.bodies import ForkliftBody
+
     options: dict[str, str] = {}
     for item in args.workload_opt:
         key, sep, value = item.partition("=")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ephyra.api.bodies import EvacuateBody
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.compute.budget import Fallback, OnTimeout
 from ephyra.errors import UsageError
 from ephyra.names import check_name
+
+if TYPE_CHECKING:  # pydantic: imported by the commands that send a body
+    from ephyra.api.bodies import EvacuateBody
 
 KIND = "evacuate"
 
@@ -45,6 +47,8 @@ def _cloud(args: argparse.Namespace) -> str:
 
 
 def _body(args: argparse.Namespace) -> EvacuateBody:
+    from ephyra.api.bodies import EvacuateBody
+
     return EvacuateBody.build(
         cloud=_cloud(args),
         hosts=[check_name(host, "HOST") for host in args.hosts],

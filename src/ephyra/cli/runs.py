@@ -6,16 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ephyra.api.bodies import Body
 from ephyra.cli import audit
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
-from ephyra.metrics import Exports
 from ephyra.progress import observer_for
+
+if TYPE_CHECKING:  # pydantic, SQLAlchemy, prometheus_client: not for building the parser
+    from ephyra.api.bodies import Body
+    from ephyra.engine.journal import RunInfo
+    from ephyra.metrics import Exports
 
 Handler = Callable[[argparse.Namespace], int]
 Action = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -118,6 +120,8 @@ def add_metrics_options(parser: argparse.ArgumentParser) -> None:
 
 
 def exports(args: argparse.Namespace) -> Exports:
+    from ephyra.metrics import Exports
+
     textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
     return Exports(port=args.metrics_port, textfile=textfile)
 

@@ -6,20 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ephyra.api import local
-from ephyra.api.bodies import UpgradeBody
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.engine.board import Board
-from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
-from ephyra.inventory import static
-from ephyra.upgrade import service
+
+if TYPE_CHECKING:  # pydantic: imported by the commands that send a body
+    from ephyra.api.bodies import UpgradeBody
 
 KIND = "upgrade"
 
@@ -51,6 +46,10 @@ its --config; a last static:FILE is read here and sent with the request.
 
 
 def _body(args: argparse.Namespace) -> UpgradeBody:
+    import yaml
+
+    from ephyra.api.bodies import UpgradeBody
+
     try:
         raw = yaml.safe_load(Path(args.spec).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -66,6 +65,8 @@ def _body(args: argparse.Namespace) -> UpgradeBody:
 def _inline(args: argparse.Namespace) -> tuple[list[str], Any]:
     """The sources, and the inventory sent inline: with --url, a last static:FILE source
     is read here (it is this side's file) and sent in the body, merged last as here."""
+    from ephyra.inventory import static
+
     sources = list(args.source)
     if getattr(args, "url", None) and sources and sources[-1].startswith("static:"):
         return sources[:-1], static.read(sources[-1].removeprefix("static:"))
@@ -84,6 +85,11 @@ def do_start(args: argparse.Namespace) -> int:
             return f"Upgrade {units} unit(s) to {plan['release']}? [y/N] "
 
         return runs.starting(args, KIND, _body(args), question, "ephyra upgrade status")
+    from ephyra.api import local
+    from ephyra.engine.board import Board
+    from ephyra.engine.journal import Journal
+    from ephyra.upgrade import service
+
     journal = Journal(args.journal)
     found = local.Local(args.journal, args.locks).planned(KIND, _body(args))
     if sys.stdin.isatty() and not args.yes:
@@ -101,6 +107,10 @@ def do_start(args: argparse.Namespace) -> int:
 def do_resume(args: argparse.Namespace) -> int:
     if not args.board:
         return runs.continuing(KIND, "resume", "ephyra upgrade status")(args)
+    from ephyra.engine.board import Board
+    from ephyra.engine.journal import Journal
+    from ephyra.upgrade import service
+
     journal = Journal(args.journal)
     with Board(args.board, journal) as board:
         run = service.queue_resume(journal, args.run, board, lock_url=args.locks)
