@@ -1,16 +1,17 @@
-"""Showing a run's progress: a live display on a terminal, plain lines otherwise."""
+"""Showing a run's progress: a live display on a terminal, plain lines otherwise.
+
+rich is imported by the live display only (a command that shows no progress does not
+pay for it)."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 #: Outcomes that advance the progress bar.
 DONE = ("moved", "restored", "upgraded")
@@ -83,6 +84,16 @@ class LiveObserver:
     """A progress bar and the step each in-flight node is at, redrawn in place."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._console = console or Console(stderr=True)
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -97,6 +108,9 @@ class LiveObserver:
         self._live = Live(self._render(), console=self._console, refresh_per_second=8)
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("node")
         table.add_column("step")

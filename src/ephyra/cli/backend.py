@@ -13,31 +13,42 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ephyra.api.auth import admin_token
-from ephyra.api.local import Local
-from ephyra.api.remote import Remote, plain_and_far
 from ephyra.errors import UsageError
 from ephyra.paths import state_dir
 from ephyra.urls import redact
 
+if TYPE_CHECKING:
+    from ephyra.api.local import Local
+    from ephyra.api.remote import Remote
+
 
 def backend(args: argparse.Namespace) -> Local | Remote:
+    """The operations in this process (the journal, the clouds) or through the server:
+    each imports only when a command needs it."""
     if args.url:
         if getattr(args, "board", None):
             raise UsageError("--board queues a run from this process: not with --url")
+        from ephyra.api.remote import Remote
+
         return Remote(
             args.url,
             token(args),
             cacert=getattr(args, "cacert", None),
             insecure_http=bool(getattr(args, "insecure_http", False)),
         )
+    from ephyra.api.local import Local
+
     return Local(args.journal, args.locks, args.store, args.prefix or "")
 
 
 def token(args: argparse.Namespace) -> str | None:
     """The token given (--token-file, EPHYRA_TOKEN); else, if the URL is safe for it, this
     machine's admin token of the embedded default, else a Keystone token of OS_CLOUD."""
+    from ephyra.api.auth import admin_token
+    from ephyra.api.remote import plain_and_far
+
     given = token_given(getattr(args, "token_file", None))
     if given:
         return given

@@ -8,15 +8,20 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ephyra.cli.output import emit
-from ephyra.engine.board import Board
-from ephyra.engine.conductor import RETRY_DELAY, TASKFLOW_LOG, RunConductor, default_name
-from ephyra.engine.journal import Journal
 from ephyra.errors import UsageError
 from ephyra.progress import PlainObserver
 from ephyra.signals import on_stop
+
+if TYPE_CHECKING:  # TaskFlow, SQLAlchemy, etcd: imported when a conductor starts
+    from ephyra.engine.board import Board
+    from ephyra.engine.journal import Journal
+
+#: ``ephyra.engine.conductor.RETRY_DELAY``, said in --help without importing the engine
+#: (TaskFlow); a test checks that the two agree.
+RETRY_DELAY_SHOWN = 2.0
 
 DESCRIPTION = """\
 Claim the runs posted on a board (`ephyra upgrade start --board URL`) one at a time,
@@ -75,6 +80,10 @@ def do_list(board: Board, fmt: str) -> int:
 
 
 def do_conductor(args: argparse.Namespace) -> int:
+    from ephyra.engine.board import Board
+    from ephyra.engine.conductor import RETRY_DELAY, TASKFLOW_LOG, RunConductor, default_name
+    from ephyra.engine.journal import Journal
+
     if not args.board:
         raise UsageError("name the board: --board etcd3+https://HOST:PORT?... (or EPHYRA_BOARD)")
     journal = Journal(args.journal)
@@ -92,7 +101,7 @@ def do_conductor(args: argparse.Namespace) -> int:
         PlainObserver(sys.stderr, args.verbose),
         sys.stdout,
         lock_url=args.locks,
-        retry_delay=args.retry_delay,
+        retry_delay=RETRY_DELAY if args.retry_delay is None else args.retry_delay,
     )
     failure: list[BaseException] = []
 
@@ -149,10 +158,10 @@ def register(sub: Any, exit_codes: str) -> None:
     parser.add_argument(
         "--retry-delay",
         type=float,
-        default=RETRY_DELAY,
+        default=None,
         metavar="SECONDS",
         help=f"wait before claiming again a job given back for a lock held or an error "
-        f"({RETRY_DELAY:g})",
+        f"({RETRY_DELAY_SHOWN:g})",
     )
     parser.add_argument(
         "--list",

@@ -8,15 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ephyra.api.bodies import EnvUpgradeBody
-from ephyra.api.local import Local
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
-from ephyra.netscheme.serializers import MODES
 
 DESCRIPTION = """\
 Environments whose control plane is replaced on the same Virtual IPs (docs/netscheme.md).
@@ -40,8 +35,23 @@ cutover ENV               the old controllers leave the VIP networks, the new on
                           Nodes are reached through their netns on this machine.
 """
 
+#: ``ephyra.netscheme.serializers.MODES``, said in --help without importing the
+#: environment model (pydantic); a test checks that the two agree.
+MODES_SHOWN = "default, isolated, cutover"
+
+
+def mode(text: str) -> str:
+    """--mode: one of the modes of a deployment's information."""
+    from ephyra.netscheme.serializers import MODES
+
+    if text not in MODES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a mode: {', '.join(MODES)}")
+    return text
+
 
 def _load(path: str) -> dict[str, Any]:
+    import yaml
+
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
         data = yaml.safe_load(text)
@@ -94,6 +104,8 @@ def _changed(args: argparse.Namespace, summary: dict[str, Any]) -> int:
 
 
 def do_upgrade(args: argparse.Namespace) -> int:
+    from ephyra.api.bodies import EnvUpgradeBody
+
     body = EnvUpgradeBody.build(release_id=args.release, nodes=args.nodes)
     return _changed(args, backend(args).env_upgrade(args.env, body))
 
@@ -157,6 +169,7 @@ def _netns(args: argparse.Namespace, info: dict[str, Any]) -> str | None:
 
 
 def do_cutover(args: argparse.Namespace) -> int:
+    from ephyra.api.local import Local
     from ephyra.netscheme.cutover import cutover
 
     if args.url:
@@ -212,11 +225,21 @@ def register(sub: Any, exit_codes: str) -> None:
     info = action("deployment-info", do_deployment_info, "nodes' deployment information")
     info.add_argument("env", metavar="ENV")
     info.add_argument("nodes", nargs="+", metavar="NODE")
-    info.add_argument("--mode", choices=MODES, help="this mode instead of the one detected")
+    info.add_argument(
+        "--mode",
+        type=mode,
+        metavar="MODE",
+        help=f"this mode instead of the one detected ({MODES_SHOWN})",
+    )
     app = action("apply", do_apply, "carry out a node's network scheme on this machine")
     app.add_argument("env", metavar="ENV")
     app.add_argument("node", metavar="NODE")
-    app.add_argument("--mode", choices=MODES, help="this mode instead of the one detected")
+    app.add_argument(
+        "--mode",
+        type=mode,
+        metavar="MODE",
+        help=f"this mode instead of the one detected ({MODES_SHOWN})",
+    )
     app.add_argument(
         "--netns",
         metavar="NAME",

@@ -9,7 +9,6 @@ from typing import Any
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.inventory.model import Inventory
 
 DESCRIPTION = """\
 What the cloud is made of: its hosts, their roles and services, as discovery sources see
@@ -34,6 +33,8 @@ a path, a URL or ?options are refused.
 
 
 def do_show(args: argparse.Namespace) -> int:
+    from ephyra.inventory.model import Inventory
+
     data = backend(args).inventory(args.source, args.os_cloud, args.role)
     if args.format != "table":
         emit(data, args.format)

@@ -7,18 +7,20 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ephyra.cli import audit
 from ephyra.cli.backend import backend
 from ephyra.cli.output import FORMATS, emit
-from ephyra.engine.journal import RunInfo
 from ephyra.engine.kinds import RunKind
-from ephyra.engine.metrics import Exports
 from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 from ephyra.urls import redact
+
+if TYPE_CHECKING:  # pydantic, SQLAlchemy, prometheus_client: not for building the parser
+    from ephyra.engine.journal import RunInfo
+    from ephyra.engine.metrics import Exports
 
 Handler = Callable[[argparse.Namespace], int]
 Action = Callable[[str, Handler, str], argparse.ArgumentParser]
@@ -201,6 +203,8 @@ def add_metrics_options(parser: argparse.ArgumentParser) -> None:
 
 
 def exports(args: argparse.Namespace) -> Exports:
+    from ephyra.engine.metrics import Exports
+
     textfile = Path(args.metrics_textfile) if args.metrics_textfile else None
     return Exports(port=args.metrics_port, textfile=textfile)
 

@@ -6,22 +6,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from ephyra.api.bodies import TriggerBody, VerifyBody
-from ephyra.api.local import Local
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
 from ephyra.names import check_name, check_version
-from ephyra.versions import desired, roles
-from ephyra.versions.keys import Keys
-from ephyra.versions.store import Store, open_store
+
+if TYPE_CHECKING:
+    from ephyra.versions.keys import Keys
+    from ephyra.versions.store import Store
 
 VERSION_TEXT = """\
 The version the whole infrastructure should run (/current_version), the version each
@@ -59,11 +55,17 @@ export            write it (to --output FILE, atomically, or standard output);
 
 
 def opened(args: argparse.Namespace) -> tuple[Store, Keys]:
+    from ephyra.api.local import Local
+    from ephyra.versions.keys import Keys
+    from ephyra.versions.store import open_store
+
     local = Local(args.journal, args.locks, args.store, args.prefix or "")
     return open_store(local.store_location()), Keys(args.prefix or "")
 
 
 def do_trigger(args: argparse.Namespace) -> int:
+    from ephyra.api.bodies import TriggerBody
+
     body = TriggerBody.build(
         version=check_version(args.version, "VERSION"),
         max_at_once=args.max_at_once,
@@ -87,6 +89,8 @@ def _hosts(args: argparse.Namespace) -> list[str]:
 
 
 def do_verify(args: argparse.Namespace) -> int:
+    from ephyra.api.bodies import VerifyBody
+
     version = check_version(args.version, "VERSION")
     verdict = backend(args).verify(VerifyBody.build(version=version, hosts=_hosts(args)))
     missing = verdict["missing"]
@@ -128,6 +132,8 @@ def do_history(args: argparse.Namespace) -> int:
 
 
 def _version(args: argparse.Namespace, store: Store, keys: Keys) -> str:
+    from ephyra.versions import desired
+
     version = _option_version(args) or desired.current(store, keys)
     if not version:
         raise UsageError("no version is triggered yet: name one with --version")
@@ -162,6 +168,10 @@ def do_list_roles(args: argparse.Namespace) -> int:
 
 
 def _write(data: dict[str, Any], output: str | None) -> None:
+    import tempfile
+
+    import yaml
+
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     if not output:
         sys.stdout.write(text)
@@ -175,6 +185,8 @@ def _write(data: dict[str, Any], output: str | None) -> None:
 
 
 def do_hiera_export(args: argparse.Namespace) -> int:
+    from ephyra.versions import roles
+
     store, keys = opened(args)
     with store:
         version = _version(args, store, keys)

@@ -12,10 +12,12 @@ import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ephyra.compute.nova import Server
 from ephyra.errors import UsageError
+
+if TYPE_CHECKING:  # openstacksdk: not for `ephyra host --help`, which shows Fallback, OnTimeout
+    from ephyra.compute.nova import Server
 
 
 class Fallback(StrEnum):

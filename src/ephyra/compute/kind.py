@@ -17,8 +17,8 @@ from ephyra.engine.kinds import (
     counts,
     created,
     headline,
+    host_lock,
 )
-from ephyra.engine.locks import host_lock
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
 from ephyra.names import check_name

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 
 from ephyra.compute.nova import ComputeCloud, Service
 from ephyra.engine.journal import Journal
-from ephyra.engine.locks import host_lock
+from ephyra.engine.kinds import host_lock
 from ephyra.engine.service import holding_locks
 from ephyra.engine.states import RunState
 from ephyra.errors import NotOurs

@@ -183,6 +183,11 @@ class RunKind(Generic[P]):
         return 0
 
 
+def host_lock(cloud: str, host: str) -> str:
+    """The lock of one compute host of ``cloud``: every run that drains or changes it holds it."""
+    return f"compute {cloud}/{host}"
+
+
 def counts(rows: list[dict[str, Any]], key: str = "forward") -> dict[str, int]:
     """How many rows are in each state."""
     found: dict[str, int] = {}

@@ -30,11 +30,6 @@ TOOZ_OPTIONS = ("timeout", "lock_timeout", "membership_timeout", "api_version")
 TOOZ_TIMEOUT = 30
 
 
-def host_lock(cloud: str, host: str) -> str:
-    """The lock of one compute host of ``cloud``: every run that drains or changes it holds it."""
-    return f"compute {cloud}/{host}"
-
-
 def default_url() -> str:
     """``file://`` locks in the state directory (made ``0700``: lock names hold host names)."""
     return f"file://{private_dir(state_dir() / 'locks')}"

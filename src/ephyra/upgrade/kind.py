@@ -23,8 +23,8 @@ from ephyra.engine.kinds import (
     counts,
     created,
     headline,
+    host_lock,
 )
-from ephyra.engine.locks import host_lock
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
 
