@@ -13,18 +13,25 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from ephyra.engine.control import Request
-from ephyra.engine.driver import RunDriver, ask_to_stop
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.kinds import NewRun, P, RunKind
-from ephyra.engine.locks import holding
-from ephyra.engine.metrics import NO_EXPORTS, Exports, RunMetrics
 from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState, check_transition
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.progress import Observer
 from ephyra.urls import redact
+
+if TYPE_CHECKING:  # TaskFlow's engines, tooz, prometheus: not for reading a status
+    from ephyra.engine.driver import RunDriver
+    from ephyra.engine.metrics import Exports, RunMetrics
+
+
+def _metrics(kind: str, run_id: str) -> RunMetrics:
+    from ephyra.engine.metrics import RunMetrics
+
+    return RunMetrics(kind, run_id)
 
 
 def _here() -> dict[str, Any]:
@@ -43,6 +50,8 @@ def holding_locks(
                 where = f"pid {run.meta.get('pid')} on {run.meta.get('host')}"
                 return f"{run.kind} run {run.id} ({run.state.value}, {where})"
         return "another process"
+
+    from ephyra.engine.locks import holding
 
     return holding(list(locks), lock_url, holder)
 
@@ -89,7 +98,7 @@ class RunService(Generic[P]):
         plan: P,
         observer: Observer,
         *,
-        exports: Exports = NO_EXPORTS,
+        exports: Exports | None = None,
         created: Created = no_hook,
     ) -> RunInfo:
         """Create the run and drive it in this process."""
@@ -98,7 +107,7 @@ class RunService(Generic[P]):
             run = self._create(new)
             created(run)
             driver = self.kind.driver(
-                self.journal, run, observer, RunMetrics(self.kind.name, run.id), plan
+                self.journal, run, observer, _metrics(self.kind.name, run.id), plan
             )
             return self._drive(driver, Phase.FORWARD, exports)
 
@@ -157,10 +166,10 @@ class RunService(Generic[P]):
         with self.holding(run.meta["locks"]):
             run = self.journal.save_run(self.journal.run(run.id), **_here())
             self.journal.request(run.id, None)
-            yield self.kind.driver(self.journal, run, observer, RunMetrics(self.kind.name, run.id))
+            yield self.kind.driver(self.journal, run, observer, _metrics(self.kind.name, run.id))
 
     def resume(
-        self, ident: str | None, observer: Observer, *, exports: Exports = NO_EXPORTS
+        self, ident: str | None, observer: Observer, *, exports: Exports | None = None
     ) -> RunInfo:
         """Go on from where the run stopped, in the phase it was in."""
         run = self._continued(ident, rollback=False)
@@ -173,7 +182,7 @@ class RunService(Generic[P]):
             return self._drive(driver, Phase.FORWARD, exports)
 
     def rollback(
-        self, ident: str | None, observer: Observer, *, exports: Exports = NO_EXPORTS
+        self, ident: str | None, observer: Observer, *, exports: Exports | None = None
     ) -> RunInfo:
         """Take back, newest first, what the run did."""
         run = self._continued(ident, rollback=True)
@@ -181,8 +190,10 @@ class RunService(Generic[P]):
             driver.set_state(RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, reason="")
             return self._drive(driver, Phase.ROLLBACK, exports)
 
-    def _drive(self, driver: RunDriver, phase: Phase, exports: Exports) -> RunInfo:
-        driver.metrics.export(exports)
+    def _drive(self, driver: RunDriver, phase: Phase, exports: Exports | None) -> RunInfo:
+        from ephyra.engine.metrics import NO_EXPORTS
+
+        driver.metrics.export(exports or NO_EXPORTS)
         driver.metrics.run_state(driver.run.state)
         with driver.signals(), driver.watching():
             state = driver.run_phase(phase)
@@ -226,6 +237,8 @@ class RunService(Generic[P]):
     def _request(self, ident: str | None, what: Request) -> str:
         """Ask the process running the run to stop; '' if no process runs it."""
         run = self.find(ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
+        from ephyra.engine.driver import ask_to_stop
+
         return ask_to_stop(self.journal, run, what, run.meta["locks"][0], self.lock_url)
 
     # -- reading -------------------------------------------------------------------------
