@@ -10,7 +10,6 @@ import datetime
 import ipaddress
 import re
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,18 +33,6 @@ pytestmark = pytest.mark.functional
 
 SECRET = "pg-s3cret-4c9e"  # PostgreSQL trusts loopback here: any password is taken
 REQUEST_ID = re.compile(r"^req-[0-9a-f-]{36}$")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    scratch = Path(tempfile.mkdtemp(prefix="ephyra-transport-"))
-    scratch.chmod(0o755)  # PostgreSQL runs as its own user
-    server = Postgres(scratch / "pg", scratch / "postgres.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
