@@ -27,13 +27,16 @@ class ModuleTimes:
             self.tests[module] = self.tests.get(module, 0) + 1
 
     def lines(self, shown: int) -> list[str]:
+        """The ``shown`` slowest modules (seconds, share of the run, tests), then the total."""
         slowest = sorted(self.seconds.items(), key=lambda item: item[1], reverse=True)
         total = sum(self.seconds.values())
         lines = [
-            f"{seconds:8.2f}s {seconds / total:6.1%} {self.tests.get(module, 0):4d} tests  {module}"
+            f"{seconds:8.2f}s {seconds / (total or 1.0):6.1%} "
+            f"{self.tests.get(module, 0):4d} tests  {module}"
             for module, seconds in slowest[:shown]
         ]
-        lines.append(f"{total:8.2f}s in {len(slowest)} modules (the slowest {shown} above)")
+        more = f", the slowest {shown} above" if len(slowest) > shown else ""
+        lines.append(f"{total:8.2f}s in {len(slowest)} modules{more}")
         return lines
 
 
