@@ -133,7 +133,8 @@ def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    """A real PostgreSQL, once per session: each test makes a database of its own in it."""
+    """A real PostgreSQL, once per session: each test or module makes a database of its own
+    in it (``postgres.create_databases(name)``)."""
     scratch = Path(tempfile.mkdtemp(prefix="ephyra-postgres-"))
     scratch.chmod(0o755)  # PostgreSQL runs as its own user, outside pytest's private tmp
     server = Postgres(scratch / "pg", scratch / "postgres.log")
