@@ -76,13 +76,7 @@ class TlsServer:
 
     def __init__(self, postgres: Postgres, tmp: Path) -> None:
         self.database = f"j_{uuid.uuid4().hex[:12]}"
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=postgres.port, user=postgres.user, dbname="postgres"
-        )
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{self.database}"')
-        conn.close()
+        postgres.create_databases(self.database)
         self.postgres = postgres
         journal = postgres.url(self.database).replace("://postgres@", f"://postgres:{SECRET}@")
         assert SECRET in journal
