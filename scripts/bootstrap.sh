@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 debs=(postgresql rabbitmq-server etcd-server etcd-client puppet dpkg-dev wrk chromium iputils-arping)  # etcd-client, wrk: bench; puppet, dpkg-dev: strategies; chromium: dashboard; arping: netscheme
+# One dpkg-query for all (a package removed but for its configuration counts as missing).
+installed=" $(dpkg-query -W -f='${Package}=${db:Status-Status} ' "${debs[@]}" 2>/dev/null || true)"
 missing=()
 for deb in "${debs[@]}"; do
-    dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")
+    [[ $installed == *" $deb=installed "* ]] || missing+=("$deb")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} with apt-get (the Nova testbed runs them)" >&2

@@ -76,11 +76,15 @@ class Postgres:
         run(initdb, self.log, cwd=self.data_dir, owner=self.owner)
         self.daemon.start()
         self.daemon.wait_until(self._answers, timeout, "accepting connections")
+        self.create_databases(*databases)
+
+    def create_databases(self, *names: str) -> None:
+        """Create empty databases ``names`` (tests sharing one server make their own)."""
         conn = self._connect("postgres")
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
-                for name in databases:
+                for name in names:
                     cursor.execute(f'CREATE DATABASE "{name}"')
         finally:
             conn.close()

@@ -1,14 +1,52 @@
-"""Suite-wide: a summary section where tests report what they measured."""
+"""Suite-wide: a summary section where tests report what they measured, and the time spent
+in each test module (setup, call and teardown summed: a session fixture's start counts in
+the module of the first test that asked for it)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import pytest
 
 REPORT = pytest.StashKey[list[str]]()
+#: How many test modules the summary names, slowest first.
+MODULES_SHOWN = 20
+
+
+@dataclass(eq=False)  # registered as a plugin, which must be hashable
+class ModuleTimes:
+    """Seconds and tests per module (the node id's file part), as the reports come in."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, int] = field(default_factory=dict)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        module = report.nodeid.partition("::")[0]
+        self.seconds[module] = self.seconds.get(module, 0.0) + report.duration
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.tests[module] = self.tests.get(module, 0) + 1
+
+    def lines(self, shown: int) -> list[str]:
+        """The ``shown`` slowest modules (seconds, share of the run, tests), then the total."""
+        slowest = sorted(self.seconds.items(), key=lambda item: item[1], reverse=True)
+        total = sum(self.seconds.values())
+        lines = [
+            f"{seconds:8.2f}s {seconds / (total or 1.0):6.1%} "
+            f"{self.tests.get(module, 0):4d} tests  {module}"
+            for module, seconds in slowest[:shown]
+        ]
+        more = f", the slowest {shown} above" if len(slowest) > shown else ""
+        lines.append(f"{total:8.2f}s in {len(slowest)} modules{more}")
+        return lines
+
+
+TIMES = pytest.StashKey[ModuleTimes]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT] = []
+    config.stash[TIMES] = ModuleTimes()
+    config.pluginmanager.register(config.stash[TIMES], "ephyra-module-times")
 
 
 @pytest.fixture
@@ -20,6 +58,11 @@ def report(request: pytest.FixtureRequest) -> list[str]:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
+    times = config.stash.get(TIMES, None)
+    if times is not None and times.seconds:
+        terminalreporter.section("time per test module (setup + call + teardown)")
+        for line in times.lines(MODULES_SHOWN):
+            terminalreporter.write_line(line)
     lines = config.stash.get(REPORT, [])
     if lines:
         terminalreporter.section("ephyra measurements")

@@ -10,7 +10,6 @@ import datetime
 import ipaddress
 import re
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,18 +33,6 @@ pytestmark = pytest.mark.functional
 
 SECRET = "pg-s3cret-4c9e"  # PostgreSQL trusts loopback here: any password is taken
 REQUEST_ID = re.compile(r"^req-[0-9a-f-]{36}$")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    scratch = Path(tempfile.mkdtemp(prefix="ephyra-transport-"))
-    scratch.chmod(0o755)  # PostgreSQL runs as its own user
-    server = Postgres(scratch / "pg", scratch / "postgres.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -89,13 +76,7 @@ class TlsServer:
 
     def __init__(self, postgres: Postgres, tmp: Path) -> None:
         self.database = f"j_{uuid.uuid4().hex[:12]}"
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=postgres.port, user=postgres.user, dbname="postgres"
-        )
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{self.database}"')
-        conn.close()
+        postgres.create_databases(self.database)
         self.postgres = postgres
         journal = postgres.url(self.database).replace("://postgres@", f"://postgres:{SECRET}@")
         assert SECRET in journal
