@@ -4,9 +4,17 @@ the module of the first test that asked for it)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported by the fixture: a run without it does not pay for the testbed
+    from testbed.postgres import Postgres
 
 REPORT = pytest.StashKey[list[str]]()
 #: How many test modules the summary names, slowest first.
@@ -74,3 +82,20 @@ def pytest_terminal_summary(
             terminalreporter.write_line(
                 f"crash matrix: {len(kills)} kill points tried, {survived} survived"
             )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL, once per test run: each test or module makes a database of its own
+    in it (``postgres.create_databases(name)``)."""
+    from testbed.postgres import Postgres
+
+    scratch = Path(tempfile.mkdtemp(prefix="ephyra-postgres-"))
+    scratch.chmod(0o755)  # PostgreSQL runs as its own user, outside pytest's private tmp
+    server = Postgres(scratch / "pg", scratch / "postgres.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)

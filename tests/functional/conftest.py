@@ -8,9 +8,7 @@ reconfigures a service starts its own. Every test under tests/functional is mark
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +23,6 @@ from testbed.etcd import Etcd  # noqa: E402
 from testbed.ironic import Testbed  # noqa: E402
 from testbed.keystone import Keystone, start_keystone  # noqa: E402
 from testbed.nova import NovaTestbed  # noqa: E402
-from testbed.postgres import Postgres  # noqa: E402
 from testbed.seed import clear  # noqa: E402
 
 if TYPE_CHECKING:
@@ -129,18 +126,3 @@ def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     with server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("EPHYRA_ETCD_PASSWORD", server.password)
         yield server
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A real PostgreSQL, once per session: each test or module makes a database of its own
-    in it (``postgres.create_databases(name)``)."""
-    scratch = Path(tempfile.mkdtemp(prefix="ephyra-postgres-"))
-    scratch.chmod(0o755)  # PostgreSQL runs as its own user, outside pytest's private tmp
-    server = Postgres(scratch / "pg", scratch / "postgres.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
