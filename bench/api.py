@@ -16,8 +16,9 @@ forklift writes them (run record, node records, events). A real ``ephyra serve``
 
 The floor, in the same run: a second server built by the same code as ``ephyra serve``
 (the same app, middleware, token check and policy, uvicorn with the same options) with a
-bare route per endpoint that returns, as a constant, the bytes Ephyra answered there. It
-is measured just before each Ephyra endpoint, with the same clients, so that what the
+bare route per endpoint that returns, as a constant, the bytes Ephyra answered there
+(checked: the same bytes, and a 401 without a token). It is measured just before each
+Ephyra endpoint, with the same clients, so that what the
 machine is doing meanwhile weighs on both; the table gives Ephyra's p99 against it.
 
 The competitor, in the same run: what an operator polls today to see where the nodes of a
@@ -27,6 +28,7 @@ a raw openstacksdk loop listing the nodes of both (``--sdk-threads`` threads for
 ``--seconds``).
 
 usage: .venv/bin/python bench/api.py [--seconds 20] [--connections 100] [--runs 20] [--nodes 50]
+                                     [--think-ms 10] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -370,7 +372,7 @@ def against_floor(rows: dict[str, dict[str, Any]]) -> list[str]:
 
 def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str, dict[str, Any]]:
     """Each endpoint of Ephyra and of its floor, saturating then thinking, the floor
-    just before Ephyra each time."""
+    just before Ephyra each time, ``--rounds`` times (the median of each number)."""
     began = time.monotonic()
     run_id = fill(journal_url, args.runs, args.nodes)
     print(
@@ -382,14 +384,20 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
     proc, url = serve(root, journal_url)
     floor_proc = None
     try:
+        found = answers(url, paths)
         bodies = root / "answers.json"
-        bodies.write_text(json.dumps(answers(url, paths)))
+        bodies.write_text(json.dumps(found))
         floor_proc, floor_url = serve(root, journal_url, floor=bodies)
+        check_floor(floor_url, found)
         for name, path in paths.items():
             for think in (0, args.think_ms):
                 for who, where in (("floor", floor_url + FLOOR + name), ("ephyra", url + path)):
                     label = f"{who} {name} ({mode(think)})"
-                    rows[label] = wrk(where, args.seconds, args.connections, think, root)
+                    rounds = [
+                        wrk(where, args.seconds, args.connections, think, root)
+                        for _ in range(args.rounds)
+                    ]
+                    rows[label] = median(rounds)
                     print(f"{label}: {rows[label]}", file=sys.stderr)
     finally:
         for server in (proc, floor_proc):
@@ -397,6 +405,28 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
                 server.terminate()
                 server.wait(60)
     return rows
+
+
+def check_floor(floor_url: str, found: dict[str, str]) -> None:
+    """The floor answers Ephyra's bytes, and only to a token, as Ephyra does."""
+    for name, text in found.items():
+        answer = requests.get(floor_url + FLOOR + name, headers={"X-Auth-Token": TOKEN}, timeout=30)
+        if answer.status_code != 200 or answer.text != text:
+            raise RuntimeError(f"the floor's {name} is not Ephyra's answer: {answer.status_code}")
+        bare = requests.get(floor_url + FLOOR + name, timeout=30)
+        if bare.status_code != 401:
+            raise RuntimeError(f"the floor's {name} answered {bare.status_code} with no token")
+
+
+def median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number's median over the rounds (the non-2xx answers: their sum)."""
+    return {
+        "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
+        "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
+        "rps": statistics.median(r["rps"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": "; ".join(r["socket_errors"] for r in rounds if r["socket_errors"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument(
         "--think-ms", type=int, default=10, help="pause of each client between requests (10)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each endpoint and its floor this many times, in turn (the median; 1)",
     )
     parser.add_argument("--sdk-threads", type=int, default=10)
     parser.add_argument("--cli-looks", type=int, default=3)
