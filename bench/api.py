@@ -150,12 +150,14 @@ def wrk(url: str, seconds: int, connections: int, think_ms: int, root: Path) -> 
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
         "p50_ms": ms("50%"),
         "p99_ms": ms("99%"),
         "rps": float(rate.group(1)) if rate else 0.0,
+        "requests": int(count.group(1)) if count else 0,
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(0) if errors else "",
     }
@@ -343,10 +345,11 @@ def report(rows: dict[str, dict[str, Any]], connections: int, sdk_threads: int) 
 
 
 def against_floor(rows: dict[str, dict[str, Any]]) -> list[str]:
-    """Ephyra's p50 and p99 against the floor's, endpoint by endpoint, and the aim."""
+    """Ephyra's p50, p99 and CPU time per answer against the floor's, endpoint by
+    endpoint, and the aim."""
     lines = [
         f"{'against the floor':<32} {'p50 ms':>8} {'floor':>8} {'p99 ms':>8} {'floor':>8} "
-        f"{'p99 x':>6}"
+        f"{'p99 x':>6} {'CPU us':>7} {'floor':>7}"
     ]
     worst: dict[str, tuple[float, str]] = {}
     for name, row in rows.items():
@@ -356,7 +359,8 @@ def against_floor(rows: dict[str, dict[str, Any]]) -> list[str]:
         ratio = row["p99_ms"] / max(floor["p99_ms"], 1e-9)
         lines.append(
             f"{name.removeprefix('ephyra '):<32} {row['p50_ms']:>8.1f} {floor['p50_ms']:>8.1f} "
-            f"{row['p99_ms']:>8.1f} {floor['p99_ms']:>8.1f} {ratio:>6.2f}"
+            f"{row['p99_ms']:>8.1f} {floor['p99_ms']:>8.1f} {ratio:>6.2f} "
+            f"{row['cpu_us']:>7.0f} {floor['cpu_us']:>7.0f}"
         )
         kind = "saturating" if "saturating" in name else "think"
         if ratio > worst.get(kind, (0.0, ""))[0]:
@@ -382,29 +386,49 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
     paths = {name: path.format(run=run_id) for name, path in ENDPOINTS.items()}
     rows: dict[str, dict[str, Any]] = {}
     proc, url = serve(root, journal_url)
-    floor_proc = None
+    servers = [proc]
     try:
         found = answers(url, paths)
         bodies = root / "answers.json"
         bodies.write_text(json.dumps(found))
         floor_proc, floor_url = serve(root, journal_url, floor=bodies)
+        servers.append(floor_proc)
         check_floor(floor_url, found)
         for name, path in paths.items():
             for think in (0, args.think_ms):
-                for who, where in (("floor", floor_url + FLOOR + name), ("ephyra", url + path)):
+                for who, server, where in (
+                    ("floor", floor_proc, floor_url + FLOOR + name),
+                    ("ephyra", proc, url + path),
+                ):
                     label = f"{who} {name} ({mode(think)})"
                     rounds = [
-                        wrk(where, args.seconds, args.connections, think, root)
+                        costed(server.pid, where, args.seconds, args.connections, think, root)
                         for _ in range(args.rounds)
                     ]
                     rows[label] = median(rounds)
                     print(f"{label}: {rows[label]}", file=sys.stderr)
     finally:
-        for server in (proc, floor_proc):
-            if server is not None:
-                server.terminate()
-                server.wait(60)
+        for server in servers:
+            server.terminate()
+            server.wait(60)
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def costed(
+    pid: int, url: str, seconds: int, connections: int, think_ms: int, root: Path
+) -> dict[str, Any]:
+    """:func:`wrk`'s numbers, and the server's CPU time per answer (microseconds): what
+    the machine's other work changes least."""
+    before = cpu_seconds(pid)
+    row = wrk(url, seconds, connections, think_ms, root)
+    row["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / max(row["requests"], 1)
+    return row
 
 
 def check_floor(floor_url: str, found: dict[str, str]) -> None:
@@ -424,6 +448,8 @@ def median(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": statistics.median(r["p50_ms"] for r in rounds),
         "p99_ms": statistics.median(r["p99_ms"] for r in rounds),
         "rps": statistics.median(r["rps"] for r in rounds),
+        "requests": sum(r["requests"] for r in rounds),
+        "cpu_us": statistics.median(r["cpu_us"] for r in rounds),
         "non_2xx": sum(r["non_2xx"] for r in rounds),
         "socket_errors": "; ".join(r["socket_errors"] for r in rounds if r["socket_errors"]),
     }

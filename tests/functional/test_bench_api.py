@@ -52,10 +52,11 @@ def test_the_api_benchmark_prints_its_numbers_beside_the_floor() -> None:
         p50, p99, rps, non_2xx = (float(v) for v in row[-4:])
         assert 0 < p50 <= p99 and rps > 0 and non_2xx == 0, row
     against = lines.index(next(line for line in lines if line.startswith("against the floor")))
-    compared = [line.rsplit(maxsplit=5) for line in lines[against + 1 : against + 9]]
+    compared = [line.rsplit(maxsplit=7) for line in lines[against + 1 : against + 9]]
     assert [c[0] for c in compared] == [f"{n} ({m})" for n in ENDPOINTS for m in modes]
     for label, *numbers in compared:
-        p50, floor_p50, p99, floor_p99, ratio = (float(v) for v in numbers)
+        p50, floor_p50, p99, floor_p99, ratio, cpu, floor_cpu = (float(v) for v in numbers)
+        assert cpu > 0 and floor_cpu > 0, label  # the servers' CPU time per answer
         assert (p50, p99) == tuple(float(v) for v in rows[f"ephyra {label}"][-4:-2]), label
         assert (floor_p50, floor_p99) == tuple(float(v) for v in rows[f"floor {label}"][-4:-2])
         low, high = (p99 - 0.05) / (floor_p99 + 0.05), (p99 + 0.05) / (floor_p99 - 0.05)
