@@ -396,16 +396,17 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
         check_floor(floor_url, found)
         for name, path in paths.items():
             for think in (0, args.think_ms):
-                for who, server, where in (
-                    ("floor", floor_proc, floor_url + FLOOR + name),
-                    ("ephyra", proc, url + path),
-                ):
-                    label = f"{who} {name} ({mode(think)})"
-                    rounds = [
-                        costed(server.pid, where, args.seconds, args.connections, think, root)
-                        for _ in range(args.rounds)
-                    ]
-                    rows[label] = median(rounds)
+                pair = {
+                    f"floor {name} ({mode(think)})": (floor_proc, floor_url + FLOOR + name),
+                    f"ephyra {name} ({mode(think)})": (proc, url + path),
+                }
+                rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in pair}
+                for _ in range(args.rounds):  # the floor, then Ephyra, in turn
+                    for label, (server, where) in pair.items():
+                        row = costed(server.pid, where, args.seconds, args.connections, think, root)
+                        rounds[label].append(row)
+                for label, measured in rounds.items():
+                    rows[label] = median(measured)
                     print(f"{label}: {rows[label]}", file=sys.stderr)
     finally:
         for server in servers:

@@ -148,7 +148,8 @@ def settle_memory() -> None:
     routes of runs import is loaded first; all that is loaded before serving is then
     frozen (never walked again, see :func:`gc.freeze`); and what outlives a full pass
     in numbers later (code a rarer request imports, lasting caches) is frozen after
-    that pass."""
+    that pass (with what the requests under way hold then: of that, what becomes
+    garbage in a cycle is never freed, a few objects each such time)."""
     for module in WARM:
         importlib.import_module(module)
     gc.collect()
