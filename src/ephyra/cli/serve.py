@@ -135,7 +135,7 @@ def _authenticator(args: argparse.Namespace) -> Authenticator:
 
 #: Imported before serving, and frozen with the rest: what the first status or list of
 #: each kind of run imports (about 1,000 modules, 64,000 objects for a forklift's).
-WARM = ("ephyra.forklift.service", "ephyra.upgrade.service", "ephyra.compute.service")
+WARM = ("ephyra.engine.service", "ephyra.engine.driver", "ephyra.upgrade.plan")
 #: A full pass of the garbage collector that leaves this many objects or more to walk
 #: again next time freezes them (they outlived a full pass: code and caches loaded late).
 FREEZE_AT = 20_000
@@ -150,8 +150,12 @@ def settle_memory() -> None:
     in numbers later (code a rarer request imports, lasting caches) is frozen after
     that pass (with what the requests under way hold then: of that, what becomes
     garbage in a cycle is never freed, a few objects each such time)."""
+    from ephyra.engine.kinds import registered
+
     for module in WARM:
         importlib.import_module(module)
+    for kind in registered():  # their request models
+        kind.body_type()
     gc.collect()
     gc.freeze()
 
