@@ -2,7 +2,7 @@
 line, with the same answers, behind a token and the policy of :mod:`ephyra.api.policy`.
 
 Errors are JSON, ``{"error": {"code": ..., "message": ..., "request_id": ...}}``, with a code
-that does not change between releases (see :mod:`ephyra.api.codes`); every answer names its
+that does not change between releases (see :mod:`ephyra.operations.codes`); every answer names its
 request in ``X-Request-Id``, under which the server logs the detail of a failure. The
 OpenAPI document is served at ``/openapi.json`` and kept in the repository as
 ``docs/openapi.json``.
@@ -33,11 +33,8 @@ from ephyra.api import audit as audit_trail
 from ephyra.api import metrics
 from ephyra.api.auth import Authenticator, KeystoneTokens
 from ephyra.api.background import Driven
-from ephyra.api.bodies import EnvUpgradeBody, MaintenanceBody, TriggerBody, VerifyBody
-from ephyra.api.codes import public
 from ephyra.api.config import ServeConfig
 from ephyra.api.fresh import Fresh
-from ephyra.api.local import Local
 from ephyra.api.middleware import (
     IDENTITY,
     BodyGuard,
@@ -56,6 +53,9 @@ from ephyra.errors import EphyraError, NotAllowed, NotAuthenticated
 from ephyra.names import NAME, VERSION
 from ephyra.netscheme.model import Environment
 from ephyra.netscheme.serializers import Mode
+from ephyra.operations.bodies import EnvUpgradeBody, MaintenanceBody, TriggerBody, VerifyBody
+from ephyra.operations.codes import public
+from ephyra.operations.local import Local
 from ephyra.urls import redact_text
 
 LOG = logging.getLogger(__name__)
@@ -448,7 +448,7 @@ def create_app(
             summary=f"what a {kind.value} run would do (a dry run)",
         )
         def plan(body: body_type) -> dict[str, Any]:  # type: ignore[valid-type]
-            return local.plan(kind.value, body)
+            return dict(local.plan(kind.value, body))
 
         @app.post(
             f"/v1/{kind.value}/runs",
@@ -539,7 +539,7 @@ def create_app(
     )
     def trigger(body: TriggerBody) -> dict[str, Any]:
         """Make a version the desired one (refused while hosts lag, unless forced)."""
-        return local.trigger(body)
+        return dict(local.trigger(body))
 
     @app.post(
         "/v1/versions/verify",
@@ -549,7 +549,7 @@ def create_app(
     )
     def verify(body: VerifyBody) -> dict[str, Any]:
         """Whether every host named runs the version (``ok``), and those that do not."""
-        return local.verify(body)
+        return dict(local.verify(body))
 
     @app.get(
         "/v1/roles",
@@ -562,7 +562,7 @@ def create_app(
         version: Annotated[str | None, Query(pattern=VERSION)] = None,
     ) -> dict[str, Any]:
         """The hosts of each role, with their addresses, at a version (default: desired)."""
-        return local.roles(role, version)
+        return dict(local.roles(role, version))
 
     # -- environments (parallel control plane on the same VIPs) ----------------------
     Cluster = Annotated[str, FastPath(pattern=NAME, description="environment id or name")]
@@ -585,7 +585,7 @@ def create_app(
     )
     def import_cluster(body: Environment, replace: bool = False) -> dict[str, Any]:
         """Import an environment (networks, VIPs, nodes); ``replace`` overwrites one."""
-        return local.env_import(body.model_dump(mode="json"), replace)
+        return dict(local.env_import(body.model_dump(mode="json"), replace))
 
     @app.get(
         "/v1/clusters/{cluster}",
@@ -606,7 +606,7 @@ def create_app(
     def upgrade_cluster(cluster: Cluster, body: EnvUpgradeBody) -> dict[str, Any]:
         """Put the environment under upgrade to a release; the nodes named (default: the
         primary controller) are to be reinstalled with it."""
-        return local.env_upgrade(cluster, body)
+        return dict(local.env_upgrade(cluster, body))
 
     @app.put(
         "/v1/clusters/{cluster}/nodes/{node}/installed",
@@ -618,7 +618,7 @@ def create_app(
         cluster: Cluster, node: Annotated[str, FastPath(pattern=NAME)]
     ) -> dict[str, Any]:
         """Record that a node was reinstalled with its pending release."""
-        return local.env_installed(cluster, node)
+        return dict(local.env_installed(cluster, node))
 
     @app.get(
         "/v1/clusters/{cluster}/orchestrator/deployment/defaults",

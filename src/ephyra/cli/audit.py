@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ephyra.api.codes import classify
 from ephyra.engine import audit
 from ephyra.engine.journal import Journal
 from ephyra.errors import EphyraError
+from ephyra.operations.codes import classify
 
 LOG = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace], int]
@@ -137,9 +137,9 @@ def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, be
 
 
 def do_list(args: argparse.Namespace) -> int:
-    from ephyra.api.remote import Remote
     from ephyra.cli.backend import token
     from ephyra.cli.output import emit
+    from ephyra.operations.remote import Remote
 
     if args.url:
         entries = Remote(args.url, token(args))._call(

@@ -15,14 +15,15 @@ import sys
 from pathlib import Path
 
 from ephyra.api.auth import admin_token
-from ephyra.api.local import Local
-from ephyra.api.remote import Remote, plain_and_far
 from ephyra.errors import UsageError
+from ephyra.operations.local import Local
+from ephyra.operations.protocol import Operations
+from ephyra.operations.remote import Remote, plain_and_far
 from ephyra.paths import state_dir
 from ephyra.urls import redact
 
 
-def backend(args: argparse.Namespace) -> Local | Remote:
+def backend(args: argparse.Namespace) -> Operations:
     if args.url:
         if getattr(args, "board", None):
             raise UsageError("--board queues a run from this process: not with --url")

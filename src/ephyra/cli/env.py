@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ephyra.api.bodies import EnvUpgradeBody
-from ephyra.api.local import Local
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
 from ephyra.netscheme.serializers import MODES
+from ephyra.operations.bodies import EnvUpgradeBody
+from ephyra.operations.local import Local
 
 DESCRIPTION = """\
 Environments whose control plane is replaced on the same Virtual IPs (docs/netscheme.md).
@@ -52,7 +53,7 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
-def _nodes_table(summary: dict[str, Any]) -> None:
+def _nodes_table(summary: Mapping[str, Any]) -> None:
     print(
         f"environment {summary['id']} {summary['name']}: {summary['status']}, "
         f"release {summary['release_id']}, VIPs {summary['vips'] or 'none'}"
@@ -62,7 +63,7 @@ def _nodes_table(summary: dict[str, Any]) -> None:
 
 
 def do_list(args: argparse.Namespace) -> int:
-    rows = backend(args).env_list()
+    rows: list[dict[str, Any]] = [dict(r) for r in backend(args).env_list()]
     if args.format == "table":
         for row in rows:
             row["nodes"] = len(row["nodes"])
@@ -85,7 +86,7 @@ def do_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _changed(args: argparse.Namespace, summary: dict[str, Any]) -> int:
+def _changed(args: argparse.Namespace, summary: Mapping[str, Any]) -> int:
     if args.format != "table":
         emit(summary, args.format)
     else:

@@ -92,8 +92,8 @@ def do_serve(args: argparse.Namespace) -> int:
         make_tokens_file,
     )
     from ephyra.api.config import Named, ServeConfig
-    from ephyra.api.local import Local
     from ephyra.api.policy import Policy
+    from ephyra.operations.local import Local
 
     keystone_options = args.keystone_project or args.keystone_domain or args.keystone_system
     if args.auth != "keystone" and (keystone_options or args.keystone_roles):

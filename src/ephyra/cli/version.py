@@ -12,13 +12,13 @@ from typing import Any
 
 import yaml
 
-from ephyra.api.bodies import TriggerBody, VerifyBody
-from ephyra.api.local import Local
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
 from ephyra.names import check_name, check_version
+from ephyra.operations.bodies import TriggerBody, VerifyBody
+from ephyra.operations.local import Local
 from ephyra.versions import desired, roles
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, open_store
