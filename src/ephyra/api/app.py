@@ -70,18 +70,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,  # served by the server's router, behind a token like the rest
     )
-    collector = metrics.JournalCollector(local)
     guard = Guard(authenticator, policy)
-    ctx = Context(
-        local=local,
-        guard=guard,
-        driven=driven,
-        fresh=Fresh(metrics.FRESH),
-        collector=collector,
-        registry=metrics.registry(collector),
-        streams=Streams(limits.streams_per_caller),
-        stopping=stopping,
-    )
+    ctx = context(local, guard, driven, limits.streams_per_caller, stopping)
     routes: list[BaseRoute] = []  # every route, in the order a request is matched
     app.add_middleware(
         BodyGuard,
@@ -102,9 +92,30 @@ def create_app(
     return app
 
 
+def context(
+    local: Local,
+    guard: Guard,
+    driven: Driven,
+    streams_per_caller: int,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Context:
+    """What the routers share: the journal's metrics and the answers kept for pollers."""
+    collector = metrics.JournalCollector(local)
+    return Context(
+        local=local,
+        guard=guard,
+        driven=driven,
+        fresh=Fresh(metrics.FRESH),
+        collector=collector,
+        registry=metrics.registry(collector),
+        streams=Streams(streams_per_caller),
+        stopping=stopping,
+    )
+
+
 def routers(ctx: Context) -> list[APIRouter]:
     """One router per capability, in the order of the OpenAPI document; the runs' from
     the registry of run kinds."""
     kinds = [runs.kind_router(ctx, kind) for kind in registered()]
     rest = [c.router(ctx) for c in (hosts, inventory, versions, environments, dashboard)]
-    return [server.router(ctx), runs.router(ctx), *kinds, *rest]
+    return [server.router(ctx), runs.router(ctx), runs.actions(ctx), *kinds, *rest]

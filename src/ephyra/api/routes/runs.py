@@ -72,9 +72,9 @@ async def stream(
 
 
 def router(ctx: Context) -> APIRouter:
-    """The routes every kind shares (``{kind}`` in the path)."""
+    """What every kind's runs read alike: lists, a run, its status and its events."""
     routes = APIRouter()
-    local, fresh, driven = ctx.local, ctx.fresh, ctx.driven
+    local, fresh = ctx.local, ctx.fresh
     Reader = Annotated[Identity, ctx.allowed("run:list")]
 
     @routes.get(
@@ -160,6 +160,14 @@ def router(ctx: Context) -> APIRouter:
         """A run's status, as ``ephyra KIND status`` shows it (``latest``: the latest run)."""
         compute = lambda: local.status(kind.value, run)  # noqa: E731
         return json_answer(await fresh.get(("status", kind.value, run), compute))
+
+    return routes
+
+
+def actions(ctx: Context) -> APIRouter:
+    """Pause, resume, abort and roll back a run of any kind (``latest``: the latest)."""
+    routes = APIRouter()
+    local, driven = ctx.local, ctx.driven
 
     @routes.post(
         "/v1/{kind}/runs/{run}/pause",
