@@ -1,7 +1,7 @@
 """What a request asks for, the base of every request model: the command line fills one
 from its options, the API reads it from a JSON body, and both hand it to the same
 operation; the models are also the OpenAPI document's schemas. Each run kind has its
-own (``ephyra.forklift.body``...); :mod:`ephyra.api.bodies` holds the others."""
+own (``ephyra.forklift.body``...); :mod:`ephyra.operations.bodies` holds the others."""
 
 from __future__ import annotations
 

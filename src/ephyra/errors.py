@@ -38,7 +38,7 @@
                                         failure)
 
 Only the command line exits, with ``exit_code``; the API answers each with the status and
-code of :mod:`ephyra.api.codes`. One error is also a library's own: the etcd login raises
+code of :mod:`ephyra.operations.codes`. One error is also a library's own: the etcd login raises
 :class:`EtcdAuthError` as an etcd3gw ``Etcd3Exception`` too (``ephyra.etcd``), so that tooz,
 the jobboard and the store take it for the etcd failure it is; that adapter class is the
 only error class defined outside this module. Nothing here imports anything: every module

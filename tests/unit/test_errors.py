@@ -167,7 +167,7 @@ def test_an_unknown_strategy_is_bad_input(
 def test_the_api_answers_a_backend_or_plugin_error_and_the_client_raises_it_again(
     error: errors.EphyraError, answer: tuple[int, str], exit_code: int
 ) -> None:
-    from ephyra.api.codes import classify, raise_for
+    from ephyra.operations.codes import classify, raise_for
 
     assert classify(error) == answer
     with pytest.raises(errors.EphyraError) as again:

@@ -1,2 +1,3 @@
-"""The management panel: the HTTP API of ``ephyra serve``, its authentication and
-policy, and the operations the command line shares with it."""
+"""The management panel: the HTTP API of ``ephyra serve`` (one router per capability,
+under :mod:`ephyra.api.routes`), its authentication and policy. The operations it serves
+are :mod:`ephyra.operations`, the same the command line calls."""

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ephyra.api.local import Local
 from ephyra.api.policy import Identity
 from ephyra.engine import audit
+from ephyra.operations.local import Local
 
 LOG = logging.getLogger(__name__)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

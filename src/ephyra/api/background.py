@@ -10,10 +10,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ephyra.api.local import Local
 from ephyra.engine import events
 from ephyra.engine.journal import RunInfo
 from ephyra.errors import EphyraError
+from ephyra.operations.local import Local
 from ephyra.progress import QuietObserver
 
 LOG = logging.getLogger(__name__)

@@ -15,15 +15,16 @@ file) is written here by its operator and referred to by name::
       body_bytes: 1048576      # a request body's size at most (1 MiB)
       streams_per_caller: 4    # event streams one caller (user and project) holds open
 
-A :class:`Resolver` turns what a caller gives into what the operations use:
-:class:`AnyLocal` in-process (the command line reads local paths as it always has) and
-:class:`Named` in the server (configured names, and the clouds of its clouds.yaml).
+A resolver (:class:`ephyra.engine.kinds.Resolver`) turns what a caller gives into what the
+operations use: :class:`ephyra.operations.local.AnyLocal` in-process (the command line reads
+local paths as it always has) and :class:`Named` in the server (configured names, and the
+clouds of its clouds.yaml).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -117,24 +118,6 @@ class ServeConfig(BaseModel):
             return cls.model_validate(data or {})
         except ValidationError as exc:
             raise UsageError(f"serve config {path}: {problems(exc)}") from exc
-
-
-class Resolver(Protocol):
-    """What an inventory source or a credential source given by a caller stands for."""
-
-    def inventory(self, spec: str) -> str: ...
-
-    def credentials(self, spec: str | None) -> str | None: ...
-
-
-class AnyLocal:
-    """In-process: every source is what it says (a local path, a URL, ...)."""
-
-    def inventory(self, spec: str) -> str:
-        return spec
-
-    def credentials(self, spec: str | None) -> str | None:
-        return spec
 
 
 class Named:

@@ -16,10 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from ephyra.api.local import Local, progress
 from ephyra.engine import events
 from ephyra.engine.kinds import get, names
 from ephyra.engine.states import RunState
+from ephyra.operations.local import Local, progress
+from ephyra.operations.protocol import Progress
 
 #: A list of runs is at most this old (seconds).
 FRESH = 0.5
@@ -41,7 +42,7 @@ class JournalCollector(Collector):
     def __init__(self, local: Local) -> None:
         self.local = local
         self._lock = threading.Lock()
-        self._runs: list[dict[str, Any]] = []
+        self._runs: list[Progress] = []
         self._read_at = 0.0
         self._outcomes: dict[str, dict[str, str]] = {}
         self._seq = 0
@@ -68,7 +69,7 @@ class JournalCollector(Collector):
                     sums[0] += 1
                     sums[1] += float(event.get("seconds") or 0.0)
 
-    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def runs(self, kind: str | None = None) -> list[Progress]:
         """Every run with its progress, at most ``FRESH`` seconds old."""
         with self._lock:
             if time.monotonic() - self._read_at > FRESH:

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ephyra.api import metrics
-from ephyra.api.codes import body as error_body
-from ephyra.api.codes import public
 from ephyra.api.policy import Identity
 from ephyra.errors import BodyTooLarge, EphyraError
+from ephyra.operations.codes import body as error_body
+from ephyra.operations.codes import public
 from ephyra.urls import redact_text
 
 LOG = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ephyra.api.codes import classify
 from ephyra.errors import EphyraError
+from ephyra.operations.codes import classify
 
 if TYPE_CHECKING:  # SQLAlchemy: imported when the trail is written or read
     from ephyra.engine.journal import Journal
@@ -144,11 +144,11 @@ def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, be
 
 
 def do_list(args: argparse.Namespace) -> int:
-    from ephyra.api.remote import Remote
     from ephyra.cli.backend import token
     from ephyra.cli.output import emit
     from ephyra.engine import audit
     from ephyra.engine.journal import Journal
+    from ephyra.operations.remote import Remote
 
     if args.url:
         entries = Remote(args.url, token(args))._call(

@@ -20,17 +20,16 @@ from ephyra.paths import state_dir
 from ephyra.urls import redact
 
 if TYPE_CHECKING:
-    from ephyra.api.local import Local
-    from ephyra.api.remote import Remote
+    from ephyra.operations.protocol import Operations
 
 
-def backend(args: argparse.Namespace) -> Local | Remote:
+def backend(args: argparse.Namespace) -> Operations:
     """The operations in this process (the journal, the clouds) or through the server:
     each imports only when a command needs it."""
     if args.url:
         if getattr(args, "board", None):
             raise UsageError("--board queues a run from this process: not with --url")
-        from ephyra.api.remote import Remote
+        from ephyra.operations.remote import Remote
 
         return Remote(
             args.url,
@@ -38,7 +37,7 @@ def backend(args: argparse.Namespace) -> Local | Remote:
             cacert=getattr(args, "cacert", None),
             insecure_http=bool(getattr(args, "insecure_http", False)),
         )
-    from ephyra.api.local import Local
+    from ephyra.operations.local import Local
 
     return Local(args.journal, args.locks, args.store, args.prefix or "")
 
@@ -47,7 +46,7 @@ def token(args: argparse.Namespace) -> str | None:
     """The token given (--token-file, EPHYRA_TOKEN); else, if the URL is safe for it, this
     machine's admin token of the embedded default, else a Keystone token of OS_CLOUD."""
     from ephyra.api.auth import admin_token
-    from ephyra.api.remote import plain_and_far
+    from ephyra.operations.remote import plain_and_far
 
     given = token_given(getattr(args, "token_file", None))
     if given:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
-def _nodes_table(summary: dict[str, Any]) -> None:
+def _nodes_table(summary: Mapping[str, Any]) -> None:
     print(
         f"environment {summary['id']} {summary['name']}: {summary['status']}, "
         f"release {summary['release_id']}, VIPs {summary['vips'] or 'none'}"
@@ -72,7 +73,7 @@ def _nodes_table(summary: dict[str, Any]) -> None:
 
 
 def do_list(args: argparse.Namespace) -> int:
-    rows = backend(args).env_list()
+    rows: list[dict[str, Any]] = [dict(r) for r in backend(args).env_list()]
     if args.format == "table":
         for row in rows:
             row["nodes"] = len(row["nodes"])
@@ -95,7 +96,7 @@ def do_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _changed(args: argparse.Namespace, summary: dict[str, Any]) -> int:
+def _changed(args: argparse.Namespace, summary: Mapping[str, Any]) -> int:
     if args.format != "table":
         emit(summary, args.format)
     else:
@@ -104,7 +105,7 @@ def _changed(args: argparse.Namespace, summary: dict[str, Any]) -> int:
 
 
 def do_upgrade(args: argparse.Namespace) -> int:
-    from ephyra.api.bodies import EnvUpgradeBody
+    from ephyra.operations.bodies import EnvUpgradeBody
 
     body = EnvUpgradeBody.build(release_id=args.release, nodes=args.nodes)
     return _changed(args, backend(args).env_upgrade(args.env, body))
@@ -169,8 +170,8 @@ def _netns(args: argparse.Namespace, info: dict[str, Any]) -> str | None:
 
 
 def do_cutover(args: argparse.Namespace) -> int:
-    from ephyra.api.local import Local
     from ephyra.netscheme.cutover import cutover
+    from ephyra.operations.local import Local
 
     if args.url:
         raise UsageError("cutover acts on this machine's namespaces: not with --url")

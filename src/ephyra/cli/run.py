@@ -27,7 +27,7 @@ def when(stamp: float) -> str:
 
 
 def do_list(args: argparse.Namespace) -> int:
-    rows = backend(args).runs(args.kind)
+    rows: list[dict[str, Any]] = [dict(r) for r in backend(args).runs(args.kind)]
     if args.format == "table":
         rows = [
             {**r, "progress": f"{r['done']}/{r['total']}", "created": when(r["created"])}

@@ -177,7 +177,7 @@ def local(args: argparse.Namespace) -> Any:
     """This process's operations: a run queued on a board is created here."""
     if args.url:
         raise UsageError("--board queues a run from this process: not with --url")
-    from ephyra.api.local import Local
+    from ephyra.operations.local import Local
 
     return Local(args.journal, args.locks, args.store, args.prefix or "")
 

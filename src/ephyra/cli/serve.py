@@ -90,8 +90,8 @@ def make_app(args: argparse.Namespace) -> tuple[FastAPI, threading.Event]:
     its event streams the server is stopping."""
     from ephyra.api.app import create_app
     from ephyra.api.config import Named, ServeConfig
-    from ephyra.api.local import Local
     from ephyra.api.policy import Policy
+    from ephyra.operations.local import Local
 
     keystone_options = args.keystone_project or args.keystone_domain or args.keystone_system
     if args.auth != "keystone" and (keystone_options or args.keystone_roles):

@@ -55,7 +55,7 @@ export            write it (to --output FILE, atomically, or standard output);
 
 
 def opened(args: argparse.Namespace) -> tuple[Store, Keys]:
-    from ephyra.api.local import Local
+    from ephyra.operations.local import Local
     from ephyra.versions.keys import Keys
     from ephyra.versions.store import open_store
 
@@ -64,7 +64,7 @@ def opened(args: argparse.Namespace) -> tuple[Store, Keys]:
 
 
 def do_trigger(args: argparse.Namespace) -> int:
-    from ephyra.api.bodies import TriggerBody
+    from ephyra.operations.bodies import TriggerBody
 
     body = TriggerBody.build(
         version=check_version(args.version, "VERSION"),
@@ -89,7 +89,7 @@ def _hosts(args: argparse.Namespace) -> list[str]:
 
 
 def do_verify(args: argparse.Namespace) -> int:
-    from ephyra.api.bodies import VerifyBody
+    from ephyra.operations.bodies import VerifyBody
 
     version = check_version(args.version, "VERSION")
     verdict = backend(args).verify(VerifyBody.build(version=version, hosts=_hosts(args)))

@@ -18,10 +18,10 @@ from fastapi import FastAPI
 
 from ephyra.api.app import create_app
 from ephyra.api.auth import StaticTokens
-from ephyra.api.codes import MESSAGE_MAX, public
-from ephyra.api.local import Local
 from ephyra.api.policy import Policy
 from ephyra.errors import CloudError, EphyraError, RunNotFound, StepFailed
+from ephyra.operations.codes import MESSAGE_MAX, public
+from ephyra.operations.local import Local
 
 ADMIN = "admin-token-0123456789"
 READER = "reader-token-0123456789"

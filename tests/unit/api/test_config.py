@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from ephyra.api.bodies import TriggerBody, VerifyBody
-from ephyra.api.config import AnyLocal, Named, ServeConfig
-from ephyra.api.local import Local
+from ephyra.api.config import Named, ServeConfig
 from ephyra.api.middleware import Streams
 from ephyra.api.policy import Identity
 from ephyra.errors import UsageError
 from ephyra.forklift.body import ForkliftBody
 from ephyra.inventory.source import discovered
+from ephyra.operations.bodies import TriggerBody, VerifyBody
+from ephyra.operations.local import AnyLocal, Local
 from ephyra.upgrade.body import UpgradeBody
 
 CONFIG = {

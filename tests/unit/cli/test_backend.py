@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from ephyra.api.auth import make_tokens_file
-from ephyra.api.remote import Remote, plain_and_far
 from ephyra.cli.backend import backend, token
 from ephyra.cli.main import build_parser, warn_secrets_in_argv
 from ephyra.errors import UsageError
+from ephyra.operations.remote import Remote, plain_and_far
 
 GIVEN = "given-token-0123456789"
 

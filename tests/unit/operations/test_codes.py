@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ephyra.api.codes import CODES, classify, raise_for
 from ephyra.errors import EphyraError, LockHeld, RunNotFound, UsageError
+from ephyra.operations.codes import CODES, classify, raise_for
 
 
 @pytest.mark.parametrize(("cls", "status", "code"), CODES)

@@ -1,4 +1,4 @@
-"""The operations of :class:`ephyra.api.local.Local`, done by a running ``ephyra serve``
+"""The operations of :class:`ephyra.operations.local.Local`, done by a running ``ephyra serve``
 (``ephyra --url URL``): the same methods, the same answers. A run started, resumed or
 rolled back through it is driven by the server; this side follows its event stream and
 shows the progress as if it were driving it (Ctrl-C asks the server to pause it).
@@ -15,19 +15,36 @@ import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 
-from ephyra.api.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
-from ephyra.api.codes import raise_for
 from ephyra.bodies import Body
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, UsageError
+from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
+from ephyra.operations.codes import raise_for
+from ephyra.operations.protocol import (
+    EnvImported,
+    EnvSummary,
+    Host,
+    Operations,
+    Planned,
+    Progress,
+    Roles,
+    RunDetail,
+    Triggered,
+    Triggering,
+    Verdict,
+)
 from ephyra.progress import Observer
 from ephyra.urls import redact, redact_text
+
+if TYPE_CHECKING:
+    from ephyra.engine.metrics import Exports
+    from ephyra.netscheme.serializers import Mode
 
 TIMEOUT = 600.0  # planning a large cloud takes a while
 #: A step's status in an event -> the observer's word.
@@ -101,14 +118,14 @@ class Remote:
         return answer.json()
 
     # -- runs of every kind ------------------------------------------------------
-    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._call(
+    def runs(self, kind: str | None = None) -> list[Progress]:
+        found: list[Progress] = self._call(
             "GET", "/v1/runs", params={"kind": kind} if kind else None
         )["runs"]
         return found
 
-    def run(self, ident: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/v1/runs/{ident}")
+    def run(self, ident: str) -> RunDetail:
+        found: RunDetail = self._call("GET", f"/v1/runs/{ident}")
         return found
 
     def events(self, ident: str | None, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
@@ -136,23 +153,27 @@ class Remote:
         return str(answer["message"])
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Any = None
+        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
     ) -> RunInfo:
+        """The server resumes the run (and exports its metrics, if it does); this side
+        follows it."""
         answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/resume")
         return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
 
     def rollback(
-        self, kind: str, ident: str | None, observer: Observer, exports: Any = None
+        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
     ) -> RunInfo:
         answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/rollback")
         return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
 
     # -- planning and starting -------------------------------------------------
-    def plan(self, kind: str, body: Body) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("POST", f"/v1/{kind}/plan", json=body.wire())
+    def plan(self, kind: str, body: Body) -> Planned:
+        found: Planned = self._call("POST", f"/v1/{kind}/plan", json=body.wire())
         return found
 
-    def start(self, kind: str, body: Body, observer: Observer, **_: Any) -> RunInfo:
+    def start(
+        self, kind: str, body: Body, observer: Observer, *, exports: Exports | None = None
+    ) -> RunInfo:
         answer = self._call("POST", f"/v1/{kind}/runs", json=body.wire())
         return self.follow(kind, answer["id"], 0, observer)
 
@@ -190,10 +211,8 @@ class Remote:
                     data = []
 
     # -- hosts, inventory ------------------------------------------------------------
-    def hosts(self, cloud: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._call("GET", "/v1/hosts", params={"cloud": cloud})[
-            "hosts"
-        ]
+    def hosts(self, cloud: str) -> list[Host]:
+        found: list[Host] = self._call("GET", "/v1/hosts", params={"cloud": cloud})["hosts"]
         return found
 
     def maintenance(self, cloud: str, host: str, on: bool) -> str:
@@ -213,56 +232,59 @@ class Remote:
         return found
 
     # -- versions ----------------------------------------------------------------
-    def trigger(self, body: TriggerBody) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("POST", "/v1/versions/trigger", json=body.wire())
+    def trigger(self, body: TriggerBody) -> Triggered:
+        found: Triggered = self._call("POST", "/v1/versions/trigger", json=body.wire())
         return found
 
-    def verify(self, body: VerifyBody) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("POST", "/v1/versions/verify", json=body.wire())
+    def verify(self, body: VerifyBody) -> Verdict:
+        found: Verdict = self._call("POST", "/v1/versions/verify", json=body.wire())
         return found
 
     def version_status(self) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", "/v1/versions/status")
         return found
 
-    def version_history(self) -> list[dict[str, Any]]:
+    def version_history(self) -> list[Triggering]:
         return list(self._call("GET", "/v1/versions/history")["history"])
 
-    def roles(self, role: str | None, version: str | None) -> dict[str, Any]:
+    def roles(self, role: str | None, version: str | None) -> Roles:
         params = {k: v for k, v in (("role", role), ("version", version)) if v}
-        found: dict[str, Any] = self._call("GET", "/v1/roles", params=params)
+        found: Roles = self._call("GET", "/v1/roles", params=params)
         return found
 
     # -- environments ------------------------------------------------------------
-    def env_list(self) -> list[dict[str, Any]]:
+    def env_list(self) -> list[EnvSummary]:
         return list(self._call("GET", "/v1/clusters")["clusters"])
 
     def env_show(self, ref: str) -> dict[str, Any]:
         found: dict[str, Any] = self._call("GET", f"/v1/clusters/{ref}")
         return found
 
-    def env_import(self, doc: dict[str, Any], replace: bool = False) -> dict[str, Any]:
-        found: dict[str, Any] = self._call(
+    def env_import(self, doc: dict[str, Any], replace: bool = False) -> EnvImported:
+        found: EnvImported = self._call(
             "POST", "/v1/clusters", json=doc, params={"replace": str(replace).lower()}
         )
         return found
 
-    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("PUT", f"/v1/clusters/{ref}/upgrade", json=body.wire())
+    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> EnvSummary:
+        found: EnvSummary = self._call("PUT", f"/v1/clusters/{ref}/upgrade", json=body.wire())
         return found
 
-    def env_installed(self, ref: str, node: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("PUT", f"/v1/clusters/{ref}/nodes/{node}/installed")
+    def env_installed(self, ref: str, node: str) -> EnvSummary:
+        found: EnvSummary = self._call("PUT", f"/v1/clusters/{ref}/nodes/{node}/installed")
         return found
 
     def deployment_info(
-        self, ref: str, nodes: list[str], mode: str | None = None
+        self, ref: str, nodes: list[str], mode: Mode | None = None
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"nodes": nodes}
         if mode:
             params["mode"] = mode
         path = f"/v1/clusters/{ref}/orchestrator/deployment/defaults"
         return list(self._call("GET", path, params=params)["nodes"])
+
+
+_: type[Operations] = Remote  # mypy: Remote does every operation, with the same types
 
 
 def _error_of(answer: requests.Response) -> tuple[str, str]:

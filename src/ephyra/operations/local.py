@@ -1,8 +1,9 @@
 """Every operation of the command line and the API, done in this process.
 
 `ephyra` without ``--url`` calls these directly; ``ephyra serve`` calls them for its
-clients; :mod:`ephyra.api.remote` does the same through a server. Each returns plain
-data (dicts, lists, text), the same whichever way it is reached.
+clients; :mod:`ephyra.operations.remote` does the same through a server. Each returns plain
+data (dicts, lists, text), the same whichever way it is reached
+(:class:`ephyra.operations.protocol.Operations`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,29 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ephyra.api.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
-from ephyra.api.config import AnyLocal, Resolver
 from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
-from ephyra.engine.kinds import RunKind, get, names
+from ephyra.engine.kinds import Resolver, RunKind, get, names
 from ephyra.engine.metrics import NO_EXPORTS, Exports
 from ephyra.engine.service import RunService
 from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import RunNotFound, UsageError
+from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
+from ephyra.operations.protocol import (
+    EnvImported,
+    EnvSummary,
+    Host,
+    Item,
+    Operations,
+    Planned,
+    Progress,
+    Roles,
+    RunDetail,
+    Triggered,
+    Triggering,
+    Verdict,
+)
 from ephyra.progress import DONE, Observer
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
@@ -33,7 +47,7 @@ if TYPE_CHECKING:
     from ephyra.netscheme.serializers import Mode
 
 
-def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> dict[str, Any]:
+def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> Progress:
     """A run in a few words: what it is, its state, how far it got."""
     return {
         "id": run.id,
@@ -58,6 +72,17 @@ def outcomes_by_run(found: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return last
 
 
+class AnyLocal:
+    """In-process: every source is what it says (a local path, a URL, ...); the server
+    resolves only the names its operator configured (:class:`ephyra.api.config.Named`)."""
+
+    def inventory(self, spec: str) -> str:
+        return spec
+
+    def credentials(self, spec: str | None) -> str | None:
+        return spec
+
+
 @dataclass
 class Local:
     """Where the state lives: the journal (opened once), the locks, the versions store;
@@ -79,20 +104,20 @@ class Local:
         return RunService(get(kind), self.journal, self.lock_url)
 
     # -- runs of every kind ------------------------------------------------------
-    def runs(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def runs(self, kind: str | None = None) -> list[Progress]:
         journal = self.journal
         known = set(names())
         infos = [r for r in journal.runs(kind) if r.kind in known]
         outcomes = outcomes_by_run(events.read(journal.engine, limit=1_000_000, types=("node",)))
         return [progress(get(r.kind), r, outcomes.get(r.id, {})) for r in infos]
 
-    def run(self, ident: str) -> dict[str, Any]:
+    def run(self, ident: str) -> RunDetail:
         info = self.journal.run(ident)
         if info.kind not in names():
             raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
         kind = get(info.kind)
         detail = self.service(info.kind).status(info.id)
-        items = [
+        items: list[Item] = [
             {
                 "name": str(row.get(kind.item_name) or row.get("uuid") or ""),
                 "state": row.get("forward") or "pending",
@@ -142,7 +167,7 @@ class Local:
         """The plan object of a run of ``kind`` (what plan shows and start drives)."""
         return get(kind).plan(body, self.resolver)
 
-    def plan(self, kind: str, body: Any) -> dict[str, Any]:
+    def plan(self, kind: str, body: Any) -> Planned:
         shown = get(kind).shown(self.planned(kind, body), body)
         return {"plan": shown.data, "text": shown.text}
 
@@ -180,7 +205,7 @@ class Local:
             return self.service(kind).queue_resume(_latest(ident), board, rollback=rollback)
 
     # -- hosts -----------------------------------------------------------------
-    def hosts(self, cloud: str) -> list[dict[str, Any]]:
+    def hosts(self, cloud: str) -> list[Host]:
         from ephyra.compute.maintenance import by_ephyra
         from ephyra.compute.nova import ComputeCloud
 
@@ -235,26 +260,26 @@ class Local:
 
         return Environments(self.journal.engine)
 
-    def env_list(self) -> list[dict[str, Any]]:
+    def env_list(self) -> list[EnvSummary]:
         return [env_summary(e) for e in self.environments.list()]
 
     def env_show(self, ref: str) -> dict[str, Any]:
         found: dict[str, Any] = self.environments.get(ref).model_dump(mode="json")
         return found
 
-    def env_import(self, doc: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+    def env_import(self, doc: dict[str, Any], replace: bool = False) -> EnvImported:
         from ephyra.netscheme.model import Environment
 
         env = Environment.parse(doc)
         new = self.environments.put(env, replace=replace)
         return {**env_summary(env), "created": new}
 
-    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> dict[str, Any]:
+    def env_upgrade(self, ref: str, body: EnvUpgradeBody) -> EnvSummary:
         from ephyra.netscheme.lifecycle import upgrade
 
         return env_summary(self.environments.change(ref, upgrade(body.release_id, body.nodes)))
 
-    def env_installed(self, ref: str, node: str) -> dict[str, Any]:
+    def env_installed(self, ref: str, node: str) -> EnvSummary:
         from ephyra.netscheme.lifecycle import installed
 
         return env_summary(self.environments.change(ref, installed(node)))
@@ -283,7 +308,7 @@ class Local:
         with store:
             yield store, Keys(self.prefix)
 
-    def trigger(self, body: TriggerBody) -> dict[str, Any]:
+    def trigger(self, body: TriggerBody) -> Triggered:
         from ephyra.versions import desired
 
         with self.opened() as (store, keys):
@@ -291,7 +316,7 @@ class Local:
             made = desired.trigger(store, keys, body.version, rules, force=body.force)
         return {"version": made.version, "previous": made.previous or "", "by": made.by}
 
-    def verify(self, body: VerifyBody) -> dict[str, Any]:
+    def verify(self, body: VerifyBody) -> Verdict:
         from ephyra.versions import report
 
         with self.opened() as (store, keys):
@@ -310,7 +335,7 @@ class Local:
             found: dict[str, Any] = report.status(store, keys)
         return found
 
-    def version_history(self) -> list[dict[str, Any]]:
+    def version_history(self) -> list[Triggering]:
         from ephyra.versions import desired
 
         with self.opened() as (store, keys):
@@ -327,7 +352,7 @@ class Local:
             for t in found
         ]
 
-    def roles(self, role: str | None, version: str | None) -> dict[str, Any]:
+    def roles(self, role: str | None, version: str | None) -> Roles:
         """The hosts of every role (or of ``role``) at ``version`` (default: desired)."""
         from ephyra.versions import desired, roles
 
@@ -346,7 +371,7 @@ def _latest(ident: str | None) -> str | None:
     return None if ident in (None, "", "latest") else ident
 
 
-def env_summary(env: Any) -> dict[str, Any]:
+def env_summary(env: Any) -> EnvSummary:
     """An environment in a line: its state and where each node stands."""
     return {
         "id": env.id,
@@ -366,3 +391,6 @@ def env_summary(env: Any) -> dict[str, Any]:
             for n in env.nodes
         ],
     }
+
+
+_: type[Operations] = Local  # mypy: Local does every operation, with the same types
