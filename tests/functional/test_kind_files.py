@@ -1,0 +1,225 @@
+"""A fourth run kind, used only here (``tests.kinds.files``: N steps, each creating a file),
+registered by a real entry point the tests write, gets the whole life cycle from the engine
+with no change to the package: start, status, list, pause, resume, abort, rollback, the API
+and the crash matrix (kill -9 at every step boundary and mid-step, forward, rollback and
+abort, then recovery in a new process).
+
+What an operator checks: exit codes, ``status -f json``, the files on disk, and the
+directory's ledger (one line each time a file was really created or removed: nothing done
+twice)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.ephyra_cli import Background, Ephyra, Result
+
+pytestmark = pytest.mark.functional
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def kinds_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the installed metadata of a distribution ``ephyra-testkinds``
+    whose entry point registers the files kind (group ``ephyra.runs``)."""
+    where = tmp_path_factory.mktemp("testkinds")
+    dist = where / "ephyra_testkinds-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ephyra-testkinds\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[ephyra.runs]\nfiles = tests.kinds.files:FilesKind\n")
+    return where
+
+
+@pytest.fixture
+def ephyra(tmp_path: Path, kinds_path: Path) -> Ephyra:
+    """``ephyra`` with the files kind installed (and its own journal and locks)."""
+    found = Ephyra(tmp_path / "no-clouds.yaml", tmp_path / "state")
+    paths = [str(kinds_path), str(ROOT), found.env.get("PYTHONPATH", "")]
+    found.env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return found
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    made = tmp_path / "files"
+    made.mkdir()
+    return made
+
+
+# -- what an operator reads -------------------------------------------------------------
+def ok(result: Result, code: int = 0) -> Result:
+    assert result.code == code, f"exit {result.code}\n{result.out}\n{result.err}"
+    return result
+
+
+def status(ephyra: Ephyra, run: str = "") -> dict[str, Any]:
+    """``ephyra files status [RUN] -f json`` (the format after the command)."""
+    shown = ok(ephyra("files", "status", *([run] if run else []), "-f", "json"))
+    found: dict[str, Any] = json.loads(shown.out)
+    return found
+
+
+def steps_in(shown: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(s["forward"], s["rollback"]) for s in shown["steps"]]
+
+
+def run_id(result: Result, state: str) -> str:
+    words = result.out.split()
+    assert words[0] == "run" and words[2] == state, result.out
+    return words[1]
+
+
+def open_gates(files: Path, *names: str) -> None:
+    for name in names:
+        (files / name).touch()
+
+
+def forward_gates(upto: int = STEPS) -> list[str]:
+    return [g for i in range(upto) for g in (f"begin-{i}", f"end-{i}")]
+
+
+def undo_gates(downto: int = 0) -> list[str]:
+    return [g for i in range(downto, STEPS) for g in (f"undo-begin-{i}", f"undo-end-{i}")]
+
+
+def ledger(files: Path) -> list[str]:
+    path = files / "ledger"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def made(files: Path) -> list[str]:
+    """The step files, the half-made and half-removed ones too."""
+    return sorted(p.name for p in files.glob("step-*"))
+
+
+def assert_agrees(files: Path, shown: dict[str, Any]) -> None:
+    """Each step's file exists exactly when the journal says the step is done (and not
+    taken back); no step is half done; the ledger says each file was created, and
+    removed, at most once, and what it says is what is on disk."""
+    for i, row in enumerate(shown["steps"]):
+        done = row["forward"] == "done" and row["rollback"] != "done"
+        assert (files / f"step-{i}").exists() is done, (i, row, made(files))
+    assert not [n for n in made(files) if n.endswith((".partial", ".undo"))], made(files)
+    lines = ledger(files)
+    assert len(set(lines)) == len(lines), lines
+    there = {f"step-{i}" for i in range(STEPS) if (files / f"step-{i}").exists()}
+    created = {line.split()[1] for line in lines if line.startswith("create ")}
+    removed = {line.split()[1] for line in lines if line.startswith("remove ")}
+    assert removed <= created and created - removed == there, lines
+
+
+def forward_ledger(count: int = STEPS) -> list[str]:
+    return [f"create step-{i}" for i in range(count)]
+
+
+def rollback_ledger(count: int = STEPS) -> list[str]:
+    return forward_ledger(count) + [f"remove step-{i}" for i in reversed(range(count))]
+
+
+def start_held(ephyra: Ephyra, files: Path) -> Background:
+    return ephyra.background(
+        "files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"
+    )
+
+
+def waiting(proc: Background, gate: str) -> str:
+    return proc.wait_for(lambda line: line.endswith(f": waiting for {gate}"))
+
+
+# -- the life cycle ---------------------------------------------------------------------
+def test_a_run_starts_to_success_and_reads_back(ephyra: Ephyra, files: Path) -> None:
+    started = ok(ephyra("files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS)))
+    run = run_id(started, "succeeded")
+    assert made(files) == ["step-0", "step-1", "step-2"]
+    assert ledger(files) == forward_ledger()
+    shown = status(ephyra)
+    assert (shown["id"], shown["state"], shown["phase"]) == (run, "succeeded", "forward")
+    assert shown["counts"] == {"done": STEPS}
+    assert steps_in(shown) == [("done", "")] * STEPS
+    assert status(ephyra, run[:8]) == shown
+    table = ok(ephyra("files", "status", run)).out
+    assert f"run {run}: succeeded (forward) in {files}: 3 done" in table
+    listed = json.loads(ok(ephyra("files", "list", "-f", "json")).out)
+    assert [(r["id"], r["state"]) for r in listed] == [(run, "succeeded")]
+    everything = json.loads(ok(ephyra("run", "list", "-f", "json")).out)
+    assert [(r["id"], r["kind"], r["total"]) for r in everything] == [(run, "files", STEPS)]
+    assert_agrees(files, shown)
+
+
+def test_a_second_run_on_a_held_directory_is_refused(ephyra: Ephyra, files: Path) -> None:
+    first = start_held(ephyra, files)
+    waiting(first, "begin-0")
+    refused = ephyra("files", "start", "--yes", "--dir", str(files), "--steps", "1")
+    assert refused.code == 3 and "is locked: files run" in refused.err, refused.err
+    open_gates(files, *forward_gates())
+    assert first.finish().code == 0
+    assert status(ephyra)["state"] == "succeeded"
+
+
+def test_pause_at_a_held_step_then_resume(ephyra: Ephyra, files: Path) -> None:
+    proc = start_held(ephyra, files)
+    open_gates(files, "begin-0", "end-0")
+    waiting(proc, "begin-1")
+    paused = ok(ephyra("files", "pause"))
+    assert "pause of run" in paused.out and "requested" in paused.out
+    finished = proc.finish()
+    assert finished.code == 130, finished.err  # stopped on request: resumable
+    shown = status(ephyra)
+    assert (shown["state"], shown["reason"]) == ("paused", "")
+    assert steps_in(shown) == [("done", ""), ("pending", ""), ("pending", "")]
+    assert made(files) == ["step-0"]
+    assert_agrees(files, shown)
+    open_gates(files, *forward_gates())
+    resumed = ok(ephyra("files", "resume"))
+    assert run_id(resumed, "succeeded") == shown["id"]
+    assert ledger(files) == forward_ledger()
+    assert_agrees(files, status(ephyra))
+    again = ephyra("files", "resume", shown["id"])
+    assert again.code == 2 and "succeeded" in again.err
+
+
+def test_abort_mid_step_undoes_the_step_then_rollback(ephyra: Ephyra, files: Path) -> None:
+    proc = start_held(ephyra, files)
+    open_gates(files, "begin-0", "end-0", "begin-1", "abort-1")
+    waiting(proc, "end-1")
+    assert made(files) == ["step-0", "step-1.partial"]  # held in the middle of step 1
+    asked = ok(ephyra("files", "abort"))
+    assert "abort of run" in asked.out and "requested" in asked.out
+    finished = proc.finish()
+    assert finished.code == 130, finished.err
+    shown = status(ephyra)
+    assert shown["state"] == "aborted"
+    assert steps_in(shown) == [("done", ""), ("pending", ""), ("pending", "")]
+    assert made(files) == ["step-0"]  # the half-made file removed, the finished step kept
+    assert_agrees(files, shown)
+    assert ephyra("files", "resume").code == 2  # aborted is for good: only rollback
+    open_gates(files, *undo_gates())
+    rolled = ok(ephyra("files", "rollback"))
+    assert run_id(rolled, "rolled-back") == shown["id"]
+    assert made(files) == []
+    assert ledger(files) == rollback_ledger(1)
+    shown = status(ephyra)
+    assert shown["phase"] == "rollback" and steps_in(shown)[0] == ("done", "done")
+    assert_agrees(files, shown)
+
+
+def test_rollback_of_a_finished_run(ephyra: Ephyra, files: Path) -> None:
+    run = run_id(
+        ok(ephyra("files", "start", "--yes", "--dir", str(files), "--steps", "3")), "succeeded"
+    )
+    rolled = ok(ephyra("files", "rollback", run))
+    assert run_id(rolled, "rolled-back") == run
+    assert made(files) == [] and ledger(files) == rollback_ledger()
+    shown = status(ephyra, run)
+    assert (shown["state"], shown["phase"]) == ("rolled-back", "rollback")
+    assert steps_in(shown) == [("done", "done")] * STEPS
+    again = ephyra("files", "rollback", run)
+    assert again.code == 2 and "rolled-back" in again.err, again.err
+    assert ledger(files) == rollback_ledger()
