@@ -82,11 +82,13 @@ def open_gates(files: Path, *names: str) -> None:
 
 
 def forward_gates(upto: int = STEPS) -> list[str]:
+    """The gates of the forward steps before ``upto``."""
     return [g for i in range(upto) for g in (f"begin-{i}", f"end-{i}")]
 
 
-def undo_gates(downto: int = 0) -> list[str]:
-    return [g for i in range(downto, STEPS) for g in (f"undo-begin-{i}", f"undo-end-{i}")]
+def undo_gates(downto: int = 0, steps: int = STEPS) -> list[str]:
+    """The gates of the rollback steps from the newest down to ``downto``, not included."""
+    return [g for i in range(downto, steps) for g in (f"undo-begin-{i}", f"undo-end-{i}")]
 
 
 def ledger(files: Path) -> list[str]:
@@ -109,7 +111,7 @@ def assert_agrees(files: Path, shown: dict[str, Any]) -> None:
     assert not [n for n in made(files) if n.endswith((".partial", ".undo"))], made(files)
     lines = ledger(files)
     assert len(set(lines)) == len(lines), lines
-    there = {f"step-{i}" for i in range(STEPS) if (files / f"step-{i}").exists()}
+    there = {s["step"] for s in shown["steps"] if (files / s["step"]).exists()}
     created = {line.split()[1] for line in lines if line.startswith("create ")}
     removed = {line.split()[1] for line in lines if line.startswith("remove ")}
     assert removed <= created and created - removed == there, lines
@@ -123,9 +125,9 @@ def rollback_ledger(count: int = STEPS) -> list[str]:
     return forward_ledger(count) + [f"remove step-{i}" for i in reversed(range(count))]
 
 
-def start_held(ephyra: Ephyra, files: Path) -> Background:
+def start_held(ephyra: Ephyra, files: Path, steps: int = STEPS) -> Background:
     return ephyra.background(
-        "files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"
+        "files", "start", "--yes", "--dir", str(files), "--steps", str(steps), "--hold"
     )
 
 
@@ -223,3 +225,90 @@ def test_rollback_of_a_finished_run(ephyra: Ephyra, files: Path) -> None:
     again = ephyra("files", "rollback", run)
     assert again.code == 2 and "rolled-back" in again.err, again.err
     assert ledger(files) == rollback_ledger()
+
+
+# -- the crash matrix -------------------------------------------------------------------
+#: Steps of the runs killed: a kill at each boundary and in the middle of each step.
+MATRIX = 2
+POINTS = [(where, i) for i in range(MATRIX) for where in ("boundary", "mid-step")]
+
+
+def killed_forward(ephyra: Ephyra, files: Path, where: str, step: int) -> dict[str, Any]:
+    """A held run killed -9 at ``step``'s boundary or in its middle; its status then."""
+    proc = start_held(ephyra, files, MATRIX)
+    open_gates(files, *forward_gates(step))
+    if where != "boundary":
+        open_gates(files, f"begin-{step}")
+    waiting(proc, f"begin-{step}" if where == "boundary" else f"end-{step}")
+    if where == "mid-abort":  # the abort reached the run, which holds while undoing
+        assert "abort of run" in ok(ephyra("files", "abort")).out
+        waiting(proc, f"abort-{step}")
+    proc.kill()
+    before = [f"step-{i}" for i in range(step)]
+    half = [] if where == "boundary" else [f"step-{step}.partial"]
+    assert made(files) == before + half  # the kill landed where the run was held
+    shown = status(ephyra)
+    assert (shown["state"], shown["phase"]) == ("running", "forward")  # nobody drives it
+    assert steps_in(shown) == [("done", "")] * step + [("pending", "")] * (MATRIX - step)
+    return shown
+
+
+@pytest.mark.parametrize(("where", "step"), POINTS)
+def test_killed_going_forward_then_resumed(
+    ephyra: Ephyra, files: Path, where: str, step: int
+) -> None:
+    run = killed_forward(ephyra, files, where, step)["id"]
+    open_gates(files, *forward_gates(MATRIX))
+    assert run_id(ok(ephyra("files", "resume")), "succeeded") == run
+    shown = status(ephyra, run)
+    assert steps_in(shown) == [("done", "")] * MATRIX
+    assert made(files) == [f"step-{i}" for i in range(MATRIX)]
+    assert ledger(files) == forward_ledger(MATRIX)  # the step cut in the middle made once
+    assert_agrees(files, shown)
+
+
+@pytest.mark.parametrize(("where", "step"), POINTS)
+def test_killed_rolling_back_then_resumed(
+    ephyra: Ephyra, files: Path, where: str, step: int
+) -> None:
+    open_gates(files, *forward_gates(MATRIX))
+    run = run_id(ok(start_held(ephyra, files, MATRIX).finish()), "succeeded")
+    proc = ephyra.background("files", "rollback", run)
+    open_gates(files, *undo_gates(step + 1, MATRIX))  # newest first: those after it go
+    if where != "boundary":
+        open_gates(files, f"undo-begin-{step}")
+    waiting(proc, f"undo-begin-{step}" if where == "boundary" else f"undo-end-{step}")
+    proc.kill()
+    kept = [f"step-{i}" for i in range(step)]
+    assert made(files) == [*kept, f"step-{step}" + ("" if where == "boundary" else ".undo")]
+    shown = status(ephyra)
+    assert (shown["state"], shown["phase"]) == ("rolling-back", "rollback")
+    assert steps_in(shown) == [("done", "")] * (step + 1) + [("done", "done")] * (MATRIX - step - 1)
+    open_gates(files, *undo_gates(0, MATRIX))
+    assert run_id(ok(ephyra("files", "resume")), "rolled-back") == run  # resume goes on back
+    shown = status(ephyra, run)
+    assert steps_in(shown) == [("done", "done")] * MATRIX
+    assert made(files) == []
+    assert ledger(files) == rollback_ledger(MATRIX)  # each file created once, removed once
+    assert_agrees(files, shown)
+
+
+@pytest.mark.parametrize(("where", "step"), [*POINTS, *(("mid-abort", i) for i in range(MATRIX))])
+def test_killed_then_aborted_in_a_new_process_then_rolled_back(
+    ephyra: Ephyra, files: Path, where: str, step: int
+) -> None:
+    run = killed_forward(ephyra, files, where, step)["id"]
+    open_gates(files, *[f"abort-{i}" for i in range(MATRIX)])
+    aborted = ok(ephyra("files", "abort"))
+    assert f"run {run[:8]} aborted; files of finished steps stay until rollback" in aborted.out
+    shown = status(ephyra, run)
+    assert shown["state"] == "aborted"
+    assert steps_in(shown) == [("done", "")] * step + [("pending", "")] * (MATRIX - step)
+    assert made(files) == [f"step-{i}" for i in range(step)]  # the half-made file gone
+    assert_agrees(files, shown)
+    open_gates(files, *undo_gates(0, MATRIX))
+    assert run_id(ok(ephyra("files", "rollback")), "rolled-back") == run
+    shown = status(ephyra, run)
+    assert made(files) == []
+    assert ledger(files) == rollback_ledger(step)
+    assert_agrees(files, shown)
