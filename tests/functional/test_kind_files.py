@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.functional.ephyra_cli import Background, Ephyra, Result
+from tests.functional.test_api import ADMIN, MEMBER, READER, Server
 
 pytestmark = pytest.mark.functional
 
@@ -312,3 +315,94 @@ def test_killed_then_aborted_in_a_new_process_then_rolled_back(
     assert made(files) == []
     assert ledger(files) == rollback_ledger(step)
     assert_agrees(files, shown)
+
+
+# -- through ephyra serve ---------------------------------------------------------------
+Event = dict[str, Any]
+
+
+def events_until(server: Server, run: str, last: Callable[[Event], bool], after: int = 0) -> Event:
+    """Read the run's event stream (after ``after``) up to the first event ``last`` takes."""
+    with requests.get(
+        f"{server.url}/v1/runs/{run}/events/stream",
+        params={"after": after},
+        headers={"X-Auth-Token": READER},
+        stream=True,
+        timeout=(5, 300),
+    ) as answer:
+        assert answer.status_code == 200, answer.text
+        for line in answer.iter_lines(decode_unicode=True):
+            if line.startswith("data:") and last(event := json.loads(line[5:])):
+                return event
+    raise AssertionError("the stream ended first")
+
+
+def finished(event: Event) -> bool:
+    return event["type"] == "run.finished"
+
+
+def test_start_pause_resume_and_rollback_through_ephyra_serve(
+    ephyra: Ephyra, files: Path, tmp_path: Path
+) -> None:
+    server = Server(ephyra, tmp_path, config={})
+    try:
+        body = {"dir": str(files), "steps": STEPS, "hold": True}
+        assert server.call("POST", "/v1/files/runs", token=MEMBER, json=body).status_code == 403
+        for bad in ({**body, "steps": 0}, {**body, "dir": "relative"}, {**body, "what": 1}):
+            refused = server.call("POST", "/v1/files/runs", json=bad)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (
+                422,
+                "invalid_request",
+            )
+        plan = server.call("POST", "/v1/files/plan", token=MEMBER, json=body)
+        assert plan.status_code == 200 and plan.json()["plan"]["files"][0] == f"{files}/step-0"
+        started = server.call("POST", "/v1/files/runs", json=body)
+        assert started.status_code == 202, started.text
+        run = started.json()["id"]
+        assert started.headers["location"] == f"/v1/runs/{run}"
+        open_gates(files, "begin-0", "end-0")
+        held = events_until(server, run, lambda e: e.get("text") == "step-1: waiting for begin-1")
+        paused = server.call("POST", "/v1/files/runs/latest/pause", token=MEMBER)
+        assert paused.status_code == 200 and "pause of run" in paused.json()["message"]
+        assert events_until(server, run, finished, held["seq"])["state"] == "paused"
+        shown = server.call("GET", f"/v1/files/runs/{run}", token=READER)
+        assert shown.status_code == 200 and shown.json()["state"] == "paused"
+        assert steps_in(shown.json()) == [("done", ""), ("pending", ""), ("pending", "")]
+        assert made(files) == ["step-0"]
+        # resumed through the server by the command line, which waits for the end
+        open_gates(files, *forward_gates())
+        as_member = {"EPHYRA_TOKEN": MEMBER}
+        resumed = ok(ephyra("--url", server.url, "files", "resume", run, env=as_member))
+        assert run_id(resumed, "succeeded") == run
+        assert ledger(files) == forward_ledger()
+        # the same answers through the server as in-process
+        for args in (["files", "status", run, "-f", "json"], ["files", "list"], ["run", "list"]):
+            here = ok(ephyra(*args))
+            there = ok(ephyra("--url", server.url, *args, env={"EPHYRA_TOKEN": READER}))
+            assert here.out == there.out
+        # what the dashboard reads: the run in a few words, and its items
+        summary = server.call("GET", f"/v1/runs/{run}", token=READER).json()
+        assert summary["run"]["title"] == f"{STEPS} files in {files}"
+        assert (summary["run"]["kind"], summary["run"]["total"]) == ("files", STEPS)
+        assert [(i["name"], i["state"]) for i in summary["items"]] == [
+            (f"step-{i}", "done") for i in range(STEPS)
+        ]
+        listed = server.call("GET", "/v1/runs", params={"kind": "files"}, token=READER).json()
+        assert [r["id"] for r in listed["runs"]] == [run]
+        # rolled back by the server
+        open_gates(files, *undo_gates())
+        back = f"/v1/files/runs/{run}/rollback"
+        assert server.call("POST", back, token=MEMBER).status_code == 403
+        rolling = server.call("POST", back, token=ADMIN)
+        assert rolling.status_code == 202, rolling.text
+        ended = events_until(server, run, finished, rolling.json()["seq"])
+        assert ended["state"] == "rolled-back"
+        shown = server.call("GET", f"/v1/files/runs/{run}", token=READER).json()
+        assert (shown["state"], steps_in(shown)) == ("rolled-back", [("done", "done")] * STEPS)
+        assert made(files) == [] and ledger(files) == rollback_ledger()
+        again = server.call("POST", back)  # nothing left to take back
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "illegal_transition")
+    finally:
+        code = server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    assert code in (0, -15) and "Traceback" not in log, log
