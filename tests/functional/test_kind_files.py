@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.functional.ephyra_cli import Background, Ephyra, Result
+from testbed.etcd import Etcd
+from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, MEMBER, READER, Server
+from tests.functional.test_conductor import Conductor
 
 pytestmark = pytest.mark.functional
 
@@ -406,3 +410,60 @@ def test_start_pause_resume_and_rollback_through_ephyra_serve(
         code = server.stop()
     log = (tmp_path / "serve.log").read_text()
     assert code in (0, -15) and "Traceback" not in log, log
+
+
+# -- on a board, driven by ephyra conductor ---------------------------------------------
+def wait_text(path: Path, text: str, timeout: float = 120) -> None:
+    """Until ``text`` is in the file ``path`` (a conductor's progress lines)."""
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else ""):
+        assert time.monotonic() < deadline, f"{path} never said {text!r}"
+        time.sleep(0.05)
+
+
+def test_start_resume_and_rollback_on_a_board(
+    ephyra: Ephyra, files: Path, tmp_path: Path, etcd: Etcd
+) -> None:
+    board = f"{etcd.url}/files-{uuid.uuid4().hex[:10]}?ttl=5"
+    argv = [*EPHYRA, "-v", "conductor", "--board", board, "--name", "c1", "--retry-delay", "1"]
+    progress = tmp_path / "c1.err"
+    conductor = Conductor("c1", argv, ephyra.env, progress)
+    try:
+        conductor.wait_for("waiting for jobs", timeout=120)
+        posted = ok(
+            ephyra(
+                "files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold",
+                "--board", board,
+            )
+        )  # fmt: skip
+        assert posted.out.strip().endswith(f"queued on {board}"), posted.out
+        run = posted.out.split()[1]
+        open_gates(files, "begin-0", "end-0")
+        conductor.wait_for(f"resuming files run {run}")
+        wait_text(progress, "step-1: waiting for begin-1")
+        assert "pause of run" in ok(ephyra("files", "pause", run)).out
+        conductor.wait_for(f"finished files run {run}: run paused; job consumed")
+        shown = status(ephyra, run)
+        assert shown["state"] == "paused" and made(files) == ["step-0"]
+        assert steps_in(shown) == [("done", ""), ("pending", ""), ("pending", "")]
+        # resume --board: the conductor takes it up again
+        open_gates(files, *forward_gates())
+        ok(ephyra("files", "resume", run, "--board", board))
+        conductor.wait_for(f"finished files run {run}: run succeeded; job consumed")
+        assert made(files) == [f"step-{i}" for i in range(STEPS)]
+        assert ledger(files) == forward_ledger()
+        assert_agrees(files, status(ephyra, run))
+        # rollback --board
+        open_gates(files, *undo_gates())
+        ok(ephyra("files", "rollback", run, "--board", board))
+        conductor.wait_for(f"finished files run {run}: run rolled-back; job consumed")
+        shown = status(ephyra, run)
+        assert (shown["state"], shown["phase"]) == ("rolled-back", "rollback")
+        assert made(files) == [] and ledger(files) == rollback_ledger()
+        assert_agrees(files, shown)
+        jobs = ok(ephyra("-f", "json", "conductor", "--board", board, "--list"))
+        assert json.loads(jobs.out) == []
+        record = json.loads(ok(ephyra("run", "list", "-f", "json")).out)
+        assert [(r["id"], r["state"]) for r in record] == [(run, "rolled-back")]
+    finally:
+        conductor.stop()
