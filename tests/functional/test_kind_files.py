@@ -1,6 +1,7 @@
 """A fourth run kind, used only here (``tests.kinds.files``: N steps, each creating a file),
 registered by a real entry point the tests write, gets the whole life cycle from the engine
 with no change to the package: start, status, list, pause, resume, abort, rollback, the API
+(``ephyra serve``, ``ephyra --url``), the dashboard, ``--board`` with ``ephyra conductor``,
 and the crash matrix (kill -9 at every step boundary and mid-step, forward, rollback and
 abort, then recovery in a new process).
 
@@ -20,11 +21,13 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import expect, sync_playwright
 
 from testbed.etcd import Etcd
 from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, MEMBER, READER, Server
 from tests.functional.test_conductor import Conductor
+from tests.functional.test_dashboard import CHROMIUM, FLAGS, log_in
 
 pytestmark = pytest.mark.functional
 
@@ -467,3 +470,46 @@ def test_start_resume_and_rollback_on_a_board(
         assert [(r["id"], r["state"]) for r in record] == [(run, "rolled-back")]
     finally:
         conductor.stop()
+
+
+# -- in the dashboard -------------------------------------------------------------------
+def test_the_dashboard_shows_and_acts_on_a_files_run(
+    ephyra: Ephyra, files: Path, tmp_path: Path
+) -> None:
+    server = Server(ephyra, tmp_path, config={})
+    try:
+        body = {"dir": str(files), "steps": STEPS, "hold": True}
+        run = server.call("POST", "/v1/files/runs", json=body).json()["id"]
+        open_gates(files, "begin-0", "end-0")
+        events_until(server, run, lambda e: e.get("text") == "step-1: waiting for begin-1")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            log_in(page, server, ADMIN)
+            row = page.locator(f'tr.run[data-run-id="{run}"]')
+            expect(row).to_contain_text("files", timeout=20_000)
+            row.click()
+            expect(page.locator("#run-title")).to_contain_text(f"files {STEPS} files in {files}")
+            state = page.locator("#run-state")
+            expect(state).to_have_attribute("data-state", "running", timeout=20_000)
+            expect(page.locator("#run-progress")).to_have_attribute("aria-valuemax", str(STEPS))
+            page.click('#actions button[data-action="pause"]')
+            expect(page.locator("#message")).to_contain_text("pause of run")
+            expect(state).to_have_attribute("data-state", "paused", timeout=60_000)
+            items = page.locator("#items tbody tr")
+            expect(items).to_have_count(STEPS)
+            expect(items.first).to_have_attribute("data-state", "done")
+            expect(items.nth(1)).to_have_attribute("data-state", "pending")
+            open_gates(files, *forward_gates())
+            page.click('#actions button[data-action="resume"]')
+            expect(state).to_have_attribute("data-state", "succeeded", timeout=60_000)
+            open_gates(files, *undo_gates())
+            page.click('#actions button[data-action="rollback"]')
+            expect(state).to_have_attribute("data-state", "rolled-back", timeout=60_000)
+            expect(items.first).to_contain_text("done")
+            browser.close()
+        assert made(files) == [] and ledger(files) == rollback_ledger()
+        assert_agrees(files, status(ephyra, run))
+    finally:
+        code = server.stop()
+    assert code in (0, -15), (tmp_path / "serve.log").read_text()
