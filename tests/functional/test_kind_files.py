@@ -442,24 +442,24 @@ def test_start_resume_and_rollback_on_a_board(
         assert posted.out.strip().endswith(f"queued on {board}"), posted.out
         run = posted.out.split()[1]
         open_gates(files, "begin-0", "end-0")
-        conductor.wait_for(f"resuming files run {run}")
+        conductor.wait_for(f"resuming files run {run}", timeout=120)
         wait_text(progress, "step-1: waiting for begin-1")
         assert "pause of run" in ok(ephyra("files", "pause", run)).out
-        conductor.wait_for(f"finished files run {run}: run paused; job consumed")
+        conductor.wait_for(f"finished files run {run}: run paused; job consumed", timeout=120)
         shown = status(ephyra, run)
         assert shown["state"] == "paused" and made(files) == ["step-0"]
         assert steps_in(shown) == [("done", ""), ("pending", ""), ("pending", "")]
         # resume --board: the conductor takes it up again
         open_gates(files, *forward_gates())
         ok(ephyra("files", "resume", run, "--board", board))
-        conductor.wait_for(f"finished files run {run}: run succeeded; job consumed")
+        conductor.wait_for(f"finished files run {run}: run succeeded; job consumed", timeout=120)
         assert made(files) == [f"step-{i}" for i in range(STEPS)]
         assert ledger(files) == forward_ledger()
         assert_agrees(files, status(ephyra, run))
         # rollback --board
         open_gates(files, *undo_gates())
         ok(ephyra("files", "rollback", run, "--board", board))
-        conductor.wait_for(f"finished files run {run}: run rolled-back; job consumed")
+        conductor.wait_for(f"finished files run {run}: run rolled-back; job consumed", timeout=120)
         shown = status(ephyra, run)
         assert (shown["state"], shown["phase"]) == ("rolled-back", "rollback")
         assert made(files) == [] and ledger(files) == rollback_ledger()
