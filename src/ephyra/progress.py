@@ -12,8 +12,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-#: Outcomes that advance the progress bar.
-DONE = ("moved", "restored", "upgraded")
+#: Outcomes that advance the progress bar (those of the built-in kinds, and "done", the
+#: word of any other kind's item finished).
+DONE = ("moved", "restored", "upgraded", "done")
 
 
 class Observer(Protocol):
