@@ -149,6 +149,7 @@ def waiting(proc: Background, gate: str) -> str:
 def test_a_run_starts_to_success_and_reads_back(ephyra: Ephyra, files: Path) -> None:
     started = ok(ephyra("files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS)))
     run = run_id(started, "succeeded")
+    assert "[3/3] step-2 done: created" in started.err  # the progress it showed
     assert made(files) == ["step-0", "step-1", "step-2"]
     assert ledger(files) == forward_ledger()
     shown = status(ephyra)
@@ -391,6 +392,7 @@ def test_start_pause_resume_and_rollback_through_ephyra_serve(
         summary = server.call("GET", f"/v1/runs/{run}", token=READER).json()
         assert summary["run"]["title"] == f"{STEPS} files in {files}"
         assert (summary["run"]["kind"], summary["run"]["total"]) == ("files", STEPS)
+        assert (summary["run"]["done"], summary["run"]["failed"]) == (STEPS, 0)
         assert [(i["name"], i["state"]) for i in summary["items"]] == [
             (f"step-{i}", "done") for i in range(STEPS)
         ]
@@ -500,9 +502,11 @@ def test_the_dashboard_shows_and_acts_on_a_files_run(
             expect(items).to_have_count(STEPS)
             expect(items.first).to_have_attribute("data-state", "done")
             expect(items.nth(1)).to_have_attribute("data-state", "pending")
+            expect(page.locator("#run-progress")).to_have_attribute("aria-valuenow", "1")
             open_gates(files, *forward_gates())
             page.click('#actions button[data-action="resume"]')
             expect(state).to_have_attribute("data-state", "succeeded", timeout=60_000)
+            expect(page.locator("#run-progress")).to_have_attribute("aria-valuenow", str(STEPS))
             open_gates(files, *undo_gates())
             page.click('#actions button[data-action="rollback"]')
             expect(state).to_have_attribute("data-state", "rolled-back", timeout=60_000)

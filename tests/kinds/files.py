@@ -75,10 +75,10 @@ class FilesDriver(RunDriver):
             f.flush()
             os.fsync(f.fileno())
 
-    def _done(self, i: int, phase: Phase, outcome: str) -> None:
+    def _done(self, i: int, phase: Phase, what: str) -> None:
         data = self.journal.record(self.run.id, record(i))
         self.journal.save_record(self.run.id, record(i), {**data, phase.value: DONE})
-        self.observer.node(f"step-{i}", outcome)
+        self.observer.node(f"step-{i}", DONE, what)  # "done": it advances the progress bar
 
     def forward(self, i: int) -> None:
         self._gate(i, f"begin-{i}")
