@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 if TYPE_CHECKING:
     from rich.console import Console, Group
 
-#: Outcomes that advance the progress bar.
-DONE = ("moved", "restored", "upgraded")
+#: Outcomes that advance the progress bar (those of the built-in kinds, and "done", the
+#: word of any other kind's item finished).
+DONE = ("moved", "restored", "upgraded", "done")
 
 
 class Observer(Protocol):

@@ -20,7 +20,7 @@ from taskflow.patterns import linear_flow
 
 from ephyra.engine.journal import CONTROL, Journal, RunInfo
 from ephyra.engine.metrics import NO_EXPORTS, Exports
-from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
+from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState
 from ephyra.errors import EphyraError
 from ephyra.errors import HandBack as HandBack  # conductors raise jobflow.HandBack
 from ephyra.progress import Observer
@@ -64,10 +64,12 @@ def leave_alone(run: RunInfo, handover: str | None) -> str:
 
     A running run (just queued, or its process died) is resumed; a paused or failed one
     only when it was handed over: a pause by an operator or by the run's policy stands.
+    A run that ended (succeeded, aborted) and was handed over to roll back is rolled back.
     """
     if run.state in ACTIVE:
         return ""
-    if run.state in UNFINISHED and handover:
+    back = run.meta.get("phase") == Phase.ROLLBACK.value and run.state is not RunState.ROLLED_BACK
+    if handover and (run.state in UNFINISHED or back):
         return ""
     if run.state is RunState.PAUSED:
         reason = run.meta.get("reason") or "by request"

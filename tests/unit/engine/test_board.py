@@ -81,6 +81,15 @@ def test_an_ended_run_is_left_alone_even_if_handed_over(state: RunState) -> None
     )
 
 
+@pytest.mark.parametrize("state", [RunState.SUCCEEDED, RunState.ABORTED])
+def test_an_ended_run_handed_over_to_roll_back_is_rolled_back(state: RunState) -> None:
+    """``rollback --board`` of a run that ended: its phase says rollback."""
+    assert jobflow.leave_alone(_run(state, phase="rollback"), "rollback queued") == ""
+    assert jobflow.leave_alone(_run(state, phase="rollback"), None) == (
+        f"run {state.value}: nothing to resume"
+    )
+
+
 def test_a_posted_runs_flow_is_rebuilt_from_its_journal_by_the_factory_it_names(
     tmp_path: Path,
 ) -> None:
