@@ -175,7 +175,9 @@ def test_isolated_then_cutover_then_rollback(site: Site, report: list[str]) -> N
             f"{out.rsplit('changed for ', 1)[1].split()[0]} ms"
         )
         assert seen["others"] == [] and seen["answered_by_both_after"] == []
-        assert seen["unanswered"] <= 5, seen  # a stale neighbour entry would cost seconds
+        # a stale neighbour entry would cost seconds (100+ samples); how short the gap
+        # is, is measured by bench/cutover.py
+        assert seen["unanswered"] < 100, seen
         assert site.attached(new) and not site.attached(old)
         assert site.answering() == {mac(site.topo.ns(new), "br-mgmt")}
     shown = yaml.safe_load(site.ok("env", "show", "env7"))
