@@ -44,6 +44,12 @@ def for_node(name: str, command: str) -> str:
     return f'[ "$EPHYRA_NODE_NAME" != {shlex.quote(name)} ] || {{ {command}; }}'
 
 
+def migrating(conn: Any) -> bool:
+    """Whether Nova (an openstacksdk connection) has a live migration under way: a kill
+    now lands inside it (the testbed's fake driver takes about 5 s to move a server)."""
+    return any(m.status == "running" for m in conn.compute.migrations())
+
+
 HELD = "held at"
 
 
