@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import runpy
 import shlex
 import sys
@@ -27,9 +28,14 @@ class Gate:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def wait_command(self) -> str:
-        """A shell command that ends once the gate is open."""
-        return f"until [ -e {shlex.quote(str(self.path))} ]; do sleep 0.05; done"
+    def wait_command(self, timeout: int = 600) -> str:
+        """A shell command that ends once the gate is open; it fails after ``timeout``
+        seconds (a test that failed before opening it leaves no process behind)."""
+        path = shlex.quote(str(self.path))
+        return (
+            f"t=$(($(date +%s) + {timeout})); until [ -e {path} ]; do "
+            '[ "$(date +%s)" -lt "$t" ] || exit 1; sleep 0.05; done'
+        )
 
     def open(self) -> None:
         self.path.touch()
@@ -51,6 +57,7 @@ def migrating(conn: Any) -> bool:
 
 
 HELD = "held at"
+HOLD_LIMIT = 600  # seconds
 
 
 def held_ephyra(target: str, call: int, gate: Gate) -> list[str]:
@@ -76,7 +83,10 @@ def _hold(target: str, call: int, gate: Gate) -> None:
         calls += 1
         if calls == call:
             print(f"{HELD} {target} call {call}", file=sys.stderr, flush=True)
+            deadline = time.monotonic() + HOLD_LIMIT
             while not gate.is_open:
+                if time.monotonic() > deadline:  # its test failed and left it: leave too
+                    os._exit(1)
                 time.sleep(0.05)
         return original(*args, **kwargs)
 
