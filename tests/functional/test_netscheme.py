@@ -36,7 +36,7 @@ class Site:
 
     def cli(self, *args: str, remote: bool = True) -> Result:
         url = ["--url", self.server.url] if remote else []
-        return self.ephyra(*url, *args, timeout=60, env={"EPHYRA_TOKEN": ADMIN})
+        return self.ephyra(*url, *args, env={"EPHYRA_TOKEN": ADMIN})
 
     def ok(self, *args: str, remote: bool = True) -> str:
         done = self.cli(*args, remote=remote)
