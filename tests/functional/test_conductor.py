@@ -400,13 +400,17 @@ def test_sigterm_pauses_the_run_and_hands_it_to_another_conductor_at_once(
     ttl = 60
     cluster = cluster_of(ttl, 10)
     a, b = cluster.conductor("c1"), cluster.conductor("c2")
-    run_id = cluster.post()
+    gate = Gate(cluster.root / "h2-go")  # h2's upgrade waits until the SIGTERM is taken
+    run_id = cluster.post(hold=gate)
     cluster.ready(a, b)
     victim = cluster.claimer()
     survivor = b if victim is a else a
     cluster.wait_file("h2.calls")
     stopped = time.monotonic()
     victim.proc.send_signal(signal.SIGTERM)
+    victim.wait_for_err("pause requested")
+    assert cluster.lines("h2", "effects") == []  # it landed inside h2's upgrade
+    gate.open()
     assert victim.proc.wait(30) == 130, victim.output()
     assert victim.said("abandoned upgrade run"), victim.output()
     resumed = survivor.wait_for("resuming upgrade run", timeout=30, after=stopped)
