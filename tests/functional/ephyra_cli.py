@@ -70,8 +70,12 @@ class Background:
         self.lines: list[str] = []
         self._seen = threading.Condition()
         self._out: list[str] = []
-        threading.Thread(target=self._read_err, daemon=True).start()
-        threading.Thread(target=self._read_out, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read_err, daemon=True),
+            threading.Thread(target=self._read_out, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _read_err(self) -> None:
         assert self.proc.stderr is not None
@@ -107,5 +111,6 @@ class Background:
 
     def finish(self, timeout: float = 300) -> Result:
         self.proc.wait(timeout)
-        time.sleep(0.1)  # let the readers drain
+        for reader in self._readers:  # until each has read its pipe to the end
+            reader.join(timeout)
         return Result(self.proc.returncode, "".join(self._out), "\n".join(self.lines))

@@ -3,7 +3,6 @@ escalation, crash and resume, rollback, a host down and fenced."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from testbed.nova import NovaTestbed
 from testbed.nova_watch import MigrationWatch, migrations_of, wait_until
 from tests.functional.ephyra_cli import Ephyra
+from tests.functional.holds import migrating
 
 pytestmark = pytest.mark.functional
 
@@ -177,7 +177,9 @@ def test_kill_9_then_resume_finishes_the_drain_within_budget(
     with MigrationWatch(clean_nova.connect(), {s: "alpha" for s in ids}) as watch:
         run = ephyra.background(*evacuate("compute-1", "--concurrency", "2", "--per-host", "2"))
         run.wait_for(lambda line: kill_after in line)
-        time.sleep(0.5)
+        if kill_after.startswith("live"):  # inside a migration, not just after asking
+            conn = clean_nova.connect()
+            wait_until(lambda: migrating(conn), what="a live migration running in Nova")
         run.kill()
         svc = service(clean_nova, "compute-1")
         assert svc["status"] == "disabled"  # the host stays out of scheduling meanwhile

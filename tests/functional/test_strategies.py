@@ -437,7 +437,7 @@ def test_command_past_its_timeout_is_stopped(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(StrategyFailed, match=r"timed out after 0.5s: started"):
         strategy.upgrade(_target("2.0"), lines)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # stopped: not left to sleep its 30 s
     assert lines == ["started"]
 
 

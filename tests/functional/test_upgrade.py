@@ -21,6 +21,7 @@ import yaml
 from testbed.nova import NovaTestbed
 from testbed.nova_watch import wait_until
 from tests.functional.ephyra_cli import Ephyra
+from tests.functional.holds import migrating
 
 pytestmark = pytest.mark.functional
 
@@ -326,7 +327,8 @@ def test_killed_and_resumed_upgrade_upgrades_each_compute_once(
         process.wait_for(lambda line: "compute-1: testbed 1.0.0 -> 2.0.0" in line)
     else:  # in the middle of a step: a live migration under way
         process.wait_for(lambda line: "live from compute-2 started" in line)
-        time.sleep(1.0)
+        conn = clean_nova.connect()
+        wait_until(lambda: migrating(conn), what="a live migration running in Nova")
     process.kill()
     resumed = ephyra("-v", "upgrade", "resume")
     assert resumed.code == 0, resumed.err

@@ -129,8 +129,9 @@ class RunDriver:
                 except EphyraError:
                     continue
                 if request and self.control.request is None:
+                    self.control.ask(Request(request))  # in effect once it is reported
                     self.observer.message(f"{request} requested")
-                    self.stop(Request(request))
+                    self.stop(Request(request))  # may wait for the steps under way
 
         thread = threading.Thread(target=watch, name="ephyra-watch", daemon=True)
         thread.start()

@@ -3,6 +3,7 @@ steps that must not be parted (a node enrolled in two control planes)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from ephyra.engine.driver import RunDriver
 from ephyra.engine.journal import Journal
 from ephyra.engine.metrics import RunMetrics
 from ephyra.errors import PauseRequested
-from ephyra.progress import PlainObserver
+from ephyra.progress import PlainObserver, QuietObserver
 
 
 class Engine:
@@ -47,3 +48,31 @@ def test_holding_after_a_stop_raises_it_so_the_steps_do_not_begin(driver: RunDri
         driver.stop(Request.PAUSE)
         with pytest.raises(PauseRequested):
             driver.hold("a")
+
+
+def test_a_request_from_another_process_is_in_effect_once_reported(tmp_path: Path) -> None:
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    run = journal.create_run("test", {"state": "running"}, {})
+    said: list[tuple[str, Request | None]] = []
+    reported = threading.Event()
+
+    class Watcher(QuietObserver):
+        def message(self, text: str) -> None:
+            said.append((text, driver.control.request))
+            reported.set()
+
+    driver = RunDriver(journal, run, Watcher(), RunMetrics("test", run.id))
+    step_ends = threading.Event()
+
+    class Busy(Engine):  # TaskFlow's suspend() waits for the step under way to end
+        def suspend(self) -> None:
+            step_ends.wait(30)
+            super().suspend()
+
+    engine = Busy()
+    with driver._tracked(engine, driver.control), driver.watching():
+        journal.request(run.id, "pause")
+        assert reported.wait(30)
+        step_ends.set()
+    assert said == [("pause requested", Request.PAUSE)]
+    assert engine.suspended == 1
