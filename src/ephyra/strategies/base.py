@@ -78,6 +78,9 @@ class Strategy:
         raise NotImplementedError
 
     def can_downgrade(self) -> bool:
+        """Whether ``downgrade`` can take a target back, with these options. Asked when an
+        upgrade is planned: the plan names the strategies that cannot, so that an operator
+        knows before starting what a rollback would leave."""
         return False
 
     def downgrade(self, target: Target, output: Output) -> Change:
