@@ -8,12 +8,16 @@ quarter of a second with OpenStack's libraries installed), too slow for ``ephyra
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ephyra.errors import PluginError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,16 +92,60 @@ def names(namespace: str) -> list[str]:
     return sorted(ep.name for ep in entry_points(namespace))
 
 
-def load(namespace: str, name: str) -> Any:
-    """The object an entry point names. A name with no plugin, or a plugin that cannot be
-    loaded, is :class:`~ephyra.errors.PluginError`: bad input, refused before anything
-    changed (exit 2, HTTP 400 ``plugin_error``); for an unknown name it lists the known ones."""
+def load(namespace: str, name: str, interface: Callable[..., T]) -> type[T]:
+    """The class an entry point names, checked against the ``interface`` it must satisfy: a
+    base class it must subclass (and whose abstract methods it must implement), or a
+    Protocol whose methods and class variables it must have. (``interface`` is typed as a
+    callable because a Protocol is not a concrete ``type[T]`` to mypy.)
+
+    A name with no plugin, a plugin that cannot be loaded, or one that does not satisfy its
+    interface is :class:`~ephyra.errors.PluginError`: bad input, refused before anything
+    changed (exit 2, HTTP 400 ``plugin_error``); for an unknown name it lists the known ones,
+    for an unfit plugin what it lacks."""
     for ep in entry_points(namespace):
         if ep.name != name:
             continue
         try:
-            return ep.load()
+            found = ep.load()
         except Exception as exc:  # an import error inside a plugin
             raise PluginError(f"{namespace} plugin {name!r} failed to load: {exc}") from exc
+        return _checked(found, interface, f"{namespace} plugin {name!r} ({ep.value})")
     known = ", ".join(names(namespace)) or "none"
     raise PluginError(f"no {namespace} plugin named {name!r} (known: {known})")
+
+
+def _checked(found: Any, interface: Callable[..., T], what: str) -> type[T]:
+    wanted = getattr(interface, "__qualname__", repr(interface))
+    if not isinstance(found, type):
+        raise PluginError(f"{what} is not a class implementing {wanted}")
+    protocol = bool(getattr(interface, "_is_protocol", False))
+    if not protocol and not (isinstance(interface, type) and issubclass(found, interface)):
+        raise PluginError(f"{what} is not a subclass of {wanted}")
+    missing = sorted(
+        {m for m in members(interface) if not hasattr(found, m)}
+        | set(getattr(found, "__abstractmethods__", ()))
+    )
+    if missing:
+        raise PluginError(f"{what} does not implement {wanted}: no {', '.join(missing)}")
+    return cast(type[T], found)
+
+
+def members(interface: Any) -> set[str]:
+    """What a class must have to satisfy ``interface``: its public methods and its class
+    variables (``ClassVar``), its bases' included (an instance attribute of a Protocol may
+    be set only when an instance is made: it is not asked of the class)."""
+    found: set[str] = set()
+    for base in inspect.getmro(interface):
+        if base is object or base.__module__ in ("typing", "typing_extensions", "abc"):
+            continue
+        found |= {k for k, v in vars(base).items() if not k.startswith("_") and _method(v)}
+        found |= {
+            k
+            for k, v in vars(base).get("__annotations__", {}).items()
+            if not k.startswith("_") and "ClassVar" in str(v)
+        }
+    return found
+
+
+def _method(value: Any) -> bool:
+    return callable(value) or isinstance(value, classmethod | staticmethod | property)

@@ -7,6 +7,13 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ephyra.compute.records import (
+    EvacuationMeta,
+    EvacuationStatus,
+    HostStatus,
+    Outcome,
+    ServerStatus,
+)
 from ephyra.engine.kinds import (
     NewRun,
     Resolver,
@@ -14,7 +21,6 @@ from ephyra.engine.kinds import (
     Shown,
     Verbs,
     View,
-    counts,
     created,
     headline,
     host_lock,
@@ -178,13 +184,11 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
 
     def new_run(self, plan: EvacuationPlan) -> NewRun:
         hosts = [h.host for h in plan.hosts]
+        meta = EvacuationMeta(
+            plan.cloud, tuple(hosts), tuple(plan.also_down), plan.settings.to_meta()
+        )
         return NewRun(
-            {
-                "cloud": plan.cloud,
-                "hosts": hosts,
-                "also_down": list(plan.also_down),
-                "settings": plan.settings.to_meta(),
-            },
+            meta.to_meta(),
             {f"{what}:{host}": {} for host in hosts for what in ("host", *Phase)},
             [host_lock(plan.cloud, host) for host in sorted(set(hosts))],
         )
@@ -204,42 +208,38 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
 
     # -- reading -----------------------------------------------------------------------
     def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
-        hosts, servers = [], []
+        meta = EvacuationMeta.from_meta(run.meta)
+        hosts: list[HostStatus] = []
+        servers: list[ServerStatus] = []
         records = journal.records(run.id, "host:")
-        for host in run.meta["hosts"]:
+        for host in meta.hosts:
             data = records.get(f"host:{host}", {})
             hosts.append(
-                {
-                    "host": host,
-                    "forward": data.get(Phase.FORWARD.value) or "pending",
-                    "rollback": data.get(Phase.ROLLBACK.value) or "",
-                    "drain_seconds": data.get("drain_seconds"),
-                    "error": data.get("error") or "",
-                }
-            )
-            for sid, entry in (data.get("servers") or {}).items():
-                servers.append(
-                    {
-                        "id": sid,
-                        "name": entry.get("name"),
-                        "project": entry.get("project"),
-                        "from": host,
-                        "how": entry.get("how", ""),
-                        "outcome": entry.get("outcome", ""),
-                        "to": entry.get("to", ""),
-                        "detail": entry.get("detail", ""),
-                    }
+                HostStatus(
+                    host=host,
+                    forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
+                    rollback=data.get(Phase.ROLLBACK.value) or "",
+                    drain_seconds=data.get("drain_seconds"),
+                    error=data.get("error") or "",
                 )
-        return {
-            "id": run.id,
-            "state": run.state.value,
-            "phase": run.meta.get("phase"),
-            "cloud": run.meta["cloud"],
-            "reason": run.meta.get("reason", ""),
-            "counts": counts(servers, "outcome"),
-            "hosts": hosts,
-            "servers": servers,
-        }
+            )
+            servers.extend(
+                ServerStatus(
+                    id=sid,
+                    name=entry.get("name"),
+                    project=entry.get("project"),
+                    source=host,
+                    how=entry.get("how", ""),
+                    outcome=entry.get("outcome", ""),
+                    to=entry.get("to", ""),
+                    detail=entry.get("detail", ""),
+                )
+                for sid, entry in (data.get("servers") or {}).items()
+            )
+        status = EvacuationStatus(
+            run.id, run.state.value, run.phase, meta.cloud, run.reason, tuple(hosts), tuple(servers)
+        )
+        return status.to_dict()
 
     def view(self, status: Mapping[str, Any]) -> View:
         return View(
@@ -251,17 +251,19 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         )
 
     def row(self, run: RunInfo) -> dict[str, Any]:
+        meta = EvacuationMeta.from_meta(run.meta)
         return {
             "id": run.id,
             "kind": run.kind,
             "state": run.state.value,
-            "cloud": run.meta.get("cloud"),
-            "hosts": ",".join(run.meta.get("hosts", [])),
+            "cloud": meta.cloud,
+            "hosts": ",".join(meta.hosts),
             "created": created(run),
         }
 
     def title(self, run: RunInfo) -> str:
-        return f"{', '.join(run.meta.get('hosts', []))} on {run.meta.get('cloud')}"
+        meta = EvacuationMeta.from_meta(run.meta)
+        return f"{', '.join(meta.hosts)} on {meta.cloud}"
 
     def total(self, run: RunInfo) -> int:
-        return len(run.meta.get("hosts", []))
+        return len(EvacuationMeta.from_meta(run.meta).hosts)

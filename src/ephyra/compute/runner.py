@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 
 from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.nova import ComputeCloud, Server
+from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
 from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
@@ -26,14 +26,6 @@ from ephyra.errors import DrainHalted
 from ephyra.progress import Observer
 
 LOG = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    DRAINED = "drained"
-    RESTORED = "restored"
-    HALTED = "halted"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
 
 
 class RunEvents(Events):
@@ -76,9 +68,10 @@ class Evacuation(RunDriver):
         cloud: ComputeCloud | None = None,
     ) -> None:
         super().__init__(journal, run, observer, metrics)
-        self.settings = Settings.from_meta(run.meta["settings"])
-        self.cloud = cloud or ComputeCloud.connect(run.meta["cloud"])
-        self.hosts: list[str] = list(run.meta["hosts"])
+        self.meta = EvacuationMeta.from_meta(run.meta)
+        self.settings = Settings.from_meta(self.meta.settings or {})
+        self.cloud = cloud or ComputeCloud.connect(self.meta.cloud)
+        self.hosts: list[str] = list(self.meta.hosts)
 
     def record(self, host: str) -> HostRecord:
         name = f"host:{host}"
@@ -120,7 +113,7 @@ class Evacuation(RunDriver):
         ctx = self._context(host, drain)
         steps = FORWARD if phase is Phase.FORWARD else ROLLBACK
         name = f"{phase.value}:{host}"
-        ctx.record.save(**{phase.value: "running"})
+        OUTCOMES.save(ctx.record, phase, Outcome.RUNNING)
         engine = engine_for(
             name,
             [step(ctx) for step in steps],
@@ -136,7 +129,7 @@ class Evacuation(RunDriver):
                     outcome = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
             except Exception as exc:
                 outcome, text = self._outcome_of(exc, host)
-        ctx.record.save(**{phase.value: outcome.value, "error": text or None})
+        OUTCOMES.save(ctx.record, phase, outcome, error=text or None)
         if outcome is Outcome.RESTORED:
             self.observer.node(host, outcome.value)
         elif outcome is not Outcome.INTERRUPTED:
@@ -155,7 +148,7 @@ class Evacuation(RunDriver):
     def run_phase(self, phase: Phase) -> RunState:
         hosts = self.hosts if phase is Phase.FORWARD else list(reversed(self.hosts))
         done = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
-        pending = [h for h in hosts if self.record(h).data.get(phase.value) != done.value]
+        pending = [h for h in hosts if OUTCOMES.of(self.record(h), phase) is not done]
         drains: dict[str, Drain | None] = {h: None for h in pending}
         title = f"{'evacuate' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
         if phase is Phase.FORWARD:

@@ -101,6 +101,23 @@ class RunInfo:
     def short(self) -> str:
         return self.id[:8]
 
+    # The engine's own keys of the record; a kind's are read by its own metadata class.
+    @property
+    def phase(self) -> str | None:
+        """``forward`` or ``rollback`` (None before a run has begun)."""
+        phase: str | None = self.meta.get("phase")
+        return phase
+
+    @property
+    def reason(self) -> str:
+        """Why the run stopped, paused or failed ('' when it did not say)."""
+        return str(self.meta.get("reason") or "")
+
+    @property
+    def created(self) -> float:
+        """When the run was made (seconds since the epoch; 0 if unknown)."""
+        return float(self.meta.get("created") or 0)
+
 
 #: Told of a run as soon as it is in the journal (a server answers with its id).
 Created = Callable[[RunInfo], None]

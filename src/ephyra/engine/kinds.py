@@ -207,7 +207,7 @@ def headline(status: Mapping[str, Any], where: str) -> list[str]:
 
 
 def created(run: RunInfo) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.meta.get("created", 0)))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created))
 
 
 @dataclass

@@ -38,10 +38,6 @@ class NodeRecord:
         raw = self.data.get("snapshot")
         return NodeSnapshot.from_dict(raw) if raw else None
 
-    def outcome(self, phase: Phase) -> str | None:
-        value: str | None = self.data.get(phase.value)
-        return value
-
 
 @dataclass
 class MoveContext:

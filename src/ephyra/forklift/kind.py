@@ -13,12 +13,12 @@ from ephyra.engine.kinds import (
     Shown,
     Verbs,
     View,
-    counts,
     created,
     headline,
 )
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
+from ephyra.forklift.records import ForkliftMeta, ForkliftStatus, NodeStatus, Outcome
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -194,13 +194,11 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         return Shown(plan.to_dict(), rendered(plan.tree()))
 
     def new_run(self, plan: ForkliftPlan) -> NewRun:
+        meta = ForkliftMeta(
+            plan.source, plan.target, plan.settings.to_meta(), tuple(n.uuid for n in plan.nodes)
+        )
         return NewRun(
-            {
-                "from": plan.source,
-                "to": plan.target,
-                "settings": plan.settings.to_meta(),
-                "order": [n.uuid for n in plan.nodes],
-            },
+            meta.to_meta(),
             {
                 name: ({"name": node.name} if name.startswith("node:") else {})
                 for node in plan.nodes
@@ -230,29 +228,24 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
 
     # -- reading -----------------------------------------------------------------------
     def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+        meta = ForkliftMeta.from_meta(run.meta)
         records = journal.records(run.id, "node:")
         nodes = []
-        for uuid in run.meta["order"]:
+        for uuid in meta.order:
             data = records.get(f"node:{uuid}", {})
             nodes.append(
-                {
-                    "uuid": uuid,
-                    "name": data.get("name"),
-                    "forward": data.get(Phase.FORWARD.value) or "pending",
-                    "rollback": data.get(Phase.ROLLBACK.value) or "",
-                    "error": data.get("error") or "",
-                }
+                NodeStatus(
+                    uuid=uuid,
+                    name=data.get("name"),
+                    forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
+                    rollback=data.get(Phase.ROLLBACK.value) or "",
+                    error=data.get("error") or "",
+                )
             )
-        return {
-            "id": run.id,
-            "state": run.state.value,
-            "phase": run.meta.get("phase"),
-            "from": run.meta["from"],
-            "to": run.meta["to"],
-            "reason": run.meta.get("reason", ""),
-            "counts": counts(nodes),
-            "nodes": nodes,
-        }
+        status = ForkliftStatus(
+            run.id, run.state.value, run.phase, meta.source, meta.target, run.reason, tuple(nodes)
+        )
+        return status.to_dict()
 
     def view(self, status: Mapping[str, Any]) -> View:
         where = f" {status['from']} -> {status['to']}"
@@ -261,17 +254,19 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         )
 
     def row(self, run: RunInfo) -> dict[str, Any]:
+        meta = ForkliftMeta.from_meta(run.meta)
         return {
             "id": run.id,
             "state": run.state.value,
-            "from": run.meta.get("from"),
-            "to": run.meta.get("to"),
-            "nodes": self.total(run),
+            "from": meta.source,
+            "to": meta.target,
+            "nodes": len(meta.order),
             "created": created(run),
         }
 
     def title(self, run: RunInfo) -> str:
-        return f"{run.meta.get('from')} -> {run.meta.get('to')}"
+        meta = ForkliftMeta.from_meta(run.meta)
+        return f"{meta.source} -> {meta.target}"
 
     def total(self, run: RunInfo) -> int:
-        return len(run.meta.get("order", []))
+        return len(ForkliftMeta.from_meta(run.meta).order)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from typing import Any
 
 from ephyra.clouds import ControlPlane
@@ -24,6 +23,7 @@ from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import Interrupted, NodeDeferred
 from ephyra.forklift.context import MoveContext, NodeRecord
+from ephyra.forklift.records import OUTCOMES, ForkliftMeta, Outcome
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from ephyra.forklift.steps import STEPS
@@ -31,13 +31,6 @@ from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 
 STALE_RETRIES = 3
-
-
-class Outcome(StrEnum):
-    MOVED = "moved"
-    FAILED = "failed"
-    DEFERRED = "deferred"
-    INTERRUPTED = "interrupted"
 
 
 class Forklift(RunDriver):
@@ -52,10 +45,11 @@ class Forklift(RunDriver):
         planes: tuple[ControlPlane, ControlPlane] | None = None,
     ) -> None:
         super().__init__(journal, run, observer, metrics)
-        self.settings = Settings.from_meta(run.meta["settings"])
+        self.meta = ForkliftMeta.from_meta(run.meta)
+        self.settings = Settings.from_meta(self.meta.settings)
         self.cp_from, self.cp_to = planes or (
-            ControlPlane.connect(run.meta["from"]),
-            ControlPlane.connect(run.meta["to"]),
+            ControlPlane.connect(self.meta.source),
+            ControlPlane.connect(self.meta.target),
         )
         self.workload = load_workload(self.settings.workload, self.settings.workload_options)
         self.credentials = load_credentials(self.settings.credentials)
@@ -93,7 +87,7 @@ class Forklift(RunDriver):
             health_timeout=self.settings.health_timeout,
             on_step=self._on_step,
         )
-        record.save(**{phase.value: "moving"})
+        OUTCOMES.save(record, phase, Outcome.MOVING)
         self.metrics.flying(+1)
         started = time.monotonic()
         # A flow that stopped on an old interruption (found in the journal) finishes
@@ -135,10 +129,10 @@ class Forklift(RunDriver):
     def _finish_node(
         self, record: NodeRecord, phase: Phase, outcome: Outcome, text: str, seconds: float
     ) -> None:
-        changes: dict[str, Any] = {phase.value: outcome.value, "error": text or None}
+        changes: dict[str, Any] = {"error": text or None}
         if outcome is Outcome.DEFERRED:
             changes["deferrals"] = int(record.data.get("deferrals", 0)) + 1
-        record.save(**changes)
+        OUTCOMES.save(record, phase, outcome, **changes)
         if outcome is not Outcome.INTERRUPTED:
             self.metrics.node(outcome.value)
         shown = "moved back" if phase is Phase.ROLLBACK and outcome is Outcome.MOVED else outcome
@@ -153,7 +147,7 @@ class Forklift(RunDriver):
         pending = deque(
             u
             for u in order
-            if NodeRecord(self.journal, self.run.id, u).outcome(phase) != Outcome.MOVED
+            if OUTCOMES.of(NodeRecord(self.journal, self.run.id, u), phase) is not Outcome.MOVED
         )
         done = len(order) - len(pending)
         title = f"{'rollback' if phase is Phase.ROLLBACK else 'forklift'} {self.run.short}"
@@ -177,32 +171,40 @@ class Forklift(RunDriver):
 
     def _order(self, phase: Phase) -> list[str]:
         if phase is Phase.FORWARD:
-            return list(self.run.meta["order"])
-        if "rollback_order" not in self.run.meta:  # decided once: a resume goes on with it
-            self.run = self.journal.save_run(self.run, rollback_order=self._not_home())
-        return list(self.run.meta["rollback_order"])
+            return list(self.meta.order)
+        if self.meta.rollback_order is None:  # decided once: a resume goes on with it
+            self.meta = self.meta.going_back(self._not_home())
+            self.run = self.journal.save_run(self.run, **self.meta.to_meta())
+        return list(self.meta.rollback_order or ())
 
     def _not_home(self) -> list[str]:
         """Every node the run touched that is not back home, last moved first."""
         in_target = {n.id for n in self.cp_to.nodes()}
         order = []
-        for uuid in reversed(self.run.meta["order"]):
-            record = NodeRecord(self.journal, self.run.id, uuid)
-            if uuid in in_target or record.outcome(Phase.FORWARD) in (
-                Outcome.INTERRUPTED,
-                "moving",
-            ):
+        for uuid in reversed(self.meta.order):
+            if uuid in in_target or self._in_flight(uuid):
                 order.append(uuid)
         return order
 
+    def _in_flight(self, uuid: str) -> bool:
+        """Whether the node was caught mid-move (stopped, or its process died)."""
+        record = NodeRecord(self.journal, self.run.id, uuid)
+        return OUTCOMES.of(record, Phase.FORWARD) in (Outcome.INTERRUPTED, Outcome.MOVING)
+
     def return_in_flight(self) -> None:
         """Abort: every node caught mid-move goes back where it came from."""
-        for uuid in self.run.meta["order"]:
+        for uuid in self.meta.order:
+            if not self._in_flight(uuid):
+                continue
             record = NodeRecord(self.journal, self.run.id, uuid)
-            if record.outcome(Phase.FORWARD) in (Outcome.INTERRUPTED, "moving"):
+            # moved back already by an abort whose process died before it said so
+            back = OUTCOMES.of(record, Phase.ROLLBACK) is Outcome.MOVED
+            if not back:
                 self.observer.message(f"abort: returning {record.label} to {self.cp_from.name}")
-                if self.move_node(uuid, Phase.ROLLBACK, control=Control()) is Outcome.MOVED:
-                    NodeRecord(self.journal, self.run.id, uuid).save(forward="returned")
+                back = self.move_node(uuid, Phase.ROLLBACK, control=Control()) is Outcome.MOVED
+            if back:
+                record = NodeRecord(self.journal, self.run.id, uuid)
+                OUTCOMES.save(record, Phase.FORWARD, Outcome.RETURNED)
 
     def _tally(
         self, phase: Phase, batch: list[str], outcomes: list[Outcome]
@@ -215,7 +217,7 @@ class Forklift(RunDriver):
             elif outcome is Outcome.DEFERRED:
                 record = NodeRecord(self.journal, self.run.id, uuid)
                 if int(record.data.get("deferrals", 0)) > self.settings.max_deferrals:
-                    record.save(**{phase.value: "failed", "error": "deferred too many times"})
+                    OUTCOMES.save(record, phase, Outcome.FAILED, error="deferred too many times")
                     self.observer.node(record.label, "failed", "deferred too many times")
                     failed += 1
                 else:

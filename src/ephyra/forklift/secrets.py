@@ -26,6 +26,9 @@ NAMESPACE = "ephyra.credentials"
 class CredentialSource(Protocol):
     description: str
 
+    def __init__(self, argument: str) -> None:
+        """A plugin is made from the argument of ``KIND:ARGUMENT``."""
+
     def missing(self, snapshot: NodeSnapshot) -> list[str]:
         """The masked fields of this node that this source cannot fill."""
         ...
@@ -113,6 +116,4 @@ def load_credentials(spec: str | None) -> CredentialSource:
     if not spec:
         return NoCredentials()
     kind, _, argument = spec.partition(":")
-    cls = plugins.load(NAMESPACE, kind)
-    source: CredentialSource = cls(argument)
-    return source
+    return plugins.load(NAMESPACE, kind, CredentialSource)(argument)

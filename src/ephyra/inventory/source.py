@@ -12,7 +12,7 @@ An argument may end with options, as a URL's query: ``ansible:hosts.ini?roles=ma
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl
 
 from ephyra import plugins
@@ -23,11 +23,13 @@ NAMESPACE = "ephyra.inventory"
 
 
 class Source(Protocol):
+    """An inventory source plugin: a class made from the argument of ``KIND:ARGUMENT`` (and
+    the cloud of ``--os-cloud``), whose ``discover()`` reads what exists."""
+
+    @classmethod
+    def from_argument(cls, argument: str, cloud: str | None) -> Self: ...
+
     def discover(self) -> Inventory: ...
-
-
-class SourceFactory(Protocol):
-    def from_argument(self, argument: str, cloud: str | None) -> Source: ...
 
 
 def parse(spec: str) -> tuple[str, str]:
@@ -55,8 +57,7 @@ def options(kind: str, argument: str, known: Collection[str]) -> tuple[str, dict
 
 def source(spec: str, cloud: str | None = None) -> Source:
     kind, argument = parse(spec)
-    factory: SourceFactory = plugins.load(NAMESPACE, kind)
-    return factory.from_argument(argument, cloud)
+    return plugins.load(NAMESPACE, kind, Source).from_argument(argument, cloud)
 
 
 def discover(specs: Sequence[str], cloud: str | None = None) -> Inventory:

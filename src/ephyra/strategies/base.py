@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ephyra import plugins
-from ephyra.errors import NoDowngrade, PluginError, StrategyFailed, UsageError
+from ephyra.errors import NoDowngrade, StrategyFailed, UsageError
 from ephyra.names import check_name, check_version
 
 NAMESPACE = "ephyra.strategies"
@@ -78,6 +78,9 @@ class Strategy:
         raise NotImplementedError
 
     def can_downgrade(self) -> bool:
+        """Whether ``downgrade`` can take a target back, with these options. Asked when an
+        upgrade is planned: the plan names the strategies that cannot, so that an operator
+        knows before starting what a rollback would leave."""
         return False
 
     def downgrade(self, target: Target, output: Output) -> Change:
@@ -92,9 +95,7 @@ def build(options: Mapping[str, Any]) -> Strategy:
     kind = options.get("type")
     if not isinstance(kind, str):
         raise UsageError(f"a strategy needs a type (one of {', '.join(plugins.names(NAMESPACE))})")
-    cls = plugins.load(NAMESPACE, kind)
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise PluginError(f"strategy plugin {kind!r} is not a Strategy")
+    cls = plugins.load(NAMESPACE, kind, Strategy)
     rest = {k: v for k, v in options.items() if k != "type"}
     return cls(rest)
 

@@ -20,13 +20,13 @@ from ephyra.engine.kinds import (
     Shown,
     Verbs,
     View,
-    counts,
     created,
     headline,
     host_lock,
 )
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
+from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeMeta, UpgradeStatus
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -204,13 +204,9 @@ class UpgradeKind(RunKind[UpgradePlan]):
         if plan.cloud:
             drained = {u.host for u in plan.plan.units() if u.drain}
             locks += sorted(host_lock(plan.cloud, host) for host in drained)
+        meta = UpgradeMeta(plan.cloud, plan.plan.release, dict(plan.spec.raw), plan.plan.to_dict())
         return NewRun(
-            {
-                "cloud": plan.cloud,
-                "release": plan.plan.release,
-                "spec": dict(plan.spec.raw),
-                "plan": plan.plan.to_dict(),
-            },
+            meta.to_meta(),
             unit_details(plan.plan),
             locks,
         )
@@ -234,20 +230,21 @@ class UpgradeKind(RunKind[UpgradePlan]):
 
         assert isinstance(driver, UpgradeRun)
         for unit in driver.plan.units():
-            if driver.state_of(unit, Phase.FORWARD) == "failed":
+            if driver.state_of(unit, Phase.FORWARD) is Outcome.FAILED:
                 record = driver.record(unit)
                 actions = {
                     key: {k: v for k, v in entry.items() if k != "after"}
                     for key, entry in (record.data.get("actions") or {}).items()
                 }
-                record.save(forward="retry", soaked=False, actions=actions)
+                OUTCOMES.save(record, Phase.FORWARD, Outcome.RETRY, soaked=False, actions=actions)
 
     # -- reading -----------------------------------------------------------------------
     def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
         from ephyra.upgrade.plan import Plan
 
-        the_plan = Plan.from_dict(run.meta["plan"])
-        units: list[dict[str, Any]] = []
+        meta = UpgradeMeta.from_meta(run.meta)
+        the_plan = Plan.from_dict(meta.plan)
+        units: list[UnitStatus] = []
         records = journal.records(run.id, "unit:")
         for stage in the_plan.stages:
             for n, batch in enumerate(stage.batches, 1):
@@ -259,30 +256,30 @@ class UpgradeKind(RunKind[UpgradePlan]):
                         for a in actions.values()
                     ]
                     units.append(
-                        {
-                            "unit": unit.id,
-                            "stage": stage.name,
-                            "batch": n,
-                            "host": unit.host,
-                            "forward": data.get(Phase.FORWARD.value) or "pending",
-                            "rollback": data.get(Phase.ROLLBACK.value) or "",
-                            "versions": ", ".join(versions),
-                            "kept": "; ".join(a["kept"] for a in actions.values() if "kept" in a),
-                            "error": data.get("error") or "",
-                            "output": list(data.get("output") or [])[-5:],
-                        }
+                        UnitStatus(
+                            unit=unit.id,
+                            stage=stage.name,
+                            batch=n,
+                            host=unit.host,
+                            forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
+                            rollback=data.get(Phase.ROLLBACK.value) or "",
+                            versions=", ".join(versions),
+                            kept="; ".join(a["kept"] for a in actions.values() if "kept" in a),
+                            error=data.get("error") or "",
+                            output=list(data.get("output") or [])[-5:],
+                        )
                     )
-        return {
-            "id": run.id,
-            "state": run.state.value,
-            "phase": run.meta.get("phase"),
-            "release": run.meta.get("release"),
-            "cloud": run.meta.get("cloud"),
-            "reason": run.meta.get("reason", ""),
-            "counts": counts(units),
-            "frozen": the_plan.frozen,
-            "units": units,
-        }
+        status = UpgradeStatus(
+            run.id,
+            run.state.value,
+            run.phase,
+            meta.release,
+            meta.cloud,
+            run.reason,
+            the_plan.frozen,
+            tuple(units),
+        )
+        return status.to_dict()
 
     def view(self, status: Mapping[str, Any]) -> View:
         lines = headline(status, f", release {status['release']}")
@@ -294,19 +291,19 @@ class UpgradeKind(RunKind[UpgradePlan]):
         )
 
     def row(self, run: RunInfo) -> dict[str, Any]:
+        meta = UpgradeMeta.from_meta(run.meta)
         return {
             "id": run.id,
             "state": run.state.value,
-            "release": run.meta.get("release"),
-            "cloud": run.meta.get("cloud") or "",
-            "units": self.total(run),
+            "release": meta.release,
+            "cloud": meta.cloud or "",
+            "units": meta.units,
             "created": created(run),
         }
 
     def title(self, run: RunInfo) -> str:
-        cloud = run.meta.get("cloud")
-        return f"to {run.meta.get('release')}" + (f" on {cloud}" if cloud else "")
+        meta = UpgradeMeta.from_meta(run.meta)
+        return f"to {meta.release}" + (f" on {meta.cloud}" if meta.cloud else "")
 
     def total(self, run: RunInfo) -> int:
-        stages = run.meta.get("plan", {}).get("stages", [])
-        return sum(len(b["units"]) for s in stages for b in s["batches"])
+        return UpgradeMeta.from_meta(run.meta).units

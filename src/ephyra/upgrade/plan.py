@@ -11,6 +11,8 @@ stage: optionally drained, then upgraded by one or more strategy actions, then g
   done by then), host by host: the canary alone first, then batches of
   ``max_at_once``. Compute hosts are drained first and enabled after.
 - A role with ``max_at_once: 0`` is frozen: its hosts are listed and left alone.
+- The strategies of its units that have no downgrade are named: a rollback leaves what
+  they did (an operator sees it before starting, not during a rollback).
 
 Planning reads nothing but its arguments, so a plan is the same every time.
 """
@@ -18,11 +20,12 @@ Planning reads nothing but its arguments, so a plan is the same every time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
+from ephyra.strategies import base as strategies
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -96,6 +99,8 @@ class Plan:
     release: str
     order: str
     stages: tuple[Stage, ...]
+    #: The strategies of its units that cannot downgrade: a rollback keeps what they did.
+    no_downgrade: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -113,6 +118,11 @@ class Plan:
     @property
     def frozen(self) -> list[str]:
         return sorted({h for s in self.stages for h in s.frozen})
+
+    def hosts_of(self, strategy: str) -> list[str]:
+        """The hosts of the units that call ``strategy``, in the order they run."""
+        found = [u.host for u in self.units() if any(a.strategy == strategy for a in u.actions)]
+        return list(dict.fromkeys(found))
 
     # -- serialising (the run keeps its plan) ------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +148,7 @@ class Plan:
                 }
                 for s in self.stages
             ],
+            "no_downgrade": list(self.no_downgrade),
         }
 
     @classmethod
@@ -162,6 +173,7 @@ class Plan:
                 )
                 for s in data["stages"]
             ),
+            no_downgrade=tuple(data.get("no_downgrade") or ()),  # not in older runs' plans
         )
 
     # -- showing ------------------------------------------------------------------------
@@ -183,6 +195,11 @@ class Plan:
                 rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
             for j, row in enumerate(rows):
                 lines.append(f"{pad}{'└── ' if j == len(rows) - 1 else '├── '}{row}")
+        for strategy in self.no_downgrade:
+            lines.append(
+                f"rollback: not possible for units of strategy {strategy} (it has no downgrade):"
+                f" a rollback leaves what it did on {_names(self.hosts_of(strategy), width)}"
+            )
         return "\n".join(lines)
 
 
@@ -444,7 +461,18 @@ def make_plan(inventory: Inventory, spec: Spec) -> Plan:
     for role, rule in spec.roles.items():
         _check_rule(role, rule)
     stages = planner.control_stages() + planner.data_stages()
-    return Plan(release=spec.release, order=spec.order, stages=tuple(stages))
+    plan = Plan(release=spec.release, order=spec.order, stages=tuple(stages))
+    return replace(plan, no_downgrade=_no_downgrade(plan, spec))
+
+
+def _no_downgrade(plan: Plan, spec: Spec) -> tuple[str, ...]:
+    """The strategies the plan's units call that cannot downgrade."""
+    used = sorted({a.strategy for u in plan.units() for a in u.actions})
+    return tuple(
+        name
+        for name in used
+        if name in spec.strategies and not strategies.build(spec.strategies[name]).can_downgrade()
+    )
 
 
 def _check_rule(role: str, rule: RoleRule) -> None:

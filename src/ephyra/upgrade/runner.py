@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from typing import Any
 
 from ephyra.compute.budget import Budget
@@ -32,18 +31,12 @@ from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
 from ephyra.upgrade import steps
 from ephyra.upgrade.plan import Batch, Plan, Unit
+from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
 
 #: Lines of a unit's output kept in its journal record.
 OUTPUT_LINES = 200
 OUTPUT_SAVE_S = 0.5
-
-
-class Outcome(StrEnum):
-    UPGRADED = "upgraded"
-    RESTORED = "restored"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
 
 
 DONE = {Phase.FORWARD: Outcome.UPGRADED, Phase.ROLLBACK: Outcome.RESTORED}
@@ -81,12 +74,13 @@ class UpgradeRun(RunDriver):
         cloud: ComputeCloud | None = None,
     ) -> None:
         super().__init__(journal, run, observer, metrics)
-        self.plan = Plan.from_dict(run.meta["plan"])
-        self.spec: Spec = parse(run.meta["spec"])
+        self.meta = UpgradeMeta.from_meta(run.meta)
+        self.plan = Plan.from_dict(self.meta.plan)
+        self.spec: Spec = parse(self.meta.spec)
         self.strategies: Mapping[str, Strategy] = {
             name: build(options) for name, options in self.spec.strategies.items()
         }
-        name = run.meta.get("cloud")
+        name = self.meta.cloud
         self.cloud = cloud or (ComputeCloud.connect(name) if name else None)
 
     # -- records ---------------------------------------------------------------------
@@ -97,8 +91,8 @@ class UpgradeRun(RunDriver):
             lambda data: self.journal.save_record(self.run.id, name, data),
         )
 
-    def state_of(self, unit: Unit, phase: Phase) -> str:
-        return str(self.journal.record(self.run.id, f"unit:{unit.id}").get(phase.value) or "")
+    def state_of(self, unit: Unit, phase: Phase) -> Outcome:
+        return OUTCOMES.parse(self.journal.record(self.run.id, f"unit:{unit.id}").get(phase.value))
 
     # -- one unit --------------------------------------------------------------------
     def _host_context(self, unit: Unit, phase: Phase, drain: Drain | None) -> HostContext:
@@ -148,7 +142,7 @@ class UpgradeRun(RunDriver):
         host_ctx = self._host_context(unit, phase, drain) if drain is not None else None
         make = steps.forward if phase is Phase.FORWARD else steps.backward
         name = f"{phase.value}:{unit.id}"
-        record.save(**{phase.value: "running"})
+        OUTCOMES.save(record, phase, Outcome.RUNNING)
         engine = engine_for(
             name, make(ctx, host_ctx), self.journal.detail(self.run.id, name), self.journal.backend
         )
@@ -160,7 +154,7 @@ class UpgradeRun(RunDriver):
             except Exception as exc:
                 outcome, text = self._outcome_of(exc, unit)
         output.flush()
-        record.save(**{phase.value: outcome.value, "error": text or None})
+        OUTCOMES.save(record, phase, outcome, error=text or None)
         if outcome is not Outcome.INTERRUPTED:
             self.metrics.node(outcome.value)
             self.observer.node(unit.id, outcome.value, text)
@@ -198,17 +192,23 @@ class UpgradeRun(RunDriver):
         return drains
 
     def run_batch(self, batch: Batch, phase: Phase) -> list[Outcome]:
-        pending = [u for u in batch.units if self.state_of(u, phase) != DONE[phase].value]
+        pending = [u for u in batch.units if self.state_of(u, phase) is not DONE[phase]]
         if phase is Phase.ROLLBACK:  # only what the forward run touched
-            pending = [u for u in pending if self.state_of(u, Phase.FORWARD)]
+            pending = [u for u in pending if self.touched(u)]
         if not pending:
             return []
         drains = self._drains(pending, phase)
         with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
             return list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
 
+    def touched(self, unit: Unit) -> bool:
+        """Whether the forward run began ``unit`` (then a rollback takes it back)."""
+        return self.state_of(unit, Phase.FORWARD) is not Outcome.PENDING
+
     def _failed(self) -> list[str]:
-        return [u.id for u in self.plan.units() if self.state_of(u, Phase.FORWARD) == "failed"]
+        return [
+            u.id for u in self.plan.units() if self.state_of(u, Phase.FORWARD) is Outcome.FAILED
+        ]
 
     def _soak(self, batch: Batch) -> Outcome:
         """Wait the canary's soak time, then gate it again."""
@@ -235,7 +235,7 @@ class UpgradeRun(RunDriver):
         except Interrupted:
             return Outcome.INTERRUPTED
         except EphyraError as exc:
-            marker.save(forward=Outcome.FAILED.value, error=f"after soak: {exc}")
+            OUTCOMES.save(marker, Phase.FORWARD, Outcome.FAILED, error=f"after soak: {exc}")
             self.observer.node(unit.id, "failed", f"after soak: {exc}")
             return Outcome.FAILED
         marker.save(soaked=True)
@@ -244,12 +244,11 @@ class UpgradeRun(RunDriver):
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
         units = self.plan.units()
-        done = sum(1 for u in units if self.state_of(u, phase) == DONE[phase].value)
+        done = sum(1 for u in units if self.state_of(u, phase) is DONE[phase])
         title = f"{'upgrade' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
         total = len(units)
         if phase is Phase.ROLLBACK:
-            touched = [u for u in units if self.state_of(u, Phase.FORWARD)]
-            total = len(touched)
+            total = sum(1 for u in units if self.touched(u))
         self.observer.started(title, total, done)
         batches = [(s.name, b) for s in self.plan.stages for b in s.batches]
         if phase is Phase.ROLLBACK:

@@ -136,10 +136,7 @@ def open_store(url: str | None = None) -> Store:
     if not url.partition("://")[2]:
         raise UsageError(f"store URL {redact(url)!r} is not SCHEME://...")
     try:
-        cls = plugins.load(NAMESPACE, scheme)
+        cls = plugins.load(NAMESPACE, scheme, Store)
     except PluginError as exc:
         raise UsageError(f"unknown store {redact(url)!r}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Store)):
-        raise PluginError(f"store plugin {scheme!r} is not a Store")
-    store: Store = cls(url)
-    return store
+    return cls(url)

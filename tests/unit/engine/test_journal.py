@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ephyra.engine.journal import Journal
+from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.states import RunState
 from ephyra.errors import RunNotFound
 
@@ -111,3 +111,10 @@ def test_a_record_keeps_its_values_as_they_were(journal: Journal) -> None:
     assert again.meta == {**meta, "kind": "upgrade"}
     assert again.state is RunState.RUNNING and again.kind == "upgrade"
     assert journal.record(run.id, "host:h1") == meta["nested"]
+
+
+def test_the_engine_s_keys_read_through_the_run() -> None:
+    run = RunInfo("r", "k", RunState.PAUSED, {"phase": "rollback", "reason": "x", "created": 5})
+    assert (run.phase, run.reason, run.created) == ("rollback", "x", 5.0)
+    bare = RunInfo("r", "k", RunState.RUNNING, {"reason": None})
+    assert (bare.phase, bare.reason, bare.created) == (None, "", 0.0)

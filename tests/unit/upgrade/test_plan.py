@@ -96,3 +96,55 @@ def test_bad_specifications_name_their_key(extra: dict[str, Any], message: str) 
 def test_soak_without_canary_is_refused() -> None:
     with pytest.raises(UsageError, match="a soak time needs a canary"):
         make_plan(_inventory(SMALL), _spec(roles={"compute": {"soak": 30}}))
+
+
+def _strategies(**strategies: dict[str, Any]) -> Any:
+    return parse(
+        {
+            "release": "2",
+            "strategies": strategies,
+            "strategy": "pkg",
+            "services": {"neutron-l3-agent": {"strategy": "os"}},
+        }
+    )
+
+
+def test_a_strategy_without_downgrade_is_named_in_the_plan_before_it_starts() -> None:
+    spec = _strategies(
+        pkg={"type": "package", "packages": ["nova-common"]},
+        os={"type": "command", "upgrade": "true"},  # no downgrade command
+    )
+    plan = make_plan(_inventory(SMALL), spec)
+    assert plan.no_downgrade == ("os",)
+    assert plan.to_dict()["no_downgrade"] == ["os"]
+    assert plan.render().splitlines()[-1] == (
+        "rollback: not possible for units of strategy os (it has no downgrade): "
+        "a rollback leaves what it did on n1"
+    )
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_strategies_that_downgrade_add_no_note() -> None:
+    spec = _strategies(
+        pkg={"type": "package", "packages": ["nova-common"]},
+        os={"type": "command", "upgrade": "true", "downgrade": "true"},
+    )
+    plan = make_plan(_inventory(SMALL), spec)
+    assert plan.no_downgrade == ()
+    assert "rollback:" not in plan.render()
+
+
+def test_a_strategy_no_unit_calls_is_not_named() -> None:
+    spec = _strategies(
+        pkg={"type": "package", "packages": ["nova-common"]},
+        os={"type": "command", "upgrade": "true"},
+        spare={"type": "grenade", "projects": "/opt/grenade/projects"},
+    )
+    assert make_plan(_inventory(SMALL), spec).no_downgrade == ("os",)
+
+
+def test_a_plan_kept_by_an_older_run_reads_with_nothing_named() -> None:
+    spec = _strategies(pkg={"type": "noop"}, os={"type": "command", "upgrade": "true"})
+    data = make_plan(_inventory(SMALL), spec).to_dict()
+    del data["no_downgrade"]
+    assert Plan.from_dict(data).no_downgrade == ()

@@ -1,0 +1,135 @@
+"""What an evacuation records: its metadata beside the engine's keys, its hosts' outcomes
+and the table of which may follow which, and its status as ``status -f json`` gives it.
+
+Imported by the kind's module when the command line is built: only the standard library
+and the engine's light modules here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from ephyra.engine.kinds import counts
+from ephyra.engine.outcomes import Outcomes
+
+
+@dataclass(frozen=True)
+class EvacuationMeta:
+    """What an evacuation records of itself, beside the engine's keys: its cloud, its hosts,
+    the hosts planned to be down as well, and its settings
+    (:class:`ephyra.compute.budget.Settings`, as kept). A maintenance record (listed with the
+    evacuations) has only a cloud and hosts."""
+
+    cloud: str
+    hosts: tuple[str, ...]
+    also_down: tuple[str, ...] = ()
+    settings: dict[str, Any] | None = None
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> EvacuationMeta:
+        settings = meta.get("settings")
+        return cls(
+            cloud=str(meta.get("cloud") or ""),
+            hosts=tuple(meta.get("hosts") or ()),
+            also_down=tuple(meta.get("also_down") or ()),
+            settings=None if settings is None else dict(settings),
+        )
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "cloud": self.cloud,
+            "hosts": list(self.hosts),
+            "also_down": list(self.also_down),
+            "settings": dict(self.settings or {}),
+        }
+
+
+class Outcome(StrEnum):
+    """A host's outcome in a phase (its record's ``forward`` and ``rollback``)."""
+
+    PENDING = "pending"  # not begun (nothing recorded)
+    RUNNING = "running"
+    DRAINED = "drained"  # forward
+    RESTORED = "restored"  # rollback
+    HALTED = "halted"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+_O = Outcome
+#: (old, new): why a host's outcome in a phase may change so.
+TRANSITIONS: dict[tuple[Outcome, Outcome], str] = {
+    (_O.PENDING, _O.RUNNING): "its flow begins",
+    (_O.RUNNING, _O.RUNNING): "its process died: a resume runs its flow again",
+    (_O.RUNNING, _O.DRAINED): "forward: every server it had to lose is gone from it",
+    (_O.RUNNING, _O.RESTORED): "rollback: maintenance off, stopped servers started again",
+    (_O.RUNNING, _O.HALTED): "the drain stopped: a server could not be moved as asked",
+    (_O.RUNNING, _O.FAILED): "a step failed",
+    (_O.RUNNING, _O.INTERRUPTED): "a stop (pause, abort, Ctrl-C) reached it",
+    (_O.INTERRUPTED, _O.RUNNING): "a resume or rollback goes on with it",
+    (_O.HALTED, _O.RUNNING): "a resume drains it again",
+    (_O.FAILED, _O.RUNNING): "a resume tries it again",
+}
+OUTCOMES = Outcomes("host", Outcome.PENDING, TRANSITIONS)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    host: str
+    forward: str
+    rollback: str
+    drain_seconds: float | None
+    error: str
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    id: str
+    name: str | None
+    project: str | None
+    source: str  # the host it was on
+    how: str
+    outcome: str
+    to: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "project": self.project,
+            "from": self.source,
+            "how": self.how,
+            "outcome": self.outcome,
+            "to": self.to,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class EvacuationStatus:
+    """An evacuation's status (``status -f json``, the API's)."""
+
+    id: str
+    state: str
+    phase: str | None
+    cloud: str
+    reason: str
+    hosts: tuple[HostStatus, ...]
+    servers: tuple[ServerStatus, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        servers = [server.to_dict() for server in self.servers]
+        return {
+            "id": self.id,
+            "state": self.state,
+            "phase": self.phase,
+            "cloud": self.cloud,
+            "reason": self.reason,
+            "counts": counts(servers, "outcome"),
+            "hosts": [asdict(host) for host in self.hosts],
+            "servers": servers,
+        }
