@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from ephyra.cli.output import emit
+from ephyra.cli.runs import add_metrics_options, exports
 from ephyra.engine.board import Board
 from ephyra.engine.conductor import RETRY_DELAY, TASKFLOW_LOG, RunConductor, default_name
 from ephyra.engine.journal import Journal
@@ -43,7 +44,13 @@ A conductor that dies (kill -9, a machine lost) stops extending its claim: after
 most ttl seconds another conductor claims the job and resumes the run where the
 journal says it is (steps recorded as done are not done again; a step cut in the
 middle is done again). SIGTERM or Ctrl-C asks the run to pause at its next step
-boundary, then gives its job back: another conductor resumes it at once.
+boundary, then gives its job back: another conductor resumes it at once. A conductor
+that loses its claim (or a lock of the run) stops the step in flight within ttl/3 and
+ends its commands (SIGTERM, then SIGKILL 1s later); the run is handed over.
+
+metrics   --metrics-port / --metrics-textfile: the conductor's jobs
+          (ephyra_conductor_jobs_total{event=claimed|consumed|abandoned|handed_back|
+          claim_lost}, ephyra_conductor_driving) and the metrics of the run it drives.
 """
 
 #: Tries at opening the journal before giving up.
@@ -93,6 +100,7 @@ def do_conductor(args: argparse.Namespace) -> int:
         sys.stdout,
         lock_url=args.locks,
         retry_delay=args.retry_delay,
+        exports=exports(args),
     )
     failure: list[BaseException] = []
 
@@ -154,6 +162,7 @@ def register(sub: Any, exit_codes: str) -> None:
         help=f"wait before claiming again a job given back for a lock held or an error "
         f"({RETRY_DELAY:g})",
     )
+    add_metrics_options(parser)
     parser.add_argument(
         "--list",
         action="store_true",
