@@ -20,8 +20,9 @@ from ephyra.progress import PlainObserver
 from ephyra.signals import on_stop
 
 DESCRIPTION = """\
-Claim the runs posted on a board (`ephyra upgrade start --board URL`) one at a time,
-and drive each from the journal as `resume` would, here. Start one on each of several
+Claim the runs posted on a board (`ephyra upgrade|forklift start --board URL`, `ephyra
+host evacuate --board URL`, `... resume|rollback --board URL`) one at a time, and drive
+each from the journal as `resume` would, here. Start one on each of several
 machines, with the same --board, --journal and --locks: a run goes on wherever a
 conductor is alive.
 
