@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ephyra.cli.output import emit
+from ephyra.cli.runs import add_metrics_options, exports
 from ephyra.errors import UsageError
 from ephyra.progress import PlainObserver
 from ephyra.signals import on_stop
@@ -24,8 +25,9 @@ if TYPE_CHECKING:  # TaskFlow, SQLAlchemy, etcd: imported when a conductor start
 RETRY_DELAY_SHOWN = 2.0
 
 DESCRIPTION = """\
-Claim the runs posted on a board (`ephyra upgrade start --board URL`) one at a time,
-and drive each from the journal as `resume` would, here. Start one on each of several
+Claim the runs posted on a board (`ephyra upgrade|forklift start --board URL`, `ephyra
+host evacuate --board URL`, `... resume|rollback --board URL`) one at a time, and drive
+each from the journal as `resume` would, here. Start one on each of several
 machines, with the same --board, --journal and --locks: a run goes on wherever a
 conductor is alive.
 
@@ -48,7 +50,13 @@ A conductor that dies (kill -9, a machine lost) stops extending its claim: after
 most ttl seconds another conductor claims the job and resumes the run where the
 journal says it is (steps recorded as done are not done again; a step cut in the
 middle is done again). SIGTERM or Ctrl-C asks the run to pause at its next step
-boundary, then gives its job back: another conductor resumes it at once.
+boundary, then gives its job back: another conductor resumes it at once. A conductor
+that loses its claim (or a lock of the run) stops the step in flight within ttl/3 and
+ends its commands (SIGTERM, then SIGKILL 1s later); the run is handed over.
+
+metrics   --metrics-port / --metrics-textfile: the conductor's jobs
+          (ephyra_conductor_jobs_total{event=claimed|consumed|abandoned|handed_back|
+          claim_lost}, ephyra_conductor_driving) and the metrics of the run it drives.
 """
 
 #: Tries at opening the journal before giving up.
@@ -102,6 +110,7 @@ def do_conductor(args: argparse.Namespace) -> int:
         sys.stdout,
         lock_url=args.locks,
         retry_delay=RETRY_DELAY if args.retry_delay is None else args.retry_delay,
+        exports=exports(args),
     )
     failure: list[BaseException] = []
 
@@ -163,6 +172,7 @@ def register(sub: Any, exit_codes: str) -> None:
         help=f"wait before claiming again a job given back for a lock held or an error "
         f"({RETRY_DELAY_SHOWN:g})",
     )
+    add_metrics_options(parser)
     parser.add_argument(
         "--list",
         action="store_true",

@@ -85,5 +85,5 @@ def maintenance_off(journal: Journal, cloud_name: str, host: str, lock_url: str 
 
 def _holding(
     journal: Journal, cloud: str, host: str, lock_url: str | None
-) -> AbstractContextManager[None]:
+) -> AbstractContextManager[object]:
     return holding_locks(journal, [host_lock(cloud, host)], lock_url)

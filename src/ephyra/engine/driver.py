@@ -8,12 +8,13 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
+from taskflow import states as tf_states
 from taskflow.types.failure import Failure
 
-from ephyra.engine import events
+from ephyra.engine import commands, events
 from ephyra.engine.control import Control, Request
 from ephyra.engine.flows import first_failure
 from ephyra.engine.journal import Journal, RunInfo
@@ -28,6 +29,28 @@ LOG = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.25
 
 
+class Held(Protocol):
+    """A lock of the run, held by this process."""
+
+    name: str
+
+    def still_held(self) -> bool: ...
+
+
+class Keeper(Protocol):
+    """What keeps a run this process's besides its locks: a conductor's claim on the run's
+    job. It is asked before each step; it may find the run lost between steps too, and
+    then calls the ``lose`` of the driver it was given."""
+
+    def still_ours(self) -> str:
+        """'' while the run is this process's, else why it is not."""
+        ...
+
+    def driving(self, driver: RunDriver | None) -> None:
+        """The driver of the run while it goes (None once it has stopped)."""
+        ...
+
+
 class RunDriver:
     def __init__(
         self, journal: Journal, run: RunInfo, observer: Observer, metrics: RunMetrics
@@ -40,6 +63,10 @@ class RunDriver:
         self._engines: dict[object, Any] = {}  # key -> engine a stop must reach
         self._held: set[object] = set()  # keys whose engine a stop leaves running for now
         self._lock = threading.Lock()
+        #: The run's locks held by this process, and its keeper: checked before each step.
+        self.locks: Sequence[Held] = ()
+        self.keeper: Keeper | None = None
+        self.lost = ""  # why the run is no longer this process's ('' while it is)
 
     def run_phase(self, phase: Phase) -> RunState:
         """Drive the run in ``phase`` until done or stopped; the state it should take."""
@@ -59,6 +86,36 @@ class RunDriver:
             for key, engine in self._engines.items():
                 if key not in self._held:
                     engine.suspend()
+
+    # -- ownership -----------------------------------------------------------
+    def still_ours(self) -> str:
+        """'' while this process holds the run (its locks, its keeper's claim); else why
+        not."""
+        if self.lost:
+            return self.lost
+        for lock in self.locks:
+            if not lock.still_held():
+                return f"lost the lock {lock.name}"
+        return self.keeper.still_ours() if self.keeper is not None else ""
+
+    def lose(self, why: str) -> None:
+        """The run is no longer this process's: stop the step in flight (a pause) and
+        end the commands it runs, so that none outlives the claim; the watcher goes on
+        ending any command started after."""
+        with self._lock:
+            first, self.lost = not self.lost, self.lost or why
+        if first:
+            self.observer.message(f"{why}: stopping the step in flight and its commands")
+            self.stop(Request.PAUSE)
+        ended = commands.end_all(self.lost)
+        if ended:
+            LOG.warning("%s: ended commands %s", why, ", ".join(map(str, ended)))
+
+    def _before_step(self, state: str, details: dict[str, Any]) -> None:
+        """An atom of a tracked engine is about to run: is the run still ours?"""
+        why = self.still_ours()
+        if why:
+            self.lose(why)
 
     def failure(self, exc: Exception, what: str) -> tuple[Failure | None, str]:
         """What an engine's run raised: its first failure and the text to record, or
@@ -93,9 +150,11 @@ class RunDriver:
             self._engines[key] = engine
             if self.control.request is not None:
                 engine.suspend()
+        engine.atom_notifier.register(tf_states.RUNNING, self._before_step)
         try:
             yield
         finally:
+            engine.atom_notifier.deregister(tf_states.RUNNING, self._before_step)
             with self._lock:
                 self._engines.pop(key, None)
                 self._held.discard(key)
@@ -119,11 +178,14 @@ class RunDriver:
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
-        """Watch the journal for pause/abort requests from other processes."""
+        """Watch the journal for pause/abort requests from other processes; once the run
+        is lost, end the commands started since."""
         done = threading.Event()
 
         def watch() -> None:
             while not done.wait(WATCH_INTERVAL):
+                if self.lost:
+                    commands.end_all(self.lost)
                 try:
                     request = self.journal.pending_request(self.run.id)
                 except EphyraError:

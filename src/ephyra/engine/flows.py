@@ -24,8 +24,9 @@ def engine_for(name: str, tasks: Sequence[Any], detail: Any, backend: Any) -> An
     engine.prepare()  # resets a reverted flow
     states = engine.storage.get_atoms_states([task.name for task in tasks])
     if any(state in (tf_states.FAILURE, tf_states.REVERT_FAILURE) for state, _ in states.values()):
-        for atom in states:
+        for atom in states:  # a pending atom keeps its intention to revert unless told
             engine.storage.reset(atom)
+            engine.storage.set_atom_intention(atom, tf_states.EXECUTE)
     return engine
 
 

@@ -18,9 +18,11 @@ from typing import Any, Protocol
 from taskflow import task
 from taskflow.patterns import linear_flow
 
+from ephyra.engine.driver import Keeper
 from ephyra.engine.journal import CONTROL, Journal, RunInfo
 from ephyra.engine.metrics import NO_EXPORTS, Exports
-from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState
+from ephyra.engine.service import rollback_asked
+from ephyra.engine.states import ACTIVE, UNFINISHED, RunState
 from ephyra.errors import EphyraError
 from ephyra.errors import HandBack as HandBack  # conductors raise jobflow.HandBack
 from ephyra.progress import Observer
@@ -34,12 +36,14 @@ def resume(
     *,
     lock_url: str | None = None,
     exports: Exports = NO_EXPORTS,
+    keeper: Keeper | None = None,
 ) -> RunInfo:
-    """Go on with a run of any registered kind."""
+    """Go on with a run of any registered kind (``keeper``: the claim on its job)."""
     from ephyra.engine.kinds import get
     from ephyra.engine.service import RunService
 
-    return RunService(get(kind), journal, lock_url).resume(run_id, observer, exports=exports)
+    service = RunService(get(kind), journal, lock_url)
+    return service.resume(run_id, observer, exports=exports, keeper=keeper)
 
 
 #: The key of a run's control record that says a conductor is to resume it though it is
@@ -64,12 +68,11 @@ def leave_alone(run: RunInfo, handover: str | None) -> str:
 
     A running run (just queued, or its process died) is resumed; a paused or failed one
     only when it was handed over: a pause by an operator or by the run's policy stands.
-    A run that ended (succeeded, aborted) and was handed over to roll back is rolled back.
+    A finished run whose rollback was queued (``rollback --board``) is rolled back.
     """
     if run.state in ACTIVE:
         return ""
-    back = run.meta.get("phase") == Phase.ROLLBACK.value and run.state is not RunState.ROLLED_BACK
-    if handover and (run.state in UNFINISHED or back):
+    if handover and (run.state in UNFINISHED or rollback_asked(run)):
         return ""
     if run.state is RunState.PAUSED:
         reason = run.meta.get("reason") or "by request"

@@ -9,6 +9,7 @@ ours before it starts.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tooz import coordination
+from tooz.drivers.etcd3gw import Etcd3Lock
 
 from ephyra.errors import BackendError, LockHeld, UsageError
 from ephyra.etcd import EtcdURL, describe
@@ -76,6 +78,20 @@ class RunLock:
             self.close()
             raise LockHeld(f"{self.name} is locked: {holder}")
 
+    def still_held(self) -> bool:
+        """Whether this process holds the lock still: on etcd, its key still carries this
+        lock's value (its lease did not run out, nobody deleted it); a file lock is held
+        until released. A backend that cannot be asked says no."""
+        if not self.held:
+            return False
+        if not isinstance(self._lock, Etcd3Lock):
+            return True
+        try:
+            values = self._coord.client.get(self._lock._key.decode())
+        except Exception:
+            return False
+        return bool(values) and values[0] == base64.b64decode(self._lock._uuid)
+
     def release(self) -> None:
         if self.held:
             self._lock.release()
@@ -95,9 +111,11 @@ class RunLock:
 
 
 @contextlib.contextmanager
-def holding(names: Sequence[str], url: str | None, holder: Callable[[str], str]) -> Iterator[None]:
+def holding(
+    names: Sequence[str], url: str | None, holder: Callable[[str], str]
+) -> Iterator[list[RunLock]]:
     """Hold every lock of ``names``, taken in that order, or raise LockHeld naming
-    ``holder(name)`` of the first one another process holds."""
+    ``holder(name)`` of the first one another process holds; gives the locks held."""
     held: list[RunLock] = []
     try:
         for name in names:
@@ -106,7 +124,7 @@ def holding(names: Sequence[str], url: str | None, holder: Callable[[str], str])
                 lock.close()
                 raise LockHeld(f"{name} is locked: {holder(name)}")
             held.append(lock)
-        yield
+        yield held
     finally:
         for lock in reversed(held):
             lock.close()

@@ -24,7 +24,8 @@ from ephyra.progress import Observer
 from ephyra.urls import redact
 
 if TYPE_CHECKING:  # TaskFlow's engines, tooz, prometheus: not for reading a status
-    from ephyra.engine.driver import RunDriver
+    from ephyra.engine.driver import Keeper, RunDriver
+    from ephyra.engine.locks import RunLock
     from ephyra.engine.metrics import Exports, RunMetrics
 
 
@@ -40,7 +41,7 @@ def _here() -> dict[str, Any]:
 
 def holding_locks(
     journal: Journal, locks: Sequence[str], lock_url: str | None
-) -> contextlib.AbstractContextManager[None]:
+) -> contextlib.AbstractContextManager[list[RunLock]]:
     """Hold every lock of ``locks`` or raise LockHeld naming the active run (of any kind)
     that keeps it with its record."""
 
@@ -56,6 +57,11 @@ def holding_locks(
     return holding(list(locks), lock_url, holder)
 
 
+def rollback_asked(run: RunInfo) -> bool:
+    """A rollback was asked for the run and has not ended: resume goes on with it."""
+    return run.meta.get("phase") == Phase.ROLLBACK.value and run.state is not RunState.ROLLED_BACK
+
+
 class RunService(Generic[P]):
     """Every operation on the runs of one kind, over one journal and one lock backend."""
 
@@ -69,7 +75,7 @@ class RunService(Generic[P]):
         """The run named (an id or a unique prefix), else the latest in one of ``states``."""
         return self.journal.find(self.kind.name, ident, states)
 
-    def holding(self, locks: Sequence[str]) -> contextlib.AbstractContextManager[None]:
+    def holding(self, locks: Sequence[str]) -> contextlib.AbstractContextManager[list[RunLock]]:
         """Hold every lock of ``locks`` or raise LockHeld naming the run that holds one."""
         return holding_locks(self.journal, locks, self.lock_url)
 
@@ -154,26 +160,44 @@ class RunService(Generic[P]):
         if rollback:
             return self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
         run = self.find(ident, UNFINISHED)
-        if run.meta.get("phase") == Phase.ROLLBACK.value and run.state is not RunState.ROLLED_BACK:
-            return run  # a rollback asked for and not finished: resume goes on with it
+        if rollback_asked(run):
+            return run
         if run.state not in UNFINISHED:
             raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
         return run
 
     @contextlib.contextmanager
-    def _taken(self, run: RunInfo, observer: Observer) -> Iterator[RunDriver]:
-        """Hold the run's locks, record this process as its runner, and clear old requests."""
-        with self.holding(run.meta["locks"]):
+    def _taken(
+        self, run: RunInfo, observer: Observer, keeper: Keeper | None = None
+    ) -> Iterator[RunDriver]:
+        """Hold the run's locks, record this process as its runner, and clear old requests;
+        the driver checks its locks and ``keeper`` before each step."""
+        with self.holding(run.meta["locks"]) as held:
             run = self.journal.save_run(self.journal.run(run.id), **_here())
             self.journal.request(run.id, None)
-            yield self.kind.driver(self.journal, run, observer, _metrics(self.kind.name, run.id))
+            metrics = _metrics(self.kind.name, run.id)
+            driver = self.kind.driver(self.journal, run, observer, metrics)
+            driver.locks, driver.keeper = held, keeper
+            if keeper is not None:
+                keeper.driving(driver)
+            try:
+                yield driver
+            finally:
+                if keeper is not None:
+                    keeper.driving(None)
 
     def resume(
-        self, ident: str | None, observer: Observer, *, exports: Exports | None = None
+        self,
+        ident: str | None,
+        observer: Observer,
+        *,
+        exports: Exports | None = None,
+        keeper: Keeper | None = None,
     ) -> RunInfo:
-        """Go on from where the run stopped, in the phase it was in."""
+        """Go on from where the run stopped, in the phase it was in (``keeper``: what
+        keeps it this process's besides its locks, a conductor's claim)."""
         run = self._continued(ident, rollback=False)
-        with self._taken(run, observer) as driver:
+        with self._taken(run, observer, keeper) as driver:
             if run.meta.get("phase") == Phase.ROLLBACK.value:
                 driver.set_state(RunState.ROLLING_BACK, reason="")
                 return self._drive(driver, Phase.ROLLBACK, exports)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import signal
 import subprocess
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ephyra import plugins
-from ephyra.errors import NoDowngrade, StrategyFailed, UsageError
+from ephyra.engine import commands
+from ephyra.errors import Interrupted, NoDowngrade, StrategyFailed, UsageError
 from ephyra.names import check_name, check_version
 
 NAMESPACE = "ephyra.strategies"
@@ -188,7 +188,9 @@ def stream(
     command and its children are stopped (SIGTERM, then SIGKILL) and that is a failure too.
 
     The command runs in a session of its own: Ctrl-C on Ephyra pauses the run at the
-    next step boundary and does not cut a package manager in the middle.
+    next step boundary and does not cut a package manager in the middle. A run that stops
+    being this process's (a conductor's lost claim) ends it the same way
+    (:mod:`ephyra.engine.commands`): that raises :class:`~ephyra.errors.Interrupted`.
     """
     call = argv if isinstance(argv, Invocation) else Invocation(tuple(argv))
     limit = timeout or COMMAND_TIMEOUT
@@ -215,14 +217,17 @@ def stream(
     timer.daemon = True
     timer.start()
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            lines.append(line)
-            output(line)
-        code = proc.wait()
+        with commands.running(proc) as running:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                output(line)
+            code = proc.wait()
     finally:
         timer.cancel()
+    if running.ended:
+        raise Interrupted(f"{name} ended: {running.ended}")
     if expired.is_set():
         raise StrategyFailed(f"{name} timed out after {limit:g}s: {tail(lines)}")
     if code not in ok:
@@ -262,11 +267,4 @@ def tail(lines: Sequence[str], count: int = TAIL_LINES) -> str:
 
 def _stop(proc: subprocess.Popen[str], expired: threading.Event) -> None:
     expired.set()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(KILL_GRACE)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    commands.stop(proc, KILL_GRACE)

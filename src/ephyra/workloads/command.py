@@ -24,7 +24,8 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ephyra.errors import CommandTimeout, NodeDeferred, PluginError, StepFailed
+from ephyra.engine import commands
+from ephyra.errors import CommandTimeout, Interrupted, NodeDeferred, PluginError, StepFailed
 from ephyra.workloads.base import Health, NodeRef
 
 SHELL = "/bin/sh"
@@ -83,12 +84,15 @@ def run_shell(
         text=True,
         start_new_session=True,  # its own process group: a timeout kills the children too
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
-        raise CommandTimeout(command, timeout) from None
+    with commands.running(proc) as running:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise CommandTimeout(command, timeout) from None
+    if running.ended:  # the run is no longer this process's
+        raise Interrupted(f"{command!r} ended: {running.ended}")
     return ShellResult(proc.returncode, stdout, stderr)
 
 

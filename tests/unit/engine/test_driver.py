@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from taskflow import states as tf_states
+from taskflow.types.notifier import Notifier
 
 from ephyra.engine.control import Request
 from ephyra.engine.driver import RunDriver
@@ -20,6 +22,7 @@ from ephyra.progress import PlainObserver, QuietObserver
 class Engine:
     def __init__(self) -> None:
         self.suspended = 0
+        self.atom_notifier = Notifier()
 
     def suspend(self) -> None:
         self.suspended += 1
@@ -76,3 +79,55 @@ def test_a_request_from_another_process_is_in_effect_once_reported(tmp_path: Pat
         step_ends.set()
     assert said == [("pause requested", Request.PAUSE)]
     assert engine.suspended == 1
+
+
+class Lock:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.held = True
+
+    def still_held(self) -> bool:
+        return self.held
+
+
+class Claim:
+    def __init__(self) -> None:
+        self.why = ""
+        self.asked = 0
+
+    def still_ours(self) -> str:
+        self.asked += 1
+        return self.why
+
+    def driving(self, driver: RunDriver | None) -> None:
+        pass
+
+
+def test_before_each_step_the_locks_and_the_claim_are_checked(driver: RunDriver) -> None:
+    engine, lock, claim = Engine(), Lock("upgrade -"), Claim()
+    driver.locks, driver.keeper = [lock], claim
+    with driver._tracked(engine, driver.control):
+        engine.atom_notifier.notify(tf_states.RUNNING, {})
+        assert (claim.asked, driver.lost, engine.suspended) == (1, "", 0)
+        assert driver.control.request is None
+        lock.held = False
+        engine.atom_notifier.notify(tf_states.RUNNING, {})
+        assert claim.asked == 1  # a lost lock says enough
+        assert driver.lost == "lost the lock upgrade -"
+        assert (driver.control.request, engine.suspended) == (Request.PAUSE, 1)
+        with pytest.raises(PauseRequested):  # the step that was starting stops at once
+            driver.control.checkpoint()
+    engine.atom_notifier.notify(tf_states.RUNNING, {})  # no longer tracked: not asked
+    assert claim.asked == 1
+
+
+def test_a_claim_lost_stops_the_run_once(driver: RunDriver) -> None:
+    engine, claim = Engine(), Claim()
+    driver.keeper = claim
+    claim.why = "lost the claim of its job"
+    with driver._tracked(engine, driver.control):
+        engine.atom_notifier.notify(tf_states.RUNNING, {})
+        engine.atom_notifier.notify(tf_states.RUNNING, {})
+    assert driver.lost == "lost the claim of its job"
+    assert engine.suspended == 1
+    assert claim.asked == 1  # once lost, lost: not asked again
