@@ -109,12 +109,13 @@ class RunService(Generic[P]):
     ) -> RunInfo:
         """Create the run and drive it in this process."""
         new = self.kind.new_run(plan)
-        with self.holding(new.locks):
+        with self.holding(new.locks) as held:
             run = self._create(new)
             created(run)
             driver = self.kind.driver(
                 self.journal, run, observer, _metrics(self.kind.name, run.id), plan
             )
+            driver.locks = held  # checked before each step
             return self._drive(driver, Phase.FORWARD, exports)
 
     def queue(self, plan: P, board: Any) -> RunInfo:
