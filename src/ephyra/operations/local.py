@@ -20,11 +20,9 @@ from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
 from ephyra.engine.kinds import Resolver, RunKind, get, names
-from ephyra.engine.metrics import NO_EXPORTS, Exports
 from ephyra.engine.service import RunService
 from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import RunNotFound, UsageError
-from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.operations.protocol import (
     EnvImported,
     EnvSummary,
@@ -43,8 +41,10 @@ from ephyra.progress import DONE, Observer
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydantic's models, prometheus: not for reading a status
+    from ephyra.engine.metrics import Exports
     from ephyra.netscheme.serializers import Mode
+    from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 
 
 def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> Progress:
@@ -147,12 +147,12 @@ class Local:
         return self.service(kind).abort(_latest(ident), observer)
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
+        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
     ) -> RunInfo:
         return self.service(kind).resume(_latest(ident), observer, exports=exports)
 
     def rollback(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports = NO_EXPORTS
+        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
     ) -> RunInfo:
         return self.service(kind).rollback(_latest(ident), observer, exports=exports)
 
@@ -177,7 +177,7 @@ class Local:
         body: Any,
         observer: Observer,
         *,
-        exports: Exports = NO_EXPORTS,
+        exports: Exports | None = None,
         created: Created = no_hook,
     ) -> RunInfo:
         """Plan and drive a run here."""
