@@ -19,7 +19,7 @@ show        discover, merge in the order given, and print the inventory
 sources (--source, repeatable; later ones win where they disagree, but an unknown
 value never replaces a known one):
   openstack[:CLOUD]          the cloud's APIs (default cloud: --os-cloud / OS_CLOUD)
-  static:FILE                a YAML file (what `--format yaml inventory show` prints)
+  static:FILE                a YAML file (what `inventory show -f yaml` prints)
   ansible:INVENTORY[?roles=MAP.yaml]
                              an Ansible inventory (groups -> roles, variables -> facts)
   puppetdb:URL[?roles=MAP.yaml&short=true&cacert=CA&cert=CRT&key=KEY]
