@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from ephyra.metrics import RunMetrics
 from pydantic import Field
 
 from ephyra.bodies import Body
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.kinds import NewRun, Resolver, RunKind, Shown, View, counts, headline
+from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import Interrupted
 from ephyra.progress import Observer
