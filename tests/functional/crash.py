@@ -20,7 +20,7 @@ from typing import Protocol
 
 import pytest
 
-from tests.functional.ephyra_cli import Background, Result
+from tests.functional.ephyra_cli import Result
 
 BOUNDARY = "boundary"
 MID = "mid-step"
@@ -114,11 +114,6 @@ class Crash:
         recovered = ok(self.recover())
         self.check()
         return recovered
-
-
-def held_at(proc: Background, line: Callable[[str], bool]) -> Callable[[], str]:
-    """Wait for the process's progress line (a step boundary, a gate it waits at)."""
-    return lambda: proc.wait_for(line)
 
 
 @contextmanager
