@@ -1,0 +1,127 @@
+"""The crash matrix's harness, the same for every run kind.
+
+The kill points come from the kind's own step list (``ephyra.forklift.steps.STEPS``, the
+steps of a files run...): a *boundary* after each step's ``done`` line, and *mid-step*
+inside a step, where the run is held (a gate file a command waits on, a slow fake
+driver). A case runs ``ephyra`` in a process of its own, kills it -9 at its point, checks
+where the kill landed, runs the recovery (resume, rollback, abort) in a new process, and
+ends with the kind's invariants (nothing lost, nothing done twice, the journal's states
+right).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from tests.functional.ephyra_cli import Result
+
+BOUNDARY = "boundary"
+MID = "mid-step"
+DIRECTIONS = ("forward", "rollback")
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where a run is killed: in which direction, at which step, and where in it."""
+
+    phase: str
+    step: str
+    where: str
+
+    @property
+    def boundary(self) -> bool:
+        return self.where == BOUNDARY
+
+    def __str__(self) -> str:
+        return f"{self.phase}:{self.step}:{self.where}"
+
+
+def kill_points(
+    steps: Iterable[str],
+    mid: Sequence[str] | None = None,
+    phases: Sequence[str] = DIRECTIONS,
+) -> list[KillPoint]:
+    """A boundary after every step of ``steps``, and a kill in the middle of each step of
+    ``mid`` (every step when None: a kind that can hold any step), in each phase."""
+    titles = list(steps)
+    inside = titles if mid is None else list(mid)
+    unknown = set(inside) - set(titles)
+    assert not unknown, f"mid-step kill points at steps the kind has not: {unknown}"
+    return [
+        KillPoint(phase, title, where)
+        for phase in phases
+        for title in titles
+        for where in (BOUNDARY, MID)
+        if where == BOUNDARY or title in inside
+    ]
+
+
+def params(points: Iterable[KillPoint]) -> list[object]:
+    """``points`` as pytest parameters named by where they kill."""
+    return [pytest.param(point, id=str(point)) for point in points]
+
+
+def done_line(item: str, step: str) -> Callable[[str], bool]:
+    """The progress line of ``item``'s ``step`` done: a step boundary."""
+    return lambda line: line.endswith(f"{item}: {step} done") or f"{item}: {step} done " in line
+
+
+def said(text: str) -> Callable[[str], bool]:
+    return lambda line: text in line
+
+
+class Killable(Protocol):
+    def kill(self) -> None: ...
+
+
+def wait_file(path: Path, timeout: float = 120) -> None:
+    """Until ``path`` exists (a command held at a gate says so by making it)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def ok(result: Result, code: int = 0) -> Result:
+    assert result.code == code, f"exit {result.code}\n{result.out}\n{result.err}"
+    return result
+
+
+@dataclass
+class Crash:
+    """One case of the matrix.
+
+    ``held`` waits until the run is at its point (returns when it is); ``landed`` checks
+    the world and the journal right after the kill; ``recover`` is the command run in a
+    new process; ``check`` the kind's invariants after it."""
+
+    held: Callable[[], object]
+    landed: Callable[[], object]
+    recover: Callable[[], Result]
+    check: Callable[[], object]
+
+    def run(self, victim: Killable) -> Result:
+        self.held()
+        victim.kill()
+        self.landed()
+        recovered = ok(self.recover())
+        self.check()
+        return recovered
+
+
+@contextmanager
+def reported(report: list[str], kind: str, point: KillPoint | str) -> Iterator[None]:
+    """Say in the suite's report whether the kill at ``point`` was survived."""
+    try:
+        yield
+    except BaseException:
+        report.append(f"crash matrix: {kind} killed at {point}: NOT survived")
+        raise
+    report.append(f"crash matrix: {kind} killed at {point}: survived")
