@@ -82,7 +82,7 @@ def _parse(text: str, group: str) -> list[EntryPoint]:
 
 
 def entry_points(group: str) -> list[EntryPoint]:
-    """The entry points of ``group`` installed on ``sys.path``, in the order declared."""
+    """The entry points of ``group`` installed on ``sys.path``, as their files list them."""
     if group not in _found:
         _found[group] = _scan(group)
     return _found[group]

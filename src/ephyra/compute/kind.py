@@ -65,6 +65,7 @@ def _limit(text: str) -> int:
 
 class EvacuationKind(RunKind["EvacuationPlan"]):
     name = "evacuate"
+    rank = 30
     command = "host"
     start_verb = "evacuate"
     start_action = "host:evacuate"

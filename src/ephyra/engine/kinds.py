@@ -107,6 +107,8 @@ class RunKind(Generic[P]):
     #: The columns of ``list``, and the run kinds it lists besides its own.
     list_columns: ClassVar[tuple[str, ...]] = ("id", "state", "created")
     also_lists: ClassVar[tuple[str, ...]] = ()
+    #: Where the kind comes among the others (commands, API paths, listings); then by name.
+    rank: ClassVar[int] = 100
     #: Said after an abort that no process had to be asked for: what stays as it is.
     after_abort: ClassVar[str] = ""
     #: An abort undoes what is half done (on_abort): then an abort that no process had to
@@ -231,12 +233,14 @@ def _load() -> dict[str, RunKind[Any]]:
             if kind.name != ep.name:
                 raise UsageError(f"run kind {ep.value} calls itself {kind.name!r}, not {ep.name!r}")
             _registry.kinds.setdefault(ep.name, kind())
+        ranked = sorted(_registry.kinds.values(), key=lambda k: (k.rank, k.name))
+        _registry.kinds = {k.name: k for k in ranked}
         _registry.loaded = True
     return _registry.kinds
 
 
 def registered() -> list[RunKind[Any]]:
-    """Every run kind installed, in the order their entry points are declared."""
+    """Every run kind installed, by rank, then by name."""
     return list(_load().values())
 
 

@@ -49,6 +49,7 @@ def lock_name(a: str, b: str) -> str:
 
 class ForkliftKind(RunKind["ForkliftPlan"]):
     name = "forklift"
+    rank = 10
     command = "forklift"
     summary = "move Ironic nodes between control planes (blue/green)"
     description = DESCRIPTION

@@ -107,6 +107,7 @@ def plan_upgrade(
 
 class UpgradeKind(RunKind[UpgradePlan]):
     name = "upgrade"
+    rank = 20
     command = "upgrade"
     summary = "rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback"
     description = DESCRIPTION

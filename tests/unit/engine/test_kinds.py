@@ -24,7 +24,7 @@ def test_the_fast_scan_finds_what_importlib_finds(group: str) -> None:
     assert ours == theirs and ours
 
 
-def test_the_three_kinds_are_registered_in_their_declared_order() -> None:
+def test_the_three_kinds_are_registered_in_their_rank_order() -> None:
     assert kinds.names()[:3] == ["forklift", "upgrade", "evacuate"]
     for kind in kinds.registered():
         assert isinstance(kind, RunKind)
