@@ -279,7 +279,7 @@ def floor_server(argv: list[str]) -> int:
     args = build_parser().parse_args(argv[1:])
     app, stopping = make_app(args)
     status = next(
-        r for r in app.routes if isinstance(r, APIRoute) and r.path == "/v1/{kind}/runs/{run}"
+        r for r in app.state.routes if isinstance(r, APIRoute) and r.path == "/v1/{kind}/runs/{run}"
     )
     for name, text in answers.items():
         body = text.encode()

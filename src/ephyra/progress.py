@@ -159,6 +159,8 @@ def rendered(renderable: object, width: int = 120) -> str:
     """A rich renderable (a plan's tree) as plain text."""
     import io
 
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
     console.print(renderable)
     return console.export_text()

@@ -4,7 +4,7 @@ then rolled back in another: the host the run put in maintenance is enabled agai
 servers stay where they are, and no server was migrated twice.
 
 Kills at the evacuation's other step boundaries and mid-drain, resumed, are in
-``test_host.py`` (test_kill_9_then_resume_finishes_the_drain_within_budget)."""
+``test_host.py`` (test_kill_9_mid_migration_then_resume_finishes_the_drain_within_budget)."""
 
 from __future__ import annotations
 

@@ -89,6 +89,7 @@ def create_app(
         routes.extend(router.routes)
         app.include_router(router)
     document_actions(routes)
+    app.state.routes = routes  # FastAPI includes routers lazily: app.routes does not list them
     return app
 
 
