@@ -20,15 +20,14 @@ from ephyra.paths import state_dir
 from ephyra.urls import redact
 
 if TYPE_CHECKING:
+    from ephyra.operations.local import Local
     from ephyra.operations.protocol import Operations
 
 
 def backend(args: argparse.Namespace) -> Operations:
     """The operations in this process (the journal, the clouds) or through the server:
     each imports only when a command needs it."""
-    if args.url:
-        if getattr(args, "board", None):
-            raise UsageError("--board queues a run from this process: not with --url")
+    if args.url and not getattr(args, "board", None):  # --board with --url: refused there
         from ephyra.operations.remote import Remote
 
         return Remote(
@@ -37,6 +36,13 @@ def backend(args: argparse.Namespace) -> Operations:
             cacert=getattr(args, "cacert", None),
             insecure_http=bool(getattr(args, "insecure_http", False)),
         )
+    return in_process(args)
+
+
+def in_process(args: argparse.Namespace) -> Local:
+    """This process's operations (a run queued on a board is created here)."""
+    if args.url and getattr(args, "board", None):
+        raise UsageError("--board queues a run from this process: not with --url")
     from ephyra.operations.local import Local
 
     return Local(args.journal, args.locks, args.store, args.prefix or "")

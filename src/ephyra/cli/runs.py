@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ephyra.cli import audit
-from ephyra.cli.backend import backend
+from ephyra.cli.backend import backend, in_process
 from ephyra.cli.output import FORMATS, emit
 from ephyra.engine.kinds import RunKind
 from ephyra.engine.states import RunState
-from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 from ephyra.urls import redact
 
@@ -72,10 +71,10 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     def do_start(args: argparse.Namespace) -> int:
         found = body(args)
         if args.board:
-            where = local(args)
-            if not confirmed(args, where, found, "Queue"):
+            here = in_process(args)
+            if not confirmed(args, here, found, "Queue"):
                 return 2
-            run = where.queue(kind.name, found, args.board)
+            run = here.queue(kind.name, found, args.board)
             print(f"run {run.id} queued on {redact(args.board)}")
             return 0
         where = backend(args)
@@ -104,7 +103,7 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     def continuing(verb: str) -> Handler:
         def handler(args: argparse.Namespace) -> int:
             if args.board:
-                run = local(args).queue_resume(
+                run = in_process(args).queue_resume(
                     kind.name, args.run, args.board, rollback=verb == "rollback"
                 )
                 print(f"run {run.id} queued on {redact(args.board)}")
@@ -171,15 +170,6 @@ def board_option(parser: argparse.ArgumentParser, text: str) -> None:
         help=f"{text} (etcd3+http://HOST:PORT[/PATH][?ttl=SECONDS], see docs/distributed.md; "
         "default: none, this process drives the run)",
     )
-
-
-def local(args: argparse.Namespace) -> Any:
-    """This process's operations: a run queued on a board is created here."""
-    if args.url:
-        raise UsageError("--board queues a run from this process: not with --url")
-    from ephyra.operations.local import Local
-
-    return Local(args.journal, args.locks, args.store, args.prefix or "")
 
 
 def format_option(parser: argparse.ArgumentParser, default: str = "table") -> None:
