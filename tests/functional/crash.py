@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import pytest
 
@@ -81,6 +81,10 @@ class Killable(Protocol):
     def kill(self) -> None: ...
 
 
+class Finishable(Killable, Protocol):
+    def finish(self, timeout: float = ...) -> Result: ...
+
+
 def wait_file(path: Path, timeout: float = 120) -> None:
     """Until ``path`` exists (a command held at a gate says so by making it)."""
     deadline = time.monotonic() + timeout
@@ -125,3 +129,49 @@ def reported(report: list[str], kind: str, point: KillPoint | str) -> Iterator[N
         report.append(f"crash matrix: {kind} killed at {point}: NOT survived")
         raise
     report.append(f"crash matrix: {kind} killed at {point}: survived")
+
+
+P = TypeVar("P", bound=Finishable)
+
+
+@dataclass(frozen=True)
+class Stop(Generic[P]):
+    """One kill of a :class:`Chain`: where, how to know the run is there (``held``, given
+    the process driving it), and what must be true right after the kill (``landed``)."""
+
+    point: KillPoint
+    held: Callable[[P], object]
+    landed: Callable[[], object] = lambda: None
+
+
+@dataclass
+class Chain(Generic[P]):
+    """One run killed -9 at several points in turn: the run is started, killed at the
+    first stop, resumed in a new process, killed there at the next stop, and so on; the
+    last resume runs to its end and ``check`` gives the kind's invariants. Each kill is
+    reported as one case of the matrix. A chain costs one run where one case per point
+    costs one run each; each kill still lands where the stop says (``landed``) and is
+    recovered by a new process."""
+
+    start: Callable[[], P]
+    resume: Callable[[], P]
+    check: Callable[[], object]
+
+    def run(self, stops: Sequence[Stop[P]], report: list[str], kind: str) -> Result:
+        """Each kill is reported survived once the chain's end is checked."""
+        proc, at = self.start(), "start"
+        try:
+            for stop in stops:
+                at = str(stop.point)
+                stop.held(proc)
+                proc.kill()
+                stop.landed()
+                proc = self.resume()
+            at = "the end"
+            finished = ok(proc.finish())
+            self.check()
+        except BaseException:
+            report.append(f"crash matrix: {kind} chain: NOT survived at {at}")
+            raise
+        report.extend(f"crash matrix: {kind} killed at {s.point}: survived" for s in stops)
+        return finished
