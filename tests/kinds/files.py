@@ -19,6 +19,7 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from pydantic import Field
 from ephyra.bodies import Body
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.kinds import NewRun, Resolver, RunKind, Shown, View, counts, headline
+from ephyra.engine.kinds import NewRun, Resolver, RunKind, RunStatus, Shown, View, counts, headline
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import Interrupted
@@ -128,6 +129,18 @@ class FilesDriver(RunDriver):
                 self.observer.node(f"step-{i}", "returned", "partial file removed")
 
 
+@dataclass(frozen=True)
+class FilesDetail:
+    dir: str
+    steps: list[dict[str, str]]
+
+    def where(self) -> dict[str, Any]:
+        return {"dir": self.dir}
+
+    def lists(self) -> dict[str, Any]:
+        return {"counts": counts(self.steps), "steps": self.steps}
+
+
 class FilesKind(RunKind[FilesBody]):
     name = "files"
     command = "files"
@@ -175,7 +188,7 @@ class FilesKind(RunKind[FilesBody]):
         assert isinstance(driver, FilesDriver)
         driver.undo_partial()
 
-    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+    def status(self, journal: Journal, run: RunInfo) -> RunStatus[FilesDetail]:
         records = journal.records(run.id, "step:")
         steps = [
             {
@@ -185,15 +198,7 @@ class FilesKind(RunKind[FilesBody]):
             }
             for i in range(run.meta["steps"])
         ]
-        return {
-            "id": run.id,
-            "state": run.state.value,
-            "phase": run.meta.get("phase"),
-            "reason": run.meta.get("reason", ""),
-            "dir": run.meta["dir"],
-            "counts": counts(steps),
-            "steps": steps,
-        }
+        return RunStatus.of(run, FilesDetail(run.meta["dir"], steps))
 
     def view(self, status: Mapping[str, Any]) -> View:
         return View(headline(status, f" in {status['dir']}"), [("steps", ["step", *Phase])])

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ephyra.compute.records import (
+    EvacuationDetail,
     EvacuationMeta,
-    EvacuationStatus,
     HostStatus,
     Outcome,
     ServerStatus,
@@ -18,6 +18,7 @@ from ephyra.engine.kinds import (
     NewRun,
     Resolver,
     RunKind,
+    RunStatus,
     Shown,
     Verbs,
     View,
@@ -61,6 +62,11 @@ def _limit(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def host_locks(meta: EvacuationMeta) -> list[str]:
+    """The locks of an evacuation: one per host, in a fixed order."""
+    return [host_lock(meta.cloud, host) for host in sorted(set(meta.hosts))]
 
 
 class EvacuationKind(RunKind["EvacuationPlan"]):
@@ -191,8 +197,11 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return NewRun(
             meta.to_meta(),
             {f"{what}:{host}": {} for host in hosts for what in ("host", *Phase)},
-            [host_lock(plan.cloud, host) for host in sorted(set(hosts))],
+            host_locks(meta),
         )
+
+    def locks_of(self, run: RunInfo) -> list[str]:
+        return host_locks(EvacuationMeta.from_meta(run.meta))
 
     # -- driving -----------------------------------------------------------------------
     def driver(
@@ -208,18 +217,19 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return Evacuation(journal, run, observer, metrics, cloud=plan.compute if plan else None)
 
     # -- reading -----------------------------------------------------------------------
-    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+    def status(self, journal: Journal, run: RunInfo) -> RunStatus[EvacuationDetail]:
         meta = EvacuationMeta.from_meta(run.meta)
         hosts: list[HostStatus] = []
         servers: list[ServerStatus] = []
         records = journal.records(run.id, "host:")
         for host in meta.hosts:
             data = records.get(f"host:{host}", {})
+            back = data.get(Phase.ROLLBACK.value)
             hosts.append(
                 HostStatus(
                     host=host,
-                    forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
-                    rollback=data.get(Phase.ROLLBACK.value) or "",
+                    forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
+                    rollback=Outcome(back) if back else None,
                     drain_seconds=data.get("drain_seconds"),
                     error=data.get("error") or "",
                 )
@@ -237,10 +247,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
                 )
                 for sid, entry in (data.get("servers") or {}).items()
             )
-        status = EvacuationStatus(
-            run.id, run.state.value, run.phase, meta.cloud, run.reason, tuple(hosts), tuple(servers)
-        )
-        return status.to_dict()
+        return RunStatus.of(run, EvacuationDetail(meta.cloud, tuple(hosts), tuple(servers)))
 
     def view(self, status: Mapping[str, Any]) -> View:
         return View(

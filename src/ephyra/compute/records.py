@@ -1,5 +1,5 @@
 """What an evacuation records: its metadata beside the engine's keys, its hosts' outcomes
-and the table of which may follow which, and its status as ``status -f json`` gives it.
+and the table of which may follow which, and its own part of its status.
 
 Imported by the kind's module when the command line is built: only the standard library
 and the engine's light modules here.
@@ -8,7 +8,7 @@ and the engine's light modules here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -79,10 +79,19 @@ OUTCOMES = Outcomes("host", Outcome.PENDING, TRANSITIONS)
 @dataclass(frozen=True)
 class HostStatus:
     host: str
-    forward: str
-    rollback: str
+    forward: Outcome
+    rollback: Outcome | None  # None: not taken back (yet)
     drain_seconds: float | None
     error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "forward": self.forward.value,
+            "rollback": self.rollback.value if self.rollback else "",
+            "drain_seconds": self.drain_seconds,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,26 +119,20 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
-class EvacuationStatus:
-    """An evacuation's status (``status -f json``, the API's)."""
+class EvacuationDetail:
+    """An evacuation's own part of its status: its cloud, each host and each server."""
 
-    id: str
-    state: str
-    phase: str | None
     cloud: str
-    reason: str
     hosts: tuple[HostStatus, ...]
     servers: tuple[ServerStatus, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def where(self) -> dict[str, Any]:
+        return {"cloud": self.cloud}
+
+    def lists(self) -> dict[str, Any]:
         servers = [server.to_dict() for server in self.servers]
         return {
-            "id": self.id,
-            "state": self.state,
-            "phase": self.phase,
-            "cloud": self.cloud,
-            "reason": self.reason,
             "counts": counts(servers, "outcome"),
-            "hosts": [asdict(host) for host in self.hosts],
+            "hosts": [host.to_dict() for host in self.hosts],
             "servers": servers,
         }

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.plugins import entry_points
 
@@ -61,6 +62,49 @@ class Shown:
 
     data: dict[str, Any]
     text: str
+
+
+class Detail(Protocol):
+    """A kind's own part of a run's status (a dataclass of the kind's)."""
+
+    def where(self) -> dict[str, Any]:
+        """What the run works on, as the status's JSON gives it between phase and reason."""
+        ...
+
+    def lists(self) -> dict[str, Any]:
+        """Its counts and the lists of its items, as the JSON gives them after reason."""
+        ...
+
+
+D = TypeVar("D", bound=Detail)
+
+
+@dataclass(frozen=True)
+class RunStatus(Generic[D]):
+    """A run's status: what every kind says of a run, and the kind's own ``detail``.
+    :meth:`to_dict` is the one place it becomes the JSON of ``status -f json`` and of the
+    API's ``/v1/KIND/runs/RUN``."""
+
+    id: str
+    state: RunState
+    phase: Phase | None
+    reason: str
+    detail: D
+
+    @classmethod
+    def of(cls, run: RunInfo, detail: D) -> RunStatus[D]:
+        phase = run.phase
+        return cls(run.id, run.state, Phase(phase) if phase else None, run.reason, detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "phase": None if self.phase is None else self.phase.value,
+            **self.detail.where(),
+            "reason": self.reason,
+            **self.detail.lists(),
+        }
 
 
 @dataclass(frozen=True)
@@ -164,8 +208,16 @@ class RunKind(Generic[P]):
         """An abort, by the process that holds the run: undo what is half done (a forklift
         returns its nodes caught mid-move)."""
 
+    # -- locks ---------------------------------------------------------------------------
+    def locks_of(self, run: RunInfo) -> list[str]:
+        """The names of the locks of ``run``, from its records: for a run made before they
+        were kept with it. By default one lock of the run's own, which at least keeps two
+        processes from driving it at once; a kind whose runs lock what they act on says
+        which locks from its records."""
+        return [f"run {self.name} {run.id}"]
+
     # -- reading -----------------------------------------------------------------------
-    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+    def status(self, journal: Journal, run: RunInfo) -> RunStatus[Any]:
         raise NotImplementedError
 
     def view(self, status: Mapping[str, Any]) -> View:

@@ -13,11 +13,12 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic
 
 from ephyra.engine.control import Request
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
-from ephyra.engine.kinds import NewRun, P, RunKind
+from ephyra.engine.kinds import NewRun, P, RunKind, RunStatus, get, names
 from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState, check_transition
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.progress import Observer
@@ -39,15 +40,38 @@ def _here() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
+class Action(StrEnum):
+    """What can be done to a run once it is made."""
+
+    RESUME = "resume"
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+    ABORT = "abort"
+
+
+def locks_of(run: RunInfo, kind: RunKind[Any] | None = None) -> list[str]:
+    """The names of the locks of ``run``: kept with it; for a run made before they were,
+    what its kind (``kind``, else the registered kind of its name) reads from its records;
+    none for a record of no kind of run (a host's maintenance)."""
+    kept = run.meta.get("locks")
+    if kept:
+        return [str(name) for name in kept]
+    if kind is None:
+        if run.kind not in names():
+            return []
+        kind = get(run.kind)
+    return kind.locks_of(run)
+
+
 def holding_locks(
     journal: Journal, locks: Sequence[str], lock_url: str | None
 ) -> contextlib.AbstractContextManager[list[RunLock]]:
     """Hold every lock of ``locks`` or raise LockHeld naming the active run (of any kind)
-    that keeps it with its record."""
+    whose locks are these."""
 
     def holder(lock: str) -> str:
         for run in reversed(journal.runs()):
-            if run.state in ACTIVE and lock in run.meta.get("locks", ()):
+            if run.state in ACTIVE and lock in locks_of(run):
                 where = f"pid {run.meta.get('pid')} on {run.meta.get('host')}"
                 return f"{run.kind} run {run.id} ({run.state.value}, {where})"
         return "another process"
@@ -74,6 +98,26 @@ class RunService(Generic[P]):
     def find(self, ident: str | None, states: frozenset[RunState] = frozenset(RunState)) -> RunInfo:
         """The run named (an id or a unique prefix), else the latest in one of ``states``."""
         return self.journal.find(self.kind.name, ident, states)
+
+    def target(self, ident: str | None, action: Action) -> RunInfo:
+        """The run ``action`` acts on: the one named, else the latest it may act on (the
+        latest unfinished run; for a rollback, the latest not rolled back). Refused at
+        once: a resume of a finished run, an abort of a run rolling back."""
+        if action is Action.ROLLBACK:
+            return self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
+        run = self.find(ident, UNFINISHED)
+        if action is Action.RESUME and run.state not in UNFINISHED and not rollback_asked(run):
+            raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
+        rolling_back = run.meta.get("phase") == Phase.ROLLBACK.value
+        if action is Action.ABORT and (run.state is RunState.ROLLING_BACK or rolling_back):
+            raise IllegalTransition(
+                f"run {run.short} is rolling back: pause it instead of aborting"
+            )
+        return run
+
+    def locks(self, run: RunInfo) -> list[str]:
+        """The names of the locks of ``run`` (kept with it, else read from its records)."""
+        return locks_of(run, self.kind)
 
     def holding(self, locks: Sequence[str]) -> contextlib.AbstractContextManager[list[RunLock]]:
         """Hold every lock of ``locks`` or raise LockHeld naming the run that holds one."""
@@ -142,12 +186,12 @@ class RunService(Generic[P]):
         """Post a run on ``board``: a conductor resumes it (or rolls it back)."""
         from ephyra.engine.jobflow import hand_over
 
-        run = self._continued(ident, rollback)
+        run = self.target(ident, Action.ROLLBACK if rollback else Action.RESUME)
         posted = board.queued(run)
         if posted is not None:
             by = f", claimed by {posted.owner}" if posted.owner else ""
             raise UsageError(f"run {run.short} is queued on {redact(board.url.url)} already{by}")
-        with self.holding(run.meta["locks"]):
+        with self.holding(self.locks(run)):
             what = "rollback" if rollback else "resume"
             if rollback:
                 run = self.journal.save_run(run, phase=Phase.ROLLBACK.value, reason="")
@@ -157,24 +201,16 @@ class RunService(Generic[P]):
         return run
 
     # -- going on ------------------------------------------------------------------------
-    def _continued(self, ident: str | None, rollback: bool) -> RunInfo:
-        if rollback:
-            return self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
-        run = self.find(ident, UNFINISHED)
-        if rollback_asked(run):
-            return run
-        if run.state not in UNFINISHED:
-            raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
-        return run
-
     @contextlib.contextmanager
     def _taken(
         self, run: RunInfo, observer: Observer, keeper: Keeper | None = None
     ) -> Iterator[RunDriver]:
-        """Hold the run's locks, record this process as its runner, and clear old requests;
-        the driver checks its locks and ``keeper`` before each step."""
-        with self.holding(run.meta["locks"]) as held:
-            run = self.journal.save_run(self.journal.run(run.id), **_here())
+        """Hold the run's locks, record this process as its runner (and the locks with the
+        run, if it was made before they were kept), and clear old requests; the driver
+        checks its locks and ``keeper`` before each step."""
+        locks = self.locks(run)
+        with self.holding(locks) as held:
+            run = self.journal.save_run(self.journal.run(run.id), locks=locks, **_here())
             self.journal.request(run.id, None)
             metrics = _metrics(self.kind.name, run.id)
             driver = self.kind.driver(self.journal, run, observer, metrics)
@@ -197,7 +233,7 @@ class RunService(Generic[P]):
     ) -> RunInfo:
         """Go on from where the run stopped, in the phase it was in (``keeper``: what
         keeps it this process's besides its locks, a conductor's claim)."""
-        run = self._continued(ident, rollback=False)
+        run = self.target(ident, Action.RESUME)
         with self._taken(run, observer, keeper) as driver:
             if run.meta.get("phase") == Phase.ROLLBACK.value:
                 driver.set_state(RunState.ROLLING_BACK, reason="")
@@ -210,7 +246,7 @@ class RunService(Generic[P]):
         self, ident: str | None, observer: Observer, *, exports: Exports | None = None
     ) -> RunInfo:
         """Take back, newest first, what the run did."""
-        run = self._continued(ident, rollback=True)
+        run = self.target(ident, Action.ROLLBACK)
         with self._taken(run, observer) as driver:
             driver.set_state(RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, reason="")
             return self._drive(driver, Phase.ROLLBACK, exports)
@@ -234,16 +270,12 @@ class RunService(Generic[P]):
     # -- stopping ------------------------------------------------------------------------
     def pause(self, ident: str | None) -> str:
         """Ask the process driving the run to stop at its next step boundary."""
-        return self._request(ident, Request.PAUSE)
+        return self._request(self.target(ident, Action.PAUSE), Request.PAUSE)
 
     def abort(self, ident: str | None, observer: Observer) -> str:
         """Stop for good: through the process that drives the run, or here if none does."""
-        run = self.find(ident, UNFINISHED)
-        if run.state is RunState.ROLLING_BACK or run.meta.get("phase") == Phase.ROLLBACK.value:
-            raise IllegalTransition(
-                f"run {run.short} is rolling back: pause it instead of aborting"
-            )
-        message = self._request(run.id, Request.ABORT)
+        run = self.target(ident, Action.ABORT)
+        message = self._request(run, Request.ABORT)
         if message:
             return message
         if self.kind.abort_undoes:
@@ -252,22 +284,21 @@ class RunService(Generic[P]):
                 self.kind.on_abort(driver)
                 driver.set_state(RunState.ABORTED)
         else:
-            with self.holding(run.meta["locks"]):
+            with self.holding(self.locks(run)):
                 run = self.journal.run(run.id)
                 check_transition(run.state, RunState.ABORTED)
                 self.journal.save_run(run, state=RunState.ABORTED)
         after = self.kind.after_abort.format(run=run.short)
         return f"run {run.short} aborted" + (f"; {after}" if after else "")
 
-    def _request(self, ident: str | None, what: Request) -> str:
+    def _request(self, run: RunInfo, what: Request) -> str:
         """Ask the process running the run to stop; '' if no process runs it."""
-        run = self.find(ident, ACTIVE | {RunState.PAUSED, RunState.FAILED})
         from ephyra.engine.driver import ask_to_stop
 
-        return ask_to_stop(self.journal, run, what, run.meta["locks"][0], self.lock_url)
+        return ask_to_stop(self.journal, run, what, self.locks(run)[0], self.lock_url)
 
     # -- reading -------------------------------------------------------------------------
-    def status(self, ident: str | None) -> dict[str, Any]:
+    def status(self, ident: str | None) -> RunStatus[Any]:
         return self.kind.status(self.journal, self.find(ident))
 
     def list(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from ephyra.engine.kinds import (
     NewRun,
     Resolver,
     RunKind,
+    RunStatus,
     Shown,
     Verbs,
     View,
@@ -18,7 +19,7 @@ from ephyra.engine.kinds import (
 )
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
-from ephyra.forklift.records import ForkliftMeta, ForkliftStatus, NodeStatus, Outcome
+from ephyra.forklift.records import ForkliftDetail, ForkliftMeta, NodeStatus, Outcome
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -208,6 +209,10 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             [lock_name(plan.source, plan.target)],
         )
 
+    def locks_of(self, run: RunInfo) -> list[str]:
+        meta = ForkliftMeta.from_meta(run.meta)
+        return [lock_name(meta.source, meta.target)]
+
     # -- driving -----------------------------------------------------------------------
     def driver(
         self,
@@ -228,25 +233,23 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         driver.return_in_flight()
 
     # -- reading -----------------------------------------------------------------------
-    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+    def status(self, journal: Journal, run: RunInfo) -> RunStatus[ForkliftDetail]:
         meta = ForkliftMeta.from_meta(run.meta)
         records = journal.records(run.id, "node:")
         nodes = []
         for uuid in meta.order:
             data = records.get(f"node:{uuid}", {})
+            back = data.get(Phase.ROLLBACK.value)
             nodes.append(
                 NodeStatus(
                     uuid=uuid,
                     name=data.get("name"),
-                    forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
-                    rollback=data.get(Phase.ROLLBACK.value) or "",
+                    forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
+                    rollback=Outcome(back) if back else None,
                     error=data.get("error") or "",
                 )
             )
-        status = ForkliftStatus(
-            run.id, run.state.value, run.phase, meta.source, meta.target, run.reason, tuple(nodes)
-        )
-        return status.to_dict()
+        return RunStatus.of(run, ForkliftDetail(meta.source, meta.target, tuple(nodes)))
 
     def view(self, status: Mapping[str, Any]) -> View:
         where = f" {status['from']} -> {status['to']}"

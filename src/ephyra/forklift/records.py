@@ -1,5 +1,5 @@
 """What a forklift run records: its metadata beside the engine's keys, its nodes' outcomes
-and the table of which may follow which, and its status as ``status -f json`` gives it.
+and the table of which may follow which, and its own part of its status.
 
 Imported by the kind's module when the command line is built: only the standard library
 and the engine's light modules here.
@@ -8,7 +8,7 @@ and the engine's light modules here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -89,32 +89,31 @@ OUTCOMES = Outcomes("node", Outcome.PENDING, TRANSITIONS)
 class NodeStatus:
     uuid: str
     name: str | None
-    forward: str
-    rollback: str
+    forward: Outcome
+    rollback: Outcome | None  # None: not taken back (yet)
     error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uuid": self.uuid,
+            "name": self.name,
+            "forward": self.forward.value,
+            "rollback": self.rollback.value if self.rollback else "",
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
-class ForkliftStatus:
-    """A forklift run's status (``status -f json``, the API's)."""
+class ForkliftDetail:
+    """A forklift run's own part of its status: the two control planes and each node."""
 
-    id: str
-    state: str
-    phase: str | None
     source: str
     target: str
-    reason: str
     nodes: tuple[NodeStatus, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        nodes = [asdict(node) for node in self.nodes]
-        return {
-            "id": self.id,
-            "state": self.state,
-            "phase": self.phase,
-            "from": self.source,
-            "to": self.target,
-            "reason": self.reason,
-            "counts": counts(nodes),
-            "nodes": nodes,
-        }
+    def where(self) -> dict[str, Any]:
+        return {"from": self.source, "to": self.target}
+
+    def lists(self) -> dict[str, Any]:
+        nodes = [node.to_dict() for node in self.nodes]
+        return {"counts": counts(nodes), "nodes": nodes}

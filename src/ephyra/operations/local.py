@@ -20,8 +20,7 @@ from ephyra.engine import events
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
 from ephyra.engine.kinds import Resolver, RunKind, get, names
-from ephyra.engine.service import RunService
-from ephyra.engine.states import UNFINISHED, RunState
+from ephyra.engine.service import Action, RunService
 from ephyra.errors import RunNotFound, UsageError
 from ephyra.operations.protocol import (
     EnvImported,
@@ -116,7 +115,7 @@ class Local:
         if info.kind not in names():
             raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
         kind = get(info.kind)
-        detail = self.service(info.kind).status(info.id)
+        detail = self.service(info.kind).status(info.id).to_dict()
         items: list[Item] = [
             {
                 "name": str(row.get(kind.item_name) or row.get("uuid") or ""),
@@ -138,7 +137,7 @@ class Local:
         return self.service(kind).list()
 
     def status(self, kind: str, ident: str | None) -> dict[str, Any]:
-        return self.service(kind).status(_latest(ident))
+        return self.service(kind).status(_latest(ident)).to_dict()
 
     def pause(self, kind: str, ident: str | None) -> str:
         return self.service(kind).pause(_latest(ident))
@@ -157,10 +156,13 @@ class Local:
         return self.service(kind).rollback(_latest(ident), observer, exports=exports)
 
     def target(self, kind: str, ident: str | None, action: str) -> RunInfo:
-        """The run ``action`` (resume, abort, rollback) acts on: the one named, else the
-        latest unfinished one (the latest of all for a rollback)."""
-        states = frozenset(RunState) if action == "rollback" else UNFINISHED
-        return self.service(kind).find(_latest(ident), states)
+        """The run ``action`` (resume, rollback, pause, abort) acts on, as the run service
+        chooses it (:meth:`ephyra.engine.service.RunService.target`)."""
+        try:
+            wanted = Action(action)
+        except ValueError:
+            raise UsageError(f"no action {action!r} on a run") from None
+        return self.service(kind).target(_latest(ident), wanted)
 
     # -- planning and starting -------------------------------------------------
     def planned(self, kind: str, body: Any) -> Any:

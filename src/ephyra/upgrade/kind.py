@@ -17,6 +17,7 @@ from ephyra.engine.kinds import (
     NewRun,
     Resolver,
     RunKind,
+    RunStatus,
     Shown,
     Verbs,
     View,
@@ -26,7 +27,7 @@ from ephyra.engine.kinds import (
 )
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
-from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeMeta, UpgradeStatus
+from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeDetail, UpgradeMeta
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -75,6 +76,14 @@ class UpgradePlan:
 
 def lock_name(cloud: str | None) -> str:
     return f"upgrade {cloud or '-'}"
+
+
+def upgrade_locks(cloud: str | None, plan: Plan) -> list[str]:
+    """The locks of an upgrade: its cloud's, and those of the compute hosts it drains."""
+    locks = [lock_name(cloud)]
+    if cloud:
+        locks += sorted({host_lock(cloud, u.host) for u in plan.units() if u.drain})
+    return locks
 
 
 def upgrade_cloud(cloud: str | None, sources: list[str]) -> str | None:
@@ -201,16 +210,14 @@ class UpgradeKind(RunKind[UpgradePlan]):
     def new_run(self, plan: UpgradePlan) -> NewRun:
         from ephyra.upgrade.runner import unit_details
 
-        locks = [lock_name(plan.cloud)]
-        if plan.cloud:
-            drained = {u.host for u in plan.plan.units() if u.drain}
-            locks += sorted(host_lock(plan.cloud, host) for host in drained)
         meta = UpgradeMeta(plan.cloud, plan.plan.release, dict(plan.spec.raw), plan.plan.to_dict())
-        return NewRun(
-            meta.to_meta(),
-            unit_details(plan.plan),
-            locks,
-        )
+        return NewRun(meta.to_meta(), unit_details(plan.plan), upgrade_locks(plan.cloud, plan.plan))
+
+    def locks_of(self, run: RunInfo) -> list[str]:
+        from ephyra.upgrade.plan import Plan
+
+        meta = UpgradeMeta.from_meta(run.meta)
+        return upgrade_locks(meta.cloud, Plan.from_dict(meta.plan))
 
     # -- driving -----------------------------------------------------------------------
     def driver(
@@ -240,7 +247,7 @@ class UpgradeKind(RunKind[UpgradePlan]):
                 OUTCOMES.save(record, Phase.FORWARD, Outcome.RETRY, soaked=False, actions=actions)
 
     # -- reading -----------------------------------------------------------------------
-    def status(self, journal: Journal, run: RunInfo) -> dict[str, Any]:
+    def status(self, journal: Journal, run: RunInfo) -> RunStatus[UpgradeDetail]:
         from ephyra.upgrade.plan import Plan
 
         meta = UpgradeMeta.from_meta(run.meta)
@@ -256,31 +263,23 @@ class UpgradeKind(RunKind[UpgradePlan]):
                         f"{a.get('before') or '?'}->{a.get('back') or a.get('after')}"
                         for a in actions.values()
                     ]
+                    back = data.get(Phase.ROLLBACK.value)
                     units.append(
                         UnitStatus(
                             unit=unit.id,
                             stage=stage.name,
                             batch=n,
                             host=unit.host,
-                            forward=data.get(Phase.FORWARD.value) or Outcome.PENDING.value,
-                            rollback=data.get(Phase.ROLLBACK.value) or "",
+                            forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
+                            rollback=Outcome(back) if back else None,
                             versions=", ".join(versions),
                             kept="; ".join(a["kept"] for a in actions.values() if "kept" in a),
                             error=data.get("error") or "",
                             output=list(data.get("output") or [])[-5:],
                         )
                     )
-        status = UpgradeStatus(
-            run.id,
-            run.state.value,
-            run.phase,
-            meta.release,
-            meta.cloud,
-            run.reason,
-            the_plan.frozen,
-            tuple(units),
-        )
-        return status.to_dict()
+        detail = UpgradeDetail(meta.release, meta.cloud, the_plan.frozen, tuple(units))
+        return RunStatus.of(run, detail)
 
     def view(self, status: Mapping[str, Any]) -> View:
         lines = headline(status, f", release {status['release']}")

@@ -1,5 +1,5 @@
 """What an upgrade run records: its metadata beside the engine's keys, its units' outcomes
-and the table of which may follow which, and its status as ``status -f json`` gives it.
+and the table of which may follow which, and its own part of its status.
 
 Imported by the kind's module when the command line is built: only the standard library
 and the engine's light modules here.
@@ -8,7 +8,7 @@ and the engine's light modules here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -86,37 +86,41 @@ class UnitStatus:
     stage: str
     batch: int
     host: str
-    forward: str
-    rollback: str
+    forward: Outcome
+    rollback: Outcome | None  # None: not taken back (yet)
     versions: str
     kept: str
     error: str
     output: list[str]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "stage": self.stage,
+            "batch": self.batch,
+            "host": self.host,
+            "forward": self.forward.value,
+            "rollback": self.rollback.value if self.rollback else "",
+            "versions": self.versions,
+            "kept": self.kept,
+            "error": self.error,
+            "output": list(self.output),
+        }
+
 
 @dataclass(frozen=True)
-class UpgradeStatus:
-    """An upgrade run's status (``status -f json``, the API's)."""
+class UpgradeDetail:
+    """An upgrade run's own part of its status: its release and cloud, the hosts left
+    alone, and each unit."""
 
-    id: str
-    state: str
-    phase: str | None
     release: str
     cloud: str | None
-    reason: str
     frozen: list[str]
     units: tuple[UnitStatus, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        units = [asdict(unit) for unit in self.units]
-        return {
-            "id": self.id,
-            "state": self.state,
-            "phase": self.phase,
-            "release": self.release,
-            "cloud": self.cloud,
-            "reason": self.reason,
-            "counts": counts(units),
-            "frozen": list(self.frozen),
-            "units": units,
-        }
+    def where(self) -> dict[str, Any]:
+        return {"release": self.release, "cloud": self.cloud}
+
+    def lists(self) -> dict[str, Any]:
+        units = [unit.to_dict() for unit in self.units]
+        return {"counts": counts(units), "frozen": list(self.frozen), "units": units}

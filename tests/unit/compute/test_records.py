@@ -84,7 +84,7 @@ def test_meta_reads_a_stored_record_and_writes_the_same_keys() -> None:
 
 def test_status_is_todays_json() -> None:
     run = RunInfo("feed0000-1", "evacuate", RunState.PAUSED, STORED)
-    status = EvacuationKind().status(Records(), run)  # type: ignore[arg-type]
+    status = EvacuationKind().status(Records(), run).to_dict()  # type: ignore[arg-type]
     assert status == {
         "id": "feed0000-1",
         "state": "paused",

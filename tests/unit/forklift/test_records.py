@@ -80,7 +80,7 @@ def test_status_is_todays_json() -> None:
             "node:u2": {"name": "n2", "forward": "failed", "error": "deploy failed"},
         }
     )
-    status = ForkliftKind().status(journal, run)  # type: ignore[arg-type]
+    status = ForkliftKind().status(journal, run).to_dict()  # type: ignore[arg-type]
     assert status == {
         "id": "0123abcd-0000",
         "state": "rolling-back",
@@ -105,7 +105,7 @@ def test_status_is_todays_json() -> None:
 
 def test_a_node_with_no_record_yet_is_pending_and_rows_read_the_meta() -> None:
     run = RunInfo("0123abcd-0000", "forklift", RunState.RUNNING, {**STORED, "phase": "forward"})
-    status = ForkliftKind().status(Records({}), run)  # type: ignore[arg-type]
+    status = ForkliftKind().status(Records({}), run).to_dict()  # type: ignore[arg-type]
     assert [n["forward"] for n in status["nodes"]] == ["pending", "pending"]
     kind = ForkliftKind()
     assert kind.title(run) == "cp1 -> cp2"

@@ -89,7 +89,7 @@ def test_meta_reads_a_stored_record_and_writes_the_same_keys() -> None:
 
 def test_status_is_todays_json() -> None:
     run = RunInfo("ab000000-3", "upgrade", RunState.FAILED, STORED)
-    status = UpgradeKind().status(Records(), run)  # type: ignore[arg-type]
+    status = UpgradeKind().status(Records(), run).to_dict()  # type: ignore[arg-type]
     common = {"stage": "data plane: compute", "rollback": ""}
     assert status == {
         "id": "ab000000-3",

@@ -86,7 +86,7 @@ def test_control_plane_service_by_service_then_computes_two_at_once(env: Env) ->
     assert all(h.startswith("cmp") for h, _ in order[first_compute:])
     assert WORLD.peak == 2  # computes two at once, controllers one at a time
     assert set(WORLD.versions.values()) == {"2.0"}
-    status = env.service.status(run.id)
+    status = env.service.status(run.id).to_dict()
     assert status["counts"] == {"upgraded": 15}
     assert all(u["versions"] == "1.0->2.0" for u in status["units"])
     assert any("upgrade cmp-3 to 2.0" in line for u in status["units"] for line in u["output"])
@@ -132,7 +132,7 @@ def test_frozen_role_is_left_alone(env: Env) -> None:
     run = env.start(_spec(roles={"compute": {"max_at_once": 0}}))
     assert run.state is RunState.SUCCEEDED
     assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]
-    assert env.service.status(run.id)["frozen"] == [f"cmp-{i}" for i in range(1, 6)]
+    assert env.service.status(run.id).to_dict()["frozen"] == [f"cmp-{i}" for i in range(1, 6)]
 
 
 def test_rollback_downgrades_newest_first(env: Env) -> None:
@@ -154,7 +154,7 @@ def test_rollback_says_where_there_is_no_downgrade(env: Env) -> None:
     env.start(spec, computes=2)
     run = env.rollback()
     assert run.state is RunState.ROLLED_BACK
-    status = env.service.status(run.id)
+    status = env.service.status(run.id).to_dict()
     kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
     assert kept == {
         "cmp-1": "left at 2.0: the fake strategy has no downgrade",
