@@ -3,14 +3,19 @@ whole-environment scan, each a RunKind whose name is its entry point's."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from importlib.metadata import entry_points as importlib_entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ephyra import plugins
 from ephyra.engine import kinds
-from ephyra.engine.kinds import RunKind, counts, headline
+from ephyra.engine.journal import RunInfo
+from ephyra.engine.kinds import RunKind, RunStatus, counts, headline
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.plugins import EntryPoint
 
@@ -70,3 +75,40 @@ def test_a_status_headline_counts_its_items() -> None:
         "run r1: failed (forward) a -> b: 1 failed, 2 moved",
         "reason: too many",
     ]
+
+
+@dataclass(frozen=True)
+class Files:
+    dir: str
+    steps: tuple[str, ...]
+
+    def where(self) -> dict[str, Any]:
+        return {"dir": self.dir}
+
+    def lists(self) -> dict[str, Any]:
+        return {"counts": {"done": len(self.steps)}, "steps": list(self.steps)}
+
+
+def test_a_status_is_typed_and_becomes_its_json_in_one_place() -> None:
+    meta = {"state": "paused", "phase": "rollback", "reason": "asked"}
+    status = RunStatus.of(RunInfo("r1", "files", RunState.PAUSED, meta), Files("/d", ("s0",)))
+    assert (status.state, status.phase, status.detail.dir) == (
+        RunState.PAUSED,
+        Phase.ROLLBACK,
+        "/d",
+    )
+    found = status.to_dict()
+    assert found == {
+        "id": "r1",
+        "state": "paused",
+        "phase": "rollback",
+        "dir": "/d",
+        "reason": "asked",
+        "counts": {"done": 1},
+        "steps": ["s0"],
+    }
+    assert list(found) == ["id", "state", "phase", "dir", "reason", "counts", "steps"]
+    assert json.loads(json.dumps(found)) == found  # plain values: no enum goes out
+    assert all(type(found[k]) is str for k in ("state", "phase"))
+    before = RunStatus.of(RunInfo("r2", "files", RunState.RUNNING, {}), Files("/d", ()))
+    assert (before.phase, before.reason, before.to_dict()["phase"]) == (None, "", None)
