@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,26 +183,100 @@ def test_prepare_is_vetoed_while_blocks_are_missing(cluster: Cluster) -> None:
         cluster.workload(max_under_replicated="100").prepare(DN1)
 
 
+def out_of_service(hosts: dict[str, Any]) -> list[str]:
+    """The hosts on their way out or out: DataNode not In Service, or NodeManager not RUNNING."""
+    return sorted(h for h, s in hosts.items() if s["admin"] != "In Service" or s["nm"] != "RUNNING")
+
+
+@dataclass
+class Watched:
+    """Every state of the cluster seen while a test ran (hosts -> DataNode and NM states)."""
+
+    seen: list[dict[str, Any]]
+    stop: threading.Event
+
+    def out_at_once(self) -> int:
+        return max((len(out_of_service(hosts)) for hosts in self.seen), default=0)
+
+
+@contextmanager
+def watching(cluster: Cluster) -> Iterator[Watched]:
+    watched = Watched([], threading.Event())
+
+    def watch() -> None:
+        while not watched.stop.is_set():
+            hosts = cluster.state()
+            if not watched.seen or watched.seen[-1] != hosts:
+                watched.seen.append(hosts)
+            watched.stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield watched
+    finally:
+        watched.stop.set()
+        watcher.join()
+
+
+def until(what: str, done: Callable[[], bool], within: float = 60.0) -> None:
+    """Wait for ``done`` (an event the test caused); fail naming ``what`` past ``within``."""
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, f"not seen within {within:g}s: {what}"
+        time.sleep(0.02)
+
+
+def in_background(call: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # seen by the test, not lost in the thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, raised
+
+
 def test_one_host_at_a_time(cluster: Cluster) -> None:
-    cluster.knobs(hold_transitions=True)  # dn2 will stay "Entering Maintenance"
-    with pytest.raises(StepFailed, match=r"not reached within wait_timeout=0\.5s.*Entering"):
-        cluster.workload(wait_timeout="0.5").prepare(DN2)
-    with pytest.raises(NodeDeferred) as caught:
-        cluster.workload().prepare(DN1)
-    assert "DataNode(s) dn2 entering maintenance" in str(caught.value)
-    assert "NodeManager(s) dn2 decommissioning" in str(caught.value)
-    without_yarn = cluster.workload(resourcemanager_url="", yarn_exclude_file="")
-    with pytest.raises(NodeDeferred, match=r"DataNode\(s\) dn2"):
-        without_yarn.prepare(DN1)
-    assert cluster.state()["dn1"]["admin"] == "In Service"
-    # dn2's own prepare resumes: it is not vetoed by its own transition.
-    cluster.knobs(hold_transitions=False)
-    cluster.workload().prepare(DN2)
-    assert cluster.state()["dn2"] == {
-        "live": True,
-        "admin": "In Maintenance",
-        "nm": "DECOMMISSIONED",
-    }
+    cluster.knobs(hold_transitions=True)  # dn2 stays on its way out until released
+    # generous: the prepares end as soon as the transitions are released
+    first, again = cluster.workload(wait_timeout="300"), cluster.workload(wait_timeout="300")
+    with watching(cluster) as watched:
+        taking, raised = in_background(lambda: first.prepare(DN2))
+        until(
+            "dn2 entering maintenance, its NodeManager decommissioning",
+            lambda: (
+                cluster.state()["dn2"]
+                == {"live": True, "admin": "Entering Maintenance", "nm": "DECOMMISSIONING"}
+            ),
+        )
+        with pytest.raises(NodeDeferred) as caught:
+            cluster.workload().prepare(DN1)
+        assert "DataNode(s) dn2 entering maintenance" in str(caught.value)
+        assert "NodeManager(s) dn2 decommissioning" in str(caught.value)
+        without_yarn = cluster.workload(resourcemanager_url="", yarn_exclude_file="")
+        with pytest.raises(NodeDeferred, match=r"DataNode\(s\) dn2"):
+            without_yarn.prepare(DN1)
+        # dn2's own prepare, from another process (a resume), is not vetoed by its own
+        # transition: it refreshes HDFS and YARN again and waits with the first one.
+        resuming, raised_again = in_background(lambda: again.prepare(DN2))
+        until("the second prepare of dn2 refreshing", lambda: len(cluster.refreshes()) == 4)
+        assert taking.is_alive() and resuming.is_alive()  # both wait for the held transition
+        cluster.knobs(hold_transitions=False)
+        taking.join()
+        resuming.join()
+    assert raised == [] and raised_again == []
+    assert cluster.refreshes() == ["hdfs", "yarn", "hdfs", "yarn"]  # none for dn1
+    hosts = cluster.state()
+    assert hosts["dn2"] == {"live": True, "admin": "In Maintenance", "nm": "DECOMMISSIONED"}
+    assert out_of_service(hosts) == ["dn2"]
+    assert watched.seen and watched.out_at_once() == 1  # never two hosts out at once
+    assert all(seen["dn1"] == hosts["dn1"] for seen in watched.seen)  # dn1 never moved
+    assert "dn1" not in cluster.exclude_file.read_text().split()
 
 
 def test_two_threads_cannot_both_start_a_removal(cluster: Cluster) -> None:
