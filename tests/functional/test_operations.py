@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ephyra.engine.journal import RunInfo
 from ephyra.engine.kinds import get
 from ephyra.engine.states import RunState
 from ephyra.errors import EnvironmentNotFound, RunNotFound, UsageError
@@ -308,3 +309,49 @@ def test_environments_read_the_same(pair: tuple[Operations, Operations]) -> None
     assert agreed(pair, lambda o: o.env_show(name))["nodes"][0]["pending_release_id"] is None
     refused = same_error(pair, lambda o: o.env_installed(name, "ctl-2"))
     assert refused == "IllegalTransition: ctl-2 has no pending release to be installed with"
+
+
+def upgrade_run(local: Local, state: RunState, *, kept: bool) -> RunInfo:
+    """An upgrade run that no process drives, written as the journal keeps one today
+    (``kept``: its lock names with it) or as it kept one before (none)."""
+    new = get("upgrade").new_run(local.planned("upgrade", upgrade_body()))
+    meta = {"state": state.value, "phase": "forward", "created": time.time(), **new.meta}
+    meta.update({"pid": 1, "host": "gone"}, **({"locks": new.locks} if kept else {}))
+    return local.journal.create_run("upgrade", meta, new.records)
+
+
+def alike(old: RunInfo, new: RunInfo, read: Callable[[RunInfo], Any]) -> Any:
+    """What ``read`` gives for an old run and for a new one alike (their ids aside)."""
+    old_answer, new_answer = (
+        json.loads(json.dumps(read(r)).replace(r.id, "RUN").replace(r.short, "RUN"))
+        for r in (old, new)
+    )
+    assert old_answer == new_answer
+    return old_answer
+
+
+def test_a_run_made_before_locks_were_kept_goes_as_a_new_one(
+    pair: tuple[Operations, Operations], world: World
+) -> None:
+    """Pause, abort and resume of an old run answer and do what they do for a new one."""
+    tested, _ = pair
+    journal = world.local.journal
+    old_a, old_b = (upgrade_run(world.local, RunState.RUNNING, kept=False) for _ in range(2))
+    new_a, new_b = (upgrade_run(world.local, RunState.RUNNING, kept=True) for _ in range(2))
+    assert "locks" not in old_a.meta and new_a.meta["locks"] == ["upgrade -"]
+    runs = [old_a, old_b, new_a, new_b]
+    for old, new in ((old_a, new_a), (old_b, new_b)):  # their process is gone
+        paused = alike(old, new, lambda r: tested.pause("upgrade", r.id))
+        assert paused == "run RUN had no live process; marked paused"
+    assert {journal.run(r.id).state for r in runs} == {RunState.PAUSED}
+
+    aborted = alike(old_a, new_a, lambda r: tested.abort("upgrade", r.id, QuietObserver()))
+    assert aborted == "run RUN aborted; `ephyra upgrade rollback RUN` takes it back"
+    assert {journal.run(r.id).state for r in (old_a, new_a)} == {RunState.ABORTED}
+
+    resumed = alike(old_b, new_b, lambda r: tested.resume("upgrade", r.id, QuietObserver()).state)
+    assert resumed == RunState.SUCCEEDED.value
+    status = alike(old_b, new_b, lambda r: agreed(pair, lambda o: o.status("upgrade", r.id)))
+    assert (status["state"], status["counts"]) == ("succeeded", {"upgraded": 3})
+    # once driven, the old run keeps its lock names with it, as a new one does from its start
+    assert journal.run(old_b.id).meta["locks"] == ["upgrade -"]
