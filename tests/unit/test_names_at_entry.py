@@ -150,7 +150,7 @@ def test_a_rollback_never_downgrades_to_a_malformed_version_before(
     WORLD.calls.clear()
     run = env.rollback()
     status = env.service.status(run.id)
-    kept = {u["host"]: u["kept"] for u in status["units"] if u["kept"]}
+    kept = {u.host: u.kept for u in status.detail.units if u.kept}
     assert kept == {
         "cmp-1": "left at 2.0: the version before, '1.0;touch PWNED', is not a valid version"
     }
