@@ -83,7 +83,7 @@ def holding_locks(
 
 def rollback_asked(run: RunInfo) -> bool:
     """A rollback was asked for the run and has not ended: resume goes on with it."""
-    return run.meta.get("phase") == Phase.ROLLBACK.value and run.state is not RunState.ROLLED_BACK
+    return run.phase == Phase.ROLLBACK and run.state is not RunState.ROLLED_BACK
 
 
 class RunService(Generic[P]):
@@ -108,8 +108,8 @@ class RunService(Generic[P]):
         run = self.find(ident, UNFINISHED)
         if action is Action.RESUME and run.state not in UNFINISHED and not rollback_asked(run):
             raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
-        rolling_back = run.meta.get("phase") == Phase.ROLLBACK.value
-        if action is Action.ABORT and (run.state is RunState.ROLLING_BACK or rolling_back):
+        rolling_back = run.state is RunState.ROLLING_BACK or run.phase == Phase.ROLLBACK
+        if action is Action.ABORT and rolling_back:
             raise IllegalTransition(
                 f"run {run.short} is rolling back: pause it instead of aborting"
             )
@@ -235,7 +235,7 @@ class RunService(Generic[P]):
         keeps it this process's besides its locks, a conductor's claim)."""
         run = self.target(ident, Action.RESUME)
         with self._taken(run, observer, keeper) as driver:
-            if run.meta.get("phase") == Phase.ROLLBACK.value:
+            if run.phase == Phase.ROLLBACK:
                 driver.set_state(RunState.ROLLING_BACK, reason="")
                 return self._drive(driver, Phase.ROLLBACK, exports)
             self.kind.on_resume(driver)
