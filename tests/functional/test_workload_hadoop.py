@@ -266,6 +266,12 @@ def test_one_host_at_a_time(cluster: Cluster) -> None:
         resuming, raised_again = in_background(lambda: again.prepare(DN2))
         until("the second prepare of dn2 refreshing", lambda: len(cluster.refreshes()) == 4)
         assert taking.is_alive() and resuming.is_alive()  # both wait for the held transition
+        # a prepare that waits longer than it may fails its step, saying what it saw last
+        hurried = cluster.workload(
+            wait_timeout="0.5", hdfs_refresh_command="true", yarn_refresh_command="true"
+        )
+        with pytest.raises(StepFailed, match=r"wait_timeout=0\.5s; last seen: .*Entering Main"):
+            hurried.prepare(DN2)
         cluster.knobs(hold_transitions=False)
         taking.join()
         resuming.join()
