@@ -1,7 +1,8 @@
 """Rolling in-place upgrades against real Nova: the control plane first, then each compute
 drained, restarted with its new release, gated on Nova reporting it up with the new
 hypervisor version, and enabled again; a failing unit pauses the run at the failure
-threshold; kill -9 and resume; rollback."""
+threshold. Kill -9 and resume, abort, and rollback (newest first, each compute drained
+again) are the crash matrix's, in test_crash_upgrade.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import yaml
 from testbed.nova import NovaTestbed
 from testbed.nova_watch import wait_until
 from tests.functional.ephyra_cli import Ephyra
-from tests.functional.holds import migrating
 
 pytestmark = pytest.mark.functional
 
@@ -178,7 +178,7 @@ class Watch:
 def test_rolling_upgrade_control_plane_first_then_each_compute_drained(
     clean_nova: NovaTestbed, ephyra: Ephyra, tmp_path: Path
 ) -> None:
-    servers = [sid for host in COMPUTES for sid in clean_nova.boot(host, 2)]
+    servers = [sid for host in COMPUTES for sid in clean_nova.boot(host, 1)]
     spec = _spec(clean_nova, tmp_path / "spec.yaml")
     # planned from what Nova's APIs say the cloud runs
     plan = ephyra("upgrade", "plan", "--spec", str(spec), "--source", "openstack:nova")
@@ -186,7 +186,7 @@ def test_rolling_upgrade_control_plane_first_then_each_compute_drained(
     assert plan.out.index("nova-conductor") < plan.out.index("nova-scheduler")
     assert plan.out.index("nova-scheduler") < plan.out.index("data plane: compute")
     for host in COMPUTES:
-        assert f"{host} [drain 2 server(s); testbed: nova-compute]" in plan.out
+        assert f"{host} [drain 1 server(s); testbed: nova-compute]" in plan.out
 
     conductor_before = _pid_heartbeat(clean_nova, "nova-conductor")
     with Watch(clean_nova) as watch:
@@ -227,16 +227,6 @@ def test_rolling_upgrade_control_plane_first_then_each_compute_drained(
     versions = {u["host"]: u["versions"] for u in status["units"] if u["host"] in COMPUTES}
     assert versions == {h: "1.0.0->2.0.0" for h in COMPUTES}
 
-    # rollback: newest first, each compute drained again and back at 1.0.0
-    back = ephyra("-v", "upgrade", "rollback")
-    assert back.code == 0, back.err
-    assert _hypervisors(clean_nova) == {h: 1000000 for h in COMPUTES}
-    for name in CONTROL:
-        assert clean_nova.release(name) == "1.0.0"
-    assert back.err.index("compute-3") < back.err.index("compute-1")
-    assert all(s["status"] == "enabled" for s in _services(clean_nova))
-    assert _status(ephyra)["state"] == "rolled-back"
-
 
 def _pid_heartbeat(nova: NovaTestbed, binary: str) -> float:
     """The newest heartbeat of ``binary``, as epoch seconds."""
@@ -257,6 +247,9 @@ def test_a_compute_that_fails_its_gate_pauses_the_run_and_resume_finishes(
     marker = tmp_path / "broken"
     marker.touch()
     inventory = _inventory(clean_nova, tmp_path / "inventory.yaml")
+    data = yaml.safe_load(inventory.read_text())  # the computes only: the point is theirs
+    data["hosts"] = [h for h in data["hosts"] if h["name"] in COMPUTES]
+    inventory.write_text(yaml.safe_dump(data))
     command = shlex.join(clean_nova.release_command)
     name = 'n={service}; [ "$n" = nova-compute ] && n={host}; '
     broken = (  # compute-2's new release does not start while the marker is there
@@ -297,45 +290,6 @@ def test_a_compute_that_fails_its_gate_pauses_the_run_and_resume_finishes(
     assert resumed.code == 0, resumed.err
     assert _hypervisors(clean_nova) == {h: 2000000 for h in COMPUTES}
     assert all(s["status"] == "enabled" for s in _services(clean_nova))
-
-
-def test_killed_in_a_drain_and_resumed_upgrade_upgrades_each_compute_once(
-    clean_nova: NovaTestbed, ephyra: Ephyra, tmp_path: Path
-) -> None:
-    """Killed while compute-2's drain live-migrates (the other kill points of the upgrade
-    are in test_crash_upgrade.py)."""
-    servers = [sid for host in COMPUTES for sid in clean_nova.boot(host, 1)]
-    inventory = _inventory(clean_nova, tmp_path / "inventory.yaml")
-    counter = tmp_path / "upgrades.log"
-    spec = _spec(clean_nova, tmp_path / "spec.yaml")
-    data = yaml.safe_load(spec.read_text())
-    data["strategies"]["testbed"]["upgrade"] = (
-        f"echo {{host}} {{service}} >> {counter}; " + data["strategies"]["testbed"]["upgrade"]
-    )
-    spec.write_text(yaml.safe_dump(data))
-    process = ephyra.background(
-        "upgrade",
-        "start",
-        "--yes",
-        "--spec",
-        str(spec),
-        "--source",
-        f"static:{inventory}",
-        "--os-cloud",
-        "nova",
-    )
-    process.wait_for(lambda line: "live from compute-2 started" in line)  # mid-step
-    conn = clean_nova.connect()
-    wait_until(lambda: migrating(conn), what="a live migration running in Nova")
-    process.kill()
-    resumed = ephyra("-v", "upgrade", "resume")
-    assert resumed.code == 0, resumed.err
-    assert _hypervisors(clean_nova) == {h: 2000000 for h in COMPUTES}
-    assert not _disabled(clean_nova)
-    clean_nova.wait_servers(servers, status="ACTIVE")
-    lines = counter.read_text().split("\n")
-    for host in COMPUTES:
-        assert lines.count(f"{host} nova-compute") == 1, (host, lines)
 
 
 def _status(ephyra: Ephyra) -> dict[str, Any]:

@@ -125,7 +125,11 @@ class UpgradeRun(RunDriver):
         self.observer.step(host, step, status, seconds)
 
     def unit_flow(self, unit: Unit, phase: Phase, drain: Drain | None) -> Outcome:
-        record = self.record(unit)
+        # forward, the drain keeps its servers in the unit's own record: one copy of it,
+        # else each copy's save would drop what the other wrote (the unit's outcome, the
+        # service as it was)
+        shared = drain is not None and phase is Phase.FORWARD
+        record = drain.record if shared and drain is not None else self.record(unit)
         output = _Output(self, unit, record)
         ctx = steps.UnitContext(
             run_id=self.run.id,
