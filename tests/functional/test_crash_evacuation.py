@@ -64,7 +64,8 @@ ROLLBACK_POINTS = kill_points([s.title for s in ROLLBACK], mid=[], phases=["roll
 #: What a held process waits in, to be killed there (``module:function``, call number).
 #: A boundary is held before the next step's first effect; after the last step, before
 #: the host's outcome (forward) or the run's state (rollback: a second host runs beside
-#: it) is written. ``switch_off`` is reached only for a host this run disabled.
+#: it) is written. In the rollback, ``switch_off`` is reached for HOST only (THEIRS is
+#: someone else's: left disabled without it), so the kill lands in HOST's flow.
 HOLDS: dict[str, tuple[str, int]] = {
     "forward:record:boundary": ("ephyra.compute.steps:MaintenanceOn.apply", 1),
     "forward:maintenance-on:boundary": ("ephyra.compute.steps:DrainHost.apply", 1),
