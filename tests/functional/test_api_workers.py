@@ -21,6 +21,8 @@ from tests.functional.invariants import assert_exactly_one, assert_home
 from tests.functional.test_api import MEMBER, TOKENS, Server, seeded
 
 pytestmark = pytest.mark.functional
+#: Nodes to move: enough that a run paused or killed early has nodes left to move.
+NODES = 6
 
 
 def workers(tmp: Path, count: int) -> list[str]:
@@ -56,7 +58,7 @@ def test_two_workers_drive_each_run_once_and_stop_together(
     clean_testbed: Testbed, tmp_path: Path
 ) -> None:
     ephyra = Ephyra(clean_testbed.clouds_yaml, tmp_path / "state")
-    original, body = seeded(clean_testbed, tmp_path, 6)
+    original, body = seeded(clean_testbed, tmp_path, NODES)
     server = Server(ephyra, tmp_path, auth=workers(tmp_path, 2))
     pids = children(server.proc.pid)
     assert len(pids) == 2, pids
@@ -67,7 +69,7 @@ def test_two_workers_drive_each_run_once_and_stop_together(
     assert (again.status_code, again.json()["error"]["code"]) == (409, "lock_held")
     paused = server.call("POST", f"/v1/forklift/runs/{run_id}/pause", token=MEMBER)
     assert paused.status_code == 200, paused.text
-    assert state_of(server, run_id, "paused")["done"] < 6
+    assert state_of(server, run_id, "paused")["done"] < NODES
     journal = Journal(f"sqlite:///{ephyra.journal_file}")
     assert journal.run(run_id).meta["pid"] in pids  # started by a worker
     resumed = server.call("POST", f"/v1/forklift/runs/{run_id}/resume")
@@ -90,7 +92,7 @@ def test_two_workers_drive_each_run_once_and_stop_together(
     try:
         resumed = fresh.call("POST", f"/v1/forklift/runs/{run_id}/resume")
         assert resumed.status_code == 202, resumed.text
-        assert state_of(fresh, run_id, "succeeded")["done"] == 6
+        assert state_of(fresh, run_id, "succeeded")["done"] == NODES
     finally:
         assert fresh.stop() == 0  # SIGTERM: every worker ends cleanly
     log = (tmp_path / "again" / "serve.log").read_text()
@@ -99,4 +101,4 @@ def test_two_workers_drive_each_run_once_and_stop_together(
     seen = events.read(journal.engine, run_id, 0, 100_000)
     journal.close()
     moved = [e["node"] for e in seen if e["type"] == "node" and e["outcome"] == "moved"]
-    assert sorted(moved) == [f"node-{i:04d}" for i in range(6)]  # each node moved once
+    assert sorted(moved) == [f"node-{i:04d}" for i in range(NODES)]  # each node moved once
