@@ -17,8 +17,9 @@ forklift writes them (run record, node records, events). A real ``ephyra serve``
 The floor, in the same run: a second server built by the same code as ``ephyra serve``
 (the same app, middleware, token check and policy, uvicorn with the same options) with a
 bare route per endpoint that returns, as a constant, the bytes Ephyra answered there
-(checked: the same bytes, and a 401 without a token). It is measured just before each
-Ephyra endpoint, with the same clients, so that what the
+(checked: the same bytes, and a 401 without a token). Both are served by ``--workers``
+processes (``ephyra serve --workers``; the CPU time per answer counts them all). The floor
+is measured just before each Ephyra endpoint, with the same clients, so that what the
 machine is doing meanwhile weighs on both; the table gives Ephyra's p99 against it.
 
 The competitor, in the same run: what an operator polls today to see where the nodes of a
