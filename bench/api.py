@@ -17,8 +17,9 @@ forklift writes them (run record, node records, events). A real ``ephyra serve``
 The floor, in the same run: a second server built by the same code as ``ephyra serve``
 (the same app, middleware, token check and policy, uvicorn with the same options) with a
 bare route per endpoint that returns, as a constant, the bytes Ephyra answered there
-(checked: the same bytes, and a 401 without a token). It is measured just before each
-Ephyra endpoint, with the same clients, so that what the
+(checked: the same bytes, and a 401 without a token). Both are served by ``--workers``
+processes (``ephyra serve --workers``; the CPU time per answer counts them all). The floor
+is measured just before each Ephyra endpoint, with the same clients, so that what the
 machine is doing meanwhile weighs on both; the table gives Ephyra's p99 against it.
 
 The competitor, in the same run: what an operator polls today to see where the nodes of a
@@ -28,7 +29,7 @@ a raw openstacksdk loop listing the nodes of both (``--sdk-threads`` threads for
 ``--seconds``).
 
 usage: .venv/bin/python bench/api.py [--seconds 20] [--connections 100] [--runs 20] [--nodes 50]
-                                     [--think-ms 10] [--rounds 1]
+                                     [--think-ms 10] [--rounds 1] [--workers 1]
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _summary(latencies: list[float], elapsed: float) -> dict[str, Any]:
     }
 
 
-def serve_args(root: Path, journal_url: str, port: int) -> list[str]:
+def serve_args(root: Path, journal_url: str, port: int, workers: int = 1) -> list[str]:
     """The command line of ``ephyra serve`` after ``ephyra``."""
     tokens = root / "tokens.yaml"
     tokens.write_text(yaml.safe_dump({TOKEN: {"user": "b", "project": "b", "roles": ["admin"]}}))
@@ -233,15 +234,17 @@ def serve_args(root: Path, journal_url: str, port: int) -> list[str]:
         str(port),
         "--tokens",
         str(tokens),
+        "--workers",
+        str(workers),
     ]
 
 
 def serve(
-    root: Path, journal_url: str, floor: Path | None = None
+    root: Path, journal_url: str, workers: int, floor: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``ephyra serve``; or, given the answers of ``floor``, the floor's server."""
     port = free_port()
-    ephyra = serve_args(root, journal_url, port)
+    ephyra = serve_args(root, journal_url, port, workers)
     if floor is None:
         command = [sys.executable, "-m", "ephyra.cli.main", *ephyra]
     else:
@@ -266,17 +269,32 @@ def serve(
 
 def floor_server(argv: list[str]) -> int:
     """The floor: the app of ``ephyra serve`` (its options in ``argv[1:]``), served as it
-    serves it, with a route per endpoint of ``argv[0]`` (a JSON file: name -> answer) in
-    front of all the others, behind the same token check and policy action as a status,
-    answering the same bytes as a constant."""
-    from fastapi import Response
-    from fastapi.routing import APIRoute
-
+    serves it (``--workers`` too), with a route per endpoint of ``argv[0]`` (a JSON
+    file: name -> answer) in front of all the others, behind the same token check and
+    policy action as a status, answering the same bytes as a constant."""
     from ephyra.cli.main import build_parser
-    from ephyra.cli.serve import make_app, run_app
+    from ephyra.cli.serve import run_app, serve_workers
 
     answers: dict[str, str] = json.loads(Path(argv[0]).read_text())
     args = build_parser().parse_args(argv[1:])
+
+    def make(args: argparse.Namespace) -> tuple[Any, threading.Event]:
+        return floor_app(answers, args)
+
+    if args.workers > 1:
+        return serve_workers(args, make)
+    app, stopping = make(args)
+    run_app(app, stopping, args)
+    return 0
+
+
+def floor_app(answers: dict[str, str], args: argparse.Namespace) -> tuple[Any, threading.Event]:
+    """The app of ``ephyra serve`` with the floor's routes first."""
+    from fastapi import Response
+    from fastapi.routing import APIRoute
+
+    from ephyra.cli.serve import make_app
+
     app, stopping = make_app(args)
     status = next(
         r for r in app.state.routes if isinstance(r, APIRoute) and r.path == "/v1/{kind}/runs/{run}"
@@ -289,8 +307,7 @@ def floor_server(argv: list[str]) -> int:
 
         app.add_api_route(FLOOR + name, constant, dependencies=status.dependencies)
         app.router.routes.insert(0, app.router.routes.pop())
-    run_app(app, stopping, args)
-    return 0
+    return app, stopping
 
 
 def answers(url: str, endpoints: dict[str, str]) -> dict[str, str]:
@@ -385,13 +402,13 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
     )
     paths = {name: path.format(run=run_id) for name, path in ENDPOINTS.items()}
     rows: dict[str, dict[str, Any]] = {}
-    proc, url = serve(root, journal_url)
+    proc, url = serve(root, journal_url, args.workers)
     servers = [proc]
     try:
         found = answers(url, paths)
         bodies = root / "answers.json"
         bodies.write_text(json.dumps(found))
-        floor_proc, floor_url = serve(root, journal_url, floor=bodies)
+        floor_proc, floor_url = serve(root, journal_url, args.workers, floor=bodies)
         servers.append(floor_proc)
         check_floor(floor_url, found)
         for name, path in paths.items():
@@ -416,9 +433,17 @@ def measure(args: argparse.Namespace, root: Path, journal_url: str) -> dict[str,
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The CPU time (user and system) a server has used so far: its process's, and its
+    workers' (its children's) with ``--workers``."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def costed(
@@ -473,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="measure each endpoint and its floor this many times, in turn (the median; 1)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ephyra serve --workers, for Ephyra and its floor alike (1)",
     )
     parser.add_argument("--sdk-threads", type=int, default=10)
     parser.add_argument("--cli-looks", type=int, default=3)

@@ -1,5 +1,5 @@
 """bench/api.py runs end to end (briefly) and prints its table with every answer a 2xx,
-Ephyra's endpoints beside their floor's."""
+Ephyra's endpoints beside their floor's, both served by two workers (``--workers 2``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_the_api_benchmark_prints_its_numbers_beside_the_floor() -> None:
             sys.executable,
             str(ROOT / "bench" / "api.py"),
             "--seconds",
-            "2",
+            "1",
             "--connections",
             "10",
             "--runs",
@@ -31,6 +31,8 @@ def test_the_api_benchmark_prints_its_numbers_beside_the_floor() -> None:
             "2",
             "--cli-looks",
             "1",
+            "--workers",
+            "2",
         ],
         capture_output=True,
         text=True,

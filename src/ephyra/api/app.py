@@ -11,11 +11,13 @@ The routes are one router per capability (:mod:`ephyra.api.routes`); the runs' r
 from the registry of run kinds.
 """
 
-from collections.abc import AsyncIterator, Callable
+import copy
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from ephyra import __version__
@@ -90,7 +92,27 @@ def create_app(
         app.include_router(router)
     document_actions(routes)
     app.state.routes = routes  # FastAPI includes routers lazily: app.routes does not list them
+    polled_first(app, routes)
     return app
+
+
+def polled_first(app: FastAPI, routes: Iterable[BaseRoute]) -> None:
+    """The reads pollers send many times a second (:data:`runs.POLLED`) are matched
+    first, as routes of the app itself: FastAPI tries the routes in turn, each router's
+    twice (whether one of its routes matches, then which), so a status was matched
+    after 20 others, a quarter of the CPU time of its answer. The same routes (copies
+    outside the OpenAPI document), in the same order among themselves; no route before
+    them answers their paths."""
+    first = []
+    for route in routes:
+        if (
+            isinstance(route, APIRoute)
+            and (route.path, frozenset(route.methods or ())) in runs.POLLED
+        ):
+            polled = copy.copy(route)
+            polled.include_in_schema = False
+            first.append(polled)
+    app.router.routes[0:0] = first
 
 
 def context(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import json
 import os
+import signal
+import socket
 import sys
 import threading
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +54,14 @@ give a path, a URL or a command:
   limits:      {body_bytes: 1048576, streams_per_caller: 4}
 Callers may also name openstack[:CLOUD] (a cloud of clouds.yaml) and the 'source'
 credentials, and send a static inventory inline in an upgrade's body.
+
+Workers (--workers N, default 1): N processes answer on the same socket, each with its
+own threads driving the runs started, resumed or rolled back through it (a run is driven
+by one process: its lock). Pause and abort reach a run through the journal, whichever
+process drives it; statuses and lists are read from the journal. Each worker keeps its
+own Keystone token cache (each at most --token-cache seconds), its own count of event
+streams per caller (so a caller may hold N times the limit) and its own /metrics latency
+histogram. SIGTERM is passed to every worker; if one dies, the others are stopped too.
 
 TLS (--tls-cert FILE --tls-key FILE, PEM): the server answers https only. Clients send a
 token found on their machine only over https or to this machine (127.0.0.0/8, ::1,
@@ -166,8 +179,14 @@ def settle_memory() -> None:
     gc.callbacks.append(after_pass)
 
 
-def run_app(app: FastAPI, stopping: threading.Event, args: argparse.Namespace) -> None:
-    """Serve ``app`` as ``ephyra serve`` does (uvicorn, its options), until a signal."""
+def run_app(
+    app: FastAPI,
+    stopping: threading.Event,
+    args: argparse.Namespace,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Serve ``app`` as ``ephyra serve`` does (uvicorn, its options), until a signal; on
+    ``sockets`` if given (a worker's), else on a socket of its own."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -177,9 +196,11 @@ def run_app(app: FastAPI, stopping: threading.Event, args: argparse.Namespace) -
 
     tls = tls_files(args)
     scheme = "https" if tls else "http"
-    print(
-        f"ephyra serve: {scheme}://{args.host}:{args.port}/ ({args.auth} tokens)", file=sys.stderr
-    )
+    if sockets is None:
+        print(
+            f"ephyra serve: {scheme}://{args.host}:{args.port}/ ({args.auth} tokens)",
+            file=sys.stderr,
+        )
     served = uvicorn.Config(
         app,
         host=args.host,
@@ -192,14 +213,110 @@ def run_app(app: FastAPI, stopping: threading.Event, args: argparse.Namespace) -
         ssl_keyfile=tls[1] if tls else None,
     )
     settle_memory()
-    Server(served).run()
+    Server(served).run(sockets=sockets)
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """The socket every worker accepts on, bound (refused at once if the port is taken);
+    the first worker ready listens on it (until then a client is refused, as by a
+    server starting)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+#: What makes a worker's app from the options (:func:`make_app`, or a benchmark's floor).
+AppMaker = Callable[[argparse.Namespace], tuple["FastAPI", threading.Event]]
+
+
+def worker(
+    args: argparse.Namespace, sock: socket.socket, mask: set[int | signal.Signals], make: AppMaker
+) -> None:
+    """One worker (a forked process): its own app, journal connections and threads; a
+    SIGTERM before or after uvicorn handles it ends it cleanly."""
+
+    def leave(_sig: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, leave)
+        signal.signal(signal.SIGINT, leave)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        app, stopping = make(args)
+        run_app(app, stopping, args, sockets=[sock])
+        code = 0
+    except SystemExit as exc:
+        code = 0 if exc.code in (0, None) else 1
+    except BaseException:  # the parent sees the exit code; the trace goes to stderr
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve_workers(args: argparse.Namespace, make: AppMaker = make_app) -> int:
+    """``--workers N``: N forked processes serving one socket, until a signal (passed to
+    each) or until one of them ends (the others are then stopped): 0 if all ended well."""
+    sock = listening(args.host, args.port)
+    scheme = "https" if tls_files(args) else "http"
+    print(
+        f"ephyra serve: {scheme}://{args.host}:{args.port}/ ({args.auth} tokens, "
+        f"{args.workers} workers)",
+        file=sys.stderr,
+    )
+    sys.stderr.flush()
+    pids: list[int] = []
+    stopping = [False]
+
+    def stop(_sig: int = signal.SIGTERM, _frame: Any = None) -> None:
+        stopping[0] = True
+        for pid in pids:  # SIGTERM: a worker given SIGINT twice would not wait for its runs
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:  # a signal waits until each side has its own handlers
+        for _ in range(args.workers):
+            pid = os.fork()
+            if pid == 0:
+                worker(args, sock, held, make)
+            pids.append(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    sock.close()
+    failed = False
+    while pids:
+        pid, status = os.wait()
+        if pid not in pids:
+            continue
+        pids.remove(pid)
+        failed = failed or os.waitstatus_to_exitcode(status) != 0
+        if not stopping[0]:  # a worker ended by itself: stop the rest
+            failed = True
+            stop()
+    return 1 if failed else 0
 
 
 def do_serve(args: argparse.Namespace) -> int:
-    app, stopping = make_app(args)
+    if args.workers < 1:
+        raise UsageError("--workers: 1 or more")
+    app, stopping = make_app(args)  # also the check of every option, before any worker
     if args.openapi:
         print(json.dumps(app.openapi(), indent=2, sort_keys=True))
         return 0
+    if args.workers > 1:
+        del app
+        return serve_workers(args)
     run_app(app, stopping, args)
     return 0
 
@@ -275,6 +392,13 @@ def register(sub: Any, exit_codes: str) -> None:
         default=60.0,
         metavar="S",
         help="on SIGTERM, wait this long for the runs it drives to pause (60)",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="answer with N processes on the same socket (1); see Workers above",
     )
     add("--openapi", action="store_true", help="print the OpenAPI document and exit")
     parser.set_defaults(handler=do_serve)

@@ -21,6 +21,11 @@ from ephyra.engine.kinds import RunKind
 #: How often an event stream looks for new events, and sends a keep-alive comment.
 STREAM_POLL = 0.25
 KEEPALIVE = 15.0
+#: The reads that dashboards and scripts poll, as (path, methods): matched first.
+POLLED = frozenset(
+    (path, frozenset({"GET"}))
+    for path in ("/v1/runs", "/v1/runs/{run_id}", "/v1/{kind}/runs", "/v1/{kind}/runs/{run}")
+)
 #: The answer of an event stream, in the OpenAPI document.
 SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}
