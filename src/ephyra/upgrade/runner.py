@@ -128,8 +128,8 @@ class UpgradeRun(RunDriver):
         # forward, the drain keeps its servers in the unit's own record: one copy of it,
         # else each copy's save would drop what the other wrote (the unit's outcome, the
         # service as it was)
-        shared = drain is not None and phase is Phase.FORWARD
-        record = drain.record if shared and drain is not None else self.record(unit)
+        shared = drain if phase is Phase.FORWARD else None
+        record = shared.record if shared is not None else self.record(unit)
         output = _Output(self, unit, record)
         ctx = steps.UnitContext(
             run_id=self.run.id,
