@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from testbed.etcd import Etcd
-from tests.functional.crash import Crash, KillPoint, kill_points, ok, params, reported
+from tests.functional.crash import Chain, KillPoint, Stop, kill_points, ok, params, reported
 from tests.functional.ephyra_cli import EPHYRA, Ephyra, Result
 from tests.functional.test_api import ADMIN, Server
 from tests.functional.test_conductor import Conductor
@@ -138,34 +139,79 @@ class Served:
             assert code in (0, -15) and "Traceback" not in log, log
 
 
-@pytest.mark.parametrize("point", params(POINTS))
-def test_server_killed_driving_a_run_then_resumed_by_a_new_server(
-    ephyra: Ephyra, files: Path, tmp_path: Path, report: list[str], point: KillPoint
+class Driven:
+    """A run as one server drives it: killed with its server (``kill``), and over when
+    the run's events, after ``seq``, say it finished (``finish``)."""
+
+    def __init__(self, served: Served, run: str, answer: requests.Response) -> None:
+        assert answer.status_code == 202, answer.text
+        self.served, self.run, self.seq = served, run, int(answer.json().get("seq", 0))
+
+    def kill(self) -> None:
+        self.served.kill()
+
+    def finish(self, timeout: float = 300) -> Result:
+        state = events_until(self.served.server, self.run, finished, self.seq)["state"]
+        return Result(0 if state in ("succeeded", "rolled-back") else 1, state, "")
+
+    def waiting(self, point: KillPoint) -> None:
+        """Until this server's run waits at ``point``'s gate."""
+        text = f"{point.step}: waiting for {gate(point)}"
+        events_until(self.served.server, self.run, lambda e: e.get("text") == text, self.seq)
+
+
+def in_order(phase: str) -> list[KillPoint]:
+    """The kill points of ``phase`` in the order a run reaches them (back: newest first)."""
+    points = [p for p in POINTS if p.phase == phase]
+    return points if phase == "forward" else sorted(points, key=lambda p: -index(p))
+
+
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_server_killed_at_every_point_each_time_resumed_by_a_new_server(
+    ephyra: Ephyra, files: Path, tmp_path: Path, report: list[str], phase: str
 ) -> None:
-    with reported(report, "files via serve", point), Served(ephyra, tmp_path) as served:
-        if point.phase == "rollback":
+    """One run driven by ``ephyra serve`` killed -9 at every point of ``phase`` in turn,
+    each time resumed by a new server (``POST .../resume``) that is killed at the next
+    point; the last one runs to the end: each file created (and removed) exactly once."""
+    with Served(ephyra, tmp_path) as served:
+        if phase == "rollback":
             run = finished_run(ephyra, files)
-            answer = served.server.call("POST", f"/v1/files/runs/{run}/rollback")
         else:
             body = {"dir": str(files), "steps": STEPS, "hold": True}
-            answer = served.server.call("POST", "/v1/files/runs", json=body)
-            run = answer.json()["id"]
-        assert answer.status_code == 202, answer.text
-        text = f"{point.step}: waiting for {gate(point)}"
+            started = served.server.call("POST", "/v1/files/runs", json=body)
+            run = started.json()["id"]
 
-        def held() -> None:
-            open_gates(files, *gates_before(point))
-            events_until(served.server, run, lambda e: e.get("text") == text)
+        def act(action: str) -> Driven:
+            return Driven(served, run, served.server.call("POST", f"/v1/files/runs/{run}/{action}"))
 
-        def recover() -> Result:
+        def start() -> Driven:
+            return act("rollback") if phase == "rollback" else Driven(served, run, started)
+
+        def resume() -> Driven:
             served.next()
-            open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
-            return served.cli("files", "resume", run)  # resume goes on in its direction
+            return act("resume")
 
-        def landed() -> None:
+        def held(point: KillPoint, driven: Driven) -> None:
+            open_gates(files, *gates_before(point))
+            driven.waiting(point)
+
+        def landed(point: KillPoint, last: bool) -> None:
             landed_at(files, ephyra, point, run)
+            if last:  # the last resume runs to the end
+                open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
 
-        Crash(held, landed, recover, lambda: ended(files, ephyra, run, point.phase)).run(served)
+        points = in_order(phase)
+        stops = [
+            Stop(
+                p,
+                held=lambda driven, p=p: held(p, driven),
+                landed=lambda p=p: landed(p, p == points[-1]),
+            )
+            for p in points
+        ]
+        Chain(start, resume, lambda: ended(files, ephyra, run, phase)).run(
+            stops, report, "files via serve"
+        )
 
 
 @pytest.mark.parametrize("step", range(STEPS))
