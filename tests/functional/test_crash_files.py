@@ -13,6 +13,7 @@ removed going back)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import requests
 
 from testbed.etcd import Etcd
 from tests.functional.crash import Chain, KillPoint, Stop, kill_points, ok, params, reported
-from tests.functional.ephyra_cli import EPHYRA, Ephyra, Result
+from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, Server
 from tests.functional.test_conductor import Conductor
 from tests.functional.test_kind_files import (  # noqa: F401 (the fixtures, used by name)
@@ -100,10 +101,149 @@ def ended(files: Path, ephyra: Ephyra, run: str, phase: str) -> None:
     assert_agrees(files, shown)
 
 
+def in_order(phase: str) -> list[KillPoint]:
+    """The kill points of ``phase`` in the order a run reaches them (back: newest first)."""
+    points = [p for p in POINTS if p.phase == phase]
+    return points if phase == "forward" else sorted(points, key=lambda p: -index(p))
+
+
+def stops(
+    files: Path, ephyra: Ephyra, run: str, phase: str, wait: Callable[[Any, KillPoint], object]
+) -> list[Stop[Any]]:
+    """A kill at every point of ``phase`` in turn: the gates up to the point opened,
+    ``wait`` (given the process driving the run) until the run waits there; after the
+    last kill every gate opens, so the last resume runs to the end."""
+    points = in_order(phase)
+
+    def held(point: KillPoint, driving: Any) -> None:
+        open_gates(files, *gates_before(point))
+        wait(driving, point)
+
+    def landed(point: KillPoint) -> None:
+        landed_at(files, ephyra, point, run)
+        if point == points[-1]:
+            open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
+
+    return [
+        Stop(p, held=lambda driving, p=p: held(p, driving), landed=lambda p=p: landed(p))
+        for p in points
+    ]
+
+
 def finished_run(ephyra: Ephyra, files: Path) -> str:
     open_gates(files, *forward_gates(STEPS))
     args = ["--dir", str(files), "--steps", str(STEPS), "--hold"]
     return run_id(ok(ephyra("files", "start", "--yes", *args)), "succeeded")
+
+
+# -- in-process (the command line) -------------------------------------------------------
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_killed_at_every_point_each_time_resumed_by_a_new_process(
+    ephyra: Ephyra, files: Path, report: list[str], phase: str
+) -> None:
+    """One run killed -9 at every point of ``phase`` in turn, each time resumed by
+    ``files resume`` in a new process that is killed at the next point; the last one runs
+    to the end (resume goes on in the run's direction): each file created (and removed)
+    exactly once."""
+    if phase == "rollback":
+        run = finished_run(ephyra, files)
+        args = ["files", "rollback", run]
+    else:
+        run = ""  # the latest run
+        args = ["files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"]
+
+    def waiting(proc: Background, point: KillPoint) -> None:
+        proc.wait_for(lambda line: line.endswith(f"{point.step}: waiting for {gate(point)}"))
+
+    last = Chain(
+        lambda: ephyra.background(*args),
+        lambda: ephyra.background("files", "resume"),
+        lambda: ended(files, ephyra, run, phase),
+    ).run(stops(files, ephyra, run, phase, waiting), report, "files")
+    state = "rolled-back" if phase == "rollback" else "succeeded"
+    assert run_id(last, state) == status(ephyra, run)["id"]  # the resume said how it ended
+
+
+# -- through ephyra serve ---------------------------------------------------------------
+class Served:
+    """``ephyra serve`` instances one after the other, each in a directory of its own."""
+
+    def __init__(self, ephyra: Ephyra, tmp: Path) -> None:
+        self.ephyra, self.tmp, self.count = ephyra, tmp, 0
+        self.server = self.next()
+
+    def next(self) -> Server:
+        self.count += 1
+        where = self.tmp / f"serve-{self.count}"
+        where.mkdir()
+        self.server = Server(self.ephyra, where, config={})
+        return self.server
+
+    def kill(self) -> None:
+        self.server.proc.kill()  # kill -9: no shutdown, no journal update
+        self.server.proc.wait(30)
+        self.server.log.close()
+
+    def cli(self, *args: str) -> Result:
+        return self.ephyra("--url", self.server.url, *args, env=ADMIN_TOKEN)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.server.proc.poll() is None:
+            code = self.server.stop()
+            log = (self.tmp / f"serve-{self.count}" / "serve.log").read_text()
+            assert code in (0, -15) and "Traceback" not in log, log
+
+
+class Driven:
+    """A run as one server drives it: killed with its server (``kill``), and over when
+    the run's events, after ``seq``, say it finished (``finish``)."""
+
+    def __init__(self, served: Served, run: str, answer: requests.Response) -> None:
+        assert answer.status_code == 202, answer.text
+        self.served, self.run, self.seq = served, run, int(answer.json().get("seq", 0))
+
+    def kill(self) -> None:
+        self.served.kill()
+
+    def finish(self, timeout: float = 300) -> Result:
+        state = events_until(self.served.server, self.run, finished, self.seq)["state"]
+        return Result(0 if state in ("succeeded", "rolled-back") else 1, state, "")
+
+    def waiting(self, point: KillPoint) -> None:
+        """Until this server's run waits at ``point``'s gate."""
+        text = f"{point.step}: waiting for {gate(point)}"
+        events_until(self.served.server, self.run, lambda e: e.get("text") == text, self.seq)
+
+
+# -- in-process (the command line) -------------------------------------------------------
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_killed_at_every_point_each_time_resumed_by_a_new_process(
+    ephyra: Ephyra, files: Path, report: list[str], phase: str
+) -> None:
+    """One run killed -9 at every point of ``phase`` in turn, each time resumed by
+    ``files resume`` in a new process that is killed at the next point; the last one runs
+    to the end (resume goes on in the run's direction): each file created (and removed)
+    exactly once."""
+    if phase == "rollback":
+        run = finished_run(ephyra, files)
+        args = ["files", "rollback", run]
+    else:
+        run = ""  # the latest run
+        args = ["files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"]
+
+    def waiting(proc: Background, point: KillPoint) -> None:
+        proc.wait_for(lambda line: line.endswith(f"{point.step}: waiting for {gate(point)}"))
+
+    last = Chain(
+        lambda: ephyra.background(*args),
+        lambda: ephyra.background("files", "resume"),
+        lambda: ended(files, ephyra, run, phase),
+    ).run(stops(files, ephyra, run, phase, waiting), report, "files")
+    state = "rolled-back" if phase == "rollback" else "succeeded"
+    assert run_id(last, state) == status(ephyra, run)["id"]  # the resume said how it ended
 
 
 # -- through ephyra serve ---------------------------------------------------------------
@@ -191,26 +331,9 @@ def test_server_killed_at_every_point_each_time_resumed_by_a_new_server(
             served.next()
             return act("resume")
 
-        def held(point: KillPoint, driven: Driven) -> None:
-            open_gates(files, *gates_before(point))
-            driven.waiting(point)
-
-        def landed(point: KillPoint, last: bool) -> None:
-            landed_at(files, ephyra, point, run)
-            if last:  # the last resume runs to the end
-                open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
-
-        points = in_order(phase)
-        stops = [
-            Stop(
-                p,
-                held=lambda driven, p=p: held(p, driven),
-                landed=lambda p=p: landed(p, p == points[-1]),
-            )
-            for p in points
-        ]
+        waiting = Driven.waiting
         Chain(start, resume, lambda: ended(files, ephyra, run, phase)).run(
-            stops, report, "files via serve"
+            stops(files, ephyra, run, phase, waiting), report, "files via serve"
         )
 
 
