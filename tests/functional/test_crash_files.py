@@ -33,6 +33,7 @@ from tests.functional.test_kind_files import (  # noqa: F401 (the fixtures, used
     finished,
     forward_gates,
     forward_ledger,
+    journal_status,
     kinds_path,
     ledger,
     made,
@@ -75,7 +76,7 @@ def landed_at(files: Path, ephyra: Ephyra, point: KillPoint, run: str) -> dict[s
     """The files and the journal right after the kill: the run stopped where it was held,
     unfinished, driven by nobody."""
     i = index(point)
-    shown = status(ephyra, run)
+    shown = journal_status(ephyra, run)
     if point.phase == "rollback":
         half = [f"step-{i}" + ("" if point.boundary else ".undo")]
         assert made(files) == [f"step-{k}" for k in range(i)] + half

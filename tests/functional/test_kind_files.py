@@ -24,11 +24,13 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from ephyra.engine.journal import Journal
 from testbed.etcd import Etcd
 from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, MEMBER, READER, Server
 from tests.functional.test_conductor import Conductor
 from tests.functional.test_dashboard import CHROMIUM, FLAGS, log_in
+from tests.kinds.files import FilesKind
 
 pytestmark = pytest.mark.functional
 
@@ -75,6 +77,17 @@ def status(ephyra: Ephyra, run: str = "") -> dict[str, Any]:
     shown = ok(ephyra("files", "status", *([run] if run else []), "-f", "json"))
     found: dict[str, Any] = json.loads(shown.out)
     return found
+
+
+def journal_status(ephyra: Ephyra, run: str = "") -> dict[str, Any]:
+    """What ``files status [RUN] -f json`` shows, read from the journal by this process
+    (no process to start: the checks right after a kill)."""
+    journal = Journal(f"sqlite:///{ephyra.journal_file}")
+    try:
+        found = journal.run(run) if run else journal.runs("files")[-1]
+        return FilesKind().status(journal, found)
+    finally:
+        journal.close()
 
 
 def steps_in(shown: dict[str, Any]) -> list[tuple[str, str]]:
@@ -259,7 +272,7 @@ def killed_forward(ephyra: Ephyra, files: Path, where: str, step: int) -> dict[s
     before = [f"step-{i}" for i in range(step)]
     half = [] if where == "boundary" else [f"step-{step}.partial"]
     assert made(files) == before + half  # the kill landed where the run was held
-    shown = status(ephyra)
+    shown = journal_status(ephyra)
     assert (shown["state"], shown["phase"]) == ("running", "forward")  # nobody drives it
     assert steps_in(shown) == [("done", "")] * step + [("pending", "")] * (MATRIX - step)
     return shown
