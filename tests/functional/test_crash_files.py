@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from testbed.etcd import Etcd
-from tests.functional.crash import Chain, KillPoint, Stop, kill_points, ok, params, reported
+from tests.functional.crash import Chain, KillPoint, Stop, kill_points, ok, reported
 from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, Server
 from tests.functional.test_conductor import Conductor
@@ -109,12 +109,17 @@ def in_order(phase: str) -> list[KillPoint]:
 
 
 def stops(
-    files: Path, ephyra: Ephyra, run: str, phase: str, wait: Callable[[Any, KillPoint], object]
+    files: Path,
+    ephyra: Ephyra,
+    run: str,
+    phase: str,
+    wait: Callable[[Any, KillPoint], object],
+    points: list[KillPoint] | None = None,
 ) -> list[Stop[Any]]:
-    """A kill at every point of ``phase`` in turn: the gates up to the point opened,
-    ``wait`` (given the process driving the run) until the run waits there; after the
-    last kill every gate opens, so the last resume runs to the end."""
-    points = in_order(phase)
+    """A kill at every point of ``phase`` (or at ``points``) in turn: the gates up to the
+    point opened, ``wait`` (given what drives the run) until the run waits there; after
+    the last kill every gate opens, so the last resume runs to the end."""
+    points = points or in_order(phase)
 
     def held(point: KillPoint, driving: Any) -> None:
         open_gates(files, *gates_before(point))
@@ -407,29 +412,56 @@ class Conductors:
             one.stop()
 
 
-@pytest.mark.parametrize("point", params(CONDUCTED))
-def test_conductor_killed_mid_run_then_a_second_takes_it_over(
-    ephyra: Ephyra, files: Path, tmp_path: Path, etcd: Etcd, report: list[str], point: KillPoint
+class Taking:
+    """The run as one conductor drives it: killed -9 with the conductor; over when the
+    conductor says it finished the run."""
+
+    def __init__(self, conductor: Conductor, run: str, state: str) -> None:
+        self.conductor, self.run, self.state = conductor, run, state
+
+    def kill(self) -> None:
+        self.conductor.kill9()
+
+    def finish(self, timeout: float = 120) -> Result:
+        line = f"finished files run {self.run}: run {self.state}; job consumed"
+        self.conductor.wait_for(line, timeout=timeout)
+        took = self.conductor.said(f"claimed files run {self.run}")
+        assert took or self.conductor.said(f"resuming files run {self.run}")
+        return Result(0, line, "")
+
+    def waiting(self, point: KillPoint) -> None:
+        wait_text(self.conductor.err, f"{point.step}: waiting for {gate(point)}")
+
+
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_conductor_killed_at_each_point_then_the_next_takes_it_over(
+    ephyra: Ephyra, files: Path, tmp_path: Path, etcd: Etcd, report: list[str], phase: str
 ) -> None:
+    """One run on a board: its conductor killed -9 at each point of ``CONDUCTED`` in turn;
+    a new conductor takes the run over once the claim's ttl is over, and is killed at the
+    next point; the last one finishes it: nothing lost, nothing done twice."""
     conductors = Conductors(ephyra, tmp_path, etcd)
-    with reported(report, "files via conductor", point), conductors:
+    board = ["--board", conductors.board]
+    state = "rolled-back" if phase == "rollback" else "succeeded"
+    run = finished_run(ephyra, files) if phase == "rollback" else ""
+    taken: list[str] = [run]
+
+    def start() -> Taking:
         first = conductors.start()
-        board = ["--board", conductors.board]
-        if point.phase == "rollback":
-            run = finished_run(ephyra, files)
+        if phase == "rollback":
             ok(ephyra("files", "rollback", run, *board))
         else:
             args = ["--dir", str(files), "--steps", str(STEPS), "--hold", *board]
-            run = ok(ephyra("files", "start", "--yes", *args)).out.split()[1]
-        open_gates(files, *gates_before(point))
-        wait_text(first.err, f"{point.step}: waiting for {gate(point)}")
-        first.kill9()
-        landed_at(files, ephyra, point, run)
-        open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
-        second = conductors.start()
-        state = "rolled-back" if point.phase == "rollback" else "succeeded"
-        second.wait_for(f"finished files run {run}: run {state}; job consumed", timeout=120)
-        assert second.said(f"claimed files run {run}") or second.said(f"resuming files run {run}")
-        ended(files, ephyra, run, point.phase)  # the ledger: nothing done twice
+            taken[0] = ok(ephyra("files", "start", "--yes", *args)).out.split()[1]
+        return Taking(first, taken[0], state)
+
+    def check() -> None:
+        ended(files, ephyra, run, phase)  # the ledger: nothing done twice
         jobs = ok(ephyra("-f", "json", "conductor", "--board", conductors.board, "--list"))
         assert jobs.out.strip() == "[]"
+
+    points = [p for p in in_order(phase) if p in CONDUCTED]
+    with conductors:
+        Chain(start, lambda: Taking(conductors.start(), taken[0], state), check).run(
+            stops(files, ephyra, run, phase, Taking.waiting, points), report, "files via conductor"
+        )
