@@ -10,7 +10,10 @@ the next point, then its rollback the same way. Mid-step points are held: ``prep
 ``return`` by the ``command`` workload waiting on a gate file (it marks that it waits),
 ``undeploy`` and ``deploy`` by the slow testbed (each fake deploy-interface call sleeps
 1 s: the kill comes once the node's provision state is changing); the kill's landing is
-checked after it."""
+checked after it. Each boundary kill follows a ``done`` line printed by the process killed
+there: a resume does again the step its process was killed in and skips those recorded
+done, and the gates hold the steps after ``record`` and ``deploy``, so every stop's line
+comes from its own process (``reached`` fails at once if one goes past it unseen)."""
 
 from __future__ import annotations
 
