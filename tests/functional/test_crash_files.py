@@ -1,8 +1,14 @@
-"""The files kind's crash matrix (``tests.kinds.files``) through ``ephyra serve`` and
-through ``ephyra conductor``: the process that drives a held run is killed -9 at a step
-boundary or in the middle of a step, forward, rolling back or aborting; a new server (or a
-second conductor) carries the run on; the files on disk, the journal and the directory's
-ledger (one line per file really created or removed) say nothing was lost or done twice.
+"""The files kind's crash matrix (``tests.kinds.files``) in-process, through ``ephyra
+serve`` and through ``ephyra conductor``: the process that drives a held run is killed -9
+at a step boundary or in the middle of a step, forward, rolling back or aborting; a new
+process (a new server, another conductor) carries the run on; the files on disk, the
+journal and the directory's ledger (one line per file really created or removed) say
+nothing was lost or done twice.
+
+Forward and rolling back, the points are killed in chains (``tests.functional.crash.Chain``):
+one run killed at each point in turn, each kill recovered by a new process that is killed
+at the next point, the last one running to the end. An abort ends a run, so each abort
+case is a run of its own.
 
 Kill points come from the kind's step list (``step-0`` ... ``step-<N-1>``) by
 ``tests.functional.crash.kill_points``: ``boundary`` at a step is the run held before it
@@ -222,94 +228,6 @@ class Driven:
         """Until this server's run waits at ``point``'s gate."""
         text = f"{point.step}: waiting for {gate(point)}"
         events_until(self.served.server, self.run, lambda e: e.get("text") == text, self.seq)
-
-
-# -- in-process (the command line) -------------------------------------------------------
-@pytest.mark.parametrize("phase", ["forward", "rollback"])
-def test_killed_at_every_point_each_time_resumed_by_a_new_process(
-    ephyra: Ephyra, files: Path, report: list[str], phase: str
-) -> None:
-    """One run killed -9 at every point of ``phase`` in turn, each time resumed by
-    ``files resume`` in a new process that is killed at the next point; the last one runs
-    to the end (resume goes on in the run's direction): each file created (and removed)
-    exactly once."""
-    if phase == "rollback":
-        run = finished_run(ephyra, files)
-        args = ["files", "rollback", run]
-    else:
-        run = ""  # the latest run
-        args = ["files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"]
-
-    def waiting(proc: Background, point: KillPoint) -> None:
-        proc.wait_for(lambda line: line.endswith(f"{point.step}: waiting for {gate(point)}"))
-
-    last = Chain(
-        lambda: ephyra.background(*args),
-        lambda: ephyra.background("files", "resume"),
-        lambda: ended(files, ephyra, run, phase),
-    ).run(stops(files, ephyra, run, phase, waiting), report, "files")
-    state = "rolled-back" if phase == "rollback" else "succeeded"
-    assert run_id(last, state) == status(ephyra, run)["id"]  # the resume said how it ended
-
-
-# -- through ephyra serve ---------------------------------------------------------------
-class Served:
-    """``ephyra serve`` instances one after the other, each in a directory of its own."""
-
-    def __init__(self, ephyra: Ephyra, tmp: Path) -> None:
-        self.ephyra, self.tmp, self.count = ephyra, tmp, 0
-        self.server = self.next()
-
-    def next(self) -> Server:
-        self.count += 1
-        where = self.tmp / f"serve-{self.count}"
-        where.mkdir()
-        self.server = Server(self.ephyra, where, config={})
-        return self.server
-
-    def kill(self) -> None:
-        self.server.proc.kill()  # kill -9: no shutdown, no journal update
-        self.server.proc.wait(30)
-        self.server.log.close()
-
-    def cli(self, *args: str) -> Result:
-        return self.ephyra("--url", self.server.url, *args, env=ADMIN_TOKEN)
-
-    def __enter__(self) -> Served:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.server.proc.poll() is None:
-            code = self.server.stop()
-            log = (self.tmp / f"serve-{self.count}" / "serve.log").read_text()
-            assert code in (0, -15) and "Traceback" not in log, log
-
-
-class Driven:
-    """A run as one server drives it: killed with its server (``kill``), and over when
-    the run's events, after ``seq``, say it finished (``finish``)."""
-
-    def __init__(self, served: Served, run: str, answer: requests.Response) -> None:
-        assert answer.status_code == 202, answer.text
-        self.served, self.run, self.seq = served, run, int(answer.json().get("seq", 0))
-
-    def kill(self) -> None:
-        self.served.kill()
-
-    def finish(self, timeout: float = 300) -> Result:
-        state = events_until(self.served.server, self.run, finished, self.seq)["state"]
-        return Result(0 if state in ("succeeded", "rolled-back") else 1, state, "")
-
-    def waiting(self, point: KillPoint) -> None:
-        """Until this server's run waits at ``point``'s gate."""
-        text = f"{point.step}: waiting for {gate(point)}"
-        events_until(self.served.server, self.run, lambda e: e.get("text") == text, self.seq)
-
-
-def in_order(phase: str) -> list[KillPoint]:
-    """The kill points of ``phase`` in the order a run reaches them (back: newest first)."""
-    points = [p for p in POINTS if p.phase == phase]
-    return points if phase == "forward" else sorted(points, key=lambda p: -index(p))
 
 
 @pytest.mark.parametrize("phase", ["forward", "rollback"])
