@@ -1,8 +1,14 @@
-"""The files kind's crash matrix (``tests.kinds.files``) through ``ephyra serve`` and
-through ``ephyra conductor``: the process that drives a held run is killed -9 at a step
-boundary or in the middle of a step, forward, rolling back or aborting; a new server (or a
-second conductor) carries the run on; the files on disk, the journal and the directory's
-ledger (one line per file really created or removed) say nothing was lost or done twice.
+"""The files kind's crash matrix (``tests.kinds.files``) in-process, through ``ephyra
+serve`` and through ``ephyra conductor``: the process that drives a held run is killed -9
+at a step boundary or in the middle of a step, forward, rolling back or aborting; a new
+process (a new server, another conductor) carries the run on; the files on disk, the
+journal and the directory's ledger (one line per file really created or removed) say
+nothing was lost or done twice.
+
+Forward and rolling back, the points are killed in chains (``tests.functional.crash.Chain``):
+one run killed at each point in turn, each kill recovered by a new process that is killed
+at the next point, the last one running to the end. An abort ends a run, so each abort
+case is a run of its own.
 
 Kill points come from the kind's step list (``step-0`` ... ``step-<N-1>``) by
 ``tests.functional.crash.kill_points``: ``boundary`` at a step is the run held before it
@@ -13,14 +19,16 @@ removed going back)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from testbed.etcd import Etcd
-from tests.functional.crash import Crash, KillPoint, kill_points, ok, params, reported
-from tests.functional.ephyra_cli import EPHYRA, Ephyra, Result
+from tests.functional.crash import Chain, KillPoint, Stop, kill_points, ok, reported
+from tests.functional.ephyra_cli import EPHYRA, Background, Ephyra, Result
 from tests.functional.test_api import ADMIN, Server
 from tests.functional.test_conductor import Conductor
 from tests.functional.test_kind_files import (  # noqa: F401 (the fixtures, used by name)
@@ -31,6 +39,7 @@ from tests.functional.test_kind_files import (  # noqa: F401 (the fixtures, used
     finished,
     forward_gates,
     forward_ledger,
+    journal_status,
     kinds_path,
     ledger,
     made,
@@ -73,7 +82,7 @@ def landed_at(files: Path, ephyra: Ephyra, point: KillPoint, run: str) -> dict[s
     """The files and the journal right after the kill: the run stopped where it was held,
     unfinished, driven by nobody."""
     i = index(point)
-    shown = status(ephyra, run)
+    shown = journal_status(ephyra, run)
     if point.phase == "rollback":
         half = [f"step-{i}" + ("" if point.boundary else ".undo")]
         assert made(files) == [f"step-{k}" for k in range(i)] + half
@@ -99,10 +108,72 @@ def ended(files: Path, ephyra: Ephyra, run: str, phase: str) -> None:
     assert_agrees(files, shown)
 
 
+def in_order(phase: str) -> list[KillPoint]:
+    """The kill points of ``phase`` in the order a run reaches them (back: newest first)."""
+    points = [p for p in POINTS if p.phase == phase]
+    return points if phase == "forward" else sorted(points, key=lambda p: -index(p))
+
+
+def stops(
+    files: Path,
+    ephyra: Ephyra,
+    run: str,
+    phase: str,
+    wait: Callable[[Any, KillPoint], object],
+    points: list[KillPoint] | None = None,
+) -> list[Stop[Any]]:
+    """A kill at every point of ``phase`` (or at ``points``) in turn: the gates up to the
+    point opened, ``wait`` (given what drives the run) until the run waits there; after
+    the last kill every gate opens, so the last resume runs to the end."""
+    points = points or in_order(phase)
+
+    def held(point: KillPoint, driving: Any) -> None:
+        open_gates(files, *gates_before(point))
+        wait(driving, point)
+
+    def landed(point: KillPoint) -> None:
+        landed_at(files, ephyra, point, run)
+        if point == points[-1]:
+            open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
+
+    return [
+        Stop(p, held=lambda driving, p=p: held(p, driving), landed=lambda p=p: landed(p))
+        for p in points
+    ]
+
+
 def finished_run(ephyra: Ephyra, files: Path) -> str:
     open_gates(files, *forward_gates(STEPS))
     args = ["--dir", str(files), "--steps", str(STEPS), "--hold"]
     return run_id(ok(ephyra("files", "start", "--yes", *args)), "succeeded")
+
+
+# -- in-process (the command line) -------------------------------------------------------
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_killed_at_every_point_each_time_resumed_by_a_new_process(
+    ephyra: Ephyra, files: Path, report: list[str], phase: str
+) -> None:
+    """One run killed -9 at every point of ``phase`` in turn, each time resumed by
+    ``files resume`` in a new process that is killed at the next point; the last one runs
+    to the end (resume goes on in the run's direction): each file created (and removed)
+    exactly once."""
+    if phase == "rollback":
+        run = finished_run(ephyra, files)
+        args = ["files", "rollback", run]
+    else:
+        run = ""  # the latest run
+        args = ["files", "start", "--yes", "--dir", str(files), "--steps", str(STEPS), "--hold"]
+
+    def waiting(proc: Background, point: KillPoint) -> None:
+        proc.wait_for(lambda line: line.endswith(f"{point.step}: waiting for {gate(point)}"))
+
+    last = Chain(
+        lambda: ephyra.background(*args),
+        lambda: ephyra.background("files", "resume"),
+        lambda: ended(files, ephyra, run, phase),
+    ).run(stops(files, ephyra, run, phase, waiting), report, "files")
+    state = "rolled-back" if phase == "rollback" else "succeeded"
+    assert run_id(last, state) == status(ephyra, run)["id"]  # the resume said how it ended
 
 
 # -- through ephyra serve ---------------------------------------------------------------
@@ -138,34 +209,56 @@ class Served:
             assert code in (0, -15) and "Traceback" not in log, log
 
 
-@pytest.mark.parametrize("point", params(POINTS))
-def test_server_killed_driving_a_run_then_resumed_by_a_new_server(
-    ephyra: Ephyra, files: Path, tmp_path: Path, report: list[str], point: KillPoint
+class Driven:
+    """A run as one server drives it: killed with its server (``kill``), and over when
+    the run's events, after ``seq``, say it finished (``finish``)."""
+
+    def __init__(self, served: Served, run: str, answer: requests.Response) -> None:
+        assert answer.status_code == 202, answer.text
+        self.served, self.run, self.seq = served, run, int(answer.json().get("seq", 0))
+
+    def kill(self) -> None:
+        self.served.kill()
+
+    def finish(self, timeout: float = 300) -> Result:
+        state = events_until(self.served.server, self.run, finished, self.seq)["state"]
+        return Result(0 if state in ("succeeded", "rolled-back") else 1, state, "")
+
+    def waiting(self, point: KillPoint) -> None:
+        """Until this server's run waits at ``point``'s gate."""
+        text = f"{point.step}: waiting for {gate(point)}"
+        events_until(self.served.server, self.run, lambda e: e.get("text") == text, self.seq)
+
+
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_server_killed_at_every_point_each_time_resumed_by_a_new_server(
+    ephyra: Ephyra, files: Path, tmp_path: Path, report: list[str], phase: str
 ) -> None:
-    with reported(report, "files via serve", point), Served(ephyra, tmp_path) as served:
-        if point.phase == "rollback":
+    """One run driven by ``ephyra serve`` killed -9 at every point of ``phase`` in turn,
+    each time resumed by a new server (``POST .../resume``) that is killed at the next
+    point; the last one runs to the end: each file created (and removed) exactly once."""
+    with Served(ephyra, tmp_path) as served:
+        if phase == "rollback":
             run = finished_run(ephyra, files)
-            answer = served.server.call("POST", f"/v1/files/runs/{run}/rollback")
         else:
             body = {"dir": str(files), "steps": STEPS, "hold": True}
-            answer = served.server.call("POST", "/v1/files/runs", json=body)
-            run = answer.json()["id"]
-        assert answer.status_code == 202, answer.text
-        text = f"{point.step}: waiting for {gate(point)}"
+            started = served.server.call("POST", "/v1/files/runs", json=body)
+            run = started.json()["id"]
 
-        def held() -> None:
-            open_gates(files, *gates_before(point))
-            events_until(served.server, run, lambda e: e.get("text") == text)
+        def act(action: str) -> Driven:
+            return Driven(served, run, served.server.call("POST", f"/v1/files/runs/{run}/{action}"))
 
-        def recover() -> Result:
+        def start() -> Driven:
+            return act("rollback") if phase == "rollback" else Driven(served, run, started)
+
+        def resume() -> Driven:
             served.next()
-            open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
-            return served.cli("files", "resume", run)  # resume goes on in its direction
+            return act("resume")
 
-        def landed() -> None:
-            landed_at(files, ephyra, point, run)
-
-        Crash(held, landed, recover, lambda: ended(files, ephyra, run, point.phase)).run(served)
+        waiting = Driven.waiting
+        Chain(start, resume, lambda: ended(files, ephyra, run, phase)).run(
+            stops(files, ephyra, run, phase, waiting), report, "files via serve"
+        )
 
 
 @pytest.mark.parametrize("step", range(STEPS))
@@ -237,29 +330,56 @@ class Conductors:
             one.stop()
 
 
-@pytest.mark.parametrize("point", params(CONDUCTED))
-def test_conductor_killed_mid_run_then_a_second_takes_it_over(
-    ephyra: Ephyra, files: Path, tmp_path: Path, etcd: Etcd, report: list[str], point: KillPoint
+class Taking:
+    """The run as one conductor drives it: killed -9 with the conductor; over when the
+    conductor says it finished the run."""
+
+    def __init__(self, conductor: Conductor, run: str, state: str) -> None:
+        self.conductor, self.run, self.state = conductor, run, state
+
+    def kill(self) -> None:
+        self.conductor.kill9()
+
+    def finish(self, timeout: float = 120) -> Result:
+        line = f"finished files run {self.run}: run {self.state}; job consumed"
+        self.conductor.wait_for(line, timeout=timeout)
+        took = self.conductor.said(f"claimed files run {self.run}")
+        assert took or self.conductor.said(f"resuming files run {self.run}")
+        return Result(0, line, "")
+
+    def waiting(self, point: KillPoint) -> None:
+        wait_text(self.conductor.err, f"{point.step}: waiting for {gate(point)}")
+
+
+@pytest.mark.parametrize("phase", ["forward", "rollback"])
+def test_conductor_killed_at_each_point_then_the_next_takes_it_over(
+    ephyra: Ephyra, files: Path, tmp_path: Path, etcd: Etcd, report: list[str], phase: str
 ) -> None:
+    """One run on a board: its conductor killed -9 at each point of ``CONDUCTED`` in turn;
+    a new conductor takes the run over once the claim's ttl is over, and is killed at the
+    next point; the last one finishes it: nothing lost, nothing done twice."""
     conductors = Conductors(ephyra, tmp_path, etcd)
-    with reported(report, "files via conductor", point), conductors:
+    board = ["--board", conductors.board]
+    state = "rolled-back" if phase == "rollback" else "succeeded"
+    run = finished_run(ephyra, files) if phase == "rollback" else ""
+    taken: list[str] = [run]
+
+    def start() -> Taking:
         first = conductors.start()
-        board = ["--board", conductors.board]
-        if point.phase == "rollback":
-            run = finished_run(ephyra, files)
+        if phase == "rollback":
             ok(ephyra("files", "rollback", run, *board))
         else:
             args = ["--dir", str(files), "--steps", str(STEPS), "--hold", *board]
-            run = ok(ephyra("files", "start", "--yes", *args)).out.split()[1]
-        open_gates(files, *gates_before(point))
-        wait_text(first.err, f"{point.step}: waiting for {gate(point)}")
-        first.kill9()
-        landed_at(files, ephyra, point, run)
-        open_gates(files, *forward_gates(STEPS), *undo_gates(0, STEPS))
-        second = conductors.start()
-        state = "rolled-back" if point.phase == "rollback" else "succeeded"
-        second.wait_for(f"finished files run {run}: run {state}; job consumed", timeout=120)
-        assert second.said(f"claimed files run {run}") or second.said(f"resuming files run {run}")
-        ended(files, ephyra, run, point.phase)  # the ledger: nothing done twice
+            taken[0] = ok(ephyra("files", "start", "--yes", *args)).out.split()[1]
+        return Taking(first, taken[0], state)
+
+    def check() -> None:
+        ended(files, ephyra, run, phase)  # the ledger: nothing done twice
         jobs = ok(ephyra("-f", "json", "conductor", "--board", conductors.board, "--list"))
         assert jobs.out.strip() == "[]"
+
+    points = [p for p in in_order(phase) if p in CONDUCTED]
+    with conductors:
+        Chain(start, lambda: Taking(conductors.start(), taken[0], state), check).run(
+            stops(files, ephyra, run, phase, Taking.waiting, points), report, "files via conductor"
+        )

@@ -4,35 +4,43 @@ be held, going forward and rolling back; then resume in a new process and check 
 node is home in exactly one control plane with every field as it was. And an abort killed
 while it returns the node in flight, finished by a new ``abort`` or by ``rollback``.
 
-Mid-step points are held: ``prepare`` and ``return`` by the ``command`` workload waiting
-on a gate file (it marks that it waits), ``undeploy`` and ``deploy`` by the slow testbed
-(each fake deploy-interface call sleeps 1 s); the kill's landing is checked after it."""
+The points are killed in chains (``tests.functional.crash.Chain``): one move killed at
+every point going forward in turn, each kill resumed by a new process that is killed at
+the next point, then its rollback the same way. Mid-step points are held: ``prepare`` and
+``return`` by the ``command`` workload waiting on a gate file (it marks that it waits),
+``undeploy`` and ``deploy`` by the slow testbed (each fake deploy-interface call sleeps
+1 s: the kill comes once the node's provision state is changing); the kill's landing is
+checked after it. Each boundary kill follows a ``done`` line printed by the process killed
+there: a resume does again the step its process was killed in and skips those recorded
+done, and the gates hold the steps after ``record`` and ``deploy``, so every stop's line
+comes from its own process (``reached`` fails at once if one goes past it unseen)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from ephyra.engine.journal import Journal
 from ephyra.forklift.steps import STEPS
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.crash import (
-    BOUNDARY,
-    Crash,
+    Chain,
     KillPoint,
+    Stop,
     done_line,
     kill_points,
     ok,
-    params,
     reported,
     said,
     wait_file,
 )
-from tests.functional.ephyra_cli import Ephyra
+from tests.functional.ephyra_cli import Background, Ephyra
 from tests.functional.invariants import assert_exactly_one, assert_home, where
 
 pytestmark = pytest.mark.functional
@@ -40,8 +48,6 @@ NODES = 2
 #: Steps held by the command workload's gate, and by the slow testbed.
 GATED = ("prepare", "return")
 SLOW = ("undeploy", "deploy")
-#: After a slow step's "started" line, a kill this late lands inside it (about 2 s long).
-SLOW_MID = 0.5
 TITLES = [step.title for step in STEPS]
 POINTS = kill_points(TITLES, mid=[*GATED, *SLOW])
 #: Provision states a node is in only while something changes it.
@@ -79,6 +85,12 @@ class Move:
             "--workload-opt", f"return={self.hook('return')}",
         ]  # fmt: skip
 
+    def resume(self) -> Background:
+        """``forklift resume`` in a new process (the gates' old marks gone)."""
+        for mark in self.gates.glob("held-*"):
+            mark.unlink()
+        return self.ephyra.background("forklift", "resume")
+
     def open(self, step: str) -> None:
         (self.gates / f"open-{step}").touch()
 
@@ -91,6 +103,14 @@ class Move:
         )
         return shown
 
+    def state(self) -> str:
+        """The run's state in the journal (read here: no process to start for it)."""
+        journal = Journal(f"sqlite:///{self.ephyra.journal_file}")
+        try:
+            return journal.runs("forklift")[-1].state.value
+        finally:
+            journal.close()
+
     def never_nowhere(self) -> None:
         lost = {u: p for u, p in where(self.tb, list(self.original)).items() if not p}
         assert not lost, f"nodes enrolled nowhere after the kill: {lost}"
@@ -100,87 +120,105 @@ class Move:
         return str(found.provision_state)
 
 
-def held(move: Move, point: KillPoint, node: str, proc_wait: Any) -> None:
-    """Wait until the run is at ``point`` for ``node``."""
+def plane_of(point: KillPoint) -> str:
+    """Where a slow step of ``point`` changes the node's provision state: the forward
+    move undeploys in cp1 and deploys in cp2, the rollback the other way round."""
+    source, target = ("cp1", "cp2") if point.phase == "forward" else ("cp2", "cp1")
+    return source if point.step == "undeploy" else target
+
+
+def reached(node: str, step: str) -> Callable[[str], bool]:
+    """``node``'s ``step`` done in this process; an error as soon as the process goes on
+    to a later step of ``node`` without doing ``step`` (the last kill landed past it)."""
+    later = TITLES[TITLES.index(step) + 1 :]
+
+    def match(line: str) -> bool:
+        if done_line(node, step)(line):
+            return True
+        skipped = [t for t in later if line.endswith(f"{node}: {t} started")]
+        assert not skipped, f"{node}: {step} not done by this process: {line!r}"
+        return False
+
+    return match
+
+
+def held(move: Move, point: KillPoint, node: str, proc: Background) -> None:
+    """Until the run driven by ``proc`` is at ``point`` for ``node``."""
     if point.boundary:
-        proc_wait(done_line(node, point.step))
+        proc.wait_for(reached(node, point.step))
     elif point.step in GATED:
         wait_file(move.gates / f"held-{point.step}-{node}")
-    else:
-        proc_wait(said(f"{node}: {point.step} started"))
-        time.sleep(SLOW_MID)
+    else:  # slow: until the node's provision state is changing
+        proc.wait_for(said(f"{node}: {point.step} started"))
+        finished = done_line(node, point.step)
+        while move.provision_state(node, plane_of(point)) in SETTLED:
+            assert not any(finished(line) for line in proc.lines), f"{point} never caught"
+            time.sleep(0.05)
 
 
-def landed(move: Move, point: KillPoint, node: str, state: str, plane: str) -> None:
+def landed(move: Move, point: KillPoint, node: str, state: str) -> None:
     """Right after the kill: no node enrolled nowhere; the run unfinished in the journal;
-    a kill mid-step caught its step under way."""
-    move.never_nowhere()
-    shown = move.status()
-    assert shown["state"] == state, shown
+    a kill mid-step caught its step under way (looked at first: Ironic goes on with it)."""
     if point.step in SLOW and not point.boundary:
-        changing = move.provision_state(node, plane)
+        changing = move.provision_state(node, plane_of(point))
         assert changing not in SETTLED, f"{node} {changing}: the kill missed the {point.step}"
+    move.never_nowhere()
+    assert move.state() == state
     if point.step in GATED and not point.boundary:
         # prepare runs where the node comes from, return where it goes
         source, target = ("cp1", "cp2") if point.phase == "forward" else ("cp2", "cp1")
         places = assert_exactly_one(move.tb, [move.uuids[node]])
         assert places[move.uuids[node]] == (source if point.step == "prepare" else target)
+        move.open(point.step)  # the next process goes past the gate
 
 
-def check_case(move: Move, point: KillPoint) -> None:
-    """Kill at ``point``, resume in a new process, check; end with every node home."""
-    ephyra, gate = move.ephyra, point.step if point.step in GATED and not point.boundary else ""
-    if point.phase == "forward":
-        node, state, args = "node-0000", "running", move.start()
-        # a slow step of the forward move: undeploy in cp1, deploy in cp2
-        plane = "cp1" if point.step == "undeploy" else "cp2"
-    else:
-        ok(ephyra(*move.start()))
-        assert_home(move.tb, move.original, "cp2")
-        node, state, args = "node-0001", "rolling-back", ["forklift", "rollback"]
-        plane = "cp2" if point.step == "undeploy" else "cp1"
-    if gate:
-        move.close(gate)
-    proc = ephyra.background(*args)
-
-    def recover() -> Any:
-        if gate:
-            move.open(gate)
-        return ephyra("forklift", "resume")
-
-    Crash(
-        held=lambda: held(move, point, node, proc.wait_for),
-        landed=lambda: landed(move, point, node, state, plane),
-        recover=recover,
-        check=lambda: assert_home(
-            move.tb, move.original, "cp2" if point.phase == "forward" else "cp1"
-        ),
-    ).run(proc)
-    if point.phase == "forward":
-        ok(ephyra("forklift", "rollback"))
-    assert_home(move.tb, move.original, "cp1")
-    assert move.status()["state"] == "rolled-back"
+def in_order(phase: str) -> list[KillPoint]:
+    """The kill points of ``phase`` in the order a run reaches them: each step's middle,
+    then its end."""
+    points = [p for p in POINTS if p.phase == phase]
+    return sorted(points, key=lambda p: (TITLES.index(p.step), p.boundary))
 
 
-BOUNDARIES = [p for p in POINTS if p.where == BOUNDARY or p.step in GATED]
+def stops(move: Move, phase: str) -> list[Stop[Background]]:
+    """A kill at every point of ``phase`` for one node (the other moves at the same
+    time). The gated steps are closed until their mid-step kill has landed, so the
+    boundaries before them (record, deploy) are held there too."""
+    node, state = ("node-0000", "running") if phase == "forward" else ("node-0001", "rolling-back")
+    return [
+        Stop(
+            point,
+            held=lambda proc, point=point: held(move, point, node, proc),
+            landed=lambda point=point: landed(move, point, node, state),
+        )
+        for point in in_order(phase)
+    ]
 
 
-@pytest.mark.parametrize("point", params(BOUNDARIES))
-def test_killed_at_a_step_boundary_or_a_held_step_then_resumed(
-    clean_testbed: Testbed, tmp_path: Path, report: list[str], point: KillPoint
+def test_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
+    clean_slow_testbed: Testbed, tmp_path: Path, report: list[str]
 ) -> None:
-    move = Move(clean_testbed, tmp_path)
-    with reported(report, "forklift", point):
-        check_case(move, point)
-
-
-@pytest.mark.parametrize("point", params(p for p in POINTS if p.step in SLOW and not p.boundary))
-def test_killed_inside_a_slow_step_then_resumed(
-    clean_slow_testbed: Testbed, tmp_path: Path, report: list[str], point: KillPoint
-) -> None:
+    """One move killed at every kill point going forward, each kill resumed by a new
+    process killed at the next point; the last resume ends with every node in cp2 as it
+    was. Then its rollback, killed at every point the same way, ends with every node home
+    in cp1 as it was."""
     move = Move(clean_slow_testbed, tmp_path)
-    with reported(report, "forklift", point):
-        check_case(move, point)
+    for phase, start, home, state in (
+        ("forward", move.start(), "cp2", "succeeded"),
+        ("rollback", ["forklift", "rollback"], "cp1", "rolled-back"),
+    ):
+        for step in GATED:
+            move.close(step)
+
+        def check(home: str = home, state: str = state) -> None:
+            assert_home(move.tb, move.original, home)
+            assert move.status()["state"] == state
+
+        chain = Chain(
+            start=lambda start=start: move.ephyra.background(*start),
+            resume=move.resume,
+            check=check,
+        )
+        chain.run(stops(move, phase), report, "forklift")
 
 
 @pytest.mark.parametrize("then", ["abort", "rollback"])
