@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-import pytest
-
 from tests.functional.ephyra_cli import Result
 
 BOUNDARY = "boundary"
@@ -61,11 +59,6 @@ def kill_points(
         for where in (BOUNDARY, MID)
         if where == BOUNDARY or title in inside
     ]
-
-
-def params(points: Iterable[KillPoint]) -> list[object]:
-    """``points`` as pytest parameters named by where they kill."""
-    return [pytest.param(point, id=str(point)) for point in points]
 
 
 def done_line(item: str, step: str) -> Callable[[str], bool]:

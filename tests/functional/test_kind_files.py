@@ -85,7 +85,7 @@ def journal_status(ephyra: Ephyra, run: str = "") -> dict[str, Any]:
     journal = Journal(f"sqlite:///{ephyra.journal_file}")
     try:
         found = journal.run(run) if run else journal.runs("files")[-1]
-        return FilesKind().status(journal, found)
+        return FilesKind().status(journal, found).to_dict()
     finally:
         journal.close()
 
