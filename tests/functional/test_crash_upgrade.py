@@ -166,7 +166,7 @@ class Upgrade:
         if self._journal is None:
             self._journal = Journal(f"sqlite:///{self.ephyra.journal_file}")
         run = self._journal.runs("upgrade")[-1]
-        return UpgradeKind().status(self._journal, run)
+        return UpgradeKind().status(self._journal, run).to_dict()
 
     def states(self, phase: str = "forward") -> dict[str, str]:
         """Each unit's outcome in ``phase``, by unit name, and the run's as ``run``."""
