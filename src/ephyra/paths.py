@@ -9,10 +9,13 @@ line shows on stderr).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 LOG = logging.getLogger(__name__)
 
@@ -79,9 +82,24 @@ def private_database(path: Path) -> Path:
     private_file(path)
     for suffix in SQLITE_SIDE_FILES:
         side = path.with_name(path.name + suffix)
-        if side.exists():
+        with contextlib.suppress(FileNotFoundError):  # the last connection to close removes it
             _tighten(side, FILE_MODE)
     return path
+
+
+def write_ahead(db: Any, timeout: float) -> None:
+    """A SQLite connection (or cursor) ``db`` in WAL mode. While another connection
+    switches the file to it, SQLite answers "locked" at once, without waiting for its busy
+    timeout: asked again for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # sqlite3's, or a driver's wrapping it
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def sqlite_path(url: str) -> Path | None:

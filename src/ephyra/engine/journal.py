@@ -32,13 +32,15 @@ from taskflow.persistence.backends.sqlalchemy import tables
 from ephyra.engine import events
 from ephyra.engine.states import RunState
 from ephyra.errors import BackendError, EphyraError, RunNotFound, UsageError
-from ephyra.paths import private_database, sqlite_path, state_dir
+from ephyra.paths import private_database, sqlite_path, state_dir, write_ahead
 from ephyra.urls import redact
 
 CONTROL = "control"
 #: TaskFlow's table of flow details, for reading many records in one query.
 FLOWDETAILS = tables.fetch(sa.MetaData()).flowdetails
 CREATE_TRIES = 4
+#: How long a SQLite connection waits for another one's lock.
+SQLITE_BUSY_TIMEOUT = 60.0
 
 
 def default_url() -> str:
@@ -50,7 +52,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL: readers (status, list) never block the run; NORMAL: a commit survives the
     # process being killed (the OS has it); only a power loss may cost the last steps,
     # which then run again, as after any crash.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    write_ahead(cursor, SQLITE_BUSY_TIMEOUT)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -82,7 +84,7 @@ def _backend(url: str) -> Any:
         return _Backend({"connection": url})
     engine = sa.create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 60},
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT},
         pool_size=4,
         max_overflow=16,
     )

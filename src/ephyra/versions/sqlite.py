@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ephyra.errors import LeaseExpired, StoreError, UsageError
-from ephyra.paths import private_database
+from ephyra.paths import private_database, write_ahead
 from ephyra.urls import redact
 from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
 
@@ -87,6 +87,10 @@ class _SqliteWatch(Watch):
         self._cancelled.set()
 
 
+#: How long a connection waits for another one's lock.
+BUSY_TIMEOUT = 60.0
+
+
 class SqliteStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -105,8 +109,8 @@ class SqliteStore(Store):
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                write_ahead(db, BUSY_TIMEOUT)
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open store {redact(self.url)}: {exc}") from exc

@@ -45,19 +45,25 @@ def test_compare_and_swap_lets_exactly_one_of_racing_writers_win(
 ) -> None:
     key = keys.current_version
     winners: list[int] = []
-    barrier = threading.Barrier(8)
+    failed: list[BaseException] = []
+    barrier = threading.Barrier(8, timeout=120)  # a racer that failed to open ends the wait
 
     def racer(n: int) -> None:
-        with open_store(store_url) as mine:
-            barrier.wait()
-            if mine.txn([Compare(key, None)], [Put(key, str(n))]):
-                winners.append(n)
+        try:
+            with open_store(store_url) as mine:
+                barrier.wait()
+                if mine.txn([Compare(key, None)], [Put(key, str(n))]):
+                    winners.append(n)
+        except BaseException as exc:
+            failed.append(exc)
+            barrier.abort()
 
     threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not failed, failed
     assert len(winners) == 1
     with open_store(store_url) as check:
         assert check.get(key) == str(winners[0])
