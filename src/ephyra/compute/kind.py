@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ephyra.compute.records import (
+    OUTCOMES,
     EvacuationDetail,
     EvacuationMeta,
     HostStatus,
-    Outcome,
     ServerStatus,
 )
 from ephyra.engine.kinds import (
@@ -224,12 +224,12 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         records = journal.records(run.id, "host:")
         for host in meta.hosts:
             data = records.get(f"host:{host}", {})
-            back = data.get(Phase.ROLLBACK.value)
+            forward, rollback = OUTCOMES.both(data)
             hosts.append(
                 HostStatus(
                     host=host,
-                    forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
-                    rollback=Outcome(back) if back else None,
+                    forward=forward,
+                    rollback=rollback,
                     drain_seconds=data.get("drain_seconds"),
                     error=data.get("error") or "",
                 )

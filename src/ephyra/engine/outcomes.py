@@ -42,6 +42,12 @@ class Outcomes(Generic[E]):
         """The outcome ``record`` has in ``phase``."""
         return self.parse(record.data.get(phase.value))
 
+    def both(self, data: Mapping[str, Any]) -> tuple[E, E | None]:
+        """The outcomes a record's ``data`` has going forward and rolling back (None: not
+        taken back, yet), as a status shows them."""
+        back = data.get(Phase.ROLLBACK.value)
+        return self.parse(data.get(Phase.FORWARD.value)), self.parse(back) if back else None
+
     def parse(self, value: str | None) -> E:
         """The outcome a record's value stands for (none: pending)."""
         if not value:

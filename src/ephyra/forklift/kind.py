@@ -17,9 +17,8 @@ from ephyra.engine.kinds import (
     created,
     headline,
 )
-from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
-from ephyra.forklift.records import ForkliftDetail, ForkliftMeta, NodeStatus, Outcome
+from ephyra.forklift.records import OUTCOMES, ForkliftDetail, ForkliftMeta, NodeStatus
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -239,13 +238,13 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         nodes = []
         for uuid in meta.order:
             data = records.get(f"node:{uuid}", {})
-            back = data.get(Phase.ROLLBACK.value)
+            forward, rollback = OUTCOMES.both(data)
             nodes.append(
                 NodeStatus(
                     uuid=uuid,
                     name=data.get("name"),
-                    forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
-                    rollback=Outcome(back) if back else None,
+                    forward=forward,
+                    rollback=rollback,
                     error=data.get("error") or "",
                 )
             )

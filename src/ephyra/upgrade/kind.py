@@ -263,15 +263,15 @@ class UpgradeKind(RunKind[UpgradePlan]):
                         f"{a.get('before') or '?'}->{a.get('back') or a.get('after')}"
                         for a in actions.values()
                     ]
-                    back = data.get(Phase.ROLLBACK.value)
+                    forward, rollback = OUTCOMES.both(data)
                     units.append(
                         UnitStatus(
                             unit=unit.id,
                             stage=stage.name,
                             batch=n,
                             host=unit.host,
-                            forward=Outcome(data.get(Phase.FORWARD.value) or Outcome.PENDING),
-                            rollback=Outcome(back) if back else None,
+                            forward=forward,
+                            rollback=rollback,
                             versions=", ".join(versions),
                             kept="; ".join(a["kept"] for a in actions.values() if "kept" in a),
                             error=data.get("error") or "",
