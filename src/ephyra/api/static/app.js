@@ -1,4 +1,6 @@
-// Ephyra's dashboard: runs with their progress and actions, compute hosts with theirs.
+// Ephyra's dashboard: runs with their progress, timeline, events and actions, compute hosts
+// with theirs (the forms that plan and start runs are in plans.js, the timeline in
+// timeline.js).
 // Every request is authenticated by the session cookie the server set at log in (HttpOnly:
 // this script never sees the token); a request names itself a session's with the
 // X-Ephyra-Session header. Text from the API is only ever set as textContent.
@@ -17,6 +19,16 @@ const ACTIONS = {
   rollback: ["paused", "failed", "succeeded", "aborted"],
 };
 
+// An error answer of the API: its code and message, as the server gave them.
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message + " (" + code + ")");
+    this.status = status;
+    this.code = code;
+    this.detail = message;
+  }
+}
+
 async function api(method, path, body) {
   const options = { method, credentials: "same-origin", headers: { "X-Ephyra-Session": "1" } };
   if (body !== undefined) {
@@ -30,7 +42,7 @@ async function api(method, path, body) {
   }
   if (!answer.ok) {
     const error = data.error || { code: "http_" + answer.status, message: answer.statusText };
-    throw new Error(error.message + " (" + error.code + ")");
+    throw new ApiError(answer.status, error.code, error.message);
   }
   return data;
 }
@@ -115,6 +127,7 @@ async function loadRun() {
 }
 
 function select(id, kind) {
+  if (!selected || selected.id !== id) timeline.show(id);
   selected = { id, kind };
   refresh();
 }
@@ -124,6 +137,7 @@ function refresh() {
   refreshTimer = setTimeout(() => {
     loadRuns().catch((e) => say(e.message));
     loadRun().catch((e) => say(e.message));
+    timeline.load().catch((e) => say(e.message));
   }, 200);
 }
 
@@ -138,28 +152,11 @@ async function act(action) {
   refresh();
 }
 
-async function start(event) {
-  event.preventDefault();
-  const body = {
-    from: byId("start-from").value,
-    to: byId("start-to").value,
-    concurrency: Number(byId("start-concurrency").value) || 1,
-  };
-  const credentials = byId("start-credentials").value.trim();
-  if (credentials) body.credentials = credentials;
-  try {
-    const made = await api("POST", "/v1/forklift/runs", body);
-    say("forklift run " + made.id.slice(0, 8) + " started", true);
-    select(made.id, "forklift");
-  } catch (e) {
-    say(e.message);
-  }
-}
-
 async function loadHosts() {
   const cloud = byId("hosts-cloud").value;
   const body = byId("hosts").querySelector("tbody");
   body.replaceChildren();
+  notice(byId("hosts-notice"), null);
   try {
     const { hosts } = await api("GET", "/v1/hosts?cloud=" + encodeURIComponent(cloud));
     for (const host of hosts) {
@@ -185,22 +182,31 @@ async function loadHosts() {
         const button = document.createElement("button");
         button.textContent = "Evacuate";
         button.dataset.action = "evacuate";
-        button.addEventListener("click", () => hostAction(
-          "POST", "/v1/evacuate/runs", { cloud, hosts: [host.host] }));
+        button.addEventListener("click", () => plans.evacuate(cloud, host.host));
         buttons.appendChild(button);
       }
       body.appendChild(row);
     }
   } catch (e) {
-    say(e.message);
+    notice(byId("hosts-notice"), e);
   }
+}
+
+// An API error shown where it belongs, as a plain notice (none: the notice goes away).
+function notice(box, error) {
+  box.hidden = !error;
+  box.replaceChildren();
+  box.dataset.code = error ? error.code || "" : "";
+  if (!error) return;
+  const code = document.createElement("code");
+  code.textContent = error.code || "error";
+  box.append(code, " " + (error.detail || error.message));
 }
 
 async function hostAction(method, path, body) {
   try {
     const answer = await api(method, path, body);
-    say(answer.message || "evacuation run " + (answer.id || "").slice(0, 8) + " started", true);
-    if (answer.id) select(answer.id, answer.kind);
+    say(answer.message, true);
   } catch (e) {
     say(e.message);
   }
@@ -219,22 +225,25 @@ async function main() {
     button.addEventListener("click", () => act(button.dataset.action));
   }
   const { clouds } = await api("GET", "/v1/clouds");
-  for (const id of ["start-from", "start-to", "hosts-cloud"]) {
+  for (const list of document.querySelectorAll("select.clouds")) {
     for (const name of clouds) {
       const option = document.createElement("option");
       option.value = name;
       option.textContent = name;
-      byId(id).appendChild(option);
+      list.appendChild(option);
     }
   }
   if (clouds.length > 1) byId("start-to").value = clouds[1];
-  byId("start-form").hidden = !allowed["run:start"];
-  byId("start-form").addEventListener("submit", start);
+  plans.setup();
   byId("hosts-load").addEventListener("click", loadHosts);
   const stream = new EventSource("/v1/events/stream");
-  stream.onmessage = refresh;
+  const heard = (message) => {
+    timeline.heard(message.data);
+    refresh();
+  };
+  stream.onmessage = heard;
   for (const type of ["run.started", "step", "node", "message", "run.state", "run.finished"]) {
-    stream.addEventListener(type, refresh);
+    stream.addEventListener(type, heard);
   }
   setInterval(refresh, 3000);
   await loadRuns();
