@@ -278,6 +278,10 @@ def evacuate_from_the_form(page: Page, server: Server, nova: NovaTestbed) -> Non
     state = page.locator("#run-state")
     expect(state).to_have_attribute("data-state", "succeeded", timeout=300_000)
     expect(page.locator('#timeline .row[data-item="compute-1"]')).to_be_visible()
+    moves = page.locator('#timeline .row[data-outcome^="moved"]')  # a row per server
+    expect(moves).to_have_count(2)
+    expect(moves.locator('.span[data-status="finished"]')).to_have_count(2)
+    expect(page.locator('#hosts tr[data-host="compute-1"]')).to_contain_text("yes (Ephyra)")
     expect(page.locator("#events tbody tr").first).to_be_visible()
     shot(page, "evacuated")
     assert nova.servers_on("compute-1") == []

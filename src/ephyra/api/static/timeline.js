@@ -5,6 +5,14 @@
 // How many events the list shows at most (the timeline uses them all).
 const EVENTS_SHOWN = 200;
 
+// How a node, host or unit's outcome ends the steps still open in its row.
+const OK_OUTCOMES = ["moved", "restored", "upgraded", "done", "drained", "stopped", "gone"];
+const spanStatus = (outcome) => {
+  const word = outcome.split(":")[0];
+  if (OK_OUTCOMES.includes(word)) return "finished";
+  return word === "interrupted" ? "stopped" : "failed";
+};
+
 const timeline = {
   run: null, // the run shown
   events: new Map(), // seq -> event
@@ -31,13 +39,17 @@ const timeline = {
     timeline.render();
   },
 
-  // An event of the stream (its data, JSON): kept if it is the shown run's.
+  // An event of the stream (its data, JSON): kept if it is the shown run's; the end of a
+  // run may change the compute hosts shown.
   heard(data) {
     let event;
     try {
       event = JSON.parse(data);
     } catch {
       return; // a comment or keep-alive
+    }
+    if (event && event.type === "run.finished" && byId("hosts").querySelector("tbody tr")) {
+      loadHosts();
     }
     if (!event || event.run !== timeline.run) return;
     timeline.events.set(event.seq, event);
@@ -65,8 +77,13 @@ const timeline = {
       if (!event.node) continue;
       if (!rows.has(event.node)) rows.set(event.node, { spans: [], outcome: "" });
       const row = rows.get(event.node);
-      if (event.type === "node") {
+      if (event.type === "node") { // its outcome ends what is still open
         row.outcome = event.outcome;
+        const status = spanStatus(event.outcome);
+        for (const span of row.spans.filter((s) => s.end === null)) {
+          span.end = event.time;
+          span.status = span.status === "reverting" ? "reverted" : status;
+        }
         continue;
       }
       if (event.type !== "step") continue;
@@ -119,7 +136,7 @@ const timeline = {
       const label = document.createElement("span");
       label.className = "label";
       label.textContent = name + (row.outcome ? " · " + row.outcome : "");
-      label.title = name;
+      label.title = label.textContent;
       const track = document.createElement("div");
       track.className = "track";
       for (const span of row.spans) {
