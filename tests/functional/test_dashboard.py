@@ -73,8 +73,22 @@ def served(clean_testbed: Testbed, tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
+#: The errors each page's scripts raised (none is expected).
+SCRIPT_ERRORS: dict[Page, list[str]] = {}
+
+
+def open_page(browser: Browser, height: int = 1000) -> Page:
+    """A page whose script errors are kept, for :func:`shot` to check."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    errors = SCRIPT_ERRORS.setdefault(page, [])
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
 def shot(page: Page, view: str) -> None:
-    """A screenshot of the whole page, kept as artifacts/dashboard-VIEW.png."""
+    """A screenshot of the whole page, kept as artifacts/dashboard-VIEW.png; the page's
+    scripts raised no error so far."""
+    assert SCRIPT_ERRORS.get(page) == [], SCRIPT_ERRORS.get(page)
     (ROOT / "artifacts").mkdir(exist_ok=True)
     page.screenshot(path=str(ROOT / "artifacts" / f"dashboard-{view}.png"), full_page=True)
 
@@ -96,7 +110,7 @@ def test_start_watch_and_pause_a_forklift(
     specs = seed_nodes(clean_testbed.connect("cp1"), 8)
     write_credentials(tmp_path / "c.yaml", specs)  # the server's SEEDED credentials
     original = snapshot(clean_testbed.connect("cp1"))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = open_page(browser)
     log_in(page, served, ADMIN)
     expect(page.locator("#who")).to_contain_text("ada (ops): admin")
     expect(page.locator("#forklift-form")).to_be_visible()  # the first kind of the form
@@ -165,7 +179,7 @@ def test_start_watch_and_pause_a_forklift(
 
 
 def test_plan_an_upgrade_from_the_form(browser: Browser, served: Server) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = open_page(browser)
     log_in(page, served, ADMIN)
     page.click('#kinds button[data-kind="upgrade"]')
     expect(page.locator("#forklift-form")).to_be_hidden()
@@ -202,7 +216,7 @@ def test_plan_an_upgrade_from_the_form(browser: Browser, served: Server) -> None
 
 
 def test_login_page_a_reader_and_a_cloud_without_nova(browser: Browser, served: Server) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = open_page(browser, 900)
     page.goto(served.url + "/")
     where = page.locator("#where")
     expect(where).to_contain_text("api-tokens.yaml")
@@ -239,7 +253,7 @@ def test_hosts_maintenance_from_the_dashboard(
 ) -> None:
     server = Server(Ephyra(clean_nova.clouds_yaml, tmp_path / "state"), tmp_path)
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = open_page(browser)
         log_in(page, server, ADMIN)
         page.select_option("#hosts-cloud", "nova")
         page.click("#hosts-load")
@@ -263,6 +277,11 @@ def evacuate_from_the_form(page: Page, server: Server, nova: NovaTestbed) -> Non
     """Plan the evacuation of compute-1 from the form (its servers in the tree), start it,
     and see it succeed with the host empty."""
     names = {s.id: s.name for s in nova.wait_servers(nova.boot("compute-1", 2), "ACTIVE")}
+    page.locator('#hosts tr[data-host="compute-2"] button[data-action="evacuate"]').click()
+    expect(page.locator("#plan-title")).to_have_text("evacuate 1 host(s) of nova")  # planned...
+    expect(page.locator("#evacuate-hosts")).to_have_value("compute-2")  # ...from the form
+    assert estimate(page, "servers") == "0"
+    assert server.call("GET", "/v1/runs").json()["runs"] == []  # and nothing started
     page.click('#kinds button[data-kind="evacuate"]')
     page.select_option("#evacuate-cloud", "nova")
     page.fill("#evacuate-hosts", "compute-1")
