@@ -22,7 +22,7 @@ from testbed.nova import NovaTestbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.invariants import assert_exactly_one
-from tests.functional.test_api import ADMIN, READER, SEEDED, Server
+from tests.functional.test_api import ADMIN, MEMBER, READER, SEEDED, Server
 from tests.functional.test_api_boundary import RACKS
 from tests.functional.test_host import service
 
@@ -213,6 +213,15 @@ def test_plan_an_upgrade_from_the_form(browser: Browser, served: Server) -> None
     shot(page, "upgrade-plan")
     assert served.call("GET", "/v1/runs").json()["runs"] == []
     page.close()
+    member = open_page(browser)  # a member plans, and has nothing to start with
+    log_in(member, served, MEMBER)
+    member.click('#kinds button[data-kind="upgrade"]')
+    member.fill("#upgrade-spec", json.dumps(SPEC))
+    member.fill("#upgrade-sources", "racks")
+    member.click("#upgrade-form .plan-button")
+    expect(member.locator("#plan-title")).to_contain_text("upgrade to 2.0.0")
+    expect(member.locator("#start")).to_be_hidden()
+    member.close()
 
 
 def test_login_page_a_reader_and_a_cloud_without_nova(browser: Browser, served: Server) -> None:
