@@ -8,6 +8,7 @@ artifacts/dashboard-versions.png, -environments.png and -metrics.png."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -22,10 +23,11 @@ from testbed.netns import environment
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.test_api import ADMIN, READER, Server
 from tests.functional.test_dashboard import ROOT, browser, log_in
+from tests.functional.test_kind_files import kinds_path, waiting
 from tests.functional.versions.test_agent import Fleet, converged, eventually
 
 pytestmark = pytest.mark.functional
-__all__ = ["browser"]  # the module's Chromium, shared with the dashboard's tests
+__all__ = ["browser", "kinds_path"]  # Chromium; the test-only files kind, for a real run
 
 AT_LEAST_1, AT_LEAST_4 = re.compile(r"^[1-9]\d*$"), re.compile(r"^([4-9]|\d{2,})$")
 POINT = r"-?[\d.]+,-?[\d.]+"
@@ -36,15 +38,17 @@ WAIT = 30_000  # ms: the views refresh every 2-3 s, the agents poll every 0.5 s
 class Site:
     """One server on the store the agents announce themselves in."""
 
-    def __init__(self, root: Path, etcd: Etcd) -> None:
+    def __init__(self, root: Path, etcd: Etcd, kinds: Path) -> None:
         prefix = f"/views-{uuid.uuid4().hex[:12]}"
         self.fleet = Fleet(root / "fleet", etcd.url, prefix)
         (root / "fleet").mkdir()
         clouds = root / "clouds.yaml"
         clouds.write_text("clouds: {}\n")
-        ephyra = Ephyra(clouds, root / "state")
-        ephyra.env.update({"EPHYRA_STORE": etcd.url, "EPHYRA_PREFIX": prefix})
-        self.server = Server(ephyra, root)
+        self.ephyra = Ephyra(clouds, root / "state")
+        self.ephyra.env.update({"EPHYRA_STORE": etcd.url, "EPHYRA_PREFIX": prefix})
+        paths = [str(kinds), str(ROOT), self.ephyra.env.get("PYTHONPATH", "")]
+        self.ephyra.env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)  # + files kind
+        self.server = Server(self.ephyra, root)
 
     def page(self, browser: Browser, token: str = ADMIN) -> tuple[Page, list[str]]:
         """A logged-in page, and the errors its scripts meet (none expected): exceptions,
@@ -62,8 +66,8 @@ def script_error(message: ConsoleMessage) -> bool:
 
 
 @pytest.fixture(scope="module")
-def site(etcd: Etcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    made = Site(tmp_path_factory.mktemp("views"), etcd)
+def site(etcd: Etcd, kinds_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    made = Site(tmp_path_factory.mktemp("views"), etcd, kinds_path)
     yield made
     made.fleet.stop()
     made.server.stop()
@@ -208,7 +212,7 @@ def test_environments_with_modes_and_cutover(browser: Browser, site: Site) -> No
     page.close()
 
 
-def test_metrics_charts(browser: Browser, site: Site) -> None:
+def test_metrics_charts(browser: Browser, site: Site, tmp_path: Path) -> None:
     page, problems = site.page(browser, READER)
     requests = page.locator("#metric-requests")
     expect(requests).to_have_attribute("data-samples", AT_LEAST_1, timeout=WAIT)  # 2 scrapes
@@ -220,13 +224,31 @@ def test_metrics_charts(browser: Browser, site: Site) -> None:
     expect(requests).to_have_attribute("data-samples", AT_LEAST_4, timeout=WAIT)
     after = int(page.locator("#metric-requests small").inner_text().split()[0])
     assert after >= before + 45
-    assert float(page.locator("#metric-latency").get_attribute("data-value") or "-1") >= 0
-    for chart in ("requests", "latency", "errors", "events"):
+    assert float(page.locator("#metric-latency").get_attribute("data-value") or "-1") > 0
+    assert int(page.locator("#metric-errors small").inner_text().split()[0]) >= 5  # the 404s
+    runs, items = page.locator("#metric-runs"), page.locator("#metric-items")
+    expect(runs.locator("small")).to_have_text("no run")
+
+    files = tmp_path / "files"  # a real run (3 steps, each waiting for its gate files)
+    files.mkdir()
+    held = site.ephyra.background(
+        "files", "start", "--yes", "--dir", str(files), "--steps", "3", "--hold"
+    )
+    waiting(held, "begin-0")
+    expect(runs).to_have_attribute("data-value", "1", timeout=WAIT)
+    expect(runs.locator("small")).to_have_text("1 running")
+    expect(items).to_have_attribute("data-value", "0")
+    for i in range(3):
+        for gate in (f"begin-{i}", f"end-{i}"):
+            (files / gate).touch()
+    assert held.finish(60).code == 0
+    expect(runs.locator("small")).to_have_text("1 succeeded", timeout=WAIT)
+    expect(runs).to_have_attribute("data-value", "0")
+    expect(items).to_have_attribute("data-value", "3")
+    expect(page.locator("#metric-events small")).not_to_have_text("0 since start")
+    for chart in ("runs", "items", "requests", "latency", "errors", "events"):
         line = page.locator(f"#metric-{chart} svg polyline")
         expect(line).to_have_attribute("points", THREE_POINTS)
-    errors = page.locator("#metric-errors small")
-    assert int(errors.inner_text().split()[0]) >= 5  # the 404s
-    expect(page.locator("#metric-runs small")).to_have_text("no run")
     shot(page, "#metrics-panel", "dashboard-metrics.png")
     assert problems == []
     page.close()
