@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from testbed.daemon import read_pids
+from testbed.daemon import read_pids, stop_recorded
 from testbed.demo import DIR_ENV, SCRIPT_ENV, Demo, stop
 from testbed.ironic import _group_members
 from testbed.supervise import process_alive
@@ -207,3 +207,52 @@ def test_kept_demo_is_explored_then_stopped(demo_env: dict[str, str], tmp_path: 
         assert not process_alive(pid), name
         assert _group_members(pid) == [], name
     assert not any(_port_open(u) for u in urls)
+
+
+def test_testbed_up_and_down_from_another_directory(
+    demo_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``python -m testbed up`` in the background and ``down`` from elsewhere: neither
+    depends on the directory it runs in."""
+    bed = tmp_path / "bed"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "up", "bed", "--nodes", "1"],
+        env=demo_env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        lines = []
+        for line in up.stdout:  # until it says it is ready (or ends)
+            lines.append(line)
+            if line.startswith("export OS_CLIENT_CONFIG_FILE="):
+                break
+        assert lines[-1] == f"export OS_CLIENT_CONFIG_FILE={bed / 'clouds.yaml'}\n", lines
+        pids = read_pids(bed)
+        assert pids is not None and set(pids) == {"testbed", "cp1", "cp2"}
+        down = subprocess.run(
+            [sys.executable, "-m", "testbed", "down", str(bed)],
+            env=demo_env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert down.returncode == 0, down.stderr
+        assert up.wait(timeout=30) == 0
+        assert up.stdout.read() == "stopped\n"
+        for name, pid in pids.items():
+            assert not process_alive(pid), name
+            assert _group_members(pid) == [], name
+        assert read_pids(bed) is None
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        if (bed / "pids").exists():
+            stop_recorded(bed)
