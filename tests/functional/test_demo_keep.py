@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from testbed.daemon import read_pids, stop_recorded
-from testbed.demo import DIR_ENV, SCRIPT_ENV, Demo, stop
+from testbed.daemon import read_pids, stop_recorded, write_pids
+from testbed.demo import DIR_ENV, INSTRUCTIONS, SCRIPT_ENV, Demo, keep, stop
 from testbed.ironic import _group_members
 from testbed.supervise import process_alive
 
@@ -256,3 +257,45 @@ def test_testbed_up_and_down_from_another_directory(
             up.wait()
         if (bed / "pids").exists():
             stop_recorded(bed)
+
+
+def test_a_directory_that_is_no_kept_demo_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes").write_text("mine\n")
+    assert keep(Demo(mine), nodes=1, concurrency=1, rollback=False) == 2
+    assert stop(Demo(mine)) == 2
+    assert (mine / "notes").read_text() == "mine\n"
+    assert capsys.readouterr().err == (
+        f"demo: {mine} is not a kept demo's directory: give another --dir\n"
+        f"demo: {mine} is not a kept demo's directory: left as it is\n"
+    )
+    assert stop(Demo(tmp_path / "none")) == 1
+
+
+def test_a_partly_running_demo_is_refused_then_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SCRIPT_ENV, raising=False)  # run directly, not by scripts/demo.sh
+    root = tmp_path / "demo"
+    root.mkdir()
+    alive = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    try:
+        write_pids(root, {"cp1": alive.pid, "cp2": ended.pid})
+        (root / INSTRUCTIONS).write_text("how to use it\n")
+        assert keep(Demo(root), nodes=1, concurrency=1, rollback=False) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"demo: the kept demo in {root} is only partly running (cp2 ended)")
+        assert f"-m testbed.demo --stop --dir {root}\n" in err
+        assert alive.poll() is None
+        assert stop(Demo(root)) == 0
+        assert alive.wait(timeout=30) == -signal.SIGTERM
+        assert not root.exists()
+    finally:
+        if alive.poll() is None:
+            alive.kill()
+            alive.wait()
