@@ -12,7 +12,11 @@ the service, returning once the old process is gone and the new one started. ``-
 NAME listed in ``TESTBED_RELEASE_FAIL``, comma-separated, ``*`` for all) makes the new release
 fail at start.
 ``python -m testbed down DIR``  stop a testbed that ``up`` or ``nova-up`` started (e.g. in the
-background).
+background), or the processes of a kept demo (``scripts/demo.sh --keep``; its ``--stop`` also
+removes the directory).
+
+Any directory will do, with the repository on ``PYTHONPATH``: ``scripts/testbed`` runs these
+commands so, from anywhere.
 """
 
 from __future__ import annotations
