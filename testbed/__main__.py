@@ -12,20 +12,24 @@ the service, returning once the old process is gone and the new one started. ``-
 NAME listed in ``TESTBED_RELEASE_FAIL``, comma-separated, ``*`` for all) makes the new release
 fail at start.
 ``python -m testbed down DIR``  stop a testbed that ``up`` or ``nova-up`` started (e.g. in the
-background).
+background), or the processes of a kept demo (``scripts/demo.sh --keep``; its ``--stop`` also
+removes the directory).
+
+Any directory will do, with the repository on ``PYTHONPATH``: ``scripts/testbed`` runs these
+commands so, from anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from testbed.ironic import Testbed, stop_process_group
+from testbed.daemon import FOREGROUND, PIDS_FILE, read_pids, stop_recorded, write_pids
+from testbed.ironic import Testbed
 from testbed.nova import IMAGE_ID, NovaTestbed
 from testbed.releases import RESTART_TIMEOUT_S, ReleaseError, release, set_release
 from testbed.seed import seed_nodes, write_credentials
@@ -85,9 +89,8 @@ def up(root: Path, nodes: int, fake_delay: float, show_secrets: bool) -> int:
     started = time.monotonic()
     try:
         with Testbed(root, show_secrets=show_secrets, fake_delay=fake_delay) as testbed:
-            pids = [f"testbed {os.getpid()}"]
-            pids += [f"{name} {svc.pid}" for name, svc in testbed.services.items()]
-            (testbed.root_dir / "pids").write_text("\n".join(pids) + "\n")
+            pids = {name: svc.pid for name, svc in testbed.services.items() if svc.pid}
+            write_pids(testbed.root_dir, {FOREGROUND: os.getpid(), **pids})
             ready = time.monotonic()
             specs = seed_nodes(testbed.connect("cp1"), nodes)
             creds = write_credentials(testbed.root_dir / "credentials.yaml", specs)
@@ -104,7 +107,7 @@ def up(root: Path, nodes: int, fake_delay: float, show_secrets: bool) -> int:
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
-        (root / "pids").unlink(missing_ok=True)
+        (root / PIDS_FILE).unlink(missing_ok=True)
     return 0
 
 
@@ -113,8 +116,7 @@ def nova_up(root: Path, computes: int, memory_mb: int, vcpus: int, live: int) ->
     bed = NovaTestbed(root, computes, memory_mb, vcpus, max_concurrent_live_migrations=live)
     try:
         with bed:
-            pids = [f"testbed {os.getpid()}", *(f"{n} {pid}" for n, pid in bed.pids().items())]
-            (bed.root / "pids").write_text("\n".join(pids) + "\n")
+            write_pids(bed.root, {FOREGROUND: os.getpid(), **bed.pids()})
             print(
                 f"Nova started in {bed.start_seconds or 0:.1f} s, "
                 f"{bed.memory_mb_used():.0f} MiB (PSS); computes {', '.join(bed.hosts)}"
@@ -130,7 +132,7 @@ def nova_up(root: Path, computes: int, memory_mb: int, vcpus: int, live: int) ->
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
-        (bed.root / "pids").unlink(missing_ok=True)
+        (bed.root / PIDS_FILE).unlink(missing_ok=True)
     return 0
 
 
@@ -165,32 +167,13 @@ def nova_release(root: Path, name: str, version: str | None, fail: bool, timeout
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def down(root: Path, timeout: float = 60.0) -> int:
     """Ask the foreground process to stop its testbed (in order, removing what it made),
     then stop whatever process group it left running."""
-    pidfile = root / "pids"
-    if not pidfile.exists():
+    if read_pids(root) is None:
         print(f"no testbed running in {root} (no pids file)", file=sys.stderr)
         return 1
-    entries = dict(line.split() for line in pidfile.read_text().splitlines() if line.strip())
-    foreground = int(entries.pop("testbed", "0"))
-    if foreground and _alive(foreground):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(foreground, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(foreground) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    for pid in entries.values():
-        stop_process_group(int(pid))
-    pidfile.unlink(missing_ok=True)
+    stop_recorded(root, timeout)
     return 0
 
 

@@ -7,6 +7,7 @@ process group, so that nothing it forked is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -26,7 +27,9 @@ from testbed.ironic import (
     _signal_group,
     _tail,
     _wait_group_gone,
+    stop_process_group,
 )
+from testbed.supervise import process_alive
 
 
 def service_user(name: str) -> tuple[int, int] | None:
@@ -195,3 +198,48 @@ class Daemon:
         _signal_group(self._proc.pid, signal.SIGKILL)
         if not _wait_group_gone(self._proc, STOP_GRACE_S):
             raise TestbedError(f"{self.name}: process group {self._proc.pid} survived SIGKILL")
+
+
+#: The file, in a testbed's directory, naming its processes: one ``NAME PID`` a line.
+PIDS_FILE = "pids"
+#: The name of a foreground process that stops the rest itself when told (``testbed up``).
+FOREGROUND = "testbed"
+
+
+def write_pids(root: Path, pids: Mapping[str, int]) -> Path:
+    """Record the processes of the testbed in ``root`` (replacing what was recorded)."""
+    path = root / PIDS_FILE
+    scratch = path.with_name(f".{PIDS_FILE}.tmp")
+    scratch.write_text("".join(f"{name} {pid}\n" for name, pid in pids.items()))
+    os.replace(scratch, path)
+    return path
+
+
+def read_pids(root: Path) -> dict[str, int] | None:
+    """The processes recorded in ``root``; None when nothing is recorded there."""
+    try:
+        text = (root / PIDS_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    return {name: int(pid) for name, pid in (line.split() for line in text.splitlines() if line)}
+
+
+def stop_recorded(root: Path, timeout: float = 60.0) -> dict[str, int]:
+    """Stop the processes recorded in ``root`` and forget them; return what was recorded.
+
+    The foreground process (:data:`FOREGROUND`), if any, is asked first with SIGTERM and
+    given ``timeout`` seconds to stop the rest in order; every other recorded process group
+    is then stopped (SIGTERM, SIGKILL after the grace), whoever started it."""
+    entries = read_pids(root) or {}
+    others = {name: pid for name, pid in entries.items() if name != FOREGROUND}
+    foreground = entries.get(FOREGROUND)
+    if foreground and process_alive(foreground):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(foreground, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while process_alive(foreground) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for pid in others.values():
+        stop_process_group(pid)
+    (root / PIDS_FILE).unlink(missing_ok=True)
+    return entries
