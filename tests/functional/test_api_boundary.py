@@ -333,6 +333,9 @@ def test_forklift_credentials_by_name_and_a_member_plan_runs_no_workload(
             "POST", "/v1/forklift/plan", MEMBER, json={**body, "workload_options": options}
         )
         assert answer.status_code == 200, answer.text
+        # the plan names the credentials as the caller did: the server's file stays its own
+        assert answer.json()["plan"]["credentials"] == f"configured credentials {SEEDED!r}"
+        assert str(tmp_path / "c.yaml") not in answer.text + planned.out
         made.assert_nothing_read_run_or_fetched(answer.text + planned.out + refused.err)
     finally:
         made.server.stop()

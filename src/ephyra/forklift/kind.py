@@ -185,6 +185,8 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             credentials=resolver.credentials(body.credentials),
         )
         credentials = load_credentials(settings.credentials)
+        if settings.credentials != body.credentials:  # a name the server's operator configured
+            credentials.description = f"configured credentials {body.credentials!r}"
         load_workload(settings.workload, settings.workload_options)  # fail now, not mid-run
         planes = ControlPlane.connect(body.source), ControlPlane.connect(body.target)
         return make_plan(*planes, settings, credentials, body.nodes)

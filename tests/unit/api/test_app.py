@@ -260,3 +260,35 @@ def test_a_change_by_cookie_needs_the_session_header(app: FastAPI) -> None:
     pause = call(app, "POST", "/v1/forklift/runs/latest/pause", {**cookie, "X-Ephyra-Session": "1"})
     assert pause.status == 404  # authenticated: there is no run to pause
     assert error_of(pause)["code"] == "run_not_found"
+
+
+# -- the dashboard's pages ------------------------------------------------------------------
+def test_without_a_token_only_the_login_page_and_its_assets_are_served(app: FastAPI) -> None:
+    login = call(app, "GET", "/")
+    assert login.status == 401 and b"api-tokens.yaml" in login.body  # says where the token is
+    for asset in ("login.js", "login.css"):
+        assert call(app, "GET", f"/ui/{asset}").status == 200
+    for asset in ("app.js", "style.css", "index.html", "versions.js"):
+        assert call(app, "GET", f"/ui/{asset}").status == 401
+    assert call(app, "GET", "/ui/login.html").status == 404
+    assert call(app, "GET", "/ui/nosuch.js", {"X-Auth-Token": READER}).status == 404
+    page = call(app, "GET", "/", {"Cookie": f"ephyra_token={READER}"})
+    assert page.status == 200 and b"/ui/app.js" in page.body
+
+
+def test_every_page_forbids_inline_scripts_and_other_origins(app: FastAPI) -> None:
+    reader = {"Cookie": f"ephyra_token={READER}"}
+    for answer in (
+        call(app, "GET", "/"),
+        call(app, "GET", "/", reader),
+        call(app, "GET", "/ui/app.js", reader),
+        call(app, "GET", "/ui/login.js"),
+    ):
+        policy = answer.header("content-security-policy") or ""
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+        assert answer.header("x-content-type-options") == "nosniff"
+    static = Path(__file__).parents[3] / "src/ephyra/api/static"
+    for html in static.glob("*.html"):  # nothing the policy would block
+        assert "<script>" not in html.read_text() and "<style" not in html.read_text()
+        assert " style=" not in html.read_text()
