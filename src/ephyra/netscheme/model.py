@@ -12,7 +12,7 @@ ports away.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -80,6 +80,32 @@ class Node(Model):
         return self.pending_release_id or self.release_id
 
 
+def _node_addresses(node: Any, cidrs: dict[Any, str]) -> Any:
+    """``node`` with each ``ADDRESS/PREFIX`` of its network's prefix as ``ADDRESS``."""
+    if not isinstance(node, dict) or not isinstance(node.get("addresses"), dict):
+        return node
+    addresses: dict[Any, Any] = {}
+    for network, value in node["addresses"].items():
+        if value is None:
+            raise ValueError(
+                f"node {node.get('name')}: addresses: {network!r} has no address "
+                "(a mapping of network name -> the node's address on it)"
+            )
+        if isinstance(value, str) and "/" in value:
+            try:
+                written = IPv4Interface(value)
+            except ValueError as exc:
+                raise ValueError(f"node {node.get('name')}: {value}: {exc}") from exc
+            if network in cidrs and str(written.network) != cidrs[network]:
+                raise ValueError(
+                    f"node {node.get('name')}: {value} is not in network {network} "
+                    f"({cidrs[network]})"
+                )
+            value = str(written.ip)
+        addresses[network] = value
+    return {**node, "addresses": addresses}
+
+
 class Environment(Model):
     id: int = Field(ge=1)
     name: Name
@@ -90,6 +116,22 @@ class Environment(Model):
     bonds: list[Bond] = Field(default_factory=list)
     vips: list[Vip] = Field(default_factory=list)
     nodes: list[Node] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _addresses_as_written(cls, data: Any) -> Any:
+        """A node's address may be written with its network's prefix, as network schemes
+        write it (``management: 192.168.0.11/24``): the same address. Another prefix is
+        refused, and so is a network named without an address (``{...}``, ``{public: }``)."""
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+            return data
+        cidrs = {
+            n.get("name"): str(n.get("cidr"))
+            for n in data.get("networks") or []
+            if isinstance(n, dict)
+        }
+        nodes = [_node_addresses(node, cidrs) for node in data["nodes"]]
+        return {**data, "nodes": nodes}
 
     @model_validator(mode="after")
     def _consistent(self) -> Environment:

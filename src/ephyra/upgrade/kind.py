@@ -108,10 +108,17 @@ def plan_upgrade(
         except UsageError as exc:
             raise UsageError(f"strategies.{name}: {exc}") from exc
     found = inventory if inventory is not None else discover(sources, cloud)
-    the_plan = make_plan(found, spec)
-    if any(u.drain for u in the_plan.units()) and not cloud:
-        raise UsageError("compute hosts are drained first: name their cloud (--os-cloud NAME)")
-    return UpgradePlan(spec, the_plan, found, cloud)
+    return UpgradePlan(spec, make_plan(found, spec), found, cloud)
+
+
+def check_startable(plan: UpgradePlan) -> None:
+    """A run drains compute hosts through their cloud's APIs: planning reads only the
+    inventory and the specification, starting needs the cloud."""
+    if not plan.cloud and any(u.drain for u in plan.plan.units()):
+        raise UsageError(
+            "compute hosts are drained first: name their cloud (--os-cloud NAME) to start; "
+            "planning needs none"
+        )
 
 
 class UpgradeKind(RunKind[UpgradePlan]):
@@ -210,6 +217,7 @@ class UpgradeKind(RunKind[UpgradePlan]):
     def new_run(self, plan: UpgradePlan) -> NewRun:
         from ephyra.upgrade.runner import unit_details
 
+        check_startable(plan)
         meta = UpgradeMeta(plan.cloud, plan.plan.release, dict(plan.spec.raw), plan.plan.to_dict())
         return NewRun(meta.to_meta(), unit_details(plan.plan), upgrade_locks(plan.cloud, plan.plan))
 

@@ -22,3 +22,24 @@ def test_a_bad_environment_is_refused_with_what_is_wrong() -> None:
     bad["networks"][0]["bridge"] = "a-bridge-name-too-long"
     with pytest.raises(UsageError, match=r"networks\.0\.bridge"):
         Environment.parse(bad)
+
+
+def test_an_address_written_with_its_networks_prefix_is_that_address() -> None:
+    """Network schemes write ``192.168.0.11/24``; with the network's own prefix it is
+    unambiguous, and the environment keeps the address."""
+    written = doc()
+    written["nodes"][1]["addresses"]["management"] = "192.168.0.12/24"
+    env = Environment.parse(written)
+    assert str(env.nodes[1].addresses["management"]) == "192.168.0.12"
+    assert env == Environment.parse(doc())  # the sample writes 192.168.0.12
+
+
+def test_an_address_with_another_prefix_or_none_at_all_is_refused() -> None:
+    bad = doc()
+    bad["nodes"][1]["addresses"]["management"] = "192.168.0.12/16"
+    with pytest.raises(UsageError, match=r"192\.168\.0\.12/16 is not in network management"):
+        Environment.parse(bad)
+    elided = doc()
+    elided["nodes"][1]["addresses"] = {"...": None}  # what ``addresses: {...}`` reads as
+    with pytest.raises(UsageError, match=r"addresses: '\.\.\.' has no address"):
+        Environment.parse(elided)

@@ -14,6 +14,7 @@ import pytest
 from ephyra.engine.journal import Journal
 from ephyra.engine.service import RunService
 from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
 from ephyra.progress import PlainObserver
 from ephyra.strategies import base
 from ephyra.upgrade import runner
@@ -209,3 +210,14 @@ def test_abort_then_rollback_takes_back_what_was_done(env: Env) -> None:
     assert set(WORLD.versions.values()) == {"1.0"}
     downgrades = {(h, ",".join(s)) for what, h, s, _ in WORLD.calls if what == "downgrade"}
     assert downgrades == done
+
+
+def test_a_plan_that_drains_needs_no_cloud_but_its_start_does(env: Env) -> None:
+    """Planning reads only the inventory and the specification; the run drains compute
+    hosts through their cloud's APIs, so starting without one is refused, before any run."""
+    spec = _spec(roles={"compute": {"max_at_once": 2}})
+    found = plan_upgrade(spec, [], None, inventory=upgrade_fakes.cloud(computes=2))
+    assert [u.host for u in found.plan.units() if u.drain] == ["cmp-1", "cmp-2"]
+    with pytest.raises(UsageError, match=r"--os-cloud NAME\) to start; planning needs none"):
+        env.service.start(found, PlainObserver(env.out))
+    assert env.journal.runs("upgrade") == []
