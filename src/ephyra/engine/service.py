@@ -97,7 +97,8 @@ class RunService(Generic[P]):
     # -- finding runs and their holders --------------------------------------------------
     def find(self, ident: str | None, states: frozenset[RunState] = frozenset(RunState)) -> RunInfo:
         """The run named (an id or a unique prefix), else the latest in one of ``states``."""
-        return self.journal.find(self.kind.name, ident, states)
+        start = f"ephyra {self.kind.command} {self.kind.start_verb}"
+        return self.journal.find(self.kind.name, ident, states, f" (start one with: {start} ...)")
 
     def target(self, ident: str | None, action: Action) -> RunInfo:
         """The run ``action`` acts on: the one named, else the latest it may act on (the

@@ -203,6 +203,20 @@ def test_the_target_of_each_action(journal: Journal) -> None:
     with pytest.raises(IllegalTransition, match="is rolling back: pause it instead"):
         service.target(None, Action.ABORT)
     journal.save_run(rolling, state=RunState.ABORTED.value)
-    with pytest.raises(RunNotFound, match=r"no upgrade run .* is failed, paused"):
+    with pytest.raises(RunNotFound) as none:
         service.target(None, Action.RESUME)
+    assert str(none.value) == (
+        f"no upgrade run in {journal.url} is unfinished (running, paused, failed or "
+        f"rolling back): the latest, {back.short}, is rolled back"
+    )
     assert back.state is RunState.ROLLED_BACK
+
+
+@pytest.mark.parametrize("name", list(OLD))
+def test_no_run_yet_says_how_to_start_one(journal: Journal, name: str) -> None:
+    kind = OLD[name].kind()
+    start = f"ephyra {kind.command} {kind.start_verb} ..."
+    for act in (lambda s: s.status(None), lambda s: s.target(None, Action.RESUME)):
+        with pytest.raises(RunNotFound) as none:
+            act(RunService(kind, journal))
+        assert str(none.value) == f"no {name} run yet in {journal.url} (start one with: {start})"
