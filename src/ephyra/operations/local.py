@@ -37,6 +37,7 @@ from ephyra.operations.protocol import (
     Verdict,
 )
 from ephyra.progress import DONE, Observer
+from ephyra.urls import redact
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
 
@@ -110,8 +111,18 @@ class Local:
         outcomes = outcomes_by_run(events.read(journal.engine, limit=1_000_000, types=("node",)))
         return [progress(get(r.kind), r, outcomes.get(r.id, {})) for r in infos]
 
+    def find_run(self, ident: str) -> RunInfo:
+        """A run by id or unique prefix; ``latest``: the latest run of any kind."""
+        if _latest(ident) is not None:
+            return self.journal.run(ident)
+        known = set(names())
+        found = [r for r in self.journal.runs() if r.kind in known]
+        if not found:
+            raise RunNotFound(f"no run yet in {redact(self.journal.url)}")
+        return found[-1]
+
     def run(self, ident: str) -> RunDetail:
-        info = self.journal.run(ident)
+        info = self.find_run(ident)
         if info.kind not in names():
             raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
         kind = get(info.kind)
@@ -130,7 +141,7 @@ class Local:
 
     def events(self, ident: str | None, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         journal = self.journal
-        run_id = journal.run(ident).id if ident else None
+        run_id = self.find_run(ident).id if ident else None
         return events.read(journal.engine, run_id, after, limit)
 
     def kind_runs(self, kind: str) -> list[dict[str, Any]]:

@@ -98,7 +98,8 @@ def router(ctx: Context) -> APIRouter:
         dependencies=[ctx.allowed("run:list")],
     )
     async def show_run(run_id: str) -> Response:
-        """A run: its summary, each node, host or unit, and its kind's full status."""
+        """A run: its summary, each node, host or unit, and its kind's full status
+        (``latest``: the latest run of any kind)."""
         return json_answer(await fresh.get(("run", run_id), lambda: local.run(run_id)))
 
     @routes.get(
@@ -112,7 +113,8 @@ def router(ctx: Context) -> APIRouter:
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> dict[str, Any]:
-        """A run's events after ``after`` (a ``seq``), oldest first."""
+        """A run's events after ``after`` (a ``seq``), oldest first (``latest``: the
+        latest run's)."""
         return {"events": local.events(run_id, after, limit)}
 
     @routes.get(
@@ -127,9 +129,10 @@ def router(ctx: Context) -> APIRouter:
         run_id: str,
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> Response:
-        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes); each caller
-        holds a few streams open at most (429 beyond)."""
-        found = await anyio.to_thread.run_sync(local.journal.run, run_id)
+        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes; ``latest``: the
+        latest run's, as it is when the stream opens); each caller holds a few streams open
+        at most (429 beyond)."""
+        found = await anyio.to_thread.run_sync(local.find_run, run_id)
         return await stream(ctx, request, who, found.id, after)
 
     @routes.get(
