@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
@@ -250,14 +251,39 @@ def counts(rows: list[dict[str, Any]], key: str = "forward") -> dict[str, int]:
     return found
 
 
-def headline(status: Mapping[str, Any], where: str) -> list[str]:
-    """The first lines of a status: the run, its state and phase, ``where`` (what it
-    works on, from its leading space or comma), its counts."""
-    tally = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
-    lines = [f"run {status['id']}: {status['state']} ({status['phase']}){where}: {tally}"]
+def headline(status: Mapping[str, Any], where: str, tally: str | None = None) -> list[str]:
+    """The first lines of a status: the run, its state and phase (a rolled-back run:
+    "rolled back"), ``where`` (what it works on, from its leading space or comma), and
+    ``tally``, where its items are in the kind's words (default: its counts)."""
+    if tally is None:
+        tally = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    said = f"{status['state']} ({status['phase']})"
+    if status["state"] == RunState.ROLLED_BACK.value:
+        said = "rolled back"
+    lines = [f"run {status['id']}: {said}{where}: {tally}"]
     if status.get("reason"):
         lines.append(f"reason: {status['reason']}")
     return lines
+
+
+def some(count: int, noun: str) -> str:
+    """``3 nodes``, ``1 node``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def going_back(
+    rows: list[dict[str, Any]], back: Mapping[str, str], forward: Mapping[str, str], noun: str
+) -> str:
+    """Where the items of a run in its rollback phase are, in words, the most first: each
+    row by its rollback outcome (``back``), else, not taken back, by its forward one
+    (``forward``); e.g. "20 nodes still in cp2, 4 nodes back in cp1"."""
+    places = Counter(
+        back.get(row["rollback"], f"{row['rollback']} going back")
+        if row["rollback"]
+        else forward.get(row["forward"], row["forward"])
+        for row in rows
+    )
+    return ", ".join(f"{some(n, noun)} {place}" for place, n in places.most_common())
 
 
 def created(run: RunInfo) -> str:

@@ -15,8 +15,10 @@ from ephyra.engine.kinds import (
     Verbs,
     View,
     created,
+    going_back,
     headline,
 )
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.forklift.records import OUTCOMES, ForkliftDetail, ForkliftMeta, NodeStatus
 
@@ -251,10 +253,31 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         return RunStatus.of(run, ForkliftDetail(meta.source, meta.target, tuple(nodes)))
 
     def view(self, status: Mapping[str, Any]) -> View:
-        where = f" {status['from']} -> {status['to']}"
-        return View(
-            headline(status, where), [("nodes", ["name", "uuid", "forward", "rollback", "error"])]
-        )
+        source, target = status["from"], status["to"]
+        tables = [("nodes", ["name", "uuid", "forward", "rollback", "error"])]
+        if status["phase"] != Phase.ROLLBACK.value:
+            return View(headline(status, f" {source} -> {target}"), tables)
+        # going back: where each node is now
+        done = status["state"] == RunState.ROLLED_BACK.value
+        back = {
+            "moved": f"back in {source}"
+            + (f" (moved {source} -> {target}, then back)" if done else ""),
+            "moving": "on the way back",
+            "interrupted": "stopped on the way back",
+            "failed": "failed to go back",
+            "deferred": "deferred on the way back",
+        }
+        forward = {
+            "moved": f"still in {target}",
+            "pending": "never moved",
+            "returned": f"returned to {source} by the abort",
+            "failed": "failed to move",
+            "moving": "caught mid-move",
+            "interrupted": "stopped mid-move",
+            "deferred": "deferred",
+        }
+        tally = going_back(status["nodes"], back, forward, "node")
+        return View(headline(status, "" if done else f" {target} -> {source}", tally), tables)
 
     def row(self, run: RunInfo) -> dict[str, Any]:
         meta = ForkliftMeta.from_meta(run.meta)
