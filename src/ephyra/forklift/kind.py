@@ -292,7 +292,8 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
 
     def title(self, run: RunInfo) -> str:
         meta = ForkliftMeta.from_meta(run.meta)
-        return f"{meta.source} -> {meta.target}"
+        back = f", back to {meta.source}" if run.phase == Phase.ROLLBACK else ""
+        return f"{meta.source} -> {meta.target}{back}"
 
     def total(self, run: RunInfo) -> int:
         return len(ForkliftMeta.from_meta(run.meta).order)

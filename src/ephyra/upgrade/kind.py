@@ -334,7 +334,8 @@ class UpgradeKind(RunKind[UpgradePlan]):
 
     def title(self, run: RunInfo) -> str:
         meta = UpgradeMeta.from_meta(run.meta)
-        return f"to {meta.release}" + (f" on {meta.cloud}" if meta.cloud else "")
+        way = "back from" if run.phase == Phase.ROLLBACK else "to"
+        return f"{way} {meta.release}" + (f" on {meta.cloud}" if meta.cloud else "")
 
     def total(self, run: RunInfo) -> int:
         return UpgradeMeta.from_meta(run.meta).units
