@@ -90,6 +90,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     list_columns = ("id", "kind", "state", "cloud", "hosts", "created")
     also_lists = ("maintenance",)  # ephyra.compute.maintenance's records
     after_abort = "its hosts stay in maintenance until rollback"
+    resume_settings = {"concurrency": "moves at once in total from now on"}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[EvacuateBody]:
@@ -206,6 +207,12 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return host_locks(EvacuationMeta.from_meta(run.meta))
 
     # -- driving -----------------------------------------------------------------------
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        from ephyra.compute.budget import Settings
+
+        kept = {**Settings().to_meta(), **(EvacuationMeta.from_meta(run.meta).settings or {})}
+        return {"settings": Settings.from_meta({**kept, **settings}).to_meta()}
+
     def driver(
         self,
         journal: Journal,

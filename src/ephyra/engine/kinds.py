@@ -159,6 +159,9 @@ class RunKind(Generic[P]):
     #: An abort undoes what is half done (on_abort): then an abort that no process had to
     #: be asked for builds the run's driver here to do it.
     abort_undoes: ClassVar[bool] = False
+    #: The settings a resume may change (``resume --concurrency N``: a whole number), with
+    #: their help; :meth:`resumed` keeps them in the run's record, for later resumes too.
+    resume_settings: ClassVar[Mapping[str, str]] = {}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[Any]:
@@ -201,6 +204,11 @@ class RunKind(Generic[P]):
     ) -> RunDriver:
         """The driver of ``run`` (``plan``: the one it was created from, when at hand)."""
         raise NotImplementedError
+
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The changes to the run's record that ``settings`` (of :attr:`resume_settings`,
+        given to a resume) make, checked as a start checks them."""
+        return {}
 
     def on_resume(self, driver: RunDriver) -> None:
         """Before a resume goes forward again (an upgrade retries its failed units)."""

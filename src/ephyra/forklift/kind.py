@@ -65,6 +65,7 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
     items, item_name = "nodes", "name"
     list_columns = ("id", "state", "from", "to", "nodes", "created")
     abort_undoes = True
+    resume_settings = {"concurrency": "nodes moved at once from now on"}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[ForkliftBody]:
@@ -226,6 +227,12 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         from ephyra.forklift.runner import Forklift
 
         return Forklift(journal, run, observer, metrics, planes=plan.planes if plan else None)
+
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        from ephyra.forklift.settings import Settings
+
+        kept = ForkliftMeta.from_meta(run.meta).settings
+        return {"settings": Settings.from_meta({**kept, **settings}).to_meta()}
 
     def on_abort(self, driver: RunDriver) -> None:
         from ephyra.forklift.runner import Forklift

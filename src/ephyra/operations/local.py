@@ -157,9 +157,17 @@ class Local:
         return self.service(kind).abort(_latest(ident), observer)
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
+        self,
+        kind: str,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = None,
+        *,
+        settings: dict[str, Any] | None = None,
     ) -> RunInfo:
-        return self.service(kind).resume(_latest(ident), observer, exports=exports)
+        """Resume here, with ``settings`` (``{"concurrency": N}``) changed from now on."""
+        service = self.service(kind)
+        return service.resume(_latest(ident), observer, exports=exports, settings=settings)
 
     def rollback(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
@@ -209,13 +217,20 @@ class Local:
             return service.queue(found, board)
 
     def queue_resume(
-        self, kind: str, ident: str | None, board_url: str, *, rollback: bool = False
+        self,
+        kind: str,
+        ident: str | None,
+        board_url: str,
+        *,
+        rollback: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> RunInfo:
         """Post a run on a board: a conductor resumes it (or rolls it back)."""
         from ephyra.engine.board import Board
 
+        service = self.service(kind)
         with Board(board_url, self.journal) as board:
-            return self.service(kind).queue_resume(_latest(ident), board, rollback=rollback)
+            return service.queue_resume(_latest(ident), board, rollback=rollback, settings=settings)
 
     # -- hosts -----------------------------------------------------------------
     def hosts(self, cloud: str) -> list[Host]:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from ephyra.api.middleware import CountedStream, error_response
@@ -172,6 +173,14 @@ def router(ctx: Context) -> APIRouter:
     return routes
 
 
+class ResumeBody(BaseModel):
+    """What a resume may change of a run, from then on (none: as the run had it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(default=None, ge=1, description="items at once")
+
+
 def actions(ctx: Context) -> APIRouter:
     """Pause, resume, abort and roll back a run of any kind (``latest``: the latest)."""
     routes = APIRouter()
@@ -200,7 +209,23 @@ def actions(ctx: Context) -> APIRouter:
         def act(kind: Kind, run: str) -> dict[str, Any]:
             return driven.act(kind.value, run, action)
 
-    acting("resume", "continue a paused, failed or crashed run (the server drives it)")
+    @routes.post(
+        "/v1/{kind}/runs/{run}/resume",
+        tags=["runs"],
+        status_code=202,
+        responses=errors(400, 404, 409, 502, 503),
+        dependencies=[ctx.allowed("run:resume")],
+        summary="continue a paused, failed or crashed run (the server drives it)",
+        name="resume",
+    )
+    def resume(
+        kind: Kind, run: str, body: Annotated[ResumeBody | None, Body()] = None
+    ) -> dict[str, Any]:
+        """``concurrency``: a new one from now on (kept with the run; a forklift or an
+        evacuation); no body, or ``{}``: as the run had it."""
+        settings = body.model_dump(exclude_none=True) if body else None
+        return driven.act(kind.value, run, "resume", settings)
+
     acting("abort", "stop a run for good")
     acting("rollback", "take back what a run did (the server drives it)")
     return routes
