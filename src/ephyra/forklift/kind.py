@@ -283,7 +283,12 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             "interrupted": "stopped mid-move",
             "deferred": "deferred",
         }
-        tally = going_back(status["nodes"], back, forward, "node")
+        # a node an abort took back mid-move was returned, not moved and then moved back
+        nodes = [
+            {**node, "rollback": ""} if node["forward"] == "returned" else node
+            for node in status["nodes"]
+        ]
+        tally = going_back(nodes, back, forward, "node")
         return View(headline(status, "" if done else f" {target} -> {source}", tally), tables)
 
     def row(self, run: RunInfo) -> dict[str, Any]:

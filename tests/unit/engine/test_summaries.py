@@ -63,6 +63,11 @@ def test_a_rolled_back_forklift_says_its_nodes_are_back(journal: Journal) -> Non
         "run RUN: rolled back: 2 nodes back in cp1 (moved cp1 -> cp2, then back), "
         "1 node never moved"
     ]
+    nodes = [("moved", "moved"), ("returned", "moved"), ("pending", "")]  # aborted, then back
+    assert forklift(journal, "rolled-back", "rollback", nodes) == [
+        "run RUN: rolled back: 1 node back in cp1 (moved cp1 -> cp2, then back), "
+        "1 node returned to cp1 by the abort, 1 node never moved"
+    ]
 
 
 def test_a_forklift_going_back_says_where_each_node_is(journal: Journal) -> None:
