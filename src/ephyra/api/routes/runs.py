@@ -178,7 +178,9 @@ class ResumeBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    concurrency: int | None = Field(default=None, ge=1, description="items at once")
+    concurrency: int | None = Field(
+        default=None, ge=1, description="how many at once from now on (nodes, moves)"
+    )
 
 
 def actions(ctx: Context) -> APIRouter:
