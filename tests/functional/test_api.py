@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from ephyra.engine.journal import Journal
 from testbed.ironic import Testbed, free_port
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.ephyra_cli import EPHYRA, Ephyra
@@ -119,6 +120,24 @@ def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[di
     raise AssertionError("the stream ended before the run")
 
 
+def most_at_once(seen: list[dict[str, Any]]) -> list[int]:
+    """The most nodes moving at once in each part of a run (it starts again after a
+    resume), from its events: a node moves from its first step to its outcome."""
+    most: list[int] = []
+    moving: set[str] = set()
+    for event in seen:
+        if event["type"] == "run.started":
+            most.append(0)
+            moving.clear()
+        elif event["type"] == "step" and event["status"] == "started":
+            moving.add(event["node"])
+        elif event["type"] == "node":
+            moving.discard(event["node"])
+        if most:
+            most[-1] = max(most[-1], len(moving))
+    return most
+
+
 def test_forklift_through_the_api_streams_its_progress(
     served: tuple[Server, Ephyra], clean_testbed: Testbed, tmp_path: Path
 ) -> None:
@@ -187,13 +206,25 @@ def test_pause_by_a_member_and_resume_from_the_command_line(
         time.sleep(0.2)
     assert 1 <= state["done"] < 6
     assert_exactly_one(clean_testbed, list(original))
-    # resumed through the server by the command line, which shows the progress and waits
+    # resumed through the server by the command line, which shows the progress and waits,
+    # three nodes at once from now on
     as_member = {"EPHYRA_TOKEN": MEMBER}
-    resumed = ephyra("--url", server.url, "forklift", "resume", run_id, env=as_member)
+    zero = ephyra("--url", server.url, "forklift", "resume", "--concurrency", "0", env=as_member)
+    assert zero.code == 2 and "concurrency" in zero.err, zero.err  # refused, nothing done
+    resumed = ephyra(
+        "--url", server.url, "forklift", "resume", run_id, "--concurrency", "3", env=as_member
+    )
     assert resumed.code == 0, resumed.err
     assert f"run {run_id} succeeded" in resumed.out
     assert "6/6" in resumed.err  # the server's events, shown here
     assert_home(clean_testbed, original, "cp2")
+    journal = Journal(f"sqlite:///{ephyra.journal_file}")
+    assert journal.run(run_id).meta["settings"]["concurrency"] == 3  # kept with the run
+    journal.close()
+    seen = server.call("GET", "/v1/runs/latest/events", token=READER).json()["events"]
+    assert {e["run"] for e in seen} == {run_id}
+    before, after = most_at_once(seen)
+    assert (before, after) == (1, min(3, 6 - state["done"]))
     again = ephyra("--url", server.url, "forklift", "resume", run_id, env=as_member)
     assert again.code == 2 and "succeeded" in again.err  # refused, as in-process
 

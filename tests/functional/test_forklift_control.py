@@ -102,6 +102,11 @@ def test_abort_returns_the_node_in_flight(clean_testbed: Testbed, tmp_path: Path
     back = ephyra("forklift", "rollback")
     assert back.code == 0, back.err
     assert_home(clean_testbed, original, "cp1")
+    shown = ephyra("forklift", "status")  # where the nodes are now, not where they went
+    assert shown.out.splitlines()[0] == (
+        f"run {state['id']}: rolled back: 1 node back in cp1 (moved cp1 -> cp2, then back), "
+        "1 node returned to cp1 by the abort, 1 node never moved"
+    )
 
 
 def test_one_forklift_per_pair_of_control_planes(clean_testbed: Testbed, tmp_path: Path) -> None:

@@ -182,6 +182,8 @@ def test_a_run_reads_the_same_both_ways(pair: tuple[Operations, Operations]) -> 
     assert found[-1]["type"] == "run.finished" and found[-1]["state"] == "succeeded"
     assert agreed(pair, lambda o: o.events(run.id, found[-2]["seq"])) == found[-1:]
     assert agreed(pair, lambda o: o.events(run.id, 0, 2)) == found[:2]
+    assert agreed(pair, lambda o: o.run("latest")) == detail  # the latest run of any kind
+    assert agreed(pair, lambda o: o.events("latest")) == found
 
     # a finished run is neither paused nor aborted, the same way through both
     short = run.id[:8]

@@ -71,9 +71,13 @@ class Driven:
         self._track(run.id, kind, thread)
         return {"id": run.id, "kind": kind, "state": run.state.value, "seq": 0}
 
-    def act(self, kind: str, ident: str | None, action: str) -> dict[str, Any]:
-        """Resume, roll back or abort a run here (they may take long)."""
+    def act(
+        self, kind: str, ident: str | None, action: str, settings: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume (with ``settings`` changed from now on), roll back or abort a run here
+        (they may take long)."""
         run = self.local.target(kind, ident, action)
+        self.local.service(kind).resumed(run, settings)  # refused now, not in the thread
         seq = events.last_seq(self.local.journal.engine)
         messages: list[str] = []
 
@@ -81,7 +85,7 @@ class Driven:
             if action == "abort":
                 messages.append(self.local.abort(kind, run.id, QuietObserver()))
             elif action == "resume":
-                self.local.resume(kind, run.id, QuietObserver())
+                self.local.resume(kind, run.id, QuietObserver(), settings=settings)
             else:
                 self.local.rollback(kind, run.id, QuietObserver())
 

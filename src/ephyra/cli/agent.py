@@ -38,7 +38,10 @@ configured/failure under the version "malformed-desired-version", runs nothing, 
 again on the next valid trigger. Commands are stopped past their timeout (the strategy's
 `timeout`, default 1800 s; the version command and --validate: 60 s).
 
-SIGTERM or Ctrl-C stops it after the step under way; its lease ends with it.
+SIGTERM or Ctrl-C stops it after the step under way; its lease ends with it. So does
+--once, as it exits: the host's running version and roles go with the lease, and
+`ephyra version verify` no longer counts it (it counts hosts whose agent runs), while
+`ephyra version status` keeps its lifecycle state; --once says so as it exits.
 """
 
 #: ``ephyra.strategies.base.CHECK_TIMEOUT``, said in --help without importing the
@@ -135,7 +138,21 @@ def do_agent(args: argparse.Namespace) -> int:
     finally:
         agent.close()
         store.close()
+    if args.once and agent.running:
+        print(once_ended(conf.host, agent.running), file=sys.stderr)
     return 0 if converged or not args.once else 1
+
+
+def once_ended(host: str, version: str) -> str:
+    """What ``--once`` says as it exits: the host's announcement ended with its lease."""
+    return (
+        f"{host}: --once: the agent's lease ended as it exited, and with it "
+        f"/running_version/{version}/{host} and the host's roles: "
+        f"`ephyra version verify {version} {host}` now says it does not run {version} "
+        "(verify and roles count only hosts whose agent runs; `ephyra version status` still "
+        "shows its state). To keep the host counted, run `ephyra agent` as a service, "
+        "without --once"
+    )
 
 
 def register(sub: Any, exit_codes: str) -> None:
@@ -193,5 +210,6 @@ def register(sub: Any, exit_codes: str) -> None:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="exit once the host runs (or failed) the desired version",
+        help="exit once the host runs (or failed) the desired version; its lease ends as "
+        "it exits, and `version verify` no longer counts the host (see docs/versions.md)",
     )

@@ -102,16 +102,29 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
 
     def continuing(verb: str) -> Handler:
         def handler(args: argparse.Namespace) -> int:
+            settings = {
+                name: value
+                for name in kind.resume_settings
+                if (value := getattr(args, name, None)) is not None
+            }
             if args.board:
                 run = in_process(args).queue_resume(
-                    kind.name, args.run, args.board, rollback=verb == "rollback"
+                    kind.name,
+                    args.run,
+                    args.board,
+                    rollback=verb == "rollback",
+                    settings=settings or None,
                 )
                 print(f"run {run.id} queued on {redact(args.board)}")
                 return 0
             where = backend(args)
-            operation = where.resume if verb == "resume" else where.rollback
             observer = observer_for(sys.stderr, args.verbose)
-            run = operation(kind.name, args.run, observer, exports(args))
+            if verb == "resume":
+                run = where.resume(
+                    kind.name, args.run, observer, exports(args), settings=settings or None
+                )
+            else:
+                run = where.rollback(kind.name, args.run, observer, exports(args))
             print(f"run {run.id} {run.state.value}")
             return exit_code(run, status_command)
 
@@ -151,6 +164,14 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     for verb, text in (("resume", verbs.resume), ("rollback", verbs.rollback)):
         p = action(verb, continuing(verb), text)
         p.add_argument("run", nargs="?", help=run_help)
+        if verb == "resume":
+            for name, text in kind.resume_settings.items():
+                p.add_argument(
+                    f"--{name}",
+                    type=int,
+                    metavar="N",
+                    help=f"{text}, kept with the run (default: as the run has it)",
+                )
         add_metrics_options(p)
         board_option(p, f"queue the run on this board for `ephyra conductor` to {verb}")
     for verb, handler, text in (

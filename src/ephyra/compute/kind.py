@@ -23,10 +23,12 @@ from ephyra.engine.kinds import (
     Verbs,
     View,
     created,
+    going_back,
     headline,
     host_lock,
+    some,
 )
-from ephyra.engine.states import Phase
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.names import check_name
 
@@ -88,6 +90,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     list_columns = ("id", "kind", "state", "cloud", "hosts", "created")
     also_lists = ("maintenance",)  # ephyra.compute.maintenance's records
     after_abort = "its hosts stay in maintenance until rollback"
+    resume_settings = {"concurrency": "moves at once in total from now on"}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[EvacuateBody]:
@@ -204,6 +207,12 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return host_locks(EvacuationMeta.from_meta(run.meta))
 
     # -- driving -----------------------------------------------------------------------
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        from ephyra.compute.budget import Settings
+
+        kept = {**Settings().to_meta(), **(EvacuationMeta.from_meta(run.meta).settings or {})}
+        return {"settings": Settings.from_meta({**kept, **settings}).to_meta()}
+
     def driver(
         self,
         journal: Journal,
@@ -250,13 +259,43 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return RunStatus.of(run, EvacuationDetail(meta.cloud, tuple(hosts), tuple(servers)))
 
     def view(self, status: Mapping[str, Any]) -> View:
-        return View(
-            headline(status, f" on {status['cloud']}"),
-            [
-                ("hosts", ["host", "forward", "rollback", "drain_seconds", "error"]),
-                ("servers", ["name", "project", "from", "how", "outcome", "to", "detail"]),
-            ],
-        )
+        tables = [
+            ("hosts", ["host", "forward", "rollback", "drain_seconds", "error"]),
+            ("servers", ["name", "project", "from", "how", "outcome", "to", "detail"]),
+        ]
+        where = f" on {status['cloud']}"
+        if status["phase"] != Phase.ROLLBACK.value:
+            return View(headline(status, where), tables)
+        return View(headline(status, where, self._going_back(status)), tables)
+
+    def _going_back(self, status: Mapping[str, Any]) -> str:
+        """Where the hosts and servers of an evacuation in its rollback are: a rollback
+        takes maintenance off where the run put it on and starts the servers it stopped;
+        the servers it moved stay where they went."""
+        done = status["state"] == RunState.ROLLED_BACK.value
+        back = {
+            "restored": "back in service (maintenance off where this run put it on)",
+            "running": "being restored",
+            "interrupted": "stopped while restored",
+            "failed": "failed to be restored",
+            "halted": "halted while restored",
+        }
+        forward = {
+            "drained": "still in maintenance",
+            "pending": "never drained",
+            "halted": "halted mid-drain, in maintenance",
+            "failed": "failed to drain, in maintenance",
+            "interrupted": "stopped mid-drain, in maintenance",
+            "running": "caught mid-drain",
+        }
+        said = [going_back(status["hosts"], back, forward, "host")]
+        counts = status["counts"]
+        if counts.get("moved"):
+            said.append(f"{some(counts['moved'], 'server')} stay where they were moved")
+        if counts.get("stopped"):
+            again = "started again" if done else "stopped, to be started again"
+            said.append(f"{some(counts['stopped'], 'server')} {again}")
+        return "; ".join(said)
 
     def row(self, run: RunInfo) -> dict[str, Any]:
         meta = EvacuationMeta.from_meta(run.meta)

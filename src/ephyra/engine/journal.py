@@ -30,7 +30,7 @@ from taskflow.persistence.backends import impl_sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import tables
 
 from ephyra.engine import events
-from ephyra.engine.states import RunState
+from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import BackendError, EphyraError, RunNotFound, UsageError
 from ephyra.paths import private_database, sqlite_path, state_dir, write_ahead
 from ephyra.urls import redact
@@ -41,6 +41,31 @@ FLOWDETAILS = tables.fetch(sa.MetaData()).flowdetails
 CREATE_TRIES = 4
 #: How long a SQLite connection waits for another one's lock.
 SQLITE_BUSY_TIMEOUT = 60.0
+
+
+#: Sets of states with a name of their own, as messages say them.
+NAMED_STATES = {UNFINISHED: "unfinished (running, paused, failed or rolling back)"}
+
+
+def spoken(state: RunState) -> str:
+    """A state as a sentence says it: "rolled back", not "rolled-back"."""
+    return state.value.replace("-", " ")
+
+
+def described(states: frozenset[RunState]) -> str:
+    """``states`` in words: their name, else the few left out ("not rolled back"), else
+    each of them ("paused or failed")."""
+    if states in NAMED_STATES:
+        return NAMED_STATES[states]
+    left_out = [s for s in RunState if s not in states]
+    if len(left_out) < len(states):
+        return "not " + _either(left_out)
+    return _either([s for s in RunState if s in states])
+
+
+def _either(states: list[RunState]) -> str:
+    words = [spoken(s) for s in states]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def default_url() -> str:
@@ -211,18 +236,27 @@ class Journal:
             )
         return _info(matches[0])
 
-    def find(self, kind: str, ident: str | None, states: frozenset[RunState]) -> RunInfo:
-        """The ``kind`` run named, or the latest ``kind`` run in one of ``states``."""
+    def find(
+        self, kind: str, ident: str | None, states: frozenset[RunState], hint: str = ""
+    ) -> RunInfo:
+        """The ``kind`` run named, or the latest ``kind`` run in one of ``states``
+        (``hint``: said when the journal has no ``kind`` run at all, e.g. how to start one)."""
         if ident:
             run = self.run(ident)
             if run.kind != kind:
                 raise RunNotFound(f"run {ident} is a {run.kind} run, not a {kind} run")
             return run
-        for run in reversed(self.runs(kind)):
+        found = self.runs(kind)
+        for run in reversed(found):
             if run.state in states:
                 return run
-        wanted = ", ".join(sorted(s.value for s in states))
-        raise RunNotFound(f"no {kind} run in {redact(self.url)} is {wanted}")
+        if not found:
+            raise RunNotFound(f"no {kind} run yet in {redact(self.url)}{hint}")
+        latest = found[-1]
+        raise RunNotFound(
+            f"no {kind} run in {redact(self.url)} is {described(states)}: "
+            f"the latest, {latest.short}, is {spoken(latest.state)}"
+        )
 
     def runs(self, kind: str | None = None) -> list[RunInfo]:
         with self._conn() as conn:

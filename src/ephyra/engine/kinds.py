@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
@@ -158,6 +159,9 @@ class RunKind(Generic[P]):
     #: An abort undoes what is half done (on_abort): then an abort that no process had to
     #: be asked for builds the run's driver here to do it.
     abort_undoes: ClassVar[bool] = False
+    #: The settings a resume may change (``resume --concurrency N``: a whole number), with
+    #: their help; :meth:`resumed` keeps them in the run's record, for later resumes too.
+    resume_settings: ClassVar[Mapping[str, str]] = {}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[Any]:
@@ -200,6 +204,11 @@ class RunKind(Generic[P]):
     ) -> RunDriver:
         """The driver of ``run`` (``plan``: the one it was created from, when at hand)."""
         raise NotImplementedError
+
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The changes to the run's record that ``settings`` (of :attr:`resume_settings`,
+        given to a resume) make, checked as a start checks them."""
+        return {}
 
     def on_resume(self, driver: RunDriver) -> None:
         """Before a resume goes forward again (an upgrade retries its failed units)."""
@@ -250,14 +259,39 @@ def counts(rows: list[dict[str, Any]], key: str = "forward") -> dict[str, int]:
     return found
 
 
-def headline(status: Mapping[str, Any], where: str) -> list[str]:
-    """The first lines of a status: the run, its state and phase, ``where`` (what it
-    works on, from its leading space or comma), its counts."""
-    tally = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
-    lines = [f"run {status['id']}: {status['state']} ({status['phase']}){where}: {tally}"]
+def headline(status: Mapping[str, Any], where: str, tally: str | None = None) -> list[str]:
+    """The first lines of a status: the run, its state and phase (a rolled-back run:
+    "rolled back"), ``where`` (what it works on, from its leading space or comma), and
+    ``tally``, where its items are in the kind's words (default: its counts)."""
+    if tally is None:
+        tally = ", ".join(f"{v} {k}" for k, v in sorted(status["counts"].items()))
+    said = f"{status['state']} ({status['phase']})"
+    if status["state"] == RunState.ROLLED_BACK.value:
+        said = "rolled back"
+    lines = [f"run {status['id']}: {said}{where}: {tally}"]
     if status.get("reason"):
         lines.append(f"reason: {status['reason']}")
     return lines
+
+
+def some(count: int, noun: str) -> str:
+    """``3 nodes``, ``1 node``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def going_back(
+    rows: list[dict[str, Any]], back: Mapping[str, str], forward: Mapping[str, str], noun: str
+) -> str:
+    """Where the items of a run in its rollback phase are, in words, the most first: each
+    row by its rollback outcome (``back``), else, not taken back, by its forward one
+    (``forward``); e.g. "20 nodes still in cp2, 4 nodes back in cp1"."""
+    places = Counter(
+        back.get(row["rollback"], f"{row['rollback']} going back")
+        if row["rollback"]
+        else forward.get(row["forward"], row["forward"])
+        for row in rows
+    )
+    return ", ".join(f"{some(n, noun)} {place}" for place, n in places.most_common())
 
 
 def created(run: RunInfo) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -97,7 +97,8 @@ class RunService(Generic[P]):
     # -- finding runs and their holders --------------------------------------------------
     def find(self, ident: str | None, states: frozenset[RunState] = frozenset(RunState)) -> RunInfo:
         """The run named (an id or a unique prefix), else the latest in one of ``states``."""
-        return self.journal.find(self.kind.name, ident, states)
+        start = f"ephyra {self.kind.command} {self.kind.start_verb}"
+        return self.journal.find(self.kind.name, ident, states, f" (start one with: {start} ...)")
 
     def target(self, ident: str | None, action: Action) -> RunInfo:
         """The run ``action`` acts on: the one named, else the latest it may act on (the
@@ -182,8 +183,16 @@ class RunService(Generic[P]):
             raise
         return run
 
-    def queue_resume(self, ident: str | None, board: Any, *, rollback: bool = False) -> RunInfo:
-        """Post a run on ``board``: a conductor resumes it (or rolls it back)."""
+    def queue_resume(
+        self,
+        ident: str | None,
+        board: Any,
+        *,
+        rollback: bool = False,
+        settings: Mapping[str, Any] | None = None,
+    ) -> RunInfo:
+        """Post a run on ``board``: a conductor resumes it (or rolls it back), with
+        ``settings`` changed (:attr:`RunKind.resume_settings`)."""
         from ephyra.engine.jobflow import hand_over
 
         run = self.target(ident, Action.ROLLBACK if rollback else Action.RESUME)
@@ -192,6 +201,9 @@ class RunService(Generic[P]):
             by = f", claimed by {posted.owner}" if posted.owner else ""
             raise UsageError(f"run {run.short} is queued on {redact(board.url.url)} already{by}")
         with self.holding(self.locks(run)):
+            if settings:
+                fresh = self.journal.run(run.id)
+                run = self.journal.save_run(fresh, **self.resumed(fresh, settings))
             what = "rollback" if rollback else "resume"
             if rollback:
                 run = self.journal.save_run(run, phase=Phase.ROLLBACK.value, reason="")
@@ -201,16 +213,32 @@ class RunService(Generic[P]):
         return run
 
     # -- going on ------------------------------------------------------------------------
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The changes to the run's record that a resume with ``settings`` makes (none
+        without); refused if one is not of :attr:`RunKind.resume_settings`."""
+        if not settings:
+            return {}
+        others = sorted(set(settings) - set(self.kind.resume_settings))
+        if others:
+            raise UsageError(f"{self.kind.name} runs take no {', '.join(others)} on resume")
+        return self.kind.resumed(run, settings)
+
     @contextlib.contextmanager
     def _taken(
-        self, run: RunInfo, observer: Observer, keeper: Keeper | None = None
+        self,
+        run: RunInfo,
+        observer: Observer,
+        keeper: Keeper | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Iterator[RunDriver]:
         """Hold the run's locks, record this process as its runner (and the locks with the
-        run, if it was made before they were kept), and clear old requests; the driver
-        checks its locks and ``keeper`` before each step."""
+        run, if it was made before they were kept, and the ``settings`` a resume changed),
+        and clear old requests; the driver checks its locks and ``keeper`` before each step."""
         locks = self.locks(run)
         with self.holding(locks) as held:
-            run = self.journal.save_run(self.journal.run(run.id), locks=locks, **_here())
+            run = self.journal.run(run.id)
+            changes = self.resumed(run, settings)
+            run = self.journal.save_run(run, locks=locks, **_here(), **changes)
             self.journal.request(run.id, None)
             metrics = _metrics(self.kind.name, run.id)
             driver = self.kind.driver(self.journal, run, observer, metrics)
@@ -230,11 +258,13 @@ class RunService(Generic[P]):
         *,
         exports: Exports | None = None,
         keeper: Keeper | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> RunInfo:
         """Go on from where the run stopped, in the phase it was in (``keeper``: what
-        keeps it this process's besides its locks, a conductor's claim)."""
+        keeps it this process's besides its locks, a conductor's claim), with ``settings``
+        changed from now on (:attr:`RunKind.resume_settings`, kept with the run)."""
         run = self.target(ident, Action.RESUME)
-        with self._taken(run, observer, keeper) as driver:
+        with self._taken(run, observer, keeper, settings) as driver:
             if run.phase == Phase.ROLLBACK:
                 driver.set_state(RunState.ROLLING_BACK, reason="")
                 return self._drive(driver, Phase.ROLLBACK, exports)

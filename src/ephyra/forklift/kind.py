@@ -15,8 +15,10 @@ from ephyra.engine.kinds import (
     Verbs,
     View,
     created,
+    going_back,
     headline,
 )
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.forklift.records import OUTCOMES, ForkliftDetail, ForkliftMeta, NodeStatus
 
@@ -63,6 +65,7 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
     items, item_name = "nodes", "name"
     list_columns = ("id", "state", "from", "to", "nodes", "created")
     abort_undoes = True
+    resume_settings = {"concurrency": "nodes moved at once from now on"}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[ForkliftBody]:
@@ -227,6 +230,12 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
 
         return Forklift(journal, run, observer, metrics, planes=plan.planes if plan else None)
 
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        from ephyra.forklift.settings import Settings
+
+        kept = ForkliftMeta.from_meta(run.meta).settings
+        return {"settings": Settings.from_meta({**kept, **settings}).to_meta()}
+
     def on_abort(self, driver: RunDriver) -> None:
         from ephyra.forklift.runner import Forklift
 
@@ -253,10 +262,36 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
         return RunStatus.of(run, ForkliftDetail(meta.source, meta.target, tuple(nodes)))
 
     def view(self, status: Mapping[str, Any]) -> View:
-        where = f" {status['from']} -> {status['to']}"
-        return View(
-            headline(status, where), [("nodes", ["name", "uuid", "forward", "rollback", "error"])]
-        )
+        source, target = status["from"], status["to"]
+        tables = [("nodes", ["name", "uuid", "forward", "rollback", "error"])]
+        if status["phase"] != Phase.ROLLBACK.value:
+            return View(headline(status, f" {source} -> {target}"), tables)
+        # going back: where each node is now
+        done = status["state"] == RunState.ROLLED_BACK.value
+        back = {
+            "moved": f"back in {source}"
+            + (f" (moved {source} -> {target}, then back)" if done else ""),
+            "moving": "on the way back",
+            "interrupted": "stopped on the way back",
+            "failed": "failed to go back",
+            "deferred": "deferred on the way back",
+        }
+        forward = {
+            "moved": f"still in {target}",
+            "pending": "never moved",
+            "returned": f"returned to {source} by the abort",
+            "failed": "failed to move",
+            "moving": "caught mid-move",
+            "interrupted": "stopped mid-move",
+            "deferred": "deferred",
+        }
+        # a node an abort took back mid-move was returned, not moved and then moved back
+        nodes = [
+            {**node, "rollback": ""} if node["forward"] == "returned" else node
+            for node in status["nodes"]
+        ]
+        tally = going_back(nodes, back, forward, "node")
+        return View(headline(status, "" if done else f" {target} -> {source}", tally), tables)
 
     def row(self, run: RunInfo) -> dict[str, Any]:
         meta = ForkliftMeta.from_meta(run.meta)
@@ -271,7 +306,8 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
 
     def title(self, run: RunInfo) -> str:
         meta = ForkliftMeta.from_meta(run.meta)
-        return f"{meta.source} -> {meta.target}"
+        back = f", back to {meta.source}" if run.phase == Phase.ROLLBACK else ""
+        return f"{meta.source} -> {meta.target}{back}"
 
     def total(self, run: RunInfo) -> int:
         return len(ForkliftMeta.from_meta(run.meta).order)

@@ -37,6 +37,7 @@ from ephyra.operations.protocol import (
     Verdict,
 )
 from ephyra.progress import DONE, Observer
+from ephyra.urls import redact
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
 
@@ -110,8 +111,18 @@ class Local:
         outcomes = outcomes_by_run(events.read(journal.engine, limit=1_000_000, types=("node",)))
         return [progress(get(r.kind), r, outcomes.get(r.id, {})) for r in infos]
 
+    def find_run(self, ident: str) -> RunInfo:
+        """A run by id or unique prefix; ``latest``: the latest run of any kind."""
+        if _latest(ident) is not None:
+            return self.journal.run(ident)
+        known = set(names())
+        found = [r for r in self.journal.runs() if r.kind in known]
+        if not found:
+            raise RunNotFound(f"no run yet in {redact(self.journal.url)}")
+        return found[-1]
+
     def run(self, ident: str) -> RunDetail:
-        info = self.journal.run(ident)
+        info = self.find_run(ident)
         if info.kind not in names():
             raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
         kind = get(info.kind)
@@ -130,7 +141,7 @@ class Local:
 
     def events(self, ident: str | None, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         journal = self.journal
-        run_id = journal.run(ident).id if ident else None
+        run_id = self.find_run(ident).id if ident else None
         return events.read(journal.engine, run_id, after, limit)
 
     def kind_runs(self, kind: str) -> list[dict[str, Any]]:
@@ -146,9 +157,17 @@ class Local:
         return self.service(kind).abort(_latest(ident), observer)
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
+        self,
+        kind: str,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = None,
+        *,
+        settings: dict[str, Any] | None = None,
     ) -> RunInfo:
-        return self.service(kind).resume(_latest(ident), observer, exports=exports)
+        """Resume here, with ``settings`` (``{"concurrency": N}``) changed from now on."""
+        service = self.service(kind)
+        return service.resume(_latest(ident), observer, exports=exports, settings=settings)
 
     def rollback(
         self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
@@ -198,13 +217,20 @@ class Local:
             return service.queue(found, board)
 
     def queue_resume(
-        self, kind: str, ident: str | None, board_url: str, *, rollback: bool = False
+        self,
+        kind: str,
+        ident: str | None,
+        board_url: str,
+        *,
+        rollback: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> RunInfo:
         """Post a run on a board: a conductor resumes it (or rolls it back)."""
         from ephyra.engine.board import Board
 
+        service = self.service(kind)
         with Board(board_url, self.journal) as board:
-            return self.service(kind).queue_resume(_latest(ident), board, rollback=rollback)
+            return service.queue_resume(_latest(ident), board, rollback=rollback, settings=settings)
 
     # -- hosts -----------------------------------------------------------------
     def hosts(self, cloud: str) -> list[Host]:

@@ -144,7 +144,13 @@ class Operations(Protocol):
     def abort(self, kind: str, ident: str | None, observer: Observer) -> str: ...
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = ...
+        self,
+        kind: str,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = ...,
+        *,
+        settings: dict[str, Any] | None = ...,
     ) -> RunInfo: ...
 
     def rollback(

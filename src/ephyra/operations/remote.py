@@ -153,11 +153,18 @@ class Remote:
         return str(answer["message"])
 
     def resume(
-        self, kind: str, ident: str | None, observer: Observer, exports: Exports | None = None
+        self,
+        kind: str,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = None,
+        *,
+        settings: dict[str, Any] | None = None,
     ) -> RunInfo:
-        """The server resumes the run (and exports its metrics, if it does); this side
-        follows it."""
-        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/resume")
+        """The server resumes the run (and exports its metrics, if it does), with
+        ``settings`` changed from now on; this side follows it."""
+        path = f"/v1/{kind}/runs/{ident or 'latest'}/resume"
+        answer = self._call("POST", path, json=settings or {})
         return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
 
     def rollback(

@@ -22,10 +22,12 @@ from ephyra.engine.kinds import (
     Verbs,
     View,
     created,
+    going_back,
     headline,
     host_lock,
+    some,
 )
-from ephyra.engine.states import Phase
+from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
 from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeDetail, UpgradeMeta
 
@@ -290,13 +292,42 @@ class UpgradeKind(RunKind[UpgradePlan]):
         return RunStatus.of(run, detail)
 
     def view(self, status: Mapping[str, Any]) -> View:
-        lines = headline(status, f", release {status['release']}")
+        if status["phase"] != Phase.ROLLBACK.value:
+            lines = headline(status, f", release {status['release']}")
+        else:
+            lines = self._going_back(status)
         if status["frozen"]:
             lines.append(f"frozen (left alone): {', '.join(status['frozen'])}")
         return View(
             lines,
             [("units", ["unit", "batch", "forward", "rollback", "versions", "kept", "error"])],
         )
+
+    def _going_back(self, status: Mapping[str, Any]) -> list[str]:
+        """The first lines of an upgrade in its rollback: where each unit is now, and
+        the units that kept a change their strategy cannot take back."""
+        release = status["release"]
+        done = status["state"] == RunState.ROLLED_BACK.value
+        back = {
+            "restored": "taken back to the version before",
+            "running": "being taken back",
+            "interrupted": "stopped while taken back",
+            "failed": "failed to be taken back",
+        }
+        forward = {
+            "upgraded": f"still at {release}",
+            "pending": "never upgraded",
+            "failed": "failed to upgrade",
+            "retry": "failed to upgrade",
+            "running": "caught mid-upgrade",
+            "interrupted": "stopped mid-upgrade",
+        }
+        tally = going_back(status["units"], back, forward, "unit")
+        kept = sum(1 for unit in status["units"] if unit["kept"])
+        if kept:
+            tally += f"; {some(kept, 'unit')} kept a change with no downgrade (see kept)"
+        where = f" from {release}" if done else f", release {release}"
+        return headline(status, where, tally)
 
     def row(self, run: RunInfo) -> dict[str, Any]:
         meta = UpgradeMeta.from_meta(run.meta)
@@ -311,7 +342,8 @@ class UpgradeKind(RunKind[UpgradePlan]):
 
     def title(self, run: RunInfo) -> str:
         meta = UpgradeMeta.from_meta(run.meta)
-        return f"to {meta.release}" + (f" on {meta.cloud}" if meta.cloud else "")
+        way = "back from" if run.phase == Phase.ROLLBACK else "to"
+        return f"{way} {meta.release}" + (f" on {meta.cloud}" if meta.cloud else "")
 
     def total(self, run: RunInfo) -> int:
         return UpgradeMeta.from_meta(run.meta).units

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ephyra.cli.agent import once_ended
 from ephyra.cli.main import main
 from ephyra.versions import report
 from ephyra.versions.keys import Keys
@@ -293,10 +294,18 @@ def test_once_exits_when_the_host_runs_or_failed_the_desired_version(fleet: Flee
     assert fleet("version", "trigger", "2.0", "--max-at-once", "compute=all")[0] == 0
     good = fleet.start("cmp-1", "compute", sleep=0.1, once=True)
     bad = fleet.start("cmp-2", "compute", sleep=0.1, fail="cmp-2-2.0", once=True)
-    assert good.finish(60).code == 0
+    done = good.finish(60)
+    assert done.code == 0
     assert bad.finish(60).code == 1
     assert [v for v, _, _ in fleet.effects("cmp-1")] == ["2.0"]
-    assert fleet.status()["cmp-2"]["state"] == "configured/failure"
+    status = fleet.status()
+    assert status["cmp-2"]["state"] == "configured/failure"
+    # its lease ended as it exited: verify no longer counts it, as --once said it would
+    assert done.err.splitlines()[-1] == once_ended("cmp-1", "2.0")
+    assert "`ephyra version verify 2.0 cmp-1` now says it does not run 2.0" in done.err
+    code, out, _ = fleet("version", "verify", "2.0", "cmp-1")
+    assert (code, out) == (1, "1 of 1 host(s) do not run 2.0: cmp-1\n")
+    assert status["cmp-1"]["state"] == "validated/success"  # what version status still shows
 
 
 def test_a_stalled_agent_whose_lease_expired_announces_itself_again(fleet: Fleet) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.states import RunState
+from ephyra.engine.journal import Journal, RunInfo, described
+from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import RunNotFound
 
 
@@ -80,8 +80,35 @@ def test_find_by_id_kind_and_state(journal: Journal) -> None:
     with pytest.raises(RunNotFound, match=f"^run {other.id} is a evacuate run, not a forklift"):
         journal.find("forklift", other.id, unfinished)
     with pytest.raises(RunNotFound) as none:
-        journal.find("upgrade", None, unfinished)
-    assert str(none.value) == f"no upgrade run in {journal.url} is failed, paused"
+        journal.find("upgrade", None, unfinished, " (start one)")
+    assert str(none.value) == f"no upgrade run yet in {journal.url} (start one)"
+    with pytest.raises(RunNotFound) as none:
+        journal.find("forklift", None, frozenset({RunState.PAUSED}))
+    assert str(none.value) == (
+        f"no forklift run in {journal.url} is paused: the latest, {new.short}, is succeeded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "words"),
+    [
+        (UNFINISHED, "unfinished (running, paused, failed or rolling back)"),
+        (frozenset(RunState) - {RunState.ROLLED_BACK}, "not rolled back"),
+        (frozenset({RunState.FAILED, RunState.PAUSED}), "paused or failed"),
+        (frozenset({RunState.ROLLING_BACK}), "rolling back"),
+    ],
+)
+def test_states_are_named_in_words(states: frozenset[RunState], words: str) -> None:
+    assert described(states) == words
+
+
+def test_a_journal_with_a_password_is_named_without_it(tmp_path: Path) -> None:
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    journal.url = "postgresql://ephyra:s3cret@db.example/ephyra"  # as a server's URL reads
+    with pytest.raises(RunNotFound) as none:
+        journal.find("forklift", None, UNFINISHED)
+    assert str(none.value) == "no forklift run yet in postgresql://ephyra:***@db.example/ephyra"
+    journal.close()
 
 
 def test_records_by_prefix_in_one_query(journal: Journal) -> None:

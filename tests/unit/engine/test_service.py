@@ -19,7 +19,7 @@ from ephyra.engine.kinds import RunKind
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.service import Action, RunService, holding_locks, locks_of
 from ephyra.engine.states import Phase, RunState
-from ephyra.errors import IllegalTransition, LockHeld, RunNotFound
+from ephyra.errors import IllegalTransition, LockHeld, RunNotFound, UsageError
 from ephyra.forklift.kind import ForkliftKind
 from ephyra.progress import Observer, QuietObserver
 from ephyra.upgrade.kind import UpgradeKind
@@ -203,6 +203,99 @@ def test_the_target_of_each_action(journal: Journal) -> None:
     with pytest.raises(IllegalTransition, match="is rolling back: pause it instead"):
         service.target(None, Action.ABORT)
     journal.save_run(rolling, state=RunState.ABORTED.value)
-    with pytest.raises(RunNotFound, match=r"no upgrade run .* is failed, paused"):
+    with pytest.raises(RunNotFound) as none:
         service.target(None, Action.RESUME)
+    assert str(none.value) == (
+        f"no upgrade run in {journal.url} is unfinished (running, paused, failed or "
+        f"rolling back): the latest, {back.short}, is rolled back"
+    )
     assert back.state is RunState.ROLLED_BACK
+
+
+@pytest.mark.parametrize("name", list(OLD))
+def test_no_run_yet_says_how_to_start_one(journal: Journal, name: str) -> None:
+    kind = OLD[name].kind()
+    start = f"ephyra {kind.command} {kind.start_verb} ..."
+    for act in (lambda s: s.status(None), lambda s: s.target(None, Action.RESUME)):
+        with pytest.raises(RunNotFound) as none:
+            act(RunService(kind, journal))
+        assert str(none.value) == f"no {name} run yet in {journal.url} (start one with: {start})"
+
+
+class Settled(Driver):
+    """Records the settings its run has when it is driven, as a runner reads them."""
+
+    concurrency: list[int] = []
+
+    def run_phase(self, phase: Phase) -> RunState:
+        Settled.concurrency.append(int(self.run.meta["settings"]["concurrency"]))
+        return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK
+
+
+def settled(base: type[RunKind[Any]]) -> RunKind[Any]:
+    class Kind(base):  # type: ignore[valid-type,misc]
+        def driver(
+            self,
+            journal: Journal,
+            run: RunInfo,
+            observer: Observer,
+            metrics: RunMetrics,
+            plan: Any = None,
+        ) -> RunDriver:
+            return Settled(journal, run, observer, metrics)
+
+    return Kind()
+
+
+@pytest.mark.parametrize("name", ["forklift", "evacuate"])
+def test_a_resume_changes_the_concurrency_from_then_on(
+    journal: Journal, lock_url: str, name: str
+) -> None:
+    service = RunService(settled(OLD[name].kind), journal, lock_url)
+    run = old_run(journal, name, RunState.PAUSED)
+    Settled.concurrency = []
+    with pytest.raises(UsageError, match=r"--concurrency .*must be at least 1"):
+        service.resume(run.id, QuietObserver(), settings={"concurrency": 0})
+    assert journal.run(run.id).state is RunState.PAUSED  # refused: nothing done
+    assert service.resume(run.id, QuietObserver(), settings={"concurrency": 3}).state is (
+        RunState.SUCCEEDED
+    )
+    kept = journal.run(run.id).meta["settings"]
+    assert kept["concurrency"] == 3
+    journal.save_run(journal.run(run.id), state=RunState.FAILED.value)
+    service.resume(run.id, QuietObserver())  # a later resume without it keeps it
+    assert Settled.concurrency == [3, 3]
+    assert journal.run(run.id).meta["settings"] == kept
+
+
+def test_a_resume_refuses_what_its_kind_does_not_change(journal: Journal, lock_url: str) -> None:
+    service = RunService(settled(UpgradeKind), journal, lock_url)
+    run = old_run(journal, "upgrade", RunState.PAUSED)
+    Settled.concurrency = []
+    with pytest.raises(UsageError, match=r"^upgrade runs take no concurrency on resume$"):
+        service.resume(run.id, QuietObserver(), settings={"concurrency": 2})
+    assert Settled.concurrency == [] and journal.run(run.id).state is RunState.PAUSED
+
+
+def test_a_queued_resume_keeps_its_concurrency_for_the_conductor(
+    journal: Journal, lock_url: str
+) -> None:
+    posted: list[str] = []
+
+    class Board:
+        url = type("Url", (), {"url": "etcd3+http://127.0.0.1:1"})()
+
+        def queued(self, run: RunInfo) -> None:
+            return None
+
+        def add_job_detail(self, run: RunInfo) -> str:
+            return "flow"
+
+        def post(self, run: RunInfo, flow: str) -> None:
+            posted.append(run.id)
+
+    service = RunService(settled(ForkliftKind), journal, lock_url)
+    run = old_run(journal, "forklift", RunState.PAUSED)
+    service.queue_resume(run.id, Board(), settings={"concurrency": 5})
+    assert posted == [run.id]
+    assert journal.run(run.id).meta["settings"]["concurrency"] == 5

@@ -109,6 +109,8 @@ def test_a_node_with_no_record_yet_is_pending_and_rows_read_the_meta() -> None:
     assert [n["forward"] for n in status["nodes"]] == ["pending", "pending"]
     kind = ForkliftKind()
     assert kind.title(run) == "cp1 -> cp2"
+    back = RunInfo(run.id, "forklift", RunState.ROLLED_BACK, {**run.meta, "phase": "rollback"})
+    assert kind.title(back) == "cp1 -> cp2, back to cp1"  # not "cp1 -> cp2" alone
     assert kind.total(run) == 2
     row = kind.row(run)
     assert (row["from"], row["to"], row["nodes"]) == ("cp1", "cp2", 2)

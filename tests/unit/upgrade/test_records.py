@@ -154,5 +154,7 @@ def test_rows_read_the_meta() -> None:
     run = RunInfo("ab000000-3", "upgrade", RunState.FAILED, {**STORED, "cloud": None})
     kind = UpgradeKind()
     assert kind.title(run) == "to 2026.2"
+    back = RunInfo(run.id, "upgrade", RunState.ROLLING_BACK, {**run.meta, "phase": "rollback"})
+    assert kind.title(back) == "back from 2026.2"
     assert kind.total(run) == 2
     assert (kind.row(run)["cloud"], kind.row(run)["units"]) == ("", 2)

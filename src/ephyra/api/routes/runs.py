@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from ephyra.api.middleware import CountedStream, error_response
@@ -98,7 +99,8 @@ def router(ctx: Context) -> APIRouter:
         dependencies=[ctx.allowed("run:list")],
     )
     async def show_run(run_id: str) -> Response:
-        """A run: its summary, each node, host or unit, and its kind's full status."""
+        """A run: its summary, each node, host or unit, and its kind's full status
+        (``latest``: the latest run of any kind)."""
         return json_answer(await fresh.get(("run", run_id), lambda: local.run(run_id)))
 
     @routes.get(
@@ -112,7 +114,8 @@ def router(ctx: Context) -> APIRouter:
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> dict[str, Any]:
-        """A run's events after ``after`` (a ``seq``), oldest first."""
+        """A run's events after ``after`` (a ``seq``), oldest first (``latest``: the
+        latest run's)."""
         return {"events": local.events(run_id, after, limit)}
 
     @routes.get(
@@ -127,9 +130,10 @@ def router(ctx: Context) -> APIRouter:
         run_id: str,
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> Response:
-        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes); each caller
-        holds a few streams open at most (429 beyond)."""
-        found = await anyio.to_thread.run_sync(local.journal.run, run_id)
+        """A run's events as Server-Sent Events (``Last-Event-ID`` resumes; ``latest``: the
+        latest run's, as it is when the stream opens); each caller holds a few streams open
+        at most (429 beyond)."""
+        found = await anyio.to_thread.run_sync(local.find_run, run_id)
         return await stream(ctx, request, who, found.id, after)
 
     @routes.get(
@@ -169,6 +173,16 @@ def router(ctx: Context) -> APIRouter:
     return routes
 
 
+class ResumeBody(BaseModel):
+    """What a resume may change of a run, from then on (none: as the run had it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(
+        default=None, ge=1, description="how many at once from now on (nodes, moves)"
+    )
+
+
 def actions(ctx: Context) -> APIRouter:
     """Pause, resume, abort and roll back a run of any kind (``latest``: the latest)."""
     routes = APIRouter()
@@ -197,7 +211,23 @@ def actions(ctx: Context) -> APIRouter:
         def act(kind: Kind, run: str) -> dict[str, Any]:
             return driven.act(kind.value, run, action)
 
-    acting("resume", "continue a paused, failed or crashed run (the server drives it)")
+    @routes.post(
+        "/v1/{kind}/runs/{run}/resume",
+        tags=["runs"],
+        status_code=202,
+        responses=errors(400, 404, 409, 502, 503),
+        dependencies=[ctx.allowed("run:resume")],
+        summary="continue a paused, failed or crashed run (the server drives it)",
+        name="resume",
+    )
+    def resume(
+        kind: Kind, run: str, body: Annotated[ResumeBody | None, Body()] = None
+    ) -> dict[str, Any]:
+        """``concurrency``: a new one from now on (kept with the run; a forklift or an
+        evacuation); no body, or ``{}``: as the run had it."""
+        settings = body.model_dump(exclude_none=True) if body else None
+        return driven.act(kind.value, run, "resume", settings)
+
     acting("abort", "stop a run for good")
     acting("rollback", "take back what a run did (the server drives it)")
     return routes
