@@ -83,10 +83,10 @@ def register(sub: Any, exit_codes: str) -> None:
     listed = action("list", do_list, "every run, oldest first, with its progress")
     listed.add_argument("--kind", choices=["forklift", "upgrade", "evacuate"])
     action("show", do_show, "a run and each of its nodes, hosts or units").add_argument(
-        "run", help="run id or a unique prefix"
+        "run", help="run id, a unique prefix, or latest"
     )
     events = action("events", do_events, "a run's events, oldest first")
-    events.add_argument("run", help="run id or a unique prefix")
+    events.add_argument("run", help="run id, a unique prefix, or latest")
     events.add_argument("--after", type=int, default=0, metavar="SEQ", help="only after this one")
     events.add_argument("--follow", action="store_true", help="go on until the run ends")
     events.add_argument(
