@@ -12,6 +12,7 @@ from ephyra.compute.records import (
     EvacuationDetail,
     EvacuationMeta,
     HostStatus,
+    Outcome,
     ServerStatus,
 )
 from ephyra.engine.kinds import (
@@ -314,3 +315,9 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
 
     def total(self, run: RunInfo) -> int:
         return len(EvacuationMeta.from_meta(run.meta).hosts)
+
+    def tally(self, run: RunInfo, outcomes: Mapping[str, str]) -> tuple[int, int]:
+        """The hosts' outcomes only: each server moved has its own events too."""
+        found = [outcomes.get(h) for h in EvacuationMeta.from_meta(run.meta).hosts]
+        done = sum(1 for o in found if o in (Outcome.DRAINED, Outcome.RESTORED))
+        return done, sum(1 for o in found if o == Outcome.FAILED)

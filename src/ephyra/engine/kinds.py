@@ -245,6 +245,14 @@ class RunKind(Generic[P]):
         """How many items the run handles."""
         return 0
 
+    def tally(self, run: RunInfo, outcomes: Mapping[str, str]) -> tuple[int, int]:
+        """How many of the run's items are done and how many failed, from the last outcome
+        of each name its events gave (by default every name is an item of :meth:`total`)."""
+        from ephyra.progress import DONE
+
+        done = sum(1 for o in outcomes.values() if o.startswith(DONE))
+        return done, sum(1 for o in outcomes.values() if o == "failed")
+
 
 def host_lock(cloud: str, host: str) -> str:
     """The lock of one compute host of ``cloud``: every run that drains or changes it holds it."""

@@ -36,7 +36,7 @@ from ephyra.operations.protocol import (
     Triggering,
     Verdict,
 )
-from ephyra.progress import DONE, Observer
+from ephyra.progress import Observer
 from ephyra.urls import redact
 from ephyra.versions.keys import Keys
 from ephyra.versions.store import Store, default_url, open_store
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pydantic's models, prometheus: not for reading a status
 
 def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> Progress:
     """A run in a few words: what it is, its state, how far it got."""
+    done, failed = kind.tally(run, outcomes)
     return {
         "id": run.id,
         "kind": run.kind,
@@ -58,8 +59,8 @@ def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> Prog
         "created": run.created,
         "reason": run.reason,
         "total": kind.total(run),
-        "done": sum(1 for o in outcomes.values() if o.startswith(DONE)),
-        "failed": sum(1 for o in outcomes.values() if o == "failed"),
+        "done": done,
+        "failed": failed,
     }
 
 

@@ -134,3 +134,16 @@ def test_a_maintenance_record_lists_with_the_evacuations() -> None:
     assert (row["kind"], row["cloud"], row["hosts"]) == ("maintenance", "c1", "cmp-2")
     assert kind.title(run) == "cmp-2 on c1"
     assert kind.total(run) == 1
+
+
+def test_progress_counts_hosts_not_the_servers_they_lost() -> None:
+    """A run's progress (``run list``, the dashboard) is its hosts': each moved server has
+    its own events, which must not count against the number of hosts."""
+    meta = {**STORED, "hosts": ["cmp-1", "cmp-2", "cmp-3"]}
+    run = RunInfo("feed0000-1", "evacuate", RunState.RUNNING, meta)
+    kind = EvacuationKind()
+    servers = {"vm-1 (bcc0b832)": "moved", "vm-2 (9954070d)": "moved", "vm-3 (1e2d)": "failed"}
+    assert kind.tally(run, servers) == (0, 0)
+    hosts = {**servers, "cmp-1": "drained", "cmp-2": "failed", "cmp-3": "running"}
+    assert kind.tally(run, hosts) == (1, 1)
+    assert kind.tally(run, {"cmp-1": "restored", "cmp-2": "restored"}) == (2, 0)
