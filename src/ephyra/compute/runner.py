@@ -130,10 +130,8 @@ class Evacuation(RunDriver):
             except Exception as exc:
                 outcome, text = self._outcome_of(exc, host)
         OUTCOMES.save(ctx.record, phase, outcome, error=text or None)
-        if outcome is Outcome.RESTORED:
-            self.observer.node(host, outcome.value)
-        elif outcome is not Outcome.INTERRUPTED:
-            self.observer.message(f"{host}: {outcome.value}" + (f": {text}" if text else ""))
+        if outcome is not Outcome.INTERRUPTED:  # the host's own event: the run's progress
+            self.observer.node(host, outcome.value, text)
         return outcome
 
     def _outcome_of(self, exc: Exception, host: str) -> tuple[Outcome, str]:
