@@ -203,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for chatty in ("keystoneauth", "openstack", "urllib3"):  # their debug logs show bodies
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+        # and their warnings ("Failed to discover available identity versions...") come
+        # before the one line that says what failed: shown with --debug only
+        logging.getLogger(chatty).setLevel(logging.WARNING if args.debug else logging.ERROR)
     try:
         code: int = args.handler(args)
     except EphyraError as exc:
