@@ -7,10 +7,7 @@ openstacksdk's own ``wait=True`` polls every 2 s; every wait here polls every 50
 from __future__ import annotations
 
 import contextlib
-import errno
 import re
-import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -23,6 +20,7 @@ from openstack import utils as sdk_utils
 from openstack.baremetal.v1 import node as sdk_node
 from openstack.config import exceptions as config_exc
 
+from ephyra import net
 from ephyra.errors import (
     CloudAuthFailed,
     CloudError,
@@ -61,14 +59,6 @@ def translated(cloud: str, action: str, service: str = "") -> Iterator[None]:
 
 #: What openstacksdk and keystoneauth raise for a service the cloud does not offer.
 NO_ENDPOINT = (ks_exc.EndpointNotFound, sdk_exc.NotSupported, sdk_exc.EndpointNotFound)
-#: Why a connection failed, by errno (else the system's own words, lowercased).
-_ERRNO_REASONS = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "timed out",
-}
 #: The URL a keystoneauth connection error names ("... to URL: why" / "Request to URL timed out").
 _FAILED_URL = re.compile(r"(?P<url>[a-z][a-z0-9+.-]*://\S+?)(?=:\s|\s+timed out|\s*$)")
 #: Every ``http://...`` of a text.
@@ -79,7 +69,7 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
     """The Ephyra error, with its one-line message, that ``exc`` of openstacksdk or
     keystoneauth stands for (see :func:`translated`)."""
     where = f"{cloud}: cannot {action}"
-    missing = _in_chain(
+    missing = net.in_chain(
         exc, (ks_exc.EndpointNotFound, sdk_exc.NotSupported, sdk_exc.EndpointNotFound)
     )
     if missing is not None:
@@ -87,7 +77,7 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
         return EndpointMissing(
             f"{where}: the cloud has no {what}endpoint (none in its catalog nor in clouds.yaml)"
         )
-    down = _in_chain(exc, (ks_exc.ConnectionError,))
+    down = net.in_chain(exc, (ks_exc.ConnectionError,))
     if down is not None:
         return connection_failure(f"{where}: {_peer(cloud, _url_of(down), service)}", down)
     if isinstance(exc, ks_exc.Unauthorized):
@@ -110,21 +100,10 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
 
 def connection_failure(where: str, exc: BaseException) -> ControlPlaneUnreachable:
     """``where`` could not be connected to: why, in a few words (a timeout its own error)."""
-    if _in_chain(exc, (ks_exc.ConnectTimeout, TimeoutError, socket.timeout)) is not None:
+    if isinstance(exc, ks_exc.ConnectTimeout) or net.timed_out(exc):
         return CloudTimeout(f"{where}: timed out")
-    return ControlPlaneUnreachable(f"{where}: {_reason(exc)}")
-
-
-def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
-    """``exc`` or the first exception it was raised from (or while handling) of ``kinds``."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kinds):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    reason = net.why(exc) or ("TLS failed" if isinstance(exc, ks_exc.SSLError) else None)
+    return ControlPlaneUnreachable(f"{where}: {reason or 'cannot connect'}")
 
 
 def _url_of(exc: BaseException) -> str:
@@ -151,24 +130,6 @@ def _auth_url(cloud: str) -> str:
     except (config_exc.OpenStackConfigException, sdk_exc.SDKException, ks_exc.ClientException):
         return ""
     return str((config.config.get("auth") or {}).get("auth_url") or "")
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a connection failed, in a few words ("connection refused", "name not resolved")."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return "name not resolved"
-        if isinstance(current, ssl.SSLError):
-            return f"TLS failed: {current.reason or current.strerror or 'handshake'}"
-        if isinstance(current, OSError) and current.errno is not None:
-            return _ERRNO_REASONS.get(current.errno) or (current.strerror or str(current)).lower()
-        current = current.__cause__ or current.__context__
-    if isinstance(exc, ks_exc.SSLError):
-        return "TLS failed"
-    return "cannot connect"
 
 
 def _status(exc: BaseException) -> int:

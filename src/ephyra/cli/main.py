@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for chatty in ("keystoneauth", "openstack", "urllib3"):  # their debug logs show bodies
+    for chatty in ("keystoneauth", "openstack", "urllib3", "taskflow"):  # their debug logs show bodies
         # and their warnings ("Failed to discover available identity versions...") come
         # before the one line that says what failed: shown with --debug only
         logging.getLogger(chatty).setLevel(logging.WARNING if args.debug else logging.ERROR)
