@@ -202,9 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for chatty in ("keystoneauth", "openstack", "urllib3", "taskflow"):  # their debug logs show bodies
-        # and their warnings ("Failed to discover available identity versions...") come
-        # before the one line that says what failed: shown with --debug only
+    # their debug logs show bodies, and their warnings ("Failed to discover available
+    # identity versions...") come before the one line that says what failed: --debug only
+    for chatty in ("keystoneauth", "openstack", "urllib3", "taskflow"):
         logging.getLogger(chatty).setLevel(logging.WARNING if args.debug else logging.ERROR)
     try:
         code: int = args.handler(args)

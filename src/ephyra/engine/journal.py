@@ -32,8 +32,8 @@ from taskflow.persistence.backends.sqlalchemy import tables
 from ephyra.engine import events
 from ephyra.engine.states import RunState
 from ephyra.errors import BackendError, EphyraError, RunNotFound, UsageError
-from ephyra.paths import private_database, sqlite_path, state_dir, write_ahead
 from ephyra.net import why
+from ephyra.paths import private_database, sqlite_path, state_dir, write_ahead
 from ephyra.urls import redact, redact_text
 
 CONTROL = "control"
