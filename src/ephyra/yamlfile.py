@@ -13,24 +13,21 @@ from typing import Any
 import yaml
 
 
-class YAMLSyntaxError(yaml.YAMLError):
-    """A document that is not YAML: where (line and column, from 1) and why, in one line."""
-
-    def __init__(self, error: yaml.YAMLError) -> None:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or (str(error).splitlines() or ["not YAML"])[0]
-        context = getattr(error, "context", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        super().__init__(f"{where}{problem}" + (f" ({context})" if context else ""))
-        self.line = mark.line + 1 if mark is not None else None
+def _one_line(error: yaml.YAMLError) -> str:
+    """Where (line and column, from 1) and why a document is not YAML, in one line."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or (str(error).splitlines() or ["not YAML"])[0]
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
 
 
 def parse(text: str) -> Any:
-    """The YAML document ``text``; a syntax error is a :class:`YAMLSyntaxError`."""
+    """The YAML document ``text``; a syntax error a ``yaml.YAMLError`` of one line."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise YAMLSyntaxError(exc) from exc
+        raise yaml.YAMLError(_one_line(exc)) from exc
 
 
 def read(path: str | Path) -> Any:
