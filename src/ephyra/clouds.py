@@ -58,7 +58,12 @@ def translated(cloud: str, action: str, service: str = "") -> Iterator[None]:
 
 
 #: What openstacksdk and keystoneauth raise for a service the cloud does not offer.
-NO_ENDPOINT = (ks_exc.EndpointNotFound, sdk_exc.NotSupported, sdk_exc.EndpointNotFound)
+NO_ENDPOINT = (
+    ks_exc.EndpointNotFound,
+    sdk_exc.NotSupported,
+    sdk_exc.EndpointNotFound,
+    sdk_exc.ServiceDisabledException,  # a proxy made for a service not in the catalog
+)
 #: The URL a keystoneauth connection error names ("... to URL: why" / "Request to URL timed out").
 _FAILED_URL = re.compile(r"(?P<url>[a-z][a-z0-9+.-]*://\S+?)(?=:\s|\s+timed out|\s*$)")
 #: Every ``http://...`` of a text.
@@ -69,10 +74,7 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
     """The Ephyra error, with its one-line message, that ``exc`` of openstacksdk or
     keystoneauth stands for (see :func:`translated`)."""
     where = f"{cloud}: cannot {action}"
-    missing = net.in_chain(
-        exc, (ks_exc.EndpointNotFound, sdk_exc.NotSupported, sdk_exc.EndpointNotFound)
-    )
-    if missing is not None:
+    if net.in_chain(exc, NO_ENDPOINT) is not None:
         what = f"{service} " if service else ""
         return EndpointMissing(
             f"{where}: the cloud has no {what}endpoint (none in its catalog nor in clouds.yaml)"
