@@ -37,10 +37,14 @@ from ephyra.urls import redact, redact_text
 EXIT_CODES = """\
 exit codes:
   0    done
-  1    failed (the run is paused or failed as its policy says; see status)
+  1    failed (the run is paused or failed as its policy says; see status), or a
+       cloud could not be used: unreachable, timed out, credentials refused, no
+       endpoint for the service (one line: the cloud, the service and its address,
+       why; the traceback with --debug)
   2    usage or bad input, refused before anything changed
   3    another run holds the lock of these control planes or hosts
-  4    a backend (journal, store, locks, board) could not be reached or opened
+  4    a backend (journal, store, locks, board: a database or etcd) could not be
+       reached or opened (one line: which, where, why)
   130  interrupted (the run is paused and can be resumed)
 """
 
