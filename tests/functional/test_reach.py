@@ -228,3 +228,16 @@ def test_the_api_answers_the_same_line(
     logged = [line for line in log.read_text().splitlines() if error["request_id"] in line]
     assert len(logged) == 1 and error["message"] in logged[0], logged
     assert "Traceback" not in log.read_text()
+
+
+def test_a_server_or_its_keystone_at_a_closed_port(world: tuple[Ephyra, dict[str, str]]) -> None:
+    ephyra, at = world
+    url = f"http://127.0.0.1:{free_port()}"
+    result = ephyra("--url", url, "run", "list", env={"EPHYRA_TOKEN": "t" * 24})
+    assert one_line(result, 1) == f"cannot reach ephyra serve at {url}: connection refused"
+    # no token given: one of the cloud's Keystone, which cannot be reached either
+    result = ephyra("--url", "https://127.0.0.1:1", "run", "list", env={"OS_CLOUD": "closed"})
+    assert one_line(result, 1) == (
+        "closed: cannot get a Keystone token for --url: "
+        f"Keystone at {at['closed']}/auth/tokens: connection refused"
+    )

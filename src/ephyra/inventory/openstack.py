@@ -237,7 +237,8 @@ class _Discovery:
 
     def keystone(self, probe: Probe) -> list[str]:
         """Keystone's regions (empty if it lists none), and its endpoints."""
-        identity = self.conn.identity
+        with clouds.translated(self.cloud, "reach the identity API"):
+            identity = self.conn.identity
         regions = self.listing(probe, "GET /v3/regions", identity.regions)
         if regions is None:
             return []
