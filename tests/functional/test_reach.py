@@ -138,6 +138,12 @@ def test_etcd_and_the_journal_say_why(world: tuple[Ephyra, dict[str, str]], tmp_
     assert one_line(ephyra("--journal", journal, "run", "list"), 4) == (
         f"cannot open journal {journal}: {blocker}/sub: not a directory"
     )
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(yaml.safe_dump({"t" * 24: {"user": "a", "project": "p", "roles": []}}))
+    tokens.chmod(0o600)
+    port = str(free_port())
+    served = ephyra("--journal", journal, "serve", "--port", port, "--tokens", str(tokens))
+    assert one_line(served, 4) == f"cannot open journal {journal}: {blocker}/sub: not a directory"
     postgres = f"postgresql+psycopg2://ephyra:{SECRET}@127.0.0.1:{free_port()}/ephyra"
     line = one_line(ephyra("run", "list", env={"EPHYRA_JOURNAL": postgres}), 4)
     assert line.startswith(f"cannot open journal {postgres.replace(SECRET, '***')}: ")
