@@ -51,6 +51,8 @@ def why(exc: BaseException) -> str | None:
     for current in chain(exc):
         if isinstance(current, socket.gaierror):
             return "name not resolved"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message}"
         if isinstance(current, ssl.SSLError):
             return f"TLS failed: {current.reason or current.strerror or 'handshake'}"
         if isinstance(current, OSError) and current.errno is not None:

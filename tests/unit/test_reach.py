@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,11 @@ def test_net_why_walks_the_chain() -> None:
     assert net.why(refused("http://x:1")) == "connection refused"
     assert net.why(ValueError("no system error")) is None
     assert net.why(chained(RuntimeError("x"), TimeoutError("timed out"))) == "timed out"
+    untrusted = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] ...")
+    untrusted.verify_message = "self-signed certificate"
+    assert net.why(chained(requests.exceptions.SSLError("x"), untrusted)) == (
+        "certificate verify failed: self-signed certificate"
+    )
 
 
 def test_etcd_says_why_a_connection_failed() -> None:
