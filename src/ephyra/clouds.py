@@ -83,7 +83,7 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
     if down is not None:
         return connection_failure(f"{where}: {_peer(cloud, _url_of(down), service)}", down)
     if isinstance(exc, ks_exc.Unauthorized):
-        peer = _peer(cloud, exc.url or "", "Keystone")
+        peer = _peer(cloud, exc.url or "", service or "Keystone")  # Keystone at its URL
         return CloudAuthFailed(f"{where}: {peer} refused the credentials of clouds.yaml (HTTP 401)")
     if isinstance(exc, ks_exc.DiscoveryFailure):  # keystoneauth drops the connection error
         urls = _ANY_URL.findall(str(exc))
