@@ -101,11 +101,12 @@ def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> C
 
 
 def connection_failure(where: str, exc: BaseException) -> ControlPlaneUnreachable:
-    """``where`` could not be connected to: why, in a few words (a timeout its own error)."""
+    """``where`` (a service at an address) could not be connected to: "WHERE unreachable:
+    connection refused" ("WHERE: timed out", a timeout its own error)."""
     if isinstance(exc, ks_exc.ConnectTimeout) or net.timed_out(exc):
         return CloudTimeout(f"{where}: timed out")
     reason = net.why(exc) or ("TLS failed" if isinstance(exc, ks_exc.SSLError) else None)
-    return ControlPlaneUnreachable(f"{where}: {reason or 'cannot connect'}")
+    return ControlPlaneUnreachable(f"{where} unreachable: {reason or 'cannot connect'}")
 
 
 def _url_of(exc: BaseException) -> str:

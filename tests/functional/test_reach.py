@@ -77,12 +77,12 @@ def test_a_keystone_at_a_closed_port(world: tuple[Ephyra, dict[str, str]]) -> No
     ephyra, at = world
     expected = (
         "closed: cannot negotiate the compute API version: "
-        f"Keystone at {at['closed']}/auth/tokens: connection refused"
+        f"Keystone at {at['closed']}/auth/tokens unreachable: connection refused"
     )
     assert one_line(ephyra("host", "show", "--os-cloud", "closed"), 1) == expected
     assert one_line(ephyra("inventory", "show", "--os-cloud", "closed"), 1) == (
         "closed: cannot find the identity endpoint in region RegionOne: "
-        f"Keystone at {at['closed']}/auth/tokens: connection refused"
+        f"Keystone at {at['closed']}/auth/tokens unreachable: connection refused"
     )
     debug = ephyra("--debug", "host", "show", "--os-cloud", "closed")
     assert debug.code == 1 and "Traceback" in debug.err and "ConnectionRefusedError" in debug.err
@@ -182,15 +182,15 @@ def server(
             "/v1/hosts?cloud=closed",
             503,
             "cloud_unreachable",
-            "closed: cannot negotiate the compute API version: Keystone at {closed}/auth/tokens: "
-            "connection refused",
+            "closed: cannot negotiate the compute API version: Keystone at {closed}/auth/tokens "
+            "unreachable: connection refused",
         ),
         (
             "/v1/inventory?source=openstack:closed",
             503,
             "cloud_unreachable",
             "closed: cannot find the identity endpoint in region RegionOne: "
-            "Keystone at {closed}/auth/tokens: connection refused",
+            "Keystone at {closed}/auth/tokens unreachable: connection refused",
         ),
         (
             "/v1/hosts?cloud=quiet",
@@ -245,5 +245,5 @@ def test_a_server_or_its_keystone_at_a_closed_port(world: tuple[Ephyra, dict[str
     result = ephyra("--url", "https://127.0.0.1:1", "run", "list", env={"OS_CLOUD": "closed"})
     assert one_line(result, 1) == (
         "closed: cannot get a Keystone token for --url: "
-        f"Keystone at {at['closed']}/auth/tokens: connection refused"
+        f"Keystone at {at['closed']}/auth/tokens unreachable: connection refused"
     )

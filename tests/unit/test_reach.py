@@ -66,7 +66,8 @@ def test_keystone_refusing_connections_is_named_with_its_address() -> None:
     error = failure("c", "list compute services", refused(f"{AUTH}/auth/tokens"), "compute")
     assert type(error) is ControlPlaneUnreachable
     assert str(error) == (
-        f"c: cannot list compute services: Keystone at {AUTH}/auth/tokens: connection refused"
+        f"c: cannot list compute services: Keystone at {AUTH}/auth/tokens unreachable: "
+        "connection refused"
     )
     assert classify(error) == (503, "cloud_unreachable")
 
@@ -76,7 +77,7 @@ def test_a_service_refusing_connections_is_named_by_its_service() -> None:
     error = failure("c", "list compute services", refused(url), "compute (Nova)")
     assert str(error) == (
         "c: cannot list compute services: compute (Nova) at "
-        "http://nova.example:8774/v2.1/os-services: connection refused"
+        "http://nova.example:8774/v2.1/os-services unreachable: connection refused"
     )
 
 
@@ -86,7 +87,7 @@ def test_a_name_not_resolved_and_a_timeout() -> None:
         socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
     )
     assert str(failure("c", "log in", unknown)).endswith(
-        "http://nowhere.invalid/v3: name not resolved"
+        "http://nowhere.invalid/v3 unreachable: name not resolved"
     )
     slow = ks_exc.ConnectTimeout(f"Request to {AUTH}/auth/tokens timed out")
     error = failure("c", "log in", slow)

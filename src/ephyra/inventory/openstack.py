@@ -216,7 +216,7 @@ class _Discovery:
                 raise ControlPlaneUnreachable(f"{where} answers HTTP {response.status_code}")
             data = getattr(conn, _proxy(service_type)).get_endpoint_data()
         except ks_exc.ConnectionError as exc:
-            raise clouds.connection_failure(f"{where} is unreachable", exc) from exc
+            raise clouds.connection_failure(where, exc) from exc
         except ks_exc.DiscoveryFailure:
             data = None
         if data is None or data.api_version is None:
