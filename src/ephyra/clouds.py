@@ -7,42 +7,143 @@ openstacksdk's own ``wait=True`` polls every 2 s; every wait here polls every 50
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import openstack
+import openstack.config
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as sdk_exc
 from openstack import utils as sdk_utils
 from openstack.baremetal.v1 import node as sdk_node
 from openstack.config import exceptions as config_exc
 
-from ephyra.errors import CloudError, CloudNotFound, ControlPlaneUnreachable, StepFailed
+from ephyra import net
+from ephyra.errors import (
+    CloudAuthFailed,
+    CloudError,
+    CloudNotFound,
+    CloudTimeout,
+    ControlPlaneUnreachable,
+    EndpointMissing,
+    StepFailed,
+)
+from ephyra.urls import redact
 
 POLL_INTERVAL = 0.05
+#: The services as messages name them.
+BAREMETAL = "bare metal (Ironic)"
+COMPUTE = "compute (Nova)"
+PLACEMENT = "placement"
 
 Node = Any  # openstack.baremetal.v1.node.Node: untyped upstream
 Port = Any
 
 
 @contextlib.contextmanager
-def translated(cloud: str, action: str) -> Iterator[None]:
-    """Turn openstacksdk and keystoneauth errors into Ephyra's."""
+def translated(cloud: str, action: str, service: str = "") -> Iterator[None]:
+    """Turn openstacksdk and keystoneauth errors into Ephyra's, each one line: the cloud, the
+    action, the service or address that failed (its credentials removed) and why.
+
+    ``service`` names the API called (``"compute"``, ``"bare metal"``...), for the message.
+    This is the one place where those libraries' errors are translated: every call that may
+    reach a cloud (a proxy's first use authenticates and reads the catalog) runs inside it.
+    """
     try:
         yield
-    except (ks_exc.ConnectionError, ks_exc.EndpointNotFound, ks_exc.DiscoveryFailure) as exc:
-        raise ControlPlaneUnreachable(
-            f"{cloud}: cannot {action}: control plane unreachable"
-        ) from exc
-    except sdk_exc.HttpException as exc:
-        status = exc.status_code or 0
-        text = (exc.details or exc.message or str(exc)).strip()
-        if status >= 500 or status in (0, 502, 503, 504):
-            raise ControlPlaneUnreachable(f"{cloud}: cannot {action}: HTTP {status}") from exc
-        raise CloudError(f"{cloud}: cannot {action}: HTTP {status}: {text}") from exc
-    except (sdk_exc.SDKException, ks_exc.ClientException) as exc:
-        raise CloudError(f"{cloud}: cannot {action}: {exc}") from exc
+    except (ks_exc.ClientException, sdk_exc.SDKException) as exc:
+        raise failure(cloud, action, exc, service) from exc
+
+
+#: What openstacksdk and keystoneauth raise for a service the cloud does not offer.
+NO_ENDPOINT = (
+    ks_exc.EndpointNotFound,
+    sdk_exc.NotSupported,
+    sdk_exc.EndpointNotFound,
+    sdk_exc.ServiceDisabledException,  # a proxy made for a service not in the catalog
+)
+#: The URL a keystoneauth connection error names ("... to URL: why" / "Request to URL timed out").
+_FAILED_URL = re.compile(r"(?P<url>[a-z][a-z0-9+.-]*://\S+?)(?=:\s|\s+timed out|\s*$)")
+#: Every ``http://...`` of a text.
+_ANY_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\",;]+[^\s'\",;.:]")
+
+
+def failure(cloud: str, action: str, exc: BaseException, service: str = "") -> CloudError:
+    """The Ephyra error, with its one-line message, that ``exc`` of openstacksdk or
+    keystoneauth stands for (see :func:`translated`)."""
+    where = f"{cloud}: cannot {action}"
+    if net.in_chain(exc, NO_ENDPOINT) is not None:
+        what = f"{service} " if service else ""
+        return EndpointMissing(
+            f"{where}: the cloud has no {what}endpoint (none in its catalog nor in clouds.yaml)"
+        )
+    down = net.in_chain(exc, (ks_exc.ConnectionError,))
+    if down is not None:
+        return connection_failure(f"{where}: {_peer(cloud, _url_of(down), service)}", down)
+    if isinstance(exc, ks_exc.Unauthorized):
+        peer = _peer(cloud, exc.url or "", service or "Keystone")  # Keystone at its URL
+        return CloudAuthFailed(f"{where}: {peer} refused the credentials of clouds.yaml (HTTP 401)")
+    if isinstance(exc, ks_exc.DiscoveryFailure):  # keystoneauth drops the connection error
+        urls = _ANY_URL.findall(str(exc))
+        peer = _peer(cloud, urls[0] if urls else "", service)
+        return ControlPlaneUnreachable(
+            f"{where}: {peer}: unreachable, or it serves no API version document"
+        )
+    status = _status(exc)
+    if isinstance(exc, (sdk_exc.HttpException, ks_exc.HttpError)) and (status >= 500 or not status):
+        return ControlPlaneUnreachable(f"{where}: HTTP {status}")
+    if status:
+        text = _first_line(getattr(exc, "details", None) or getattr(exc, "message", None) or exc)
+        return CloudError(f"{where}: HTTP {status}: {text}")
+    return CloudError(f"{where}: {_first_line(exc)}")
+
+
+def connection_failure(where: str, exc: BaseException) -> ControlPlaneUnreachable:
+    """``where`` (a service at an address) could not be connected to: "WHERE unreachable:
+    connection refused" ("WHERE: timed out", a timeout its own error)."""
+    if isinstance(exc, ks_exc.ConnectTimeout) or net.timed_out(exc):
+        return CloudTimeout(f"{where}: timed out")
+    reason = net.why(exc) or ("TLS failed" if isinstance(exc, ks_exc.SSLError) else None)
+    return ControlPlaneUnreachable(f"{where} unreachable: {reason or 'cannot connect'}")
+
+
+def _url_of(exc: BaseException) -> str:
+    """The URL a connection error names (empty if none)."""
+    found = _FAILED_URL.search(str(exc))
+    return found["url"] if found else ""
+
+
+def _peer(cloud: str, url: str, service: str) -> str:
+    """Which service at which address: Keystone for the cloud's auth URL."""
+    shown = redact(url.split("?")[0]) if url else ""
+    auth = _auth_url(cloud) if url else ""
+    if auth and url.startswith(auth.rstrip("/")):
+        service = "Keystone"
+    if service and shown:
+        return f"{service} at {shown}"
+    return shown or service or "the cloud"
+
+
+def _auth_url(cloud: str) -> str:
+    """The cloud's Keystone URL in clouds.yaml (empty if it has none)."""
+    try:
+        config = openstack.config.OpenStackConfig().get_one(cloud=cloud)
+    except (config_exc.OpenStackConfigException, sdk_exc.SDKException, ks_exc.ClientException):
+        return ""
+    return str((config.config.get("auth") or {}).get("auth_url") or "")
+
+
+def _status(exc: BaseException) -> int:
+    """The HTTP status an error answer had (0 if none)."""
+    status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+    return int(status) if isinstance(status, int) else 0
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__
 
 
 def connect(name: str) -> Any:
@@ -65,51 +166,54 @@ class ControlPlane:
     def connect(cls, name: str) -> ControlPlane:
         return cls(name, connect(name))
 
+    def _doing(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return translated(self.name, action, BAREMETAL)
+
     @property
     def baremetal(self) -> Any:
         return self._conn.baremetal
 
     def check(self) -> None:
         """Raise ControlPlaneUnreachable unless the bare-metal API answers."""
-        with translated(self.name, "list nodes"):
+        with self._doing("list nodes"):
             list(self.baremetal.nodes(limit=1))
 
     def nodes(self) -> list[Node]:
-        with translated(self.name, "list nodes"):
+        with self._doing("list nodes"):
             return list(self.baremetal.nodes(details=True))
 
     def find_node(self, ident: str) -> Node | None:
-        with translated(self.name, f"show node {ident}"):
+        with self._doing(f"show node {ident}"):
             try:
                 return self.baremetal.get_node(ident)
             except sdk_exc.NotFoundException:
                 return None
 
     def ports(self, node_uuid: str | None = None) -> list[Port]:
-        with translated(self.name, "list ports"):
+        with self._doing("list ports"):
             if node_uuid is None:
                 return list(self.baremetal.ports(details=True))
             return list(self.baremetal.ports(node_uuid=node_uuid, details=True))
 
     def create_node(self, fields: Mapping[str, Any]) -> Node:
-        with translated(self.name, f"enroll node {fields.get('id')}"):
+        with self._doing(f"enroll node {fields.get('id')}"):
             return self.baremetal.create_node(**fields)
 
     def update_node(self, uuid: str, **fields: Any) -> Node:
-        with translated(self.name, f"update node {uuid}"):
+        with self._doing(f"update node {uuid}"):
             return self.baremetal.update_node(uuid, **fields)
 
     def create_port(self, fields: Mapping[str, Any]) -> Port:
-        with translated(self.name, f"create port {fields.get('address')}"):
+        with self._doing(f"create port {fields.get('address')}"):
             return self.baremetal.create_port(**fields)
 
     def delete_node(self, uuid: str) -> None:
-        with translated(self.name, f"delete node {uuid}"):
+        with self._doing(f"delete node {uuid}"):
             self.baremetal.delete_node(uuid, ignore_missing=True)
 
     def _call(self, verb: str, path: str, body: Any, action: str) -> None:
         """One API call, without the node fetch openstacksdk makes after most actions."""
-        with translated(self.name, action):
+        with self._doing(action):
             if self._microversion is None:
                 self._microversion = sdk_utils.maximum_supported_microversion(
                     self.baremetal, sdk_node.Node._max_microversion
@@ -178,7 +282,7 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         fields = ["provision_state", "target_provision_state", "last_error"]
         while True:
-            with translated(self.name, f"show node {uuid}"):
+            with self._doing(f"show node {uuid}"):
                 node = self.baremetal.get_node(uuid, fields=fields)
             if node.provision_state == want and not node.target_provision_state:
                 return node

@@ -22,8 +22,12 @@
     │   │   └── LeaseExpired            a lease ran out: its keys are gone
     │   ├── BoardError                  the jobboard (etcd) failed or refused a change
     │   └── EtcdAuthError               etcd refused the login of the URL's user
-    ├── CloudError                      an API call failed
-    │   └── ControlPlaneUnreachable
+    ├── CloudError                      a cloud's API answered with an error          (HTTP 502)
+    │   ├── ControlPlaneUnreachable     a cloud (its Keystone or an endpoint) could
+    │   │   │                           not be connected to, or answered 5xx          (HTTP 503)
+    │   │   └── CloudTimeout            ... or did not answer in time                 (HTTP 504)
+    │   ├── CloudAuthFailed             the cloud's Keystone refused its credentials  (HTTP 502)
+    │   └── EndpointMissing             the cloud offers no endpoint for the service  (HTTP 502)
     ├── StepFailed                      a step could not reach its goal
     │   ├── StrategyFailed              an upgrade strategy's tool failed
     │   ├── NoDowngrade                 a strategy that cannot go back was asked to
@@ -141,7 +145,22 @@ class CloudError(EphyraError):
 
 
 class ControlPlaneUnreachable(CloudError):
-    pass
+    """A cloud could not be connected to (its Keystone, or the endpoint of a service), or
+    answered 5xx: a run leaves the work as it is, to be resumed once it is back."""
+
+
+class CloudTimeout(ControlPlaneUnreachable):
+    """A cloud did not answer in time."""
+
+
+class CloudAuthFailed(CloudError):
+    """The cloud's Keystone refused the credentials of clouds.yaml (wrong password, user
+    or project)."""
+
+
+class EndpointMissing(CloudError):
+    """The cloud has no endpoint for a service Ephyra needs (none in its catalog, none in
+    clouds.yaml): a bare-metal-only cloud asked for compute hosts, say."""
 
 
 class StepFailed(EphyraError):

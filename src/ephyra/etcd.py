@@ -38,6 +38,7 @@ from etcd3gw.exceptions import Etcd3Exception
 
 from ephyra.errors import EtcdAuthError, UsageError
 from ephyra.names import check_name
+from ephyra.net import why
 from ephyra.urls import redact, redact_text
 
 LOG = logging.getLogger(__name__)
@@ -343,7 +344,11 @@ def _token(reply: requests.Response) -> str | None:
 
 def describe(exc: BaseException) -> str:
     """What went wrong in an etcd call, in one short line: etcd3gw keeps the reason of
-    its errors in ``detail_text`` (a network error's text, or etcd's JSON answer)."""
+    its errors in ``detail_text`` (a network error's text, or etcd's JSON answer); a
+    connection that failed says why in a few words ("connection refused")."""
+    reason = why(exc)
+    if reason:
+        return reason
     detail = getattr(exc, "detail_text", None) or str(exc) or type(exc).__name__
     text = str(detail)
     try:

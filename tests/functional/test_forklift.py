@@ -145,7 +145,10 @@ def test_unknown_and_unreachable_clouds(
     dead_yaml.write_text(yaml.safe_dump(clouds))
     other = Ephyra(dead_yaml, tmp_path / "state2")
     result = other("forklift", "plan", "--from", "cp1", "--to", "dead")
-    assert result.code == 1 and "dead: cannot list nodes: control plane unreachable" in result.err
+    assert result.code == 1 and result.err == (
+        "ephyra: error: dead: cannot list nodes: bare metal (Ironic) at http://127.0.0.1:9: "
+        "unreachable, or it serves no API version document\n"
+    )
     assert "Traceback" not in result.err
 
 

@@ -143,7 +143,8 @@ def test_the_simulation_refuses_what_puppetdb_refuses(sim: PuppetDBSim) -> None:
 
 
 def test_errors_name_puppetdb(sim: PuppetDBSim, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(CloudError, match=r"PuppetDB http://127\.0\.0\.1:\d+: unreachable"):
+    refused = r"^PuppetDB http://127\.0\.0\.1:\d+: unreachable: connection refused$"
+    with pytest.raises(CloudError, match=refused):
         discover([f"puppetdb:http://127.0.0.1:{free_port()}?timeout=2"])
     monkeypatch.setattr(puppetdb, "FACTS", ("kernel",))
     monkeypatch.setattr(puppetdb, "API", "/pdb/query/v5")

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from ephyra import yamlfile
 from ephyra.api.policy import Identity
 from ephyra.errors import CloudError, NotAuthenticated, UsageError
 
@@ -56,7 +57,7 @@ class StaticTokens:
 
     def __init__(self, path: Path) -> None:
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yamlfile.read(path) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UsageError(f"cannot read the tokens file {path}: {exc}") from exc
         if not isinstance(raw, dict):
@@ -99,7 +100,7 @@ def make_tokens_file(path: Path) -> str:
 def admin_token(path: Path) -> str | None:
     """The first admin token of a tokens file, if the file is there and readable."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yamlfile.read(path) or {}
     except (OSError, yaml.YAMLError):
         return None
     for token, entry in raw.items():

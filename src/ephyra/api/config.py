@@ -29,7 +29,7 @@ from typing import Annotated
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from ephyra import plugins
+from ephyra import plugins, yamlfile
 from ephyra.bodies import problems
 from ephyra.errors import UsageError
 from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
@@ -109,7 +109,7 @@ class ServeConfig(BaseModel):
         if path is None:
             return cls()
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yamlfile.read(path)
         except OSError as exc:
             raise UsageError(f"cannot read the serve config {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:

@@ -75,6 +75,7 @@ def _address(host: str) -> str:
 def _strategy(args: argparse.Namespace) -> Strategy:
     import yaml
 
+    from ephyra import yamlfile
     from ephyra.strategies.base import build
 
     if args.strategy and args.upgrade:
@@ -87,7 +88,7 @@ def _strategy(args: argparse.Namespace) -> Strategy:
     if not args.strategy:
         raise UsageError("name the host's strategy: --strategy FILE or --upgrade CMD")
     try:
-        data = yaml.safe_load(Path(args.strategy).read_text())
+        data = yamlfile.read(args.strategy)
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"--strategy {args.strategy}: {exc}") from exc
     return build(data)

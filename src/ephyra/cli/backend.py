@@ -71,9 +71,10 @@ def token(args: argparse.Namespace) -> str | None:
     if found:
         return found
     if cloud:
-        from ephyra.clouds import connect
+        from ephyra.clouds import connect, translated
 
-        return str(connect(cloud).auth_token)
+        with translated(cloud, "get a Keystone token for --url"):
+            return str(connect(cloud).auth_token)
     return None
 
 

@@ -53,9 +53,11 @@ def mode(text: str) -> str:
 def _load(path: str) -> dict[str, Any]:
     import yaml
 
+    from ephyra import yamlfile
+
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        data = yaml.safe_load(text)
+        data = yamlfile.parse(text)
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):

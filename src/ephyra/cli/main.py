@@ -37,10 +37,14 @@ from ephyra.urls import redact, redact_text
 EXIT_CODES = """\
 exit codes:
   0    done
-  1    failed (the run is paused or failed as its policy says; see status)
+  1    failed (the run is paused or failed as its policy says; see status), or a
+       cloud could not be used: unreachable, timed out, credentials refused, no
+       endpoint for the service (one line: the cloud, the service and its address,
+       why; the traceback with --debug)
   2    usage or bad input, refused before anything changed
   3    another run holds the lock of these control planes or hosts
-  4    a backend (journal, store, locks, board) could not be reached or opened
+  4    a backend (journal, store, locks, board: a database or etcd) could not be
+       reached or opened (one line: which, where, why)
   130  interrupted (the run is paused and can be resumed)
 """
 
@@ -202,8 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for chatty in ("keystoneauth", "openstack", "urllib3"):  # their debug logs show bodies
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # their debug logs show bodies, and their warnings ("Failed to discover available
+    # identity versions...") come before the one line that says what failed: --debug only
+    for chatty in ("keystoneauth", "openstack", "urllib3", "taskflow"):
+        logging.getLogger(chatty).setLevel(logging.WARNING if args.debug else logging.ERROR)
     try:
         code: int = args.handler(args)
     except EphyraError as exc:

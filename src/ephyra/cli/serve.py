@@ -314,11 +314,21 @@ def do_serve(args: argparse.Namespace) -> int:
     if args.openapi:
         print(json.dumps(app.openapi(), indent=2, sort_keys=True))
         return 0
+    _open_journal(args.journal)
     if args.workers > 1:
         del app
         return serve_workers(args)
     run_app(app, stopping, args)
     return 0
+
+
+def _open_journal(url: str | None) -> None:
+    """Open the journal once and close it, before serving: one that cannot be opened ends
+    ``ephyra serve`` with its one line (exit 4), not in the server's start-up traceback.
+    Each worker opens its own afterwards (nothing opened here crosses a fork)."""
+    from ephyra.engine.journal import Journal
+
+    Journal(url).close()
 
 
 def register(sub: Any, exit_codes: str) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from openstack import exceptions as sdk_exc
 from openstack import utils as sdk_utils
 
-from ephyra.clouds import connect, translated
+from ephyra.clouds import COMPUTE, PLACEMENT, connect, translated
 from ephyra.errors import CloudError
 
 #: Newest compute microversion Ephyra speaks; 2.60 is the oldest it accepts (Queens).
@@ -115,12 +115,10 @@ class ComputeCloud:
     @property
     def microversion(self) -> str:
         if self._microversion is None:
-            with translated(self.name, "negotiate the compute API version"):
+            with translated(self.name, "negotiate the compute API version", COMPUTE):
                 found = sdk_utils.maximum_supported_microversion(self._conn.compute, COMPUTE_MAX)
-            if (
-                found is None
-                or sdk_utils.supports_microversion(self._conn.compute, COMPUTE_MIN) is False
-            ):
+                oldest = sdk_utils.supports_microversion(self._conn.compute, COMPUTE_MIN)
+            if found is None or oldest is False:
                 raise CloudError(
                     f"{self.name}: the compute API must offer microversion {COMPUTE_MIN} or newer"
                 )
@@ -138,10 +136,10 @@ class ComputeCloud:
         microversion: str | None = None,
         missing_ok: bool = False,
     ) -> Any:
-        proxy = getattr(self._conn, service)
         if microversion is None:
             microversion = PLACEMENT_MICROVERSION if service == "placement" else self.microversion
-        with translated(self.name, action):
+        with translated(self.name, action, PLACEMENT if service == "placement" else COMPUTE):
+            proxy = getattr(self._conn, service)  # its first use authenticates
             response = getattr(proxy, verb)(
                 path, json=body, microversion=microversion, raise_exc=False
             )
@@ -300,7 +298,9 @@ class ComputeCloud:
 
     def _hypervisors(self) -> list[dict[str, Any]]:
         microversion = HYPERVISORS_MICROVERSION
-        if sdk_utils.supports_microversion(self._conn.compute, microversion) is False:
+        with translated(self.name, "negotiate the compute API version", COMPUTE):
+            supported = sdk_utils.supports_microversion(self._conn.compute, microversion)
+        if supported is False:
             microversion = self.microversion
         raw = self._call(
             "get", "/os-hypervisors/detail", "list hypervisors", microversion=microversion

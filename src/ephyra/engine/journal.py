@@ -32,8 +32,9 @@ from taskflow.persistence.backends.sqlalchemy import tables
 from ephyra.engine import events
 from ephyra.engine.states import UNFINISHED, RunState
 from ephyra.errors import BackendError, EphyraError, RunNotFound, UsageError
+from ephyra.net import why
 from ephyra.paths import private_database, sqlite_path, state_dir, write_ahead
-from ephyra.urls import redact
+from ephyra.urls import redact, redact_text
 
 CONTROL = "control"
 #: TaskFlow's table of flow details, for reading many records in one query.
@@ -154,6 +155,15 @@ def no_hook(_run: RunInfo) -> None:
     pass
 
 
+def _reason(exc: Exception) -> str:
+    """Why the database could not be opened, in one line: the driver's own first line
+    (``connection to server at ... failed: Connection refused``), without SQLAlchemy's
+    wrapping and its links."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return redact_text(lines[0]) if lines else type(cause).__name__
+
+
 def _info(book: Any) -> RunInfo:
     meta = dict(book.meta or {})
     return RunInfo(book.uuid, meta.get("kind", "?"), RunState(meta["state"]), meta)
@@ -164,7 +174,13 @@ class Journal:
         self.url = url or default_url()
         database = sqlite_path(self.url)
         if database is not None:  # 0600 before SQLite opens it: its -wal and -shm follow
-            private_database(database)
+            try:
+                private_database(database)
+            except OSError as exc:
+                raise BackendError(
+                    f"cannot open journal {redact(self.url)}: {exc.filename or database}: "
+                    f"{why(exc) or exc.strerror or exc}"
+                ) from exc
         for attempt in range(CREATE_TRIES):
             try:
                 self.backend = _backend(self.url)
@@ -181,7 +197,9 @@ class Journal:
                 # (a unique violation on alembic's version table): the losers find them
                 # made when they try again
                 if attempt + 1 == CREATE_TRIES:
-                    raise BackendError(f"cannot open journal {redact(self.url)}: {exc}") from exc
+                    raise BackendError(
+                        f"cannot open journal {redact(self.url)}: {_reason(exc)}"
+                    ) from exc
                 time.sleep(0.5 * (attempt + 1))
         self._write = threading.Lock()
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from ephyra import plugins
+from ephyra import plugins, yamlfile
 from ephyra.clouds import ControlPlane
 from ephyra.errors import SecretsUnavailable, UsageError
 from ephyra.forklift.model import MASK, NodeSnapshot
@@ -55,7 +55,7 @@ class FileCredentials:
         path = Path(argument).expanduser()
         self.description = f"file {path}"
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yamlfile.read(path) or {}
         except OSError as exc:
             raise UsageError(f"cannot read credential file {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:

@@ -44,7 +44,7 @@ from openstack.config import exceptions as config_exc
 from oslo_utils import versionutils
 
 from ephyra import clouds
-from ephyra.errors import CloudError, CloudNotFound, UsageError
+from ephyra.errors import CloudError, CloudNotFound, ControlPlaneUnreachable, UsageError
 from ephyra.inventory import catalog
 from ephyra.inventory.catalog import BAREMETAL
 from ephyra.inventory.model import (
@@ -198,7 +198,9 @@ class _Discovery:
     def probe(self, conn: Any, region: str, service_type: str) -> Probe:
         probe = Probe(service_type, region)
         self.probes.append(probe)
-        url = _endpoint(conn, service_type)
+        in_region = f" in region {region}" if region else ""
+        with clouds.translated(self.cloud, f"find the {service_type} endpoint{in_region}"):
+            url = _endpoint(conn, service_type)  # the first look logs in to Keystone
         if not url:
             probe.absent = (
                 "no endpoint in the catalog"
@@ -207,16 +209,14 @@ class _Discovery:
             )
             return probe
         probe.url = url
-        where = f"{self.cloud}: the {service_type} endpoint {url}" + (
-            f" (region {region})" if region else ""
-        )
+        where = f"{self.cloud}: the {service_type} endpoint {url}{in_region}"
         try:
             response = conn.session.get(url, raise_exc=False, timeout=TIMEOUT)
             if response.status_code >= 500:
-                raise CloudError(f"{where} answers HTTP {response.status_code}")
+                raise ControlPlaneUnreachable(f"{where} answers HTTP {response.status_code}")
             data = getattr(conn, _proxy(service_type)).get_endpoint_data()
         except ks_exc.ConnectionError as exc:
-            raise CloudError(f"{where} is unreachable: {exc}") from exc
+            raise clouds.connection_failure(where, exc) from exc
         except ks_exc.DiscoveryFailure:
             data = None
         if data is None or data.api_version is None:
@@ -237,7 +237,8 @@ class _Discovery:
 
     def keystone(self, probe: Probe) -> list[str]:
         """Keystone's regions (empty if it lists none), and its endpoints."""
-        identity = self.conn.identity
+        with clouds.translated(self.cloud, "reach the identity API"):
+            identity = self.conn.identity
         regions = self.listing(probe, "GET /v3/regions", identity.regions)
         if regions is None:
             return []

@@ -38,7 +38,8 @@ from ephyra.inventory import catalog
 from ephyra.inventory.model import UNKNOWN, Host, Inventory, Service, inventory, make_host
 from ephyra.inventory.rolemap import RoleMap
 from ephyra.inventory.source import options
-from ephyra.urls import redact
+from ephyra.net import why
+from ephyra.urls import redact, redact_text
 
 OPTIONS = ("roles", "facts", "short", "cacert", "cert", "key", "timeout")
 LOG = logging.getLogger(__name__)
@@ -249,7 +250,8 @@ class PuppetDBSource:
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
-                raise CloudError(f"PuppetDB {redact(self.url)}: unreachable: {exc}") from exc
+                reason = why(exc) or redact_text(str(exc))
+                raise CloudError(f"PuppetDB {redact(self.url)}: unreachable: {reason}") from exc
             if response.status_code != 200:  # its body goes to the log, not to a caller
                 where = f"PuppetDB {redact(self.url)}: {API}/{entity}"
                 LOG.warning("%s: HTTP %s: %s", where, response.status_code, response.text[:300])

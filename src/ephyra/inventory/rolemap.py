@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import yaml
 
+from ephyra import yamlfile
 from ephyra.errors import UsageError
 
 
@@ -59,7 +59,7 @@ class RoleMap:
     def load(cls, path: str) -> RoleMap:
         """The mapping in the YAML file ``path``; a UsageError naming the file otherwise."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yamlfile.read(path)
         except OSError as exc:
             raise UsageError(f"role mapping {path}: cannot read it: {exc.strerror}") from exc
         except yaml.YAMLError as exc:

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from ephyra import yamlfile
 from ephyra.errors import UsageError
 from ephyra.inventory import catalog
 from ephyra.inventory.model import (
@@ -77,7 +78,7 @@ def read(path: str) -> Any:
     except OSError as exc:
         raise UsageError(f"static inventory {path}: cannot read it: {exc.strerror}") from exc
     try:
-        return yaml.safe_load(text)
+        return yamlfile.parse(text)
     except yaml.YAMLError as exc:
         raise UsageError(f"static inventory {path}: not YAML: {exc}") from exc
 

@@ -13,9 +13,12 @@ from typing import NoReturn
 
 from ephyra.errors import (
     BackendError,
+    CloudAuthFailed,
     CloudError,
     CloudNotFound,
+    CloudTimeout,
     ControlPlaneUnreachable,
+    EndpointMissing,
     EnvironmentNotFound,
     EphyraError,
     IllegalTransition,
@@ -43,7 +46,10 @@ CODES: list[tuple[type[EphyraError], int, str]] = [
     (SecretsUnavailable, 422, "secrets_unavailable"),
     (PluginError, 400, "plugin_error"),
     (UsageError, 400, "bad_request"),
+    (CloudTimeout, 504, "cloud_timeout"),
     (ControlPlaneUnreachable, 503, "cloud_unreachable"),
+    (CloudAuthFailed, 502, "cloud_auth_failed"),
+    (EndpointMissing, 502, "endpoint_missing"),
     (CloudError, 502, "cloud_error"),
     (BackendError, 503, "backend_unavailable"),
     (EphyraError, 500, "failed"),

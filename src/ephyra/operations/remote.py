@@ -24,6 +24,7 @@ from ephyra.bodies import Body
 from ephyra.engine.journal import RunInfo
 from ephyra.engine.states import RunState
 from ephyra.errors import EphyraError, UsageError
+from ephyra.net import why
 from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.operations.codes import raise_for
 from ephyra.operations.protocol import (
@@ -103,7 +104,7 @@ class Remote:
 
     def _unreachable(self, exc: requests.RequestException) -> EphyraError:
         return EphyraError(
-            f"cannot reach ephyra serve at {redact(self.url)}: {redact_text(str(exc))}"
+            f"cannot reach ephyra serve at {redact(self.url)}: {why(exc) or redact_text(str(exc))}"
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -10,7 +10,6 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ephyra.engine.kinds import (
@@ -178,10 +177,11 @@ class UpgradeKind(RunKind[UpgradePlan]):
     def body_of(self, args: argparse.Namespace) -> UpgradeBody:
         import yaml
 
+        from ephyra import yamlfile
         from ephyra.inventory import static
 
         try:
-            raw = yaml.safe_load(Path(args.spec).read_text())
+            raw = yamlfile.read(args.spec)
         except (OSError, yaml.YAMLError) as exc:
             raise UsageError(f"cannot read the specification {args.spec}: {exc}") from exc
         if not isinstance(raw, dict):

@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from ephyra import yamlfile
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.errors import UsageError
 from ephyra.names import check_version
@@ -345,7 +346,7 @@ def _check_names(spec: Spec, where: str) -> None:
 
 def load(path: str | Path) -> Spec:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yamlfile.read(path)
     except OSError as exc:
         raise UsageError(f"cannot read the upgrade specification {path}: {exc}") from exc
     except yaml.YAMLError as exc:
