@@ -125,10 +125,11 @@ class Environment(Model):
         refused, and so is a network named without an address (``{...}``, ``{public: }``)."""
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
             return data
-        cidrs = {
-            n.get("name"): str(n.get("cidr"))
-            for n in data.get("networks") or []
-            if isinstance(n, dict)
+        networks = data.get("networks")
+        cidrs = {  # only well-formed networks: the rest is for the fields' checks to refuse
+            n["name"]: str(n.get("cidr"))
+            for n in (networks if isinstance(networks, list) else [])
+            if isinstance(n, dict) and isinstance(n.get("name"), str)
         }
         nodes = [_node_addresses(node, cidrs) for node in data["nodes"]]
         return {**data, "nodes": nodes}

@@ -43,3 +43,15 @@ def test_an_address_with_another_prefix_or_none_at_all_is_refused() -> None:
     elided["nodes"][1]["addresses"] = {"...": None}  # what ``addresses: {...}`` reads as
     with pytest.raises(UsageError, match=r"addresses: '\.\.\.' has no address"):
         Environment.parse(elided)
+
+
+@pytest.mark.parametrize(
+    "networks", [[{"name": {}, "cidr": "192.168.0.0/24"}], {"management": {}}, "management", None]
+)
+def test_networks_of_the_wrong_shape_are_refused_as_bad_input(networks: object) -> None:
+    """What the API receives is parsed as it comes: a network named by a mapping (which
+    cannot name anything) is refused as bad input, never an error of Ephyra's."""
+    bad = doc()
+    bad["networks"] = networks
+    with pytest.raises(UsageError, match="networks"):
+        Environment.parse(bad)
