@@ -36,10 +36,13 @@ async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   const answer = await fetch(path, options);
-  const data = await answer.json().catch(() => ({}));
   if (answer.status === 401) {
     location.assign("/");
   }
+  if (answer.ok && !(answer.headers.get("Content-Type") || "").includes("json")) {
+    return answer.text(); // /metrics
+  }
+  const data = await answer.json().catch(() => ({}));
   if (!answer.ok) {
     const error = data.error || { code: "http_" + answer.status, message: answer.statusText };
     throw new ApiError(answer.status, error.code, error.message);

@@ -1,28 +1,11 @@
-// What the versions, environments and metrics views share: requests with the session
-// cookie (a change also names itself a session's with X-Ephyra-Session), elements built
-// with text only (nothing from the API is ever parsed as HTML), a notice per view, a
-// progress bar and an SVG sparkline. No library, nothing fetched from elsewhere.
+// What the versions, environments and metrics views share: requests (app.js's api, with
+// the session cookie), elements built with text only (nothing from the API is ever parsed
+// as HTML), a notice per view, a progress bar and an SVG sparkline. No library, nothing
+// fetched from elsewhere.
 "use strict";
 
 const ephyraViews = (() => {
-  async function call(method, path, body) {
-    const options = { method, credentials: "same-origin", headers: { "X-Ephyra-Session": "1" } };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    const answer = await fetch(path, options);
-    if (answer.status === 401) location.assign("/");
-    if (answer.ok) {
-      const type = answer.headers.get("Content-Type") || "";
-      return type.includes("json") ? answer.json() : answer.text();
-    }
-    const data = await answer.json().catch(() => ({}));
-    const error = data.error || { code: "http_" + answer.status, message: answer.statusText };
-    const failure = new Error(error.message + " (" + error.code + ")");
-    failure.status = answer.status;
-    throw failure;
-  }
+  const call = api;
 
   // el("td", {className: "x", dataset: {host: "h"}}, "text", child...)
   function el(tag, props, ...children) {
