@@ -9,8 +9,11 @@ serve`` (``--url``); the applier and the cutover act here, on the namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -19,8 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pyroute2 import netns as namespaces
 
 from ephyra.netscheme import arp
+from ephyra.netscheme.cutover import cutover
+from ephyra.operations.local import Local
 from testbed import vipecho
 from testbed.netns import VIP, Topology, environment, ip, links, mac, wait_for
 from tests.functional.ephyra_cli import Background, Ephyra, Result
@@ -241,3 +247,91 @@ def test_a_cutover_killed_at_any_moment_is_finished_by_running_it_again(
         f"netscheme crash: kill -9 of a cutover held at {len(points)} points landed "
         f"{landed}; each finished by running it again"
     )
+
+
+class Client:
+    """The client's side of the VIP service, from this process: a UDP socket in the
+    client's namespace that asks who answers."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.sock = namespaces.create_socket(
+            topo.ns("client"), socket.AF_INET, socket.SOCK_DGRAM, flags=0
+        )
+        self.seq = 0
+
+    def who(self, timeout: float = 1.0) -> str:
+        """Who answers one datagram ('' if nobody within ``timeout``: a datagram sent to
+        the MAC of a plane that left is answered by nobody)."""
+        self.seq += 1
+        self.sock.settimeout(timeout)
+        with contextlib.suppress(OSError):
+            self.sock.sendto(struct.pack("!I", self.seq), (VIP, vipecho.PORT))
+            while True:
+                data = self.sock.recv(64)
+                if struct.unpack("!I", data[:4])[0] == self.seq:
+                    return data[4:].decode()
+        return ""
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+ROUNDS = 12  # bench/cutover.py --rounds N runs many more
+
+
+def test_cutover_and_rollback_never_lose_the_vip(site: Site, report: list[str]) -> None:
+    """Cutover and rollback, again and again: after each, the client's next datagrams
+    reach the plane that joined, ARP for the VIP is answered by its MAC and nobody
+    else's, and the one that left is off the network."""
+    site.ok("env", "upgrade", "env7", "--release", "2")
+    site.ok("env", "apply", "env7", "ctl-1")
+    site.vip_up("ctl-1")
+    site.ok("env", "installed", "env7", "ctl-1")
+    local = Local(f"sqlite:///{site.ephyra.journal_file}", f"file://{site.tmp}/locks")
+    client = Client(site.topo)
+    wait_for(lambda: client.who(0.05) == "ctl-2", what="ctl-2 answering before round 1")
+    try:
+        for round_ in range(ROUNDS):
+            for rollback, new, old in ((False, "ctl-1", "ctl-2"), (True, "ctl-2", "ctl-1")):
+                done = cutover(local.environments, "env7", rollback=rollback, say=lambda _: None)
+                assert done.joining == [new] and done.leaving == [old]
+                answers = [client.who() for _ in range(5)]
+                where = f"round {round_ + 1} {'rollback' if rollback else 'cutover'}"
+                assert answers == [new] * 5, f"{where}: the VIP answered {answers}"
+                assert site.attached(new) and not site.attached(old), where
+                assert site.answering() == {mac(site.topo.ns(new), "br-mgmt")}, where
+    finally:
+        client.close()
+    report.append(
+        f"netscheme: {ROUNDS} cutovers and {ROUNDS} rollbacks in a row; after each the "
+        "client's first datagram reached the plane that joined, and ARP for the VIP was "
+        "answered by it alone"
+    )
+
+
+def test_a_rollback_whose_old_plane_has_no_link_fails_naming_it(site: Site) -> None:
+    """The old controller's cable is out (its switch port down): the rollback takes the
+    new plane off and puts the old one back, but the VIP is reachable nowhere, so it says
+    so, naming the node, and exits 1; with the cable back, running it again finishes."""
+    site.ok("env", "upgrade", "env7", "--release", "2")
+    site.ok("env", "apply", "env7", "ctl-1")
+    site.vip_up("ctl-1")
+    site.ok("env", "installed", "env7", "ctl-1")
+    site.ok("env", "cutover", "env7", remote=False)
+    ip("link", "set", "ctl-2", "down", netns=site.topo.switch)
+    failed = site.cli("env", "cutover", "env7", "--rollback", remote=False)
+    assert failed.code == 1, failed.err
+    assert failed.err.splitlines() == [
+        "ephyra: error: ctl-2 is off the VIP network: it holds VIP 192.168.0.2 but its "
+        "br-mgmt carries nothing (no port up with a carrier); once its link is up, run "
+        "`ephyra env cutover env7 --rollback` again"
+    ]
+    assert site.attached("ctl-2") and not site.attached("ctl-1")
+    ip("link", "set", "ctl-2", "up", netns=site.topo.switch)
+    assert "rollback done" in site.ok("env", "cutover", "env7", "--rollback", remote=False)
+    client = Client(site.topo)
+    try:
+        assert client.who() == "ctl-2"
+    finally:
+        client.close()
+    assert site.answering() == {mac(site.topo.ns("ctl-2"), "br-mgmt")}

@@ -11,6 +11,7 @@ bridges is refused before anything changes.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,29 @@ def netlink(netns: str | None) -> Iterator[IPRoute]:
         yield ipr
     finally:
         ipr.close()
+
+
+def carrying(ipr: IPRoute, name: str) -> bool:
+    """Whether a link carries frames now: up, with carrier. For a Linux bridge that
+    means one of its ports forwards; a port that was just set up does so only once the
+    kernel has seen its carrier (a moment later, on its link-watch queue), and until
+    then what the bridge sends goes nowhere."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        return False
+    link = ipr.get_links(found[0])[0]
+    return bool(link["flags"] & IFF_UP) and link.get("operstate") == "UP"
+
+
+def wait_carrying(ipr: IPRoute, name: str, timeout: float = 2.0) -> bool:
+    """Wait (polling netlink every millisecond) until ``name`` carries frames; whether
+    it does within ``timeout``."""
+    end = time.monotonic() + timeout
+    while not carrying(ipr, name):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 @dataclass

@@ -32,6 +32,12 @@ from ephyra.netscheme.model import Environment, Node
 from ephyra.netscheme.serializers import Mode, network_scheme, new_plane
 from ephyra.netscheme.store import Environments
 
+#: After the window, the announcements are sent again this many seconds apart: a switch
+#: port forwards a moment after the link behind it comes up, and a lost one costs seconds
+REPEATS = (0.05, 0.2)
+#: How long the check waits for a joining bridge to carry frames
+CARRIER_WAIT = 2.0
+
 
 @dataclass
 class Report:
@@ -129,8 +135,15 @@ def cutover(
             for change in plans[node.name]:
                 applier.execute(handles[node.name], change)
         for announcement, node in announcements:
+            # sent before the bridge carries, an announcement is lost and the network
+            # keeps sending to the plane that left until its neighbour entries expire
+            applier.wait_carrying(handles[node.name], announcement.ifname)
             announcement.send(handles[node.name])
         report.window_ms = round((time.perf_counter() - started) * 1000, 2)
+        for pause in REPEATS:  # for the switch ports beyond the node, which it cannot see
+            time.sleep(pause)
+            for announcement, node in announcements:
+                announcement.send(handles[node.name])
     for name, texts in report.changes.items():
         for text in texts:
             say(f"{name}: {text}")
@@ -138,15 +151,26 @@ def cutover(
     for line in report.announced:
         say(f"announced {line}")
     envs.change(env.name, node_status([n.name for n in old], "ready" if rollback else "detached"))
-    _check(env, joining)
+    _check(env, joining, f"ephyra env cutover {env.name}" + (" --rollback" if rollback else ""))
     return report
 
 
-def _check(env: Environment, joining: list[Node]) -> None:
-    """Nobody but the joining plane answers for the VIPs it holds."""
+def _check(env: Environment, joining: list[Node], again: str) -> None:
+    """The joining plane is on the VIP networks and nobody else answers for its VIPs:
+    each bridge that holds a VIP carries frames, and an ARP probe for the VIP (as
+    duplicate address detection sends it) has no answer from another host. ``again``:
+    the command that finishes the move once the cause is fixed."""
     for node in joining:
         with applier.netlink(node.netns) as ipr:
             held = vips_on(env, applier.read(ipr))
+            dark = [(b, a) for b, a in held if not applier.wait_carrying(ipr, b, CARRIER_WAIT)]
+        if dark:
+            bridge, address = dark[0]
+            raise StepFailed(
+                f"{node.name} is off the VIP network: it holds VIP {address} but its {bridge} "
+                f"carries nothing (no port up with a carrier); once its link is up, run "
+                f"`{again}` again"
+            )
         for bridge, address in held:
             others = arp.probe(bridge, address, node.netns)
             if others:
