@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -57,3 +57,32 @@ def test_the_plan_refuses_open_vswitch_and_missing_interfaces() -> None:
         applier.plan(scheme(env("ovs"), "ctl-1"), host())
     with pytest.raises(UsageError, match="no interface eth0"):
         applier.plan(scheme(env("lnx"), "ctl-1"), host())
+
+
+class Link(dict[str, Any]):
+    """A netlink link message: ``flags`` by key, attributes by ``get``."""
+
+
+class Netlink:
+    """A bridge that is up and gets its carrier at the ``carrier_at``-th look."""
+
+    def __init__(self, carrier_at: int | None) -> None:
+        self.carrier_at, self.looks = carrier_at, 0
+
+    def link_lookup(self, ifname: str) -> list[int]:
+        return [3] if ifname == "br-mgmt" else []
+
+    def get_links(self, index: int) -> list[Link]:
+        self.looks += 1
+        carries = self.carrier_at is not None and self.looks >= self.carrier_at
+        return [Link(flags=applier.IFF_UP, operstate="UP" if carries else "DOWN")]
+
+
+def test_a_bridge_carries_once_up_with_a_carrier_and_is_waited_for() -> None:
+    soon = Netlink(carrier_at=3)
+    assert applier.wait_carrying(cast(Any, soon), "br-mgmt", timeout=5.0)
+    assert soon.looks == 3
+    never = Netlink(carrier_at=None)
+    assert not applier.wait_carrying(cast(Any, never), "br-mgmt", timeout=0.05)
+    assert never.looks > 1
+    assert not applier.carrying(cast(Any, Netlink(carrier_at=1)), "br-ex")  # no such link
