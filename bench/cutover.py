@@ -9,7 +9,8 @@ namespaces (an old and a new controller with the same VIP, and a client, on a sw
 - ``ephyra``: ``ephyra env cutover`` (its start-up included: it prepares everything,
   then makes the netlink changes and sends gratuitous ARP).
 
-Between rounds the old controller is put back with ``ephyra env cutover --rollback``.
+Between rounds the old controller is put back with ``ephyra env cutover --rollback``,
+and must answer the VIP again within 5 s (it announced it), or the bench stops there.
 Run as root: ``.venv/bin/python bench/cutover.py --rounds 5``.
 """
 
@@ -35,6 +36,17 @@ from testbed.netns import VIP, Topology, environment, ip  # noqa: E402
 from testbed.vipecho import window  # noqa: E402
 
 EPHYRA = [sys.executable, "-m", "ephyra.cli.main"]
+
+
+def answered(topo: Topology, host: str, timeout: float) -> bool:
+    """Whether ``host`` answers the client's datagrams to the VIP within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    once = ["ip", "netns", "exec", topo.ns("client"), sys.executable, "-m", "testbed.vipecho"]
+    while time.monotonic() < deadline:
+        done = subprocess.run([*once, "once", VIP], capture_output=True, text=True)
+        if done.stdout.strip() == host:
+            return True
+    return False
 
 
 def main() -> int:
@@ -101,28 +113,8 @@ def main() -> int:
                 assert probe.stdout is not None and probe.stdout.readline()
                 time.sleep(0.5)
                 subprocess.run(argv, env={**env, **extra}, check=True, capture_output=True)
-                deadline = time.monotonic() + 120
                 time.sleep(0.5)
-                while time.monotonic() < deadline:  # until the new controller answers
-                    if (
-                        subprocess.run(
-                            [
-                                "ip",
-                                "netns",
-                                "exec",
-                                topo.ns("client"),
-                                sys.executable,
-                                "-m",
-                                "testbed.vipecho",
-                                "once",
-                                VIP,
-                            ],
-                            capture_output=True,
-                            text=True,
-                        ).stdout.strip()
-                        == "new"
-                    ):
-                        break
+                answered(topo, "new", 120)  # the script without ARP: until the entry expires
                 time.sleep(0.2)
                 probe.terminate()
                 probe.wait(10)
@@ -134,6 +126,11 @@ def main() -> int:
                     flush=True,
                 )
                 ephyra("env", "cutover", "bench", "--rollback")
+                if not answered(topo, "old", 5):  # it announced: at once, or it lost the VIP
+                    raise SystemExit(
+                        f"round {round_ + 1}, after {name}: the old controller did not answer "
+                        "the VIP within 5 s of `ephyra env cutover bench --rollback`"
+                    )
                 time.sleep(0.3)
     medians = {n: statistics.median(r["gap_ms"] for r in rs) for n, rs in results.items()}
     print()
