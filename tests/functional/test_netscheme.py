@@ -157,7 +157,9 @@ def test_isolated_then_cutover_then_rollback(site: Site, report: list[str]) -> N
     assert not site.duplicate_seen_by("ctl-1")  # nobody else answers the isolated controller
     prober = site.probing()
     time.sleep(0.3)
-    assert {w for _, w in prober.stop()} == {"ctl-2"}
+    # only the old controller answers (a sample that nobody answered within its 10 ms is
+    # the machine's load, not a second answerer)
+    assert {w for _, w in prober.stop() if w is not None} == {"ctl-2"}
 
     site.ok("env", "installed", "env7", "ctl-1")
     info = json.loads(site.ok("--format", "json", "env", "deployment-info", "env7", "ctl-2"))[0]
