@@ -4,8 +4,10 @@
    any change.
 2. Take the old plane's VIP-network ports away (its ``cutover`` scheme: ``del-port``).
 3. Join the new plane to them (its usual scheme) and announce the VIPs it holds
-   (gratuitous ARP), so the network sends to it at once.
-4. Record the old nodes as ``detached``; check that nobody else answers for the VIPs.
+   (gratuitous ARP) as soon as its bridges carry frames, so the network sends to it at
+   once; announce again a moment later.
+4. Record the old nodes as ``detached``; check that the new plane's VIP bridges carry
+   frames and that nobody else answers for the VIPs, or fail naming the node.
 
 Old ports go before new ones join, so the two planes never share a VIP network: the
 VIPs are unreachable for the moment between 2 and 3, which is what ``window`` measures.
