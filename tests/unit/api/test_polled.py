@@ -8,15 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from ephyra.api.app import create_app
-from ephyra.api.auth import StaticTokens
-from ephyra.api.policy import Policy
 from ephyra.api.routes.runs import POLLED
 from ephyra.operations.local import Local
+from tests.unit.api.conftest import app_for
 from tests.unit.api.test_app import call
 
 READER = "reader-token-0123456789"
@@ -24,22 +21,12 @@ NOBODY = "no-role-token-0123456789"
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Local:
-    return Local(f"sqlite:///{tmp_path}/journal.db", f"file://{tmp_path}/locks")
-
-
-@pytest.fixture
 def app(tmp_path: Path, local: Local) -> FastAPI:
-    tokens = tmp_path / "tokens.yaml"
-    tokens.write_text(
-        yaml.safe_dump(
-            {
-                READER: {"user": "rea", "project": "ops", "roles": ["reader"]},
-                NOBODY: {"user": "nob", "project": "ops", "roles": []},
-            }
-        )
-    )
-    return create_app(local, StaticTokens(tokens), Policy())
+    callers = {
+        READER: {"user": "rea", "project": "ops", "roles": ["reader"]},
+        NOBODY: {"user": "nob", "project": "ops", "roles": []},
+    }
+    return app_for(local, tmp_path, callers)
 
 
 @pytest.fixture

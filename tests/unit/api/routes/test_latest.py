@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi import FastAPI
 
-from ephyra.api.app import create_app
-from ephyra.api.auth import StaticTokens
-from ephyra.api.policy import Policy
 from ephyra.engine import events
 from ephyra.engine.journal import RunInfo
 from ephyra.operations.local import Local
+from tests.unit.api.conftest import app_for
 from tests.unit.api.test_app import READER, call
 
 READING = {"X-Auth-Token": READER}
@@ -26,17 +23,10 @@ FORKLIFT = {"from": "cp1", "to": "cp2", "settings": {}, "order": ["u1"]}
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Local:
-    return Local(f"sqlite:///{tmp_path}/journal.db", f"file://{tmp_path}/locks")
-
-
-@pytest.fixture
 def app(local: Local, tmp_path: Path) -> FastAPI:
-    tokens = tmp_path / "tokens.yaml"
-    tokens.write_text(
-        yaml.safe_dump({READER: {"user": "rea", "project": "ops", "roles": ["reader"]}})
+    return app_for(
+        local, tmp_path, {READER: {"user": "rea", "project": "ops", "roles": ["reader"]}}
     )
-    return create_app(local, StaticTokens(tokens), Policy())
 
 
 def made(local: Local, kind: str, meta: dict[str, Any], state: str = "succeeded") -> RunInfo:

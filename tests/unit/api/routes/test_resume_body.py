@@ -8,29 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi import FastAPI
 
-from ephyra.api.app import create_app
-from ephyra.api.auth import StaticTokens
-from ephyra.api.policy import Policy
 from ephyra.operations.local import Local
+from tests.unit.api.conftest import app_for
 from tests.unit.api.test_app import ADMIN, call
 
 JSON = {"X-Auth-Token": ADMIN, "Content-Type": "application/json"}
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Local:
-    return Local(f"sqlite:///{tmp_path}/journal.db", f"file://{tmp_path}/locks")
-
-
-@pytest.fixture
 def app(local: Local, tmp_path: Path) -> FastAPI:
-    tokens = tmp_path / "tokens.yaml"
-    admin = {"user": "ada", "project": "ops", "roles": ["admin"]}
-    tokens.write_text(yaml.safe_dump({ADMIN: admin}))
-    return create_app(local, StaticTokens(tokens), Policy())
+    return app_for(local, tmp_path, {ADMIN: {"user": "ada", "project": "ops", "roles": ["admin"]}})
 
 
 def resume(app: FastAPI, kind: str, body: object | None) -> tuple[int, str, str]:
