@@ -99,12 +99,13 @@ class Agent:
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         warned = False
         while True:
+            lease = self.lease  # the one ``fn`` uses, or an older one (a no-op to replace)
             try:
                 return fn()
             except LeaseExpired:  # writing again under the old lease can never work
                 if self.stop.is_set():
                     raise
-                self.keeper.replace(self.lease)
+                self.keeper.replace(lease)
             except StoreError as exc:
                 if self.stop.is_set():
                     raise

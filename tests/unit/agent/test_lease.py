@@ -204,3 +204,28 @@ def test_the_agent_announces_again_only_the_keys_of_its_lease_in_one_transaction
     assert keys.member("compute", "cmp-1") in store.range(keys.members("compute"))
     assert agent.keeper.announcements == 1
     store.close()
+
+
+def test_a_write_that_finds_the_lease_expired_after_the_keeper_replaced_it_takes_no_other(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'v.db'}")
+    config = AgentConfig(
+        "cmp-1", {"compute": "10.0.0.1"}, build({"type": "noop", "start": "1.0"}),
+        log_dir=tmp_path, ttl=5,
+    )  # fmt: skip
+    agent = Agent(store, Keys("/t"), config, say=lambda _: None)
+    first = agent.keeper.acquire()
+    calls: list[Lease | None] = []
+
+    def write() -> str:
+        calls.append(agent.lease)
+        if len(calls) == 1:  # the keeper's thread replaced the lease while this write ran
+            agent.keeper.replace(first)
+            raise LeaseExpired(f"lease {first.id:x} has expired")
+        return "written"
+
+    assert agent._retry("write", write) == "written"
+    assert calls == [first, agent.lease] and agent.lease is not first
+    assert (agent.keeper.losses, agent.keeper.announcements) == (1, 1)
+    store.close()
