@@ -1,8 +1,10 @@
 """The lease of one agent, kept alive on its own thread (and, on etcd, its own connection).
 
-- **Renewal** every third of the TTL, counted from the last renewal that etcd answered; a
-  renewal that fails (etcd slow or away) is tried again at once, then every
-  :data:`RETRY_S`, until the lease would have expired: two more chances before the TTL ends.
+- **Renewal** every third of the TTL, counted from the last renewal that etcd answered,
+  less up to a quarter of that drawn at random (:data:`SPREAD`): agents started together
+  do not renew together, in bursts that etcd would answer late. A renewal that fails
+  (etcd slow or away) is tried again at once, then every :data:`RETRY_S`, until the lease
+  would have expired: two more chances before the TTL ends.
 - **TTL from measured latency**: the TTL asked for is the larger of the one configured and
   :data:`LATENCY_FACTOR` times the slowest round trip seen (grant or renewal), so that a
   renewal period (TTL/3) always holds several round trips however slow etcd answers.
@@ -28,6 +30,8 @@ from ephyra.versions.store import Lease
 
 #: The TTL is at least this many times the slowest round trip measured.
 LATENCY_FACTOR = 10
+#: The part of the renewal period drawn at random and taken off it.
+SPREAD = 0.25
 #: The pause between two renewals that failed (after the first retry, made at once).
 RETRY_S = 0.5
 BACKOFF_BASE_S = 0.5
@@ -123,9 +127,13 @@ class LeaseKeeper:
             lease = self.lease
             if lease is None:
                 return
-            if self._wait(max(0.0, self.renewed_at + lease.ttl / 3 - self._clock())):
+            if self._wait(max(0.0, self.renewed_at + self.period(lease) - self._clock())):
                 return
             self.renew(lease)
+
+    def period(self, lease: Lease) -> float:
+        """Seconds from one renewal to the next: a third of the TTL, less a random part."""
+        return lease.ttl / 3 * (1 - SPREAD * self._rand())
 
     def renew(self, lease: Lease) -> None:
         """One renewal, retried until it lands or the lease is gone (then replaced)."""

@@ -29,7 +29,7 @@ from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
 TIMEOUT_S = 10.0
 #: A renewal that etcd has not answered in this time is given up and tried again (the
 #: lease keeper renews at a third of the TTL, and again at once on a failure).
-KEEPALIVE_TIMEOUT_S = 2.0
+KEEPALIVE_TIMEOUT_S = 3.0
 
 
 def _b64(text: str) -> str:
