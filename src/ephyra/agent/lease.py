@@ -108,9 +108,11 @@ class LeaseKeeper:
                 self.renewed_at = self._clock()
                 self._announce(lease)
                 return lease
-            except StoreError:  # LeaseExpired too: the new lease went before it was used
+            except StoreError as exc:  # LeaseExpired too: the lease went before it was used
                 if self._stop.is_set():
                     raise
+                if attempt == 0:
+                    self._say(f"lease: {exc}; trying again")
                 self._wait(backoff(attempt, self._rand))
                 attempt += 1
 
