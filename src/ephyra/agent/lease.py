@@ -1,7 +1,7 @@
 """The lease of one agent, kept alive on its own thread (and, on etcd, its own connection).
 
 - **Renewal** every third of the TTL, counted from the last renewal that etcd answered,
-  less up to a quarter of that drawn at random (:data:`SPREAD`): agents started together
+  give or take an eighth of that drawn at random (:data:`SPREAD`): agents started together
   do not renew together, in bursts that etcd would answer late. A renewal that fails
   (etcd slow or away) is tried again at once, then every :data:`RETRY_S`, until the lease
   would have expired: two more chances before the TTL ends.
@@ -30,7 +30,7 @@ from ephyra.versions.store import Lease
 
 #: The TTL is at least this many times the slowest round trip measured.
 LATENCY_FACTOR = 10
-#: The part of the renewal period drawn at random and taken off it.
+#: The part of the renewal period drawn at random (half of it more, half of it less).
 SPREAD = 0.25
 #: The pause between two renewals that failed (after the first retry, made at once).
 RETRY_S = 0.5
@@ -134,8 +134,9 @@ class LeaseKeeper:
             self.renew(lease)
 
     def period(self, lease: Lease) -> float:
-        """Seconds from one renewal to the next: a third of the TTL, less a random part."""
-        return lease.ttl / 3 * (1 - SPREAD * self._rand())
+        """Seconds from one renewal to the next: a third of the TTL, give or take a
+        random part."""
+        return lease.ttl / 3 * (1 + SPREAD * (self._rand() - 0.5))
 
     def renew(self, lease: Lease) -> None:
         """One renewal, retried until it lands or the lease is gone (then replaced)."""

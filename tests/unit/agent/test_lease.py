@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from ephyra.agent import lease as keeper_module
 from ephyra.agent.lease import LeaseKeeper, backoff, sized_ttl
 from ephyra.agent.loop import Agent, AgentConfig
@@ -93,9 +95,19 @@ def test_renewals_come_every_third_of_the_ttl_from_the_last_one_that_landed() ->
     stop_after(k, 3)
     k.run()
     assert isinstance(lease, FakeLease)
-    # counted from when each renewal was sent, less an eighth drawn at random (rand 0.5)
-    assert [round(t - start, 3) for t in lease.refreshed] == [2.625, 5.25, 7.875]
+    # counted from when each renewal was sent, give or take a random part (none at 0.5)
+    assert [round(t - start, 3) for t in lease.refreshed] == [3.0, 6.0, 9.0]
     assert (k.losses, k.announcements, announced) == (0, 0, [lease])
+
+
+def test_renewals_are_spread_an_eighth_either_side_of_a_third_of_the_ttl() -> None:
+    clock = Clock()
+    k = keeper(clock, Grants(clock), [])
+    lease = k.acquire()
+    k._rand = lambda: 0.0
+    assert k.period(lease) == pytest.approx(3 * 0.875)
+    k._rand = lambda: 1.0
+    assert k.period(lease) == pytest.approx(3 * 1.125)
 
 
 def stop_after(k: LeaseKeeper, renewals: int) -> None:
