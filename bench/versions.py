@@ -681,11 +681,10 @@ def agents_lines(r: Result) -> list[str]:
             f"{d['leases_lost']}, announced again {d['reannounced']} (at most "
             f"{d['reannounced_max']} by one agent)"
         )
-    if d.get("pause_etcd_s") or d.get("steal_cpu"):
-        lines.append(
-            f"pressure: etcd stopped {d['pause_etcd_s']:.0f} s after the trigger, "
-            f"{d['steal_cpu']} busy process(es)"
-        )
+    pressure = [f"etcd stopped {d['pause_etcd_s']:.0f} s"] if d.get("pause_etcd_s") else []
+    pressure += [f"{d['steal_cpu']} busy process(es)"] if d.get("steal_cpu") else []
+    if pressure:
+        lines.append(f"pressure after the trigger: {', '.join(pressure)}")
     if "requests" in d:
         per = {k: v / r.hosts for k, v in d["requests"].items()}
         lines.append(

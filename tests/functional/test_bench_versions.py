@@ -106,4 +106,4 @@ def test_a_fleet_whose_etcd_was_stopped_past_its_ttl_recovers_without_a_storm(
     # every lease was lost, and every agent announced itself again once
     assert (detail["leases_lost"], detail["reannounced"], detail["reannounced_max"]) == (20, 20, 1)
     assert detail["requests"]["LeaseGrant"] == 20
-    assert "pressure: etcd stopped 5 s after the trigger, 1 busy process(es)" in done.stdout
+    assert "pressure after the trigger: etcd stopped 5 s, 1 busy process(es)" in done.stdout
