@@ -22,6 +22,14 @@ Part 2, rollout: M hosts run 1.0; make them all run 2.0.
 ``--upgrade-seconds S`` makes every host's upgrade last S seconds (agents and loops alike),
 as real package upgrades do: the loops pay it once per host, the agents about once.
 ``--max-at-once N`` rolls out N hosts at a time instead of all.
+
+Pressure, to show the fleet recovers: ``--pause-etcd S`` stops the bench's own etcd
+(SIGSTOP) just after the trigger and lets it go on (SIGCONT) S seconds later, longer than
+the TTL: every lease is lost and every agent must announce itself again, once;
+``--steal-cpu N`` runs N busy processes from the trigger to the end of the rollout.
+It reports the convergence time, the etcd requests per agent by kind (LeaseGrant,
+LeaseKeepAlive, Txn, Range, Watch), etcd's CPU seconds, the leases lost and the
+re-announcements (in all, and the most by one agent).
 It prints times and ratios against the aims: verify under 0.5 s at 10,000 hosts, 1,000
 agents at the new version within 5 s of the trigger.
 
@@ -37,6 +45,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -237,7 +246,6 @@ class Tally:
         self.up = 0
         self.done: dict[str, float] = {}
         self.complaints: list[str] = []
-        self.leases_lost = 0
 
     def say(self, message: str) -> None:
         with self.lock:
@@ -245,8 +253,6 @@ class Tally:
                 self.up += 1
             elif message.endswith(f": {TO}: running"):
                 self.done[message.partition(":")[0]] = time.time()
-            elif "lease expired" in message:
-                self.leases_lost += 1
             elif "trying again" in message or "failure" in message:
                 self.complaints.append(message)
 
@@ -302,6 +308,8 @@ def fleet(spec: FleetSpec, conn: Connection) -> None:
     conn.send(("ready", tally.up, tally.complaints[:5]))
     if conn.recv() == "go":
         cpu = time.process_time()
+        lost = sum(a.keeper.losses for a in agents)
+        again = {a.config.host: a.keeper.announcements for a in agents}
         limit = time.monotonic() + spec.deadline
         while len(tally.done) < len(agents) and time.monotonic() < limit:
             time.sleep(POLL_S)
@@ -310,7 +318,8 @@ def fleet(spec: FleetSpec, conn: Connection) -> None:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": peak_threads,
             "complaints": len(tally.complaints),
-            "leases_lost": tally.leases_lost,
+            "leases_lost": sum(a.keeper.losses for a in agents) - lost,
+            "reannounced": [a.keeper.announcements - again[a.config.host] for a in agents],
             "first_complaints": tally.complaints[:5],
         }
         conn.send(("done", dict(tally.done), stats))
@@ -406,7 +415,7 @@ def bench_agents(etcd: Etcd, root: Path, count: int, args: argparse.Namespace) -
             str(root / "logs"),
             args.ttl,
             args.upgrade_seconds,
-            args.deadline,
+            args.deadline + args.pause_etcd,
         )
         for first in range(0, count, per)
     ]
@@ -431,8 +440,10 @@ def bench_agents(etcd: Etcd, root: Path, count: int, args: argparse.Namespace) -
             say(f"rollout: triggering {TO}")
             fleets.tell("go")
             rules = desired.Rules.parse([f"*={args.max_at_once}"], [])
-            t0 = roll_out(etcd, store, keys, hosts, rules, result, args.deadline)
-        done = fleets.gather(30)
+            with Pressure(etcd, args.pause_etcd, args.steal_cpu) as pressure:
+                t0 = roll_out(etcd, store, keys, hosts, rules, result, args.deadline, pressure)
+            result.detail.update(pause_etcd_s=args.pause_etcd, steal_cpu=args.steal_cpu)
+        done = fleets.gather(30 + args.pause_etcd)
         if done is None:
             result.problems.append("an agent process did not report (see above)")
             return result
@@ -458,6 +469,55 @@ def idle_load(etcd: Etcd, result: Result, seconds: float) -> None:
     )
 
 
+def spin() -> None:
+    while True:
+        pass
+
+
+class Pressure:
+    """``pause`` seconds of etcd stopped, from :meth:`begin`; ``busy`` processes
+    spinning until the end."""
+
+    def __init__(self, etcd: Etcd, pause: float, busy: int) -> None:
+        self.etcd, self.pause, self.busy = etcd, pause, busy
+        self.spinners: list[multiprocessing.process.BaseProcess] = []
+        self.resumed = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> Pressure:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(self.busy):
+            spinner = context.Process(target=spin, daemon=True)
+            spinner.start()
+            self.spinners.append(spinner)
+        return self
+
+    def begin(self) -> None:
+        """Stop etcd now, and let it go on ``pause`` seconds later (on a thread)."""
+        if self.pause <= 0:
+            self.resumed.set()
+            return
+        pid = self.etcd.daemon.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        say(f"rollout: etcd stopped for {self.pause:.0f} s")
+        self.thread = threading.Thread(target=self._resume, args=(pid,), daemon=True)
+        self.thread.start()
+
+    def _resume(self, pid: int) -> None:
+        self.resumed.wait(self.pause)
+        os.kill(pid, signal.SIGCONT)
+        self.resumed.set()
+
+    def __exit__(self, *exc: object) -> None:
+        self.resumed.set()
+        if self.thread is not None:
+            self.thread.join()
+        for spinner in self.spinners:
+            spinner.kill()
+            spinner.join()
+
+
 def roll_out(
     etcd: Etcd,
     store: Store,
@@ -466,13 +526,18 @@ def roll_out(
     rules: desired.Rules,
     result: Result,
     deadline: float,
+    pressure: Pressure,
 ) -> float:
-    """Trigger ``TO`` and poll ``verify`` until every host runs it; the trigger's time."""
+    """Trigger ``TO`` and poll ``verify`` until every host runs it; the trigger's time.
+    The pressure begins just after the trigger (and the deadline is longer by its pause)."""
     cpu, asked = cpu_seconds(etcd.daemon.pid), etcd_requests(etcd)
     t0 = time.time()
     desired.trigger(store, keys, TO, rules)
+    pressure.begin()
+    deadline += pressure.pause
     polls = 0
     while True:
+        pressure.resumed.wait()  # verify would only wait for etcd meanwhile
         verdict = report.verify(store, keys, TO, hosts)
         polls += 1
         if verdict.ok or time.time() - t0 > deadline:
@@ -514,6 +579,8 @@ def finish(result: Result, done: list[tuple[Any, ...]], t0: float) -> None:
         threads=[s["threads"] for s in stats],
         complaints=sum(s["complaints"] for s in stats),
         leases_lost=sum(s["leases_lost"] for s in stats),
+        reannounced=sum(sum(s["reannounced"]) for s in stats),
+        reannounced_max=max((max(s["reannounced"], default=0) for s in stats), default=0),
     )
     for used in stats:
         result.detail["first_complaints"] += used["first_complaints"]
@@ -611,12 +678,19 @@ def agents_lines(r: Result) -> list[str]:
         )
         lines.append(
             f"agents: retried a store operation {d['complaints']}, lost their lease "
-            f"{d['leases_lost']} (and announced again)"
+            f"{d['leases_lost']}, announced again {d['reannounced']} (at most "
+            f"{d['reannounced_max']} by one agent)"
         )
+    pressure = [f"etcd stopped {d['pause_etcd_s']:.0f} s"] if d.get("pause_etcd_s") else []
+    pressure += [f"{d['steal_cpu']} busy process(es)"] if d.get("steal_cpu") else []
+    if pressure:
+        lines.append(f"pressure after the trigger: {', '.join(pressure)}")
     if "requests" in d:
+        per = {k: v / r.hosts for k, v in d["requests"].items()}
         lines.append(
-            f"agents: etcd requests during the rollout: {sum(d['requests'].values()) / r.hosts:.1f}"
-            f" per agent ({counts(d['requests'])})"
+            f"agents: etcd requests during the rollout: {sum(per.values()):.1f} per agent ("
+            + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+            + ")"
         )
     if "idle_requests" in d:
         lines.append(
@@ -666,10 +740,18 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-seconds", type=float, default=3.0, help="agents idle before the trigger"
     )
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds the agents get")
+    parser.add_argument(
+        "--pause-etcd", type=float, default=0.0, help="seconds etcd is stopped after the trigger"
+    )
+    parser.add_argument(
+        "--steal-cpu", type=int, default=0, help="busy processes during the rollout"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.hosts < 1 or args.agents < 0 or args.repeat < 1 or args.cli_sample < 1:
         parser.error("--hosts, --repeat and --cli-sample must be positive, --agents not negative")
+    if args.pause_etcd < 0 or args.steal_cpu < 0:
+        parser.error("--pause-etcd and --steal-cpu must not be negative")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="ephyra-bench-") as tmp:
         root = Path(tmp)

@@ -88,3 +88,22 @@ def test_a_rollout_past_its_deadline_is_reported(tmp_path: Path) -> None:
         "after 1 s only 0 of 10 run 2.0 (missing e.g. cmp-00000, cmp-00001, cmp-00002)"
     ]
     assert "did not converge, MISSED" in done.stdout
+
+
+def test_a_fleet_whose_etcd_was_stopped_past_its_ttl_recovers_without_a_storm(
+    tmp_path: Path,
+) -> None:
+    done, results = bench(
+        tmp_path,
+        *("--hosts", "50", "--repeat", "1", "--agents", "20", "--processes", "1"),
+        *("--cli-sample", "1", "--loop-hosts", "1", "--idle-seconds", "0", "--ttl", "2"),
+        *("--pause-etcd", "5", "--steal-cpu", "1", "--deadline", "30"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    agents = by_name(results)["rollout", "ephyra-agents"]
+    detail = agents["detail"]
+    assert agents["seconds"] > 5  # it converged, after etcd came back
+    # every lease was lost, and every agent announced itself again once
+    assert (detail["leases_lost"], detail["reannounced"], detail["reannounced_max"]) == (20, 20, 1)
+    assert detail["requests"]["LeaseGrant"] == 20
+    assert "pressure after the trigger: etcd stopped 5 s, 1 busy process(es)" in done.stdout

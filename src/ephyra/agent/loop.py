@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from ephyra.agent.lease import LeaseKeeper
 from ephyra.agent.turn import Turn
 from ephyra.errors import LeaseExpired, StepFailed, StoreError, UsageError
 from ephyra.names import check_version, is_version, shown
@@ -86,19 +87,25 @@ class Agent:
         self.turn: Turn | None = None
         self.lease: Lease | None = None
         self.state: HostState | None = None  # the host's state as this agent last wrote it
-        self._lease_lost = threading.Event()
+        self.keeper = LeaseKeeper(
+            lambda ttl: store.lease(ttl),
+            self._announce,
+            config.ttl,
+            self.stop,
+            lambda text: self.say(f"{config.host}: {text}"),
+        )
 
     # -- the store, tried until it answers -------------------------------------------
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         warned = False
         while True:
+            lease = self.lease  # the one ``fn`` uses, or an older one (a no-op to replace)
             try:
                 return fn()
             except LeaseExpired:  # writing again under the old lease can never work
                 if self.stop.is_set():
                     raise
-                self.say(f"{self.config.host}: {what}: the lease expired; announcing again")
-                self._announce()
+                self.keeper.replace(lease)
             except StoreError as exc:
                 if self.stop.is_set():
                     raise
@@ -107,38 +114,20 @@ class Agent:
                     warned = True
                 self.stop.wait(self.config.retry)
 
-    def _keep_alive(self) -> None:
-        while not self.stop.wait(self.config.ttl / 3):
-            lease = self.lease
-            if lease is None:
-                continue
-            try:
-                lease.refresh()
-            except LeaseExpired:
-                self._lease_lost.set()
-            except StoreError:
-                pass  # the store is away: the next round tries again
-
-    def _announce(self) -> None:
-        """Take a new lease and write everything that lives under it. (A turn's slots
-        went with the old lease: a host caught mid-update finishes it.)"""
-        lease = self._retry("lease", lambda: self.store.lease(self.config.ttl))
+    def _announce(self, lease: Lease) -> None:
+        """Write, in one transaction, everything that lives under ``lease``: the host's
+        membership of its roles, and what it runs (with its roles at that version). (A
+        turn's slots went with the old lease: a host caught mid-update finishes it.)"""
         self.lease = lease
         if self.turn is not None:
             self.turn.lease, self.turn.held = lease, []
         value = json.dumps({"roles": dict(self.config.roles), "since": round(time.time(), 3)})
-        self._retry(
-            "register",  # under the lease of the moment: a retry may follow a new one
-            lambda: self.store.txn(
-                [],
-                [
-                    Put(self.keys.member(r, self.config.host), value, self.lease)
-                    for r in self.config.roles
-                ],
-            ),
-        )
+        ops: list[Op] = [
+            Put(self.keys.member(r, self.config.host), value, lease) for r in self.config.roles
+        ]
         if self.running:
-            self._publish(self.running, previous=())
+            ops += self._live_ops(self.running, previous=())
+        self.store.txn([], ops)
 
     def _live_ops(self, version: str, previous: tuple[str, ...]) -> list[Op]:
         """The running version and the roles, under the current lease (read when called:
@@ -150,9 +139,6 @@ class Agent:
                 self.keys, version, host, self.config.roles, self.config.interfaces, self.lease
             ),
         ]
-
-    def _publish(self, version: str, previous: tuple[str, ...]) -> None:
-        self._retry("publish", lambda: self.store.txn([], self._live_ops(version, previous)))
 
     # -- the loop ---------------------------------------------------------------------
     def start(self) -> None:
@@ -176,8 +162,8 @@ class Agent:
                 ),
             )
         self.state = state
-        self._announce()
-        threading.Thread(target=self._keep_alive, name="lease", daemon=True).start()
+        self.keeper.acquire()
+        self.keeper.start()
         self.say(f"{self.config.host}: agent up, running {self.running or 'an unknown version'}")
 
     def run(self, once: bool = False) -> bool:
@@ -188,10 +174,6 @@ class Agent:
         want: str | None = None
         try:
             while not self.stop.is_set():
-                if self._lease_lost.is_set():
-                    self._lease_lost.clear()
-                    self.say(f"{self.config.host}: the lease expired; announcing again")
-                    self._announce()
                 found = self._retry("read", lambda: desired.read(self.store, self.keys))
                 want = self._checked(found)
                 if once and found and not want:

@@ -6,8 +6,10 @@ Its URL is ``etcd3+https://[USER@]HOST:PORT?ca_cert=FILE&cert_cert=FILE&cert_key
 :mod:`ephyra.etcd`.
 
 A range read is one ``/kv/range`` call; a transaction is one ``/kv/txn``; leases are etcd
-leases. One etcd watch per prefix serves every :class:`Watch` of this store on it, so a
-thousand agents in one process hold one stream, not a thousand.
+leases, renewed over a connection of their own (:attr:`EtcdStore.keepalive`) so that a
+renewal never waits behind the updates. One etcd watch per prefix serves every
+:class:`Watch` of this store on it, so a thousand agents in one process hold one stream,
+not a thousand.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from ephyra.etcd import EtcdURL, describe
 from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
 
 TIMEOUT_S = 10.0
+#: A renewal that etcd has not answered in this time is given up and tried again (the
+#: lease keeper renews at a third of the TTL, and again at once on a failure).
+KEEPALIVE_TIMEOUT_S = 3.0
 
 
 def _b64(text: str) -> str:
@@ -32,14 +37,17 @@ def _b64(text: str) -> str:
 
 
 class EtcdLease(Lease):
+    """An etcd lease; its renewals go over the store's keepalive connection."""
+
     def __init__(self, store: EtcdStore, lease: Any, ttl: int) -> None:
         self._store = store
         self._lease = lease
         self.id = int(lease.id)
         self.ttl = ttl
+        self._renewal = etcd3gw.Lease(self.id, store.keepalive)
 
     def refresh(self) -> None:
-        left = self._store.call(self._lease.refresh)
+        left = self._store.call(self._renewal.refresh)
         if int(left) <= 0:
             raise LeaseExpired(f"lease {self.id:x} has expired")
 
@@ -86,6 +94,8 @@ class EtcdStore(Store):
         # no proxy, netrc or CA settings from the environment (etcd is reached directly,
         # and skipping that lookup costs a quarter less CPU per request)
         self.client = etcd.client(TIMEOUT_S)
+        #: Lease renewals only: never queued behind reads, writes or watches.
+        self.keepalive = etcd.client(KEEPALIVE_TIMEOUT_S)
         self._streams: dict[str, _Stream] = {}
         self._streams_lock = threading.Lock()
 
@@ -170,3 +180,4 @@ class EtcdStore(Store):
                 stream.cancel()
             self._streams.clear()
         self.client.session.close()
+        self.keepalive.session.close()
