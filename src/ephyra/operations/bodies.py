@@ -25,6 +25,9 @@ class TriggerBody(Body):
         default_factory=list, max_length=1000, description="ROLE=DEP[,DEP...]"
     )
     force: bool = False
+    retries: int = Field(
+        default=2, ge=0, le=100, description="attempts a failed host makes again, after a backoff"
+    )
 
 
 class VerifyBody(Body):

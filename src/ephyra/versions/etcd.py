@@ -108,6 +108,11 @@ class EtcdStore(Store):
         found = self.call(self.client.get_prefix, prefix)
         return {meta["key"].decode(): value.decode() for value, meta in found}
 
+    def ranked(self, prefix: str) -> list[tuple[str, str]]:
+        found = self.call(self.client.get_prefix, prefix)
+        found.sort(key=lambda item: int(item[1].get("create_revision", 0)))
+        return [(meta["key"].decode(), value.decode()) for value, meta in found]
+
     def put(self, key: str, value: str, lease: Lease | None = None) -> None:
         self.txn([], [Put(key, value, lease)])
 

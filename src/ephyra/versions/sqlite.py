@@ -146,6 +146,14 @@ class SqliteStore(Store):
         )
         return {str(k): str(v) for k, v in rows}
 
+    def ranked(self, prefix: str) -> list[tuple[str, str]]:
+        # a new row's rowid is above every row's in the table, and an upsert keeps it
+        rows = self._read(
+            f"SELECT key, value FROM kv WHERE key >= ? AND key < ? AND {LIVE} ORDER BY rowid",
+            (prefix, _prefix_end(prefix), time.time()),
+        )
+        return [(str(k), str(v)) for k, v in rows]
+
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:
             return list(self._db().execute(sql, params).fetchall())

@@ -4,7 +4,8 @@
 ``sqlite:///PATH`` is a file on one machine (the embedded default, beside the journal).
 Both give the same guarantees, and one test suite runs against both:
 
-- a range read returns every key under a prefix from one consistent snapshot;
+- a range read returns every key under a prefix from one consistent snapshot, and can
+  give them in the order they were created (etcd's create revision);
 - a transaction compares keys and applies its puts and deletes atomically, or none;
 - a key written with a lease disappears when the lease is not refreshed within its TTL;
 - a watch wakes up when anything under its prefixes changes.
@@ -96,6 +97,12 @@ class Store(ABC):
     @abstractmethod
     def range(self, prefix: str) -> dict[str, str]:
         """Every key under ``prefix`` with its value, read at one revision."""
+
+    @abstractmethod
+    def ranked(self, prefix: str) -> list[tuple[str, str]]:
+        """Every key under ``prefix`` with its value, read at one revision, oldest first:
+        in the order the keys were created (a key rewritten keeps its place; one deleted
+        and written again goes last). Queues are built on it."""
 
     @abstractmethod
     def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...
