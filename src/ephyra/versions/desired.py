@@ -43,8 +43,8 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before the attempt after ``attempt`` (1 = the first one failed):
     exponential, and jittered (between half and all of it) so that hosts failing together
     do not retry together."""
-    full = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** max(0, attempt - 1))
-    return full * float((rng or random).uniform(0.5, 1.0))
+    full = min(BACKOFF_MAX_S, BACKOFF_S * 2.0 ** max(0, attempt - 1))
+    return full * (rng or random.Random()).uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)

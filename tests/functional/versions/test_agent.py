@@ -192,7 +192,9 @@ def test_a_failure_holds_its_slot_shows_its_log_and_the_newest_version_wins(
     assert fleet("version", "trigger", "1.0")[0] == 0
     fleet.up()
     eventually(converged(fleet, "1.0", hosts), 20)
-    assert fleet("version", "trigger", "2.0", "--max-at-once", "compute=1", "--retries", "0")[0] == 0
+    assert (
+        fleet("version", "trigger", "2.0", "--max-at-once", "compute=1", "--retries", "0")[0] == 0
+    )
     eventually(lambda: fleet.status()["cmp-2"]["state"] == "configured/failure", 30)
     time.sleep(1.5)  # long enough for a wrongly freed slot to be taken
     status = fleet.status()
