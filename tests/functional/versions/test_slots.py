@@ -75,3 +75,29 @@ def test_a_killed_update_keeps_its_slot_until_it_is_known_done(
     with open_store(fleet.store_url) as store:
         assert store.ranked(slots) == []
     report.append("agent kill -9 mid-update: its slot stayed held until it was known done")
+
+
+def test_a_failed_host_retries_after_a_backoff_up_to_the_limit(fleet: Fleet) -> None:  # noqa: F811
+    bad = fleet.start("cmp-1", "compute", sleep=0.1, fail="cmp-1-2.0")
+    fleet.up()
+    trigger = ("version", "trigger", "2.0", "--max-at-once", "compute=1", "--retries", "1")
+    assert fleet(*trigger)[0] == 0
+    bad.wait_for(lambda line: "2.0: updating (attempt 1)" in line, 30)
+    waiter = fleet.start("cmp-2", "compute", sleep=0.1)  # queues behind it
+    bad.wait_for(lambda line: "2.0: updating (attempt 2)" in line, 30)
+    bad.wait_for(lambda line: "2.0: configured/failure" in line, 30)
+    eventually(lambda: fleet.status()["cmp-1"]["attempts"] == 2, 30)
+    said = [line for line in bad.lines if "trying again in" in line]
+    assert len(said) == 1  # one retry, then no more
+    code, out, _ = fleet("version", "status")
+    assert code == 0
+    table = [
+        [cell.strip() for cell in line.replace("┃", "│").split("│")] for line in out.splitlines()
+    ]
+    header = next(cells for cells in table if cells[0] == "host")
+    row = next(cells for cells in table if cells[0] == "cmp-1")
+    assert row[header.index("attempts")] == "2"
+    waiter.wait_for(lambda line: "slot(s) for 2.0 are taken" in line, 30)
+    assert fleet.effects("cmp-2") == []  # the failed host keeps the one slot
+    _, out, _ = fleet("--format", "json", "version", "history")
+    assert json.loads(out)[-1]["rules"]["retries"] == 1
