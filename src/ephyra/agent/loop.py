@@ -10,9 +10,11 @@ It watches ``/current_version``. When that is not what the host runs, it waits f
 turn (:mod:`ephyra.agent.turn`), marks itself updating, runs its strategy (its output to
 a log file whose link goes into the status keys), records ``configured/success|failure``,
 runs the validation command, records ``validated/success|failure``, and on success
-reports the new running version, publishes its roles at it, and gives its turn back. A
-failed host keeps its slot: at most ``max_at_once`` hosts of a role can fail before the
-role stops; it tries again when a newer version is triggered, or when the agent restarts.
+reports the new running version, publishes its roles at it, and gives its turn back (in
+the same transaction). A failed host keeps its slot: at most ``max_at_once`` hosts of a
+role can fail before the role stops; it tries again after a backoff, up to the
+``retries`` of the version's rules, and when a newer version is triggered, or when the
+agent restarts.
 
 If the store goes away (etcd restarted), every write is tried again until it lands;
 nothing the agent learnt is lost, and a lease that expired meanwhile is replaced and
@@ -123,8 +125,9 @@ class Agent:
                 pass  # the store is away: the next round tries again
 
     def _announce(self) -> None:
-        """Take a new lease and write everything that lives under it. (A turn's slots
-        went with the old lease: a host caught mid-update finishes it.)"""
+        """Take a new lease and write everything that lives under it. (A turn's places
+        in its queues went with the old lease, not the slots of an update that started:
+        a host caught mid-update finishes it.)"""
         lease = self._retry("lease", lambda: self.store.lease(self.config.ttl))
         self.lease = lease
         if self.turn is not None:

@@ -10,8 +10,7 @@ and those failed on it. Forced, the newest version wins everywhere: agents never
 versions in between. A host in the middle of its update finishes that update (a package
 manager is not cut in half), reports its result for the old version, then moves to the new
 one; a host still waiting for its turn stops waiting and queues for the new version under
-the new version's rules. The old version's slots are left to expire with their hosts'
-leases.
+the new version's rules, and gives back its place in the old version's queue.
 """
 
 from __future__ import annotations
