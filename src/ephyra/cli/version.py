@@ -14,6 +14,7 @@ from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
 from ephyra.names import check_name, check_version
+from ephyra.versions.desired import DEFAULT_RETRIES
 
 if TYPE_CHECKING:
     from ephyra.versions.keys import Keys
@@ -245,10 +246,10 @@ def register(sub: Any, exit_codes: str) -> None:
     trigger.add_argument(
         "--retries",
         type=int,
-        default=2,
+        default=DEFAULT_RETRIES,
         metavar="N",
         help="a host that fails tries again N times, after a jittered exponential backoff "
-        "(default 2)",
+        f"(default {DEFAULT_RETRIES})",
     )
     trigger.add_argument(
         "--force", action="store_true", help="trigger even while hosts have not converged"

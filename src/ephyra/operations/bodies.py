@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ephyra.bodies import MAX_ITEMS, Body, Name, Text, Version
 from ephyra.names import NAME
+from ephyra.versions.desired import DEFAULT_RETRIES, MAX_RETRIES
 
 
 class MaintenanceBody(Body):
@@ -26,7 +27,10 @@ class TriggerBody(Body):
     )
     force: bool = False
     retries: int = Field(
-        default=2, ge=0, le=100, description="attempts a failed host makes again, after a backoff"
+        default=DEFAULT_RETRIES,
+        ge=0,
+        le=MAX_RETRIES,
+        description="attempts a failed host makes again, after a backoff",
     )
 
 

@@ -33,6 +33,8 @@ from ephyra.versions.store import Compare, Put, Store
 ALL = "*"  # the rule for every role no rule names
 ATTEMPTS = 20
 MAX_RETRIES = 100
+#: The retries of a trigger that names none (rules stored without any: none).
+DEFAULT_RETRIES = 2
 #: The first retry's pause, and the longest (seconds); each retry doubles it, jittered.
 BACKOFF_S = 2.0
 BACKOFF_MAX_S = 300.0
