@@ -80,7 +80,7 @@ class Turn:
                 self._watch = found.watch
                 return (
                     f"all {limit} {role} slot(s) for {self.version} are taken "
-                    f"({found.ahead} host(s) to go before it)"
+                    f"({'it is next' if found.next else 'it waits behind another host'})"
                 )
         compare, ops = [], []
         for queue in self.queues.values():

@@ -11,7 +11,8 @@ A slot is held by the update, not only by the lease: when the host starts its up
 key is rewritten without a lease (``started``), so an agent that dies or loses its lease
 mid-update keeps the slot. It is freed by the holder itself (in the transaction that
 records its validated success, or when it gives the turn back), or by the first waiter
-once the holder is known done: it runs the version (``/running_version/<version>/<host>``).
+once the holder is known done: it runs the version (``/running_version/<version>/<host>``;
+looked at on the first waiter's first look and then at most every ``FREE_CHECK_S``).
 A holder that failed keeps its slot while it retries and after its last attempt, so at
 most ``max_at_once`` hosts of a role fail before the role stops.
 """
@@ -29,7 +30,8 @@ from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store
 
 @dataclass(frozen=True)
 class Place:
-    """Where a host stands in a role's queue: ``position`` 0 is the oldest key."""
+    """Where a host stands in a role's queue: ``position`` 0 is the oldest key (counted up
+    to ``limit + 1``: beyond the first waiter, only its neighbour matters)."""
 
     position: int
     limit: int
@@ -40,23 +42,27 @@ class Place:
         return self.position < self.limit
 
     @property
-    def ahead(self) -> int:
-        """Hosts to go before this one gets a slot."""
-        return max(0, self.position - self.limit + 1)
+    def next(self) -> bool:
+        """The first waiter: the next slot freed is its."""
+        return self.position == self.limit
 
 
-def place(order: Sequence[str], key: str, limit: int, root: str) -> Place:
-    """The place of ``key`` in ``order`` (keys oldest first) for ``limit`` slots."""
-    position = list(order).index(key)
-    if position < limit:
-        return Place(position, limit, ())
-    if position == limit:
-        return Place(position, limit, (root,))  # the first waiter: any slot freed
-    return Place(position, limit, (order[position - 1],))
+def place(ahead: int, before: str | None, limit: int, root: str) -> Place:
+    """The place of a key with ``ahead`` keys created before it, the last one ``before``,
+    for ``limit`` slots."""
+    if ahead < limit:
+        return Place(ahead, limit, ())
+    if ahead == limit or before is None:
+        return Place(ahead, limit, (root,))  # the first waiter: any slot freed
+    return Place(ahead, limit, (before,))
 
 
 def is_started(value: str) -> bool:
     return bool(json.loads(value).get("started")) if value.startswith("{") else False
+
+
+#: How often the first waiter looks for holders known done (it does on its first look).
+FREE_CHECK_S = 2.0
 
 
 class Queue:
@@ -70,32 +76,36 @@ class Queue:
         self.key = self.root + host
         self.host = host
         self.value: str | None = None  # the key's value as last read
+        self.checked = -FREE_CHECK_S  # when the first waiter last looked for done holders
 
     def _value(self, **what: float) -> str:
         return json.dumps({"host": self.host, "version": self.version, **what}, sort_keys=True)
 
     def look(self, limit: int, lease: Lease) -> Place:
-        """Join the queue if not in it, and read where the host stands."""
-        entries = dict(self.store.ranked(self.root))
-        if self.key not in entries:
+        """Join the queue if not in it, and read where the host stands (a few small
+        reads, whatever the length of the queue)."""
+        found = self.store.position(self.root, self.key, limit + 1)
+        if found is None:
             waiting = self._value(since=round(time.time(), 3))
             self.store.txn([Compare(self.key, None)], [Put(self.key, waiting, lease)])
-            entries = dict(self.store.ranked(self.root))
-            if self.key not in entries:  # a lease lost meanwhile: the next look joins
+            found = self.store.position(self.root, self.key, limit + 1)
+            if found is None:  # a lease lost meanwhile: the next look joins
                 return Place(limit, limit, (self.root,))
-        self.value = entries[self.key]
-        found = place(list(entries), self.key, limit, self.root)
-        if found.position == limit:
-            self._free_done(list(entries.items())[:limit])
-            found = Place(found.position, limit, (self.root, self.keys.running(self.version)))
-        return found
+        self.value = found.value
+        if found.ahead == limit and time.monotonic() >= self.checked + FREE_CHECK_S:
+            self.checked = time.monotonic()
+            self._free_done(self.store.ranked(self.root, limit))
+        return place(found.ahead, found.before, limit, self.root)
 
     def _free_done(self, holders: Sequence[tuple[str, str]]) -> None:
         """Free the slots whose holders are known done (they run the version)."""
+        started = [(key, value) for key, value in holders if is_started(value)]
+        if not started:
+            return
         root = self.keys.running(self.version)
         running = {key[len(root) :] for key in self.store.range(root)}
-        for key, value in holders:
-            if key[len(self.root) :] in running and is_started(value):
+        for key, value in started:
+            if key[len(self.root) :] in running:
                 self.store.txn([Compare(key, value)], [Delete(key)])
 
     def start_ops(self) -> tuple[list[Compare], list[Op]]:

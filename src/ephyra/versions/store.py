@@ -56,6 +56,16 @@ class Delete:
 Op = Put | Delete
 
 
+@dataclass(frozen=True)
+class Position:
+    """A key's place in a queue: its value, how many keys were created before it (up to
+    the most asked for), and the one created just before it (None: it is the oldest)."""
+
+    value: str
+    ahead: int
+    before: str | None
+
+
 class Lease(ABC):
     """A time-to-live shared by the keys written with it."""
 
@@ -99,10 +109,16 @@ class Store(ABC):
         """Every key under ``prefix`` with its value, read at one revision."""
 
     @abstractmethod
-    def ranked(self, prefix: str) -> list[tuple[str, str]]:
-        """Every key under ``prefix`` with its value, read at one revision, oldest first:
-        in the order the keys were created (a key rewritten keeps its place; one deleted
-        and written again goes last). Queues are built on it."""
+    def ranked(self, prefix: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """The keys under ``prefix`` with their values, read at one revision, oldest first
+        (the first ``limit`` of them): in the order the keys were created (a key rewritten
+        keeps its place; one deleted and written again goes last)."""
+
+    @abstractmethod
+    def position(self, prefix: str, key: str, most: int) -> Position | None:
+        """Where ``key`` stands among the keys under ``prefix`` in the order of
+        :meth:`ranked`, the keys before it counted up to ``most``, without sending them
+        all; None when it does not exist."""
 
     @abstractmethod
     def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...

@@ -10,7 +10,7 @@ import signal
 import time
 
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Store, open_store
+from ephyra.versions.store import Position, Store, open_store
 from tests.functional.versions.test_agent import Fleet, eventually, fleet  # noqa: F401
 
 #: An upgrade that says it began, then blocks until its host's ``.go`` file exists.
@@ -22,7 +22,7 @@ BLOCKED = (
 )
 
 
-def test_ranked_gives_keys_in_creation_order(store: Store, keys: Keys) -> None:
+def test_ranked_and_position_give_keys_in_creation_order(store: Store, keys: Keys) -> None:
     root = keys.slots("2.0", "compute")
     lease = store.lease(30)
     for host in ("h3", "h1", "h2"):
@@ -35,8 +35,14 @@ def test_ranked_gives_keys_in_creation_order(store: Store, keys: Keys) -> None:
         (root + "h2", "waiting"),
         (root + "h1", "waiting"),
     ]
+    assert store.ranked(root, 2) == [(root + "h3", "started"), (root + "h2", "waiting")]
+    assert store.position(root, root + "h3", 5) == Position("started", 0, None)
+    assert store.position(root, root + "h1", 5) == Position("waiting", 2, root + "h2")
+    assert store.position(root, root + "h1", 1) == Position("waiting", 1, root + "h2")
+    assert store.position(root, root + "h4", 5) is None
     lease.revoke()
     assert store.ranked(root) == [(root + "h3", "started")]
+    assert store.position(root, root + "h1", 5) is None
 
 
 def test_a_killed_update_keeps_its_slot_until_it_is_known_done(

@@ -26,9 +26,9 @@ def test_a_turn_queues_for_its_roles_in_order_and_keeps_the_places_it_has(
     first = Turn(store, keys, "h1", ["db", "compute"], "2.0", rules, lease)
     assert first.take() is None
     second = Turn(store, keys, "h2", ["compute", "db"], "2.0", rules, lease)
-    assert second.take() == "all 1 db slot(s) for 2.0 are taken (1 host(s) to go before it)"
+    assert second.take() == "all 1 db slot(s) for 2.0 are taken (it is next)"
     third = Turn(store, keys, "h3", ["compute"], "2.0", rules, lease)
-    assert third.take() == "all 2 compute slot(s) for 2.0 are taken (1 host(s) to go before it)"
+    assert third.take() == "all 2 compute slot(s) for 2.0 are taken (it is next)"
     assert first.take() is None  # taking again finds its own slots
     first.give_back()
     assert second.take() is None

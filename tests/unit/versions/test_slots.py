@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from ephyra.agent.turn import Turn
-from ephyra.versions import desired
+from ephyra.versions import desired, slots
 from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
 from ephyra.versions.slots import place
 from ephyra.versions.sqlite import SqliteStore
+from ephyra.versions.store import Position
 
 KEYS = Keys("/t")
 
@@ -33,12 +34,25 @@ def test_ranked_is_creation_order_and_a_rewrite_keeps_its_place(store: SqliteSto
 
 
 def test_a_waiter_watches_the_key_ahead_and_the_first_waiter_the_queue() -> None:
-    order = ["/r/a", "/r/b", "/r/c", "/r/d"]
-    assert place(order, "/r/b", 2, "/r/").holds
-    first = place(order, "/r/c", 2, "/r/")
-    assert (first.holds, first.ahead, first.watch) == (False, 1, ("/r/",))
-    second = place(order, "/r/d", 2, "/r/")
-    assert (second.holds, second.ahead, second.watch) == (False, 2, ("/r/c",))
+    assert place(1, "/r/a", 2, "/r/").holds
+    first = place(2, "/r/b", 2, "/r/")
+    assert (first.holds, first.next, first.watch) == (False, True, ("/r/",))
+    second = place(3, "/r/c", 2, "/r/")
+    assert (second.holds, second.next, second.watch) == (False, False, ("/r/c",))
+
+
+def test_position_counts_the_keys_created_before(store: SqliteStore) -> None:
+    lease = store.lease(30)
+    for name in ("c", "a", "b", "d"):
+        store.put(f"/q/{name}", name, lease)
+    store.put("/q/a", "A")  # rewritten without the lease: keeps its place
+    assert store.position("/q/", "/q/c", 5) == Position("c", 0, None)
+    assert store.position("/q/", "/q/b", 5) == Position("b", 2, "/q/a")
+    assert store.position("/q/", "/q/d", 2) == Position("d", 2, "/q/b")  # counted up to 2
+    assert store.position("/q/", "/q/x", 5) is None
+    assert store.ranked("/q/", 2) == [("/q/c", "c"), ("/q/a", "A")]
+    lease.revoke()
+    assert store.position("/q/", "/q/a", 5) == Position("A", 0, None)
 
 
 def turn(store: SqliteStore, host: str, limit: int = 1) -> Turn:
@@ -49,8 +63,8 @@ def turn(store: SqliteStore, host: str, limit: int = 1) -> Turn:
 def test_hosts_take_the_slots_in_the_order_they_queued(store: SqliteStore) -> None:
     turns = [turn(store, host) for host in ("h3", "h1", "h2")]
     assert turns[0].take() is None
-    assert "(1 host(s) to go before it)" in str(turns[1].take())
-    assert "(2 host(s) to go before it)" in str(turns[2].take())
+    assert "(it is next)" in str(turns[1].take())
+    assert "(it waits behind another host)" in str(turns[2].take())
     assert turns[2].watched() == [KEYS.slots("2.0", "compute") + "h1"]
     turns[0].give_back()
     assert turns[2].take() is not None  # h1 queued before it
@@ -59,7 +73,10 @@ def test_hosts_take_the_slots_in_the_order_they_queued(store: SqliteStore) -> No
     assert turns[2].take() is None
 
 
-def test_a_started_update_keeps_its_slot_when_its_lease_is_gone(store: SqliteStore) -> None:
+def test_a_started_update_keeps_its_slot_when_its_lease_is_gone(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "FREE_CHECK_S", 0.0)  # the first waiter checks every look
     first, second = turn(store, "h1"), turn(store, "h2")
     assert first.take() is None
     assert second.take() is not None
@@ -77,7 +94,7 @@ def test_a_waiter_whose_lease_is_gone_leaves_the_queue(store: SqliteStore) -> No
     assert first.take() is None
     assert second.take() is not None and third.take() is not None
     second.lease.revoke()
-    assert "(1 host(s) to go before it)" in str(third.take())
+    assert "(it is next)" in str(third.take())
 
 
 def test_retry_backoff_doubles_is_jittered_and_capped() -> None:
