@@ -1,7 +1,9 @@
 """``max_at_once`` as a queue by creation order (etcd's recipe for a semaphore).
 
 Each host waiting to update puts ``/rollout/<version>/slots/<role>/<host>`` under its
-lease; the ``max_at_once`` keys created first (lowest create revision) hold the slots.
+lease; the ``max_at_once`` keys created first (lowest create revision) hold the slots. A
+waiter reads only its place (:meth:`~ephyra.versions.store.Store.position`), never the
+whole queue.
 A waiter watches only what can move it forward: the key just ahead of it, or, for the
 first waiter, the role's queue (a slot being freed). A freed slot so wakes the next
 waiter, and a waiter taking its slot rewrites its key, which wakes the one behind it:
