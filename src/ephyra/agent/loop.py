@@ -10,9 +10,11 @@ It watches ``/current_version``. When that is not what the host runs, it waits f
 turn (:mod:`ephyra.agent.turn`), marks itself updating, runs its strategy (its output to
 a log file whose link goes into the status keys), records ``configured/success|failure``,
 runs the validation command, records ``validated/success|failure``, and on success
-reports the new running version, publishes its roles at it, and gives its turn back. A
-failed host keeps its slot: at most ``max_at_once`` hosts of a role can fail before the
-role stops; it tries again when a newer version is triggered, or when the agent restarts.
+reports the new running version, publishes its roles at it, and gives its turn back (in
+the same transaction). A failed host keeps its slot: at most ``max_at_once`` hosts of a
+role can fail before the role stops; it tries again after a backoff, up to the
+``retries`` of the version's rules, and when a newer version is triggered, or when the
+agent restarts.
 
 If the store goes away (etcd restarted), every write is tried again until it lands;
 nothing the agent learnt is lost, and a lease that expired meanwhile is replaced and
@@ -27,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -94,6 +97,8 @@ class Agent:
             self.stop,
             lambda text: self.say(f"{config.host}: {text}"),
         )
+        self.attempts: dict[str, int] = {}  # version -> updates tried since the agent began
+        self.retry_at: float | None = None  # when the failed version is tried again
 
     # -- the store, tried until it answers -------------------------------------------
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
@@ -117,7 +122,8 @@ class Agent:
     def _announce(self, lease: Lease) -> None:
         """Write, in one transaction, everything that lives under ``lease``: the host's
         membership of its roles, and what it runs (with its roles at that version). (A
-        turn's slots went with the old lease: a host caught mid-update finishes it.)"""
+        turn's places in its queues went with the old lease, not the slots of an update
+        that started: a host caught mid-update finishes it.)"""
         self.lease = lease
         if self.turn is not None:
             self.turn.lease, self.turn.held = lease, []
@@ -178,13 +184,16 @@ class Agent:
                 want = self._checked(found)
                 if once and found and not want:
                     return False  # refused
-                if want and want not in (self.running, self.failed):
+                retry = self.retry_at is not None and time.monotonic() >= self.retry_at
+                if want and (want not in (self.running, self.failed) or retry):
+                    self.retry_at = None
                     # a trigger during the update has woken the watch: no read needed
                     # to learn that nothing changed meanwhile
                     self.update(want)
-                if once and want and want in (self.running, self.failed):
+                if once and want and want in (self.running, self.failed) and not self.retry_at:
                     return want == self.running
-                watch.wait(self.config.poll)
+                left = self.retry_at - time.monotonic() if self.retry_at else self.config.poll
+                watch.wait(max(0.0, min(self.config.poll, left)))
             return bool(want and want == self.running)
         finally:
             watch.cancel()
@@ -237,6 +246,13 @@ class Agent:
                 if why is None and first and turn.free:
                     break  # nothing taken, nothing waited for: current was just read
                 first = False
+                if why is not None and (self.keys.current_version, *turn.watched()) != watched:
+                    # the queue moved: watch what moves it now, then look again (the
+                    # watch is there before the look, so no change falls in between)
+                    watch.cancel()
+                    watched = (self.keys.current_version, *turn.watched())
+                    watch = self._retry("watch", partial(self.store.watch, *watched))
+                    continue
                 # read after taking: a turn taken for a version already superseded is
                 # given back, never used
                 now = self._retry("read", lambda: desired.read(self.store, self.keys))
@@ -262,7 +278,8 @@ class Agent:
         link = self._link(version, log)
         private_dir(log.parent, tighten=in_state_dir(log.parent))
         private_file(log)  # the output of commands may hold what others must not read
-        self.say(f"{host}: {version}: updating")
+        self.attempts[version] = attempt = self.attempts.get(version, 0) + 1
+        self.say(f"{host}: {version}: updating (attempt {attempt})")
         marker = self.keys.updating(version, host)
         self._retry("say it updates", lambda: self.store.put(marker, link, self.lease))
         with open(log, "a", encoding="utf-8") as out:
@@ -310,7 +327,11 @@ class Agent:
             version,
             "",
             link,
-            also=lambda: [*self._live_ops(version, previous), Delete(marker)],
+            also=lambda: [
+                *self._live_ops(version, previous),
+                Delete(marker),
+                *(self.turn.release_ops() if self.turn else ()),
+            ],
         )
         return True
 
@@ -327,7 +348,7 @@ class Agent:
         link: str,
         also: Callable[[], list[Op]] = list,
     ) -> None:
-        value = lifecycle.record(message, link)
+        value = lifecycle.record(message, link, attempt=self.attempts.get(version))
         self.state = self._retry(
             f"record {state}",
             lambda: lifecycle.set_state(
@@ -346,3 +367,9 @@ class Agent:
         self._state(state, version, message, link)
         self.failed = version
         self.say(f"{self.config.host}: {version}: {state}: {message.splitlines()[0]}")
+        attempt = self.attempts.get(version, 1)
+        rules = self.turn.rules if self.turn else desired.Rules()
+        if attempt <= rules.retries:  # the slot stays held meanwhile
+            pause = desired.backoff(attempt)
+            self.retry_at = time.monotonic() + pause
+            self.say(f"{self.config.host}: {version}: trying again in {pause:.1f} s")

@@ -3,22 +3,23 @@
 A host may update to a version when, for each of its roles,
 
 - every live host of each role the rules put before it (``after``) runs that version, and
-- it holds one of the role's ``max_at_once`` slots: ``/rollout/<version>/slots/<role>/<n>``,
-  created only if absent (compare-and-swap) under the host's lease, so at most that many
-  hosts hold one, and a slot whose host died frees itself when the lease expires.
+- it holds one of the role's ``max_at_once`` slots: it is among the first ``max_at_once``
+  hosts in the role's queue (:mod:`ephyra.versions.slots`).
 
-A host with several roles needs a slot in each; it takes them in role order, and gives
-back what it took if one is full, so two hosts never hold each other's missing slot.
+A host with several roles needs a slot in each; it queues for them in role order, one
+after the other, holding the slots it has: every host takes them in the same order, so two
+hosts never hold each other's missing slot. When it holds them all, one transaction makes
+them the update's (no lease: a lease lost mid-update does not free them).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Compare, Delete, Lease, Put, Store
+from ephyra.versions.slots import Queue
+from ephyra.versions.store import Delete, Lease, Store
 
 
 class Turn:
@@ -39,7 +40,11 @@ class Turn:
         self.version = version
         self.rules = rules
         self.lease = lease
-        self.held: list[str] = []  # slot keys
+        self.held: list[str] = []  # kept for callers; the queues are read each time
+        self.queues = {
+            r: Queue(store, keys, version, r, host) for r in self.roles if rules.limit(r)
+        }
+        self._watch: tuple[str, ...] = ()
 
     @property
     def free(self) -> bool:
@@ -48,9 +53,10 @@ class Turn:
         return not deps and all(self.rules.limit(role) is None for role in self.roles)
 
     def watched(self) -> list[str]:
-        """The prefixes whose changes can end the wait: the slots of the roles with a
-        limit, and the members and running hosts of the roles waited for."""
-        found = [self.keys.slots(self.version, r) for r in self.roles if self.rules.limit(r)]
+        """The prefixes whose changes can end the wait (as of the last :meth:`take`): what
+        moves the host forward in the queue it waits in, and the members and running hosts
+        of the roles waited for."""
+        found = list(self._watch)
         deps = sorted({d for r in self.roles for d in self.rules.after.get(r, ())})
         if deps:
             found += [self.keys.running(self.version), *(self.keys.members(d) for d in deps)]
@@ -58,6 +64,7 @@ class Turn:
 
     def take(self) -> str | None:
         """Take the turn: None when taken, else why the host must wait."""
+        self._watch = ()
         waiting = self._dependencies()
         if waiting:
             return waiting
@@ -68,9 +75,22 @@ class Turn:
             if limit == 0:
                 self.give_back()
                 return f"{role} is frozen for {self.version} (max_at_once 0)"
-            if not self._slot(role, limit):
-                self.give_back()
-                return f"all {limit} {role} slot(s) for {self.version} are taken"
+            found = self.queues[role].look(limit, self.lease)
+            if not found.holds:
+                self._watch = found.watch
+                return (
+                    f"all {limit} {role} slot(s) for {self.version} are taken "
+                    f"({'it is next' if found.next else 'it waits behind another host'})"
+                )
+        compare, ops = [], []
+        for queue in self.queues.values():
+            more = queue.start_ops()
+            compare += more[0]
+            ops += more[1]
+        if ops and not self.store.txn(compare, ops):
+            self._watch = tuple(q.root for q in self.queues.values())
+            return "its place in a queue changed; looking again"
+        self.held = [q.key for q in self.queues.values()]
         return None
 
     def _dependencies(self) -> str | None:
@@ -90,25 +110,13 @@ class Turn:
                     return f"{role} waits for {dep} ({len(behind)} not at {self.version}: {shown})"
         return None
 
-    def _slot(self, role: str, limit: int) -> bool:
-        root = self.keys.slots(self.version, role)
-        taken = self.store.range(root)
-        mine = [key for key, host in taken.items() if host == self.host]
-        if mine:
-            self.held += [key for key in mine if key not in self.held]
-            return True
-        start = zlib.crc32(self.host.encode()) % limit  # hosts try the slots in other orders
-        for n in (*range(start, limit), *range(start)):
-            key = f"{root}{n}"
-            if key in taken:
-                continue
-            if self.store.txn([Compare(key, None)], [Put(key, self.host, self.lease)]):
-                self.held.append(key)
-                return True
-        return False
+    def release_ops(self) -> list[Delete]:
+        """The deletes that free this host's slots (in the transaction ending the update)."""
+        return [q.release_op() for q in self.queues.values()]
 
     def give_back(self) -> None:
-        """Free every slot held (only those still this host's)."""
-        for key in self.held:
-            self.store.txn([Compare(key, self.host)], [Delete(key)])
+        """Free every slot held or waited for."""
+        ops = self.release_ops()
+        if ops:
+            self.store.txn([], ops)
         self.held = []

@@ -14,6 +14,7 @@ from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
 from ephyra.errors import UsageError
 from ephyra.names import check_name, check_version
+from ephyra.versions.desired import DEFAULT_RETRIES
 
 if TYPE_CHECKING:
     from ephyra.versions.keys import Keys
@@ -71,6 +72,7 @@ def do_trigger(args: argparse.Namespace) -> int:
         max_at_once=args.max_at_once,
         after=args.after,
         force=args.force,
+        retries=args.retries,
     )
     made = backend(args).trigger(body)
     before = f" (was {made['previous']})" if made["previous"] else ""
@@ -120,7 +122,17 @@ def do_status(args: argparse.Namespace) -> int:
     emit(
         rows,
         "table",
-        ["host", "running", "updating", "state", "state_version", "provisioned", "message", "log"],
+        [
+            "host",
+            "running",
+            "updating",
+            "state",
+            "state_version",
+            "attempts",
+            "provisioned",
+            "message",
+            "log",
+        ],
     )
     return 0
 
@@ -230,6 +242,14 @@ def register(sub: Any, exit_codes: str) -> None:
         default=[],
         metavar="ROLE=DEP[,DEP]",
         help="ROLE starts only when every live host of each DEP runs the version, repeatable",
+    )
+    trigger.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help="a host that fails tries again N times, after a jittered exponential backoff "
+        f"(default {DEFAULT_RETRIES})",
     )
     trigger.add_argument(
         "--force", action="store_true", help="trigger even while hosts have not converged"

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from ephyra.bodies import MAX_ITEMS, Body, Name, Text, Version
 from ephyra.names import NAME
+from ephyra.versions.desired import DEFAULT_RETRIES, MAX_RETRIES
 
 
 class MaintenanceBody(Body):
@@ -25,6 +26,12 @@ class TriggerBody(Body):
         default_factory=list, max_length=1000, description="ROLE=DEP[,DEP...]"
     )
     force: bool = False
+    retries: int = Field(
+        default=DEFAULT_RETRIES,
+        ge=0,
+        le=MAX_RETRIES,
+        description="attempts a failed host makes again, after a backoff",
+    )
 
 
 class VerifyBody(Body):

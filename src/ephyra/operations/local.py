@@ -341,7 +341,7 @@ class Local:
         from ephyra.versions import desired
 
         with self.opened() as (store, keys):
-            rules = desired.Rules.parse(body.max_at_once, body.after)
+            rules = desired.Rules.parse(body.max_at_once, body.after, body.retries)
             made = desired.trigger(store, keys, body.version, rules, force=body.force)
         return {"version": made.version, "previous": made.previous or "", "by": made.by}
 

@@ -10,14 +10,14 @@ and those failed on it. Forced, the newest version wins everywhere: agents never
 versions in between. A host in the middle of its update finishes that update (a package
 manager is not cut in half), reports its result for the old version, then moves to the new
 one; a host still waiting for its turn stops waiting and queues for the new version under
-the new version's rules. The old version's slots are left to expire with their hosts'
-leases.
+the new version's rules, and gives back its place in the old version's queue.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import random
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -32,16 +32,36 @@ from ephyra.versions.store import Compare, Put, Store
 
 ALL = "*"  # the rule for every role no rule names
 ATTEMPTS = 20
+MAX_RETRIES = 100
+#: The retries of a trigger that names none (rules stored without any: none).
+DEFAULT_RETRIES = 2
+#: The first retry's pause, and the longest (seconds); each retry doubles it, jittered.
+BACKOFF_S = 2.0
+BACKOFF_MAX_S = 300.0
+
+
+def backoff(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before the attempt after ``attempt`` (1 = the first one failed):
+    exponential, and jittered (between half and all of it) so that hosts failing together
+    do not retry together."""
+    full = min(BACKOFF_MAX_S, BACKOFF_S * 2.0 ** max(0, attempt - 1))
+    return full * (rng or random.Random()).uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
 class Rules:
     """How a version rolls out: at most ``max_at_once[role]`` hosts of a role update at
-    once (``*`` for roles not named; absent: one at a time; 0 freezes the role), and a
-    role starts only when every live host of each role in ``after[role]`` runs it."""
+    once (``*`` for roles not named; absent: one at a time; 0 freezes the role), a
+    role starts only when every live host of each role in ``after[role]`` runs it, and a
+    host that fails tries again ``retries`` times, after a backoff (:func:`backoff`)."""
 
     max_at_once: Mapping[str, int] = field(default_factory=dict)
     after: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    retries: int = 0  # attempts a failed host makes again, after a backoff
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.retries <= MAX_RETRIES:
+            raise UsageError(f"--retries {self.retries}: not a number from 0 to {MAX_RETRIES}")
 
     def limit(self, role: str) -> int | None:
         """Hosts of ``role`` that may update at once; None: no limit."""
@@ -52,6 +72,7 @@ class Rules:
         return {
             "max_at_once": dict(self.max_at_once),
             "after": {k: list(v) for k, v in self.after.items()},
+            "retries": self.retries,
         }
 
     @classmethod
@@ -59,10 +80,11 @@ class Rules:
         return cls(
             {str(k): int(v) for k, v in (data.get("max_at_once") or {}).items()},
             {str(k): tuple(v) for k, v in (data.get("after") or {}).items()},
+            int(data.get("retries") or 0),
         )
 
     @classmethod
-    def parse(cls, max_at_once: Sequence[str], after: Sequence[str]) -> Rules:
+    def parse(cls, max_at_once: Sequence[str], after: Sequence[str], retries: int = 0) -> Rules:
         """Rules from ``ROLE=N`` (``N`` a number, or ``all``) and ``ROLE=DEP[,DEP...]``."""
         limits: dict[str, int] = {}
         for item in max_at_once:
@@ -86,7 +108,7 @@ class Rules:
             if not names:
                 raise UsageError(f"--after {item!r}: not ROLE=DEP[,DEP...]")
             deps[check_name("role", role.strip())] = names
-        rules = cls(limits, deps)
+        rules = cls(limits, deps, retries)
         rules.check()
         return rules
 

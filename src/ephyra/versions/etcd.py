@@ -24,12 +24,21 @@ import requests
 
 from ephyra.errors import LeaseExpired, StoreError
 from ephyra.etcd import EtcdURL, describe
-from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
+from ephyra.versions.store import Compare, Delete, Lease, Op, Position, Put, Store, Watch
 
 TIMEOUT_S = 10.0
 #: A renewal that etcd has not answered in this time is given up and tried again (the
 #: lease keeper renews at a third of the TTL, and again at once on a failure).
 KEEPALIVE_TIMEOUT_S = 3.0
+
+
+#: etcd's RangeRequest enums (SortOrder, SortTarget)
+ASCEND, DESCEND, BY_CREATE = 1, 2, 2
+
+
+def _end(prefix: str) -> str:
+    """The end of the range of keys under ``prefix`` (its last character plus one)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _b64(text: str) -> str:
@@ -117,6 +126,48 @@ class EtcdStore(Store):
     def range(self, prefix: str) -> dict[str, str]:
         found = self.call(self.client.get_prefix, prefix)
         return {meta["key"].decode(): value.decode() for value, meta in found}
+
+    def ranked(self, prefix: str, limit: int | None = None) -> list[tuple[str, str]]:
+        found = self.call(
+            self.client.get,
+            prefix,
+            metadata=True,
+            range_end=_end(prefix),
+            sort_order="ascend",
+            sort_target="create",
+            limit=limit,
+        )
+        return [(meta["key"].decode(), value.decode()) for value, meta in found]
+
+    def position(self, prefix: str, key: str, most: int) -> Position | None:
+        own = self.call(self.client.get, key, metadata=True)
+        if not own:
+            return None
+        value, meta = own[0]
+        under = {
+            "key": _b64(prefix),
+            "range_end": _b64(_end(prefix)),
+            "max_create_revision": int(meta["create_revision"]) - 1,
+        }
+        # etcd's count ignores the revision filters: the keys are counted by a limit
+        first = {**under, "sort_order": ASCEND, "sort_target": BY_CREATE, "limit": most}
+        before = {**under, "sort_order": DESCEND, "sort_target": BY_CREATE, "limit": 1}
+        body = {
+            "compare": [],
+            "success": [
+                {"request_range": {**first, "keys_only": True}},
+                {"request_range": {**before, "keys_only": True}},
+            ],
+        }
+        counted, last = (
+            r["response_range"] for r in self.call(self.client.transaction, body)["responses"]
+        )
+        kvs = last.get("kvs") or []
+        return Position(
+            value.decode(),
+            len(counted.get("kvs") or []),
+            base64.b64decode(kvs[0]["key"]).decode() if kvs else None,
+        )
 
     def put(self, key: str, value: str, lease: Lease | None = None) -> None:
         self.txn([], [Put(key, value, lease)])

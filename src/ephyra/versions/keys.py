@@ -5,7 +5,7 @@
     /current_version                            the version every host should run
     /history/<ns since epoch>                   each trigger: version, previous, by, at, rules
     /rollout/<version>                          the rolling rules of that version (JSON)
-    /rollout/<version>/slots/<role>/<n>         a host updating now (lease); max_at_once of them
+    /rollout/<version>/slots/<role>/<host>      a queue: the first max_at_once hold the slots
     /rollout/<version>/updating/<host>          the host is updating to it now (lease)
     /running_version/<version>/<host>           the host runs it (lease: a dead host drops out)
     /status/<stage>/<result>/<version>/<host>   lifecycle; JSON with a message and a log link

@@ -14,7 +14,7 @@ from typing import Any
 
 from ephyra.names import is_version, shown
 from ephyra.versions.desired import history, read
-from ephyra.versions.keys import Keys, check_name
+from ephyra.versions.keys import SERVICE_STATES, Keys, check_name
 from ephyra.versions.lifecycle import failed_at, running_versions, states
 from ephyra.versions.store import Store
 
@@ -53,12 +53,16 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
     running = running_versions(store, keys)
     records = states(store, keys)
     failures: dict[str, dict[str, Any]] = {}
-    for state in ("configured/failure", "validated/failure"):
+    attempts: dict[str, int] = {}
+    for state in SERVICE_STATES:
         root = keys.status(state)
         for key, raw in store.range(root).items():
             version, host = keys.relative(key, root)[:2]
             detail = json.loads(raw) if raw.startswith("{") else {"message": raw}
-            failures[host] = {"version": version, **detail}
+            if version == desired:
+                attempts[host] = int(detail.get("attempt") or 0)
+            if state.endswith("/failure"):
+                failures[host] = {"version": version, **detail}
     hosts = sorted(set(records).union(*running.values()))
     root = keys.updating(desired) if desired else ""
     updating = {key[len(root) :] for key in store.range(root)} if desired else set()
@@ -76,6 +80,7 @@ def status(store: Store, keys: Keys) -> dict[str, Any]:
                 "provisioned": rec.provisioned if rec and rec.provisioned else "",
                 "converged": desired in versions and not failed_at(rec, desired),
                 "updating": host in updating,
+                "attempts": attempts.get(host, 0),
                 "message": failure.get("message", ""),
                 "log": failure.get("log", ""),
             }

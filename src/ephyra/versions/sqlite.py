@@ -19,7 +19,7 @@ from pathlib import Path
 from ephyra.errors import LeaseExpired, StoreError, UsageError
 from ephyra.paths import private_database, write_ahead
 from ephyra.urls import redact
-from ephyra.versions.store import Compare, Delete, Lease, Op, Put, Store, Watch
+from ephyra.versions.store import Compare, Delete, Lease, Op, Position, Put, Store, Watch
 
 POLL_S = 0.05
 
@@ -145,6 +145,31 @@ class SqliteStore(Store):
             (prefix, _prefix_end(prefix), time.time()),
         )
         return {str(k): str(v) for k, v in rows}
+
+    # The order of creation is the rowid's: a new row's is above every row's in the
+    # table, and an upsert keeps it.
+    def ranked(self, prefix: str, limit: int | None = None) -> list[tuple[str, str]]:
+        rows = self._read(
+            f"SELECT key, value FROM kv WHERE key >= ? AND key < ? AND {LIVE} "
+            "ORDER BY rowid LIMIT ?",
+            (prefix, _prefix_end(prefix), time.time(), -1 if limit is None else limit),
+        )
+        return [(str(k), str(v)) for k, v in rows]
+
+    def position(self, prefix: str, key: str, most: int) -> Position | None:
+        now = time.time()
+        own = self._read(f"SELECT rowid, value FROM kv WHERE key = ? AND {LIVE}", (key, now))
+        if not own:
+            return None
+        under = f"key >= ? AND key < ? AND rowid < ? AND {LIVE}"
+        args = (prefix, _prefix_end(prefix), own[0][0], now)
+        [(ahead, before)] = self._read(
+            f"SELECT (SELECT count(*) FROM kv WHERE {under}), "
+            f"(SELECT key FROM kv WHERE {under} ORDER BY rowid DESC LIMIT 1)",
+            args + args,
+        )
+        counted = min(most, int(str(ahead)))
+        return Position(str(own[0][1]), counted, None if before is None else str(before))
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:

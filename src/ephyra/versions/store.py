@@ -4,7 +4,8 @@
 ``sqlite:///PATH`` is a file on one machine (the embedded default, beside the journal).
 Both give the same guarantees, and one test suite runs against both:
 
-- a range read returns every key under a prefix from one consistent snapshot;
+- a range read returns every key under a prefix from one consistent snapshot, and can
+  give them in the order they were created (etcd's create revision);
 - a transaction compares keys and applies its puts and deletes atomically, or none;
 - a key written with a lease disappears when the lease is not refreshed within its TTL;
 - a watch wakes up when anything under its prefixes changes.
@@ -55,6 +56,16 @@ class Delete:
 Op = Put | Delete
 
 
+@dataclass(frozen=True)
+class Position:
+    """A key's place in a queue: its value, how many keys were created before it (up to
+    the most asked for), and the one created just before it (None: it is the oldest)."""
+
+    value: str
+    ahead: int
+    before: str | None
+
+
 class Lease(ABC):
     """A time-to-live shared by the keys written with it."""
 
@@ -96,6 +107,18 @@ class Store(ABC):
     @abstractmethod
     def range(self, prefix: str) -> dict[str, str]:
         """Every key under ``prefix`` with its value, read at one revision."""
+
+    @abstractmethod
+    def ranked(self, prefix: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """The keys under ``prefix`` with their values, read at one revision, oldest first
+        (the first ``limit`` of them): in the order the keys were created (a key rewritten
+        keeps its place; one deleted and written again goes last)."""
+
+    @abstractmethod
+    def position(self, prefix: str, key: str, most: int) -> Position | None:
+        """Where ``key`` stands among the keys under ``prefix`` in the order of
+        :meth:`ranked`, the keys before it counted up to ``most``, without sending them
+        all; None when it does not exist."""
 
     @abstractmethod
     def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...

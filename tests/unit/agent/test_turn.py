@@ -9,6 +9,7 @@ import pytest
 from ephyra.agent.turn import Turn
 from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
+from ephyra.versions.slots import is_started
 from ephyra.versions.store import Store, open_store
 
 
@@ -17,18 +18,23 @@ def store(tmp_path: Path) -> Store:
     return open_store(f"sqlite:///{tmp_path / 'v.db'}")
 
 
-def test_a_turn_takes_a_slot_per_role_and_gives_all_back_when_one_is_full(store: Store) -> None:
+def test_a_turn_queues_for_its_roles_in_order_and_keeps_the_places_it_has(
+    store: Store,
+) -> None:
     keys, rules = Keys(), Rules({"db": 1, "compute": 2})
     lease = store.lease(30)
     first = Turn(store, keys, "h1", ["db", "compute"], "2.0", rules, lease)
     assert first.take() is None
     second = Turn(store, keys, "h2", ["compute", "db"], "2.0", rules, lease)
-    assert second.take() == "all 1 db slot(s) for 2.0 are taken"
-    assert second.held == []  # its compute slot was given back
-    assert Turn(store, keys, "h3", ["compute"], "2.0", rules, lease).take() is None
+    assert second.take() == "all 1 db slot(s) for 2.0 are taken (it is next)"
+    third = Turn(store, keys, "h3", ["compute"], "2.0", rules, lease)
+    assert third.take() == "all 2 compute slot(s) for 2.0 are taken (it is next)"
     assert first.take() is None  # taking again finds its own slots
     first.give_back()
     assert second.take() is None
+    assert third.take() is None  # h1's compute slot is free too
+    [(key, value)] = store.ranked(keys.slots("2.0", "db"))
+    assert key == keys.slots("2.0", "db") + "h2" and is_started(value)
 
 
 def test_a_turn_waits_for_every_live_host_of_the_roles_before_it(store: Store) -> None:
