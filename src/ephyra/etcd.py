@@ -37,6 +37,7 @@ import requests
 from etcd3gw.exceptions import Etcd3Exception
 
 from ephyra.errors import EtcdAuthError, UsageError
+from ephyra.gateway import GatewaySession
 from ephyra.names import check_name
 from ephyra.net import why
 from ephyra.urls import redact, redact_text
@@ -121,9 +122,10 @@ class EtcdURL:
         options the caller reads itself, left in :attr:`options`."""
         return _Parser(url, what, os.environ if environ is None else environ).parse(own)
 
-    def session(self, timeout: float) -> requests.Session:
-        """A requests session for etcd's gateway: its certificates, and its user's login."""
-        session = requests.Session() if self.user is None else LoginSession(self, timeout)
+    def session(self, timeout: float) -> GatewaySession:
+        """A session for etcd's gateway (:mod:`ephyra.gateway`): its certificates, and its
+        user's login."""
+        session = GatewaySession() if self.user is None else LoginSession(self, timeout)
         # no proxy, netrc or CA bundle from the environment (REQUESTS_CA_BUNDLE would take
         # the place of ca_cert): etcd is reached directly, with the URL's certificates
         session.trust_env = False
@@ -261,7 +263,7 @@ def _warn_once(key: str, message: str) -> None:
     LOG.warning("%s", message)
 
 
-class LoginSession(requests.Session):
+class LoginSession(GatewaySession):
     """A session logged in to etcd as the URL's user: every request carries its token.
 
     A reply 401 (the token expired, or etcd restarted and forgot it) is answered by one
