@@ -15,6 +15,7 @@ not a thousand.
 from __future__ import annotations
 
 import base64
+import collections
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +25,18 @@ import requests
 
 from ephyra.errors import LeaseExpired, StoreError
 from ephyra.etcd import EtcdURL, describe
-from ephyra.versions.store import Compare, Delete, Lease, Op, Position, Put, Store, Watch
+from ephyra.versions.store import (
+    Compare,
+    Delete,
+    Deletes,
+    Lease,
+    Op,
+    Position,
+    Put,
+    Store,
+    Watch,
+    Watched,
+)
 
 TIMEOUT_S = 10.0
 #: A renewal that etcd has not answered in this time is given up and tried again (the
@@ -43,6 +55,10 @@ def _end(prefix: str) -> str:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def _text(b64: str) -> str:
+    return base64.b64decode(b64).decode()
 
 
 class EtcdLease(Lease):
@@ -64,17 +80,50 @@ class EtcdLease(Lease):
         self._store.call(self._lease.revoke)
 
 
-class _Stream:
-    """One etcd watch on a prefix, fanning out to the watches waiting on it."""
+#: The events a stream keeps, to tell a watch that begins late what it missed.
+KEPT_EVENTS = 256
 
-    def __init__(self, client: Any, prefix: str) -> None:
-        self.subscribers: set[_EtcdWatch] = set()
-        self._events, self._cancel = client.watch_prefix(prefix)
+
+class _Stream:
+    """One etcd watch on a prefix, fanning out to the watches waiting on it (each told
+    only of the events it wants: after its revision, and deletions only if it asks so).
+    The last :data:`KEPT_EVENTS` events are kept, so a watch that begins after a read
+    still learns of what changed between the read and its beginning."""
+
+    def __init__(self, client: Any, prefix: str, start: int | None) -> None:
+        self.subscribers: dict[_EtcdWatch, bool] = {}  # -> deletions only
+        self.lock = threading.Lock()
+        self.recent: collections.deque[tuple[int, bool]] = collections.deque(
+            maxlen=KEPT_EVENTS
+        )  # (revision, deleted)
+        #: every event from this revision on is in ``recent`` (None: not known yet)
+        self.kept_from = start
+        self._events, self._cancel = client.watch_prefix(prefix, start_revision=start)
         threading.Thread(target=self._pump, name=f"watch {prefix}", daemon=True).start()
 
     def _pump(self) -> None:
-        for _event in self._events:
-            for sub in list(self.subscribers):
+        for event in self._events:
+            revision = int(event["kv"].get("mod_revision", 0))
+            deleted = event.get("type") == "DELETE"
+            with self.lock:
+                if self.kept_from is None:
+                    self.kept_from = revision
+                if len(self.recent) == KEPT_EVENTS:
+                    self.kept_from = self.recent[0][0] + 1
+                self.recent.append((revision, deleted))
+                for sub, deletes in list(self.subscribers.items()):
+                    if (deleted or not deletes) and revision > sub.after:
+                        sub.changed.set()
+
+    def subscribe(self, sub: _EtcdWatch, deletes: bool) -> None:
+        """Add ``sub``, told at once of the events it missed since its revision (or, if
+        they are no longer known, told that something may have changed)."""
+        with self.lock:
+            self.subscribers[sub] = deletes
+            if sub.after < 0:
+                return
+            lost = self.kept_from is None or self.kept_from > sub.after + 1
+            if lost or any(r > sub.after and (d or not deletes) for r, d in self.recent):
                 sub.changed.set()
 
     def cancel(self) -> None:
@@ -82,9 +131,11 @@ class _Stream:
 
 
 class _EtcdWatch(Watch):
-    def __init__(self, release: Callable[[_EtcdWatch], None]) -> None:
+    def __init__(self, release: Callable[[_EtcdWatch], None], after: int | None) -> None:
         self.changed = threading.Event()
-        self.changed.set()  # the first wait returns at once: read the state first
+        self.after = -1 if after is None else after
+        if after is None:
+            self.changed.set()  # the first wait returns at once: read the state first
         self._release = release
 
     def wait(self, timeout: float) -> bool:
@@ -139,35 +190,87 @@ class EtcdStore(Store):
         )
         return [(meta["key"].decode(), value.decode()) for value, meta in found]
 
-    def position(self, prefix: str, key: str, most: int) -> Position | None:
-        own = self.call(self.client.get, key, metadata=True)
-        if not own:
-            return None
-        value, meta = own[0]
+    def position(
+        self,
+        prefix: str,
+        key: str,
+        most: int,
+        *,
+        join: Put | None = None,
+        created: int | None = None,
+    ) -> Position | None:
+        if created is None:
+            found = self._join(prefix, key, most, join) if join else self._created(key)
+            if not isinstance(found, int):
+                return found  # joined (read in the same request), or no such key
+            created = found
         under = {
             "key": _b64(prefix),
             "range_end": _b64(_end(prefix)),
-            "max_create_revision": int(meta["create_revision"]) - 1,
+            "max_create_revision": created - 1,
         }
         # etcd's count ignores the revision filters: the keys are counted by a limit
         first = {**under, "sort_order": ASCEND, "sort_target": BY_CREATE, "limit": most}
         before = {**under, "sort_order": DESCEND, "sort_target": BY_CREATE, "limit": 1}
+        own = {"request_range": {"key": _b64(key)}}
         body = {
-            "compare": [],
+            "compare": [
+                {
+                    "key": _b64(key),
+                    "result": "EQUAL",
+                    "target": "CREATE",
+                    "create_revision": created,
+                }
+            ],
             "success": [
+                own,
                 {"request_range": {**first, "keys_only": True}},
                 {"request_range": {**before, "keys_only": True}},
             ],
+            "failure": [own],
         }
-        counted, last = (
-            r["response_range"] for r in self.call(self.client.transaction, body)["responses"]
-        )
-        kvs = last.get("kvs") or []
+        reply = self.call(self.client.transaction, body)
+        ranges = [r["response_range"] for r in reply["responses"]]
+        kvs = [r.get("kvs") or [] for r in ranges]
+        if not reply.get("succeeded"):  # written again since (or gone): read it afresh
+            return self.position(prefix, key, most, join=join) if kvs[0] or join else None
         return Position(
-            value.decode(),
-            len(counted.get("kvs") or []),
-            base64.b64decode(kvs[0]["key"]).decode() if kvs else None,
+            _text(kvs[0][0]["value"]),
+            len(kvs[1]),
+            _text(kvs[2][0]["key"]) if kvs[2] else None,
+            created,
+            int(reply["header"]["revision"]),
         )
+
+    def _created(self, key: str) -> int | None:
+        own = self.call(self.client.get, key, metadata=True)
+        return int(own[0][1]["create_revision"]) if own else None
+
+    def _join(self, prefix: str, key: str, most: int, join: Put) -> Position | int:
+        """Write ``join`` if ``key`` does not exist, and read its place in the same request
+        (the newest key: every other one is before it); else the key's create revision."""
+        last = {
+            "key": _b64(prefix),
+            "range_end": _b64(_end(prefix)),
+            "sort_order": DESCEND,
+            "sort_target": BY_CREATE,
+            "limit": 2,
+            "keys_only": True,
+        }
+        body = {
+            "compare": [self._compare(Compare(key, None))],
+            "success": [self._op(join), {"request_range": last}],
+            "failure": [{"request_range": {"key": _b64(key), "keys_only": True}}],
+        }
+        reply = self.call(self.client.transaction, body)
+        if not reply.get("succeeded"):
+            [kv] = reply["responses"][0]["response_range"]["kvs"]
+            return int(kv["create_revision"])
+        found = reply["responses"][1]["response_range"]
+        others = [_text(kv["key"]) for kv in found.get("kvs") or [] if _text(kv["key"]) != key]
+        revision = int(reply["header"]["revision"])
+        count = int(found.get("count", 0)) - 1  # the keys under the prefix, but this one
+        return Position(join.value, min(most, count), next(iter(others), None), revision, revision)
 
     def put(self, key: str, value: str, lease: Lease | None = None) -> None:
         self.txn([], [Put(key, value, lease)])
@@ -204,14 +307,19 @@ class EtcdStore(Store):
     def lease(self, ttl: int) -> Lease:
         return EtcdLease(self, self.call(self.client.lease, ttl), ttl)
 
-    def watch(self, *prefixes: str) -> Watch:
+    def watch(self, *prefixes: Watched, after: int | None = None) -> Watch:
+        wanted = {
+            p.prefix if isinstance(p, Deletes) else p: isinstance(p, Deletes) for p in prefixes
+        }
         with self._streams_lock:
-            watch = _EtcdWatch(lambda w: self._unwatch(prefixes, w))
-            for prefix in prefixes:
+            watch = _EtcdWatch(lambda w: self._unwatch(tuple(wanted), w), after)
+            for prefix, deletes in wanted.items():
                 stream = self._streams.get(prefix)
                 if stream is None:
-                    stream = self._streams[prefix] = self.call(_Stream, self.client, prefix)
-                stream.subscribers.add(watch)
+                    start = None if after is None else after + 1
+                    stream = self.call(_Stream, self.client, prefix, start)
+                    self._streams[prefix] = stream
+                stream.subscribe(watch, deletes)
             return watch
 
     def _unwatch(self, prefixes: tuple[str, ...], watch: _EtcdWatch) -> None:
@@ -220,8 +328,10 @@ class EtcdStore(Store):
                 stream = self._streams.get(prefix)
                 if stream is None:
                     continue
-                stream.subscribers.discard(watch)
-                if not stream.subscribers:
+                with stream.lock:
+                    stream.subscribers.pop(watch, None)
+                    idle = not stream.subscribers
+                if idle:
                     del self._streams[prefix]
                     stream.cancel()
 

@@ -15,7 +15,9 @@ from ephyra.versions.store import Store, open_store
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return open_store(f"sqlite:///{tmp_path / 'v.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'v.db'}")
+    store.put(Keys().current_version, "2.0")
+    return store
 
 
 def test_a_turn_queues_for_its_roles_in_order_and_keeps_the_places_it_has(
@@ -53,3 +55,15 @@ def test_a_turn_waits_for_every_live_host_of_the_roles_before_it(store: Store) -
 def test_a_frozen_role_never_gets_a_turn(store: Store) -> None:
     turn = Turn(store, Keys(), "h1", ["db"], "2.0", Rules({"db": 0}), store.lease(30))
     assert turn.take() == "db is frozen for 2.0 (max_at_once 0)"
+
+
+def test_a_turn_for_a_version_no_longer_desired_is_not_taken(store: Store) -> None:
+    keys, rules = Keys(), Rules({"db": 1})
+    turn = Turn(store, keys, "h1", ["db"], "2.0", rules, store.lease(30))
+    store.put(keys.current_version, "3.0")
+    assert turn.take() == "its place in a queue changed, or the version is no longer desired"
+    assert not turn.started
+    [(_, value)] = store.ranked(keys.slots("2.0", "db"))
+    assert not is_started(value)  # in the queue, but the update never began
+    store.put(keys.current_version, "2.0")
+    assert turn.take() is None and turn.started

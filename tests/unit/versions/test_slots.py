@@ -14,7 +14,7 @@ from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
 from ephyra.versions.slots import place
 from ephyra.versions.sqlite import SqliteStore
-from ephyra.versions.store import Position
+from ephyra.versions.store import Deletes, Position
 
 KEYS = Keys("/t")
 
@@ -36,7 +36,7 @@ def test_ranked_is_creation_order_and_a_rewrite_keeps_its_place(store: SqliteSto
 def test_a_waiter_watches_the_key_ahead_and_the_first_waiter_the_queue() -> None:
     assert place(1, "/r/a", 2, "/r/").holds
     first = place(2, "/r/b", 2, "/r/")
-    assert (first.holds, first.next, first.watch) == (False, True, ("/r/",))
+    assert (first.holds, first.next, first.watch) == (False, True, (Deletes("/r/"),))
     second = place(3, "/r/c", 2, "/r/")
     assert (second.holds, second.next, second.watch) == (False, False, ("/r/c",))
 
@@ -56,6 +56,7 @@ def test_position_counts_the_keys_created_before(store: SqliteStore) -> None:
 
 
 def turn(store: SqliteStore, host: str, limit: int = 1) -> Turn:
+    store.put(KEYS.current_version, "2.0")
     lease = store.lease(30)
     return Turn(store, KEYS, host, ["compute"], "2.0", Rules({"compute": limit}), lease)
 
