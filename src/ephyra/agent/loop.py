@@ -238,10 +238,7 @@ class Agent:
         turn = self.turn = Turn(
             self.store, self.keys, host, list(self.config.roles), version, rules, self.lease
         )
-        # told of every trigger from now on (its first wait returns at once): the desired
-        # version is read after the first look, then only when it changed
         current = self.keys.current_version
-        trigger = self._retry("watch", lambda: self.store.watch(current))
         watched: tuple[Watched, ...] = (current,)
         watch = self._retry("watch", lambda: self.store.watch(*watched))
         try:
@@ -254,17 +251,19 @@ class Agent:
                     # nothing taken, nothing waited for, and the version was just read
                     break
                 first = False
-                if trigger.wait(0):
+                superseded = turn.superseded  # a look in a queue reads the desired version
+                if superseded is None:
                     now = self._retry("read", lambda: desired.read(self.store, self.keys))
-                    if now != version:
-                        self.say(f"{host}: {version}: superseded before its turn")
-                        self._retry("give back the turn", turn.give_back)
-                        return
+                    superseded = now != version
+                if superseded:
+                    self.say(f"{host}: {version}: superseded before its turn")
+                    self._retry("give back the turn", turn.give_back)
+                    return
                 if why is None:
                     break
                 if (current, *turn.watched()) != watched:
-                    # watch what moves it forward now, from the revision of its look (a
-                    # change in between wakes it at once)
+                    # watch what moves it forward now (and a new trigger), from the revision
+                    # of its look: a change in between wakes it at once
                     watch.cancel()
                     watched = (current, *turn.watched())
                     watch = self._retry(
@@ -279,7 +278,6 @@ class Agent:
                 return
         finally:
             watch.cancel()
-            trigger.cancel()
         self._apply(version, turn)
 
     def _apply(self, version: str, turn: Turn) -> None:

@@ -51,6 +51,9 @@ class Turn:
         #: the last :meth:`take` started the update in a transaction that found the
         #: version still desired
         self.started = False
+        #: whether the last :meth:`take` found another version desired (None: it did not
+        #: look in a queue, which reads the desired version)
+        self.superseded: bool | None = None
 
     @property
     def free(self) -> bool:
@@ -70,7 +73,7 @@ class Turn:
 
     def take(self) -> str | None:
         """Take the turn: None when taken, else why the host must wait."""
-        self._watch, self.after, self.started = (), None, False
+        self._watch, self.after, self.started, self.superseded = (), None, False, None
         waiting = self._dependencies()
         if waiting:
             return waiting
@@ -83,6 +86,9 @@ class Turn:
                 return f"{role} is frozen for {self.version} (max_at_once 0)"
             queue = self.queues[role]
             found = queue.look(limit, self.lease)
+            self.superseded = queue.desired != self.version
+            if self.superseded:
+                return f"{self.version} is no longer the desired version"
             if not found.holds:
                 self._watch, self.after = found.watch, queue.revision
                 return (
@@ -95,6 +101,7 @@ class Turn:
             compare += more[0]
             ops += more[1]
         if ops and not self.store.txn(compare, ops):
+            self.superseded = None  # or is it: read it again
             self._watch = tuple(q.root for q in self.queues.values())
             revisions = [q.revision for q in self.queues.values()]
             self.after = None if None in revisions else min(r for r in revisions if r)

@@ -45,7 +45,7 @@ KEEPALIVE_TIMEOUT_S = 3.0
 
 
 #: etcd's RangeRequest enums (SortOrder, SortTarget)
-ASCEND, DESCEND, BY_CREATE = 1, 2, 2
+DESCEND, BY_CREATE = 2, 2
 
 
 def _end(prefix: str) -> str:
@@ -59,6 +59,11 @@ def _b64(text: str) -> str:
 
 def _text(b64: str) -> str:
     return base64.b64decode(b64).decode()
+
+
+def _values(keys: Sequence[str], kvs: Sequence[Sequence[Any]]) -> dict[str, str | None]:
+    """Each key's value from the range reads of a transaction (None: no such key)."""
+    return {key: _text(kv[0]["value"]) if kv else None for key, kv in zip(keys, kvs, strict=True)}
 
 
 class EtcdLease(Lease):
@@ -198,20 +203,25 @@ class EtcdStore(Store):
         *,
         join: Put | None = None,
         created: int | None = None,
+        read: Sequence[str] = (),
     ) -> Position | None:
         if created is None:
-            found = self._join(prefix, key, most, join) if join else self._created(key)
+            found = self._join(prefix, key, most, join, read) if join else self._created(key)
             if not isinstance(found, int):
                 return found  # joined (read in the same request), or no such key
             created = found
-        under = {
+        # the keys created before it, the newest first: etcd reads the whole prefix to
+        # sort it (once per look: one range), and its count ignores the revision filters,
+        # so they are counted by a limit
+        ahead = {
             "key": _b64(prefix),
             "range_end": _b64(_end(prefix)),
             "max_create_revision": created - 1,
+            "sort_order": DESCEND,
+            "sort_target": BY_CREATE,
+            "limit": most,
+            "keys_only": True,
         }
-        # etcd's count ignores the revision filters: the keys are counted by a limit
-        first = {**under, "sort_order": ASCEND, "sort_target": BY_CREATE, "limit": most}
-        before = {**under, "sort_order": DESCEND, "sort_target": BY_CREATE, "limit": 1}
         own = {"request_range": {"key": _b64(key)}}
         body = {
             "compare": [
@@ -224,8 +234,8 @@ class EtcdStore(Store):
             ],
             "success": [
                 own,
-                {"request_range": {**first, "keys_only": True}},
-                {"request_range": {**before, "keys_only": True}},
+                {"request_range": ahead},
+                *({"request_range": {"key": _b64(other)}} for other in read),
             ],
             "failure": [own],
         }
@@ -233,20 +243,24 @@ class EtcdStore(Store):
         ranges = [r["response_range"] for r in reply["responses"]]
         kvs = [r.get("kvs") or [] for r in ranges]
         if not reply.get("succeeded"):  # written again since (or gone): read it afresh
-            return self.position(prefix, key, most, join=join) if kvs[0] or join else None
+            there = kvs[0] or join
+            return self.position(prefix, key, most, join=join, read=read) if there else None
         return Position(
             _text(kvs[0][0]["value"]),
             len(kvs[1]),
-            _text(kvs[2][0]["key"]) if kvs[2] else None,
+            _text(kvs[1][0]["key"]) if kvs[1] else None,
             created,
             int(reply["header"]["revision"]),
+            _values(read, kvs[2:]),
         )
 
     def _created(self, key: str) -> int | None:
         own = self.call(self.client.get, key, metadata=True)
         return int(own[0][1]["create_revision"]) if own else None
 
-    def _join(self, prefix: str, key: str, most: int, join: Put) -> Position | int:
+    def _join(
+        self, prefix: str, key: str, most: int, join: Put, read: Sequence[str]
+    ) -> Position | int:
         """Write ``join`` if ``key`` does not exist, and read its place in the same request
         (the newest key: every other one is before it); else the key's create revision."""
         last = {
@@ -259,18 +273,25 @@ class EtcdStore(Store):
         }
         body = {
             "compare": [self._compare(Compare(key, None))],
-            "success": [self._op(join), {"request_range": last}],
+            "success": [
+                self._op(join),
+                {"request_range": last},
+                *({"request_range": {"key": _b64(other)}} for other in read),
+            ],
             "failure": [{"request_range": {"key": _b64(key), "keys_only": True}}],
         }
         reply = self.call(self.client.transaction, body)
         if not reply.get("succeeded"):
             [kv] = reply["responses"][0]["response_range"]["kvs"]
             return int(kv["create_revision"])
-        found = reply["responses"][1]["response_range"]
+        found, *more = (r["response_range"] for r in reply["responses"][1:])
         others = [_text(kv["key"]) for kv in found.get("kvs") or [] if _text(kv["key"]) != key]
         revision = int(reply["header"]["revision"])
         count = int(found.get("count", 0)) - 1  # the keys under the prefix, but this one
-        return Position(join.value, min(most, count), next(iter(others), None), revision, revision)
+        values = _values(read, [r.get("kvs") or [] for r in more])
+        return Position(
+            join.value, min(most, count), next(iter(others), None), revision, revision, values
+        )
 
     def put(self, key: str, value: str, lease: Lease | None = None) -> None:
         self.txn([], [Put(key, value, lease)])

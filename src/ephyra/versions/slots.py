@@ -5,7 +5,8 @@ lease; the ``max_at_once`` keys created first (lowest create revision) hold the 
 waiter reads only its place (:meth:`~ephyra.versions.store.Store.position`), never the
 whole queue.
 Joining and each look are one request to etcd (a transaction that writes the key if it
-is new and reads its place; the key's create revision is kept, not read again).
+is new and reads its place, and the desired version; the key's create revision is kept,
+not read again).
 A waiter watches only what can move it forward, from the revision of its look: the key
 just ahead of it, or, for the first waiter, the keys of the role's queue being deleted (a
 slot freed; a key joining or rewritten never moves it). A freed slot so wakes the next
@@ -89,21 +90,23 @@ class Queue:
         self.revision: int | None = None  # the store's revision at the last look
         self.checked: float | None = None  # when the first waiter last looked for done holders
         self.released = False  # its delete went into the transaction that ended the update
+        self.desired: str | None = None  # ``/current_version`` as the last look read it
 
     def _value(self, **what: float) -> str:
         return json.dumps({"host": self.host, "version": self.version, **what}, sort_keys=True)
 
     def look(self, limit: int, lease: Lease) -> Place:
-        """Join the queue if not in it, and read where the host stands (one request to
-        etcd, whatever the length of the queue)."""
+        """Join the queue if not in it, and read where the host stands and the desired
+        version (:attr:`desired`): one request to etcd, whatever the length of the queue."""
         waiting = Put(self.key, self._value(since=round(time.time(), 3)), lease)
+        current = self.keys.current_version
         found = self.store.position(
-            self.root, self.key, limit + 1, join=waiting, created=self.created
+            self.root, self.key, limit + 1, join=waiting, created=self.created, read=[current]
         )
         if found is None:  # a lease lost meanwhile: the next look joins
-            self.created = self.revision = None
+            self.created = self.revision = self.desired = None
             return Place(limit, limit, (Deletes(self.root),))
-        self.value, self.created = found.value, found.created
+        self.value, self.created, self.desired = found.value, found.created, found.read[current]
         self.revision = found.revision or None
         self.released = False
         if found.ahead != limit:

@@ -193,6 +193,7 @@ class SqliteStore(Store):
         *,
         join: Put | None = None,
         created: int | None = None,  # the rowid is read with the rest: no hint needed
+        read: Sequence[str] = (),
     ) -> Position | None:
         if join is not None:
             self.txn([Compare(key, None)], [join])
@@ -209,7 +210,8 @@ class SqliteStore(Store):
         )
         counted = min(most, int(str(ahead)))
         before_key = None if before is None else str(before)
-        return Position(str(own[0][1]), counted, before_key, int(str(own[0][0])))
+        values = {other: self.get(other) for other in read}
+        return Position(str(own[0][1]), counted, before_key, int(str(own[0][0])), 0, values)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:

@@ -18,7 +18,7 @@ scheme.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -70,6 +70,8 @@ class Position:
     before: str | None
     created: int = field(default=0, compare=False)
     revision: int = field(default=0, compare=False)
+    #: the other keys asked for, read with it (None: no such key)
+    read: Mapping[str, str | None] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,14 @@ class Store(ABC):
         *,
         join: Put | None = None,
         created: int | None = None,
+        read: Sequence[str] = (),
     ) -> Position | None:
         """Where ``key`` stands among the keys under ``prefix`` in the order of
         :meth:`ranked`, the keys before it counted up to ``most``, without sending them
         all; None when it does not exist. ``join``: the key written first if it does not
         exist; ``created``: its :attr:`Position.created` as last read (a hint that saves
-        reading it again). One request to etcd when the hint holds or the key is new."""
+        reading it again); ``read``: other keys read with it (:attr:`Position.read`). One
+        request to etcd when the hint holds or the key is new."""
 
     @abstractmethod
     def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...
