@@ -245,7 +245,7 @@ class Agent:
             said = ""
             first = True
             while not self.stop.is_set():
-                why = self._retry("take a turn", turn.take)
+                why = self._retry("take a turn", partial(turn.take, watch.seen()))
                 if why is None and (turn.started or (first and turn.free)):
                     # started by a transaction that found the version still desired; or
                     # nothing taken, nothing waited for, and the version was just read

@@ -15,11 +15,11 @@ is still the desired one: a turn taken for a version already superseded is never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
-from ephyra.versions.slots import Queue
+from ephyra.versions.slots import NOTHING, Queue
 from ephyra.versions.store import Compare, Delete, Lease, Store, Watched
 
 
@@ -71,8 +71,10 @@ class Turn:
             found += [self.keys.running(self.version), *(self.keys.members(d) for d in deps)]
         return found
 
-    def take(self) -> str | None:
-        """Take the turn: None when taken, else why the host must wait."""
+    def take(self, seen: Mapping[str, str | None] = NOTHING) -> str | None:
+        """Take the turn: None when taken, else why the host must wait. ``seen``: what the
+        watch of :meth:`watched` saw (:meth:`ephyra.versions.store.Watch.seen`), which may
+        spare a look in a queue."""
         self._watch, self.after, self.started, self.superseded = (), None, False, None
         waiting = self._dependencies()
         if waiting:
@@ -85,7 +87,7 @@ class Turn:
                 self.give_back()
                 return f"{role} is frozen for {self.version} (max_at_once 0)"
             queue = self.queues[role]
-            found = queue.look(limit, self.lease)
+            found = queue.look(limit, self.lease, seen)
             self.superseded = queue.desired != self.version
             if self.superseded:
                 return f"{self.version} is no longer the desired version"

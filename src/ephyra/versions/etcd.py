@@ -18,6 +18,7 @@ import base64
 import collections
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import etcd3gw
@@ -89,6 +90,13 @@ class EtcdLease(Lease):
 KEPT_EVENTS = 256
 
 
+@dataclass(frozen=True)
+class _Event:
+    revision: int
+    key: str
+    value: str | None  # None: deleted
+
+
 class _Stream:
     """One etcd watch on a prefix, fanning out to the watches waiting on it (each told
     only of the events it wants: after its revision, and deletions only if it asks so).
@@ -96,29 +104,35 @@ class _Stream:
     still learns of what changed between the read and its beginning."""
 
     def __init__(self, client: Any, prefix: str, start: int | None) -> None:
+        self.prefix = prefix
         self.subscribers: dict[_EtcdWatch, bool] = {}  # -> deletions only
         self.lock = threading.Lock()
-        self.recent: collections.deque[tuple[int, bool]] = collections.deque(
-            maxlen=KEPT_EVENTS
-        )  # (revision, deleted)
+        self.recent: collections.deque[_Event] = collections.deque(maxlen=KEPT_EVENTS)
         #: every event from this revision on is in ``recent`` (None: not known yet)
         self.kept_from = start
         self._events, self._cancel = client.watch_prefix(prefix, start_revision=start)
         threading.Thread(target=self._pump, name=f"watch {prefix}", daemon=True).start()
 
     def _pump(self) -> None:
-        for event in self._events:
-            revision = int(event["kv"].get("mod_revision", 0))
-            deleted = event.get("type") == "DELETE"
+        for raw in self._events:
+            kv = raw["kv"]
+            deleted = raw.get("type") == "DELETE"
+            value = None if deleted else bytes(kv.get("value") or b"").decode()
+            event = _Event(int(kv.get("mod_revision", 0)), bytes(kv["key"]).decode(), value)
             with self.lock:
                 if self.kept_from is None:
-                    self.kept_from = revision
+                    self.kept_from = event.revision
                 if len(self.recent) == KEPT_EVENTS:
-                    self.kept_from = self.recent[0][0] + 1
-                self.recent.append((revision, deleted))
+                    self.kept_from = self.recent[0].revision + 1
+                self.recent.append(event)
                 for sub, deletes in list(self.subscribers.items()):
-                    if (deleted or not deletes) and revision > sub.after:
-                        sub.changed.set()
+                    if (deleted or not deletes) and event.revision > sub.after:
+                        self._tell(sub, event)
+
+    def _tell(self, sub: _EtcdWatch, event: _Event) -> None:
+        if event.key == self.prefix:  # a key watched by its full name: its value kept
+            sub.values[event.key] = event.value
+        sub.changed.set()
 
     def subscribe(self, sub: _EtcdWatch, deletes: bool) -> None:
         """Add ``sub``, told at once of the events it missed since its revision (or, if
@@ -127,9 +141,12 @@ class _Stream:
             self.subscribers[sub] = deletes
             if sub.after < 0:
                 return
-            lost = self.kept_from is None or self.kept_from > sub.after + 1
-            if lost or any(r > sub.after and (d or not deletes) for r, d in self.recent):
+            if self.kept_from is None or self.kept_from > sub.after + 1:
                 sub.changed.set()
+                return
+            for event in self.recent:
+                if event.revision > sub.after and (event.value is None or not deletes):
+                    self._tell(sub, event)
 
     def cancel(self) -> None:
         self._cancel()
@@ -138,6 +155,7 @@ class _Stream:
 class _EtcdWatch(Watch):
     def __init__(self, release: Callable[[_EtcdWatch], None], after: int | None) -> None:
         self.changed = threading.Event()
+        self.values: dict[str, str | None] = {}  # the keys watched by their full name
         self.after = -1 if after is None else after
         if after is None:
             self.changed.set()  # the first wait returns at once: read the state first
@@ -150,6 +168,9 @@ class _EtcdWatch(Watch):
 
     def cancel(self) -> None:
         self._release(self)
+
+    def seen(self) -> dict[str, str | None]:
+        return dict(self.values)
 
 
 class EtcdStore(Store):

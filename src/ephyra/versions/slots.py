@@ -11,7 +11,9 @@ A waiter watches only what can move it forward, from the revision of its look: t
 just ahead of it, or, for the first waiter, the keys of the role's queue being deleted (a
 slot freed; a key joining or rewritten never moves it). A freed slot so wakes the next
 waiter, and a waiter taking its slot rewrites its key, which wakes the one behind it:
-never every waiting agent of the role.
+never every waiting agent of the role. That rewrite says where its host stood, as of
+which revision: the one behind it learns its own place from it, without a request (it
+takes its slot at once, or is the first waiter), when its watch saw it.
 
 A slot is held by the update, not only by the lease: when the host starts its update its
 key is rewritten without a lease (``started``), so an agent that dies or loses its lease
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ephyra.versions.keys import Keys
@@ -70,6 +72,8 @@ def is_started(value: str) -> bool:
     return bool(json.loads(value).get("started")) if value.startswith("{") else False
 
 
+NOTHING: Mapping[str, str | None] = {}
+
 #: How long the first waiter waits before it looks for holders known done, and then how
 #: often it looks again.
 FREE_CHECK_S = 2.0
@@ -91,13 +95,19 @@ class Queue:
         self.checked: float | None = None  # when the first waiter last looked for done holders
         self.released = False  # its delete went into the transaction that ended the update
         self.desired: str | None = None  # ``/current_version`` as the last look read it
+        self.ahead = 0  # the keys before it as of ``revision``
+        self.before: str | None = None  # the key just ahead of it, as of its last look
 
     def _value(self, **what: float) -> str:
         return json.dumps({"host": self.host, "version": self.version, **what}, sort_keys=True)
 
-    def look(self, limit: int, lease: Lease) -> Place:
+    def look(self, limit: int, lease: Lease, seen: Mapping[str, str | None] = NOTHING) -> Place:
         """Join the queue if not in it, and read where the host stands and the desired
-        version (:attr:`desired`): one request to etcd, whatever the length of the queue."""
+        version (:attr:`desired`): one request to etcd, whatever the length of the queue;
+        none when what the watch ``seen`` tells is enough (:meth:`_told`)."""
+        told = self._told(limit, seen)
+        if told is not None:
+            return told
         waiting = Put(self.key, self._value(since=round(time.time(), 3)), lease)
         current = self.keys.current_version
         found = self.store.position(
@@ -108,6 +118,7 @@ class Queue:
             return Place(limit, limit, (Deletes(self.root),))
         self.value, self.created, self.desired = found.value, found.created, found.read[current]
         self.revision = found.revision or None
+        self.ahead, self.before = found.ahead, found.before
         self.released = False
         if found.ahead != limit:
             self.checked = None
@@ -117,6 +128,26 @@ class Queue:
             self.checked = time.monotonic()
             self._free_done(self.store.ranked(self.root, limit))
         return place(found.ahead, found.before, limit, self.root)
+
+    def _told(self, limit: int, seen: Mapping[str, str | None]) -> Place | None:
+        """Its place without a request, when the watch saw the key just ahead start: that
+        host then held a slot with ``ahead`` keys before it as of revision ``at``. If that
+        is after this host's last look (no key can have been created between the two
+        since), this one had ``ahead + 1`` before it then, and has no more now. None when
+        that cannot be told (or the desired version changed: a look reads it)."""
+        if self.before is None or self.revision is None or self.keys.current_version in seen:
+            return None
+        value = seen.get(self.before)
+        mark = json.loads(value) if value and value.startswith("{") else {}
+        ahead, at = mark.get("ahead"), mark.get("at")
+        if not (mark.get("started") and isinstance(ahead, int) and isinstance(at, int)):
+            return None
+        if at < self.revision or ahead + 1 > limit:
+            return None
+        self.ahead, self.revision, self.before = ahead + 1, at, None
+        if self.ahead == limit and self.checked is None:
+            self.checked = time.monotonic()
+        return place(self.ahead, None, limit, self.root)
 
     def due(self) -> float | None:
         """Seconds until the first waiter looks for holders known done (None: not the
@@ -140,7 +171,9 @@ class Queue:
         """Rewrite the key without a lease: the update holds the slot from now on."""
         if self.value is None or is_started(self.value):
             return [], []
-        started = self._value(started=round(time.time(), 3))
+        # where it stood as of which revision: what the host behind learns its place from
+        mark = {} if self.revision is None else {"ahead": self.ahead, "at": self.revision}
+        started = self._value(started=round(time.time(), 3), **mark)
         return [Compare(self.key, self.value)], [Put(self.key, started)]
 
     def release_op(self) -> Delete:

@@ -111,6 +111,11 @@ class Watch(ABC):
     @abstractmethod
     def cancel(self) -> None: ...
 
+    def seen(self) -> Mapping[str, str | None]:
+        """The last value this watch saw of each key it watches by its full name (None:
+        deleted), among the changes it woke for; empty when the store cannot tell."""
+        return {}
+
 
 class Store(ABC):
     """Keys and values are text; keys are absolute (``/current_version``)."""

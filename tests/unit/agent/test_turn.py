@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,8 @@ def test_a_trigger_between_the_look_and_the_start_keeps_the_update_from_starting
     [queue] = turn.queues.values()
     look = queue.look
 
-    def look_then_trigger(limit: int, lease: Lease) -> Place:
-        found = look(limit, lease)
+    def look_then_trigger(limit: int, lease: Lease, seen: Mapping[str, str | None]) -> Place:
+        found = look(limit, lease, seen)
         store.put(keys.current_version, "3.0")
         return found
 
