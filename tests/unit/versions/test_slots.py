@@ -3,6 +3,7 @@ store, and the retry backoff."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -114,3 +115,25 @@ def test_retries_are_kept_in_the_rules_and_bounded() -> None:
     assert Rules.from_dict({}).retries == 0
     with pytest.raises(desired.UsageError, match="--retries -1"):
         Rules.parse([], [], retries=-1)
+
+
+def test_a_waiter_tells_its_place_from_the_key_ahead_only_after_its_own_look(
+    store: SqliteStore,
+) -> None:
+    queue = slots.Queue(store, KEYS, "2.0", "compute", "h2")
+    ahead = KEYS.slots("2.0", "compute") + "h1"
+    queue.before, queue.revision = ahead, 10
+
+    def started(at: int, where: int = 0) -> dict[str, str | None]:
+        return {ahead: json.dumps({"started": 1.0, "ahead": where, "at": at})}
+
+    assert queue._told(1, started(at=9)) is None  # before its look: a key may have come between
+    assert queue._told(1, {ahead: json.dumps({"since": 1.0})}) is None  # waiting, not started
+    assert queue._told(1, {**started(at=12), KEYS.current_version: "3.0"}) is None
+    assert queue._told(1, started(at=12, where=1)) is None  # more than the first waiter: look
+    told = queue._told(1, started(at=12))
+    assert told is not None and told.next and told.watch == (Deletes(KEYS.slots("2.0", "compute")),)
+    assert (queue.ahead, queue.revision, queue.before) == (1, 12, None)
+    queue.before, queue.revision = ahead, 10
+    told = queue._told(2, started(at=12))
+    assert told is not None and told.holds
