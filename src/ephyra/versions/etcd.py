@@ -87,7 +87,11 @@ class EtcdLease(Lease):
 
 
 #: The events a stream keeps, to tell a watch that begins late what it missed.
-KEPT_EVENTS = 256
+KEPT_EVENTS = 1024
+#: Streams on keys under one prefix that a store opens before it streams the prefix
+#: instead, and serves the watches of further keys under it from that one stream (agents
+#: sharing a store, each watching one key of a queue).
+SHARED_AT = 8
 
 
 @dataclass(frozen=True)
@@ -97,21 +101,34 @@ class _Event:
     value: str | None  # None: deleted
 
 
+def _parent(prefix: str) -> str | None:
+    """The prefix a key is under (``/a/b/`` for ``/a/b/c``); None for a prefix."""
+    return None if prefix.endswith("/") else prefix[: prefix.rfind("/") + 1] or None
+
+
 class _Stream:
-    """One etcd watch on a prefix, fanning out to the watches waiting on it (each told
-    only of the events it wants: after its revision, and deletions only if it asks so).
-    The last :data:`KEPT_EVENTS` events are kept, so a watch that begins after a read
-    still learns of what changed between the read and its beginning."""
+    """One etcd watch on a prefix, fanning out to the watches waiting on it or on keys
+    under it (each told only of the events it wants: under its own prefix, after its
+    revision, and deletions only if it asks so). The last :data:`KEPT_EVENTS` events are
+    kept, so a watch that begins after a read still learns of what changed between the
+    read and its beginning."""
 
     def __init__(self, client: Any, prefix: str, start: int | None) -> None:
         self.prefix = prefix
-        self.subscribers: dict[_EtcdWatch, bool] = {}  # -> deletions only
+        #: prefix watched -> the watches on it -> deletions only
+        self.subscribers: dict[str, dict[_EtcdWatch, bool]] = {}
         self.lock = threading.Lock()
         self.recent: collections.deque[_Event] = collections.deque(maxlen=KEPT_EVENTS)
         #: every event from this revision on is in ``recent`` (None: not known yet)
         self.kept_from = start
         self._events, self._cancel = client.watch_prefix(prefix, start_revision=start)
         threading.Thread(target=self._pump, name=f"watch {prefix}", daemon=True).start()
+
+    def covers(self, after: int | None) -> bool:
+        """Whether every change after revision ``after`` is known to this stream."""
+        if after is None:
+            return True
+        return self.kept_from is not None and self.kept_from <= after + 1
 
     def _pump(self) -> None:
         for raw in self._events:
@@ -125,37 +142,52 @@ class _Stream:
                 if len(self.recent) == KEPT_EVENTS:
                     self.kept_from = self.recent[0].revision + 1
                 self.recent.append(event)
-                for sub, deletes in list(self.subscribers.items()):
-                    if (deleted or not deletes) and event.revision > sub.after:
-                        self._tell(sub, event)
+                for end in range(len(self.prefix), len(event.key) + 1):
+                    prefix = event.key[:end]
+                    for sub, deletes in list(self.subscribers.get(prefix, {}).items()):
+                        if (deleted or not deletes) and event.revision > sub.after:
+                            _tell(sub, prefix, event)
 
-    def _tell(self, sub: _EtcdWatch, event: _Event) -> None:
-        if event.key == self.prefix:  # a key watched by its full name: its value kept
-            sub.values[event.key] = event.value
-        sub.changed.set()
-
-    def subscribe(self, sub: _EtcdWatch, deletes: bool) -> None:
-        """Add ``sub``, told at once of the events it missed since its revision (or, if
-        they are no longer known, told that something may have changed)."""
+    def subscribe(self, sub: _EtcdWatch, prefix: str, deletes: bool) -> None:
+        """Add ``sub`` on ``prefix``, told at once of the events it missed since its
+        revision (or, if they are no longer known, told that something may have changed)."""
         with self.lock:
-            self.subscribers[sub] = deletes
+            self.subscribers.setdefault(prefix, {})[sub] = deletes
             if sub.after < 0:
                 return
-            if self.kept_from is None or self.kept_from > sub.after + 1:
+            if not self.covers(sub.after):
                 sub.changed.set()
                 return
-            for event in self.recent:
-                if event.revision > sub.after and (event.value is None or not deletes):
-                    self._tell(sub, event)
+            for event in reversed(self.recent):
+                if event.revision <= sub.after:
+                    break
+                if event.key.startswith(prefix) and (event.value is None or not deletes):
+                    _tell(sub, prefix, event)
+
+    def unsubscribe(self, sub: _EtcdWatch, prefix: str) -> bool:
+        """Remove ``sub`` from ``prefix``; True when nothing is left to serve."""
+        with self.lock:
+            subs = self.subscribers.get(prefix, {})
+            subs.pop(sub, None)
+            if not subs:
+                self.subscribers.pop(prefix, None)
+            return not self.subscribers
 
     def cancel(self) -> None:
         self._cancel()
+
+
+def _tell(sub: _EtcdWatch, prefix: str, event: _Event) -> None:
+    if event.key == prefix:  # a key watched by its full name: its value kept
+        sub.values[event.key] = event.value
+    sub.changed.set()
 
 
 class _EtcdWatch(Watch):
     def __init__(self, release: Callable[[_EtcdWatch], None], after: int | None) -> None:
         self.changed = threading.Event()
         self.values: dict[str, str | None] = {}  # the keys watched by their full name
+        self.routes: list[tuple[_Stream, str]] = []  # the streams serving it, for what
         self.after = -1 if after is None else after
         if after is None:
             self.changed.set()  # the first wait returns at once: read the state first
@@ -354,28 +386,49 @@ class EtcdStore(Store):
             p.prefix if isinstance(p, Deletes) else p: isinstance(p, Deletes) for p in prefixes
         }
         with self._streams_lock:
-            watch = _EtcdWatch(lambda w: self._unwatch(tuple(wanted), w), after)
+            watch = _EtcdWatch(self._unwatch, after)
             for prefix, deletes in wanted.items():
-                stream = self._streams.get(prefix)
-                if stream is None:
-                    start = None if after is None else after + 1
-                    stream = self.call(_Stream, self.client, prefix, start)
-                    self._streams[prefix] = stream
-                stream.subscribe(watch, deletes)
+                stream = self._stream(prefix, after)
+                stream.subscribe(watch, prefix, deletes)
+                watch.routes.append((stream, prefix))
             return watch
 
-    def _unwatch(self, prefixes: tuple[str, ...], watch: _EtcdWatch) -> None:
+    def _stream(self, prefix: str, after: int | None) -> _Stream:
+        """The stream to serve a watch on ``prefix`` from: its own, or the one on the
+        prefix it is under (if that one knows every change since ``after``), opened once
+        :data:`SHARED_AT` keys under it are streamed one by one."""
+        stream = self._streams.get(prefix)
+        if stream is not None:
+            return stream
+        start = None if after is None else after + 1
+        parent = _parent(prefix)
+        if parent is not None:
+            shared = self._streams.get(parent)
+            if shared is not None and shared.covers(after):
+                return shared
+            siblings = [s for p, s in self._streams.items() if _parent(p) == parent]
+            if len(siblings) >= SHARED_AT and shared is None:
+                # from the oldest change its siblings know: the watches after them find
+                # what they missed in it
+                known = [s.kept_from for s in siblings if s.kept_from is not None]
+                first = min([*known, *([start] if start else [])], default=None)
+                shared = self._streams[parent] = self._open(parent, first)
+                if shared.covers(after):
+                    return shared
+        stream = self._streams[prefix] = self._open(prefix, start)
+        return stream
+
+    def _open(self, prefix: str, start: int | None) -> _Stream:
+        stream: _Stream = self.call(_Stream, self.client, prefix, start)
+        return stream
+
+    def _unwatch(self, watch: _EtcdWatch) -> None:
         with self._streams_lock:
-            for prefix in prefixes:
-                stream = self._streams.get(prefix)
-                if stream is None:
-                    continue
-                with stream.lock:
-                    stream.subscribers.pop(watch, None)
-                    idle = not stream.subscribers
-                if idle:
-                    del self._streams[prefix]
+            for stream, prefix in watch.routes:
+                if stream.unsubscribe(watch, prefix) and self._streams.get(stream.prefix) is stream:
+                    del self._streams[stream.prefix]
                     stream.cancel()
+            watch.routes.clear()
 
     def close(self) -> None:
         with self._streams_lock:

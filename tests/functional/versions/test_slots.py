@@ -14,8 +14,9 @@ import pytest
 
 from ephyra.agent.turn import Turn
 from ephyra.versions.desired import Rules
+from ephyra.versions.etcd import SHARED_AT, EtcdStore
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Deletes, Position, Store, open_store
+from ephyra.versions.store import Deletes, Position, Put, Store, open_store
 from tests.functional.versions.test_agent import Fleet, eventually, fleet  # noqa: F401
 
 #: An upgrade that says it began, then blocks until its host's ``.go`` file exists.
@@ -84,6 +85,35 @@ def test_the_waiter_behind_learns_its_place_from_the_key_ahead_starting(
         watch.cancel()
     h2.give_back()
     assert h3.take() is None
+
+
+def test_watches_on_many_keys_of_a_queue_wake_only_for_their_own_key(
+    store: Store, keys: Keys
+) -> None:
+    root = keys.slots("2.0", "compute")
+    found = store.position(root, root + "h00", 1, join=Put(root + "h00", "waiting"))
+    assert found is not None
+    hosts = [f"h{i:02d}" for i in range(1, 13)]  # more than a store streams one by one
+    watches = [store.watch(root + host, after=found.revision) for host in hosts]
+    try:
+        for watch in watches:
+            watch.wait(0)  # SQLite's first wait returns at once (it has no revisions)
+        store.put(root + "h05", "started")
+        assert watches[4].wait(10)
+        assert watches[4].seen() in ({root + "h05": "started"}, {})  # {}: cannot tell
+        assert not any(w.wait(0.2) for w in watches[:4] + watches[5:])
+        if isinstance(store, EtcdStore):  # one etcd watch for the queue, not twelve
+            assert len(store._streams) <= SHARED_AT + 1
+        store.put(root + "h12", "waiting")  # joins, then leaves
+        assert watches[11].wait(10)
+        store.delete(root + "h12")
+        eventually(lambda: watches[11].wait(0.1), 10)
+        assert watches[11].seen() in ({root + "h12": None}, {})
+    finally:
+        for watch in watches:
+            watch.cancel()
+    if isinstance(store, EtcdStore):
+        assert store._streams == {}
 
 
 def test_a_killed_update_keeps_its_slot_until_it_is_known_done(
