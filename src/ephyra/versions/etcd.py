@@ -9,7 +9,10 @@ A range read is one ``/kv/range`` call; a transaction is one ``/kv/txn``; leases
 leases, renewed over a connection of their own (:attr:`EtcdStore.keepalive`) so that a
 renewal never waits behind the updates. One etcd watch per prefix serves every
 :class:`Watch` of this store on it, so a thousand agents in one process hold one stream,
-not a thousand.
+not a thousand; and past :data:`SHARED_AT` streams on keys under one prefix (the agents of
+a process each watching the key ahead of it in a queue), the prefix's one stream serves
+the further keys. A stream keeps its last events, so that a watch beginning after a read
+(``after`` its revision) is told at once of what it missed.
 """
 
 from __future__ import annotations
