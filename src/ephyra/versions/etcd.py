@@ -411,10 +411,10 @@ class EtcdStore(Store):
                 return shared
             siblings = [s for p, s in self._streams.items() if _parent(p) == parent]
             if len(siblings) >= SHARED_AT and shared is None:
-                # from the oldest change its siblings know: the watches after them find
-                # what they missed in it
+                # from the oldest change its siblings know (the watches that looked as
+                # long ago find what they missed in it), at most KEPT_EVENTS revisions back
                 known = [s.kept_from for s in siblings if s.kept_from is not None]
-                first = min([*known, *([start] if start else [])], default=None)
+                first = None if start is None else max(min([*known, start]), start - KEPT_EVENTS)
                 shared = self._streams[parent] = self._open(parent, first)
                 if shared.covers(after):
                     return shared
