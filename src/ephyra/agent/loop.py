@@ -43,7 +43,7 @@ from ephyra.strategies.base import CHECK_TIMEOUT, Strategy, Target
 from ephyra.versions import desired, lifecycle, roles
 from ephyra.versions.keys import Keys, check_name
 from ephyra.versions.lifecycle import HostState
-from ephyra.versions.store import Delete, Lease, Op, Put, Store
+from ephyra.versions.store import Delete, Lease, Op, Put, Store, Watched
 
 T = TypeVar("T")
 Say = Callable[[str], None]
@@ -227,6 +227,8 @@ class Agent:
         self._state("configured/failure", REFUSED, reason, "")
 
     def update(self, version: str) -> None:
+        """Wait for the turn to update to ``version``, then update (:meth:`_apply`); a
+        turn for a version superseded meanwhile is given back unused."""
         host = self.config.host
         if self.turn is not None and self.turn.version != version:
             self._retry("give back the old turn", self.turn.give_back)
@@ -236,36 +238,42 @@ class Agent:
         turn = self.turn = Turn(
             self.store, self.keys, host, list(self.config.roles), version, rules, self.lease
         )
-        watched = (self.keys.current_version, *turn.watched())
+        current = self.keys.current_version
+        watched: tuple[Watched, ...] = (current,)
         watch = self._retry("watch", lambda: self.store.watch(*watched))
         try:
             said = ""
             first = True
             while not self.stop.is_set():
-                why = self._retry("take a turn", turn.take)
-                if why is None and first and turn.free:
-                    break  # nothing taken, nothing waited for: current was just read
+                why = self._retry("take a turn", partial(turn.take, watch.seen()))
+                if why is None and (turn.started or (first and turn.free)):
+                    # started by a transaction that found the version still desired; or
+                    # nothing taken, nothing waited for, and the version was just read
+                    break
                 first = False
-                if why is not None and (self.keys.current_version, *turn.watched()) != watched:
-                    # the queue moved: watch what moves it now, then look again (the
-                    # watch is there before the look, so no change falls in between)
-                    watch.cancel()
-                    watched = (self.keys.current_version, *turn.watched())
-                    watch = self._retry("watch", partial(self.store.watch, *watched))
-                    continue
-                # read after taking: a turn taken for a version already superseded is
-                # given back, never used
-                now = self._retry("read", lambda: desired.read(self.store, self.keys))
-                if now != version:
+                superseded = turn.superseded  # a look in a queue reads the desired version
+                if superseded is None:
+                    now = self._retry("read", lambda: desired.read(self.store, self.keys))
+                    superseded = now != version
+                if superseded:
                     self.say(f"{host}: {version}: superseded before its turn")
                     self._retry("give back the turn", turn.give_back)
                     return
                 if why is None:
                     break
+                if (current, *turn.watched()) != watched:
+                    # watch what moves it forward now (and a new trigger), from the revision
+                    # of its look: a change in between wakes it at once
+                    watch.cancel()
+                    watched = (current, *turn.watched())
+                    watch = self._retry(
+                        "watch", partial(self.store.watch, *watched, after=turn.after)
+                    )
                 if why != said:
                     self.say(f"{host}: {version}: waiting: {why}")
                     said = why
-                watch.wait(self.config.poll)
+                due = turn.due()
+                watch.wait(self.config.poll if due is None else min(due, self.config.poll))
             else:
                 return
         finally:

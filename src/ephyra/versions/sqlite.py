@@ -4,7 +4,8 @@ Every process and thread opens its own connection to the file (WAL: readers neve
 for a writer). A transaction is ``BEGIN IMMEDIATE``, so comparisons and writes of two
 processes never interleave. A lease is a row with its expiry time; a key under an expired
 lease is invisible to reads at once and deleted by the next write. A watch compares its
-prefix's keys every ``POLL_S`` seconds.
+prefix's keys every ``POLL_S`` seconds; there are no revisions (a watch ``after`` one
+wakes at once, as a watch without one does).
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ from pathlib import Path
 from ephyra.errors import LeaseExpired, StoreError, UsageError
 from ephyra.paths import private_database, write_ahead
 from ephyra.urls import redact
-from ephyra.versions.store import Compare, Delete, Lease, Op, Position, Put, Store, Watch
+from ephyra.versions.store import (
+    Compare,
+    Delete,
+    Deletes,
+    Lease,
+    Op,
+    Position,
+    Put,
+    Store,
+    Watch,
+    Watched,
+)
 
 POLL_S = 0.05
 
@@ -66,18 +78,35 @@ class SqliteLease(Lease):
 
 
 class _SqliteWatch(Watch):
-    def __init__(self, store: SqliteStore, prefixes: tuple[str, ...]) -> None:
+    """Compares its prefixes' keys (a :class:`Deletes` prefix: which keys there are) every
+    ``POLL_S``; its first wait returns at once (there is no revision to start after)."""
+
+    def __init__(self, store: SqliteStore, prefixes: tuple[Watched, ...]) -> None:
         self._store = store
         self._prefixes = prefixes
         self._seen: list[dict[str, str]] | None = None
         self._cancelled = threading.Event()
 
+    def _now(self) -> list[dict[str, str]]:
+        return [
+            self._store.range(p.prefix if isinstance(p, Deletes) else p) for p in self._prefixes
+        ]
+
+    def _changed(self, now: list[dict[str, str]]) -> bool:
+        if self._seen is None:
+            return True
+        for prefix, old, new in zip(self._prefixes, self._seen, now, strict=True):
+            if old.keys() - new.keys() if isinstance(prefix, Deletes) else old != new:
+                return True
+        return False
+
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            now = [self._store.range(prefix) for prefix in self._prefixes]
-            if now != self._seen:
-                self._seen = now
+            now = self._now()
+            changed = self._changed(now)
+            self._seen = now
+            if changed:
                 return True
             left = deadline - time.monotonic()
             if left <= 0 or self._cancelled.wait(min(POLL_S, left)):
@@ -156,7 +185,18 @@ class SqliteStore(Store):
         )
         return [(str(k), str(v)) for k, v in rows]
 
-    def position(self, prefix: str, key: str, most: int) -> Position | None:
+    def position(
+        self,
+        prefix: str,
+        key: str,
+        most: int,
+        *,
+        join: Put | None = None,
+        created: int | None = None,  # the rowid is read with the rest: no hint needed
+        read: Sequence[str] = (),
+    ) -> Position | None:
+        if join is not None:
+            self.txn([Compare(key, None)], [join])
         now = time.time()
         own = self._read(f"SELECT rowid, value FROM kv WHERE key = ? AND {LIVE}", (key, now))
         if not own:
@@ -169,7 +209,9 @@ class SqliteStore(Store):
             args + args,
         )
         counted = min(most, int(str(ahead)))
-        return Position(str(own[0][1]), counted, None if before is None else str(before))
+        before_key = None if before is None else str(before)
+        values = {other: self.get(other) for other in read}
+        return Position(str(own[0][1]), counted, before_key, int(str(own[0][0])), 0, values)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:
@@ -218,7 +260,7 @@ class SqliteStore(Store):
             ).fetchone()
         return SqliteLease(self, int(row[0]), ttl)
 
-    def watch(self, *prefixes: str) -> Watch:
+    def watch(self, *prefixes: Watched, after: int | None = None) -> Watch:
         return _SqliteWatch(self, prefixes)
 
     def close(self) -> None:

@@ -8,7 +8,8 @@ Both give the same guarantees, and one test suite runs against both:
   give them in the order they were created (etcd's create revision);
 - a transaction compares keys and applies its puts and deletes atomically, or none;
 - a key written with a lease disappears when the lease is not refreshed within its TTL;
-- a watch wakes up when anything under its prefixes changes.
+- a watch wakes up when anything under its prefixes changes (or, for a prefix given as
+  :class:`Deletes`, when a key under it is deleted), after a revision a read returned.
 
 Backends are plugins of the ``ephyra.stores`` entry-point namespace, chosen by the URL's
 scheme.
@@ -17,8 +18,8 @@ scheme.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from ephyra import plugins
@@ -59,11 +60,29 @@ Op = Put | Delete
 @dataclass(frozen=True)
 class Position:
     """A key's place in a queue: its value, how many keys were created before it (up to
-    the most asked for), and the one created just before it (None: it is the oldest)."""
+    the most asked for), and the one created just before it (None: it is the oldest).
+    ``created`` is the key's place in the order of creation (etcd's create revision),
+    ``revision`` the store's revision it was read at (0: the store has none): a watch
+    ``after`` it wakes for every change made since."""
 
     value: str
     ahead: int
     before: str | None
+    created: int = field(default=0, compare=False)
+    revision: int = field(default=0, compare=False)
+    #: the other keys asked for, read with it (None: no such key)
+    read: Mapping[str, str | None] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Deletes:
+    """A prefix watched for its keys being deleted only (a key written there is not a
+    change this watch wakes for)."""
+
+    prefix: str
+
+
+Watched = str | Deletes
 
 
 class Lease(ABC):
@@ -92,6 +111,11 @@ class Watch(ABC):
     @abstractmethod
     def cancel(self) -> None: ...
 
+    def seen(self) -> Mapping[str, str | None]:
+        """The last value this watch saw of each key it watches by its full name (None:
+        deleted), among the changes it woke for; empty when the store cannot tell."""
+        return {}
+
 
 class Store(ABC):
     """Keys and values are text; keys are absolute (``/current_version``)."""
@@ -115,10 +139,22 @@ class Store(ABC):
         keeps its place; one deleted and written again goes last)."""
 
     @abstractmethod
-    def position(self, prefix: str, key: str, most: int) -> Position | None:
+    def position(
+        self,
+        prefix: str,
+        key: str,
+        most: int,
+        *,
+        join: Put | None = None,
+        created: int | None = None,
+        read: Sequence[str] = (),
+    ) -> Position | None:
         """Where ``key`` stands among the keys under ``prefix`` in the order of
         :meth:`ranked`, the keys before it counted up to ``most``, without sending them
-        all; None when it does not exist."""
+        all; None when it does not exist. ``join``: the key written first if it does not
+        exist; ``created``: its :attr:`Position.created` as last read (a hint that saves
+        reading it again); ``read``: other keys read with it (:attr:`Position.read`). One
+        request to etcd when the hint holds or the key is new."""
 
     @abstractmethod
     def put(self, key: str, value: str, lease: Lease | None = None) -> None: ...
@@ -136,8 +172,12 @@ class Store(ABC):
     def lease(self, ttl: int) -> Lease: ...
 
     @abstractmethod
-    def watch(self, *prefixes: str) -> Watch:
-        """One watch waking when a key under any of ``prefixes`` changes."""
+    def watch(self, *prefixes: Watched, after: int | None = None) -> Watch:
+        """One watch waking when a key under any of ``prefixes`` changes (a
+        :class:`Deletes` prefix: is deleted). Without ``after`` its first wait returns at
+        once (read the state then); with ``after`` (a :attr:`Position.revision`), it wakes
+        for the changes made after that revision, and at once if the store cannot tell
+        what changed since."""
 
     @abstractmethod
     def close(self) -> None:

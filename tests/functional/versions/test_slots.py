@@ -1,6 +1,6 @@
 """Slots held by the update: an agent killed with kill -9 mid-update keeps its slot, and a
 second host of the role does not start until the first is known done; the queue's order
-on both stores."""
+on both stores, and a waiter that learns its place from the key ahead of it starting."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import json
 import os
 import signal
 import time
+from typing import Any
 
+import pytest
+
+from ephyra.agent.turn import Turn
+from ephyra.versions.desired import Rules
+from ephyra.versions.etcd import SHARED_AT, EtcdStore
 from ephyra.versions.keys import Keys
-from ephyra.versions.store import Position, Store, open_store
+from ephyra.versions.store import Deletes, Position, Put, Store, open_store
 from tests.functional.versions.test_agent import Fleet, eventually, fleet  # noqa: F401
 
 #: An upgrade that says it began, then blocks until its host's ``.go`` file exists.
@@ -43,6 +49,71 @@ def test_ranked_and_position_give_keys_in_creation_order(store: Store, keys: Key
     lease.revoke()
     assert store.ranked(root) == [(root + "h3", "started")]
     assert store.position(root, root + "h1", 5) is None
+
+
+def test_the_waiter_behind_learns_its_place_from_the_key_ahead_starting(
+    store: Store, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put(keys.current_version, "2.0")
+    lease = store.lease(30)
+    h1, h2, h3 = (
+        Turn(store, keys, host, ["compute"], "2.0", Rules({"compute": 1}), lease)
+        for host in ("h1", "h2", "h3")
+    )
+    assert h1.take() is None
+    assert "(it is next)" in str(h2.take())
+    assert "(it waits behind another host)" in str(h3.take())
+    watch = store.watch(*h3.watched(), after=h3.after)
+    try:
+        h1.give_back()
+        assert h2.take() is None  # its key rewritten: started, where it stood and when
+        assert watch.wait(10)
+        looks: list[str] = []
+        position = store.position
+
+        def counted(prefix: str, key: str, most: int, **kw: Any) -> Position | None:
+            looks.append(key)
+            return position(prefix, key, most, **kw)
+
+        monkeypatch.setattr(store, "position", counted)
+        assert "(it is next)" in str(h3.take(watch.seen()))
+        # etcd's watch saw h2's new value: no request; SQLite's cannot tell: a look
+        expected = [] if store.url.startswith("etcd") else [h3.queues["compute"].key]
+        assert looks == expected
+        assert h3.watched() == [Deletes(keys.slots("2.0", "compute"))]
+    finally:
+        watch.cancel()
+    h2.give_back()
+    assert h3.take() is None
+
+
+def test_watches_on_many_keys_of_a_queue_wake_only_for_their_own_key(
+    store: Store, keys: Keys
+) -> None:
+    root = keys.slots("2.0", "compute")
+    found = store.position(root, root + "h00", 1, join=Put(root + "h00", "waiting"))
+    assert found is not None
+    hosts = [f"h{i:02d}" for i in range(1, 13)]  # more than a store streams one by one
+    watches = [store.watch(root + host, after=found.revision) for host in hosts]
+    try:
+        for watch in watches:
+            watch.wait(0)  # SQLite's first wait returns at once (it has no revisions)
+        store.put(root + "h05", "started")
+        assert watches[4].wait(10)
+        assert watches[4].seen() in ({root + "h05": "started"}, {})  # {}: cannot tell
+        assert not any(w.wait(0.2) for w in watches[:4] + watches[5:])
+        if isinstance(store, EtcdStore):  # one etcd watch for the queue, not twelve
+            assert len(store._streams) <= SHARED_AT + 1
+        store.put(root + "h12", "waiting")  # joins, then leaves
+        assert watches[11].wait(10)
+        store.delete(root + "h12")
+        eventually(lambda: watches[11].wait(0.1), 10)
+        assert watches[11].seen() in ({root + "h12": None}, {})
+    finally:
+        for watch in watches:
+            watch.cancel()
+    if isinstance(store, EtcdStore):
+        assert store._streams == {}
 
 
 def test_a_killed_update_keeps_its_slot_until_it_is_known_done(

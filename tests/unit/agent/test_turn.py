@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,15 @@ import pytest
 from ephyra.agent.turn import Turn
 from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
-from ephyra.versions.slots import is_started
-from ephyra.versions.store import Store, open_store
+from ephyra.versions.slots import Place, is_started
+from ephyra.versions.store import Lease, Store, open_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return open_store(f"sqlite:///{tmp_path / 'v.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'v.db'}")
+    store.put(Keys().current_version, "2.0")
+    return store
 
 
 def test_a_turn_queues_for_its_roles_in_order_and_keeps_the_places_it_has(
@@ -53,3 +56,33 @@ def test_a_turn_waits_for_every_live_host_of_the_roles_before_it(store: Store) -
 def test_a_frozen_role_never_gets_a_turn(store: Store) -> None:
     turn = Turn(store, Keys(), "h1", ["db"], "2.0", Rules({"db": 0}), store.lease(30))
     assert turn.take() == "db is frozen for 2.0 (max_at_once 0)"
+
+
+def test_a_turn_for_a_version_no_longer_desired_is_not_taken(store: Store) -> None:
+    keys, rules = Keys(), Rules({"db": 1})
+    turn = Turn(store, keys, "h1", ["db"], "2.0", rules, store.lease(30))
+    store.put(keys.current_version, "3.0")
+    assert turn.take() == "2.0 is no longer the desired version"
+    assert turn.superseded and not turn.started
+    [(_, value)] = store.ranked(keys.slots("2.0", "db"))
+    assert not is_started(value)  # in the queue, but the update never began
+    store.put(keys.current_version, "2.0")
+    assert turn.take() is None and turn.started and turn.superseded is False
+
+
+def test_a_trigger_between_the_look_and_the_start_keeps_the_update_from_starting(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, rules = Keys(), Rules({"db": 1})
+    turn = Turn(store, keys, "h1", ["db"], "2.0", rules, store.lease(30))
+    [queue] = turn.queues.values()
+    look = queue.look
+
+    def look_then_trigger(limit: int, lease: Lease, seen: Mapping[str, str | None]) -> Place:
+        found = look(limit, lease, seen)
+        store.put(keys.current_version, "3.0")
+        return found
+
+    monkeypatch.setattr(queue, "look", look_then_trigger)
+    assert turn.take() == "its place in a queue changed, or the version is no longer desired"
+    assert turn.superseded is None and not turn.started  # the caller reads it again

@@ -3,6 +3,7 @@ store, and the retry backoff."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ephyra.versions.desired import Rules
 from ephyra.versions.keys import Keys
 from ephyra.versions.slots import place
 from ephyra.versions.sqlite import SqliteStore
-from ephyra.versions.store import Position
+from ephyra.versions.store import Deletes, Position
 
 KEYS = Keys("/t")
 
@@ -36,7 +37,7 @@ def test_ranked_is_creation_order_and_a_rewrite_keeps_its_place(store: SqliteSto
 def test_a_waiter_watches_the_key_ahead_and_the_first_waiter_the_queue() -> None:
     assert place(1, "/r/a", 2, "/r/").holds
     first = place(2, "/r/b", 2, "/r/")
-    assert (first.holds, first.next, first.watch) == (False, True, ("/r/",))
+    assert (first.holds, first.next, first.watch) == (False, True, (Deletes("/r/"),))
     second = place(3, "/r/c", 2, "/r/")
     assert (second.holds, second.next, second.watch) == (False, False, ("/r/c",))
 
@@ -56,6 +57,7 @@ def test_position_counts_the_keys_created_before(store: SqliteStore) -> None:
 
 
 def turn(store: SqliteStore, host: str, limit: int = 1) -> Turn:
+    store.put(KEYS.current_version, "2.0")
     lease = store.lease(30)
     return Turn(store, KEYS, host, ["compute"], "2.0", Rules({"compute": limit}), lease)
 
@@ -113,3 +115,25 @@ def test_retries_are_kept_in_the_rules_and_bounded() -> None:
     assert Rules.from_dict({}).retries == 0
     with pytest.raises(desired.UsageError, match="--retries -1"):
         Rules.parse([], [], retries=-1)
+
+
+def test_a_waiter_tells_its_place_from_the_key_ahead_only_after_its_own_look(
+    store: SqliteStore,
+) -> None:
+    queue = slots.Queue(store, KEYS, "2.0", "compute", "h2")
+    ahead = KEYS.slots("2.0", "compute") + "h1"
+    queue.before, queue.revision = ahead, 10
+
+    def started(at: int, where: int = 0) -> dict[str, str | None]:
+        return {ahead: json.dumps({"started": 1.0, "ahead": where, "at": at})}
+
+    assert queue._told(1, started(at=9)) is None  # before its look: a key may have come between
+    assert queue._told(1, {ahead: json.dumps({"since": 1.0})}) is None  # waiting, not started
+    assert queue._told(1, {**started(at=12), KEYS.current_version: "3.0"}) is None
+    assert queue._told(1, started(at=12, where=1)) is None  # more than the first waiter: look
+    told = queue._told(1, started(at=12))
+    assert told is not None and told.next and told.watch == (Deletes(KEYS.slots("2.0", "compute")),)
+    assert (queue.ahead, queue.revision, queue.before) == (1, 12, None)
+    queue.before, queue.revision = ahead, 10
+    told = queue._told(2, started(at=12))
+    assert told is not None and told.holds
