@@ -8,7 +8,8 @@
 - **TTL from measured latency**: the TTL asked for is the larger of the one configured and
   :data:`LATENCY_FACTOR` times the slowest round trip seen (grant or renewal), so that a
   renewal period (TTL/3) always holds several round trips however slow etcd answers.
-- **A lost lease** (etcd says it expired, or no renewal landed within the TTL) is granted
+- **A lost lease** (etcd says it expired, or no renewal landed within the TTL: then it
+  is revoked, so that no write still on its way lands under it) is granted
   again with jittered exponential backoff (:func:`backoff`: 0.5 s doubling to 30 s, each
   wait drawn between half and all of it), so a fleet that lost etcd does not come back
   all at once; then ``announce`` writes again what the lease carried, nothing else.
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import threading
@@ -75,7 +77,7 @@ class LeaseKeeper:
         self._clock = clock
         self._wait = wait or stop.wait
         self._rand = rand
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.lease: Lease | None = None
         self.latency = 0.0  # the slowest round trip seen
         self.renewed_at = 0.0  # when the last renewal (or the grant) was asked
@@ -83,20 +85,33 @@ class LeaseKeeper:
         self.announcements = 0  # announcements after the first
 
     # -- the lease, and what lives under it -------------------------------------------
+    @property
+    def steady(self) -> threading.RLock:
+        """Held, the lease is not replaced by another thread: a write under it and what
+        the agent learns from that write go together. (The holder's own write that finds
+        the lease expired still replaces it.)"""
+        return self._lock
+
     def acquire(self) -> Lease:
         """The first lease, and the first announcement under it."""
         with self._lock:
             return self._new()
 
-    def replace(self, old: Lease | None) -> Lease:
-        """A new lease in place of ``old`` (which expired), announced again; if another
-        thread did it already, the lease it took."""
+    def replace(self, old: Lease | None, *, expired: bool = True) -> Lease:
+        """A new lease in place of ``old``, announced again; if another thread did it
+        already, the lease it took. ``old`` not known ``expired`` (no renewal landed
+        within its TTL, but etcd may hold it still) is revoked first: a write under it
+        still on its way then fails and is made again under the new one, instead of
+        landing under a lease nobody renews."""
         with self._lock:
             if self.lease is not None and self.lease is not old:
                 return self.lease
             self.losses += 1
             self.announcements += 1
             self._say("the lease expired; announcing again")
+            if old is not None and not expired:
+                with contextlib.suppress(StoreError):  # then it expires by itself
+                    old.revoke()
             return self._new()
 
     def _new(self) -> Lease:
@@ -141,6 +156,7 @@ class LeaseKeeper:
     def renew(self, lease: Lease) -> None:
         """One renewal, retried until it lands or the lease is gone (then replaced)."""
         tries = 0
+        expired = True
         while not self._stop.is_set():
             try:
                 started = self._clock()
@@ -152,12 +168,13 @@ class LeaseKeeper:
                 break
             except StoreError:
                 if self._clock() >= self.renewed_at + lease.ttl:
-                    break  # no renewal landed within the TTL: the lease is gone
+                    expired = False  # no renewal landed within the TTL: it is lost to us
+                    break
                 tries += 1
                 if tries > 1 and self._wait(RETRY_S):
                     return
         if not self._stop.is_set():
-            self.replace(lease)
+            self.replace(lease, expired=expired)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="lease", daemon=True)

@@ -295,7 +295,6 @@ class Agent:
         if not done:
             self._retry("say it is done", lambda: self.store.delete(marker))
             return
-        self.running, self.failed = version, None
         self._retry("give back the turn", turn.give_back)
         self.turn = None
         self.say(f"{host}: {version}: running")
@@ -330,17 +329,22 @@ class Agent:
                 self._fail("validated/failure", version, str(exc), link)
                 return False
         previous = (self.running,) if self.running else ()
-        self._state(
-            "validated/success",
-            version,
-            "",
-            link,
-            also=lambda: [
-                *self._live_ops(version, previous),
-                Delete(marker),
-                *(self.turn.release_ops() if self.turn else ()),
-            ],
-        )
+        # the lease is not replaced between this write and what the agent then knows it
+        # runs: a re-announcement writes either the old version under a lease that then
+        # goes (and this write is made again under the new one), or the new version
+        with self.keeper.steady:
+            self._state(
+                "validated/success",
+                version,
+                "",
+                link,
+                also=lambda: [
+                    *self._live_ops(version, previous),
+                    Delete(marker),
+                    *(self.turn.release_ops() if self.turn else ()),
+                ],
+            )
+            self.running, self.failed = version, None
         return True
 
     def _link(self, version: str, log: Path) -> str:
