@@ -41,7 +41,7 @@ class GatewaySession(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self._idle: dict[str, list[Connection]] = {}
-        self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(CONNECTIONS)
         self._tls: ssl.SSLContext | None = None
 
@@ -90,12 +90,13 @@ class GatewaySession(requests.Session):
         response.status_code = reply.status
         response.reason = reply.reason
         response._content = content
+        response._content_consumed = True  # read whole: nothing to close
         response.encoding = "utf-8"
         response.url = url
         return response
 
     def _connection(self, scheme: str, netloc: str, timeout: float | None) -> Connection:
-        with self._lock:
+        with self._pool_lock:
             idle = self._idle.get(netloc, [])
             while idle:
                 conn = idle.pop()
@@ -108,12 +109,12 @@ class GatewaySession(requests.Session):
         return http.client.HTTPConnection(netloc, timeout=timeout)
 
     def _keep(self, netloc: str, conn: Connection) -> None:
-        with self._lock:
+        with self._pool_lock:
             self._idle.setdefault(netloc, []).append(conn)
 
     def _context(self) -> ssl.SSLContext:
         """TLS as ``requests`` would do it with this session's ``verify`` and ``cert``."""
-        with self._lock:
+        with self._pool_lock:
             if self._tls is None:
                 ca = self.verify if isinstance(self.verify, str) else DEFAULT_CA_BUNDLE_PATH
                 context = ssl.create_default_context(cafile=ca)
@@ -125,7 +126,7 @@ class GatewaySession(requests.Session):
             return self._tls
 
     def close(self) -> None:
-        with self._lock:
+        with self._pool_lock:
             idle = [conn for conns in self._idle.values() for conn in conns]
             self._idle.clear()
         for conn in idle:

@@ -73,6 +73,7 @@ def test_a_post_carries_its_body_and_headers_and_the_reply_reads_as_requests_doe
     session = GatewaySession()
     reply = session.post(f"{server.url}/v3/kv/txn", json={"a": 1}, headers={"Authorization": "t"})
     assert (reply.status_code, reply.json(), reply.text) == (200, {"a": 1}, '{"a": 1}')
+    reply.close()  # as LoginSession does with a refusal
     reply = session.post(f"{server.url}/v3/kv/range", data=json.dumps({"b": 2}), timeout=5)
     assert reply.json() == {"b": 2}
     assert [(path, body, auth) for path, body, auth, _ in server.seen] == [
