@@ -19,6 +19,7 @@ etcd meanwhile (etcd restarted, or dropped it idle) is never reused.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import ssl
 import threading
@@ -57,6 +58,7 @@ class GatewaySession(requests.Session):
             or not PLAIN.issuperset(given)
             or not isinstance(data, str | bytes | None)
             or (data is not None and kwargs.get("json") is not None)
+            or not isinstance(kwargs.get("timeout"), int | float | None)  # (connect, read)
         ):
             return super().request(method, url, *args, **kwargs)
         if data is None:
@@ -90,7 +92,7 @@ class GatewaySession(requests.Session):
         response.status_code = reply.status
         response.reason = reply.reason
         response._content = content
-        response._content_consumed = True  # read whole: nothing to close
+        response.raw = io.BytesIO(content)  # what closing the reply closes
         response.encoding = "utf-8"
         response.url = url
         return response

@@ -13,6 +13,7 @@ from typing import Any
 import etcd3gw
 import pytest
 import requests
+import urllib3
 
 from ephyra import gateway
 from ephyra.gateway import GatewaySession
@@ -121,7 +122,8 @@ def test_a_refused_connection_and_a_timeout_are_requests_errors(server: Server) 
 
 def test_a_streamed_request_goes_through_requests(server: Server) -> None:
     reply = GatewaySession().post(f"{server.url}/x", json={"w": 1}, stream=True, timeout=5)
-    assert reply.raw is not None and reply.json() == {"w": 1}  # urllib3's, read as it comes
+    assert isinstance(reply.raw, urllib3.HTTPResponse)  # urllib3's, read as it comes
+    assert reply.json() == {"w": 1}
 
 
 def test_calls_in_flight_are_bounded(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
