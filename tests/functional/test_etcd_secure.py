@@ -153,7 +153,7 @@ def test_without_a_client_certificate_etcd_refuses_the_connection(secure_etcd: E
     with open_store(url) as store, pytest.raises(StoreError) as caught:
         store.get("/anything")
     text = str(caught.value)
-    assert "SSL" in text and f"127.0.0.1:{secure_etcd.port}" in text
+    assert "TLS failed" in text and f"127.0.0.1:{secure_etcd.port}" in text
     assert secure_etcd.password not in text
 
 
