@@ -65,6 +65,25 @@ def _text(b64: str) -> str:
     return base64.b64decode(b64).decode()
 
 
+def _newest(prefix: str, limit: int, **more: int) -> dict[str, Any]:
+    """A transaction's read of the ``limit`` keys under ``prefix`` created last (the
+    newest first), names only; ``more``: further filters (``max_create_revision``)."""
+    found = {"key": _b64(prefix), "range_end": _b64(_end(prefix)), "limit": limit, **more}
+    return {
+        "request_range": {
+            **found,
+            "sort_order": DESCEND,
+            "sort_target": BY_CREATE,
+            "keys_only": True,
+        }
+    }
+
+
+def _gets(keys: Sequence[str]) -> list[dict[str, Any]]:
+    """A transaction's reads of ``keys``, one each (their values: :func:`_values`)."""
+    return [{"request_range": {"key": _b64(key)}} for key in keys]
+
+
 def _values(keys: Sequence[str], kvs: Sequence[Sequence[Any]]) -> dict[str, str | None]:
     """Each key's value from the range reads of a transaction (None: no such key)."""
     return {key: _text(kv[0]["value"]) if kv else None for key, kv in zip(keys, kvs, strict=True)}
@@ -269,15 +288,7 @@ class EtcdStore(Store):
         # the keys created before it, the newest first: etcd reads the whole prefix to
         # sort it (once per look: one range), and its count ignores the revision filters,
         # so they are counted by a limit
-        ahead = {
-            "key": _b64(prefix),
-            "range_end": _b64(_end(prefix)),
-            "max_create_revision": created - 1,
-            "sort_order": DESCEND,
-            "sort_target": BY_CREATE,
-            "limit": most,
-            "keys_only": True,
-        }
+        ahead = _newest(prefix, most, max_create_revision=created - 1)
         own = {"request_range": {"key": _b64(key)}}
         body = {
             "compare": [
@@ -288,11 +299,7 @@ class EtcdStore(Store):
                     "create_revision": created,
                 }
             ],
-            "success": [
-                own,
-                {"request_range": ahead},
-                *({"request_range": {"key": _b64(other)}} for other in read),
-            ],
+            "success": [own, ahead, *_gets(read)],
             "failure": [own],
         }
         reply = self.call(self.client.transaction, body)
@@ -319,21 +326,9 @@ class EtcdStore(Store):
     ) -> Position | int:
         """Write ``join`` if ``key`` does not exist, and read its place in the same request
         (the newest key: every other one is before it); else the key's create revision."""
-        last = {
-            "key": _b64(prefix),
-            "range_end": _b64(_end(prefix)),
-            "sort_order": DESCEND,
-            "sort_target": BY_CREATE,
-            "limit": 2,
-            "keys_only": True,
-        }
         body = {
             "compare": [self._compare(Compare(key, None))],
-            "success": [
-                self._op(join),
-                {"request_range": last},
-                *({"request_range": {"key": _b64(other)}} for other in read),
-            ],
+            "success": [self._op(join), _newest(prefix, 2), *_gets(read)],
             "failure": [{"request_range": {"key": _b64(key), "keys_only": True}}],
         }
         reply = self.call(self.client.transaction, body)
