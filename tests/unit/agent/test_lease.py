@@ -38,6 +38,7 @@ class FakeLease(Lease):
         self.id, self.ttl, self.clock = lease_id, ttl, clock
         self.answers: list[BaseException | float] = []  # what each refresh does
         self.refreshed: list[float] = []
+        self.revoked = False
 
     def refresh(self) -> None:
         self.refreshed.append(self.clock.now)
@@ -47,7 +48,7 @@ class FakeLease(Lease):
         self.clock.now += answer
 
     def revoke(self) -> None:
-        pass
+        self.revoked = True
 
 
 class Grants:
@@ -148,6 +149,7 @@ def test_a_lease_not_renewed_within_its_ttl_is_replaced_and_announced_once() -> 
     assert clock.now - k.renewed_at < 1  # the new lease was just granted
     assert k.lease is grants.leases[1]
     assert announced == [first, grants.leases[1]]
+    assert first.revoked  # etcd may hold it still: no write still on its way lands there
     assert (k.losses, k.announcements) == (1, 1)
     # a writer that found the old lease expired meanwhile does not take a third one
     assert k.replace(first) is grants.leases[1]
@@ -166,6 +168,7 @@ def test_an_expired_lease_is_granted_again_with_jittered_exponential_backoff() -
     k.renew(first)
     assert clock.waits == [0.375, 0.75, 1.5, 3.0]  # 0.5 s doubling, drawn at 3/4
     assert announced == [first, grants.leases[1]]
+    assert not first.revoked  # etcd said it is gone
 
 
 def test_a_slow_etcd_makes_the_next_lease_longer() -> None:
