@@ -6,7 +6,6 @@ page) let through the body guard without a token."""
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import Any
 
