@@ -55,8 +55,11 @@ def test_names_are_checked_where_they_enter(
 
 
 def test_off_with_nothing_frozen_does_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = ["--journal", f"sqlite:///{tmp_path}/j.db", "--locks", f"file://{tmp_path}/l"]
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr("ephyra.cli.tenant.not_elsewhere", lambda *a: asked.append(a))
     assert main([*journal, "tenant", "maintenance", "off", "web", "--os-cloud", "c1"]) == 0
     assert "web: no maintenance of it to undo on c1" in capsys.readouterr().out
+    assert asked == [("c1", "web")]  # Keystone asked whether another run froze it
