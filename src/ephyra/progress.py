@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 #: Outcomes that advance the progress bar (those of the built-in kinds, and "done", the
 #: word of any other kind's item finished).
-DONE = ("moved", "restored", "upgraded", "done")
+DONE = ("moved", "restored", "upgraded", "done", "frozen")
 
 
 class Observer(Protocol):

@@ -37,7 +37,12 @@ from the server (admins only).
 list [--limit N] [-f table|json|yaml]   the latest N entries (100)
 """
 #: Command group -> the kind of its runs.
-KINDS = {"forklift": "forklift", "upgrade": "upgrade", "host": "evacuate"}
+KINDS = {
+    "forklift": "forklift",
+    "upgrade": "upgrade",
+    "host": "evacuate",
+    "maintenance": "tenant-maintenance",  # ephyra tenant maintenance
+}
 RUN_VERBS = ("pause", "resume", "abort", "rollback")
 #: (command group, verb) -> the policy action it stands for.
 WRITES: dict[tuple[str, str], str] = {
@@ -45,6 +50,8 @@ WRITES: dict[tuple[str, str], str] = {
     ("upgrade", "start"): "run:start",
     ("host", "evacuate"): "host:evacuate",
     ("host", "maintenance"): "host:maintenance",
+    ("maintenance", "on"): "tenant:maintenance",
+    ("maintenance", "off"): "run:rollback",
     ("version", "trigger"): "version:trigger",
     **{("env", verb): "env:change" for verb in ("import", "upgrade", "installed", "apply")},
     ("env", "cutover"): "env:change",
@@ -127,15 +134,17 @@ def _record(
 
 def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, began: float) -> str:
     """What a command named: a run (``KIND/RUN``, the new run of a start), a host, a
-    version, an environment (and node)."""
+    project, a version, an environment (and node)."""
     if group in KINDS and verb in RUN_VERBS:
         return f"{KINDS[group]}/{args.run or 'latest'}"
-    if verb in ("start", "evacuate"):
+    if verb in ("start", "evacuate", "on"):
         kind = KINDS[group]
         made = [r for r in journal.runs(kind) if float(r.meta.get("created", 0)) >= began]
         return f"{kind}/{made[-1].id}" if made else kind
     if group == "host":
         return str(args.hostname)
+    if group == "maintenance":  # ephyra tenant maintenance off
+        return f"projects/{args.project}"
     if group == "version":
         return f"versions/{args.version}"
     node = getattr(args, "node", None)

@@ -8,7 +8,7 @@ from typing import Any
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.cli.output import emit
-from ephyra.compute.kind import cloud_of, cloud_option
+from ephyra.engine.kinds import cloud_of, cloud_option
 from ephyra.names import check_name
 
 DESCRIPTION = """\

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,8 @@ from ephyra.engine.kinds import (
     Shown,
     Verbs,
     View,
+    cloud_of,
+    cloud_option,
     created,
     going_back,
     headline,
@@ -30,7 +31,6 @@ from ephyra.engine.kinds import (
     some,
 )
 from ephyra.engine.states import Phase, RunState
-from ephyra.errors import UsageError
 from ephyra.names import check_name
 
 if TYPE_CHECKING:
@@ -43,21 +43,6 @@ if TYPE_CHECKING:
 
 FALLBACKS = ("cold", "stop", "skip")
 ON_TIMEOUT = ("abort", "force-complete")
-
-
-def cloud_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--os-cloud",
-        default=os.environ.get("OS_CLOUD"),
-        metavar="NAME",
-        help="cloud from clouds.yaml (default: OS_CLOUD)",
-    )
-
-
-def cloud_of(args: argparse.Namespace) -> str:
-    if not args.os_cloud:
-        raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
-    return str(args.os_cloud)
 
 
 def _limit(text: str) -> int:

@@ -16,6 +16,7 @@ the methods that need it.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
+from ephyra.names import check_name
 from ephyra.plugins import entry_points
 
 if TYPE_CHECKING:
@@ -252,6 +254,20 @@ class RunKind(Generic[P]):
 
         done = sum(1 for o in outcomes.values() if o.startswith(DONE))
         return done, sum(1 for o in outcomes.values() if o == "failed")
+
+
+def cloud_option(
+    parser: argparse.ArgumentParser, text: str = "cloud from clouds.yaml (default: OS_CLOUD)"
+) -> None:
+    """``--os-cloud NAME``, OS_CLOUD by default."""
+    parser.add_argument("--os-cloud", default=os.environ.get("OS_CLOUD"), metavar="NAME", help=text)
+
+
+def cloud_of(args: argparse.Namespace) -> str:
+    """The cloud ``--os-cloud`` (or OS_CLOUD) names, checked."""
+    if not args.os_cloud:
+        raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
+    return check_name(args.os_cloud, "--os-cloud")
 
 
 def host_lock(cloud: str, host: str) -> str:

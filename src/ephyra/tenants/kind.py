@@ -4,7 +4,6 @@ assignments (``ephyra tenant maintenance on|off PROJECT``)."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +15,12 @@ from ephyra.engine.kinds import (
     Shown,
     Verbs,
     View,
+    cloud_of,
+    cloud_option,
     created,
     headline,
 )
 from ephyra.engine.states import Phase
-from ephyra.errors import UsageError
 from ephyra.names import check_name
 from ephyra.tenants.records import (
     DEFAULT_WRITING,
@@ -48,26 +48,17 @@ def tenant_lock(cloud: str, project: str) -> str:
     return f"tenant {cloud}/{project}"
 
 
-def _cloud(args: argparse.Namespace) -> str:
-    if not args.os_cloud:
-        raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
-    return check_name(args.os_cloud, "--os-cloud")
-
-
 def add_project_options(parser: argparse.ArgumentParser) -> None:
     """PROJECT and --os-cloud (``on``, ``plan`` and ``off``)."""
     parser.add_argument("project", metavar="PROJECT", help="the project: its id or name")
-    parser.add_argument(
-        "--os-cloud",
-        default=os.environ.get("OS_CLOUD"),
-        metavar="NAME",
-        help="cloud from clouds.yaml, with an admin of its Keystone (default: OS_CLOUD)",
+    cloud_option(
+        parser, "cloud from clouds.yaml, with an admin of its Keystone (default: OS_CLOUD)"
     )
 
 
 def project_of(args: argparse.Namespace) -> tuple[str, str]:
     """The cloud and the project the command line names, checked."""
-    return _cloud(args), check_name(args.project, "PROJECT")
+    return cloud_of(args), check_name(args.project, "PROJECT")
 
 
 class TenantMaintenanceKind(RunKind["TenantPlan"]):
