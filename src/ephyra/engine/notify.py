@@ -153,6 +153,7 @@ class Courier:
         self.woken = threading.Event()
         self.stopping = threading.Event()
         self.deadline = float("inf")
+        self.all_sent = False  # every event of the run up to its end delivered
         self.thread = threading.Thread(
             target=self._loop, name=f"ephyra-notify-{notifier.name}", daemon=True
         )
@@ -165,14 +166,15 @@ class Courier:
                 found = events.read(self.engine, self.run_id, seq, BATCH)
                 if not found:
                     if self.stopping.is_set():
+                        self.all_sent = True
                         return
                     self.woken.wait(POLL)
                     self.woken.clear()
                     continue
                 for event in found:
-                    if not self._deliver(event):
+                    if not self._deliver(event, failures):
                         failures += 1
-                        self.stopping.wait(min(AGAIN.delay(failures), self._left()))
+                        time.sleep(min(AGAIN.delay(failures), self._left()))
                         break
                     failures = 0
                     seq = int(event["seq"])
@@ -185,8 +187,9 @@ class Courier:
     def _left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
 
-    def _deliver(self, event: Mapping[str, Any]) -> bool:
-        """Whether the event is done with (sent, refused for good, or not a notification)."""
+    def _deliver(self, event: Mapping[str, Any], failures: int) -> bool:
+        """Whether the event is done with (sent, refused for good, or not a notification);
+        a failure is logged once until a delivery succeeds again."""
         note = notification(event)
         if note is None:
             return True
@@ -195,7 +198,8 @@ class Courier:
         except NotifyRefused as exc:
             LOG.warning("%s: %s not sent again", exc, note.id)
         except NotifyFailed as exc:
-            LOG.warning("%s (%s %s: sent again later)", exc, note.event_type, note.id)
+            level = logging.DEBUG if failures else logging.WARNING
+            LOG.log(level, "%s (%s %s: sent again later)", exc, note.event_type, note.id)
             return False
         return True
 
@@ -227,7 +231,7 @@ class Delivery:
             courier.woken.set()
         for courier in self.couriers:
             courier.thread.join(max(0.0, deadline - time.monotonic()))
-        late = [c.notifier.name for c in self.couriers if c.thread.is_alive()]
+        late = [c.notifier.name for c in self.couriers if not c.all_sent]
         if late:
             LOG.warning(
                 "notifications not all delivered to %s within %.0fs: they wait in the "

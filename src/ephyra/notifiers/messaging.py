@@ -9,6 +9,7 @@ The message id is derived from the notification's id: the same on every delivery
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import uuid
@@ -20,6 +21,21 @@ from ephyra.urls import redact, redact_text
 
 #: The namespace of the message ids (uuid5 of the notification's id).
 IDS = uuid.UUID("5c0b7d2e-6f7c-4c1e-9a61-2f0e3a9d4b11")
+
+
+def _oslo_messaging() -> Any:
+    """oslo.messaging, imported with oslo.service's threading backend (not eventlet's).
+
+    It brings eventlet (through oslo.service and futurist), whose import in a thread other
+    than the one that imports Ephyra breaks that thread: the notifier is made, and this
+    imported, in the thread that drives the run, before the delivery's threads start."""
+    from oslo_service import backend
+
+    with contextlib.suppress(Exception):  # already chosen in this process: as it is
+        backend.init_backend(backend.BackendType.THREADING)
+    import oslo_messaging
+
+    return oslo_messaging
 
 
 class MessagingNotifier(Notifier):
@@ -47,16 +63,16 @@ class MessagingNotifier(Notifier):
         self.topics = [str(t) for t in options.get("topics", ["notifications"])]
         self.retry = int(options.get("retry", 1))
         self.publisher = f"ephyra.{socket.gethostname()}"
+        self._messaging = _oslo_messaging()  # here, not in the thread that sends
         self._transport: Any = None
 
     def _connected(self) -> Any:
         if self._transport is None:
-            import oslo_messaging
             from oslo_config import cfg
 
             conf = cfg.ConfigOpts()
             conf([], project="ephyra", default_config_files=[], default_config_dirs=[])
-            self._transport = oslo_messaging.get_notification_transport(conf, url=self.url)
+            self._transport = self._messaging.get_notification_transport(conf, url=self.url)
         return self._transport
 
     def message(self, note: Notification) -> dict[str, Any]:
@@ -72,13 +88,11 @@ class MessagingNotifier(Notifier):
         }
 
     def send(self, note: Notification) -> None:
-        import oslo_messaging
-
         message = self.message(note)
         try:
             transport = self._connected()
             for topic in self.topics:
-                target = oslo_messaging.Target(topic=f"{topic}.{note.priority.lower()}")
+                target = self._messaging.Target(topic=f"{topic}.{note.priority.lower()}")
                 transport._send_notification(target, {}, message, version=2.0, retry=self.retry)
         except Exception as exc:
             raise NotifyFailed(
