@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ephyra.engine import events
 from ephyra.engine.journal import Journal
 from ephyra.engine.notify import notification
 from testbed.ironic import free_port
+from testbed.nova import NovaTestbed
 from testbed.rabbitmq import RabbitMQ
 from tests.functional.ephyra_cli import Ephyra, Result
 
@@ -49,6 +50,14 @@ class Inbox:
         with self._seen:
             self.got.append(item)
             self._seen.notify_all()
+
+    def wait_until(
+        self, enough: Callable[[list[dict[str, Any]]], bool], timeout: float = ARRIVAL
+    ) -> list[dict[str, Any]]:
+        """Block until what arrived is ``enough``; what arrived, in order."""
+        with self._seen:
+            assert self._seen.wait_for(lambda: enough(self.got), timeout=timeout), self.got
+            return list(self.got)
 
     def wait_for(self, ids: list[str], timeout: float = ARRIVAL) -> list[dict[str, Any]]:
         """Block until every id of ``ids`` has arrived; what arrived, in order."""
@@ -368,3 +377,40 @@ def test_configuration_readable_by_others_is_refused(
     refused = ephyra("files", "start", "--dir", str(files), "--steps", "1", "--yes")
     assert refused.code == 2
     assert "readable by others" in refused.err and "chmod 600" in refused.err
+
+
+def test_host_maintenance_notices_by_hand_and_by_an_evacuation(
+    clean_nova: NovaTestbed, tmp_path: Path, webhook: Webhook
+) -> None:
+    """``ephyra host maintenance on|off`` and an evacuation and its rollback tell the
+    configured default notifiers of each host put in and out of maintenance."""
+    ephyra = Ephyra(clean_nova.clouds_yaml, tmp_path / "state")
+    hook = {"hook": {"type": "webhook", "url": webhook.url}}
+    path = configure(tmp_path / "notifiers.yaml", hook, default=["hook"])
+    ephyra.env["EPHYRA_NOTIFIERS"] = str(path)
+    ok(ephyra("host", "maintenance", "on", "compute-3", "--os-cloud", "nova"))
+    ok(ephyra("host", "maintenance", "off", "compute-3", "--os-cloud", "nova"))
+    clean_nova.boot("compute-1", 1)
+    ok(ephyra("host", "evacuate", "--os-cloud", "nova", "--yes", "compute-1"))
+    ok(ephyra("host", "rollback"))
+    host = "ephyra.host.maintenance."
+
+    def notices(got: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return [
+            (g["type"].removeprefix(host), g["data"]["host"], g["data"]["kind"])
+            for g in got
+            if g["type"].startswith(host)
+        ]
+
+    got = webhook.inbox.wait_until(lambda got: len(notices(got)) >= 4)
+    assert notices(got) == [
+        ("start", "compute-3", "maintenance"),
+        ("end", "compute-3", "maintenance"),
+        ("start", "compute-1", "evacuate"),
+        ("end", "compute-1", "evacuate"),
+    ]
+    by_hand = [g for g in got if g["data"]["kind"] == "maintenance"]
+    assert by_hand[0]["data"]["run"] == by_hand[1]["data"]["run"]  # the record of the maintenance
+    assert {g["data"]["cloud"] for g in got if g["type"].startswith(host)} == {"nova"}
+    runs = [g for g in got if g["data"]["kind"] == "evacuate" and g["type"] == "ephyra.run.end"]
+    assert [r["data"]["state"] for r in runs] == ["succeeded", "rolled-back"]
