@@ -249,9 +249,16 @@ def delivery(engine: sa.Engine, run_id: str, names: Sequence[str]) -> Delivery |
         return None
     try:
         found = config()
-        notifiers = [found.build(name) for name in found.chosen(names)]
     except EphyraError as exc:
         LOG.error("run %s: no notification delivered: %s", run_id, exc)
+        return None
+    notifiers = []
+    for name in dict.fromkeys(names):
+        try:
+            notifiers.append(found.build(found.chosen([name])[0]))
+        except EphyraError as exc:  # no longer configured, or unfit: the others go on
+            LOG.error("run %s: nothing delivered to %s: %s", run_id, name, exc)
+    if not notifiers:
         return None
     return Delivery(engine, run_id, notifiers, found.flush_seconds)
 

@@ -206,3 +206,15 @@ def notify_config(**data: Any) -> Any:
 
     base: Mapping[str, Any] = {"notifiers": {"x": {"type": "log"}}}
     return NotifyConfig.model_validate({**base, **data})
+
+
+def test_a_name_no_longer_configured_leaves_the_others_delivering(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(notify, "config", lambda: notify_config())
+    found = notify.delivery(engine, "r1", ["gone", "x", "log"])
+    assert found is not None
+    assert [c.notifier.name for c in found.couriers] == ["x", "log"]
+    assert "nothing delivered to gone: no notifier named 'gone'" in caplog.text
+    assert notify.delivery(engine, "r1", ["gone"]) is None
+    assert notify.delivery(engine, "r1", []) is None
