@@ -295,6 +295,16 @@ def _serve_config(data: Any, path: Path) -> None:
     ServeConfig.load(path)
 
 
+def _notifiers(data: Any, path: Path) -> None:
+    """The notifier configuration (owner-only, as it must be), each notifier made."""
+    from ephyra.notifiers.config import load
+
+    path.chmod(0o600)
+    config = load(path)
+    for name in config.specs():
+        config.build(name).close()
+
+
 def _role_map(data: Any, path: Path) -> None:
     from ephyra.inventory.rolemap import RoleMap
 
@@ -330,6 +340,7 @@ LOADERS: dict[str, Callable[[Any, Path], None]] = {
     "strategies": _strategies,
     "credentials": _credentials,
     "serve-config": _serve_config,
+    "notifiers": _notifiers,
     "role-map": _role_map,
     "clouds": _clouds,
     "tokens": _tokens,

@@ -29,8 +29,19 @@ def problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
+#: Notifiers one request may name, at most.
+MAX_NOTIFIERS = 32
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    notify: list[Name] | None = Field(
+        None,
+        max_length=MAX_NOTIFIERS,
+        description="the notifiers a run tells, by the names the operator configured "
+        "(default: the configured default; [] tells none)",
+    )
 
     @classmethod
     def build(cls: type[B], **fields: Any) -> B:

@@ -58,7 +58,11 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     status_command = f"ephyra {kind.command} status"
 
     def body(args: argparse.Namespace) -> Any:
-        return kind.body_of(args)
+        found = kind.body_of(args)
+        told = getattr(args, "notify", None)
+        if told is None:
+            return found
+        return type(found).build(**{**found.model_dump(), "notify": told})
 
     def do_plan(args: argparse.Namespace) -> int:
         shown = backend(args).plan(kind.name, body(args))
@@ -159,6 +163,7 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     kind.add_options(start)
     add_metrics_options(start)
     start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    notify_option(start)
     board_option(start, "create the run and queue it on this board for `ephyra conductor`")
     run_help = "run id or a unique prefix (default: the latest unfinished run)"
     for verb, text in (("resume", verbs.resume), ("rollback", verbs.rollback)):
@@ -181,6 +186,16 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     ):
         action(verb, handler, text).add_argument("run", nargs="?", help=run_help)
     action("list", do_list, verbs.list)
+
+
+def notify_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notify",
+        action="append",
+        metavar="NAME",
+        help="tell this configured notifier of the run (repeatable; default: the configured "
+        "default list; see docs/notifications.md)",
+    )
 
 
 def board_option(parser: argparse.ArgumentParser, text: str) -> None:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
+from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START
 from ephyra.compute.nova import ComputeCloud, Server
 from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
 from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext
@@ -99,12 +100,24 @@ class Evacuation(RunDriver):
             control=self.control,
             drain=run_drain,
             on_step=lambda h, step, status, secs: self._on_step(h, step, status, secs),
-            message=self.observer.message,
+            message=lambda text: self._said(host, text),
         )
+
+    def _notice(self, event_type: str, host: str) -> None:
+        self.observer.notice(event_type, cloud=self.meta.cloud, host=host, by=self.run.kind)
+
+    def _said(self, host: str, text: str) -> None:
+        if text.endswith(ENABLED):  # this run switched the host's nova-compute on again
+            self._notice(HOST_END, host)
+        self.observer.message(text)
 
     def _on_step(self, host: str, step: str, status: str, seconds: float) -> None:
         if status == "done":
             self.metrics.step(step, seconds)
+        if (step, status) == ("maintenance-on", "done"):
+            before = self.record(host).data.get("service") or {}
+            if before.get("enabled"):  # in maintenance by this run (not someone else's)
+                self._notice(HOST_START, host)
         if status == "reverting" or step != "drain":
             self.observer.step(host, step, status, seconds)
 

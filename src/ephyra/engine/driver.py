@@ -176,6 +176,15 @@ class RunDriver:
                 if self.control.request is not None:
                     self._engines[key].suspend()
 
+    def notifying(self) -> contextlib.AbstractContextManager[None]:
+        """Deliver the run's notifications (:mod:`ephyra.engine.notify`) while the block
+        runs, and for a bounded time after it; a kind emits its own notices with
+        ``self.observer.notice(event_type, **payload)``."""
+        from ephyra.engine import notify
+
+        names = notify.of_run(self.run.meta)
+        return notify.delivering(self.observer, self.journal.engine, self.run.id, names)
+
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
         """Watch the journal for pause/abort requests from other processes; once the run

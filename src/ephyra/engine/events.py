@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,17 @@ EVENTS = sa.Table(
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
 )
+#: How far each notifier got in each run's events: the ``seq`` of the last one delivered
+#: (:mod:`ephyra.engine.notify`), so the next process to deliver goes on from there.
+NOTIFIED = sa.Table(
+    "ephyra_notified",
+    METADATA,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("notifier", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+)
+#: The type of an event that is a kind's own notice.
+NOTICE = "notice"
 #: A step's status in an event: started, finished, failed, reverting.
 STEP_STATUS = {"done": "finished"}
 
@@ -91,10 +103,19 @@ class Recorder:
         self._engine = engine
         self._run = run_id
         self._kind = kind
+        #: Called after each event is written (the run's notifications go out sooner).
+        self.recorded: Callable[[], None] = lambda: None
 
     def _add(self, type_: str, **body: Any) -> None:
         with contextlib.suppress(sa.exc.SQLAlchemyError):  # a lost event never stops a run
             add(self._engine, self._run, self._kind, type_, **body)
+            self.recorded()
+
+    def notice(self, event_type: str, **payload: Any) -> None:
+        """A notice of the run's kind (``ephyra.tenant.maintenance.start``...): recorded
+        with the run's events, and sent to the run's notifiers as ``event_type`` with
+        ``payload`` (names, states, numbers: never a secret)."""
+        self._add(NOTICE, event=event_type, **payload)
 
     def started(self, title: str, total: int, done: int) -> None:
         self._add("run.started", title=title, total=total, done=done)

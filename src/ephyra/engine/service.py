@@ -40,6 +40,13 @@ def _here() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
+def _told(notify: Sequence[str] | None) -> dict[str, list[str]]:
+    """What a new run records of the notifiers it tells (checked: each configured)."""
+    from ephyra.engine import notify as notifications
+
+    return {notifications.META: notifications.chosen(notify)}
+
+
 class Action(StrEnum):
     """What can be done to a run once it is made."""
 
@@ -151,11 +158,14 @@ class RunService(Generic[P]):
         *,
         exports: Exports | None = None,
         created: Created = no_hook,
+        notify: Sequence[str] | None = None,
     ) -> RunInfo:
-        """Create the run and drive it in this process."""
+        """Create the run and drive it in this process; it tells the notifiers ``notify``
+        (None: the configured default), kept with it."""
+        told = _told(notify)
         new = self.kind.new_run(plan)
         with self.holding(new.locks) as held:
-            run = self._create(new)
+            run = self._create(new, **told)
             created(run)
             driver = self.kind.driver(
                 self.journal, run, observer, _metrics(self.kind.name, run.id), plan
@@ -163,14 +173,15 @@ class RunService(Generic[P]):
             driver.locks = held  # checked before each step
             return self._drive(driver, Phase.FORWARD, exports)
 
-    def queue(self, plan: P, board: Any) -> RunInfo:
+    def queue(self, plan: P, board: Any, notify: Sequence[str] | None = None) -> RunInfo:
         """Create the run (its locks free, as for start) and post it on ``board`` for a
         conductor to drive; a run that could not be posted is left paused, with the reason."""
         from ephyra.errors import BoardError
 
+        told = _told(notify)
         new = self.kind.new_run(plan)
         with self.holding(new.locks):
-            run = self._create(new, board=board.url.url)
+            run = self._create(new, board=board.url.url, **told)
             try:
                 flow = board.add_job_detail(run)
             except BoardError as exc:
@@ -286,15 +297,16 @@ class RunService(Generic[P]):
 
         driver.metrics.export(exports or NO_EXPORTS)
         driver.metrics.run_state(driver.run.state)
-        with driver.signals(), driver.watching():
-            state = driver.run_phase(phase)
-        if driver.control.request is Request.ABORT and phase is Phase.FORWARD:
-            if self.kind.abort_undoes:
-                self.kind.on_abort(driver)
-            state = RunState.ABORTED
-        self.journal.request(driver.run.id, None)
-        driver.set_state(state)
-        driver.observer.finished(state.value)
+        with driver.notifying():
+            with driver.signals(), driver.watching():
+                state = driver.run_phase(phase)
+            if driver.control.request is Request.ABORT and phase is Phase.FORWARD:
+                if self.kind.abort_undoes:
+                    self.kind.on_abort(driver)
+                state = RunState.ABORTED
+            self.journal.request(driver.run.id, None)
+            driver.set_state(state)
+            driver.observer.finished(state.value)
         return driver.run
 
     # -- stopping ------------------------------------------------------------------------
@@ -309,7 +321,7 @@ class RunService(Generic[P]):
         if message:
             return message
         if self.kind.abort_undoes:
-            with self._taken(run, observer) as driver:
+            with self._taken(run, observer) as driver, driver.notifying():
                 driver.control.ask(Request.ABORT)
                 self.kind.on_abort(driver)
                 driver.set_state(RunState.ABORTED)

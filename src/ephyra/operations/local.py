@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ephyra.engine import events
+from ephyra.engine import notify as notifications
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.journal import default_url as default_journal
 from ephyra.engine.kinds import Resolver, RunKind, get, names
@@ -204,18 +205,21 @@ class Local:
     ) -> RunInfo:
         """Plan and drive a run here."""
         service = self.service(kind)
+        notify = notifications.chosen(getattr(body, "notify", None))  # refused before planning
         service.ensure_free(body)
-        return service.start(self.planned(kind, body), observer, exports=exports, created=created)
+        found = self.planned(kind, body)
+        return service.start(found, observer, exports=exports, created=created, notify=notify)
 
     def queue(self, kind: str, body: Any, board_url: str) -> RunInfo:
         """Plan a run and post it on a board, for ``ephyra conductor`` to drive."""
         from ephyra.engine.board import Board
 
         service = self.service(kind)
+        notify = notifications.chosen(getattr(body, "notify", None))
         service.ensure_free(body)
         found = self.planned(kind, body)
         with Board(board_url, self.journal) as board:
-            return service.queue(found, board)
+            return service.queue(found, board, notify)
 
     def queue_resume(
         self,
