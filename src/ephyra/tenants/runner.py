@@ -3,8 +3,6 @@ detail in the run's logbook (``forward:<project>``, ``rollback:<project>``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
@@ -17,13 +15,6 @@ from ephyra.tenants.steps import FORWARD, ROLLBACK, Record, TenantContext
 
 START = "ephyra.tenant.maintenance.start"
 END = "ephyra.tenant.maintenance.end"
-
-
-def notice(driver: RunDriver, event: str, **fields: Any) -> None:
-    """The one place a tenant's maintenance is told about (``event``: :data:`START`,
-    :data:`END`): for now a line of the run's progress and journal."""
-    said = ", ".join(f"{key}={value}" for key, value in sorted(fields.items()))
-    driver.observer.message(f"{event}: {said}")
 
 
 class TenantMaintenance(RunDriver):
@@ -71,7 +62,7 @@ class TenantMaintenance(RunDriver):
             if outcome is Outcome.FAILED:
                 return RunState.FAILED
         fields = {"project": self.meta.project, "name": self.meta.project_name, "run": self.run.id}
-        notice(self, START if forward else END, cloud=self.meta.cloud, **fields)
+        self.observer.notice(START if forward else END, cloud=self.meta.cloud, **fields)
         return RunState.SUCCEEDED if forward else RunState.ROLLED_BACK
 
     def _flow(self, record: Record, phase: Phase) -> Outcome:
