@@ -28,6 +28,8 @@
     │   │   └── CloudTimeout            ... or did not answer in time                 (HTTP 504)
     │   ├── CloudAuthFailed             the cloud's Keystone refused its credentials  (HTTP 502)
     │   └── EndpointMissing             the cloud offers no endpoint for the service  (HTTP 502)
+    ├── NotifyFailed                    a notification not delivered now (sent again later)
+    │   └── NotifyRefused               ... refused for good by its target (a 4xx)
     ├── StepFailed                      a step could not reach its goal
     │   ├── StrategyFailed              an upgrade strategy's tool failed
     │   ├── NoDowngrade                 a strategy that cannot go back was asked to
@@ -161,6 +163,16 @@ class CloudAuthFailed(CloudError):
 class EndpointMissing(CloudError):
     """The cloud has no endpoint for a service Ephyra needs (none in its catalog, none in
     clouds.yaml): a bare-metal-only cloud asked for compute hosts, say."""
+
+
+class NotifyFailed(EphyraError):
+    """A notification could not be delivered now (its target down): it is sent again
+    later, from the journal."""
+
+
+class NotifyRefused(NotifyFailed):
+    """The target refused the notification for good (a 4xx answer other than 408 or 429):
+    it is not sent again, and delivery goes on with the next."""
 
 
 class StepFailed(EphyraError):

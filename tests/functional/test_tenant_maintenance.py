@@ -19,6 +19,7 @@ from tests.functional.crash import ok
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.tenants import CLOUD, Tenant, clouds, make_tenant, wait_for
 from tests.functional.test_api import ADMIN, MEMBER, READER, Server
+from tests.functional.test_notifications import Webhook, configure
 
 pytestmark = pytest.mark.functional
 KIND = "tenant-maintenance"
@@ -121,6 +122,32 @@ def test_off_keeps_what_someone_else_changed_during_the_freeze(
     shown = status(ephyra)
     left = [c for c in shown["changes"] if c["state"] == "left"]
     assert len(left) == 1 and "group team-" in left[0]["assignment"]
+
+
+def test_on_and_off_are_told_to_the_notifiers_the_run_names(
+    keystone: Keystone, tmp_path: Path
+) -> None:
+    tenant = make_tenant(keystone, inherited=False)
+    ephyra = clouds(keystone, tmp_path)
+    hook = Webhook()
+    try:
+        ephyra.env["EPHYRA_NOTIFIERS"] = str(
+            configure(tmp_path / "notifiers.yaml", {"hook": {"type": "webhook", "url": hook.url}})
+        )
+        maintenance(ephyra, "on", tenant.project, "--os-cloud", CLOUD, "--notify", "hook")
+        maintenance(ephyra, "off", tenant.project, "--os-cloud", CLOUD)  # the run's notifiers
+        got = hook.inbox.wait_until(
+            lambda got: "ephyra.tenant.maintenance.end" in {g["type"] for g in got}
+        )
+    finally:
+        hook.close()
+    notices = [(g["type"], g["data"]["project"]) for g in got if ".tenant." in g["type"]]
+    assert notices == [
+        ("ephyra.tenant.maintenance.start", tenant.project),
+        ("ephyra.tenant.maintenance.end", tenant.project),
+    ]
+    types = [g["type"] for g in got]
+    assert types[0] == "ephyra.run.start" and types[-1] == "ephyra.run.end"
 
 
 def test_the_api_routes_answer_each_role_as_the_policy_says(

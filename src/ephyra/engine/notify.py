@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ephyra.engine import events
-from ephyra.errors import EphyraError
-from ephyra.notifiers.base import ERROR, INFO, Backoff, Notification, NotifyFailed, NotifyRefused
+from ephyra.errors import EphyraError, NotifyFailed, NotifyRefused
+from ephyra.notifiers.base import ERROR, INFO, Backoff, Notification
 from ephyra.urls import redact_text
 
 if TYPE_CHECKING:

@@ -15,22 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ephyra.errors import EphyraError
-
 #: The entry-point group of notifier plugins.
 NAMESPACE = "ephyra.notifiers"
 #: The priorities of a notification (oslo.messaging's words).
 INFO, ERROR = "INFO", "ERROR"
-
-
-class NotifyFailed(EphyraError):
-    """A notification could not be delivered now (its target down): it is sent again
-    later, from the journal."""
-
-
-class NotifyRefused(NotifyFailed):
-    """The target refused the notification for good (a 4xx answer other than 408 or 429):
-    it is not sent again, and delivery goes on with the next."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ephyra.notifiers.base import Notification, Notifier, NotifyFailed
+from ephyra.errors import NotifyFailed
+from ephyra.notifiers.base import Notification, Notifier
 from ephyra.urls import redact, redact_text
 
 #: The namespace of the message ids (uuid5 of the notification's id).

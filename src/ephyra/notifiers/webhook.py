@@ -17,17 +17,14 @@ from typing import Any, ClassVar
 
 import requests
 
-from ephyra.notifiers.base import Backoff, Notification, Notifier, NotifyFailed, NotifyRefused
+from ephyra.errors import NotifyFailed, NotifyRefused
+from ephyra.notifiers.base import Backoff, Notification, Notifier
 from ephyra.urls import redact
 
 LOG = logging.getLogger(__name__)
 #: The 4xx answers that say "try again later".
 RETRIED_4XX = frozenset({408, 429})
 SOURCE = "/ephyra"
-
-
-class Retryable(Exception):
-    """An answer or a failure worth another try."""
 
 
 def event_of(note: Notification) -> tuple[dict[str, str], bytes]:
@@ -112,11 +109,11 @@ class WebhookNotifier(Notifier):
                 self.url, data=body, headers={**self.headers, **headers}, timeout=self.timeout
             )
         except requests.RequestException as exc:
-            raise Retryable(type(exc).__name__) from None
+            raise NotifyFailed(type(exc).__name__) from None
         answer.close()
         said = verdict(answer.status_code)
         if said == "retry":
-            raise Retryable(f"HTTP {answer.status_code}")
+            raise NotifyFailed(f"HTTP {answer.status_code}")
         if said == "refused":
             raise NotifyRefused(
                 f"{self.name}: {redact(self.url)} refused it: HTTP {answer.status_code}"
@@ -124,13 +121,15 @@ class WebhookNotifier(Notifier):
 
     def send(self, note: Notification) -> None:
         headers, body = event_of(note)
-        retried = lambda exc: isinstance(exc, Retryable)  # noqa: E731
+        retried = lambda exc: type(exc) is NotifyFailed  # noqa: E731  (not NotifyRefused)
         try:
             if self._sleep is None:
                 self.backoff.run(lambda: self._post(headers, body), retried)
             else:
                 self.backoff.run(lambda: self._post(headers, body), retried, self._sleep)
-        except Retryable as exc:
+        except NotifyRefused:
+            raise
+        except NotifyFailed as exc:
             raise NotifyFailed(
                 f"{self.name}: not delivered to {redact(self.url)} after "
                 f"{self.backoff.attempts} tries: {exc}"

@@ -61,7 +61,7 @@ class TenantMaintenance(RunDriver):
                 return RunState.PAUSED
             if outcome is Outcome.FAILED:
                 return RunState.FAILED
-        fields = {"project": self.meta.project, "name": self.meta.project_name, "run": self.run.id}
+        fields = {"project": self.meta.project, "name": self.meta.project_name}
         self.observer.notice(START if forward else END, cloud=self.meta.cloud, **fields)
         return RunState.SUCCEEDED if forward else RunState.ROLLED_BACK
 

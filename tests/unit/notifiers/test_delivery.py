@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from ephyra.engine import events, notify
-from ephyra.notifiers.base import ERROR, INFO, Notification, Notifier, NotifyFailed, NotifyRefused
+from ephyra.errors import NotifyFailed, NotifyRefused
+from ephyra.notifiers.base import ERROR, INFO, Notification, Notifier
 
 
 def event(type_: str, seq: int = 4, **body: Any) -> dict[str, Any]:

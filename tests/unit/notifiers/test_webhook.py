@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings import http
 
-from ephyra.notifiers.base import ERROR, Notification, NotifyFailed, NotifyRefused
+from ephyra.errors import NotifyFailed, NotifyRefused
+from ephyra.notifiers.base import ERROR, Notification
 from ephyra.notifiers.webhook import WebhookNotifier, event_of, verdict
 
 NOTE = Notification(
