@@ -182,9 +182,7 @@ class Cloud:
 
     def register(self, conn: Any = None) -> None:
         """Put every service of this cloud in Keystone's catalog, in its region."""
-        conn = conn or catalog.admin(self.keystone)
-        for service_type, (name, url) in self.endpoints().items():
-            catalog.register(self.keystone, service_type, name, url, self.region, conn=conn)
+        catalog.register_region(self.keystone, self.region, self.endpoints(), conn=conn)
 
     def _daemons(self) -> list[Daemon]:
         daemons = [s.daemon for s in (self.glance, self.neutron, self.postgres) if s is not None]

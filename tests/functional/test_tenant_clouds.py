@@ -12,6 +12,7 @@ import pytest
 from openstack.connection import Connection
 from openstack.exceptions import ForbiddenException
 
+from testbed import catalog
 from testbed.tenantclouds import TwoClouds
 
 PROJECT = "tenant-clouds"
@@ -142,3 +143,15 @@ def test_cloud_b_has_its_own_services_servers_and_images(clouds: TwoClouds) -> N
     b.compute.delete_server(server.id)
     wait_gone(b, server.id)
     b.image.delete_image(only_b.id)
+
+
+def test_each_region_has_its_cloud_in_the_catalog_once(clouds: TwoClouds) -> None:
+    keystone = clouds.keystone
+    identity = catalog.admin(keystone).identity
+    for cloud in clouds.clouds.values():
+        wanted = {kind: url for kind, (_name, url) in cloud.endpoints().items()}
+        assert catalog.endpoints(keystone, cloud.region) == wanted
+        before = catalog.register_region(keystone, cloud.region, cloud.endpoints())
+        assert catalog.register_region(keystone, cloud.region, cloud.endpoints()) == before
+        public = [e for e in identity.endpoints(interface="public") if e.region_id == cloud.region]
+        assert sorted(e.url for e in public) == sorted(wanted.values())
