@@ -121,8 +121,8 @@ def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> 
     """Clouds ``a`` and ``b`` (regions A and B) on the session's Keystone, each with its
     own Nova (compute-1 and compute-2), Placement, Glance and Neutron, all in the catalog;
     ``clouds.yaml`` has the admin's entries ``a`` and ``b``, and :meth:`TwoClouds.add_project`
-    adds a project's member and reader. Started once per session (2-4 minutes, both clouds
-    at once)."""
+    adds a project's member and reader. Started once per session, both clouds at once
+    (80 s on a quiet machine, up to 3 minutes on a busy one; 2.2 GiB)."""
     with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone) as clouds:
         yield clouds
 
