@@ -287,6 +287,12 @@ class TwoClouds:
         if errors:
             raise TestbedError("\n".join(errors))
 
+    def clean(self) -> None:
+        """Both clouds back to no server and no server group, every compute up
+        (:meth:`NovaTestbed.clean`); images, networks and projects stay."""
+        novas = [cloud.nova for cloud in self.clouds.values() if cloud.nova is not None]
+        _together(*(nova.clean for nova in novas))
+
     def memory_mb_used(self) -> float:
         """PSS of every process of both clouds, in MiB (Keystone not included)."""
         return sum(cloud.memory_mb_used() for cloud in self.clouds.values())

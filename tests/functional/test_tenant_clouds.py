@@ -128,11 +128,13 @@ def test_cloud_b_has_its_own_services_servers_and_images(clouds: TwoClouds) -> N
     assert hosts_b == {"compute-1", "compute-2"}
 
     only_b = image(b, "only-in-b")
+    group = b.compute.create_server_group(name="only-in-b", policy="anti-affinity")
     server = b.compute.create_server(
         name="only-in-b",
         flavor_id=flavor(clouds.connect("b")),
         image_id=only_b.id,
         networks="none",
+        scheduler_hints={"group": group.id},
     )
     wait_status(b, server.id, "ACTIVE")
     assert [s.id for s in b.compute.servers()] == [server.id]
@@ -140,8 +142,9 @@ def test_cloud_b_has_its_own_services_servers_and_images(clouds: TwoClouds) -> N
     assert [i.id for i in b.image.images(name="only-in-b")] == [only_b.id]
     assert list(a.image.images(name="only-in-b")) == []
 
-    b.compute.delete_server(server.id)
-    wait_gone(b, server.id)
+    clouds.clean()
+    assert list(b.compute.servers()) == []
+    assert list(clouds.connect("b").compute.server_groups(all_projects=True)) == []
     b.image.delete_image(only_b.id)
 
 
