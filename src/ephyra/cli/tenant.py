@@ -40,21 +40,21 @@ See docs/tenants.md (tokens already issued keep their roles until they are valid
 again: what to configure).
 """
 
-#: ``ephyra tenant``'s own subcommand parsers, per parser it was added to.
-_TENANT: dict[int, Any] = {}
-
 
 def tenant_group(sub: Any) -> Any:
     """The subcommands of ``ephyra tenant`` (made once), for each nested group to join."""
-    if id(sub) not in _TENANT:
+    made = getattr(sub, "ephyra_tenant", None)  # kept on the parser it was added to
+    if made is None:
         parser = sub.add_parser(
             "tenant",
             help="projects (tenants): maintenance through Keystone",
             description=DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _TENANT[id(sub)] = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
-    return _TENANT[id(sub)]
+        made = sub.ephyra_tenant = parser.add_subparsers(
+            dest="group", metavar="GROUP", required=True
+        )
+    return made
 
 
 def register_maintenance(sub: Any, exit_codes: str) -> runs.Action:
