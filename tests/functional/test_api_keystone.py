@@ -38,7 +38,7 @@ ADMIN_WRITES = {
     ("POST", "/v1/forklift/runs/latest/rollback"): 404,
     **{
         ("POST", f"/v1/{kind}/{what}"): 422
-        for kind in ("forklift", "upgrade", "evacuate")
+        for kind in ("forklift", "upgrade", "evacuate", "tenant-maintenance")
         for what in ("plan", "runs")
     },
     ("PUT", "/v1/hosts/h/maintenance"): 422,

@@ -25,6 +25,7 @@ from ephyra.cli import (
     inventory,
     runs,
     serve,
+    tenant,
     version,
 )
 from ephyra.cli import (
@@ -83,7 +84,7 @@ class NoSecretInArgv(argparse.Action):
 
 
 #: Command groups with commands of their own besides their run kind's.
-OWN_GROUPS = {"host": host.register}
+OWN_GROUPS = {"host": host.register, "tenant maintenance": tenant.register_maintenance}
 
 
 def build_parser() -> argparse.ArgumentParser:

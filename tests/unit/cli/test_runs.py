@@ -20,7 +20,7 @@ def test_every_kind_has_the_run_commands(kind: RunKind[Any]) -> None:
     verbs = ("plan", kind.start_verb, "resume", "rollback", "pause", "abort", "status", "list")
     for verb in verbs:
         with pytest.raises(SystemExit) as done:
-            parser.parse_args([kind.command, verb, "--help"])
+            parser.parse_args([*kind.command.split(), verb, "--help"])
         assert done.value.code == 0
 
 
@@ -55,9 +55,14 @@ def test_resume_takes_the_concurrency_a_start_takes(kind: RunKind[Any]) -> None:
 
 
 def options(parser: argparse.ArgumentParser, command: str, verb: str) -> set[str]:
-    """The options of ``ephyra COMMAND VERB``, by their names in the namespace."""
+    """The options of ``ephyra COMMAND VERB``, by their names in the namespace (a nested
+    COMMAND, ``tenant maintenance``, by its words)."""
     commands = next(a for a in parser._actions if a.dest == "command")
-    group = commands.choices[command]  # type: ignore[index]
+    first, *nested = command.split()
+    group = commands.choices[first]  # type: ignore[index]
+    for word in nested:
+        groups = next(a for a in group._actions if a.dest == "group")
+        group = groups.choices[word]  # type: ignore[index]
     verbs = next(a for a in group._actions if a.dest == "action")
     return {a.dest for a in verbs.choices[verb]._actions}  # type: ignore[index]
 

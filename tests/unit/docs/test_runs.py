@@ -12,7 +12,9 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "runs.md"
 
 
 def test_the_table_of_kinds_is_the_registry() -> None:
-    rows = re.findall(r"^\| `(\w+)`\s+\| `ephyra (\w+)`\s+\| `([\w.]+)`", DOC.read_text(), re.M)
+    rows = re.findall(
+        r"^\| `([\w-]+)`\s+\| `ephyra ([\w ]+)`\s+\| `([\w.]+)`", DOC.read_text(), re.M
+    )
     modules = {ep.name: ep.value.partition(":")[0] for ep in entry_points("ephyra.runs")}
     assert rows == [(k.name, k.command, modules[k.name]) for k in registered()]
 

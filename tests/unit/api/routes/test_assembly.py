@@ -5,6 +5,7 @@ page) let through the body guard without a token."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def test_each_registered_kind_has_its_plan_and_start(app: FastAPI) -> None:
     for kind in kinds:
         plan, start = paths[f"/v1/{kind.name}/plan"]["post"], paths[f"/v1/{kind.name}/runs"]["post"]
         assert (plan["operationId"], plan["x-ephyra-action"]) == (
-            f"{kind.name}_plan_v1_{kind.name}_plan_post",
+            re.sub(r"\W", "_", f"{kind.name}_plan/v1/{kind.name}/plan") + "_post",
             "run:plan",
         )
         assert (start["tags"], start["x-ephyra-action"]) == ([kind.name], kind.start_action)
