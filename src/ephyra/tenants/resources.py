@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ephyra.tenants.mapping import MARK_TRANSFER, MARKS
+
 #: The kinds of resource, in the order a move brings them to the other cloud: what a
 #: server refers to comes before the server.
 KINDS = (
@@ -145,7 +147,11 @@ def collect(
             for user, name in sorted((users or {}).items())
             for k in dicts(conn.compute.keypairs(user_id=user))
         ],
-        "image": dicts(conn.image.images(owner=project_id)),
+        "image": [
+            i
+            for i in dicts(conn.image.images(owner=project_id))
+            if MARK_TRANSFER not in (i.get("properties") or {})  # a migration's own
+        ],
         "quota": [{"name": "compute", **_quota(conn.compute.get_quota_set(project_id))}],
     }
     if conn.has_service("network"):
@@ -215,7 +221,7 @@ def _server(
         "name": item.get("name"),
         "flavor": flavor.get("original_name") or flavor.get("name"),
         "key_name": item.get("key_name"),
-        "metadata": dict(item.get("metadata") or {}),
+        "metadata": {k: v for k, v in (item.get("metadata") or {}).items() if k not in MARKS},
         "server_groups": groups,
         "networks": networks,
         "security_groups": sorted({g.get("name", "") for g in item.get("security_groups") or []}),
@@ -346,7 +352,11 @@ def _router(
 def _image(
     item: dict[str, Any], names: _Names, raw: Mapping[str, list[dict[str, Any]]]
 ) -> tuple[dict[str, Any], Resource]:
-    properties = {k: v for k, v in (item.get("properties") or {}).items() if k not in GLANCE_OWN}
+    properties = {
+        k: v
+        for k, v in (item.get("properties") or {}).items()
+        if k not in GLANCE_OWN and k not in MARKS
+    }
     spec = {
         "name": item.get("name"),
         "disk_format": item.get("disk_format"),
