@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import releases
+from testbed import catalog, releases
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
 from testbed.postgres import Postgres
@@ -94,6 +94,39 @@ def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=None)
+
+
+def pss_mb(groups: Iterable[int]) -> float:
+    """Proportional set size (PSS) of every process of the process groups ``groups``, in MiB."""
+    total_kb = 0
+    for pgid in groups:
+        for pid in _group_members(pgid):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+_SERVICE_CREDENTIALS: dict[str, tuple[str, str]] = {}
+_SERVICE_CREDENTIALS_LOCK = threading.Lock()
+
+
+def service_credential(keystone: Keystone) -> tuple[str, str]:
+    """(id, secret) of an application credential of ``keystone``'s admin on project admin,
+    made once per process and Keystone: Nova and Placement log in with it. A login with a
+    password writes the user's ``last_active_at`` into Keystone's SQLite database, and two
+    at once (two clouds' services starting) can fail with "database is locked" (a 500
+    that stops a Nova service); a login with an application credential only reads."""
+    with _SERVICE_CREDENTIALS_LOCK:
+        found = _SERVICE_CREDENTIALS.get(keystone.url)
+        if found is None:
+            conn = catalog.admin(keystone)
+            credential = conn.identity.create_application_credential(
+                user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
+            )
+            found = _SERVICE_CREDENTIALS[keystone.url] = (str(credential.id), credential.secret)
+        return found
 
 
 class NovaTestbed:
@@ -184,6 +217,12 @@ class NovaTestbed:
     def placement_url(self) -> str:
         return self._url("placement")
 
+    @property
+    def stub_url(self) -> str:
+        """The image/network stand-in (running without Keystone, or without Glance or
+        Neutron)."""
+        return self._url("stub")
+
     def _url(self, name: str) -> str:
         return f"http://{LOOPBACK}:{self._ports.get(name, 0)}"
 
@@ -215,15 +254,9 @@ class NovaTestbed:
         return {d.name: d.pid for d in daemons if d.pid is not None and d.is_running}
 
     def memory_mb_used(self) -> float:
-        """Proportional set size (PSS) of all the testbed's processes, in MiB."""
-        total_kb = 0
-        for pgid in self.pids().values():
-            for pid in _group_members(pgid):
-                with contextlib.suppress(OSError):
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total_kb += int(line.split()[1])
-        return total_kb / 1024
+        """Proportional set size (PSS) of all the testbed's processes, in MiB (without a
+        shared PostgreSQL or RabbitMQ)."""
+        return pss_mb(self.pids().values())
 
     # -- start and stop -----------------------------------------------------------------
 
@@ -360,10 +393,11 @@ class NovaTestbed:
         """Append the Keystone settings to nova.conf and placement.conf; put
         keystonemiddleware's ``authtoken`` where nova-api's paste pipeline has the noauth
         filter."""
+        credential, secret = service_credential(keystone)
         service_user = (
-            "auth_type = password\nusername = admin\n"
-            f"password = {keystone.admin_password}\nproject_name = admin\n"
-            "user_domain_name = Default\nproject_domain_name = Default"
+            "auth_type = v3applicationcredential\n"
+            f"application_credential_id = {credential}\n"
+            f"application_credential_secret = {secret}"
         )
         stub = self._url("stub")
         extra = {
@@ -425,8 +459,22 @@ class NovaTestbed:
         }
 
     def _keystone_config(self, keystone: Keystone, user: str, project: str) -> dict[str, Any]:
-        password = keystone.admin_password if user == "admin" else f"{user}-password"
-        config = keystone.clouds_entry(user, password, project)
+        """The admin in project admin logs in with the services' application credential
+        (:func:`service_credential`), any other user with its password."""
+        if user == "admin" and project == "admin":
+            credential, secret = service_credential(keystone)
+            config: dict[str, Any] = {
+                "auth_type": "v3applicationcredential",
+                "auth": {
+                    "auth_url": keystone.url,
+                    "application_credential_id": credential,
+                    "application_credential_secret": secret,
+                },
+                "identity_api_version": 3,
+            }
+        else:
+            password = keystone.admin_password if user == "admin" else f"{user}-password"
+            config = keystone.clouds_entry(user, password, project)
         stub = self._url("stub")
         config.update(
             region_name=self.region,
