@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from ephyra.tenants.resources import collect, describe
+from ephyra.tenants.transfer import images_by
 from testbed.keystone import Keystone
 from testbed.tenantclouds import TwoClouds
-from tests.functional.crash import ok
+from tests.functional.crash import done_line, ok
 from tests.functional.ephyra_cli import Ephyra
 from tests.functional.tenants import wait_for
 
@@ -154,3 +155,31 @@ def test_a_tenant_moves_to_b_and_rollback_restores_a(two: TwoClouds, tmp_path: P
     assert left["router"] == left["server_group"] == left["keypair"] == []
     assert [g["name"] for g in left["security_group"]] in ([], ["default"])
     assert b.compute.find_flavor(f"{PROJECT}.tiny", ignore_missing=True) is None
+
+
+def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
+    two: TwoClouds, tmp_path: Path
+) -> None:
+    name = "crashy"
+    two.add_project(name)
+    a, b = two.connect("a"), two.connect("b")
+    project, users = make_tenant(a, two.connect(two.entry_name("a", name, "member")), name)
+    before = export(a, project, users)
+    ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
+
+    first = ephyra.background("tenant", "migrate", name, "--from", "a", "--to", "b", "--yes")
+    first.wait_for(done_line(name, "bring-image"), timeout=600)
+    first.kill()  # -9: the next step may have begun
+    tenant(ephyra, "resume")
+
+    after = export(b, project, users)
+    for kind in before:
+        assert after[kind] == before[kind], kind  # each once: the exports hold every copy
+    marked = images_by(b, owner=project, ephyra_transfer=status_of(ephyra)["id"])
+    assert len(marked) == SERVERS  # one transfer image per server, none twice
+    assert len(list(b.compute.servers(all_projects=True, project_id=project))) == SERVERS
+    assert set(statuses(a, project).values()) == {"SHUTOFF"}
+
+
+def status_of(ephyra: Ephyra) -> dict[str, Any]:
+    return dict(json.loads(tenant(ephyra, "status", "-f", "json").out))

@@ -329,7 +329,6 @@ def bring_network(move: Move, item: dict[str, Any]) -> None:
             project_id=move.project,
             is_admin_state_up=item.get("is_admin_state_up", True),
             is_shared=bool(item.get("is_shared")),
-            **({"mtu": item["mtu"]} if item.get("mtu") else {}),
         ),
     )
 
