@@ -117,11 +117,19 @@ def service_credential(keystone: Keystone) -> tuple[str, str]:
     made once per process and Keystone: Nova and Placement log in with it. A login with a
     password writes the user's ``last_active_at`` into Keystone's SQLite database, and two
     at once (two clouds' services starting) can fail with "database is locked" (a 500
-    that stops a Nova service); a login with an application credential only reads."""
+    that stops a Nova service); a login with an application credential only reads.
+    The admin gets the ``service`` role on project admin first: Nova sends its token along
+    with a user's (``X-Service-Token``), which keystonemiddleware accepts only with that
+    role (``service_token_roles_required``)."""
     with _SERVICE_CREDENTIALS_LOCK:
         found = _SERVICE_CREDENTIALS.get(keystone.url)
         if found is None:
             conn = catalog.admin(keystone)
+            identity = conn.identity
+            role = identity.find_role("service") or identity.create_role(name="service")
+            identity.assign_project_role_to_user(
+                conn.current_project_id, conn.current_user_id, role
+            )
             credential = conn.identity.create_application_credential(
                 user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
             )

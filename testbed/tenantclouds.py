@@ -32,6 +32,7 @@ import yaml
 from testbed import catalog
 from testbed.glance import Glance
 from testbed.ironic import TestbedError
+from testbed.neutron import Neutron
 from testbed.nova import MICROVERSION, NovaTestbed, pss_mb
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
     from testbed.daemon import Daemon
     from testbed.keystone import Keystone
-    from testbed.neutron import Neutron
 
 #: Cloud name -> region.
 REGIONS = {"a": "A", "b": "B"}
@@ -129,8 +129,6 @@ class Cloud:
                 self.root / "glance", self.keystone, database_url=postgres.url("glance")
             )
         if self.network:
-            from testbed.neutron import Neutron
-
             self.neutron = Neutron(
                 self.root / "neutron",
                 self.keystone,

@@ -165,7 +165,7 @@ def clouds(keystone: Keystone, tmp: Path) -> Ephyra:
     return Ephyra(tmp / "clouds.yaml", tmp / "state")
 
 
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
+def wait_for(check: Any, what: str, timeout: float = 120) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         found = check()

@@ -100,6 +100,10 @@ def test_off_keeps_what_someone_else_changed_during_the_freeze(
     maintenance(ephyra, "on", tenant.project, "--os-cloud", CLOUD)
     twice = maintenance(ephyra, "on", tenant.project, "--os-cloud", CLOUD, code=2)
     assert "in maintenance already" in twice.err
+    elsewhere = Ephyra(tmp_path / "clouds.yaml", tmp_path / "another-journal")
+    refused = maintenance(elsewhere, "off", tenant.project, "--os-cloud", CLOUD, code=2)
+    assert f"by run {status(ephyra)['id']}" in refused.err
+    assert "this journal does not have" in refused.err
 
     erin, frank = tenant.add_user("erin"), tenant.add_user("frank")
     r = tenant.roles

@@ -11,6 +11,7 @@ from typing import Any
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 from ephyra.tenants.kind import TenantMaintenanceKind, add_project_options, project_of
 
@@ -85,12 +86,29 @@ def frozen_by(rows: list[dict[str, Any]], cloud: str, project: str) -> str | Non
     return str(found[-1]["id"]) if found else None
 
 
+def not_elsewhere(cloud: str, project: str) -> None:
+    """Refuse if the project is frozen by a run this journal does not have (its record in
+    Keystone names the run): it is that run's journal that can undo it."""
+    from ephyra.tenants.keystone import RECORD, Identity
+
+    found = Identity.connect(cloud).project(project)
+    theirs = (found.record or {}).get("run")
+    if theirs:
+        raise UsageError(
+            f"{found.name} is in maintenance by run {theirs} (its {RECORD} property in "
+            "Keystone), which this journal does not have: run `off` with that run's journal "
+            "(--journal or EPHYRA_JOURNAL)"
+        )
+
+
 def do_off(args: argparse.Namespace) -> int:
     cloud, project = project_of(args)
     kind = TenantMaintenanceKind.name
     where = backend(args)
     run = frozen_by(where.kind_runs(kind), cloud, project)
     if run is None:
+        if not args.url:
+            not_elsewhere(cloud, project)
         print(f"{project}: no maintenance of it to undo on {cloud}")
         return 0
     done = where.rollback(kind, run, observer_for(sys.stderr, args.verbose), runs.exports(args))

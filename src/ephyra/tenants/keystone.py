@@ -172,9 +172,6 @@ class Identity:
         """Role name -> id (global roles)."""
         return {r["name"]: r["id"] for r in self._pages("/roles", "roles", "list roles")}
 
-    def role_names(self) -> dict[str, str]:
-        return {ident: name for name, ident in self.roles().items()}
-
     # -- assignments -----------------------------------------------------------------
     def assignments(self, **query: str) -> list[Grant]:
         """The role assignments /v3/role_assignments lists for ``query`` (not effective:
