@@ -70,6 +70,7 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
     items, item_name = "projects", "project"
     list_columns = ("id", "state", "source", "target", "project", "finished", "created")
     after_abort = "both clouds stay as the run left them until rollback"
+    resume_settings = {"concurrency": "servers moved at once"}
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[TenantMigrationBody]:
@@ -165,7 +166,7 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
         f = plan.freeze
         meta = MigrationMeta(plan.source, plan.target, f.project, f.project_name)
         return NewRun(
-            meta.to_meta(),
+            {**meta.to_meta(), "settings": dict(plan.settings)},
             {
                 meta.record: {
                     "freeze": f.to_dict(),
@@ -181,6 +182,12 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
     def locks_of(self, run: RunInfo) -> list[str]:
         meta = MigrationMeta.from_meta(run.meta)
         return [tenant_lock(meta.source, meta.project), tenant_lock(meta.target, meta.project)]
+
+    def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
+        concurrency = settings.get("concurrency")
+        if concurrency is not None and int(concurrency) < 1:
+            raise UsageError("--concurrency must be at least 1")
+        return {"settings": {**(run.meta.get("settings") or {}), **settings}}
 
     # -- driving -----------------------------------------------------------------------
     def driver(

@@ -106,7 +106,7 @@ class TenantMigration(RunDriver):
         )
         mapping = Mapping(record.data.setdefault("mapping", {}), record.save)
         made: dict[str, Move] = {}
-        settings = record.data.get("settings") or {}
+        settings = {**(record.data.get("settings") or {}), **(self.run.meta.get("settings") or {})}
         meta = self.meta
 
         def move() -> Move:
