@@ -20,6 +20,17 @@ process, changes before restarting that one process. Every start resets them to 
 
 It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and the
 ``openstack`` CLI, and helps tests boot servers on a chosen host and clear everything.
+
+With a ``keystone`` (:class:`testbed.keystone.Keystone`, started), nova-api and Placement
+authenticate every request through keystonemiddleware's ``auth_token`` instead (the admin
+user is the service user; no token cache, so a role taken away counts at the next request)
+and enforce the services' default policies: a project member boots, suspends and deletes
+its servers, a project reader only reads. Nova reaches Placement, the image service
+(``glance_url``) and the network service (``neutron_url``) as that service user; without
+those URLs the stand-in serves images and networks as before. ``clouds.yaml`` then logs
+in to Keystone (region ``region``). ``postgres`` and ``rabbit``, when given, are started
+servers the testbed uses (creating its databases) but neither starts nor stops, so that
+other services of the same cloud share them (:mod:`testbed.tenantclouds`).
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import releases
+from testbed import catalog, releases
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
 from testbed.postgres import Postgres
@@ -51,6 +62,8 @@ from testbed.supervise import SupervisorState, read_state
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
+
+    from testbed.keystone import Keystone
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -83,6 +96,47 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=None)
 
 
+def pss_mb(groups: Iterable[int]) -> float:
+    """Proportional set size (PSS) of every process of the process groups ``groups``, in MiB."""
+    total_kb = 0
+    for pgid in groups:
+        for pid in _group_members(pgid):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+_SERVICE_CREDENTIALS: dict[str, tuple[str, str]] = {}
+_SERVICE_CREDENTIALS_LOCK = threading.Lock()
+
+
+def service_credential(keystone: Keystone) -> tuple[str, str]:
+    """(id, secret) of an application credential of ``keystone``'s admin on project admin,
+    made once per process and Keystone: Nova and Placement log in with it. A login with a
+    password writes the user's ``last_active_at`` into Keystone's SQLite database, and two
+    at once (two clouds' services starting) can fail with "database is locked" (a 500
+    that stops a Nova service); a login with an application credential only reads.
+    The admin gets the ``service`` role on project admin first: Nova sends its token along
+    with a user's (``X-Service-Token``), which keystonemiddleware accepts only with that
+    role (``service_token_roles_required``)."""
+    with _SERVICE_CREDENTIALS_LOCK:
+        found = _SERVICE_CREDENTIALS.get(keystone.url)
+        if found is None:
+            conn = catalog.admin(keystone)
+            identity = conn.identity
+            role = identity.find_role("service") or identity.create_role(name="service")
+            identity.assign_project_role_to_user(
+                conn.current_project_id, conn.current_user_id, role
+            )
+            credential = conn.identity.create_application_credential(
+                user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
+            )
+            found = _SERVICE_CREDENTIALS[keystone.url] = (str(credential.id), credential.secret)
+        return found
+
+
 class NovaTestbed:
     """Nova, Placement and their backing services on loopback; see the module docstring."""
 
@@ -97,10 +151,25 @@ class NovaTestbed:
         max_concurrent_live_migrations: int = 8,
         *,
         local_gb: int = 1024,
+        keystone: Keystone | None = None,
+        region: str = "RegionOne",
+        glance_url: str | None = None,
+        neutron_url: str | None = None,
+        postgres: Postgres | None = None,
+        rabbit: RabbitMQ | None = None,
     ) -> None:
-        """``root`` holds configuration, logs and per-compute state (recreated by start)."""
+        """``root`` holds configuration, logs and per-compute state (recreated by start).
+        See the module docstring for ``keystone`` and the arguments after it."""
         if computes < 1:
             raise ValueError("at least one compute")
+        if keystone is None and (glance_url or neutron_url):
+            raise ValueError("an image or network service needs Keystone")
+        self.keystone = keystone
+        self.region = region
+        self.glance_url = glance_url
+        self.neutron_url = neutron_url
+        self._shared_postgres = postgres
+        self._shared_rabbit = rabbit
         self.root = Path(root).resolve()
         self.cloud = CLOUD
         self.hosts = [f"compute-{n}" for n in range(1, computes + 1)]
@@ -156,6 +225,12 @@ class NovaTestbed:
     def placement_url(self) -> str:
         return self._url("placement")
 
+    @property
+    def stub_url(self) -> str:
+        """The image/network stand-in (running without Keystone, or without Glance or
+        Neutron)."""
+        return self._url("stub")
+
     def _url(self, name: str) -> str:
         return f"http://{LOOPBACK}:{self._ports.get(name, 0)}"
 
@@ -180,22 +255,16 @@ class NovaTestbed:
         """Process (and process group) id of every running process, by name, in the order
         to stop them: computes first (they report to the conductor while stopping)."""
         daemons = [*self._computes(), *self._controllers()]
-        if self._rabbit is not None:
+        if self._rabbit is not None and self._shared_rabbit is None:
             daemons += [self._rabbit.daemon, self._rabbit.epmd]
-        if self._postgres is not None:
+        if self._postgres is not None and self._shared_postgres is None:
             daemons.append(self._postgres.daemon)
         return {d.name: d.pid for d in daemons if d.pid is not None and d.is_running}
 
     def memory_mb_used(self) -> float:
-        """Proportional set size (PSS) of all the testbed's processes, in MiB."""
-        total_kb = 0
-        for pgid in self.pids().values():
-            for pid in _group_members(pgid):
-                with contextlib.suppress(OSError):
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total_kb += int(line.split()[1])
-        return total_kb / 1024
+        """Proportional set size (PSS) of all the testbed's processes, in MiB (without a
+        shared PostgreSQL or RabbitMQ)."""
+        return pss_mb(self.pids().values())
 
     # -- start and stop -----------------------------------------------------------------
 
@@ -221,18 +290,25 @@ class NovaTestbed:
         # directory such as pytest's: they get a scratch directory of their own.
         self._scratch = Path(tempfile.mkdtemp(prefix="ephyra-nova-"))
         self._scratch.chmod(0o755)
-        self._postgres = Postgres(self._scratch / "postgres", self.logs / "postgres.log")
-        self._rabbit = RabbitMQ(self._scratch / "rabbitmq", self.logs)
+        self._postgres = self._shared_postgres or Postgres(
+            self._scratch / "postgres", self.logs / "postgres.log"
+        )
+        self._rabbit = self._shared_rabbit or RabbitMQ(self._scratch / "rabbitmq", self.logs)
         self._ports = {name: free_port() for name in ("api", "placement", "stub")}
         self._connections.clear()
         self._write_config()
         self._define_daemons()
         with ThreadPoolExecutor(max_workers=1) as pool:
-            rabbit = pool.submit(self._rabbit.start)
-            self._daemons["stub"].start()
-            self._postgres.start(DATABASES)
+            rabbit = pool.submit(self._rabbit.start) if self._shared_rabbit is None else None
+            if "stub" in self._daemons:
+                self._daemons["stub"].start()
+            if self._shared_postgres is None:
+                self._postgres.start(DATABASES)
+            else:
+                self._postgres.create_databases(*DATABASES)
             self._sync_databases()
-            rabbit.result()
+            if rabbit is not None:
+                rabbit.result()
         # A nova-compute that starts before the conductor listens loses its first call to
         # it and waits 10 s: the conductor comes first, the others while it starts.
         for name in ("nova-conductor", "placement", "nova-api", "nova-scheduler"):
@@ -240,7 +316,8 @@ class NovaTestbed:
         self._wait(lambda: self._services_in_db("nova-conductor") >= 1, "nova-conductor started")
         for host in self.hosts:
             self._daemons[host].start()
-        self._wait(lambda: http_ok(self._url("stub")), "image/network stand-in answering")
+        if "stub" in self._daemons:
+            self._wait(lambda: http_ok(self._url("stub")), "image/network stand-in answering")
         self._wait(lambda: http_ok(self.placement_url), "Placement answering")
         self._wait(lambda: http_ok(self._url("api")), "nova-api answering")
         self._wait(self._all_services_up, "every Nova service up")
@@ -265,9 +342,9 @@ class NovaTestbed:
         daemons = list(self._daemons.values())
         with ThreadPoolExecutor(max_workers=max(1, len(daemons))) as pool:
             list(pool.map(lambda daemon: attempt(daemon.stop), daemons))
-        if self._rabbit is not None:
+        if self._rabbit is not None and self._shared_rabbit is None:
             attempt(self._rabbit.stop)
-        if self._postgres is not None:
+        if self._postgres is not None and self._shared_postgres is None:
             attempt(self._postgres.stop)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -306,6 +383,8 @@ class NovaTestbed:
         self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
         self._render("placement.conf.template", self.etc / "placement.conf", values)
         shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")
+        if self.keystone is not None:
+            self._write_keystone_config(self.keystone, values)
         for name in ("nova-conductor", "nova-scheduler", "nova-api"):
             conf = self.etc / f"{name}.conf"
             conf.write_text(f"# {name}'s own settings, read after nova.conf and controller.conf\n")
@@ -318,15 +397,61 @@ class NovaTestbed:
         (self.root / "state" / "locks").mkdir()
         self.write_clouds_yaml()
 
+    def _write_keystone_config(self, keystone: Keystone, values: Mapping[str, str]) -> None:
+        """Append the Keystone settings to nova.conf and placement.conf; put
+        keystonemiddleware's ``authtoken`` where nova-api's paste pipeline has the noauth
+        filter."""
+        credential, secret = service_credential(keystone)
+        service_user = (
+            "auth_type = v3applicationcredential\n"
+            f"application_credential_id = {credential}\n"
+            f"application_credential_secret = {secret}"
+        )
+        stub = self._url("stub")
+        extra = {
+            **values,
+            "@KEYSTONE_URL@": keystone.url,
+            "@REGION@": self.region,
+            "@SERVICE_USER@": service_user,
+            "@GLANCE_URL@": self.glance_url or stub,
+            "@NEUTRON_URL@": self.neutron_url or stub,
+        }
+        for template, target in (
+            ("nova-keystone.conf.template", "nova.conf"),
+            ("placement-keystone.conf.template", "placement.conf"),
+        ):
+            with (self.etc / target).open("a") as conf:
+                conf.write(self._rendered(template, extra))
+        paste = self.etc / "api-paste.ini"
+        pipeline = paste.read_text().replace(
+            " noauth keystonecontext ", " authtoken keystonecontext "
+        )
+        factory = "keystonemiddleware.auth_token:filter_factory"
+        paste.write_text(f"{pipeline}\n[filter:authtoken]\npaste.filter_factory = {factory}\n")
+
     @staticmethod
-    def _render(template: str, target: Path, values: Mapping[str, str]) -> None:
+    def _rendered(template: str, values: Mapping[str, str]) -> str:
         text = (HERE / template).read_text()
         for key, value in values.items():
             text = text.replace(key, value)
-        target.write_text(text)
+        return text
+
+    @classmethod
+    def _render(cls, template: str, target: Path, values: Mapping[str, str]) -> None:
+        target.write_text(cls._rendered(template, values))
+
+    @property
+    def _needs_stub(self) -> bool:
+        """Whether the image/network stand-in runs: without Keystone, or without either."""
+        return self.keystone is None or self.glance_url is None or self.neutron_url is None
 
     def cloud_config(self, token: str = "admin:admin") -> dict[str, Any]:
-        """The openstacksdk/``openstack`` CLI settings of this cloud for ``token``."""
+        """The openstacksdk/``openstack`` CLI settings of this cloud for ``token``
+        (``user:project``). With Keystone, the user logs in with its password: the
+        admin's, or ``<user>-password`` (what :meth:`Keystone.add_user` gives)."""
+        if self.keystone is not None:
+            user, _sep, project = token.partition(":")
+            return self._keystone_config(self.keystone, user, project or user)
         stub = self._url("stub")
         return {
             "auth_type": "admin_token",
@@ -340,6 +465,35 @@ class NovaTestbed:
             "network_endpoint_override": stub,
             "identity_endpoint_override": f"{stub}/v3/",
         }
+
+    def _keystone_config(self, keystone: Keystone, user: str, project: str) -> dict[str, Any]:
+        """The admin in project admin logs in with the services' application credential
+        (:func:`service_credential`), any other user with its password."""
+        if user == "admin" and project == "admin":
+            credential, secret = service_credential(keystone)
+            config: dict[str, Any] = {
+                "auth_type": "v3applicationcredential",
+                "auth": {
+                    "auth_url": keystone.url,
+                    "application_credential_id": credential,
+                    "application_credential_secret": secret,
+                },
+                "identity_api_version": 3,
+            }
+        else:
+            password = keystone.admin_password if user == "admin" else f"{user}-password"
+            config = keystone.clouds_entry(user, password, project)
+        stub = self._url("stub")
+        config.update(
+            region_name=self.region,
+            compute_api_version=MICROVERSION,
+            compute_endpoint_override=self.api_url,
+            placement_endpoint_override=self.placement_url,
+            image_endpoint_override=self.glance_url or stub,
+            network_endpoint_override=self.neutron_url or stub,
+            identity_endpoint_override=f"{keystone.url}/",
+        )
+        return config
 
     def write_clouds_yaml(self) -> Path:
         clouds = {"clouds": {self.cloud: self.cloud_config()}}
@@ -377,8 +531,9 @@ class NovaTestbed:
             )
 
         self._daemons = {}
-        stub = [python, "-m", "testbed.nova_stub", str(self._ports["stub"])]
-        daemon("stub", stub, supervised=False)
+        if self._needs_stub:
+            stub = [python, "-m", "testbed.nova_stub", str(self._ports["stub"])]
+            daemon("stub", stub, supervised=False)
         wsgi = [python, "-m", "testbed.wsgi_serve"]
         daemon(
             "placement", [*wsgi, "placement.wsgi.api:application", str(self._ports["placement"])]
@@ -534,11 +689,25 @@ class NovaTestbed:
         if conn is None:
             import openstack
 
+            if self.keystone is not None and user == "admin" and project != "admin":
+                self._admin_of(project)
             config = self.cloud_config(f"{user}:{project}")
             conn = openstack.connect(load_yaml_config=False, load_envvars=False, **config)
             conn.compute.default_microversion = MICROVERSION
             self._connections[key] = conn
         return conn
+
+    def _admin_of(self, project: str) -> None:
+        """With Keystone: make ``project`` (Default domain) if missing and give the admin
+        user the admin role on it, so that the admin acts inside that project as with
+        the noauth token ``admin:project``."""
+        identity: Any = self.connect().identity
+        found = identity.find_project(project, domain_id="default")
+        if found is None:
+            found = identity.create_project(name=project, domain_id="default")
+        admin = identity.find_user("admin", domain_id="default")
+        role = identity.find_role("admin")
+        identity.assign_project_role_to_user(found, admin, role)
 
     # -- servers ------------------------------------------------------------------------
 

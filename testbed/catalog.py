@@ -1,0 +1,73 @@
+"""The service catalog of a testbed Keystone: a service and its endpoints in a region.
+
+:func:`register` makes, if missing, the region, the service (found by type and name) and
+its ``public`` endpoint in that region, pointing at ``url``; an endpoint already there with
+another URL is moved to ``url``. Calling it again changes nothing, so a cloud of the
+testbed registers its services at every start. Clients then find a service from
+``auth_url`` and ``region_name`` alone, as they do in a real deployment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from testbed.keystone import Keystone
+
+INTERFACE = "public"
+
+
+def admin(keystone: Keystone) -> Any:
+    """An openstacksdk connection of the bootstrap admin to ``keystone``'s identity API."""
+    import openstack
+
+    entry = keystone.clouds_entry("admin", keystone.admin_password, "admin")
+    return openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth_type="password",
+        auth=entry["auth"],
+        identity_endpoint_override=f"{keystone.url}/",
+    )
+
+
+def register(
+    keystone: Keystone,
+    service_type: str,
+    name: str,
+    url: str,
+    region: str,
+    *,
+    conn: Any = None,
+) -> str:
+    """Make the region, the service ``name`` of ``service_type`` and its public endpoint
+    ``url`` in ``region`` exist (each only if missing); the endpoint's id. ``conn``: an
+    admin connection to reuse (:func:`admin`)."""
+    identity = (conn or admin(keystone)).identity
+    if identity.find_region(region) is None:
+        identity.create_region(id=region)
+    service = next(
+        (s for s in identity.services() if s.type == service_type and s.name == name), None
+    )
+    if service is None:
+        service = identity.create_service(type=service_type, name=name, is_enabled=True)
+    for endpoint in identity.endpoints(service_id=service.id, interface=INTERFACE):
+        if endpoint.region_id == region:
+            if endpoint.url != url:
+                identity.update_endpoint(endpoint, url=url)
+            return str(endpoint.id)
+    created = identity.create_endpoint(
+        service_id=service.id, interface=INTERFACE, url=url, region_id=region
+    )
+    return str(created.id)
+
+
+def endpoints(keystone: Keystone, region: str, *, conn: Any = None) -> dict[str, str]:
+    """The public endpoints of ``region``: URL by service type."""
+    identity = (conn or admin(keystone)).identity
+    types = {s.id: s.type for s in identity.services()}
+    return {
+        types[e.service_id]: e.url
+        for e in identity.endpoints(interface=INTERFACE)
+        if e.region_id == region and e.service_id in types
+    }
