@@ -253,6 +253,9 @@ def test_a_migration_shows_its_progress_by_resource(browser: Browser, site: Site
         "project failed: server web-2: boot refused (409)"
     )
     shot(page, "dashboard-migrations.png")
+    block.locator("button.run-link").click()  # the run, in the run panel
+    expect(page.locator("#run-title")).to_contain_text(f"tenant-migration {site.tenant.name}")
+    expect(page.locator("#run-state")).to_have_attribute("data-state", "failed")
     journal.close()
     assert problems == []
     page.close()

@@ -28,6 +28,14 @@
       ? "" : new Date(seconds * 1000).toLocaleString();
   }
 
+  // A run's short id: a click shows the run in the run panel (app.js), as a row of Runs.
+  function runLink(id, kind) {
+    const link = el("button", { type: "button", className: "run-link", title: kind + " " + id,
+      dataset: { run: id } }, id.slice(0, 8));
+    link.addEventListener("click", () => select(id, kind));
+    return link;
+  }
+
   function tenantRow(t) {
     const label = t.state === "not frozen" ? "not frozen" : t.state === "frozen"
       ? "frozen" : "changing (" + t.run_state + ")";
@@ -38,7 +46,7 @@
       el("td", {}, t.cloud),
       el("td", {}, el("span", { className: "frozen frozen-" + t.state.replace(" ", "-") }, label)),
       el("td", { className: "since" }, when(t.since)),
-      el("td", { title: t.runs.join(", ") }, t.run.slice(0, 8),
+      el("td", { title: t.runs.join(", ") }, runLink(t.run, "tenant-maintenance"),
         t.error ? el("span", { className: "reason" }, " " + t.error) : null));
   }
 
@@ -94,7 +102,7 @@
       project: row.project, source: status.source, target: status.target } },
       el("h4", {}, head, " ",
         el("span", { className: "state-" + status.state }, status.state),
-        el("small", { className: "id" }, status.id.slice(0, 8))),
+        runLink(status.id, MIGRATION)),
       el("p", { className: "migration-outcome" }, "project " + (outcome || "pending")
         + (status.finished ? ", finished (A's originals deleted)" : "")
         + (project.error ? ": " + project.error : "")),
