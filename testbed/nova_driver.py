@@ -31,7 +31,6 @@ module there as ``nova.virt.testbed_fake``.
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +99,9 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
             expected_state=task_states.IMAGE_PENDING_UPLOAD,
         )
         metadata = {"disk_format": "raw", "container_format": "bare"}
-        data = io.BytesIO(snapshot_payload(instance.uuid))
+        # bytes, not a file: glanceclient sends a file chunked, which the testbed's Glance
+        # server does not decode; bytes go with a Content-Length
+        data = snapshot_payload(instance.uuid)
         glance.API().update(context, image_id, metadata, data, purge_props=False)
 
     def get_host_uptime(self) -> str:

@@ -88,7 +88,7 @@ class MigrationPlan:
                 r = row.resource
                 size = f", {r.size} bytes" if r.size else ""
                 why = f": {r.blocker}" if r.blocker else ""
-                branch.add(f"{escape(r.name)} [{row.action}{size}]{escape(why)}")
+                branch.add(escape(f"{r.name} [{row.action}{size}]{why}"))
         return root
 
 

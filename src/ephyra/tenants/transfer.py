@@ -216,9 +216,8 @@ def bring_server_group(move: Move, item: dict[str, Any]) -> None:
                 move.mapping.reused("server_group", a_id, name, same[0].id)
             return
         move.mapping.intend("server_group", a_id, name)
-        made = move.on_b().compute.create_server_group(
-            name=name, policy=wanted["policy"], rules=wanted["rules"] or None
-        )
+        rules = {"rules": wanted["rules"]} if wanted["rules"] else {}
+        made = move.on_b().compute.create_server_group(name=name, policy=wanted["policy"], **rules)
     move.mapping.created("server_group", a_id, made.id)
 
 
@@ -394,9 +393,10 @@ def bring_router(move: Move, item: dict[str, Any]) -> None:
 
 
 # -- images ---------------------------------------------------------------------------------
-def copy_image(move: Move, a_image: Any, fields: dict[str, Any]) -> str:
-    """Stream the bytes of ``a_image`` (an id on A) into a new image of B made with
-    ``fields``; its id on B. At most the run's budget of bytes is in flight."""
+def copy_image(move: Move, a_image: Any, fields: dict[str, Any], size: int) -> str:
+    """Stream the ``size`` bytes of ``a_image`` (an id on A) into a new image of B made
+    with ``fields``; its id on B, once active with the same bytes (size and hash). At most
+    the run's budget of bytes is in flight."""
     with translated(move.target, f"make image {fields.get('name')}", "image (Glance)"):
         made_id = str(glance(move.b, "post", "/images", json=fields)["id"])
     response = None
@@ -404,13 +404,17 @@ def copy_image(move: Move, a_image: Any, fields: dict[str, Any]) -> str:
         with translated(move.source, f"read image {a_image}", "image (Glance)"):
             response = move.a.image.download_image(a_image, stream=True, chunk_size=CHUNK)
         with translated(move.target, f"upload image {fields.get('name')}", "image (Glance)"):
-            glance(
-                move.b,
-                "put",
-                f"/images/{made_id}/file",
-                data=_chunks(move.budget, response.iter_content(CHUNK)),
-                headers={"Content-Type": "application/octet-stream"},
-            )
+            body = Stream(move.budget, response.iter_content(CHUNK), size)
+            try:
+                glance(
+                    move.b,
+                    "put",
+                    f"/images/{made_id}/file",
+                    data=body,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+            finally:
+                body.close()
     finally:
         if response is not None:
             response.close()
@@ -418,6 +422,13 @@ def copy_image(move: Move, a_image: Any, fields: dict[str, Any]) -> str:
         wait_for(
             f"image {fields.get('name')} on {move.target}",
             lambda: move.b.image.get_image(made_id).status == "active",
+        )
+        source = move.a.image.get_image(a_image)
+        copy = move.b.image.get_image(made_id)
+    if (copy.size, copy.hash_value) != (source.size, source.hash_value):
+        raise StepFailed(
+            f"image {fields.get('name')}: its copy on {move.target} is not the same bytes "
+            f"({copy.size} bytes, hash {copy.hash_value}; {source.size} on {move.source})"
         )
     return made_id
 
@@ -439,18 +450,49 @@ def images_by(conn: Any, **query: str) -> list[dict[str, Any]]:
     return list(glance(conn, "get", f"/images?{urlencode(query)}").get("images") or [])
 
 
-def _chunks(budget: Budget, source: Iterator[bytes]) -> Iterator[bytes]:
-    held = 0
-    try:
-        for chunk in source:
-            budget.take(len(chunk))
-            held = len(chunk)
+class Stream:
+    """The bytes of an image read from A as a body sent to B: a file of a known length
+    (sent with a Content-Length: an image API need not take a chunked body), or chunks.
+    A chunk read holds its size of the run's budget until the next is asked for (the
+    previous one has been sent by then)."""
+
+    def __init__(self, budget: Budget, chunks: Iterator[bytes], size: int) -> None:
+        self.budget = budget
+        self._chunks = chunks
+        self.size = size
+        self._held = 0
+        self._left = b""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _release(self) -> None:
+        if self._held:
+            self.budget.give(self._held)
+            self._held = 0
+
+    def _next(self) -> bytes:
+        self._release()
+        chunk = next(self._chunks, b"")
+        if chunk:
+            self.budget.take(len(chunk))
+            self._held = len(chunk)
+        return chunk
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._left:
+            self._left = self._next()
+        if size < 0:
+            size = len(self._left)
+        out, self._left = self._left[:size], self._left[size:]
+        return out
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK):
             yield chunk
-            budget.give(held)
-            held = 0
-    finally:
-        if held:
-            budget.give(held)
+
+    def close(self) -> None:
+        self._release()
 
 
 def _image_fields(item: dict[str, Any]) -> dict[str, Any]:
@@ -496,7 +538,7 @@ def bring_image(move: Move, item: dict[str, Any]) -> None:
                 return
     move.mapping.intend("image", a_id, name)
     fields = {**_image_fields(item), "owner": move.project, **move.marks(a_id)}
-    move.mapping.created("image", a_id, copy_image(move, a_id, fields))
+    move.mapping.created("image", a_id, copy_image(move, a_id, fields, int(item["size"])))
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -554,7 +596,7 @@ def transfer_image(move: Move, server: dict[str, Any], snap: str) -> str:
         "owner": move.project,
         **marks,
     }
-    b_id = copy_image(move, snap, fields)
+    b_id = copy_image(move, snap, fields, int(a_snap.size or 0))
     move.mapping.created("transfer", a_id, b_id)
     return b_id
 
