@@ -175,6 +175,13 @@ def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
     assert len(list(b.compute.servers(all_projects=True, project_id=project))) == SERVERS
     assert set(statuses(a, project).values()) == {"SHUTOFF"}
 
+    run = status_of(ephyra)["id"]
+    tenant(ephyra, "finish")  # A's originals and the transfer images deleted
+    assert statuses(a, project) == {}
+    assert images_by(a, ephyra_transfer=run) == images_by(b, ephyra_transfer=run) == []
+    assert export(b, project, users) == after  # B's copies run on
+    assert "finished already" in tenant(ephyra, "finish").out
+
 
 def status_of(ephyra: Ephyra) -> dict[str, Any]:
     return dict(json.loads(tenant(ephyra, "status", "-f", "json").out))
