@@ -9,6 +9,7 @@ testbed registers its services at every start. Clients then find a service from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,23 +44,40 @@ def register(
     """Make the region, the service ``name`` of ``service_type`` and its public endpoint
     ``url`` in ``region`` exist (each only if missing); the endpoint's id. ``conn``: an
     admin connection to reuse (:func:`admin`)."""
+    ids = register_region(keystone, region, {service_type: (name, url)}, conn=conn)
+    return ids[service_type]
+
+
+def register_region(
+    keystone: Keystone,
+    region: str,
+    services: Mapping[str, tuple[str, str]],
+    *,
+    conn: Any = None,
+) -> dict[str, str]:
+    """:func:`register` for several services of one region, ``(name, url)`` by service
+    type, reading the catalog once; the endpoints' ids by service type."""
     identity = (conn or admin(keystone)).identity
     if identity.find_region(region) is None:
         identity.create_region(id=region)
-    service = next(
-        (s for s in identity.services() if s.type == service_type and s.name == name), None
-    )
-    if service is None:
-        service = identity.create_service(type=service_type, name=name, is_enabled=True)
-    for endpoint in identity.endpoints(service_id=service.id, interface=INTERFACE):
-        if endpoint.region_id == region:
-            if endpoint.url != url:
-                identity.update_endpoint(endpoint, url=url)
-            return str(endpoint.id)
-    created = identity.create_endpoint(
-        service_id=service.id, interface=INTERFACE, url=url, region_id=region
-    )
-    return str(created.id)
+    known = {(s.type, s.name): s for s in identity.services()}
+    present = {
+        e.service_id: e for e in identity.endpoints(interface=INTERFACE) if e.region_id == region
+    }
+    ids = {}
+    for service_type, (name, url) in services.items():
+        service = known.get((service_type, name))
+        if service is None:
+            service = identity.create_service(type=service_type, name=name, is_enabled=True)
+        endpoint = present.get(service.id)
+        if endpoint is None:
+            endpoint = identity.create_endpoint(
+                service_id=service.id, interface=INTERFACE, url=url, region_id=region
+            )
+        elif endpoint.url != url:
+            identity.update_endpoint(endpoint, url=url)
+        ids[service_type] = str(endpoint.id)
+    return ids
 
 
 def endpoints(keystone: Keystone, region: str, *, conn: Any = None) -> dict[str, str]:

@@ -5,7 +5,8 @@
 serves ``glance.wsgi.api:application`` with :mod:`testbed.wsgi_serve` in a process group
 of its own. Images are stored as files under the root (``images/``); image import is off.
 Policies are Glance's own defaults (the new RBAC defaults, scope enforced): a project
-member creates, uploads and deletes images, a project reader only reads.
+member creates, uploads, downloads and deletes images, a project reader lists and shows
+them but may not download their bytes (``download_image`` wants a member).
 
 :func:`authtoken_config` is the ``[keystone_authtoken]`` section Neutron shares.
 """

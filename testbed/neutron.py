@@ -71,7 +71,7 @@ lock_path = {dir}/locks
 
 [ml2]
 type_drivers = flat,vlan,vxlan
-tenant_network_types = vxlan
+project_network_types = vxlan
 mechanism_drivers = {mechanism}
 extension_drivers = port_security
 
@@ -121,6 +121,8 @@ class Neutron:
             **service_env(self.site),
             "OS_NEUTRON_CONFIG_DIR": str(self.root),
             "OS_NEUTRON_CONFIG_FILES": self.config.name,
+            # stevedore caches entry points by path: this one is new with every root.
+            "XDG_CACHE_HOME": str(self.root / "cache"),
         }
         serve = [sys.executable, "-m", "testbed.wsgi_serve", "neutron.wsgi.api:application"]
         self.daemon = Daemon(

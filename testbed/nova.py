@@ -130,7 +130,7 @@ def service_credential(keystone: Keystone) -> tuple[str, str]:
             identity.assign_project_role_to_user(
                 conn.current_project_id, conn.current_user_id, role
             )
-            credential = conn.identity.create_application_credential(
+            credential = identity.create_application_credential(
                 user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
             )
             found = _SERVICE_CREDENTIALS[keystone.url] = (str(credential.id), credential.secret)
@@ -447,8 +447,9 @@ class NovaTestbed:
 
     def cloud_config(self, token: str = "admin:admin") -> dict[str, Any]:
         """The openstacksdk/``openstack`` CLI settings of this cloud for ``token``
-        (``user:project``). With Keystone, the user logs in with its password: the
-        admin's, or ``<user>-password`` (what :meth:`Keystone.add_user` gives)."""
+        (``user:project``). With Keystone, the admin of project admin logs in with the
+        services' application credential, any other user with its password: the admin's,
+        or ``<user>-password`` (what :meth:`Keystone.add_user` gives)."""
         if self.keystone is not None:
             user, _sep, project = token.partition(":")
             return self._keystone_config(self.keystone, user, project or user)
@@ -467,8 +468,6 @@ class NovaTestbed:
         }
 
     def _keystone_config(self, keystone: Keystone, user: str, project: str) -> dict[str, Any]:
-        """The admin in project admin logs in with the services' application credential
-        (:func:`service_credential`), any other user with its password."""
         if user == "admin" and project == "admin":
             credential, secret = service_credential(keystone)
             config: dict[str, Any] = {

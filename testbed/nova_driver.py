@@ -99,10 +99,18 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
             expected_state=task_states.IMAGE_PENDING_UPLOAD,
         )
         metadata = {"disk_format": "raw", "container_format": "bare"}
-        # bytes, not a file: glanceclient sends a file chunked, which the testbed's Glance
-        # server does not decode; bytes go with a Content-Length
-        data = snapshot_payload(instance.uuid)
-        glance.API().update(context, image_id, metadata, data, purge_props=False)
+        glance.API().update(context, image_id, metadata, purge_props=False)
+        # the bytes through the image API with the same session and token Nova's client
+        # uses, but with a Content-Length: glanceclient sends any body chunked, which the
+        # testbed's Glance server does not decode
+        session, auth = glance._session_and_auth(context)
+        endpoint = next(glance.get_api_servers(context)).rstrip("/")
+        session.put(
+            f"{endpoint}/v2/images/{image_id}/file",
+            data=snapshot_payload(instance.uuid),
+            auth=auth,
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
     def get_host_uptime(self) -> str:
         """What ``uptime`` prints, as drivers of real hypervisors answer."""

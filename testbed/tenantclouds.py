@@ -32,7 +32,6 @@ import yaml
 from testbed import catalog
 from testbed.glance import Glance
 from testbed.ironic import TestbedError
-from testbed.neutron import Neutron
 from testbed.nova import MICROVERSION, NovaTestbed, pss_mb
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
     from testbed.daemon import Daemon
     from testbed.keystone import Keystone
+    from testbed.neutron import Neutron
 
 #: Cloud name -> region.
 REGIONS = {"a": "A", "b": "B"}
@@ -129,6 +129,9 @@ class Cloud:
                 self.root / "glance", self.keystone, database_url=postgres.url("glance")
             )
         if self.network:
+            # imported here: Neutron's mechanism driver imports neutron_lib (about 1 s)
+            from testbed.neutron import Neutron
+
             self.neutron = Neutron(
                 self.root / "neutron",
                 self.keystone,
@@ -182,9 +185,7 @@ class Cloud:
 
     def register(self, conn: Any = None) -> None:
         """Put every service of this cloud in Keystone's catalog, in its region."""
-        conn = conn or catalog.admin(self.keystone)
-        for service_type, (name, url) in self.endpoints().items():
-            catalog.register(self.keystone, service_type, name, url, self.region, conn=conn)
+        catalog.register_region(self.keystone, self.region, self.endpoints(), conn=conn)
 
     def _daemons(self) -> list[Daemon]:
         daemons = [s.daemon for s in (self.glance, self.neutron, self.postgres) if s is not None]
@@ -285,6 +286,12 @@ class TwoClouds:
                 errors.append(str(exc))
         if errors:
             raise TestbedError("\n".join(errors))
+
+    def clean(self) -> None:
+        """Both clouds back to no server and no server group, every compute up
+        (:meth:`NovaTestbed.clean`); images, networks and projects stay."""
+        novas = [cloud.nova for cloud in self.clouds.values() if cloud.nova is not None]
+        _together(*(nova.clean for nova in novas))
 
     def memory_mb_used(self) -> float:
         """PSS of every process of both clouds, in MiB (Keystone not included)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 
 from ephyra.tenants.resources import collect, describe
 from ephyra.tenants.transfer import images_by
-from testbed.keystone import Keystone
 from testbed.tenantclouds import TwoClouds
 from tests.functional.crash import done_line, ok
 from tests.functional.ephyra_cli import Ephyra
@@ -34,12 +32,6 @@ def public_key() -> str:
     key = Ed25519PrivateKey.generate().public_key()
     raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return raw.decode()
-
-
-@pytest.fixture(scope="module")
-def two(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoClouds]:
-    with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone, computes=1) as clouds:
-        yield clouds
 
 
 def export(conn: Any, project: str, users: dict[str, str]) -> dict[str, Any]:
@@ -75,7 +67,7 @@ def make_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]
         )
         for n in (1, 2)
     ]
-    group = member.compute.create_server_group(name="pair", policy="anti-affinity")
+    group = member.compute.create_server_group(name="pair", policy="affinity")
     sg = member.network.create_security_group(name="web", description="web servers")
     member.network.create_security_group_rule(
         security_group_id=sg.id, direction="ingress", protocol="tcp",
@@ -103,19 +95,22 @@ def make_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]
             )
         )
     for server in servers:
-        wait_for(
-            lambda s=server: member.compute.get_server(s.id).status == "ACTIVE",
-            f"{server.name} ACTIVE on a",
-            timeout=300,
-        )
+        wait_for(lambda s=server: active(member, s.id), f"{server.name} ACTIVE on a", timeout=300)
     return project, {user.id: user.name, reader.id: reader.name}
+
+
+def active(conn: Any, server: str) -> bool:
+    found = conn.compute.get_server(server)
+    assert found.status != "ERROR", (found.fault or {}).get("message")
+    return bool(found.status == "ACTIVE")
 
 
 def tenant(ephyra: Ephyra, *args: str, code: int = 0) -> Any:
     return ok(ephyra("tenant", *args, timeout=900), code)
 
 
-def test_a_tenant_moves_to_b_and_rollback_restores_a(two: TwoClouds, tmp_path: Path) -> None:
+def test_a_tenant_moves_to_b_and_rollback_restores_a(two_clouds: TwoClouds, tmp_path: Path) -> None:
+    two = two_clouds
     two.add_project(PROJECT)
     a, b = two.connect("a"), two.connect("b")
     project, users = make_tenant(a, two.connect(two.entry_name("a", PROJECT, "member")), PROJECT)
@@ -158,9 +153,9 @@ def test_a_tenant_moves_to_b_and_rollback_restores_a(two: TwoClouds, tmp_path: P
 
 
 def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
-    two: TwoClouds, tmp_path: Path
+    two_clouds: TwoClouds, tmp_path: Path
 ) -> None:
-    name = "crashy"
+    two, name = two_clouds, "crashy"
     two.add_project(name)
     a, b = two.connect("a"), two.connect("b")
     project, users = make_tenant(a, two.connect(two.entry_name("a", name, "member")), name)
@@ -179,6 +174,13 @@ def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
     assert len(marked) == SERVERS  # one transfer image per server, none twice
     assert len(list(b.compute.servers(all_projects=True, project_id=project))) == SERVERS
     assert set(statuses(a, project).values()) == {"SHUTOFF"}
+
+    run = status_of(ephyra)["id"]
+    tenant(ephyra, "finish")  # A's originals and the transfer images deleted
+    assert statuses(a, project) == {}
+    assert images_by(a, ephyra_transfer=run) == images_by(b, ephyra_transfer=run) == []
+    assert export(b, project, users) == after  # B's copies run on
+    assert "finished already" in tenant(ephyra, "finish").out
 
 
 def status_of(ephyra: Ephyra) -> dict[str, Any]:

@@ -175,6 +175,7 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
                     "mapping": {},
                 },
                 **{f"{phase.value}:{f.project}": {} for phase in Phase},
+                f"finish:{f.project}": {},
             },
             [tenant_lock(plan.source, f.project), tenant_lock(plan.target, f.project)],
         )
