@@ -16,6 +16,10 @@ identity found..."). This subclass
 - on start, takes back the servers the database places on its host, as a hypervisor
   whose guests kept running while nova-compute was down.
 
+A snapshot (``createImage``) uploads a small deterministic payload (4 KiB naming the
+server) through Nova's image API as the libvirt driver uploads a disk, so the image becomes
+``active`` in Glance; Nova's fake driver uploads nothing (the image would stay ``queued``).
+
 Live migration is the parent's: about 5 s, force-complete ends it at once, abort cancels
 it. Its flags are driver-wide: one abort or force-complete acts on every live migration
 running on that compute at that moment.
@@ -26,13 +30,17 @@ module there as ``nova.virt.testbed_fake``.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import nova.conf
 import nova.virt.node
 from nova import context as nova_context
-from nova import objects
+from nova import exception, objects
+from nova.compute import task_states
+from nova.image import glance
 from nova.virt import fake
 from oslo_config import cfg
 
@@ -40,6 +48,8 @@ from testbed.releases import DEFAULT_RELEASE, version_int
 
 CONF = nova.conf.CONF
 GROUP = "testbed_fake"
+#: Bytes of a snapshot's payload.
+SNAPSHOT_BYTES = 4096
 CONF.register_opts(
     [
         cfg.IntOpt("vcpus", default=16, min=1, help="VCPUs this compute reports"),
@@ -77,6 +87,31 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
             flavor = instance.flavor
             self.resources.claim(vcpus=flavor.vcpus, mem=flavor.memory_mb, disk=flavor.root_gb)
 
+    def snapshot(
+        self, context: Any, instance: Any, image_id: str, update_task_state: Callable[..., None]
+    ) -> None:
+        """Upload :func:`snapshot_payload` of the server to the image Nova created."""
+        if instance.uuid not in self.instances:
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        update_task_state(
+            task_state=task_states.IMAGE_UPLOADING,
+            expected_state=task_states.IMAGE_PENDING_UPLOAD,
+        )
+        metadata = {"disk_format": "raw", "container_format": "bare"}
+        glance.API().update(context, image_id, metadata, purge_props=False)
+        # the bytes through the image API with the same session and token Nova's client
+        # uses, but with a Content-Length: glanceclient sends any body chunked, which the
+        # testbed's Glance server does not decode
+        session, auth = glance._session_and_auth(context)
+        endpoint = next(glance.get_api_servers(context)).rstrip("/")
+        session.put(
+            f"{endpoint}/v2/images/{image_id}/file",
+            data=snapshot_payload(instance.uuid),
+            auth=auth,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
     def get_host_uptime(self) -> str:
         """What ``uptime`` prints, as drivers of real hypervisors answer."""
         clock = time.strftime("%H:%M:%S")
@@ -90,3 +125,9 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
 
     def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
         return {nova.virt.node.get_local_node_uuid(): self.get_available_nodes()[0]}
+
+
+def snapshot_payload(server_id: str) -> bytes:
+    """What a snapshot of ``server_id`` holds: :data:`SNAPSHOT_BYTES` bytes derived from it."""
+    seed = hashlib.sha256(server_id.encode()).digest()
+    return (seed * (SNAPSHOT_BYTES // len(seed) + 1))[:SNAPSHOT_BYTES]

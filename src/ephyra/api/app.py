@@ -30,7 +30,16 @@ from ephyra.api.fresh import Fresh
 from ephyra.api.guard import Guard, document_actions, is_open, noted
 from ephyra.api.middleware import BodyGuard, Metrics, RequestIds, Streams
 from ephyra.api.policy import Policy
-from ephyra.api.routes import dashboard, environments, hosts, inventory, runs, server, versions
+from ephyra.api.routes import (
+    dashboard,
+    environments,
+    hosts,
+    inventory,
+    runs,
+    server,
+    tenants,
+    versions,
+)
 from ephyra.api.routes.common import Context, errors
 from ephyra.engine.kinds import registered
 from ephyra.operations.local import Local
@@ -140,5 +149,5 @@ def routers(ctx: Context) -> list[APIRouter]:
     """One router per capability, in the order of the OpenAPI document; the runs' from
     the registry of run kinds."""
     kinds = [runs.kind_router(ctx, kind) for kind in registered()]
-    rest = [c.router(ctx) for c in (hosts, inventory, versions, environments, dashboard)]
+    rest = [c.router(ctx) for c in (hosts, inventory, versions, environments, tenants, dashboard)]
     return [server.router(ctx), runs.router(ctx), runs.actions(ctx), *kinds, *rest]

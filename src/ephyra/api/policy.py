@@ -45,6 +45,7 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "host:maintenance": ("rule:admin", "put a compute host in or out of maintenance"),
     "host:evacuate": ("rule:admin", "empty compute hosts by live migration"),
     "tenant:maintenance": ("rule:admin", "freeze a project read-only through Keystone"),
+    "tenant:migrate": ("rule:admin", "move a project's workload to another cloud"),
     "inventory:show": ("rule:reader", "discover the inventory"),
     "version:read": ("rule:reader", "versions, history, roles"),
     "version:trigger": ("rule:admin", "trigger a new desired version"),

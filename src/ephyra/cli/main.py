@@ -26,6 +26,7 @@ from ephyra.cli import (
     runs,
     serve,
     tenant,
+    tenant_migrate,
     version,
 )
 from ephyra.cli import (
@@ -84,7 +85,11 @@ class NoSecretInArgv(argparse.Action):
 
 
 #: Command groups with commands of their own besides their run kind's.
-OWN_GROUPS = {"host": host.register, "tenant maintenance": tenant.register_maintenance}
+OWN_GROUPS = {
+    "host": host.register,
+    "tenant maintenance": tenant.register_maintenance,
+    "tenant": tenant_migrate.register,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

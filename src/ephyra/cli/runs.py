@@ -35,6 +35,12 @@ def command_group(sub: Any, name: str, text: str, description: str, exit_codes: 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    return verbs_of(actions, name, exit_codes)
+
+
+def verbs_of(actions: Any, name: str, exit_codes: str) -> Action:
+    """The function adding one action with its handler to ``actions`` (the subcommands of
+    ``ephyra NAME``)."""
 
     def action(verb: str, handler: Handler, helptext: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = actions.add_parser(

@@ -69,6 +69,7 @@ def test_one_router_per_capability_in_the_order_of_the_document(
         "/v1/inventory",
         "/v1/versions/status",
         "/v1/clusters",
+        "/v1/tenants",
         "/",
     ]
     documented = list(app.openapi()["paths"])

@@ -1,0 +1,182 @@
+"""Running a tenant migration: one project, one TaskFlow engine per phase over its flow
+detail in the run's logbook (``forward:<project>``, ``rollback:<project>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ephyra.clouds import connect, translated
+from ephyra.engine.driver import RunDriver
+from ephyra.engine.flows import engine_for, succeeded
+from ephyra.engine.journal import Journal, RunInfo
+from ephyra.engine.metrics import RunMetrics
+from ephyra.engine.states import Phase, RunState
+from ephyra.progress import Observer
+from ephyra.tenants.keystone import Identity
+from ephyra.tenants.mapping import Mapping
+from ephyra.tenants.migrate_records import (
+    DEFAULT_BYTES_IN_FLIGHT,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MIGRATOR_ROLE,
+    OUTCOMES,
+    MigrationMeta,
+    Outcome,
+)
+from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationContext
+from ephyra.tenants.steps import Record, TenantContext
+from ephyra.tenants.transfer import Budget, Move
+
+END = "ephyra.tenant.migration.end"
+
+
+def scoped(cloud: str, project: str) -> Any:
+    """A connection to ``cloud`` as its clouds.yaml user, scoped to ``project`` (an id)."""
+    import openstack
+
+    with translated(cloud, f"log in to project {project}"):
+        conn = openstack.connect(cloud=cloud, project_id=project)
+        conn.authorize()
+    return conn
+
+
+class TenantMigration(RunDriver):
+    def __init__(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        identity: Identity | None = None,
+    ) -> None:
+        super().__init__(journal, run, observer, metrics)
+        self.meta = MigrationMeta.from_meta(run.meta)
+        self.identity = identity or Identity.connect(self.meta.source)
+
+    @property
+    def item(self) -> str:
+        return self.meta.project_name or self.meta.project
+
+    def record(self) -> Record:
+        name = self.meta.record
+        return Record(
+            lambda: self.journal.record(self.run.id, name),
+            lambda data: self.journal.save_record(self.run.id, name, data),
+        )
+
+    def _on_step(self, step: str, status: str, seconds: float) -> None:
+        if status == "done":
+            self.metrics.step(step, seconds)
+        self.observer.step(self.item, step, status, seconds)
+
+    def run_phase(self, phase: Phase) -> RunState:
+        record = self.record()
+        forward = phase is Phase.FORWARD
+        done = Outcome.MOVED if forward else Outcome.RESTORED
+        what = "move" if forward else "take back"
+        self.observer.started(
+            f"{what} {self.item} {self.run.short}", 1, int(OUTCOMES.of(record, phase) is done)
+        )
+        if OUTCOMES.of(record, phase) is not done:
+            outcome = self._flow(record, phase)
+            if outcome is Outcome.INTERRUPTED or self.control.request is not None:
+                return RunState.PAUSED
+            if outcome is Outcome.FAILED:
+                return RunState.FAILED
+        if forward:
+            self._notice(END)
+        return RunState.SUCCEEDED if forward else RunState.ROLLED_BACK
+
+    def _notice(self, event: str) -> None:
+        fields = {
+            "project": self.meta.project,
+            "from": self.meta.source,
+            "to": self.meta.target,
+            "run": self.run.id,
+        }
+        said = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
+        self.observer.message(f"{event}: {said}")
+
+    def context(self, record: Record) -> MigrationContext:
+        tenant = TenantContext(
+            run_id=self.run.id,
+            identity=self.identity,
+            record=record,
+            on_step=self._on_step,
+            message=self.observer.message,
+        )
+        mapping = Mapping(record.data.setdefault("mapping", {}), record.save)
+        made: dict[str, Move] = {}
+        settings = {**(record.data.get("settings") or {}), **(self.run.meta.get("settings") or {})}
+        meta = self.meta
+
+        def move() -> Move:
+            if "move" not in made:
+                freeze = record.freeze
+                users = {
+                    g.actor_id: freeze.names.get(g.actor_id, g.actor_id)
+                    for g in freeze.before
+                    if g.actor == "user" and g.target_id == freeze.project
+                }
+                made["move"] = Move(
+                    run_id=self.run.id,
+                    project=meta.project,
+                    source=meta.source,
+                    target=meta.target,
+                    a=connect(meta.source),
+                    b=connect(meta.target),
+                    mapping=mapping,
+                    users=users,
+                    scoped=lambda: scoped(meta.target, meta.project),
+                    budget=Budget(int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)),
+                    message=self.observer.message,
+                )
+            return made["move"]
+
+        def user() -> str:
+            with translated(meta.target, "find the run's user"):
+                return str(connect(meta.target).current_user_id)
+
+        return MigrationContext(
+            tenant=tenant,
+            move=move,
+            role=str(settings.get("role") or DEFAULT_MIGRATOR_ROLE),
+            user=user,
+            concurrency=int(settings.get("concurrency") or DEFAULT_CONCURRENCY),
+            checkpoint=self.control.checkpoint,
+        )
+
+    def _flow(self, record: Record, phase: Phase, finish: bool = False) -> Outcome:
+        ctx = self.context(record)
+        name = f"{phase.value}:{self.meta.project}"
+        OUTCOMES.save(record, phase, Outcome.RUNNING)
+        steps = FORWARD if phase is Phase.FORWARD else ROLLBACK
+        if finish:
+            steps, name = FINISH, f"finish:{self.meta.project}"
+        engine = engine_for(
+            name,
+            [step(ctx) for step in steps],
+            self.journal.detail(self.run.id, name),
+            self.journal.backend,
+        )
+        text = ""
+        with self._tracked(engine, self.control):
+            try:
+                engine.run()
+                outcome = Outcome.INTERRUPTED
+                if succeeded(engine):
+                    outcome = Outcome.MOVED if phase is Phase.FORWARD else Outcome.RESTORED
+            except Exception as exc:
+                first, text = self.failure(exc, f"project {self.item}")
+                outcome = Outcome.INTERRUPTED if first is None else Outcome.FAILED
+        OUTCOMES.save(record, phase, outcome, error=text or None)
+        if outcome is not Outcome.INTERRUPTED:
+            self.observer.node(self.item, outcome.value, text)
+        return outcome
+
+    def finish(self) -> Outcome:
+        """Delete A's originals and the transfer images of a moved tenant (once)."""
+        record = self.record()
+        outcome = self._flow(record, Phase.FORWARD, finish=True)
+        if outcome is Outcome.MOVED:
+            record.save(finished=True)
+        return outcome

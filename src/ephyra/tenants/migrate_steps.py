@@ -1,0 +1,214 @@
+"""The steps of a tenant migration, and of its rollback, as TaskFlow tasks.
+
+Forward: the freeze's own steps (record, grant-readers, revoke-writers), then ``enter``
+(the run's user gets a role on the project, to make the project's things on B), one step
+per kind of resource in :data:`ephyra.tenants.resources.KINDS` order, ``leave`` (that
+role taken back) and the freeze's undoing (restore-writers, revoke-grants, forget): one
+shared Keystone, so the project is unfrozen once it runs on B.
+
+Rollback: clear-b (what the run made on B deleted), restart-a (the servers it stopped on
+A started again), drop-snapshots, leave, and the freeze's undoing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from taskflow import task
+
+from ephyra.errors import Interrupted
+from ephyra.tenants import steps as freeze_steps
+from ephyra.tenants import takeback
+from ephyra.tenants.freeze import Freeze
+from ephyra.tenants.keystone import TAG, Grant, Identity
+from ephyra.tenants.resources import KINDS
+from ephyra.tenants.steps import Record, TenantContext
+from ephyra.tenants.transfer import BRING, Move
+
+
+@dataclass
+class MigrationContext:
+    tenant: TenantContext
+    move: Callable[[], Move]  # made once per flow
+    role: str  # the role the run's user holds on the project while it creates on B
+    user: Callable[[], str]  # the run's user's id
+    concurrency: int = 2
+    checkpoint: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def record(self) -> Record:
+        return self.tenant.record
+
+
+class Step(task.Task):  # type: ignore[misc]
+    title: ClassVar[str]
+
+    def __init__(self, ctx: MigrationContext) -> None:
+        super().__init__(name=self.title)
+        self.ctx = ctx
+
+    def execute(self) -> None:
+        started = time.monotonic()
+        on_step = self.ctx.tenant.on_step
+        on_step(self.title, "started", 0.0)
+        try:
+            self.apply()
+        except Interrupted:
+            raise
+        except Exception:
+            on_step(self.title, "failed", time.monotonic() - started)
+            raise
+        on_step(self.title, "done", time.monotonic() - started)
+
+    def apply(self) -> None:
+        raise NotImplementedError
+
+
+def _freeze_step(step: type[freeze_steps.Step]) -> Callable[[MigrationContext], task.Task]:
+    """A step of the freeze's, in a migration's flow."""
+
+    def make(ctx: MigrationContext) -> task.Task:
+        return step(ctx.tenant)
+
+    make.title = step.title  # type: ignore[attr-defined]  # read by titles()
+    return make
+
+
+def _grant(ctx: MigrationContext) -> Grant:
+    identity = ctx.tenant.identity
+    role = identity.roles()[ctx.role]
+    return Grant("user", ctx.user(), "project", ctx.record.freeze.project, role)
+
+
+class Enter(Step):
+    """The run's user gets ``role`` on the project (unless it has it: then it is not the
+    run's to take back), written down before it is given."""
+
+    title = "enter"
+
+    def apply(self) -> None:
+        record = self.ctx.record
+        if record.data.get("entered"):
+            grant = Grant.from_dict(record.data["entered"])
+        else:
+            grant = _grant(self.ctx)
+            if self.ctx.tenant.identity.has(grant):
+                record.save(entered_not_ours=grant.to_dict())
+                return
+            record.save(entered=grant.to_dict())
+        self.ctx.tenant.identity.grant(grant)
+
+
+class Leave(Step):
+    """Take back the role ``enter`` gave."""
+
+    title = "leave"
+
+    def apply(self) -> None:
+        entered = self.ctx.record.data.get("entered")
+        if entered:
+            self.ctx.tenant.identity.revoke(Grant.from_dict(entered))
+
+
+class Bring(Step):
+    """Every resource of one kind the tenant has on A, brought to B."""
+
+    kind: ClassVar[str]
+
+    def apply(self) -> None:
+        move = self.ctx.move()
+        items = [i for i in move.raw().get(self.kind, []) if movable(self.kind, i)]
+        bring = BRING[self.kind]
+        if self.kind != "server" or self.ctx.concurrency <= 1:
+            for item in items:
+                self.ctx.checkpoint()
+                bring(move, item)
+            return
+        with ThreadPoolExecutor(max_workers=self.ctx.concurrency) as pool:
+            futures = [pool.submit(self._one, bring, move, item) for item in items]
+        for future in futures:
+            future.result()
+
+    def _one(self, bring: Callable[[Move, dict[str, Any]], None], move: Move, item: Any) -> None:
+        self.ctx.checkpoint()
+        bring(move, item)
+
+
+def movable(kind: str, item: dict[str, Any]) -> bool:
+    """What a plan lists as movable (the rest stays on A, as the plan said)."""
+    from ephyra.tenants.resources import _DESCRIBE, _Names
+
+    _, resource = _DESCRIBE[kind](item, _Names({}), {})
+    return not resource.blocker
+
+
+def _bring(kind: str) -> type[Bring]:
+    return type(f"Bring_{kind}", (Bring,), {"kind": kind, "title": f"bring-{kind}"})
+
+
+class ClearB(Step):
+    title = "clear-b"
+
+    def apply(self) -> None:
+        takeback.clear_b(self.ctx.move())
+
+
+class RestartA(Step):
+    title = "restart-a"
+
+    def apply(self) -> None:
+        takeback.restart_a(self.ctx.move())
+
+
+class DropSnapshots(Step):
+    title = "drop-snapshots"
+
+    def apply(self) -> None:
+        takeback.drop_snapshots(self.ctx.move())
+
+
+class DeleteOriginals(Step):
+    title = "delete-originals"
+
+    def apply(self) -> None:
+        takeback.delete_originals(self.ctx.move())
+
+
+class RecordFreeze(freeze_steps.RecordFreeze):
+    """The freeze's ``record``, once: a flow started over (after a failure further on)
+    finds the project already carrying this run's record and leaves it (Keystone refuses
+    to tag a project twice with one tag)."""
+
+    def apply(self, freeze: Freeze) -> None:
+        if freeze.run == self.ctx.run_id:
+            found = self.ctx.identity.project(freeze.project)
+            if (found.record or {}).get("run") == self.ctx.run_id and TAG in found.tags:
+                return
+        super().apply(freeze)
+
+
+StepMaker = Callable[[MigrationContext], task.Task]
+UNFREEZE: tuple[StepMaker, ...] = tuple(_freeze_step(s) for s in freeze_steps.ROLLBACK)
+FORWARD: tuple[StepMaker, ...] = (
+    *(
+        _freeze_step(RecordFreeze if s is freeze_steps.RecordFreeze else s)
+        for s in freeze_steps.FORWARD
+    ),
+    Enter,
+    *(_bring(kind) for kind in KINDS),
+    Leave,
+    *UNFREEZE,
+)
+ROLLBACK: tuple[StepMaker, ...] = (ClearB, RestartA, DropSnapshots, Leave, *UNFREEZE)
+FINISH: tuple[StepMaker, ...] = (DeleteOriginals,)
+
+
+def titles(steps: tuple[StepMaker, ...]) -> list[str]:
+    return [str(getattr(s, "title")) for s in steps]  # noqa: B009  # a class or a maker
+
+
+__all__ = ["FINISH", "FORWARD", "ROLLBACK", "Identity", "MigrationContext", "titles"]
