@@ -45,10 +45,12 @@ def statuses(conn: Any, project: str) -> dict[str, str]:
     return {s.name: s.status for s in conn.compute.servers(all_projects=True, project_id=project)}
 
 
-def make_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]]:
-    """The tenant ``name`` on a (``admin``'s cloud; ``member`` its member): 6 servers (2 in
-    a server group), 2 key pairs, a flavor with extra specs, 2 images, a security group
-    with rules, a network, subnet and router."""
+def make_tenant(
+    admin: Any, member: Any, name: str, servers: int = SERVERS
+) -> tuple[str, dict[str, str]]:
+    """The tenant ``name`` on a (``admin``'s cloud; ``member`` its member): ``servers``
+    servers (2 in a server group), 2 key pairs, a flavor with extra specs, 2 images, a
+    security group with rules, a network, subnet and router."""
     project = admin.identity.find_project(name).id
     user = admin.identity.find_user(f"{name}-member")
     reader = admin.identity.find_user(f"{name}-reader")
@@ -79,10 +81,10 @@ def make_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]
     )
     router = member.network.create_router(name="rtr")
     member.network.add_interface_to_router(router, subnet_id=subnet.id)
-    servers = []
-    for n in range(SERVERS):
+    made = []
+    for n in range(servers):
         hints = {"group": group.id} if n < 2 else {}
-        servers.append(
+        made.append(
             member.compute.create_server(
                 name=f"vm{n}",
                 flavor_id=flavor.id,
@@ -94,7 +96,7 @@ def make_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]
                 scheduler_hints=hints,
             )
         )
-    for server in servers:
+    for server in made:
         wait_for(lambda s=server: active(member, s.id), f"{server.name} ACTIVE on a", timeout=300)
     return project, {user.id: user.name, reader.id: reader.name}
 
@@ -155,10 +157,11 @@ def test_a_tenant_moves_to_b_and_rollback_restores_a(two_clouds: TwoClouds, tmp_
 def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
     two_clouds: TwoClouds, tmp_path: Path
 ) -> None:
-    two, name = two_clouds, "crashy"
+    two, name, servers = two_clouds, "crashy", 3  # the move's every kind, fewer servers
     two.add_project(name)
     a, b = two.connect("a"), two.connect("b")
-    project, users = make_tenant(a, two.connect(two.entry_name("a", name, "member")), name)
+    member = two.connect(two.entry_name("a", name, "member"))
+    project, users = make_tenant(a, member, name, servers)
     before = export(a, project, users)
     ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
 
@@ -171,8 +174,8 @@ def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
     for kind in before:
         assert after[kind] == before[kind], kind  # each once: the exports hold every copy
     marked = images_by(b, owner=project, ephyra_transfer=status_of(ephyra)["id"])
-    assert len(marked) == SERVERS  # one transfer image per server, none twice
-    assert len(list(b.compute.servers(all_projects=True, project_id=project))) == SERVERS
+    assert len(marked) == servers  # one transfer image per server, none twice
+    assert len(list(b.compute.servers(all_projects=True, project_id=project))) == servers
     assert set(statuses(a, project).values()) == {"SHUTOFF"}
 
     run = status_of(ephyra)["id"]

@@ -210,16 +210,17 @@ class Identity:
     # -- the freeze's record -----------------------------------------------------------
     def save_record(self, project_id: str, record: Mapping[str, Any] | None) -> None:
         """Keep the freeze's record in the project (None: remove it), and its tag."""
-        self._call(
+        saved = self._call(
             "patch",
             f"/projects/{project_id}",
             "record the maintenance in the project",
             {"project": {RECORD: None if record is None else dict(record)}},
         )
+        tagged = TAG in ((saved or {}).get("project") or {}).get("tags", ())
         tag = f"/projects/{project_id}/tags/{TAG}"
-        if record is None:
+        if record is None and tagged:
             self._call("delete", tag, "untag the project", missing_ok=True)
-        else:
+        elif record is not None and not tagged:  # Keystone refuses a tag twice (400)
             self._call("put", tag, "tag the project")
 
 

@@ -23,8 +23,7 @@ from taskflow import task
 from ephyra.errors import Interrupted
 from ephyra.tenants import steps as freeze_steps
 from ephyra.tenants import takeback
-from ephyra.tenants.freeze import Freeze
-from ephyra.tenants.keystone import TAG, Grant, Identity
+from ephyra.tenants.keystone import Grant, Identity
 from ephyra.tenants.resources import KINDS
 from ephyra.tenants.steps import Record, TenantContext
 from ephyra.tenants.transfer import BRING, Move
@@ -178,26 +177,10 @@ class DeleteOriginals(Step):
         takeback.delete_originals(self.ctx.move())
 
 
-class RecordFreeze(freeze_steps.RecordFreeze):
-    """The freeze's ``record``, once: a flow started over (after a failure further on)
-    finds the project already carrying this run's record and leaves it (Keystone refuses
-    to tag a project twice with one tag)."""
-
-    def apply(self, freeze: Freeze) -> None:
-        if freeze.run == self.ctx.run_id:
-            found = self.ctx.identity.project(freeze.project)
-            if (found.record or {}).get("run") == self.ctx.run_id and TAG in found.tags:
-                return
-        super().apply(freeze)
-
-
 StepMaker = Callable[[MigrationContext], task.Task]
 UNFREEZE: tuple[StepMaker, ...] = tuple(_freeze_step(s) for s in freeze_steps.ROLLBACK)
 FORWARD: tuple[StepMaker, ...] = (
-    *(
-        _freeze_step(RecordFreeze if s is freeze_steps.RecordFreeze else s)
-        for s in freeze_steps.FORWARD
-    ),
+    *(_freeze_step(s) for s in freeze_steps.FORWARD),
     Enter,
     *(_bring(kind) for kind in KINDS),
     Leave,
