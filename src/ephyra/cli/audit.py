@@ -42,6 +42,7 @@ KINDS = {
     "upgrade": "upgrade",
     "host": "evacuate",
     "maintenance": "tenant-maintenance",  # ephyra tenant maintenance
+    "tenant": "tenant-migration",
 }
 RUN_VERBS = ("pause", "resume", "abort", "rollback")
 #: (command group, verb) -> the policy action it stands for.
@@ -52,6 +53,8 @@ WRITES: dict[tuple[str, str], str] = {
     ("host", "maintenance"): "host:maintenance",
     ("maintenance", "on"): "tenant:maintenance",
     ("maintenance", "off"): "run:rollback",
+    ("tenant", "migrate"): "tenant:migrate",
+    ("tenant", "finish"): "tenant:migrate",
     ("version", "trigger"): "version:trigger",
     **{("env", verb): "env:change" for verb in ("import", "upgrade", "installed", "apply")},
     ("env", "cutover"): "env:change",
@@ -135,9 +138,9 @@ def _record(
 def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, began: float) -> str:
     """What a command named: a run (``KIND/RUN``, the new run of a start), a host, a
     project, a version, an environment (and node)."""
-    if group in KINDS and verb in RUN_VERBS:
+    if group in KINDS and (verb in RUN_VERBS or verb == "finish"):
         return f"{KINDS[group]}/{args.run or 'latest'}"
-    if verb in ("start", "evacuate", "on"):
+    if verb in ("start", "evacuate", "on", "migrate"):
         kind = KINDS[group]
         made = [r for r in journal.runs(kind) if float(r.meta.get("created", 0)) >= began]
         return f"{kind}/{made[-1].id}" if made else kind

@@ -47,7 +47,7 @@ def tenant_group(sub: Any) -> Any:
     if made is None:
         parser = sub.add_parser(
             "tenant",
-            help="projects (tenants): maintenance through Keystone",
+            help="projects (tenants): maintenance through Keystone, and moves to another cloud",
             description=DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -52,16 +52,19 @@ def test_audit_list_takes_a_limit_from_1_to_1000(bad: str) -> None:
     assert exc.value.code == 2
 
 
-def test_tenant_maintenance_on_and_off_are_recorded_with_what_they_name(tmp_path: Path) -> None:
+def test_tenant_commands_are_recorded_with_what_they_name(tmp_path: Path) -> None:
     on = cli_audit.recorded("maintenance", "on", lambda _a: 0)
     assert on(namespace(tmp_path, project="demo")) == 0  # no run made: the kind is named
     off = cli_audit.recorded("maintenance", "off", lambda _a: 0)
     assert off(namespace(tmp_path, project="demo")) == 0
     resume = cli_audit.recorded("maintenance", "resume", lambda _a: 0)
     assert resume(namespace(tmp_path, run="r1")) == 0
+    finish = cli_audit.recorded("tenant", "finish", lambda _a: 0)
+    assert finish(namespace(tmp_path, run=None)) == 0
     found = audit.read(Journal(f"sqlite:///{tmp_path / 'j.db'}").engine)
     assert [(e["action"], e["target"]) for e in found] == [
         ("tenant:maintenance", "tenant-maintenance"),
         ("run:rollback", "projects/demo"),
         ("run:resume", "tenant-maintenance/r1"),
+        ("tenant:migrate", "tenant-migration/latest"),
     ]
