@@ -1,11 +1,14 @@
 """Two clouds on one Keystone (testbed.tenantclouds): what a project's member and reader may
-do in cloud ``a`` through Keystone, and cloud ``b`` answering on its own."""
+do in cloud ``a`` through Keystone, cloud ``b`` answering on its own, and a project in
+maintenance (``ephyra tenant maintenance on``) refused every write by Nova, Glance and
+Neutron until ``off``."""
 
 from __future__ import annotations
 
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,8 @@ from openstack.exceptions import ForbiddenException
 
 from testbed import catalog
 from testbed.tenantclouds import TwoClouds
+from tests.functional.crash import ok
+from tests.functional.ephyra_cli import Ephyra
 
 PROJECT = "tenant-clouds"
 IMAGE_BYTES = b"ephyra testbed image\n" * 64
@@ -158,3 +163,59 @@ def test_each_region_has_its_cloud_in_the_catalog_once(clouds: TwoClouds) -> Non
         assert catalog.register_region(keystone, cloud.region, cloud.endpoints()) == before
         public = [e for e in identity.endpoints(interface="public") if e.region_id == cloud.region]
         assert sorted(e.url for e in public) == sorted(wanted.values())
+
+
+def assignments(admin: Connection, project: str) -> list[tuple[str, str, str]]:
+    """Every role assignment on the project: (role, user, group)."""
+    found = admin.identity.role_assignments(scope_project_id=project)
+    return sorted(
+        (a.role["id"], (a.user or {}).get("id", ""), (a.group or {}).get("id", "")) for a in found
+    )
+
+
+def test_maintenance_refuses_every_write_with_403_and_off_gives_them_back(
+    clouds: TwoClouds, tmp_path: Path
+) -> None:
+    admin = clouds.connect("a")
+    member = connect(clouds, "a", "member")  # its token is taken before the freeze
+    flavor_id = flavor(admin)
+    glance_image = image(member, "frozen-image")
+    server = member.compute.create_server(
+        name="frozen-vm", flavor_id=flavor_id, image_id=glance_image.id, networks="none"
+    )
+    wait_status(member, server.id, "ACTIVE")
+    network = member.network.create_network(name="frozen-net")
+    project = admin.identity.find_project(PROJECT).id
+    before = assignments(admin, project)
+    ephyra = Ephyra(clouds.clouds_yaml, tmp_path / "state")
+
+    ok(ephyra("tenant", "maintenance", "on", PROJECT, "--os-cloud", "a"))
+    assert assignments(admin, project) != before
+    # every read works
+    assert [s.id for s in member.compute.servers()] == [server.id]
+    assert member.image.get_image(glance_image.id).status == "active"
+    assert [n.id for n in member.network.networks(name="frozen-net")] == [network.id]
+    # every write is refused
+    boot = {"name": "refused", "flavor_id": flavor_id, "image_id": glance_image.id}
+    assert forbidden(lambda: member.compute.create_server(**boot, networks="none")) == 403
+    assert forbidden(lambda: member.compute.suspend_server(server.id)) == 403
+    assert forbidden(lambda: member.compute.delete_server(server.id)) == 403
+    assert forbidden(lambda: member.network.create_network(name="refused")) == 403
+    new_image = {"name": "refused", "disk_format": "raw", "container_format": "bare"}
+    assert forbidden(lambda: member.image.create_image(**new_image)) == 403
+    assert member.compute.get_server(server.id).status == "ACTIVE"
+
+    ok(ephyra("tenant", "maintenance", "off", PROJECT, "--os-cloud", "a"))
+    assert assignments(admin, project) == before
+    # and every write works again, with the same token
+    member.compute.suspend_server(server.id)
+    wait_status(member, server.id, "SUSPENDED")
+    thawed = member.network.create_network(name="thawed-net")
+    again = image(member, "thawed-image")
+    assert again.status == "active"
+    member.compute.delete_server(server.id)
+    wait_gone(member, server.id)
+    for net in (thawed, network):
+        member.network.delete_network(net.id)
+    for img in (again, glance_image):
+        member.image.delete_image(img.id)
