@@ -26,7 +26,9 @@ from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationCon
 from ephyra.tenants.steps import Record, TenantContext
 from ephyra.tenants.transfer import Budget, Move
 
+START = "ephyra.tenant.migration.start"
 END = "ephyra.tenant.migration.end"
+ROLLED_BACK = "ephyra.tenant.migration.rollback"
 
 
 def scoped(cloud: str, project: str) -> Any:
@@ -77,24 +79,25 @@ class TenantMigration(RunDriver):
             f"{what} {self.item} {self.run.short}", 1, int(OUTCOMES.of(record, phase) is done)
         )
         if OUTCOMES.of(record, phase) is not done:
+            if forward:
+                self._notice(START)  # started or resumed
             outcome = self._flow(record, phase)
             if outcome is Outcome.INTERRUPTED or self.control.request is not None:
                 return RunState.PAUSED
             if outcome is Outcome.FAILED:
                 return RunState.FAILED
-        if forward:
-            self._notice(END)
+        self._notice(END if forward else ROLLED_BACK)
         return RunState.SUCCEEDED if forward else RunState.ROLLED_BACK
 
     def _notice(self, event: str) -> None:
-        fields = {
-            "project": self.meta.project,
-            "from": self.meta.source,
-            "to": self.meta.target,
-            "run": self.run.id,
-        }
-        said = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
-        self.observer.message(f"{event}: {said}")
+        """Told to the run's notifiers (docs/notifications.md)."""
+        self.observer.notice(
+            event,
+            project=self.meta.project,
+            name=self.meta.project_name,
+            source=self.meta.source,
+            target=self.meta.target,
+        )
 
     def context(self, record: Record) -> MigrationContext:
         tenant = TenantContext(
