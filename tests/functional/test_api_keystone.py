@@ -38,7 +38,7 @@ ADMIN_WRITES = {
     ("POST", "/v1/forklift/runs/latest/rollback"): 404,
     **{
         ("POST", f"/v1/{kind}/{what}"): 422
-        for kind in ("forklift", "upgrade", "evacuate", "tenant-maintenance")
+        for kind in ("forklift", "upgrade", "evacuate", "tenant-maintenance", "tenant-migration")
         for what in ("plan", "runs")
     },
     ("PUT", "/v1/hosts/h/maintenance"): 422,
@@ -67,6 +67,7 @@ ADMIN_READS = {
     ("GET", "/v1/clusters"): 200,
     ("GET", "/v1/clusters/c"): 404,
     ("GET", "/v1/clusters/c/orchestrator/deployment/defaults"): 422,  # query.nodes: required
+    ("GET", "/v1/tenants"): 200,
 }
 
 
