@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from ephyra.clouds import connect, translated
-from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
@@ -23,6 +22,7 @@ from ephyra.tenants.migrate_records import (
     Outcome,
 )
 from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationContext
+from ephyra.tenants.runner import TenantDriver
 from ephyra.tenants.steps import Record, TenantContext
 from ephyra.tenants.transfer import Budget, Move
 
@@ -41,7 +41,9 @@ def scoped(cloud: str, project: str) -> Any:
     return conn
 
 
-class TenantMigration(RunDriver):
+class TenantMigration(TenantDriver):
+    meta: MigrationMeta
+
     def __init__(
         self,
         journal: Journal,
@@ -53,22 +55,6 @@ class TenantMigration(RunDriver):
         super().__init__(journal, run, observer, metrics)
         self.meta = MigrationMeta.from_meta(run.meta)
         self.identity = identity or Identity.connect(self.meta.source)
-
-    @property
-    def item(self) -> str:
-        return self.meta.project_name or self.meta.project
-
-    def record(self) -> Record:
-        name = self.meta.record
-        return Record(
-            lambda: self.journal.record(self.run.id, name),
-            lambda data: self.journal.save_record(self.run.id, name, data),
-        )
-
-    def _on_step(self, step: str, status: str, seconds: float) -> None:
-        if status == "done":
-            self.metrics.step(step, seconds)
-        self.observer.step(self.item, step, status, seconds)
 
     def run_phase(self, phase: Phase) -> RunState:
         record = self.record()

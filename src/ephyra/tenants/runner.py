@@ -3,6 +3,8 @@ detail in the run's logbook (``forward:<project>``, ``rollback:<project>``)."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
@@ -17,18 +19,22 @@ START = "ephyra.tenant.maintenance.start"
 END = "ephyra.tenant.maintenance.end"
 
 
-class TenantMaintenance(RunDriver):
-    def __init__(
-        self,
-        journal: Journal,
-        run: RunInfo,
-        observer: Observer,
-        metrics: RunMetrics,
-        identity: Identity | None = None,
-    ) -> None:
-        super().__init__(journal, run, observer, metrics)
-        self.meta = TenantMeta.from_meta(run.meta)
-        self.identity = identity or Identity.connect(self.meta.cloud)
+class Project(Protocol):
+    """What a tenant run's metadata names: its project and the record it keeps."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def project_name(self) -> str: ...
+    @property
+    def record(self) -> str: ...
+
+
+class TenantDriver(RunDriver):
+    """What the drivers of the tenant kinds share: one project, its record in the journal,
+    its steps shown under its name."""
+
+    meta: Project
 
     @property
     def item(self) -> str:
@@ -45,6 +51,22 @@ class TenantMaintenance(RunDriver):
         if status == "done":
             self.metrics.step(step, seconds)
         self.observer.step(self.item, step, status, seconds)
+
+
+class TenantMaintenance(TenantDriver):
+    meta: TenantMeta
+
+    def __init__(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        identity: Identity | None = None,
+    ) -> None:
+        super().__init__(journal, run, observer, metrics)
+        self.meta = TenantMeta.from_meta(run.meta)
+        self.identity = identity or Identity.connect(self.meta.cloud)
 
     def run_phase(self, phase: Phase) -> RunState:
         record = self.record()
