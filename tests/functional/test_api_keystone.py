@@ -36,6 +36,7 @@ PARAMS = {
 ADMIN_WRITES = {
     **{("POST", f"/v1/forklift/runs/latest/{do}"): 404 for do in ("pause", "resume", "abort")},
     ("POST", "/v1/forklift/runs/latest/rollback"): 404,
+    ("POST", "/v1/tenant-migration/runs/latest/finish"): 404,
     **{
         ("POST", f"/v1/{kind}/{what}"): 422
         for kind in ("forklift", "upgrade", "evacuate", "tenant-maintenance", "tenant-migration")

@@ -391,6 +391,38 @@ def test_start_pause_resume_and_rollback_through_ephyra_serve(
     assert code in (0, -15) and "Traceback" not in log, log
 
 
+def test_a_finish_through_the_server_makes_the_run_final(
+    ephyra: Ephyra, files: Path, tmp_path: Path
+) -> None:
+    """``finish``: admins only; once (a second is a no-op); its rollback refused from then
+    on, through the server and here."""
+    started = ok(ephyra("files", "start", "--yes", "--dir", str(files), "--steps", "2"))
+    run = run_id(started, "succeeded")
+    path = f"/v1/files/runs/{run}/finish"
+    server = Server(ephyra, tmp_path, config={})
+    try:
+        for token in (READER, MEMBER):
+            refused = server.call("POST", path, token=token)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+        done = ephyra("--url", server.url, "files", "finish", env={"EPHYRA_TOKEN": ADMIN})
+        assert ok(done).out == f"run {run[:8]} finished\n"
+        assert "run finished" in done.err  # its drive shown as it went
+        assert ledger(files) == [*forward_ledger(2), "finish"]
+        again = server.call("POST", path)
+        assert again.status_code == 202
+        assert again.json()["message"] == f"run {run[:8]} finished already"
+        back = server.call("POST", f"/v1/files/runs/{run}/rollback")
+        assert (back.status_code, back.json()["error"]["code"]) == (409, "illegal_transition")
+        assert "it cannot be rolled back" in back.json()["error"]["message"]
+    finally:
+        code = server.stop()
+    refused_here = ephyra("files", "rollback", run)
+    assert refused_here.code == 2 and "it cannot be rolled back" in refused_here.err
+    assert made(files) == ["step-0", "step-1"] and ledger(files)[-1] == "finish"
+    log = (tmp_path / "serve.log").read_text()
+    assert code in (0, -15) and "Traceback" not in log, log
+
+
 # -- on a board, driven by ephyra conductor ---------------------------------------------
 def wait_text(path: Path, text: str, timeout: float = 120) -> None:
     """Until ``text`` is in the file ``path`` (a conductor's progress lines)."""

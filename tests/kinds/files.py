@@ -9,7 +9,8 @@ With ``hold``, a step waits for gate files the test creates: ``begin-<i>`` befor
 (a step boundary) and ``end-<i>`` with its partial file written (mid-step); a rollback
 step for ``undo-begin-<i>`` and ``undo-end-<i>``; an abort that finds a step half done for
 ``abort-<i>`` before it removes its partial file. It says which gate it waits for
-(``step-<i>: waiting for GATE``), so a test waits for that line.
+(``step-<i>: waiting for GATE``), so a test waits for that line. ``finish`` keeps the
+files for good (the ledger says ``finish``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ class FilesDriver(RunDriver):
                 return RunState.PAUSED
         return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK
 
+    def finish(self) -> bool:
+        """Keep the files for good: the ledger says so, once."""
+        self._ledger("finish")
+        return True
+
     def undo_partial(self) -> None:
         """An abort: remove what a step caught in the middle wrote."""
         for i in range(self.run.meta["steps"]):
@@ -148,6 +154,7 @@ class FilesKind(RunKind[FilesBody]):
     items, item_name = "steps", "step"
     abort_undoes = True
     after_abort = "files of finished steps stay until rollback"
+    finish_help = "keep its files for good (no rollback removes them)"
 
     def body_type(self) -> type[FilesBody]:
         return FilesBody

@@ -74,8 +74,8 @@ class Driven:
     def act(
         self, kind: str, ident: str | None, action: str, settings: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Resume (with ``settings`` changed from now on), roll back or abort a run here
-        (they may take long)."""
+        """Resume (with ``settings`` changed from now on), roll back, abort or finish a run
+        here (they may take long)."""
         run = self.local.target(kind, ident, action)
         self.local.service(kind).resumed(run, settings)  # refused now, not in the thread
         seq = events.last_seq(self.local.journal.engine)
@@ -84,6 +84,8 @@ class Driven:
         def work() -> None:
             if action == "abort":
                 messages.append(self.local.abort(kind, run.id, QuietObserver()))
+            elif action == "finish":
+                messages.append(self.local.finish(kind, run.id, QuietObserver()))
             elif action == "resume":
                 self.local.resume(kind, run.id, QuietObserver(), settings=settings)
             else:

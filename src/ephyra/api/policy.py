@@ -41,6 +41,7 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "run:resume": ("rule:member", "resume a paused or failed run"),
     "run:abort": ("rule:admin", "abort a run for good"),
     "run:rollback": ("rule:admin", "roll a run back"),
+    "run:finish": ("rule:admin", "make a run final: delete what its rollback would need"),
     "host:list": ("rule:reader", "list compute hosts and their maintenance state"),
     "host:maintenance": ("rule:admin", "put a compute host in or out of maintenance"),
     "host:evacuate": ("rule:admin", "empty compute hosts by live migration"),

@@ -54,7 +54,7 @@ WRITES: dict[tuple[str, str], str] = {
     ("maintenance", "on"): "tenant:maintenance",
     ("maintenance", "off"): "run:rollback",
     ("tenant", "migrate"): "tenant:migrate",
-    ("tenant", "finish"): "tenant:migrate",
+    ("tenant", "finish"): "run:finish",
     ("version", "trigger"): "version:trigger",
     **{("env", verb): "env:change" for verb in ("import", "upgrade", "installed", "apply")},
     ("env", "cutover"): "env:change",

@@ -59,7 +59,7 @@ def verbs_of(actions: Any, name: str, exit_codes: str) -> Action:
 
 def register_kind(action: Action, kind: RunKind[Any]) -> None:
     """Add a run kind's commands to its command group: plan, its start verb, resume,
-    rollback, pause, abort, status and list."""
+    rollback, pause, abort, status and list (and finish, for a kind that has it)."""
     verbs = kind.verbs
     status_command = f"ephyra {kind.command} status"
 
@@ -164,6 +164,10 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
         emit(backend(args).kind_runs(kind.name), args.format, list(kind.list_columns))
         return 0
 
+    def do_finish(args: argparse.Namespace) -> int:
+        print(backend(args).finish(kind.name, args.run, observer_for(sys.stderr, args.verbose)))
+        return 0
+
     kind.add_options(action("plan", do_plan, verbs.plan))
     start = action(kind.start_verb, do_start, verbs.start)
     kind.add_options(start)
@@ -192,6 +196,10 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
     ):
         action(verb, handler, text).add_argument("run", nargs="?", help=run_help)
     action("list", do_list, verbs.list)
+    if kind.finish_help:
+        finish = action("finish", do_finish, f"after a run that succeeded: {kind.finish_help}")
+        latest = "run id or a unique prefix (default: the latest run that succeeded)"
+        finish.add_argument("run", nargs="?", help=latest)
 
 
 def notify_option(parser: argparse.ArgumentParser) -> None:

@@ -72,6 +72,11 @@ class RunDriver:
         """Drive the run in ``phase`` until done or stopped; the state it should take."""
         raise NotImplementedError
 
+    def finish(self) -> bool:
+        """Make a run that succeeded final (:attr:`RunKind.finish_help`); whether it
+        is, all of it (else what is left is done by the next ``finish``)."""
+        raise NotImplementedError
+
     # -- state ---------------------------------------------------------------
     def set_state(self, state: RunState, **meta: Any) -> None:
         check_transition(self.run.state, state)

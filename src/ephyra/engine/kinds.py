@@ -164,6 +164,10 @@ class RunKind(Generic[P]):
     #: The settings a resume may change (``resume --concurrency N``: a whole number), with
     #: their help; :meth:`resumed` keeps them in the run's record, for later resumes too.
     resume_settings: ClassVar[Mapping[str, str]] = {}
+    #: What ``finish`` does to a run that succeeded, making it final (its rollback is
+    #: refused from then on: what it needs is gone); empty: the kind has no ``finish``.
+    #: Its driver's :meth:`RunDriver.finish` does it.
+    finish_help: ClassVar[str] = ""
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[Any]:

@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any, Generic
 from ephyra.engine.control import Request
 from ephyra.engine.journal import Created, Journal, RunInfo, no_hook
 from ephyra.engine.kinds import NewRun, P, RunKind, RunStatus, get, names
-from ephyra.engine.states import ACTIVE, UNFINISHED, Phase, RunState, check_transition
-from ephyra.errors import IllegalTransition, UsageError
+from ephyra.engine.states import (
+    ACTIVE,
+    FINISHED,
+    UNFINISHED,
+    Phase,
+    RunState,
+    check_transition,
+)
+from ephyra.errors import IllegalTransition, StepFailed, UsageError
 from ephyra.progress import Observer
 from ephyra.urls import redact
 
@@ -54,6 +61,7 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
     PAUSE = "pause"
     ABORT = "abort"
+    FINISH = "finish"
 
 
 def locks_of(run: RunInfo, kind: RunKind[Any] | None = None) -> list[str]:
@@ -109,10 +117,26 @@ class RunService(Generic[P]):
 
     def target(self, ident: str | None, action: Action) -> RunInfo:
         """The run ``action`` acts on: the one named, else the latest it may act on (the
-        latest unfinished run; for a rollback, the latest not rolled back). Refused at
-        once: a resume of a finished run, an abort of a run rolling back."""
+        latest unfinished run; for a rollback, the latest not rolled back; for a finish, the
+        latest that succeeded). Refused at once: a resume of a finished run, an abort of a
+        run rolling back, a rollback of a run made final by ``finish``."""
         if action is Action.ROLLBACK:
-            return self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
+            run = self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
+            if run.meta.get("finished"):
+                raise IllegalTransition(
+                    f"run {run.short} is finished ({self.kind.finish_help}): "
+                    "it cannot be rolled back"
+                )
+            return run
+        if action is Action.FINISH:
+            if not self.kind.finish_help:
+                raise UsageError(f"{self.kind.name} runs have no finish")
+            run = self.find(ident, frozenset({RunState.SUCCEEDED}))
+            if run.state is not RunState.SUCCEEDED:
+                raise IllegalTransition(
+                    f"run {run.short} is {run.state.value}: only a run that succeeded finishes"
+                )
+            return run
         run = self.find(ident, UNFINISHED)
         if action is Action.RESUME and run.state not in UNFINISHED and not rollback_asked(run):
             raise IllegalTransition(f"run {run.short} is {run.state.value}: nothing to resume")
@@ -291,6 +315,26 @@ class RunService(Generic[P]):
         with self._taken(run, observer) as driver:
             driver.set_state(RunState.ROLLING_BACK, phase=Phase.ROLLBACK.value, reason="")
             return self._drive(driver, Phase.ROLLBACK, exports)
+
+    def finish(self, ident: str | None, observer: Observer) -> str:
+        """Make a run that succeeded final (:attr:`RunKind.finish_help`), once. Its drive
+        is told as any other (``run.started``, ``run.finished`` with ``finished`` or
+        ``failed``)."""
+        run = self.target(ident, Action.FINISH)
+        if run.meta.get("finished"):
+            return f"run {run.short} finished already"
+        done = False
+        with self._taken(run, observer) as driver, driver.notifying():
+            driver.observer.started(f"finish {self.kind.title(run)} {run.short}", 1, 0)
+            try:
+                done = driver.finish()
+                if done:
+                    self.journal.save_run(driver.run, finished=True)
+            finally:
+                driver.observer.finished(FINISHED if done else "failed")
+        if not done:
+            raise StepFailed(f"run {run.short}: its finish is not done: run finish again")
+        return f"run {run.short} finished"
 
     def _drive(self, driver: RunDriver, phase: Phase, exports: Exports | None) -> RunInfo:
         from ephyra.engine.metrics import NO_EXPORTS

@@ -53,6 +53,9 @@ TRANSITIONS: dict[tuple[RunState, RunState], str] = {
 
 UNFINISHED = frozenset({S.RUNNING, S.PAUSED, S.FAILED, S.ROLLING_BACK})
 ACTIVE = frozenset({S.RUNNING, S.ROLLING_BACK})
+#: How a ``finish`` that made a run final ends (its ``run.finished`` event), beside the
+#: states a run's drive ends in.
+FINISHED = "finished"
 
 
 def check_transition(old: RunState, new: RunState) -> None:

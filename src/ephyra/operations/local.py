@@ -176,8 +176,11 @@ class Local:
     ) -> RunInfo:
         return self.service(kind).rollback(_latest(ident), observer, exports=exports)
 
+    def finish(self, kind: str, ident: str | None, observer: Observer) -> str:
+        return self.service(kind).finish(_latest(ident), observer)
+
     def target(self, kind: str, ident: str | None, action: str) -> RunInfo:
-        """The run ``action`` (resume, rollback, pause, abort) acts on, as the run service
+        """The run ``action`` (resume, rollback, pause, abort, finish) acts on, as the run service
         chooses it (:meth:`ephyra.engine.service.RunService.target`)."""
         try:
             wanted = Action(action)

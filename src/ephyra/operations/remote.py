@@ -22,8 +22,8 @@ import requests
 
 from ephyra.bodies import Body
 from ephyra.engine.journal import RunInfo
-from ephyra.engine.states import RunState
-from ephyra.errors import EphyraError, UsageError
+from ephyra.engine.states import FINISHED, RunState
+from ephyra.errors import EphyraError, StepFailed, UsageError
 from ephyra.net import why
 from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
 from ephyra.operations.codes import raise_for
@@ -173,6 +173,21 @@ class Remote:
     ) -> RunInfo:
         answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/rollback")
         return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
+
+    def finish(self, kind: str, ident: str | None, observer: Observer) -> str:
+        """The server finishes the run; this side shows it until it ends."""
+        answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/finish")
+        short = str(answer["id"])[:8]
+        if "already" in str(answer.get("message")):
+            return str(answer["message"])
+        ended = ""
+        for event in self._stream(str(answer["id"]), int(answer.get("seq", 0))):
+            if _show(event, observer):
+                ended = str(event["state"])
+                break
+        if ended != FINISHED:
+            raise StepFailed(f"run {short}: its finish is not done: run finish again")
+        return f"run {short} finished"
 
     # -- planning and starting -------------------------------------------------
     def plan(self, kind: str, body: Body) -> Planned:

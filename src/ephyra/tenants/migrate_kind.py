@@ -71,6 +71,7 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
     list_columns = ("id", "state", "source", "target", "project", "finished", "created")
     after_abort = "both clouds stay as the run left them until rollback"
     resume_settings = {"concurrency": "servers moved at once"}
+    finish_help = "delete A's stopped originals and the transfer images"
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[TenantMigrationBody]:

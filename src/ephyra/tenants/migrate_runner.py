@@ -29,6 +29,7 @@ from ephyra.tenants.transfer import Budget, Move
 START = "ephyra.tenant.migration.start"
 END = "ephyra.tenant.migration.end"
 ROLLED_BACK = "ephyra.tenant.migration.rollback"
+FINISHED = "ephyra.tenant.migration.finish"
 
 
 def scoped(cloud: str, project: str) -> Any:
@@ -162,10 +163,11 @@ class TenantMigration(TenantDriver):
             self.observer.node(self.item, outcome.value, text)
         return outcome
 
-    def finish(self) -> Outcome:
-        """Delete A's originals and the transfer images of a moved tenant (once)."""
+    def finish(self) -> bool:
+        """Delete A's originals and the transfer images of a moved tenant."""
         record = self.record()
-        outcome = self._flow(record, Phase.FORWARD, finish=True)
-        if outcome is Outcome.MOVED:
+        done = self._flow(record, Phase.FORWARD, finish=True) is Outcome.MOVED
+        if done:
             record.save(finished=True)
-        return outcome
+            self._notice(FINISHED)
+        return done

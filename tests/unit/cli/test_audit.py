@@ -66,5 +66,5 @@ def test_tenant_commands_are_recorded_with_what_they_name(tmp_path: Path) -> Non
         ("tenant:maintenance", "tenant-maintenance"),
         ("run:rollback", "projects/demo"),
         ("run:resume", "tenant-maintenance/r1"),
-        ("tenant:migrate", "tenant-migration/latest"),
+        ("run:finish", "tenant-migration/latest"),
     ]

@@ -19,7 +19,7 @@ from ephyra.engine.kinds import RunKind
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.service import Action, RunService, holding_locks, locks_of
 from ephyra.engine.states import Phase, RunState
-from ephyra.errors import IllegalTransition, LockHeld, RunNotFound, UsageError
+from ephyra.errors import IllegalTransition, LockHeld, RunNotFound, StepFailed, UsageError
 from ephyra.forklift.kind import ForkliftKind
 from ephyra.progress import Observer, QuietObserver
 from ephyra.upgrade.kind import UpgradeKind
@@ -299,3 +299,57 @@ def test_a_queued_resume_keeps_its_concurrency_for_the_conductor(
     service.queue_resume(run.id, Board(), settings={"concurrency": 5})
     assert posted == [run.id]
     assert journal.run(run.id).meta["settings"]["concurrency"] == 5
+
+
+class Finishing(Driver):
+    """Finishes as told: the first call fails (what a finish left half done), the next
+    succeed."""
+
+    calls = 0
+
+    def finish(self) -> bool:
+        Finishing.calls += 1
+        return Finishing.calls > 1
+
+
+class FinishingKind(UpgradeKind):
+    finish_help = "delete what its rollback would need"
+
+    def driver(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        plan: Any = None,
+    ) -> RunDriver:
+        return Finishing(journal, run, observer, metrics)
+
+
+def test_a_finish_makes_a_run_final_once_and_its_rollback_is_refused(
+    journal: Journal, lock_url: str
+) -> None:
+    service = RunService(FinishingKind(), journal, lock_url)
+    paused = old_run(journal, "upgrade", RunState.PAUSED)
+    with pytest.raises(IllegalTransition, match="is paused: only a run that succeeded finishes"):
+        service.finish(paused.id, QuietObserver())
+    run = old_run(journal, "upgrade", RunState.SUCCEEDED)
+    Finishing.calls = 0
+    with pytest.raises(StepFailed, match="its finish is not done: run finish again"):
+        service.finish(None, QuietObserver())
+    assert not journal.run(run.id).meta.get("finished")
+    assert service.target(None, Action.ROLLBACK).id == run.id  # not final: may roll back
+    assert service.finish(None, QuietObserver()) == f"run {run.short} finished"
+    assert journal.run(run.id).meta["finished"] is True
+    assert journal.run(run.id).state is RunState.SUCCEEDED
+    assert service.finish(run.id, QuietObserver()) == f"run {run.short} finished already"
+    assert Finishing.calls == 2
+    with pytest.raises(
+        IllegalTransition,
+        match=r"is finished \(delete what its rollback would need\): it cannot be rolled back",
+    ):
+        service.target(run.id, Action.ROLLBACK)
+    with pytest.raises(IllegalTransition, match="cannot be rolled back"):
+        service.rollback(None, QuietObserver())
+    with pytest.raises(UsageError, match="upgrade runs have no finish"):
+        RunService(UpgradeKind(), journal).finish(run.id, QuietObserver())

@@ -264,4 +264,20 @@ def kind_router(ctx: Context, kind: RunKind[Any]) -> APIRouter:
         response.headers["Location"] = f"/v1/runs/{made['id']}"
         return made
 
+    if kind.finish_help:
+
+        @routes.post(
+            f"/v1/{name}/runs/{{run}}/finish",
+            tags=[name],
+            status_code=202,
+            responses=errors(404, 409, 502, 503),
+            dependencies=[ctx.allowed("run:finish")],
+            name=f"{name}_finish",
+            summary=f"after a run that succeeded: {kind.finish_help} (the server does it)",
+        )
+        def finish(run: str) -> dict[str, Any]:
+            """The run is final from then on: its rollback is refused (``latest``: the
+            latest run that succeeded)."""
+            return ctx.driven.act(name, run, "finish")
+
     return routes
