@@ -208,7 +208,13 @@ def test_a_migration_shows_its_progress_by_resource(browser: Browser, site: Site
     mapping.created("server", "srv-1", "web-1-on-b")
     mapping.intend("server", "srv-2", "web-2")  # under way
 
+    [moving] = [t for t in site.tenants().json()["tenants"] if t["run"] == run]
+    assert (moving["project_id"], moving["cloud"]) == (site.tenant.project, CLOUD)
+    assert (moving["state"], moving["frozen"]) == ("changing", True)  # frozen on A meanwhile
+
     page, problems = site.page(browser)
+    row = page.locator(f'#tenants tr.tenant[data-project-id="{site.tenant.project}"]')
+    expect(row).to_have_attribute("data-state", "changing", timeout=WAIT)
     block = page.locator(f'.migration[data-run="{run}"]')
     expect(block).to_have_attribute("data-state", "running", timeout=WAIT)
     expect(block).to_have_attribute("data-source", CLOUD)

@@ -1,7 +1,8 @@
-"""Tenants (projects) as the tenant maintenance runs in the journal left them: frozen,
-being changed, or not frozen (any more), with since when and the runs that did it."""
+"""Tenants (projects) as the tenant maintenance and migration runs in the journal left
+them: frozen, being changed, or not frozen (any more), with since when and the runs that
+did it (a migration freezes its project on A while it moves it)."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -14,6 +15,7 @@ from ephyra.tenants.records import Outcome
 from ephyra.tenants.runner import END, START
 
 KIND = "tenant-maintenance"
+MIGRATION = "tenant-migration"
 FROZEN, NOT_FROZEN, CHANGING = "frozen", "not frozen", "changing"
 #: Outcomes of a phase under way, or stopped half way: the project is partly changed.
 UNSETTLED = frozenset({Outcome.RUNNING, Outcome.FAILED, Outcome.INTERRUPTED})
@@ -70,21 +72,41 @@ def notice_times(local: Local, run_id: str) -> dict[str, list[float]]:
     return times
 
 
+def moving(project: Mapping[str, Any]) -> str:
+    """What one tenant migration did to its project on A: left it frozen half way
+    (``changing``: its move or its rollback under way or stopped), gave it back by its
+    rollback (``restored``), or nothing that lasts (moved: unfrozen at the end)."""
+    forward, rollback = project.get("forward") or "", project.get("rollback") or ""
+    if rollback == Outcome.RESTORED:
+        return "restored"
+    return "changing" if forward in UNSETTLED or rollback in UNSETTLED else "nothing"
+
+
+#: The kinds that freeze a project: their name, the row's cloud column, each run's standing.
+FREEZERS: tuple[tuple[str, str, Callable[[Mapping[str, Any]], str]], ...] = (
+    (KIND, "cloud", standing),
+    (MIGRATION, "source", moving),
+)
+
+
 def tenants(local: Local) -> list[dict[str, Any]]:
-    """Every project a tenant maintenance run names, by cloud and project id."""
-    if KIND not in names():
-        return []
+    """Every project a tenant maintenance or migration run names, by cloud (a migration's
+    A) and project id."""
     by_project: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in local.kind_runs(KIND):
-        project = local.status(KIND, row["id"])["projects"][0]
-        run = {
-            "row": row,
-            "standing": standing(project),
-            "error": project.get("error") or "",
-            "times": notice_times(local, row["id"]),
-        }
-        by_project.setdefault((row["cloud"], row["project_id"]), []).append(run)
-    return [summary(runs) for runs in by_project.values()]
+    for kind, cloud, stands in FREEZERS:
+        if kind not in names():
+            continue
+        for row in local.kind_runs(kind):
+            project = local.status(kind, row["id"])["projects"][0]
+            run = {
+                "row": {**row, "cloud": row[cloud]},
+                "standing": stands(project),
+                "error": project.get("error") or "",
+                "times": notice_times(local, row["id"]),
+            }
+            by_project.setdefault((row[cloud], row["project_id"]), []).append(run)
+    oldest_first = (sorted(runs, key=lambda r: r["row"]["created"]) for runs in by_project.values())
+    return [summary(runs) for runs in oldest_first]
 
 
 def router(ctx: Context) -> APIRouter:
@@ -94,10 +116,11 @@ def router(ctx: Context) -> APIRouter:
         "/v1/tenants", tags=["tenants"], responses=errors(), dependencies=[ctx.allowed("run:list")]
     )
     async def list_tenants() -> Response:
-        """Every project a tenant maintenance run named: ``frozen`` (a run froze it and
-        none gave it back: ``since`` its first freeze), ``changing`` (a freeze or an
-        unfreeze under way or stopped half way) or ``not frozen`` (``since`` it was given
-        back), with the run that decides it and every run of the project."""
+        """Every project a tenant maintenance or migration run named: ``frozen`` (a
+        freeze holds it and none gave it back: ``since`` its first freeze), ``changing``
+        (a freeze, an unfreeze, a move or its rollback under way or stopped half way) or
+        ``not frozen`` (``since`` it was given back), with the run that decides it and
+        every run of the project."""
         compute = lambda: {"tenants": tenants(ctx.local)}  # noqa: E731
         return json_answer(await ctx.fresh.get(("tenants",), compute))
 

@@ -1,4 +1,4 @@
-// The tenants view (issue 19): every project a tenant maintenance run named, frozen or
+// The tenants view: every project a tenant maintenance or migration run named, frozen or
 // not (GET /v1/tenants: the server decides from the runs in the journal), and every
 // tenant migration with its resources by kind: how many are on B, under way, failed,
 // still to move, staying on A, taken back; and each resource's state (from the run's
