@@ -23,11 +23,13 @@ It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and
 
 With a ``keystone`` (:class:`testbed.keystone.Keystone`, started), nova-api and Placement
 authenticate every request through keystonemiddleware's ``auth_token`` instead (the
-services log in with the admin's application credential, :func:`testbed.catalog.service_user`;
-nova-api caches no token, so a role taken away counts at the next request) and enforce the services' default policies: a project member boots, suspends and deletes
-its servers, a project reader only reads. Nova reaches Placement, the image service
-(``glance_url``) and the network service (``neutron_url``) as that service user; without
-those URLs the stand-in serves images and networks as before. ``clouds.yaml`` then logs
+services log in with the admin's application credential,
+:func:`testbed.catalog.service_user`; nova-api caches no token, so a role taken away
+counts at the next request) and enforce the services' default policies: a project member
+boots, suspends and deletes its servers, a project reader only reads. Nova reaches
+Placement, the image service (``glance_url``) and the network service (``neutron_url``)
+as that service user; without those URLs the stand-in serves images and networks as
+before. ``clouds.yaml`` then logs
 in to Keystone (region ``region``). ``postgres`` and ``rabbit``, when given, are started
 servers the testbed uses (creating its databases) but neither starts nor stops, so that
 other services of the same cloud share them (:mod:`testbed.tenantclouds`).
