@@ -5,10 +5,16 @@ its ``public`` endpoint in that region, pointing at ``url``; an endpoint already
 another URL is moved to ``url``. Calling it again changes nothing, so a cloud of the
 testbed registers its services at every start. Clients then find a service from
 ``auth_url`` and ``region_name`` alone, as they do in a real deployment.
+
+:func:`service_credential` is the application credential every testbed service (Nova,
+Placement, Glance, Neutron) logs in to Keystone with, :func:`service_user` the lines of a
+configuration section that use it.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +22,9 @@ if TYPE_CHECKING:
     from testbed.keystone import Keystone
 
 INTERFACE = "public"
+
+_SERVICE_CREDENTIALS: dict[str, tuple[str, str]] = {}
+_SERVICE_CREDENTIALS_LOCK = threading.Lock()
 
 
 def admin(keystone: Keystone) -> Any:
@@ -29,6 +38,42 @@ def admin(keystone: Keystone) -> Any:
         auth_type="password",
         auth=entry["auth"],
         identity_endpoint_override=f"{keystone.url}/",
+    )
+
+
+def service_credential(keystone: Keystone) -> tuple[str, str]:
+    """(id, secret) of an application credential of ``keystone``'s admin on project admin,
+    made once per process and Keystone: the testbed's services log in with it. A login with
+    a password writes the user's ``last_active_at`` into Keystone's SQLite database, and two
+    at once (two clouds' services starting, each validating every request's token) can fail
+    with "database is locked" (a 500); a login with an application credential only reads.
+    The admin gets the ``service`` role on project admin first: Nova sends its token along
+    with a user's (``X-Service-Token``), which keystonemiddleware accepts only with that
+    role (``service_token_roles_required``)."""
+    with _SERVICE_CREDENTIALS_LOCK:
+        found = _SERVICE_CREDENTIALS.get(keystone.url)
+        if found is None:
+            conn = admin(keystone)
+            identity = conn.identity
+            role = identity.find_role("service") or identity.create_role(name="service")
+            identity.assign_project_role_to_user(
+                conn.current_project_id, conn.current_user_id, role
+            )
+            credential = identity.create_application_credential(
+                user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
+            )
+            found = _SERVICE_CREDENTIALS[keystone.url] = (str(credential.id), credential.secret)
+        return found
+
+
+def service_user(keystone: Keystone) -> str:
+    """The ``auth_type`` and application credential lines of a configuration section
+    (``[keystone_authtoken]``, ``[service_user]``...) that logs in as the services."""
+    credential, secret = service_credential(keystone)
+    return (
+        "auth_type = v3applicationcredential\n"
+        f"application_credential_id = {credential}\n"
+        f"application_credential_secret = {secret}"
     )
 
 

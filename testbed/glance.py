@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from types import TracebackType
 
+from testbed import catalog
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, free_port
 from testbed.keystone import Keystone
@@ -28,20 +29,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PASTE = HERE / "glance-api-paste.ini"
 
-#: keystonemiddleware's auth_token: the bootstrap admin is the service user (no service
-#: project). token_cache_time = -1 turns its token cache off: every request is validated
-#: by Keystone again, so a user whose role was removed, or whose project was disabled (a
-#: frozen tenant), loses access at the very next request rather than minutes later.
+#: keystonemiddleware's auth_token: the services log in with the bootstrap admin's
+#: application credential (:func:`testbed.catalog.service_user`). token_cache_time = -1
+#: turns its token cache off: every request is validated by Keystone again, so a user
+#: whose role was removed, or whose project was disabled (a frozen tenant), loses access
+#: at the very next request rather than minutes later.
 AUTHTOKEN = """\
 [keystone_authtoken]
 www_authenticate_uri = {url}
 auth_url = {url}
-auth_type = password
-username = admin
-password = {password}
-project_name = admin
-user_domain_name = Default
-project_domain_name = Default
+{service_user}
 region_name = RegionOne
 token_cache_time = -1
 """
@@ -89,7 +86,7 @@ lock_path = {dir}/locks
 
 def authtoken_config(keystone: Keystone) -> str:
     """The ``[keystone_authtoken]`` section of a service checking tokens with ``keystone``."""
-    return AUTHTOKEN.format(url=keystone.url, password=keystone.admin_password)
+    return AUTHTOKEN.format(url=keystone.url, service_user=catalog.service_user(keystone))
 
 
 def service_env(*extra_paths: Path) -> dict[str, str]:

@@ -22,12 +22,14 @@ It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and
 ``openstack`` CLI, and helps tests boot servers on a chosen host and clear everything.
 
 With a ``keystone`` (:class:`testbed.keystone.Keystone`, started), nova-api and Placement
-authenticate every request through keystonemiddleware's ``auth_token`` instead (the admin
-user is the service user; no token cache, so a role taken away counts at the next request)
-and enforce the services' default policies: a project member boots, suspends and deletes
-its servers, a project reader only reads. Nova reaches Placement, the image service
-(``glance_url``) and the network service (``neutron_url``) as that service user; without
-those URLs the stand-in serves images and networks as before. ``clouds.yaml`` then logs
+authenticate every request through keystonemiddleware's ``auth_token`` instead (the
+services log in with the admin's application credential,
+:func:`testbed.catalog.service_user`; nova-api caches no token, so a role taken away
+counts at the next request) and enforce the services' default policies: a project member
+boots, suspends and deletes its servers, a project reader only reads. Nova reaches
+Placement, the image service (``glance_url``) and the network service (``neutron_url``)
+as that service user; without those URLs the stand-in serves images and networks as
+before. ``clouds.yaml`` then logs
 in to Keystone (region ``region``). ``postgres`` and ``rabbit``, when given, are started
 servers the testbed uses (creating its databases) but neither starts nor stops, so that
 other services of the same cloud share them (:mod:`testbed.tenantclouds`).
@@ -106,35 +108,6 @@ def pss_mb(groups: Iterable[int]) -> float:
                     if line.startswith("Pss:"):
                         total_kb += int(line.split()[1])
     return total_kb / 1024
-
-
-_SERVICE_CREDENTIALS: dict[str, tuple[str, str]] = {}
-_SERVICE_CREDENTIALS_LOCK = threading.Lock()
-
-
-def service_credential(keystone: Keystone) -> tuple[str, str]:
-    """(id, secret) of an application credential of ``keystone``'s admin on project admin,
-    made once per process and Keystone: Nova and Placement log in with it. A login with a
-    password writes the user's ``last_active_at`` into Keystone's SQLite database, and two
-    at once (two clouds' services starting) can fail with "database is locked" (a 500
-    that stops a Nova service); a login with an application credential only reads.
-    The admin gets the ``service`` role on project admin first: Nova sends its token along
-    with a user's (``X-Service-Token``), which keystonemiddleware accepts only with that
-    role (``service_token_roles_required``)."""
-    with _SERVICE_CREDENTIALS_LOCK:
-        found = _SERVICE_CREDENTIALS.get(keystone.url)
-        if found is None:
-            conn = catalog.admin(keystone)
-            identity = conn.identity
-            role = identity.find_role("service") or identity.create_role(name="service")
-            identity.assign_project_role_to_user(
-                conn.current_project_id, conn.current_user_id, role
-            )
-            credential = identity.create_application_credential(
-                user=conn.current_user_id, name=f"testbed-services-{uuid.uuid4().hex[:12]}"
-            )
-            found = _SERVICE_CREDENTIALS[keystone.url] = (str(credential.id), credential.secret)
-        return found
 
 
 class NovaTestbed:
@@ -401,12 +374,7 @@ class NovaTestbed:
         """Append the Keystone settings to nova.conf and placement.conf; put
         keystonemiddleware's ``authtoken`` where nova-api's paste pipeline has the noauth
         filter."""
-        credential, secret = service_credential(keystone)
-        service_user = (
-            "auth_type = v3applicationcredential\n"
-            f"application_credential_id = {credential}\n"
-            f"application_credential_secret = {secret}"
-        )
+        service_user = catalog.service_user(keystone)
         stub = self._url("stub")
         extra = {
             **values,
@@ -469,7 +437,7 @@ class NovaTestbed:
 
     def _keystone_config(self, keystone: Keystone, user: str, project: str) -> dict[str, Any]:
         if user == "admin" and project == "admin":
-            credential, secret = service_credential(keystone)
+            credential, secret = catalog.service_credential(keystone)
             config: dict[str, Any] = {
                 "auth_type": "v3applicationcredential",
                 "auth": {

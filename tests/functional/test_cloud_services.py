@@ -1,85 +1,52 @@
-"""The testbed's Glance and Neutron behind a real Keystone: a project member builds an image
-(its bytes round-trip), a network, a subnet, a router with an interface, a security group
-and a rule, and a port that the service user binds to a host without it failing; a project
-reader of the same project lists and shows all of it (but may not download the image's
-bytes: Glance's default) and gets 403 on every create; a member turned reader loses write
-access at once (auth_token caches no token)."""
+"""The testbed's Glance and Neutron behind a real Keystone (cloud ``a`` of the session's two
+clouds, a project of their own): a project member builds an image (its bytes round-trip),
+a network, a subnet, a router with an interface, a security group and a rule, and a port
+that the service user binds to a host without it failing; a project reader of the same
+project lists and shows all of it (but may not download the image's bytes: Glance's
+default) and gets 403 on every create; a member turned reader loses write access at once
+(auth_token caches no token)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import openstack
 import pytest
 import requests
 from openstack import exceptions
 
-from testbed.glance import Glance
-from testbed.keystone import Keystone
-from testbed.neutron import Neutron
-from testbed.postgres import Postgres
+from testbed.tenantclouds import TwoClouds
 
 pytestmark = pytest.mark.functional
 
 PROJECT = "cloud-services"
-MEMBER = "cloud-services-member"
-READER = "cloud-services-reader"
-DATABASE = "cloud_services_neutron"
 HOST = "compute-1"
 #: An image of a little more than one MiB, not a multiple of any chunk size.
 PAYLOAD = bytes(range(256)) * 4099
 
 
-@dataclass
-class Clouds:
-    keystone: Keystone
-    glance: Glance
-    neutron: Neutron
-
-    def connect(self, user: str, password: str, project: str) -> Any:
-        """An openstacksdk connection for ``user``, with the endpoints given (no catalog)."""
-        return openstack.connect(
-            **self.keystone.clouds_entry(user, password, project),
-            image_endpoint_override=self.glance.url,
-            network_endpoint_override=self.neutron.url,
-        )
+@pytest.fixture(scope="module")
+def clouds(two_clouds: TwoClouds) -> TwoClouds:
+    """The session's two clouds, with project PROJECT, its member and its reader."""
+    two_clouds.add_project(PROJECT)
+    return two_clouds
 
 
 @pytest.fixture(scope="module")
-def clouds(
-    keystone: Keystone, postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Clouds]:
-    """Glance (SQLite) and Neutron (PostgreSQL) of the session Keystone, started together."""
-    root = tmp_path_factory.mktemp("cloud-services")
-    postgres.create_databases(DATABASE)
-    glance = Glance(root / "glance", keystone)
-    neutron = Neutron(root / "neutron", keystone, database_url=postgres.url(DATABASE))
-    with glance, neutron, ThreadPoolExecutor(2) as pool:
-        for started in [pool.submit(glance.start), pool.submit(neutron.start)]:
-            started.result()
-        yield Clouds(keystone, glance, neutron)
+def member(clouds: TwoClouds) -> Any:
+    return clouds.connect(clouds.entry_name("a", PROJECT, "member"))
 
 
 @pytest.fixture(scope="module")
-def member(clouds: Clouds) -> Any:
-    password = clouds.keystone.add_user(MEMBER, PROJECT, "member")
-    return clouds.connect(MEMBER, password, PROJECT)
+def reader(clouds: TwoClouds) -> Any:
+    return clouds.connect(clouds.entry_name("a", PROJECT, "reader"))
 
 
 @pytest.fixture(scope="module")
-def reader(clouds: Clouds) -> Any:
-    password = clouds.keystone.add_user(READER, PROJECT, "reader")
-    return clouds.connect(READER, password, PROJECT)
-
-
-@pytest.fixture(scope="module")
-def admin(clouds: Clouds) -> Any:
-    """The service user (Nova binds ports with it)."""
-    return clouds.connect("admin", clouds.keystone.admin_password, "admin")
+def admin(clouds: TwoClouds) -> Any:
+    """The cloud's admin (Nova binds ports with the admin's application credential)."""
+    return clouds.connect("a")
 
 
 def forbidden(create: Callable[[], object]) -> int | None:
@@ -174,12 +141,13 @@ def test_port_bound_to_a_host_does_not_fail(member: Any, reader: Any, admin: Any
     assert port.id in {seen.id for seen in reader.network.ports(network_id=network.id)}
 
 
-def test_member_turned_reader_loses_write_access_at_once(clouds: Clouds, admin: Any) -> None:
+def test_member_turned_reader_loses_write_access_at_once(clouds: TwoClouds, admin: Any) -> None:
     keystone = clouds.keystone
     user = "cloud-services-frozen"
     password = keystone.add_user(user, PROJECT, "member")
     token = keystone.token(user, password, PROJECT)
-    networks = f"{clouds.neutron.url}/v2.0/networks"
+    assert clouds.a.neutron is not None
+    networks = f"{clouds.a.neutron.url}/v2.0/networks"
 
     def create(with_token: str) -> int:
         body = {"network": {"name": "frozen"}}
