@@ -41,11 +41,16 @@ STAY = "stays on A"
 KINDS = ("domain", "project", "user", "group", "membership", "assignment")
 
 
-def separate(a: Identity, b: Identity, project_id: str) -> bool:
-    """Whether B's Keystone is another Keystone than A's (see the module's doc)."""
+def auth_url(cloud: str) -> str:
+    """The cloud's Keystone URL in clouds.yaml."""
     from ephyra.clouds import _auth_url
 
-    if _auth_url(a.name).rstrip("/") == _auth_url(b.name).rstrip("/"):
+    return _auth_url(cloud).rstrip("/")
+
+
+def separate(a: Identity, b: Identity, project_id: str) -> bool:
+    """Whether B's Keystone is another Keystone than A's (see the module's doc)."""
+    if auth_url(a.name) == auth_url(b.name):
         return False
     found = b._call("get", f"/projects/{project_id}", "look for the project", missing_ok=True)
     return found is None
@@ -60,6 +65,7 @@ class Item:
     name: str
     action: str  # CREATE, REUSE or STAY
     why: str = ""
+    b: str = ""  # its id on B, when B has it
 
 
 @dataclass
@@ -166,7 +172,7 @@ class IdentityCopy:
         mapping = self.mapping
         if mapping is None:
             found = find()
-            self.items.append(Item(kind, a_id, name, REUSE if found else CREATE))
+            self.items.append(Item(kind, a_id, name, REUSE if found else CREATE, b=found))
             return found
         done = mapping.b_of(kind, a_id)
         if done:
