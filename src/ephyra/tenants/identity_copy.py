@@ -103,7 +103,7 @@ class Tree:
         members = [
             (group, str(user["id"]))
             for group in groups
-            for user in a._call("get", f"/groups/{group}/users", "list a group's users")["users"]
+            for user in a._pages(f"/groups/{group}/users", "users", "list a group's users")
             if user["id"] in users
         ]
         domain_ids = {domain, *(str(o["domain_id"]) for o in [*users.values(), *groups.values()])}

@@ -1,13 +1,15 @@
 """The steps of a tenant migration, and of its rollback, as TaskFlow tasks.
 
-Forward: the freeze's own steps (record, grant-readers, revoke-writers), then ``enter``
-(the run's user gets a role on the project, to make the project's things on B), one step
-per kind of resource in :data:`ephyra.tenants.resources.KINDS` order, ``leave`` (that
-role taken back) and the freeze's undoing (restore-writers, revoke-grants, forget): one
-shared Keystone, so the project is unfrozen once it runs on B.
+Forward: the freeze's own steps (record, grant-readers, revoke-writers), ``bring-project``
+(when B has a Keystone of its own: the project, its users, groups and roles made there),
+``enter`` (the run's user gets a role on the project on B, to make the project's things
+there), one step per kind of resource in :data:`ephyra.tenants.resources.KINDS` order,
+``leave`` (that role taken back) and the freeze's undoing on A (restore-writers,
+revoke-grants, forget): with one shared Keystone, the project is unfrozen once it runs on B.
 
 Rollback: clear-b (what the run made on B deleted), restart-a (the servers it stopped on
-A started again), drop-snapshots, leave, and the freeze's undoing.
+A started again), drop-snapshots, leave, clear-identity (what bring-project made deleted)
+and the freeze's undoing.
 """
 
 from __future__ import annotations
