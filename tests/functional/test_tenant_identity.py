@@ -24,6 +24,14 @@ from ephyra.tenants.identity_copy import CREATE, REUSE, IdentityCopy, separate
 from ephyra.tenants.keystone import Grant, Identity
 from ephyra.tenants.mapping import CREATED, DELETED, INTENT, REUSED, Mapping
 from ephyra.tenants.migrate_plan import _on_own_keystone
+from ephyra.tenants.migrate_steps import (
+    BringProject,
+    ClearIdentity,
+    Enter,
+    Leave,
+    MigrationContext,
+)
+from ephyra.tenants.steps import Record, TenantContext
 from testbed.keystone import Keystone
 
 pytestmark = pytest.mark.functional
@@ -93,6 +101,24 @@ def keystones(
     path.write_text(yaml.safe_dump({"clouds": clouds}))
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
     return Identity.connect("ka"), Identity.connect("kb")
+
+
+def steps_on(a: Identity, b: Identity, freeze: Any, mapping: Mapping) -> MigrationContext:
+    """A migration's context for its identity steps, its record in memory."""
+    data: dict[str, Any] = {"freeze": freeze.to_dict()}
+    record = Record(lambda: data, lambda saved: None)
+    copy = IdentityCopy(a, b, record.freeze, mapping)
+
+    def no_move() -> Any:
+        raise AssertionError("the identity steps need no Move")
+
+    return MigrationContext(
+        tenant=TenantContext(run_id="run-1", identity=a, record=record),
+        move=no_move,
+        role="member",
+        user=lambda: str(b._conn.current_user_id),
+        identity_copy=lambda: copy,
+    )
 
 
 @dataclasses.dataclass
@@ -242,8 +268,18 @@ def test_a_project_its_people_and_their_roles_brought_to_another_keystone(
     assert len(listed(b._conn, "user", name=f"u1-{on_a.name[4:]}")) == 1
     assert len(listed(b._conn, "project", name=on_a.name)) == 1
 
-    # rollback: exactly what the copy made, never the reused user nor Default
-    IdentityCopy(a, b, freeze, again.mapping).clear()
+    # the migration's steps: bring-project again (nothing made), enter and leave on B's
+    # Keystone in B's project, then clear-identity: exactly what the copy made, never the
+    # reused user nor Default
+    ctx = steps_on(a, b, freeze, again.mapping)
+    admin_b = str(b._conn.current_user_id)
+    entered = Grant("user", admin_b, "project", b_id, b.roles()["member"])
+    for step in (BringProject, Enter):
+        step(ctx).execute()
+    assert b.has(entered) and again.saved == resumed.saved
+    Leave(ctx).execute()
+    assert not b.has(entered)
+    ClearIdentity(ctx).execute()
     states = {k: v["state"] for k, v in again.saved.items()}
     assert sorted(set(states.values())) == [DELETED, REUSED]
     assert listed(b._conn, "project", name=on_a.name) == []
