@@ -194,7 +194,7 @@ class IdentityCopy:
 
     # -- the copy -------------------------------------------------------------------
     def check(self) -> None:
-        """Refuse what cannot be copied: a role B lacks (named), a parent project B lacks."""
+        """Refuse a role B lacks, naming it (a parent project B lacks: see ``_project``)."""
         tree = self.tree
         on_b = self.b.roles()
         missing = sorted({n for n in tree.roles.values() if n not in on_b})
@@ -207,6 +207,7 @@ class IdentityCopy:
 
     def run(self) -> str:
         """Find or make everything on B; B's project id ('' when a plan finds none)."""
+        self.items = []
         self.check()
         tree = self.tree
         domains = {a_id: self._domain(a_id, d) for a_id, d in tree.domains.items()}
