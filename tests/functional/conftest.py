@@ -117,6 +117,14 @@ def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
 
 
 @pytest.fixture(scope="session")
+def second_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystone]:
+    """Another real Keystone, on ports and a database of its own (ids unlike the first
+    one's): the identity of a cloud B that does not share A's Keystone. Once per session."""
+    with start_keystone(tmp_path_factory.mktemp("keystone-b")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
 def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[TwoClouds]:
     """Clouds ``a`` and ``b`` (regions A and B) on the session's Keystone, each with its
     own Nova (compute-1 and compute-2), Placement, Glance and Neutron, all in the catalog;

@@ -2,9 +2,9 @@
 its kind, name and size, what B has already (reused, never made twice), what cannot move
 and why, and the bytes a move copies. Planning reads both clouds and changes nothing.
 
-One shared Keystone only, for now: the project is the same on both sides. Clouds with
-separate Keystones are refused (moving the project, its users and their assignments is a
-later step).
+When B has a Keystone of its own (:func:`ephyra.tenants.identity_copy.separate`), the
+plan lists the project, its domain, users, groups, memberships and role assignments too,
+each to create on B or found there (reused); a role B lacks refuses the plan.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from rich.tree import Tree
 
 from ephyra.errors import PlanRefused
 from ephyra.tenants.freeze import Freeze, make_freeze
+from ephyra.tenants.identity_copy import KINDS as IDENTITY_KINDS
+from ephyra.tenants.identity_copy import SEPARATE, IdentityCopy, separate
 from ephyra.tenants.keystone import RECORD, Identity
 from ephyra.tenants.migrate_steps import FORWARD, ROLLBACK, titles
 from ephyra.tenants.resources import _DESCRIBE, KINDS, Resource, _Names, describe
@@ -79,7 +81,7 @@ class MigrationPlan:
             f"then {len([r for r in self.rows if r.action == CREATE])} to create on "
             f"{escape(self.target)}, {self.total_bytes} bytes to copy"
         )
-        for kind in KINDS:
+        for kind in (*IDENTITY_KINDS, *KINDS):
             rows = [r for r in self.rows if r.resource.kind == kind]
             if not rows:
                 continue
@@ -118,12 +120,6 @@ def actions(a: Mapping[str, list[Any]], b: Mapping[str, list[Any]], project: str
     return rows
 
 
-def auth_url(cloud: str) -> str:
-    from ephyra.clouds import _auth_url
-
-    return _auth_url(cloud).rstrip("/")
-
-
 def make_plan(
     source: str,
     target: str,
@@ -137,11 +133,6 @@ def make_plan(
 
     if source == target:
         raise PlanRefused(f"--from and --to name the same cloud ({source})")
-    if auth_url(source) != auth_url(target):
-        raise PlanRefused(
-            f"{source} and {target} have separate Keystones: only clouds sharing one Keystone "
-            "are supported for now (the project, its users and their roles are not moved)"
-        )
     identity = Identity.connect(source)
     found = identity.project(project)
     if found.record:
@@ -158,7 +149,28 @@ def make_plan(
     }
     with translated(source, "read the tenant"):
         a = collect(connect(source), found.id, users)
-    with translated(target, "read the tenant"):
-        b = collect(connect(target), found.id, users)
-    rows = actions(a, b, found.id)
-    return MigrationPlan(source, target, freeze, tuple(rows), dict(settings or {}), identity)
+    settings = dict(settings or {})
+    b_identity = Identity.connect(target)
+    rows: list[Row] = []
+    b_project, b_users = found.id, users
+    if separate(identity, b_identity, found.id):
+        settings["keystones"] = SEPARATE
+        rows, b_project, b_users = _on_own_keystone(identity, b_identity, freeze, users)
+    b: dict[str, list[Any]] = {}
+    if b_project:
+        with translated(target, "read the tenant"):
+            b = collect(connect(target), b_project, b_users)
+    rows.extend(actions(a, b, found.id))
+    return MigrationPlan(source, target, freeze, tuple(rows), settings, identity)
+
+
+def _on_own_keystone(
+    a: Identity, b: Identity, freeze: Freeze, users: dict[str, str]
+) -> tuple[list[Row], str, dict[str, str]]:
+    """The identity rows, B's project id ('' none yet) and B's users whose key pairs are
+    the tenant's (B id -> name), when B has its own Keystone."""
+    copy = IdentityCopy(a, b, freeze)
+    b_project = copy.run()
+    rows = [Row(Resource(i.kind, i.name, i.a, blocker=i.why), i.action) for i in copy.items]
+    found = {i.a: i.b for i in copy.items if i.kind == "user" and i.b}
+    return rows, b_project, {found[u]: name for u, name in users.items() if u in found}

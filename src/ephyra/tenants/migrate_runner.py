@@ -11,6 +11,7 @@ from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
 from ephyra.progress import Observer
+from ephyra.tenants.identity_copy import SEPARATE, IdentityCopy
 from ephyra.tenants.keystone import Identity
 from ephyra.tenants.mapping import Mapping
 from ephyra.tenants.migrate_records import (
@@ -98,6 +99,15 @@ class TenantMigration(TenantDriver):
         made: dict[str, Move] = {}
         settings = {**(record.data.get("settings") or {}), **(self.run.meta.get("settings") or {})}
         meta = self.meta
+        copies: dict[str, IdentityCopy] = {}
+
+        def identity_copy() -> IdentityCopy | None:
+            if settings.get("keystones") != SEPARATE:
+                return None
+            if "copy" not in copies:
+                b = Identity.connect(meta.target)
+                copies["copy"] = IdentityCopy(self.identity, b, record.freeze, mapping)
+            return copies["copy"]
 
         def move() -> Move:
             if "move" not in made:
@@ -107,16 +117,19 @@ class TenantMigration(TenantDriver):
                     for g in freeze.before
                     if g.actor == "user" and g.target_id == freeze.project
                 }
+                copy = identity_copy()
+                b_project = copy.b_project() if copy else meta.project
                 made["move"] = Move(
                     run_id=self.run.id,
                     project=meta.project,
+                    b_project=b_project,
                     source=meta.source,
                     target=meta.target,
                     a=connect(meta.source),
                     b=connect(meta.target),
                     mapping=mapping,
                     users=users,
-                    scoped=lambda: scoped(meta.target, meta.project),
+                    scoped=lambda: scoped(meta.target, b_project),
                     budget=Budget(int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)),
                     message=self.observer.message,
                 )
@@ -133,6 +146,7 @@ class TenantMigration(TenantDriver):
             user=user,
             concurrency=int(settings.get("concurrency") or DEFAULT_CONCURRENCY),
             checkpoint=self.control.checkpoint,
+            identity_copy=identity_copy,
         )
 
     def _flow(self, record: Record, phase: Phase, finish: bool = False) -> Outcome:

@@ -1,13 +1,15 @@
 """The steps of a tenant migration, and of its rollback, as TaskFlow tasks.
 
-Forward: the freeze's own steps (record, grant-readers, revoke-writers), then ``enter``
-(the run's user gets a role on the project, to make the project's things on B), one step
-per kind of resource in :data:`ephyra.tenants.resources.KINDS` order, ``leave`` (that
-role taken back) and the freeze's undoing (restore-writers, revoke-grants, forget): one
-shared Keystone, so the project is unfrozen once it runs on B.
+Forward: the freeze's own steps (record, grant-readers, revoke-writers), ``bring-project``
+(when B has a Keystone of its own: the project, its users, groups and roles made there),
+``enter`` (the run's user gets a role on the project on B, to make the project's things
+there), one step per kind of resource in :data:`ephyra.tenants.resources.KINDS` order,
+``leave`` (that role taken back) and the freeze's undoing on A (restore-writers,
+revoke-grants, forget): with one shared Keystone, the project is unfrozen once it runs on B.
 
 Rollback: clear-b (what the run made on B deleted), restart-a (the servers it stopped on
-A started again), drop-snapshots, leave, and the freeze's undoing.
+A started again), drop-snapshots, leave, clear-identity (what bring-project made deleted)
+and the freeze's undoing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from taskflow import task
 from ephyra.errors import Interrupted
 from ephyra.tenants import steps as freeze_steps
 from ephyra.tenants import takeback
+from ephyra.tenants.identity_copy import IdentityCopy
 from ephyra.tenants.keystone import Grant, Identity
 from ephyra.tenants.resources import KINDS
 from ephyra.tenants.steps import Record, TenantContext
@@ -37,6 +40,8 @@ class MigrationContext:
     user: Callable[[], str]  # the run's user's id
     concurrency: int = 2
     checkpoint: Callable[[], None] = field(default=lambda: None)
+    #: B's own Keystone's copy of the project (None: one Keystone for both clouds).
+    identity_copy: Callable[[], IdentityCopy | None] = field(default=lambda: None)
 
     @property
     def record(self) -> Record:
@@ -77,10 +82,18 @@ def _freeze_step(step: type[freeze_steps.Step]) -> Callable[[MigrationContext], 
     return make
 
 
+def _on_b(ctx: MigrationContext) -> tuple[Identity, str]:
+    """B's Keystone and the project's id there."""
+    copy = ctx.identity_copy()
+    if copy is None:
+        return ctx.tenant.identity, ctx.record.freeze.project
+    return copy.b, copy.b_project()
+
+
 def _grant(ctx: MigrationContext) -> Grant:
-    identity = ctx.tenant.identity
+    identity, project = _on_b(ctx)
     role = identity.roles()[ctx.role]
-    return Grant("user", ctx.user(), "project", ctx.record.freeze.project, role)
+    return Grant("user", ctx.user(), "project", project, role)
 
 
 class Enter(Step):
@@ -95,11 +108,11 @@ class Enter(Step):
             grant = Grant.from_dict(record.data["entered"])
         else:
             grant = _grant(self.ctx)
-            if self.ctx.tenant.identity.has(grant):
+            if _on_b(self.ctx)[0].has(grant):
                 record.save(entered_not_ours=grant.to_dict())
                 return
             record.save(entered=grant.to_dict())
-        self.ctx.tenant.identity.grant(grant)
+        _on_b(self.ctx)[0].grant(grant)
 
 
 class Leave(Step):
@@ -110,7 +123,30 @@ class Leave(Step):
     def apply(self) -> None:
         entered = self.ctx.record.data.get("entered")
         if entered:
-            self.ctx.tenant.identity.revoke(Grant.from_dict(entered))
+            _on_b(self.ctx)[0].revoke(Grant.from_dict(entered))
+
+
+class BringProject(Step):
+    """B with its own Keystone: the project, its domain, users, groups and assignments
+    made there (what B lacks; see :mod:`ephyra.tenants.identity_copy`)."""
+
+    title = "bring-project"
+
+    def apply(self) -> None:
+        copy = self.ctx.identity_copy()
+        if copy is not None:
+            copy.run()
+
+
+class ClearIdentity(Step):
+    """What bring-project made on B's Keystone deleted (never what it reused)."""
+
+    title = "clear-identity"
+
+    def apply(self) -> None:
+        copy = self.ctx.identity_copy()
+        if copy is not None:
+            copy.clear()
 
 
 class Bring(Step):
@@ -181,12 +217,20 @@ StepMaker = Callable[[MigrationContext], task.Task]
 UNFREEZE: tuple[StepMaker, ...] = tuple(_freeze_step(s) for s in freeze_steps.ROLLBACK)
 FORWARD: tuple[StepMaker, ...] = (
     *(_freeze_step(s) for s in freeze_steps.FORWARD),
+    BringProject,
     Enter,
     *(_bring(kind) for kind in KINDS),
     Leave,
     *UNFREEZE,
 )
-ROLLBACK: tuple[StepMaker, ...] = (ClearB, RestartA, DropSnapshots, Leave, *UNFREEZE)
+ROLLBACK: tuple[StepMaker, ...] = (
+    ClearB,
+    RestartA,
+    DropSnapshots,
+    Leave,
+    ClearIdentity,
+    *UNFREEZE,
+)
 FINISH: tuple[StepMaker, ...] = (DeleteOriginals,)
 
 

@@ -49,7 +49,7 @@ def _servers(move: Move) -> None:
         if not ids:  # meant to boot: look for it by its mark
             ids = [
                 s.id
-                for s in compute.servers(all_projects=True, project_id=move.project)
+                for s in compute.servers(all_projects=True, project_id=move.b_project)
                 if (s.metadata or {}).get(MARK_FROM) == entry["a"]
                 and (s.metadata or {}).get(MARK_RUN) == move.run_id
             ]
@@ -106,9 +106,9 @@ def _quotas(move: Move) -> None:
         before = entry.get("before") or {}
         with translated(move.target, f"give back the {entry['a']} quotas"):
             if before and entry["a"] == "compute":
-                move.b.compute.update_quota_set(move.project, **before)
+                move.b.compute.update_quota_set(move.b_project, **before)
             elif before:
-                move.b.network.update_quota(move.project, **before)
+                move.b.network.update_quota(move.b_project, **before)
         move.mapping.deleted("quota", entry["a"])
 
 
@@ -139,7 +139,7 @@ def _server_group(move: Move, entry: dict[str, Any]) -> None:
         (
             g.id
             for g in move.b.compute.server_groups(all_projects=True)
-            if g.project_id == move.project and g.name == entry.get("name")
+            if g.project_id == move.b_project and g.name == entry.get("name")
         ),
         None,
     )

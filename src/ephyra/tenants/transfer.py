@@ -68,7 +68,7 @@ class Move:
     """One migration's view of both clouds."""
 
     run_id: str
-    project: str  # id
+    project: str  # id on A
     source: str
     target: str
     a: Any  # admin connection to A
@@ -78,8 +78,13 @@ class Move:
     scoped: Callable[[], Any]  # a connection to B scoped to the project
     budget: Budget = field(default_factory=lambda: Budget(64 * 1024**2))
     message: Callable[[str], None] = field(default=lambda text: None)
+    #: The project's id on B: A's when both clouds share one Keystone.
+    b_project: str = ""
     _raw: dict[str, list[Any]] | None = None
-    _b_project: Any = None
+    _scoped: Any = None
+
+    def __post_init__(self) -> None:
+        self.b_project = self.b_project or self.project
 
     def raw(self, refresh: bool = False) -> dict[str, list[Any]]:
         """What the tenant has on A (read once per flow)."""
@@ -89,9 +94,13 @@ class Move:
         return self._raw
 
     def on_b(self) -> Any:
-        if self._b_project is None:
-            self._b_project = self.scoped()
-        return self._b_project
+        if self._scoped is None:
+            self._scoped = self.scoped()
+        return self._scoped
+
+    def b_user(self, a_user: str) -> str:
+        """A user's id on B (the same id when both clouds share one Keystone)."""
+        return self.mapping.b_of("user", a_user) or a_user
 
     def marks(self, a_id: str) -> dict[str, str]:
         return {MARK_RUN: self.run_id, MARK_FROM: a_id}
@@ -114,16 +123,16 @@ def bring_quota(move: Move, item: dict[str, Any]) -> None:
     wanted = {k: v for k, v in item.items() if k != "name"}
     with translated(move.target, f"set {name} quotas"):
         if name == "compute":
-            before = resources._quota(move.b.compute.get_quota_set(move.project))
+            before = resources._quota(move.b.compute.get_quota_set(move.b_project))
         else:
-            before = resources._quota(move.b.network.get_quota(move.project))
+            before = resources._quota(move.b.network.get_quota(move.b_project))
         changes = {k: v for k, v in wanted.items() if k in before and before[k] != v}
         if move.mapping.state("quota", name) != INTENT:
             move.mapping.intend("quota", name, name, before=before)
         if changes and name == "compute":
-            move.b.compute.update_quota_set(move.project, **changes)
+            move.b.compute.update_quota_set(move.b_project, **changes)
         elif changes:
-            move.b.network.update_quota(move.project, **changes)
+            move.b.network.update_quota(move.b_project, **changes)
     move.mapping.created("quota", name, name)
 
 
@@ -169,13 +178,13 @@ def bring_flavor(move: Move, item: dict[str, Any]) -> None:
         if wanted["extra_specs"]:
             move.b.compute.create_flavor_extra_specs(made.id, wanted["extra_specs"])
         if not item.get("is_public", True):
-            move.b.compute.flavor_add_tenant_access(made.id, move.project)
+            move.b.compute.flavor_add_tenant_access(made.id, move.b_project)
     move.mapping.created("flavor", a_id, made.id)
 
 
 # -- key pairs ----------------------------------------------------------------------------
 def bring_keypair(move: Move, item: dict[str, Any]) -> None:
-    user = next((u for u, n in move.users.items() if n == item.get("user")), "")
+    user = move.b_user(next((u for u, n in move.users.items() if n == item.get("user")), ""))
     a_id, name = f"{item.get('user')}/{item['name']}", str(item["name"])
     if move.mapping.b_of("keypair", a_id):
         return
@@ -207,7 +216,7 @@ def bring_server_group(move: Move, item: dict[str, Any]) -> None:
         same = [
             g
             for g in move.b.compute.server_groups(all_projects=True)
-            if g.project_id == move.project and g.name == name and g.id not in mine
+            if g.project_id == move.b_project and g.name == name and g.id not in mine
         ]
         if same:
             if move.mapping.state("server_group", a_id) == INTENT:
@@ -225,7 +234,7 @@ def bring_server_group(move: Move, item: dict[str, Any]) -> None:
 def _tagged(move: Move, listing: Callable[..., Iterator[Any]], a_id: str) -> Any:
     """The thing the run made on B from ``a_id`` (by its tags), if any."""
     tags = tag(move.run_id, a_id)
-    return next(iter(listing(project_id=move.project, tags=",".join(tags))), None)
+    return next(iter(listing(project_id=move.b_project, tags=",".join(tags))), None)
 
 
 def _neutron(
@@ -245,14 +254,16 @@ def _neutron(
     with translated(move.target, f"bring {kind} {name or a_id}", "network (Neutron)"):
         if move.mapping.state(kind, a_id) == INTENT:
             found = _tagged(move, listing, a_id) or next(
-                iter(listing(project_id=move.project, name=name)), None
+                iter(listing(project_id=move.b_project, name=name)), None
             )
             if found is not None:
                 move.b.network.set_tags(found, tag(move.run_id, a_id))
                 move.mapping.created(kind, a_id, found.id)
                 return found.id
         else:
-            found = next(iter(listing(project_id=move.project, name=name)), None) if name else None
+            found = (
+                next(iter(listing(project_id=move.b_project, name=name)), None) if name else None
+            )
             if found is not None and reuse(found):
                 move.mapping.reused(kind, a_id, name, found.id)
                 return found.id
@@ -283,13 +294,13 @@ def bring_security_group(move: Move, item: dict[str, Any]) -> None:
 
     def create() -> Any:
         return network.create_security_group(
-            name=item["name"], description=item.get("description") or "", project_id=move.project
+            name=item["name"], description=item.get("description") or "", project_id=move.b_project
         )
 
     b_id = _neutron(move, "security_group", item, network.security_groups, create)
     a_names = {str(g["id"]): str(g["name"]) for g in move.raw().get("security_group", [])}
     with translated(move.target, f"bring the rules of security group {item['name']}"):
-        b_names = {g.id: g.name for g in network.security_groups(project_id=move.project)}
+        b_names = {g.id: g.name for g in network.security_groups(project_id=move.b_project)}
         have = {
             _rule_spec(r, b_names) for r in network.security_group_rules(security_group_id=b_id)
         }
@@ -310,7 +321,7 @@ def bring_security_group(move: Move, item: dict[str, Any]) -> None:
                 port_range_max=spec[4],
                 remote_ip_prefix=spec[5],
                 remote_group_id=by_name.get(remote) if remote else None,
-                project_id=move.project,
+                project_id=move.b_project,
             )
             move.mapping.created("security_group_rule", str(rule["id"]), made.id)
             have.add(spec)
@@ -325,7 +336,7 @@ def bring_network(move: Move, item: dict[str, Any]) -> None:
         network.networks,
         lambda: network.create_network(
             name=item["name"],
-            project_id=move.project,
+            project_id=move.b_project,
             is_admin_state_up=item.get("is_admin_state_up", True),
             is_shared=bool(item.get("is_shared")),
         ),
@@ -345,7 +356,7 @@ def bring_subnet(move: Move, item: dict[str, Any]) -> None:
         lambda: network.create_subnet(
             name=item["name"],
             network_id=net,
-            project_id=move.project,
+            project_id=move.b_project,
             cidr=item["cidr"],
             ip_version=item["ip_version"],
             gateway_ip=item.get("gateway_ip"),
@@ -368,7 +379,7 @@ def bring_router(move: Move, item: dict[str, Any]) -> None:
         network.routers,
         lambda: network.create_router(
             name=item["name"],
-            project_id=move.project,
+            project_id=move.b_project,
             is_admin_state_up=item.get("is_admin_state_up", True),
         ),
     )
@@ -511,7 +522,7 @@ def _image_fields(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _marked_image(move: Move, **marks: str) -> dict[str, Any] | None:
-    return next(iter(images_by(move.b, owner=move.project, **marks)), None)
+    return next(iter(images_by(move.b, owner=move.b_project, **marks)), None)
 
 
 def bring_image(move: Move, item: dict[str, Any]) -> None:
@@ -530,14 +541,14 @@ def bring_image(move: Move, item: dict[str, Any]) -> None:
         else:
             same = [
                 i
-                for i in images_by(move.b, owner=move.project, name=name)
+                for i in images_by(move.b, owner=move.b_project, name=name)
                 if i.get("os_hash_value") == item.get("os_hash_value") and i["status"] == "active"
             ]
             if same:
                 move.mapping.reused("image", a_id, name, same[0]["id"])
                 return
     move.mapping.intend("image", a_id, name)
-    fields = {**_image_fields(item), "owner": move.project, **move.marks(a_id)}
+    fields = {**_image_fields(item), "owner": move.b_project, **move.marks(a_id)}
     move.mapping.created("image", a_id, copy_image(move, a_id, fields, int(item["size"])))
 
 
@@ -593,7 +604,7 @@ def transfer_image(move: Move, server: dict[str, Any], snap: str) -> str:
         "disk_format": a_snap.disk_format or "raw",
         "container_format": a_snap.container_format or "bare",
         "visibility": "private",
-        "owner": move.project,
+        "owner": move.b_project,
         **marks,
     }
     b_id = copy_image(move, snap, fields, int(a_snap.size or 0))
@@ -674,7 +685,7 @@ def boot(move: Move, server: dict[str, Any], image: str) -> str:
         if not b_id and move.mapping.state("server", a_id) == INTENT:
             found = [
                 s
-                for s in move.b.compute.servers(all_projects=True, project_id=move.project)
+                for s in move.b.compute.servers(all_projects=True, project_id=move.b_project)
                 if (s.metadata or {}).get(MARK_FROM) == a_id
                 and (s.metadata or {}).get(MARK_RUN) == move.run_id
             ]
