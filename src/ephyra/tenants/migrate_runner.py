@@ -9,6 +9,7 @@ from ephyra.clouds import connect, translated
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
+from ephyra.engine.slots import Slots
 from ephyra.engine.states import Phase, RunState
 from ephyra.progress import Observer
 from ephyra.tenants.keystone import Identity
@@ -29,6 +30,11 @@ from ephyra.tenants.transfer import Budget, Move
 START = "ephyra.tenant.migration.start"
 END = "ephyra.tenant.migration.end"
 ROLLED_BACK = "ephyra.tenant.migration.rollback"
+
+
+def slots_name(target: str) -> str:
+    """The slots every tenant migration into cloud ``target`` shares."""
+    return f"tenant-migration into {target}"
 
 
 def scoped(cloud: str, project: str) -> Any:
@@ -97,6 +103,8 @@ class TenantMigration(TenantDriver):
         made: dict[str, Move] = {}
         settings = {**(record.data.get("settings") or {}), **(self.run.meta.get("settings") or {})}
         meta = self.meta
+        concurrency = int(settings.get("concurrency") or DEFAULT_CONCURRENCY)
+        in_flight = int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)
 
         def move() -> Move:
             if "move" not in made:
@@ -116,7 +124,7 @@ class TenantMigration(TenantDriver):
                     mapping=mapping,
                     users=users,
                     scoped=lambda: scoped(meta.target, meta.project),
-                    budget=Budget(int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)),
+                    budget=Budget.share(in_flight, concurrency),
                     message=self.observer.message,
                 )
             return made["move"]
@@ -130,9 +138,22 @@ class TenantMigration(TenantDriver):
             move=move,
             role=str(settings.get("role") or DEFAULT_MIGRATOR_ROLE),
             user=user,
-            concurrency=int(settings.get("concurrency") or DEFAULT_CONCURRENCY),
+            slots=Slots(
+                slots_name(meta.target),
+                concurrency,
+                self.lock_url(),
+                checkpoint=self.control.checkpoint,
+                message=self.observer.message,
+                sleep=self.control.sleep,
+            ),
+            bytes_in_flight=in_flight,
             checkpoint=self.control.checkpoint,
         )
+
+    def lock_url(self) -> str | None:
+        """The lock backend of the run's own locks (None: the default): B's slots are
+        taken there, shared with every run on that backend."""
+        return next((str(url) for lock in self.locks if (url := getattr(lock, "url", None))), None)
 
     def _flow(self, record: Record, phase: Phase, finish: bool = False) -> Outcome:
         ctx = self.context(record)
@@ -148,7 +169,7 @@ class TenantMigration(TenantDriver):
             self.journal.backend,
         )
         text = ""
-        with self._tracked(engine, self.control):
+        with self._tracked(engine, self.control), ctx.slots:
             try:
                 engine.run()
                 outcome = Outcome.INTERRUPTED
