@@ -6,6 +6,7 @@ and both tenants are on b. Numbers that cannot bound anything are refused (exit 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,11 +15,37 @@ from testbed.tenantclouds import TwoClouds
 from tests.functional.crash import ok, said
 from tests.functional.ephyra_cli import Background, Ephyra
 from tests.functional.holds import HELD, Gate, held_ephyra
-from tests.functional.test_tenant_migrate import export, make_tenant, statuses
+from tests.functional.tenants import wait_for
+from tests.functional.test_tenant_migrate import active, export, public_key, statuses
 
 pytestmark = pytest.mark.functional
 HOLD = "ephyra.tenants.transfer:boot"
 WAITING = "waiting for a slot of tenant-migration into b: 1 of 1 held by other runs"
+
+
+def small_tenant(admin: Any, member: Any, name: str) -> tuple[str, dict[str, str]]:
+    """The tenant ``name`` on a: one server (from an image of its own, with a key pair
+    named after the tenant: the run's user holds a copy of it on b for the boot), a
+    flavor, a security group, a network and subnet."""
+    project = admin.identity.find_project(name).id
+    user = admin.identity.find_user(f"{name}-member")
+    flavor = admin.compute.create_flavor(name=f"{name}.tiny", vcpus=1, ram=64, disk=1)
+    member.compute.create_keypair(name=f"{name}-key", public_key=public_key())
+    image = member.image.create_image(
+        name=f"{name}-img", disk_format="raw", container_format="bare",
+        data=b"s" * 4096, wait=True,
+    )  # fmt: skip
+    member.network.create_security_group(name="web", description="web servers")
+    net = member.network.create_network(name="net")
+    member.network.create_subnet(
+        name="sub", network_id=net.id, cidr="192.168.20.0/24", ip_version=4
+    )
+    server = member.compute.create_server(
+        name="vm0", flavor_id=flavor.id, image_id=image.id, key_name=f"{name}-key",
+        networks=[{"uuid": net.id}], security_groups=[{"name": "web"}],
+    )  # fmt: skip
+    wait_for(lambda: active(member, server.id), f"{name} vm0 ACTIVE on a", timeout=300)
+    return project, {user.id: user.name}
 
 
 def migrate(project: str) -> list[str]:
@@ -34,7 +61,7 @@ def test_two_tenants_into_b_with_one_slot_move_one_at_a_time(
     for name in ("slot-one", "slot-two"):
         two.add_project(name)
         member = two.connect(two.entry_name("a", name, "member"))
-        project, users = make_tenant(a, member, name, servers=1)
+        project, users = small_tenant(a, member, name)
         tenants[name] = (project, users, export(a, project, users))
     ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")  # one lock backend for both
     gate = Gate(tmp_path / "boot")

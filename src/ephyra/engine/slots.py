@@ -50,33 +50,32 @@ class Slots:
         self._sleep = sleep
         self._poll = poll
         self._coord: Any = None  # started on the first take
-        self._locks: dict[int, RunLock] = {}
+        self._held: dict[int, RunLock] = {}  # index -> the lock of a slot held
         self._mutex = threading.Lock()
         self._waiting = 0  # takers of this object waiting now
 
     def slot_name(self, index: int) -> str:
         return f"{self.name} slot {index}"
 
-    def _lock(self, index: int) -> RunLock:
-        if self._coord is None:
-            self._coord = started(self.url)
-        if index not in self._locks:
-            self._locks[index] = RunLock(self.slot_name(index), self.url, self._coord)
-        return self._locks[index]
-
     def try_take(self) -> int | None:
-        """A slot free now, taken (its index), or None."""
+        """A slot free now, taken (its index), or None. Each try is a lock of its own: a
+        lock that was refused is not asked again (tooz's file lock would count it held)."""
         with self._mutex:
+            if self._coord is None:
+                self._coord = started(self.url)
             for index in range(self.count):
-                lock = self._lock(index)
-                if not lock.held and lock.try_acquire():
+                if index in self._held:
+                    continue
+                lock = RunLock(self.slot_name(index), self.url, self._coord)
+                if lock.try_acquire():
+                    self._held[index] = lock
                     return index
         return None
 
     def held(self) -> int:
         """How many slots this object holds."""
         with self._mutex:
-            return sum(lock.held for lock in self._locks.values())
+            return len(self._held)
 
     def take(self) -> int:
         """A slot, once one is free (its index): raises what ``checkpoint`` raises."""
@@ -109,7 +108,7 @@ class Slots:
 
     def give(self, index: int) -> None:
         with self._mutex:
-            self._locks[index].release()
+            self._held.pop(index).release()
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[int]:
@@ -123,9 +122,9 @@ class Slots:
     def close(self) -> None:
         """Give back every slot held and leave the backend."""
         with self._mutex:
-            for lock in self._locks.values():
-                lock.close()
-            self._locks.clear()
+            for lock in self._held.values():
+                lock.release()
+            self._held.clear()
             if self._coord is not None:
                 self._coord.stop()
                 self._coord = None

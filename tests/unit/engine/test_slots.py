@@ -64,7 +64,11 @@ class Takers:
     def start(self, k: str) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         argv = [sys.executable, "-c", TAKER, self.url, str(self.count), str(self.here), k, NAME]
-        self.procs[k] = subprocess.Popen(argv, env=env)
+        with (self.here / f"err-{k}").open("wb") as err:
+            self.procs[k] = subprocess.Popen(argv, env=env, stderr=err)
+
+    def said(self, k: str) -> str:
+        return (self.here / f"err-{k}").read_text()
 
     def marked(self, mark: str) -> set[str]:
         return {k for k in self.procs if (self.here / f"{mark}-{k}").exists()}
@@ -126,6 +130,7 @@ def test_n_slots_hold_n_takers_of_n_plus_1_processes_at_once(
     for k in ("1", "2", "3"):
         (t.here / f"go-{k}").touch()
     assert [t.exited(k) for k in ("1", "2", "3")] == [0, 0, 0]
+    assert "Unreleased lock" not in t.said(last)  # refused slots were not thought held
     # at most 2 at once over the whole run: every enter saw at most 1 other inside
     spans = [(t.entered(k)[1], t.left(k)) for k in ("1", "2", "3")]
     for start, _ in spans:
