@@ -49,21 +49,31 @@ def coordinator(url: str, member: bytes) -> Any:
     return coord
 
 
-class RunLock:
-    """An exclusive, non-blocking lock; released by the OS if its process dies."""
+def started(url: str) -> Any:
+    """tooz's coordinator for ``url``, started, as this process's member."""
+    member = f"{socket.gethostname()}-{os.getpid()}".encode()
+    try:
+        coord: Any = coordinator(url, member)
+        coord.start(start_heart=True)
+    except UsageError:
+        raise
+    except Exception as exc:
+        what = describe(exc)
+        raise BackendError(f"cannot use lock backend {redact(url)}: {what}") from exc
+    return coord
 
-    def __init__(self, name: str, url: str | None = None) -> None:
+
+class RunLock:
+    """An exclusive, non-blocking lock; released by the OS if its process dies.
+
+    ``coord``: a started coordinator of ``url`` to take it through (several locks of one
+    process share it; it is theirs to stop), else the lock starts and stops its own."""
+
+    def __init__(self, name: str, url: str | None = None, coord: Any = None) -> None:
         self.name = name
         self.url = url or default_url()
-        member = f"{socket.gethostname()}-{os.getpid()}".encode()
-        try:
-            self._coord: Any = coordinator(self.url, member)
-            self._coord.start(start_heart=True)
-        except UsageError:
-            raise
-        except Exception as exc:
-            what = describe(exc)
-            raise BackendError(f"cannot use lock backend {redact(self.url)}: {what}") from exc
+        self._own = coord is None
+        self._coord: Any = started(self.url) if coord is None else coord
         # a name holds cloud and host names: percent-encoded, it is one safe file name
         self._lock = self._coord.get_lock(quote(name, safe=" <->").encode())
         self.held = False
@@ -99,7 +109,8 @@ class RunLock:
 
     def close(self) -> None:
         self.release()
-        self._coord.stop()
+        if self._own:
+            self._coord.stop()
 
     def __enter__(self) -> RunLock:
         return self

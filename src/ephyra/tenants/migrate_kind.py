@@ -1,5 +1,14 @@
 """The tenant migration run: a project's workload moved from cloud A to cloud B
-(``ephyra tenant migrate PROJECT --from A --to B``)."""
+(``ephyra tenant migrate PROJECT --from A --to B``).
+
+Several at once are bounded: every server move (snapshot, copy, boot, stop) and every
+image copy of a tenant migration into B holds one of B's slots, ``tenant-migration into
+B`` (:mod:`ephyra.engine.slots`, on the run's lock backend: every process and machine on
+it shares them). ``--concurrency N`` is how many slots a run uses (slots 0..N-1: runs with
+the same N share exactly N, with different Ns at most the largest); a slot holds at most
+``--bytes-in-flight / N`` bytes of images in flight, so runs that agree on both numbers
+have at most ``--bytes-in-flight`` bytes in flight into B between them.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +79,7 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
     items, item_name = "projects", "project"
     list_columns = ("id", "state", "source", "target", "project", "finished", "created")
     after_abort = "both clouds stay as the run left them until rollback"
-    resume_settings = {"concurrency": "servers moved at once"}
+    resume_settings = {"concurrency": "slots of cloud B used: server moves and image copies"}
     finish_help = "delete A's stopped originals and the transfer images"
 
     # -- a start request ---------------------------------------------------------------
@@ -96,15 +105,18 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
             type=int,
             default=DEFAULT_CONCURRENCY,
             metavar="N",
-            help=f"servers moved at once ({DEFAULT_CONCURRENCY})",
+            help="slots of cloud B this run uses: a server move or an image copy holds one, "
+            "and every tenant migration into B shares them (runs with the same N: N moves "
+            f"into B at once between them; different Ns: the largest) ({DEFAULT_CONCURRENCY})",
         )
         parser.add_argument(
             "--bytes-in-flight",
             type=int,
             default=DEFAULT_BYTES_IN_FLIGHT,
             metavar="BYTES",
-            help="bytes of images read from A and not yet written to B, at most "
-            f"({DEFAULT_BYTES_IN_FLIGHT})",
+            help="bytes of images read from A and not yet written to B, at most: each of "
+            "the N slots holds BYTES/N (at least 65536), so the migrations into B that give "
+            f"the same BYTES and N stay under BYTES between them ({DEFAULT_BYTES_IN_FLIGHT})",
         )
         parser.add_argument(
             "--role",
@@ -186,10 +198,18 @@ class TenantMigrationKind(RunKind["MigrationPlan"]):
         return [tenant_lock(meta.source, meta.project), tenant_lock(meta.target, meta.project)]
 
     def resumed(self, run: RunInfo, settings: Mapping[str, Any]) -> dict[str, Any]:
-        concurrency = settings.get("concurrency")
-        if concurrency is not None and int(concurrency) < 1:
-            raise UsageError("--concurrency must be at least 1")
-        return {"settings": {**(run.meta.get("settings") or {}), **settings}}
+        from ephyra.tenants.migrate_body import bounds_problem
+
+        merged = {**(run.meta.get("settings") or {}), **settings}
+        concurrency = merged.get("concurrency")
+        in_flight = merged.get("bytes_in_flight")
+        problem = bounds_problem(
+            DEFAULT_CONCURRENCY if concurrency is None else int(concurrency),
+            DEFAULT_BYTES_IN_FLIGHT if in_flight is None else int(in_flight),
+        )
+        if problem:
+            raise UsageError(problem)
+        return {"settings": merged}
 
     # -- driving -----------------------------------------------------------------------
     def driver(

@@ -9,6 +9,7 @@ from ephyra.clouds import connect, translated
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
+from ephyra.engine.slots import Slots
 from ephyra.engine.states import Phase, RunState
 from ephyra.progress import Observer
 from ephyra.tenants.identity_copy import SEPARATE, IdentityCopy
@@ -31,6 +32,11 @@ START = "ephyra.tenant.migration.start"
 END = "ephyra.tenant.migration.end"
 ROLLED_BACK = "ephyra.tenant.migration.rollback"
 FINISHED = "ephyra.tenant.migration.finish"
+
+
+def slots_name(target: str) -> str:
+    """The slots every tenant migration into cloud ``target`` shares."""
+    return f"tenant-migration into {target}"
 
 
 def scoped(cloud: str, project: str) -> Any:
@@ -109,6 +115,9 @@ class TenantMigration(TenantDriver):
                 copies["copy"] = IdentityCopy(self.identity, b, record.freeze, mapping)
             return copies["copy"]
 
+        concurrency = int(settings.get("concurrency") or DEFAULT_CONCURRENCY)
+        in_flight = int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)
+
         def move() -> Move:
             if "move" not in made:
                 freeze = record.freeze
@@ -130,7 +139,7 @@ class TenantMigration(TenantDriver):
                     mapping=mapping,
                     users=users,
                     scoped=lambda: scoped(meta.target, b_project),
-                    budget=Budget(int(settings.get("bytes_in_flight") or DEFAULT_BYTES_IN_FLIGHT)),
+                    budget=Budget.share(in_flight, concurrency),
                     message=self.observer.message,
                 )
             return made["move"]
@@ -144,10 +153,23 @@ class TenantMigration(TenantDriver):
             move=move,
             role=str(settings.get("role") or DEFAULT_MIGRATOR_ROLE),
             user=user,
-            concurrency=int(settings.get("concurrency") or DEFAULT_CONCURRENCY),
+            slots=Slots(
+                slots_name(meta.target),
+                concurrency,
+                self.lock_url(),
+                checkpoint=self.control.checkpoint,
+                message=self.observer.message,
+                sleep=self.control.sleep,
+            ),
+            bytes_in_flight=in_flight,
             checkpoint=self.control.checkpoint,
             identity_copy=identity_copy,
         )
+
+    def lock_url(self) -> str | None:
+        """The lock backend of the run's own locks (None: the default): B's slots are
+        taken there, shared with every run on that backend."""
+        return next((str(url) for lock in self.locks if (url := getattr(lock, "url", None))), None)
 
     def _flow(self, record: Record, phase: Phase, finish: bool = False) -> Outcome:
         ctx = self.context(record)
@@ -163,7 +185,7 @@ class TenantMigration(TenantDriver):
             self.journal.backend,
         )
         text = ""
-        with self._tracked(engine, self.control):
+        with self._tracked(engine, self.control), ctx.slots:
             try:
                 engine.run()
                 outcome = Outcome.INTERRUPTED

@@ -22,14 +22,16 @@ from typing import Any, ClassVar
 
 from taskflow import task
 
+from ephyra.engine.slots import Slots
 from ephyra.errors import Interrupted
 from ephyra.tenants import steps as freeze_steps
 from ephyra.tenants import takeback
 from ephyra.tenants.identity_copy import IdentityCopy
 from ephyra.tenants.keystone import Grant, Identity
+from ephyra.tenants.migrate_records import DEFAULT_BYTES_IN_FLIGHT
 from ephyra.tenants.resources import KINDS
 from ephyra.tenants.steps import Record, TenantContext
-from ephyra.tenants.transfer import BRING, Move
+from ephyra.tenants.transfer import BRING, Budget, Move
 
 
 @dataclass
@@ -38,10 +40,16 @@ class MigrationContext:
     move: Callable[[], Move]  # made once per flow
     role: str  # the role the run's user holds on the project while it creates on B
     user: Callable[[], str]  # the run's user's id
-    concurrency: int = 2
+    #: B's slots (``tenant-migration into B``): this run uses ``concurrency`` of them.
+    slots: Slots
+    bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT  # shared by the slots
     checkpoint: Callable[[], None] = field(default=lambda: None)
     #: B's own Keystone's copy of the project (None: one Keystone for both clouds).
     identity_copy: Callable[[], IdentityCopy | None] = field(default=lambda: None)
+
+    @property
+    def concurrency(self) -> int:
+        return self.slots.count
 
     @property
     def record(self) -> Record:
@@ -149,8 +157,14 @@ class ClearIdentity(Step):
             copy.clear()
 
 
+#: The kinds whose every item (an image copy, a server move) holds one of B's slots.
+SLOTTED = frozenset({"image", "server"})
+
+
 class Bring(Step):
-    """Every resource of one kind the tenant has on A, brought to B."""
+    """Every resource of one kind the tenant has on A, brought to B. An image or a server
+    holds one of B's slots while it moves (as many at once as this run has slots, fewer
+    while other runs into B hold some), with the slot's share of the bytes in flight."""
 
     kind: ClassVar[str]
 
@@ -158,19 +172,24 @@ class Bring(Step):
         move = self.ctx.move()
         items = [i for i in move.raw().get(self.kind, []) if movable(self.kind, i)]
         bring = BRING[self.kind]
-        if self.kind != "server" or self.ctx.concurrency <= 1:
+        if self.kind not in SLOTTED:
             for item in items:
                 self.ctx.checkpoint()
                 bring(move, item)
             return
-        with ThreadPoolExecutor(max_workers=self.ctx.concurrency) as pool:
+        workers = min(self.ctx.concurrency, len(items))
+        if not workers:
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._one, bring, move, item) for item in items]
         for future in futures:
             future.result()
 
     def _one(self, bring: Callable[[Move, dict[str, Any]], None], move: Move, item: Any) -> None:
         self.ctx.checkpoint()
-        bring(move, item)
+        share = Budget.share(self.ctx.bytes_in_flight, self.ctx.concurrency)
+        with self.ctx.slots.holding():
+            bring(move.within(share), item)
 
 
 def movable(kind: str, item: dict[str, Any]) -> bool:

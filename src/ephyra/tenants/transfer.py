@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,22 +34,27 @@ from ephyra.tenants.mapping import (
     Mapping,
     tag,
 )
+from ephyra.tenants.migrate_body import CHUNK as CHUNK  # the unit of a budget
 
 POLL = 0.2
 #: How long a server, an image or a deletion may take on the testbed or a real cloud.
 TIMEOUT = 600.0
-CHUNK = 64 * 1024
 
 
 class Budget:
-    """Bytes in flight across every copy of a run: a chunk read from A holds its size
-    until it has been sent to B."""
+    """Bytes in flight across the copies that share it (a slot's: one at a time): a chunk
+    read from A holds its size until it has been sent to B."""
 
     def __init__(self, limit: int) -> None:
         self.limit = max(limit, CHUNK)
         self.used = 0
         self.peak = 0
         self._cond = threading.Condition()
+
+    @classmethod
+    def share(cls, total: int, slots: int) -> Budget:
+        """One slot's budget when ``slots`` slots share ``total`` bytes in flight."""
+        return cls(total // max(slots, 1))
 
     def take(self, size: int) -> None:
         with self._cond:
@@ -101,6 +106,12 @@ class Move:
     def b_user(self, a_user: str) -> str:
         """A user's id on B (the same id when both clouds share one Keystone)."""
         return self.mapping.b_of("user", a_user) or a_user
+
+    def within(self, budget: Budget) -> Move:
+        """This move with ``budget`` for the image bytes it has in flight (a slot's);
+        its tenant read on A and its connection to B shared with this one."""
+        self.raw()
+        return replace(self, budget=budget, scoped=self.on_b)
 
     def marks(self, a_id: str) -> dict[str, str]:
         return {MARK_RUN: self.run_id, MARK_FROM: a_id}
@@ -407,7 +418,7 @@ def bring_router(move: Move, item: dict[str, Any]) -> None:
 def copy_image(move: Move, a_image: Any, fields: dict[str, Any], size: int) -> str:
     """Stream the ``size`` bytes of ``a_image`` (an id on A) into a new image of B made
     with ``fields``; its id on B, once active with the same bytes (size and hash). At most
-    the run's budget of bytes is in flight."""
+    the move's budget of bytes is in flight (its slot's share of ``--bytes-in-flight``)."""
     with translated(move.target, f"make image {fields.get('name')}", "image (Glance)"):
         made_id = str(glance(move.b, "post", "/images", json=fields)["id"])
     response = None
@@ -464,7 +475,7 @@ def images_by(conn: Any, **query: str) -> list[dict[str, Any]]:
 class Stream:
     """The bytes of an image read from A as a body sent to B: a file of a known length
     (sent with a Content-Length: an image API need not take a chunked body), or chunks.
-    A chunk read holds its size of the run's budget until the next is asked for (the
+    A chunk read holds its size of the move's budget until the next is asked for (the
     previous one has been sent by then)."""
 
     def __init__(self, budget: Budget, chunks: Iterator[bytes], size: int) -> None:
