@@ -2,7 +2,8 @@
 ``ephyra tenant plan`` lists every resource; ``migrate`` brings them to b, the export of
 the tenant on a before equals the export on b after (ids and servers' status aside), the
 originals are stopped on a, not deleted; ``rollback`` leaves b without anything of the run
-and a as it was, its servers running again."""
+and a as it was, its servers running again. Its crash matrix, and ``finish``, are in
+``test_crash_tenant_migrate``."""
 
 from __future__ import annotations
 
@@ -13,98 +14,14 @@ from typing import Any
 
 import pytest
 
-from ephyra.tenants.resources import collect, describe
-from ephyra.tenants.transfer import images_by
 from testbed.tenantclouds import TwoClouds
-from tests.functional.crash import done_line, ok
+from tests.functional.crash import ok
 from tests.functional.ephyra_cli import Ephyra
-from tests.functional.tenants import wait_for
+from tests.functional.tenants import export, make_workload, statuses
 
 pytestmark = pytest.mark.functional
 PROJECT = "mover"
 SERVERS = 6
-
-
-def public_key() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate().public_key()
-    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return raw.decode()
-
-
-def export(conn: Any, project: str, users: dict[str, str]) -> dict[str, Any]:
-    tenant = describe(project, collect(conn, project, users))
-    for server in tenant.export["server"]:
-        server.pop("status")
-    return tenant.export
-
-
-def statuses(conn: Any, project: str) -> dict[str, str]:
-    return {s.name: s.status for s in conn.compute.servers(all_projects=True, project_id=project)}
-
-
-def make_tenant(
-    admin: Any, member: Any, name: str, servers: int = SERVERS
-) -> tuple[str, dict[str, str]]:
-    """The tenant ``name`` on a (``admin``'s cloud; ``member`` its member): ``servers``
-    servers (2 in a server group), 2 key pairs, a flavor with extra specs, 2 images, a
-    security group with rules, a network, subnet and router."""
-    project = admin.identity.find_project(name).id
-    user = admin.identity.find_user(f"{name}-member")
-    reader = admin.identity.find_user(f"{name}-reader")
-    flavor = admin.compute.create_flavor(name=f"{name}.tiny", vcpus=1, ram=64, disk=1)
-    admin.compute.create_flavor_extra_specs(flavor, {"hw:cpu_policy": "shared", "x:y": "z"})
-    for n in (1, 2):
-        member.compute.create_keypair(name=f"key{n}", public_key=public_key())
-    images = [
-        member.image.create_image(
-            name=f"img{n}",
-            disk_format="raw",
-            container_format="bare",
-            data=bytes([n]) * 4096,
-            properties={"os_distro": f"distro{n}"},
-            wait=True,
-        )
-        for n in (1, 2)
-    ]
-    group = member.compute.create_server_group(name="pair", policy="affinity")
-    sg = member.network.create_security_group(name="web", description="web servers")
-    member.network.create_security_group_rule(
-        security_group_id=sg.id, direction="ingress", protocol="tcp",
-        port_range_min=80, port_range_max=80, remote_ip_prefix="10.0.0.0/8",
-    )  # fmt: skip
-    net = member.network.create_network(name="net")
-    subnet = member.network.create_subnet(
-        name="sub", network_id=net.id, cidr="192.168.10.0/24", ip_version=4
-    )
-    router = member.network.create_router(name="rtr")
-    member.network.add_interface_to_router(router, subnet_id=subnet.id)
-    made = []
-    for n in range(servers):
-        hints = {"group": group.id} if n < 2 else {}
-        made.append(
-            member.compute.create_server(
-                name=f"vm{n}",
-                flavor_id=flavor.id,
-                image_id=images[n % 2].id,
-                key_name=f"key{1 + n % 2}",
-                metadata={"role": f"r{n}"},
-                networks=[{"uuid": net.id}],
-                security_groups=[{"name": "web"}],
-                scheduler_hints=hints,
-            )
-        )
-    for server in made:
-        wait_for(lambda s=server: active(member, s.id), f"{server.name} ACTIVE on a", timeout=300)
-    return project, {user.id: user.name, reader.id: reader.name}
-
-
-def active(conn: Any, server: str) -> bool:
-    found = conn.compute.get_server(server)
-    assert found.status != "ERROR", (found.fault or {}).get("message")
-    return bool(found.status == "ACTIVE")
 
 
 def tenant(ephyra: Ephyra, *args: str, code: int = 0) -> Any:
@@ -115,7 +32,8 @@ def test_a_tenant_moves_to_b_and_rollback_restores_a(two_clouds: TwoClouds, tmp_
     two = two_clouds
     two.add_project(PROJECT)
     a, b = two.connect("a"), two.connect("b")
-    project, users = make_tenant(a, two.connect(two.entry_name("a", PROJECT, "member")), PROJECT)
+    member = two.connect(two.entry_name("a", PROJECT, "member"))
+    project, users = make_workload(a, member, PROJECT, SERVERS)
     before = export(a, project, users)
     assert len(before["server"]) == SERVERS
     ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
@@ -152,39 +70,3 @@ def test_a_tenant_moves_to_b_and_rollback_restores_a(two_clouds: TwoClouds, tmp_
     assert left["router"] == left["server_group"] == left["keypair"] == []
     assert [g["name"] for g in left["security_group"]] in ([], ["default"])
     assert b.compute.find_flavor(f"{PROJECT}.tiny", ignore_missing=True) is None
-
-
-def test_a_move_killed_at_a_step_boundary_resumes_and_makes_nothing_twice(
-    two_clouds: TwoClouds, tmp_path: Path
-) -> None:
-    two, name, servers = two_clouds, "crashy", 3  # the move's every kind, fewer servers
-    two.add_project(name)
-    a, b = two.connect("a"), two.connect("b")
-    member = two.connect(two.entry_name("a", name, "member"))
-    project, users = make_tenant(a, member, name, servers)
-    before = export(a, project, users)
-    ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
-
-    first = ephyra.background("tenant", "migrate", name, "--from", "a", "--to", "b", "--yes")
-    first.wait_for(done_line(name, "bring-image"), timeout=600)
-    first.kill()  # -9: the next step may have begun
-    tenant(ephyra, "resume")
-
-    after = export(b, project, users)
-    for kind in before:
-        assert after[kind] == before[kind], kind  # each once: the exports hold every copy
-    marked = images_by(b, owner=project, ephyra_transfer=status_of(ephyra)["id"])
-    assert len(marked) == servers  # one transfer image per server, none twice
-    assert len(list(b.compute.servers(all_projects=True, project_id=project))) == servers
-    assert set(statuses(a, project).values()) == {"SHUTOFF"}
-
-    run = status_of(ephyra)["id"]
-    tenant(ephyra, "finish")  # A's originals and the transfer images deleted
-    assert statuses(a, project) == {}
-    assert images_by(a, ephyra_transfer=run) == images_by(b, ephyra_transfer=run) == []
-    assert export(b, project, users) == after  # B's copies run on
-    assert "finished already" in tenant(ephyra, "finish").out
-
-
-def status_of(ephyra: Ephyra) -> dict[str, Any]:
-    return dict(json.loads(tenant(ephyra, "status", "-f", "json").out))

@@ -114,7 +114,7 @@ def _quotas(move: Move) -> None:
 
 def clear_b(move: Move) -> None:
     """Delete on B everything the run made there, what refers to a thing first."""
-    compute, network = move.b.compute, move.b.network
+    network = move.b.network
     _servers(move)
     _images(move, "transfer", move.b, move.target)
     _images(move, "image", move.b, move.target)
@@ -128,10 +128,16 @@ def clear_b(move: Move) -> None:
     )
     _neutron(move, "security_group", network.security_groups, network.delete_security_group)
     _each(move, "server_group", lambda e: _missing_ok(lambda: _server_group(move, e)))
-    _each(move, "transfer_keypair", lambda e: _missing_ok(lambda: compute.delete_keypair(e["a"])))
+    drop_transfer_keypairs(move)
     _each(move, "keypair", lambda e: _missing_ok(lambda: _keypair(move, e)))
     _each(move, "flavor", lambda e: _missing_ok(lambda: _flavor(move, e)))
     _quotas(move)
+
+
+def drop_transfer_keypairs(move: Move) -> None:
+    """Delete on B the key pairs the run's user held for the boots (made by the run)."""
+    compute = move.b.compute
+    _each(move, "transfer_keypair", lambda e: _missing_ok(compute.delete_keypair, e["a"]))
 
 
 def _server_group(move: Move, entry: dict[str, Any]) -> None:
@@ -185,7 +191,8 @@ def drop_snapshots(move: Move) -> None:
 
 def delete_originals(move: Move) -> None:
     """Finish: delete on A each server whose copy runs on B (the run stopped it or found
-    it stopped), and the transfer images of both sides."""
+    it stopped), the transfer images of both sides and the key pairs the run's user held
+    on B for the boots (left, a next move's user would find a key pair of that name)."""
     compute = move.a.compute
     for entry in move.mapping.entries("server", CREATED):
         if move.mapping.state("original", entry["a"]) == DELETED:
@@ -199,3 +206,4 @@ def delete_originals(move: Move) -> None:
         move.mapping.note("original", entry["a"], state=DELETED)
     drop_snapshots(move)
     _images(move, "transfer", move.b, move.target)
+    drop_transfer_keypairs(move)
