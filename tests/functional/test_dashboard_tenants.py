@@ -24,7 +24,8 @@ from ephyra.tenants.freeze import make_freeze
 from ephyra.tenants.mapping import Mapping
 from ephyra.tenants.migrate_kind import TenantMigrationKind
 from ephyra.tenants.migrate_plan import CREATE, REUSE, STAY, MigrationPlan, Row
-from ephyra.tenants.migrate_records import OUTCOMES, MigrationMeta, Outcome
+from ephyra.tenants.migrate_records import OUTCOMES, MigrationMeta
+from ephyra.tenants.records import Outcome
 from ephyra.tenants.resources import Resource
 from ephyra.tenants.steps import Record
 from testbed.keystone import Keystone

@@ -31,6 +31,7 @@ from ephyra.engine.kinds import (
 from ephyra.engine.states import Phase
 from ephyra.errors import UsageError
 from ephyra.names import check_name
+from ephyra.tenants.kind import tenant_lock  # as the freeze's: a migration holds A's
 from ephyra.tenants.migrate_records import (
     DEFAULT_BYTES_IN_FLIGHT,
     DEFAULT_CONCURRENCY,
@@ -38,8 +39,8 @@ from ephyra.tenants.migrate_records import (
     OUTCOMES,
     MigrationDetail,
     MigrationMeta,
-    Outcome,
 )
+from ephyra.tenants.records import Outcome
 
 if TYPE_CHECKING:
     from ephyra.engine.driver import RunDriver
@@ -51,13 +52,6 @@ if TYPE_CHECKING:
 
 #: The command group of the migration's verbs (``ephyra tenant migrate|plan|status...``).
 COMMAND = "tenant"
-
-
-def tenant_lock(cloud: str, project: str) -> str:
-    """The lock of one project of ``cloud`` (as the freeze's: a migration holds A's)."""
-    from ephyra.tenants.kind import tenant_lock as lock
-
-    return lock(cloud, project)
 
 
 class TenantMigrationKind(RunKind["MigrationPlan"]):

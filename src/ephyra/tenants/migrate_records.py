@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from ephyra.engine.outcomes import Outcomes
+from ephyra.tenants.records import Outcome, project_lists
 
 #: Servers moved at once, and bytes of images in flight (read from A, not yet sent to B).
 DEFAULT_CONCURRENCY = 2
@@ -47,15 +47,6 @@ class MigrationMeta:
         return f"migration:{self.project}"
 
 
-class Outcome(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    MOVED = "moved"  # forward
-    RESTORED = "restored"  # rollback
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
 _O = Outcome
 TRANSITIONS: dict[tuple[Outcome, Outcome], str] = {
     (_O.PENDING, _O.RUNNING): "its flow begins",
@@ -84,18 +75,8 @@ class MigrationDetail:
         return {**self.meta.to_meta(), "finished": self.finished}
 
     def lists(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for row in self.resources:
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
-        return {
-            "counts": counts,
-            "projects": [
-                {
-                    "project": self.meta.project_name or self.meta.project,
-                    "forward": self.forward,
-                    "rollback": self.rollback,
-                    "error": self.error,
-                }
-            ],
-            "resources": list(self.resources),
-        }
+        meta = self.meta
+        name = meta.project_name or meta.project
+        return project_lists(
+            name, self.forward, self.rollback, self.error, "resources", self.resources
+        )

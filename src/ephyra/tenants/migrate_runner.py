@@ -3,14 +3,14 @@ detail in the run's logbook (``forward:<project>``, ``rollback:<project>``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ephyra.clouds import connect, translated
-from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.slots import Slots
-from ephyra.engine.states import Phase, RunState
+from ephyra.engine.states import Phase
 from ephyra.progress import Observer
 from ephyra.tenants.identity_copy import SEPARATE, IdentityCopy
 from ephyra.tenants.keystone import Identity
@@ -21,9 +21,9 @@ from ephyra.tenants.migrate_records import (
     DEFAULT_MIGRATOR_ROLE,
     OUTCOMES,
     MigrationMeta,
-    Outcome,
 )
-from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationContext
+from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationContext, StepMaker
+from ephyra.tenants.records import Outcome
 from ephyra.tenants.runner import TenantDriver
 from ephyra.tenants.steps import Record, TenantContext
 from ephyra.tenants.transfer import Budget, Move
@@ -51,6 +51,9 @@ def scoped(cloud: str, project: str) -> Any:
 
 class TenantMigration(TenantDriver):
     meta: MigrationMeta
+    outcomes = OUTCOMES
+    done = {Phase.FORWARD: Outcome.MOVED, Phase.ROLLBACK: Outcome.RESTORED}
+    doing = {Phase.FORWARD: "move", Phase.ROLLBACK: "take back"}
 
     def __init__(
         self,
@@ -64,24 +67,18 @@ class TenantMigration(TenantDriver):
         self.meta = MigrationMeta.from_meta(run.meta)
         self.identity = identity or Identity.connect(self.meta.source)
 
-    def run_phase(self, phase: Phase) -> RunState:
-        record = self.record()
-        forward = phase is Phase.FORWARD
-        done = Outcome.MOVED if forward else Outcome.RESTORED
-        what = "move" if forward else "take back"
-        self.observer.started(
-            f"{what} {self.item} {self.run.short}", 1, int(OUTCOMES.of(record, phase) is done)
-        )
-        if OUTCOMES.of(record, phase) is not done:
-            if forward:
-                self._notice(START)  # started or resumed
-            outcome = self._flow(record, phase)
-            if outcome is Outcome.INTERRUPTED or self.control.request is not None:
-                return RunState.PAUSED
-            if outcome is Outcome.FAILED:
-                return RunState.FAILED
-        self._notice(END if forward else ROLLED_BACK)
-        return RunState.SUCCEEDED if forward else RunState.ROLLED_BACK
+    def steps(self, phase: Phase) -> Sequence[StepMaker]:
+        return FORWARD if phase is Phase.FORWARD else ROLLBACK
+
+    def beginning(self, phase: Phase) -> None:
+        if phase is Phase.FORWARD:
+            self._notice(START)  # started or resumed
+
+    def ended(self, phase: Phase) -> None:
+        self._notice(END if phase is Phase.FORWARD else ROLLED_BACK)
+
+    def holding(self, ctx: MigrationContext) -> Slots:
+        return ctx.slots
 
     def _notice(self, event: str) -> None:
         """Told to the run's notifiers (docs/notifications.md)."""
@@ -171,38 +168,11 @@ class TenantMigration(TenantDriver):
         taken there, shared with every run on that backend."""
         return next((str(url) for lock in self.locks if (url := getattr(lock, "url", None))), None)
 
-    def _flow(self, record: Record, phase: Phase, finish: bool = False) -> Outcome:
-        ctx = self.context(record)
-        name = f"{phase.value}:{self.meta.project}"
-        OUTCOMES.save(record, phase, Outcome.RUNNING)
-        steps = FORWARD if phase is Phase.FORWARD else ROLLBACK
-        if finish:
-            steps, name = FINISH, f"finish:{self.meta.project}"
-        engine = engine_for(
-            name,
-            [step(ctx) for step in steps],
-            self.journal.detail(self.run.id, name),
-            self.journal.backend,
-        )
-        text = ""
-        with self._tracked(engine, self.control), ctx.slots:
-            try:
-                engine.run()
-                outcome = Outcome.INTERRUPTED
-                if succeeded(engine):
-                    outcome = Outcome.MOVED if phase is Phase.FORWARD else Outcome.RESTORED
-            except Exception as exc:
-                first, text = self.failure(exc, f"project {self.item}")
-                outcome = Outcome.INTERRUPTED if first is None else Outcome.FAILED
-        OUTCOMES.save(record, phase, outcome, error=text or None)
-        if outcome is not Outcome.INTERRUPTED:
-            self.observer.node(self.item, outcome.value, text)
-        return outcome
-
     def finish(self) -> bool:
         """Delete A's originals and the transfer images of a moved tenant."""
         record = self.record()
-        done = self._flow(record, Phase.FORWARD, finish=True) is Outcome.MOVED
+        name = f"finish:{self.meta.project}"
+        done = self.flow(record, Phase.FORWARD, FINISH, name) is Outcome.MOVED
         if done:
             record.save(finished=True)
             self._notice(FINISHED)

@@ -7,7 +7,8 @@ and the engine's light modules here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -45,9 +46,13 @@ class TenantMeta:
 
 
 class Outcome(StrEnum):
+    """A project's outcome in a phase of a tenant run (each kind has its own table of
+    which may follow which)."""
+
     PENDING = "pending"
     RUNNING = "running"
-    FROZEN = "frozen"  # forward
+    FROZEN = "frozen"  # a freeze, forward
+    MOVED = "moved"  # a migration, forward
     RESTORED = "restored"  # rollback
     FAILED = "failed"
     INTERRUPTED = "interrupted"
@@ -83,18 +88,18 @@ class TenantDetail:
         return {"cloud": self.cloud, "project": self.project, "project_name": self.project_name}
 
     def lists(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for change in self.changes:
-            counts[change["state"]] = counts.get(change["state"], 0) + 1
-        return {
-            "counts": counts,
-            "projects": [
-                {
-                    "project": self.project_name or self.project,
-                    "forward": self.forward,
-                    "rollback": self.rollback,
-                    "error": self.error,
-                }
-            ],
-            "changes": list(self.changes),
-        }
+        name = self.project_name or self.project
+        return project_lists(name, self.forward, self.rollback, self.error, "changes", self.changes)
+
+
+def project_lists(
+    name: str, forward: str, rollback: str, error: str, key: str, rows: Iterable[dict[str, Any]]
+) -> dict[str, Any]:
+    """A tenant run's lists in its status: its rows under ``key`` (each with a ``state``)
+    and their count by state, and its one project with its outcomes."""
+    found = list(rows)
+    return {
+        "counts": dict(Counter(row["state"] for row in found)),
+        "projects": [{"project": name, "forward": forward, "rollback": rollback, "error": error}],
+        key: found,
+    }
