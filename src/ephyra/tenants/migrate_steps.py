@@ -124,11 +124,14 @@ class Enter(Step):
 
 
 class Leave(Step):
-    """Take back the role ``enter`` gave."""
+    """Delete the key pairs the run's user held on B for the boots (kept, the next move
+    of a key pair of that name would find the user holding it), and take back the role
+    ``enter`` gave."""
 
     title = "leave"
 
     def apply(self) -> None:
+        takeback.drop_transfer_keypairs(self.ctx.move())
         entered = self.ctx.record.data.get("entered")
         if entered:
             _on_b(self.ctx)[0].revoke(Grant.from_dict(entered))
