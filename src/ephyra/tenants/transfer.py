@@ -36,7 +36,10 @@ from ephyra.tenants.mapping import (
 )
 from ephyra.tenants.migrate_body import CHUNK as CHUNK  # the unit of a budget
 
+#: The first wait between two looks at a thing under way, and the longest: each look at
+#: a server costs its cloud a token check or more, so the waits grow while it takes long.
 POLL = 0.2
+POLL_MOST = 2.0
 #: How long a server, an image or a deletion may take on the testbed or a real cloud.
 TIMEOUT = 600.0
 
@@ -118,11 +121,12 @@ class Move:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, POLL
     while not check():
         if time.monotonic() > deadline:
             raise StepFailed(f"{what}: still not done after {timeout:.0f} s")
-        time.sleep(POLL)
+        time.sleep(pause)
+        pause = min(pause * 1.5, POLL_MOST)
 
 
 # -- quotas -------------------------------------------------------------------------------
