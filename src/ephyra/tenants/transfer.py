@@ -691,6 +691,14 @@ def _boot_fields(move: Move, server: dict[str, Any], image: str) -> dict[str, An
     return fields
 
 
+def was_off(move: Move, server: dict[str, Any]) -> bool:
+    """Whether the original was SHUTOFF before the run: a resumed run reads A after its
+    own stops, and a server it stopped itself (``stopped``) was running."""
+    if move.mapping.state("stopped", str(server["id"])) in (INTENT, CREATED):
+        return False
+    return bool(server["status"] == "SHUTOFF")
+
+
 def boot(move: Move, server: dict[str, Any], image: str) -> str:
     """The server's copy on B (booted once), ACTIVE (SHUTOFF if the original was)."""
     a_id = str(server["id"])
@@ -721,7 +729,7 @@ def boot(move: Move, server: dict[str, Any], image: str) -> str:
 
         wait_for(f"server {server['name']} on {move.target}", up)
         copy = move.b.compute.get_server(b_id)
-        if server["status"] == "SHUTOFF" and copy.status == "ACTIVE":
+        if was_off(move, server) and copy.status == "ACTIVE":
             move.b.compute.stop_server(b_id)
             wait_for(
                 f"server {server['name']} stopped on {move.target}",
