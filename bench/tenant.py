@@ -97,12 +97,20 @@ def connect(clouds: TwoClouds, cloud: str, tenant: Tenant | None = None) -> Any:
     return clouds.connect(clouds.entry_name(cloud, tenant.name, "member") if tenant else cloud)
 
 
-def make(clouds: TwoClouds, name: str, servers: int) -> Tenant:
-    """Project ``name`` with its member and reader, and its workload on a."""
-    clouds.add_project(name)
-    member = clouds.connect(clouds.entry_name("a", name, "member"))
-    project, _ = make_tenant(connect(clouds, "a"), member, name, servers)
-    return Tenant(name, project)
+def make(clouds: TwoClouds, names: list[str], servers: int) -> list[Tenant]:
+    """Projects ``names``, each with its member and reader (one after another: they are
+    written into one clouds.yaml), and the workload of each on a (all at once)."""
+    for name in names:
+        clouds.add_project(name)
+    conns = [
+        (connect(clouds, "a"), clouds.connect(clouds.entry_name("a", n, "member"))) for n in names
+    ]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        made = [
+            pool.submit(make_tenant, admin, member, name, servers)
+            for name, (admin, member) in zip(names, conns, strict=True)
+        ]
+    return [Tenant(name, future.result()[0]) for name, future in zip(names, made, strict=True)]
 
 
 def prepare_b(clouds: TwoClouds, tenant: Tenant) -> dict[str, str]:
@@ -283,12 +291,8 @@ def measure(name: str, clouds: TwoClouds, tenant: Tenant, servers: int) -> Resul
 def run(clouds: TwoClouds, servers: int, tag: str) -> dict[str, Result]:
     """Both contenders, each on a fresh tenant ``bench-TAG-CONTENDER`` of ``servers``
     servers (the two made at once, before any clock starts)."""
-    names = {name: f"bench-{tag}-{name.split('-')[-1]}" for name in CONTENDERS}
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        made = {
-            name: pool.submit(make, clouds, project, servers) for name, project in names.items()
-        }
-    tenants = {name: future.result() for name, future in made.items()}
+    names = [f"bench-{tag}-{name.split('-')[-1]}" for name in CONTENDERS]
+    tenants = dict(zip(CONTENDERS, make(clouds, names, servers), strict=True))
     return {name: measure(name, clouds, tenant, servers) for name, tenant in tenants.items()}
 
 

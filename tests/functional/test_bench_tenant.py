@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,3 +55,57 @@ def test_the_tenant_benchmark_moves_every_server_both_ways(
         assert statuses(b, project) == dict.fromkeys(names, "ACTIVE"), row
         assert statuses(a, project) == dict.fromkeys(names, "SHUTOFF"), row
     report.append(lines[0])
+
+
+FAKE_OPENSTACK = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["CALLS"], "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if "-c" in sys.argv:
+    print("id-" + str(sum(1 for _ in open(os.environ["CALLS"]))))
+"""
+
+
+def test_the_script_passes_every_value_as_one_argument(tmp_path: Path) -> None:
+    """Names and metadata with quotes, ``$( )``, ``;`` and a newline reach ``openstack``
+    as the very arguments they are; the shell runs none of them."""
+    bad = "vm'; touch pwned #\n$(touch pwned2) `touch pwned3`"
+    server = bench.Server(
+        id="id'x",
+        name=bad,
+        flavor="f $(touch pwned4)",
+        key="k;touch pwned5",
+        networks=["net\nx"],
+        security_groups=["web"],
+        metadata={"role": "$(touch pwned6)", "x'": "a b"},
+        group='g"h',
+        disk_format="raw",
+        container_format="bare",
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "openstack").write_text(FAKE_OPENSTACK)
+    (bin_dir / "openstack").chmod(0o755)
+    calls = tmp_path / "calls"
+    path = tmp_path / "move.sh"
+    path.write_text(bench.script([server], "a-p-member", "b-p-member", tmp_path))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls)}
+    done = subprocess.run(
+        ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.glob("pwned*"))
+    image = str(tmp_path / f"{bad}.img")
+    made = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert made == [
+        ["--os-cloud", "a-p-member", "server", "image", "create", "--wait", "-f", "value",
+         "-c", "id", "--name", f"move-{bad}", "id'x"],
+        ["--os-cloud", "a-p-member", "image", "save", "--file", image, "id-1"],
+        ["--os-cloud", "b-p-member", "image", "create", "-f", "value", "-c", "id",
+         "--disk-format", "raw", "--container-format", "bare", "--file", image, f"move-{bad}"],
+        ["--os-cloud", "b-p-member", "server", "create", "--wait", "-f", "value", "-c", "id",
+         "--flavor", "f $(touch pwned4)", "--key-name", "k;touch pwned5", "--network", "net\nx",
+         "--security-group", "web", "--property", "role=$(touch pwned6)", "--property", "x'=a b",
+         "--hint", 'group=g"h', "--image", "id-3", bad],
+        ["--os-cloud", "a-p-member", "server", "stop", "id'x"],
+    ]  # fmt: skip
