@@ -36,7 +36,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,20 +96,12 @@ def connect(clouds: TwoClouds, cloud: str, tenant: Tenant | None = None) -> Any:
     return clouds.connect(clouds.entry_name(cloud, tenant.name, "member") if tenant else cloud)
 
 
-def make(clouds: TwoClouds, names: list[str], servers: int) -> list[Tenant]:
-    """Projects ``names``, each with its member and reader (one after another: they are
-    written into one clouds.yaml), and the workload of each on a (all at once)."""
-    for name in names:
-        clouds.add_project(name)
-    conns = [
-        (connect(clouds, "a"), clouds.connect(clouds.entry_name("a", n, "member"))) for n in names
-    ]
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        made = [
-            pool.submit(make_tenant, admin, member, name, servers)
-            for name, (admin, member) in zip(names, conns, strict=True)
-        ]
-    return [Tenant(name, future.result()[0]) for name, future in zip(names, made, strict=True)]
+def make(clouds: TwoClouds, name: str, servers: int) -> Tenant:
+    """Project ``name`` with its member and reader, and its workload on a."""
+    clouds.add_project(name)
+    member = clouds.connect(clouds.entry_name("a", name, "member"))
+    project, _ = make_tenant(connect(clouds, "a"), member, name, servers)
+    return Tenant(name, project)
 
 
 def prepare_b(clouds: TwoClouds, tenant: Tenant) -> dict[str, str]:
@@ -179,7 +170,8 @@ def servers_of(clouds: TwoClouds, tenant: Tenant, groups: dict[str, str]) -> lis
 def script(servers: list[Server], a: str, b: str, files: Path) -> str:
     """The bash script moving ``servers`` from cloud entry ``a`` to ``b``, one after
     another; every value written into it is quoted (:func:`shlex.quote`), and what the
-    clouds answer (image ids) is used only inside double quotes."""
+    clouds answer (image ids) is used only inside double quotes. (``--wait`` writes its
+    progress to standard output before the id: the id is the last line.)"""
     q = shlex.quote
     lines = [
         "#!/usr/bin/env bash",
@@ -201,7 +193,7 @@ def script(servers: list[Server], a: str, b: str, files: Path) -> str:
         lines += [
             f"echo {q('moving ' + s.name)} >&2",
             f"img=$(openstack --os-cloud {q(a)} server image create --wait -f value -c id"
-            f" --name {q('move-' + s.name)} {q(s.id)})",
+            f" --name {q('move-' + s.name)} {q(s.id)} | tail -n 1)",
             f'openstack --os-cloud {q(a)} image save --file {q(str(image))} "$img"',
             f"new=$(openstack --os-cloud {q(b)} image create -f value -c id"
             f" --disk-format {q(s.disk_format)} --container-format {q(s.container_format)}"
@@ -290,9 +282,10 @@ def measure(name: str, clouds: TwoClouds, tenant: Tenant, servers: int) -> Resul
 
 def run(clouds: TwoClouds, servers: int, tag: str) -> dict[str, Result]:
     """Both contenders, each on a fresh tenant ``bench-TAG-CONTENDER`` of ``servers``
-    servers (the two made at once, before any clock starts)."""
-    names = [f"bench-{tag}-{name.split('-')[-1]}" for name in CONTENDERS]
-    tenants = dict(zip(CONTENDERS, make(clouds, names, servers), strict=True))
+    servers (both made before any clock starts, one after the other: two first requests
+    at once to the testbed's Neutron were once refused by its policy)."""
+    names = {name: f"bench-{tag}-{name.split('-')[-1]}" for name in CONTENDERS}
+    tenants = {name: make(clouds, project, servers) for name, project in names.items()}
     return {name: measure(name, clouds, tenant, servers) for name, tenant in tenants.items()}
 
 

@@ -61,6 +61,8 @@ FAKE_OPENSTACK = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ["CALLS"], "a") as calls:
     calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if "--wait" in sys.argv:  # as the real one does
+    print("\\rProgress: 10\\rProgress: 100")
 if "-c" in sys.argv:
     print("id-" + str(sum(1 for _ in open(os.environ["CALLS"]))))
 """
