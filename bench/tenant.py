@@ -282,8 +282,9 @@ def measure(name: str, clouds: TwoClouds, tenant: Tenant, servers: int) -> Resul
 
 def run(clouds: TwoClouds, servers: int, tag: str) -> dict[str, Result]:
     """Both contenders, each on a fresh tenant ``bench-TAG-CONTENDER`` of ``servers``
-    servers (both made before any clock starts, one after the other: two first requests
-    at once to the testbed's Neutron were once refused by its policy)."""
+    servers, both made before any clock starts, one after the other (made at once, the
+    first security group of a tenant's member was refused by the testbed's Neutron,
+    403 "disallowed by policy", in both runs tried)."""
     names = {name: f"bench-{tag}-{name.split('-')[-1]}" for name in CONTENDERS}
     tenants = {name: make(clouds, project, servers) for name, project in names.items()}
     return {name: measure(name, clouds, tenant, servers) for name, tenant in tenants.items()}
