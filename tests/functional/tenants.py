@@ -17,7 +17,11 @@ from keystoneauth1.identity import v3
 
 from ephyra.tenants.keystone import Grant, Identity
 from testbed.keystone import Keystone
+from testbed.tenantload import active, public_key, statuses
+from testbed.tenantload import make_tenant as make_workload
 from tests.functional.ephyra_cli import Ephyra
+
+__all__ = ["active", "make_workload", "public_key", "statuses"]  # the workload's, shared
 
 CLOUD = "ks"
 WRITING = ("member", "manager", "admin")
@@ -176,15 +180,6 @@ def wait_for(check: Any, what: str, timeout: float = 120) -> Any:
 
 
 # -- a tenant's workload on the two clouds of testbed.tenantclouds ---------------------------
-def public_key() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate().public_key()
-    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return raw.decode()
-
-
 def export(conn: Any, project: str, users: dict[str, str]) -> dict[str, Any]:
     """The tenant's export in the cloud of ``conn`` (ids and servers' status aside)."""
     from ephyra.tenants.resources import collect, describe
@@ -193,69 +188,3 @@ def export(conn: Any, project: str, users: dict[str, str]) -> dict[str, Any]:
     for server in tenant.export["server"]:
         server.pop("status")
     return tenant.export
-
-
-def statuses(conn: Any, project: str) -> dict[str, str]:
-    """Server name -> status, of the project's servers in the cloud of ``conn``."""
-    return {s.name: s.status for s in conn.compute.servers(all_projects=True, project_id=project)}
-
-
-def active(conn: Any, server: str) -> bool:
-    found = conn.compute.get_server(server)
-    assert found.status != "ERROR", (found.fault or {}).get("message")
-    return bool(found.status == "ACTIVE")
-
-
-def make_workload(admin: Any, member: Any, name: str, servers: int) -> tuple[str, dict[str, str]]:
-    """The tenant ``name`` on a (``admin``'s cloud; ``member`` its member): ``servers``
-    servers (the first 2 in a server group), 2 key pairs, a flavor with extra specs, 2
-    images, a security group with rules, a network, subnet and router. Returns the
-    project's id and its users' names by id (its member's and reader's)."""
-    project = admin.identity.find_project(name).id
-    user = admin.identity.find_user(f"{name}-member")
-    reader = admin.identity.find_user(f"{name}-reader")
-    flavor = admin.compute.create_flavor(name=f"{name}.tiny", vcpus=1, ram=64, disk=1)
-    admin.compute.create_flavor_extra_specs(flavor, {"hw:cpu_policy": "shared", "x:y": "z"})
-    for n in (1, 2):
-        member.compute.create_keypair(name=f"key{n}", public_key=public_key())
-    images = [
-        member.image.create_image(
-            name=f"img{n}",
-            disk_format="raw",
-            container_format="bare",
-            data=bytes([n]) * 4096,
-            properties={"os_distro": f"distro{n}"},
-            wait=True,
-        )
-        for n in (1, 2)
-    ]
-    group = member.compute.create_server_group(name="pair", policy="affinity")
-    sg = member.network.create_security_group(name="web", description="web servers")
-    member.network.create_security_group_rule(
-        security_group_id=sg.id, direction="ingress", protocol="tcp",
-        port_range_min=80, port_range_max=80, remote_ip_prefix="10.0.0.0/8",
-    )  # fmt: skip
-    net = member.network.create_network(name="net")
-    subnet = member.network.create_subnet(
-        name="sub", network_id=net.id, cidr="192.168.10.0/24", ip_version=4
-    )
-    router = member.network.create_router(name="rtr")
-    member.network.add_interface_to_router(router, subnet_id=subnet.id)
-    made = []
-    for n in range(servers):
-        hints = {"group": group.id} if n < 2 else {}
-        made.append(
-            member.compute.create_server(
-                name=f"vm{n}",
-                flavor_id=flavor.id,
-                image_id=images[n % 2].id,
-                key_name=f"key{1 + n % 2}",
-                metadata={"role": f"r{n}"},
-                networks=[{"uuid": net.id}],
-                security_groups=[{"name": "web"}],
-                scheduler_hints=hints,
-            )
-        )
-    for server in made:
-        wait_for(lambda s=server: active(member, s.id), f"{server.name} ACTIVE on a", timeout=300)
-    return project, {user.id: user.name, reader.id: reader.name}

@@ -15,8 +15,7 @@ from testbed.tenantclouds import TwoClouds
 from tests.functional.crash import ok, said
 from tests.functional.ephyra_cli import Background, Ephyra
 from tests.functional.holds import HELD, Gate, held_ephyra
-from tests.functional.tenants import wait_for
-from tests.functional.test_tenant_migrate import active, export, public_key, statuses
+from tests.functional.tenants import active, export, public_key, statuses, wait_for
 
 pytestmark = pytest.mark.functional
 HOLD = "ephyra.tenants.transfer:boot"
