@@ -20,6 +20,7 @@ import yaml
 
 from ephyra.errors import PlanRefused
 from ephyra.tenants.freeze import make_freeze
+from ephyra.engine.slots import Slots
 from ephyra.tenants.identity_copy import CREATE, REUSE, IdentityCopy, separate
 from ephyra.tenants.keystone import Grant, Identity
 from ephyra.tenants.mapping import CREATED, DELETED, INTENT, REUSED, Mapping
@@ -117,6 +118,7 @@ def steps_on(a: Identity, b: Identity, freeze: Any, mapping: Mapping) -> Migrati
         move=no_move,
         role="member",
         user=lambda: str(b._conn.current_user_id),
+        slots=Slots("tenant-migration into nowhere", 1),  # never taken: no Bring step here
         identity_copy=lambda: copy,
     )
 

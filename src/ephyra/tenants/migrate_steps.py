@@ -28,6 +28,7 @@ from ephyra.tenants import steps as freeze_steps
 from ephyra.tenants import takeback
 from ephyra.tenants.identity_copy import IdentityCopy
 from ephyra.tenants.keystone import Grant, Identity
+from ephyra.tenants.mapping import CREATED, INTENT, Mapping
 from ephyra.tenants.migrate_records import DEFAULT_BYTES_IN_FLIGHT
 from ephyra.tenants.resources import KINDS
 from ephyra.tenants.steps import Record, TenantContext
@@ -131,7 +132,9 @@ class Leave(Step):
     title = "leave"
 
     def apply(self) -> None:
-        takeback.drop_transfer_keypairs(self.ctx.move())
+        held = Mapping(self.ctx.record.data.get("mapping") or {}, lambda: None)
+        if next(held.entries("transfer_keypair", CREATED, INTENT), None) is not None:
+            takeback.drop_transfer_keypairs(self.ctx.move())
         entered = self.ctx.record.data.get("entered")
         if entered:
             _on_b(self.ctx)[0].revoke(Grant.from_dict(entered))
