@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ephyra.engine.slots import Slots
 from ephyra.errors import PlanRefused
 from ephyra.tenants.freeze import make_freeze
-from ephyra.engine.slots import Slots
 from ephyra.tenants.identity_copy import CREATE, REUSE, IdentityCopy, separate
 from ephyra.tenants.keystone import Grant, Identity
 from ephyra.tenants.mapping import CREATED, DELETED, INTENT, REUSED, Mapping
