@@ -209,7 +209,10 @@ def test_a_migration_shows_its_progress_by_resource(browser: Browser, site: Site
     mapping.created("server", "srv-1", "web-1-on-b")
     mapping.intend("server", "srv-2", "web-2")  # under way
 
-    [moving] = [t for t in site.tenants().json()["tenants"] if t["run"] == run]
+    def decided_by_run() -> list[dict[str, Any]]:  # the read is cached a moment: until it is
+        return [t for t in site.tenants().json()["tenants"] if t["run"] == run]
+
+    [moving] = wait_for(decided_by_run, "the migration's project in GET /v1/tenants")
     assert (moving["project_id"], moving["cloud"]) == (site.tenant.project, CLOUD)
     assert (moving["state"], moving["frozen"]) == ("changing", True)  # frozen on A meanwhile
 
