@@ -224,7 +224,10 @@ def test_pause_by_a_member_and_resume_from_the_command_line(
     seen = server.call("GET", "/v1/runs/latest/events", token=READER).json()["events"]
     assert {e["run"] for e in seen} == {run_id}
     before, after = most_at_once(seen)
-    assert (before, after) == (1, min(3, 6 - state["done"]))
+    # one at a time before the pause; after it, more than one (of those left) and never
+    # more than three (exactly three is the machine's timing: a node may end first)
+    left = 6 - state["done"]
+    assert before == 1 and min(2, left) <= after <= min(3, left), (before, after, left)
     again = ephyra("--url", server.url, "forklift", "resume", run_id, env=as_member)
     assert again.code == 2 and "succeeded" in again.err  # refused, as in-process
 
