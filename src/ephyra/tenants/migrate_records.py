@@ -43,6 +43,11 @@ class MigrationMeta:
         }
 
     @property
+    def keystone(self) -> str:
+        """The cloud whose Keystone holds the project's freeze."""
+        return self.source
+
+    @property
     def record(self) -> str:
         return f"migration:{self.project}"
 

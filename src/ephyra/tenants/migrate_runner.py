@@ -7,11 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ephyra.clouds import connect, translated
-from ephyra.engine.journal import Journal, RunInfo
-from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.slots import Slots
 from ephyra.engine.states import Phase
-from ephyra.progress import Observer
 from ephyra.tenants.identity_copy import SEPARATE, IdentityCopy
 from ephyra.tenants.keystone import Identity
 from ephyra.tenants.mapping import Mapping
@@ -25,7 +22,7 @@ from ephyra.tenants.migrate_records import (
 from ephyra.tenants.migrate_steps import FINISH, FORWARD, ROLLBACK, MigrationContext, StepMaker
 from ephyra.tenants.records import Outcome
 from ephyra.tenants.runner import TenantDriver
-from ephyra.tenants.steps import Record, TenantContext
+from ephyra.tenants.steps import Record
 from ephyra.tenants.transfer import Budget, Move
 
 START = "ephyra.tenant.migration.start"
@@ -55,17 +52,7 @@ class TenantMigration(TenantDriver):
     done = {Phase.FORWARD: Outcome.MOVED, Phase.ROLLBACK: Outcome.RESTORED}
     doing = {Phase.FORWARD: "move", Phase.ROLLBACK: "take back"}
 
-    def __init__(
-        self,
-        journal: Journal,
-        run: RunInfo,
-        observer: Observer,
-        metrics: RunMetrics,
-        identity: Identity | None = None,
-    ) -> None:
-        super().__init__(journal, run, observer, metrics)
-        self.meta = MigrationMeta.from_meta(run.meta)
-        self.identity = identity or Identity.connect(self.meta.source)
+    read_meta = staticmethod(MigrationMeta.from_meta)
 
     def steps(self, phase: Phase) -> Sequence[StepMaker]:
         return FORWARD if phase is Phase.FORWARD else ROLLBACK
@@ -91,13 +78,7 @@ class TenantMigration(TenantDriver):
         )
 
     def context(self, record: Record) -> MigrationContext:
-        tenant = TenantContext(
-            run_id=self.run.id,
-            identity=self.identity,
-            record=record,
-            on_step=self._on_step,
-            message=self.observer.message,
-        )
+        tenant = self.tenant_context(record)
         mapping = Mapping(record.data.setdefault("mapping", {}), record.save)
         made: dict[str, Move] = {}
         settings = {**(record.data.get("settings") or {}), **(self.run.meta.get("settings") or {})}

@@ -40,6 +40,11 @@ class TenantMeta:
         return {"cloud": self.cloud, "project": self.project, "project_name": self.project_name}
 
     @property
+    def keystone(self) -> str:
+        """The cloud whose Keystone holds the project's freeze."""
+        return self.cloud
+
+    @property
     def record(self) -> str:
         """The name of the project's record in the journal."""
         return f"tenant:{self.project}"

@@ -34,6 +34,8 @@ class Project(Protocol):
     def project_name(self) -> str: ...
     @property
     def record(self) -> str: ...
+    @property
+    def keystone(self) -> str: ...
 
 
 class TenantDriver(RunDriver):
@@ -46,6 +48,23 @@ class TenantDriver(RunDriver):
     outcomes: ClassVar[Outcomes[Outcome]]
     done: ClassVar[Mapping[Phase, Outcome]]
     doing: ClassVar[Mapping[Phase, str]]
+
+    def __init__(
+        self,
+        journal: Journal,
+        run: RunInfo,
+        observer: Observer,
+        metrics: RunMetrics,
+        identity: Identity | None = None,
+    ) -> None:
+        super().__init__(journal, run, observer, metrics)
+        self.meta = self.read_meta(run.meta)
+        self.identity = identity or Identity.connect(self.meta.keystone)
+
+    @staticmethod
+    def read_meta(meta: Mapping[str, Any]) -> Project:
+        """The run's metadata, as the kind keeps it."""
+        raise NotImplementedError
 
     @property
     def item(self) -> str:
@@ -62,6 +81,16 @@ class TenantDriver(RunDriver):
         if status == "done":
             self.metrics.step(step, seconds)
         self.observer.step(self.item, step, status, seconds)
+
+    def tenant_context(self, record: Record) -> TenantContext:
+        """What the freeze's steps are made with (a migration's include them)."""
+        return TenantContext(
+            run_id=self.run.id,
+            identity=self.identity,
+            record=record,
+            on_step=self._on_step,
+            message=self.observer.message,
+        )
 
     # -- what each kind says -------------------------------------------------------------
     def context(self, record: Record) -> Any:
@@ -130,27 +159,10 @@ class TenantMaintenance(TenantDriver):
     outcomes = OUTCOMES
     done = {Phase.FORWARD: Outcome.FROZEN, Phase.ROLLBACK: Outcome.RESTORED}
     doing = {Phase.FORWARD: "freeze", Phase.ROLLBACK: "unfreeze"}
-
-    def __init__(
-        self,
-        journal: Journal,
-        run: RunInfo,
-        observer: Observer,
-        metrics: RunMetrics,
-        identity: Identity | None = None,
-    ) -> None:
-        super().__init__(journal, run, observer, metrics)
-        self.meta = TenantMeta.from_meta(run.meta)
-        self.identity = identity or Identity.connect(self.meta.cloud)
+    read_meta = staticmethod(TenantMeta.from_meta)
 
     def context(self, record: Record) -> TenantContext:
-        return TenantContext(
-            run_id=self.run.id,
-            identity=self.identity,
-            record=record,
-            on_step=self._on_step,
-            message=self.observer.message,
-        )
+        return self.tenant_context(record)
 
     def steps(self, phase: Phase) -> Sequence[Callable[[Any], task.Task]]:
         return FORWARD if phase is Phase.FORWARD else ROLLBACK
