@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ephyra.errors import UsageError
+
 LOG = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
@@ -67,6 +69,21 @@ def private_file(path: Path) -> Path:
     else:
         os.close(fd)
     return path
+
+
+def owner_only(path: Path, what: str) -> None:
+    """A configuration file that may hold secrets (or name commands to run): its owner's
+    only. One in the state directory is tightened to ``0600``; one elsewhere that others
+    may read or write is refused."""
+    if in_state_dir(path):
+        private_file(path)
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise UsageError(
+            f"{what} {path} is mode {mode:04o}, readable by others: it must be its owner's "
+            f"only (chmod 600 {path})"
+        )
 
 
 def in_state_dir(path: Path) -> bool:

@@ -45,6 +45,7 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "host:list": ("rule:reader", "list compute hosts and their maintenance state"),
     "host:maintenance": ("rule:admin", "put a compute host in or out of maintenance"),
     "host:evacuate": ("rule:admin", "empty compute hosts by live migration"),
+    "host:reallocate": ("rule:admin", "hand compute hosts over to another cloud"),
     "tenant:maintenance": ("rule:admin", "freeze a project read-only through Keystone"),
     "tenant:migrate": ("rule:admin", "move a project's workload to another cloud"),
     "inventory:show": ("rule:reader", "discover the inventory"),

@@ -43,6 +43,7 @@ KINDS = {
     "host": "evacuate",
     "maintenance": "tenant-maintenance",  # ephyra tenant maintenance
     "tenant": "tenant-migration",
+    "reallocation": "host-reallocation",  # ephyra host reallocation
 }
 RUN_VERBS = ("pause", "resume", "abort", "rollback")
 #: (command group, verb) -> the policy action it stands for.
@@ -51,6 +52,8 @@ WRITES: dict[tuple[str, str], str] = {
     ("upgrade", "start"): "run:start",
     ("host", "evacuate"): "host:evacuate",
     ("host", "maintenance"): "host:maintenance",
+    ("host", "reallocate"): "host:reallocate",
+    ("reallocation", "start"): "host:reallocate",
     ("maintenance", "on"): "tenant:maintenance",
     ("maintenance", "off"): "run:rollback",
     ("tenant", "migrate"): "tenant:migrate",

@@ -23,6 +23,10 @@ evacuate HOST...          disable each host, then live-migrate every server off 
                           within the limits; a host that is down and forced down is
                           evacuated (servers rebuilt elsewhere) instead.
 
+reallocate HOST... --from A --to B --handover NAME
+                          empty the hosts in A, then hand them over to cloud B
+                          (`ephyra host reallocation status|rollback|...`: the run).
+
 Servers that cannot be live-migrated get the fallback (--fallback cold: migrate and
 confirm; stop: stop in place; skip: leave and report). A live migration that outlives
 --migration-timeout is force-completed or aborted (--on-timeout), then gets the
@@ -50,9 +54,16 @@ def do_hosts(args: argparse.Namespace) -> int:
 
 def register(sub: Any, exit_codes: str) -> runs.Action:
     """``ephyra host``: its evacuation runs' commands are added from their run kind."""
-    action = runs.command_group(
-        sub, "host", "compute hosts: maintenance and evacuation", DESCRIPTION, exit_codes
+    parser = sub.add_parser(
+        "host",
+        help="compute hosts: maintenance, evacuation, and reallocation to another cloud",
+        description=DESCRIPTION,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.ephyra_host = actions  # for ``ephyra host reallocation``
+    action = runs.verbs_of(actions, "host", exit_codes)
     maintenance = action(
         "maintenance", do_maintenance, "disable (on) or enable (off) a host's nova-compute"
     )
@@ -61,3 +72,17 @@ def register(sub: Any, exit_codes: str) -> runs.Action:
     cloud_option(maintenance)
     cloud_option(action("show", do_hosts, "the compute hosts, with their maintenance state"))
     return action
+
+
+def register_reallocation(sub: Any, exit_codes: str) -> runs.Action:
+    """``ephyra host reallocation``, nested in ``ephyra host`` (made first: the evacuation
+    kind ranks before): the reallocation kind's verbs are added from the kind."""
+    from ephyra.compute.realloc_kind import ReallocationKind
+
+    return runs.command_group(
+        sub.ephyra_host,
+        "reallocation",
+        ReallocationKind.summary,
+        ReallocationKind.description,
+        exit_codes,
+    )

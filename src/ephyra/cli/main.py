@@ -87,6 +87,7 @@ class NoSecretInArgv(argparse.Action):
 #: Command groups with commands of their own besides their run kind's.
 OWN_GROUPS = {
     "host": host.register,
+    "host reallocation": host.register_reallocation,
     "tenant maintenance": tenant.register_maintenance,
     "tenant": tenant_migrate.register,
 }
@@ -170,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                     sub, kind.command, kind.summary, kind.description, EXIT_CODES
                 )
             )
-        runs.register_kind(groups[kind.command], kind)
+        outer = groups.get(kind.command.split()[0]) if kind.start_alias else None
+        runs.register_kind(groups[kind.command], kind, outer)
     inventory.register(sub, EXIT_CODES)
     version.register(sub, EXIT_CODES)
     env.register(sub, EXIT_CODES)

@@ -57,9 +57,10 @@ def verbs_of(actions: Any, name: str, exit_codes: str) -> Action:
     return action
 
 
-def register_kind(action: Action, kind: RunKind[Any]) -> None:
+def register_kind(action: Action, kind: RunKind[Any], parent: Action | None = None) -> None:
     """Add a run kind's commands to its command group: plan, its start verb, resume,
-    rollback, pause, abort, status and list (and finish, for a kind that has it)."""
+    rollback, pause, abort, status and list (and finish, for a kind that has it); and its
+    start as ``kind.start_alias`` in ``parent`` (the group its nested group is in)."""
     verbs = kind.verbs
     status_command = f"ephyra {kind.command} status"
 
@@ -169,12 +170,15 @@ def register_kind(action: Action, kind: RunKind[Any]) -> None:
         return 0
 
     kind.add_options(action("plan", do_plan, verbs.plan))
-    start = action(kind.start_verb, do_start, verbs.start)
-    kind.add_options(start)
-    add_metrics_options(start)
-    start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    notify_option(start)
-    board_option(start, "create the run and queue it on this board for `ephyra conductor`")
+    for add, verb in ((action, kind.start_verb), (parent, kind.start_alias)):
+        if add is None or not verb:
+            continue
+        start = add(verb, do_start, verbs.start)
+        kind.add_options(start)
+        add_metrics_options(start)
+        start.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        notify_option(start)
+        board_option(start, "create the run and queue it on this board for `ephyra conductor`")
     run_help = "run id or a unique prefix (default: the latest unfinished run)"
     for verb, text in (("resume", verbs.resume), ("rollback", verbs.rollback)):
         p = action(verb, continuing(verb), text)

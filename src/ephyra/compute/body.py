@@ -24,3 +24,12 @@ class EvacuateBody(Body):
     on_timeout: Literal["abort", "force-complete"] = "abort"
     migration_timeout: float = Field(600.0, gt=0)
     also_down: list[Name] = Field(default_factory=list, max_length=MAX_ITEMS)
+
+
+class ReallocateBody(EvacuateBody):
+    to: str = Field(pattern=NAME, description="the cloud (clouds.yaml) the hosts join")
+    handover: str = Field(
+        pattern=NAME, description="a hand-over the operator configured (handovers.yaml)"
+    )
+    fallback: Literal["cold"] = "cold"  # a host handed over keeps no server
+    register_timeout: float = Field(600.0, gt=0, description="longest wait for a host to join")

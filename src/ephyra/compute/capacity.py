@@ -18,6 +18,12 @@ from ephyra.compute.nova import ComputeCloud, Server, Service
 SHOWN = ("MEMORY_MB", "VCPU", "DISK_GB")
 
 
+def capacity_of(inventory: Mapping[str, Any]) -> float:
+    """What a provider's inventory of one resource class can hold."""
+    reserved = inventory.get("reserved", 0)
+    return float((inventory["total"] - reserved) * inventory.get("allocation_ratio", 1.0))
+
+
 @dataclass
 class Room:
     host: str
@@ -31,8 +37,7 @@ class Room:
         free: dict[str, float] = {}
         max_unit: dict[str, float] = {}
         for rc, inv in inventories.items():
-            capacity = (inv["total"] - inv.get("reserved", 0)) * inv.get("allocation_ratio", 1.0)
-            free[rc] = capacity - usages.get(rc, 0)
+            free[rc] = capacity_of(inv) - usages.get(rc, 0)
             max_unit[rc] = inv.get("max_unit", inv["total"])
         return cls(host, free, max_unit)
 
@@ -154,3 +159,31 @@ def check(
             }
             needs.append(Need(server, source, {k: int(v) for k, v in resources.items()}))
     return fit(needs, sorted(rooms, key=lambda r: r.host))
+
+
+def room_of(cloud: ComputeCloud, provider: str) -> dict[str, dict[str, float]]:
+    """Per shown resource class, a provider's ``capacity`` and what is ``used`` of it."""
+    inventories, usages = cloud.inventories(provider), cloud.usages(provider)
+    found: dict[str, dict[str, float]] = {}
+    for rc in SHOWN:
+        inv = inventories.get(rc)
+        if inv is not None:
+            found[rc] = {"capacity": capacity_of(inv), "used": float(usages.get(rc, 0))}
+    return found
+
+
+def cloud_room(cloud: ComputeCloud, services: Iterable[Service]) -> dict[str, dict[str, float]]:
+    """Per shown resource class, the capacity and use of the hosts whose nova-compute is
+    enabled and up: what its scheduler can place servers on."""
+    providers = cloud.hypervisors()
+    total: dict[str, dict[str, float]] = {rc: {"capacity": 0.0, "used": 0.0} for rc in SHOWN}
+    for svc in services:
+        if svc.enabled and svc.up and svc.host in providers:
+            add_room(total, room_of(cloud, providers[svc.host]))
+    return total
+
+
+def add_room(total: dict[str, dict[str, float]], more: Mapping[str, Mapping[str, float]]) -> None:
+    for rc, values in more.items():
+        for key in ("capacity", "used"):
+            total.setdefault(rc, {"capacity": 0.0, "used": 0.0})[key] += values[key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ephyra.compute.records import (
     OUTCOMES,
@@ -35,6 +35,7 @@ from ephyra.names import check_name
 
 if TYPE_CHECKING:
     from ephyra.compute.body import EvacuateBody
+    from ephyra.compute.budget import Settings
     from ephyra.compute.plan import EvacuationPlan
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
@@ -73,8 +74,8 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         list="every evacuation and maintenance run in the journal",
     )
     items, item_name = "hosts", "host"
-    list_columns = ("id", "kind", "state", "cloud", "hosts", "created")
-    also_lists = ("maintenance",)  # ephyra.compute.maintenance's records
+    list_columns: ClassVar[tuple[str, ...]] = ("id", "kind", "state", "cloud", "hosts", "created")
+    also_lists: ClassVar[tuple[str, ...]] = ("maintenance",)  # ephyra.compute.maintenance's records
     after_abort = "its hosts stay in maintenance until rollback"
     resume_settings = {"concurrency": "moves at once in total from now on"}
 
@@ -89,6 +90,24 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         add = parser.add_argument
         add("hosts", nargs="+", metavar="HOST", help="compute host(s) to empty")
         add("--target", metavar="HOST", help="move every server to this host (default: scheduler)")
+        self.add_drain_options(parser)
+        add(
+            "--fallback",
+            choices=FALLBACKS,
+            default="cold",
+            help="for servers that cannot be live-migrated (cold)",
+        )
+        add(
+            "--also-down",
+            action="append",
+            default=[],
+            metavar="HOST",
+            help="another host planned to be in maintenance: not counted as room (repeatable)",
+        )
+
+    def add_drain_options(self, parser: argparse.ArgumentParser) -> None:
+        """The limits and timeouts of a drain."""
+        add = parser.add_argument
         add("--concurrency", type=int, default=4, metavar="N", help="moves at once in total (4)")
         add(
             "--per-host", type=int, default=2, metavar="N", help="moves at once per source host (2)"
@@ -107,12 +126,6 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             help="disruption budget: servers of one server group moving at once (1; 0: no limit)",
         )
         add(
-            "--fallback",
-            choices=FALLBACKS,
-            default="cold",
-            help="for servers that cannot be live-migrated (cold)",
-        )
-        add(
             "--on-timeout",
             choices=ON_TIMEOUT,
             default="abort",
@@ -125,28 +138,28 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             metavar="S",
             help="longest wait for one move, and for each escalation after it (600)",
         )
-        add(
-            "--also-down",
-            action="append",
-            default=[],
-            metavar="HOST",
-            help="another host planned to be in maintenance: not counted as room (repeatable)",
-        )
 
     def body_of(self, args: argparse.Namespace) -> EvacuateBody:
         return self.body_type().build(
             cloud=cloud_of(args),
-            hosts=[check_name(host, "HOST") for host in args.hosts],
             target=check_name(args.target, "--target") if args.target else args.target,
-            concurrency=args.concurrency,
-            per_host=args.per_host,
-            max_per_project=args.max_per_project,
-            max_per_group=args.max_per_group,
             fallback=args.fallback,
-            on_timeout=args.on_timeout,
-            migration_timeout=args.migration_timeout,
             also_down=args.also_down,
+            **self.drain_values(args),
         )
+
+    @staticmethod
+    def drain_values(args: argparse.Namespace) -> dict[str, Any]:
+        """The hosts, limits and timeouts of a drain, as the command line gives them."""
+        return {
+            "hosts": [check_name(host, "HOST") for host in args.hosts],
+            "concurrency": args.concurrency,
+            "per_host": args.per_host,
+            "max_per_project": args.max_per_project,
+            "max_per_group": args.max_per_group,
+            "on_timeout": args.on_timeout,
+            "migration_timeout": args.migration_timeout,
+        }
 
     def question(self, plan: Mapping[str, Any]) -> str:
         servers = sum(len(h["servers"]) for h in plan["hosts"])
@@ -157,11 +170,17 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         return [host_lock(body.cloud, host) for host in sorted(set(body.hosts))]
 
     def plan(self, body: EvacuateBody, resolver: Resolver) -> EvacuationPlan:
-        from ephyra.compute.budget import Fallback, OnTimeout, Settings
         from ephyra.compute.nova import ComputeCloud
         from ephyra.compute.plan import make_plan
 
-        settings = Settings(
+        cloud = ComputeCloud.connect(body.cloud)
+        return make_plan(cloud, body.hosts, self.settings(body), body.also_down)
+
+    @staticmethod
+    def settings(body: EvacuateBody) -> Settings:
+        from ephyra.compute.budget import Fallback, OnTimeout, Settings
+
+        return Settings(
             concurrency=body.concurrency,
             per_host=body.per_host,
             max_per_project=body.max_per_project,
@@ -171,7 +190,6 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             migration_timeout=body.migration_timeout,
             target=body.target,
         )
-        return make_plan(ComputeCloud.connect(body.cloud), body.hosts, settings, body.also_down)
 
     def shown(self, plan: EvacuationPlan, body: EvacuateBody) -> Shown:
         from ephyra.progress import rendered

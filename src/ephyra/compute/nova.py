@@ -184,6 +184,30 @@ class ComputeCloud:
             {"status": "disabled", "disabled_reason": reason},
         )
 
+    def find_service(self, host: str) -> Service | None:
+        """The nova-compute service of ``host``, or None when the cloud has none."""
+        found = [s for s in self.service_records(host) if s.get("binary") == "nova-compute"]
+        return Service.from_api(found[0]) if found else None
+
+    def force_down(self, service: Service) -> None:
+        """Mark the service down (fenced): its host's nova-compute is known to be stopped."""
+        self._call(
+            "put",
+            f"/os-services/{service.id}",
+            f"force nova-compute down on {service.host}",
+            {"forced_down": True},
+        )
+
+    def delete_service(self, service: Service) -> None:
+        """Delete the compute service record; Nova deletes its compute nodes and their
+        resource providers with it. Gone already: nothing done."""
+        self._call(
+            "delete",
+            f"/os-services/{service.id}",
+            f"delete nova-compute of {service.host}",
+            missing_ok=True,
+        )
+
     def enable(self, service: Service) -> None:
         self._call(
             "put",
@@ -324,6 +348,95 @@ class ComputeCloud:
             service="placement",
         )
         return {k: int(v) for k, v in raw["usages"].items()}
+
+    def provider(self, uuid: str) -> dict[str, Any] | None:
+        """A resource provider, or None when this Placement has none of that uuid."""
+        return self._call(  # type: ignore[no-any-return]
+            "get",
+            f"/resource_providers/{uuid}",
+            f"show resource provider {uuid}",
+            service="placement",
+            missing_ok=True,
+        )
+
+    def providers_named(self, name: str) -> list[dict[str, Any]]:
+        """The resource providers of that name (a compute node's is its hypervisor name)."""
+        raw = self._call(
+            "get",
+            "/resource_providers?" + urlencode({"name": name}),
+            f"find resource provider {name}",
+            service="placement",
+        )
+        return list(raw["resource_providers"])
+
+    def delete_provider(self, uuid: str) -> None:
+        self._call(
+            "delete",
+            f"/resource_providers/{uuid}",
+            f"delete resource provider {uuid}",
+            service="placement",
+            missing_ok=True,
+        )
+
+    def consumers_on(self, provider: str) -> list[str]:
+        """The consumers (servers, migrations) holding allocations against ``provider``."""
+        raw = self._call(
+            "get",
+            f"/resource_providers/{provider}/allocations",
+            f"read the allocations against {provider}",
+            service="placement",
+            missing_ok=True,
+        )
+        return sorted((raw or {}).get("allocations") or {})
+
+    def traits(self, provider: str) -> tuple[list[str], int]:
+        """The traits of ``provider`` and its generation."""
+        raw = self._call(
+            "get",
+            f"/resource_providers/{provider}/traits",
+            f"read the traits of {provider}",
+            service="placement",
+        )
+        return sorted(raw["traits"]), int(raw["resource_provider_generation"])
+
+    def add_traits(self, provider: str, wanted: list[str]) -> list[str]:
+        """Give ``provider`` the traits ``wanted`` (custom ones created first); the ones
+        added. One conflict (another writer) is read again and retried once."""
+        for name in wanted:
+            if name.startswith("CUSTOM_"):
+                self._call("put", f"/traits/{name}", f"create trait {name}", service="placement")
+        for attempt in (1, 2):
+            have, generation = self.traits(provider)
+            missing = sorted(set(wanted) - set(have))
+            if not missing:
+                return []
+            body = {"traits": sorted({*have, *missing}), "resource_provider_generation": generation}
+            with translated(self.name, f"set the traits of {provider}", PLACEMENT):
+                response = self._conn.placement.put(
+                    f"/resource_providers/{provider}/traits",
+                    json=body,
+                    microversion=PLACEMENT_MICROVERSION,
+                    raise_exc=False,
+                )
+                if response.status_code == 409 and attempt == 1:
+                    continue
+                sdk_exc.raise_from_response(response, error_message=f"{self.name}: traits")
+            return missing
+        return []
+
+    # -- aggregates -----------------------------------------------------------------
+    def aggregates(self) -> list[dict[str, Any]]:
+        raw = self._call("get", "/os-aggregates", "list host aggregates")
+        return list(raw["aggregates"])
+
+    def add_to_aggregate(self, aggregate: int | str, host: str) -> None:
+        """Add ``host`` to the aggregate (Nova refuses a host it has not mapped to a cell)."""
+        self._call(
+            "post",
+            f"/os-aggregates/{aggregate}/action",
+            f"add {host} to aggregate {aggregate}",
+            {"add_host": {"host": host}},
+        )
 
     def allocations(self, consumer: str) -> dict[str, dict[str, int]]:
         """Resource provider uuid -> resources allocated to ``consumer``."""

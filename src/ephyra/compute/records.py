@@ -47,6 +47,37 @@ class EvacuationMeta:
         }
 
 
+@dataclass(frozen=True)
+class ReallocationMeta(EvacuationMeta):
+    """A reallocation's metadata: an evacuation's (its ``cloud`` is the one the hosts
+    leave), the cloud they join and the hand-over that moves them."""
+
+    to: str = ""
+    handover: str = ""
+    register_timeout: float = 600.0
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> ReallocationMeta:
+        base = EvacuationMeta.from_meta(meta)
+        return cls(
+            base.cloud,
+            base.hosts,
+            base.also_down,
+            base.settings,
+            to=str(meta.get("to") or ""),
+            handover=str(meta.get("handover") or ""),
+            register_timeout=float(meta.get("register_timeout") or 600.0),
+        )
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            **super().to_meta(),
+            "to": self.to,
+            "handover": self.handover,
+            "register_timeout": self.register_timeout,
+        }
+
+
 class Outcome(StrEnum):
     """A host's outcome in a phase (its record's ``forward`` and ``rollback``)."""
 
@@ -54,6 +85,8 @@ class Outcome(StrEnum):
     RUNNING = "running"
     DRAINED = "drained"  # forward
     RESTORED = "restored"  # rollback
+    HANDED_OVER = "handed-over"  # a reallocation's forward: the host is the other cloud's
+    HANDED_BACK = "handed-back"  # a reallocation's rollback: the host is its first cloud's
     HALTED = "halted"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
@@ -66,6 +99,8 @@ TRANSITIONS: dict[tuple[Outcome, Outcome], str] = {
     (_O.RUNNING, _O.RUNNING): "its process died: a resume runs its flow again",
     (_O.RUNNING, _O.DRAINED): "forward: every server it had to lose is gone from it",
     (_O.RUNNING, _O.RESTORED): "rollback: maintenance off, stopped servers started again",
+    (_O.RUNNING, _O.HANDED_OVER): "reallocation: the host serves the cloud it was given to",
+    (_O.RUNNING, _O.HANDED_BACK): "reallocation's rollback: the host serves its first cloud",
     (_O.RUNNING, _O.HALTED): "the drain stopped: a server could not be moved as asked",
     (_O.RUNNING, _O.FAILED): "a step failed",
     (_O.RUNNING, _O.INTERRUPTED): "a stop (pause, abort, Ctrl-C) reached it",

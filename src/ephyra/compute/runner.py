@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START
 from ephyra.compute.nova import ComputeCloud, Server
 from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
-from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext
+from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext, Step
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
@@ -60,6 +61,17 @@ class RunEvents(Events):
 
 
 class Evacuation(RunDriver):
+    #: The steps of a host in each phase, and a host's outcome when they are done.
+    steps: ClassVar[dict[Phase, tuple[type[Step], ...]]] = {
+        Phase.FORWARD: FORWARD,
+        Phase.ROLLBACK: ROLLBACK,
+    }
+    done: ClassVar[dict[Phase, Outcome]] = {
+        Phase.FORWARD: Outcome.DRAINED,
+        Phase.ROLLBACK: Outcome.RESTORED,
+    }
+    verb: ClassVar[str] = "evacuate"
+
     def __init__(
         self,
         journal: Journal,
@@ -81,16 +93,20 @@ class Evacuation(RunDriver):
             lambda data: self.journal.save_record(self.run.id, name, data),
         )
 
+    def drained(self, drain: Drain) -> DrainResult:
+        """Run ``drain``, telling its result."""
+        result = drain.run()
+        self.metrics.drained(drain.host, result.seconds)
+        self.observer.message(
+            f"{drain.host}: {result.moved} server(s) moved in {result.seconds:.1f}s"
+            + (f", {len(result.left)} left" if result.left else "")
+        )
+        return result
+
     def _context(self, host: str, drain: Drain | None) -> HostContext:
         def run_drain() -> DrainResult:
             assert drain is not None  # only the forward flow drains
-            result = drain.run()
-            self.metrics.drained(host, result.seconds)
-            self.observer.message(
-                f"{host}: {result.moved} server(s) moved in {result.seconds:.1f}s"
-                + (f", {len(result.left)} left" if result.left else "")
-            )
-            return result
+            return self.drained(drain)
 
         return HostContext(
             run_id=self.run.id,
@@ -101,6 +117,7 @@ class Evacuation(RunDriver):
             drain=run_drain,
             on_step=lambda h, step, status, secs: self._on_step(h, step, status, secs),
             message=lambda text: self._said(host, text),
+            kind=self.run.kind,
         )
 
     def _notice(self, event_type: str, host: str) -> None:
@@ -124,7 +141,7 @@ class Evacuation(RunDriver):
     # -- one host --------------------------------------------------------------------
     def host_flow(self, host: str, phase: Phase, drain: Drain | None) -> Outcome:
         ctx = self._context(host, drain)
-        steps = FORWARD if phase is Phase.FORWARD else ROLLBACK
+        steps = self.steps[phase]
         name = f"{phase.value}:{host}"
         OUTCOMES.save(ctx.record, phase, Outcome.RUNNING)
         engine = engine_for(
@@ -137,9 +154,7 @@ class Evacuation(RunDriver):
         with self._tracked(engine, self.control):
             try:
                 engine.run()
-                outcome = Outcome.INTERRUPTED
-                if succeeded(engine):
-                    outcome = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
+                outcome = self.done[phase] if succeeded(engine) else Outcome.INTERRUPTED
             except Exception as exc:
                 outcome, text = self._outcome_of(exc, host)
         OUTCOMES.save(ctx.record, phase, outcome, error=text or None)
@@ -158,10 +173,10 @@ class Evacuation(RunDriver):
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
         hosts = self.hosts if phase is Phase.FORWARD else list(reversed(self.hosts))
-        done = Outcome.DRAINED if phase is Phase.FORWARD else Outcome.RESTORED
+        done = self.done[phase]
         pending = [h for h in hosts if OUTCOMES.of(self.record(h), phase) is not done]
         drains: dict[str, Drain | None] = {h: None for h in pending}
-        title = f"{'evacuate' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
+        title = f"{self.verb if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
         if phase is Phase.FORWARD:
             budget = Budget(self.settings)
             groups = self.cloud.group_index()

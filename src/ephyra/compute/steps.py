@@ -115,7 +115,7 @@ class MaintenanceOn(Step):
             self.ctx.message(text)  # someone else's: left as it is, never enabled by us
 
     def undo(self) -> None:
-        _maintenance_off(self.ctx)
+        maintenance_off_ours(self.ctx)
 
 
 class DrainHost(Step):
@@ -170,10 +170,10 @@ class MaintenanceOff(Step):
     title = "maintenance-off"
 
     def apply(self) -> None:
-        _maintenance_off(self.ctx)
+        maintenance_off_ours(self.ctx)
 
 
-def _maintenance_off(ctx: HostContext) -> None:
+def maintenance_off_ours(ctx: HostContext) -> None:
     svc = ctx.cloud.service(ctx.host)
     if svc.enabled or svc.reason.startswith(ctx.prefix):
         ctx.message(switch_off(ctx.cloud, svc, ctx.prefix))

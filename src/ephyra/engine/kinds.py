@@ -142,6 +142,9 @@ class RunKind(Generic[P]):
     #: The command it lives under (``ephyra COMMAND ...``) and the verb that starts a run.
     command: ClassVar[str]
     start_verb: ClassVar[str] = "start"
+    #: For a kind in a nested group (``COMMAND = "host reallocation"``): its start also
+    #: as this verb of the outer group (``ephyra host reallocate``); '' for none.
+    start_alias: ClassVar[str] = ""
     #: One line for ``ephyra --help``, and the command's description.
     summary: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -272,6 +275,27 @@ def cloud_of(args: argparse.Namespace) -> str:
     if not args.os_cloud:
         raise UsageError("name the cloud: --os-cloud NAME or OS_CLOUD")
     return check_name(args.os_cloud, "--os-cloud")
+
+
+def from_to_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--from CLOUD`` (OS_CLOUD by default) and ``--to CLOUD``: the two clouds of a move."""
+    parser.add_argument(
+        "--from",
+        dest="source",
+        default=os.environ.get("OS_CLOUD"),
+        metavar="CLOUD",
+        help=f"cloud A in clouds.yaml, the one {what} leave (default: OS_CLOUD)",
+    )
+    parser.add_argument(
+        "--to", dest="target", required=True, metavar="CLOUD", help="cloud B in clouds.yaml"
+    )
+
+
+def from_to_of(args: argparse.Namespace) -> tuple[str, str]:
+    """The clouds ``--from`` and ``--to`` name, checked."""
+    if not args.source:
+        raise UsageError("name cloud A: --from CLOUD or OS_CLOUD")
+    return check_name(args.source, "--from"), check_name(args.target, "--to")
 
 
 def host_lock(cloud: str, host: str) -> str:

@@ -22,7 +22,6 @@ wider bits is refused)::
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,26 +108,13 @@ def where() -> Path | None:
     return found if found.is_file() else None
 
 
-def _private(path: Path) -> None:
-    """A file holding targets (passwords): its owner's only."""
-    if paths.in_state_dir(path):
-        paths.private_file(path)
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise UsageError(
-            f"notifier configuration {path} is mode {mode:04o}, readable by others: it may "
-            f"hold passwords (chmod 600 {path})"
-        )
-
-
 def load(path: Path | None = None) -> NotifyConfig:
     """The configuration in ``path`` (default: :func:`where`); none: only ``log``."""
     path = path or where()
     if path is None:
         return NotifyConfig.model_validate({})
     try:
-        _private(path)
+        paths.owner_only(path, "notifier configuration")
         data = yamlfile.read(path)
     except OSError as exc:
         raise UsageError(f"cannot read the notifier configuration {path}: {exc.strerror}") from exc

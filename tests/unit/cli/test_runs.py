@@ -61,7 +61,7 @@ def options(parser: argparse.ArgumentParser, command: str, verb: str) -> set[str
     first, *nested = command.split()
     group = commands.choices[first]  # type: ignore[index]
     for word in nested:
-        groups = next(a for a in group._actions if a.dest == "group")
+        groups = next(a for a in group._actions if a.dest in ("group", "action"))
         group = groups.choices[word]  # type: ignore[index]
     verbs = next(a for a in group._actions if a.dest in ("action", "group"))  # ephyra tenant
     return {a.dest for a in verbs.choices[verb]._actions}  # type: ignore[index]

@@ -16,12 +16,23 @@ H = Outcome
 #: What each outcome of a host in a phase may become, as documented; anything else is refused.
 DOCUMENTED: dict[Outcome, set[Outcome]] = {
     H.PENDING: {H.RUNNING},
-    H.RUNNING: {H.RUNNING, H.DRAINED, H.RESTORED, H.HALTED, H.FAILED, H.INTERRUPTED},
+    H.RUNNING: {
+        H.RUNNING,
+        H.DRAINED,
+        H.RESTORED,
+        H.HANDED_OVER,
+        H.HANDED_BACK,
+        H.HALTED,
+        H.FAILED,
+        H.INTERRUPTED,
+    },
     H.INTERRUPTED: {H.RUNNING},
     H.HALTED: {H.RUNNING},
     H.FAILED: {H.RUNNING},
     H.DRAINED: set(),
     H.RESTORED: set(),
+    H.HANDED_OVER: set(),
+    H.HANDED_BACK: set(),
 }
 
 STORED: dict[str, Any] = {
@@ -70,7 +81,18 @@ class Records:
 def test_the_outcome_table_is_the_documented_one() -> None:
     check_documented(OUTCOMES, DOCUMENTED)
     check_values(
-        Outcome, {"pending", "running", "drained", "restored", "halted", "failed", "interrupted"}
+        Outcome,
+        {
+            "pending",
+            "running",
+            "drained",
+            "restored",
+            "handed-over",
+            "handed-back",
+            "halted",
+            "failed",
+            "interrupted",
+        },
     )
 
 

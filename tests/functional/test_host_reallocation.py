@@ -1,0 +1,182 @@
+"""A compute host handed over from cloud a to cloud b and back, for real: two Nova
+deployments of the testbed (own APIs, databases, cells and Placement), the host's
+nova-compute re-pointed by the testbed's hand-over commands.
+
+The run is killed -9 after every step it shows, forward and in its rollback, each time
+resumed by a new process. After every kill the host is enabled in at most one cloud and
+its resource provider is in at most one Placement; at the end of each direction it is in
+exactly one, a server that lived on it in a is ACTIVE elsewhere in a, and a new server
+boots on the host in the cloud it ended in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed.tenantclouds import TwoClouds
+from tests.functional.crash import Chain, KillPoint, Stop, done_line, ok
+from tests.functional.ephyra_cli import Background, Ephyra
+from tests.functional.tenants import wait_for
+
+pytestmark = pytest.mark.functional
+
+FORWARD = (
+    "record",
+    "maintenance-on",
+    "verify-empty",
+    "release",
+    "remove",
+    "adopt",
+    "register",
+    "map-cell",
+    "check",
+)
+ROLLBACK = (
+    "maintenance-on-b",
+    "verify-empty-b",
+    "release-b",
+    "remove-b",
+    "adopt-a",
+    "register-a",
+    "map-cell-a",
+    "check-a",
+)
+
+
+def handovers_file(two: TwoClouds, path: Path) -> Path:
+    testbed = {"type": "command", **two.handover_commands(), "timeout": 300}
+    path.write_text(yaml.safe_dump({"handovers": {"testbed": testbed}}))
+    path.chmod(0o600)
+    return path
+
+
+def service(conn: Any, host: str) -> Any | None:
+    found = [s for s in conn.compute.services(binary="nova-compute") if s.host == host]
+    return found[0] if found else None
+
+
+def providers(conn: Any, host: str) -> list[Any]:
+    return list(conn.placement.resource_providers(name=host))
+
+
+def where(two: TwoClouds, host: str) -> dict[str, tuple[bool, bool, int]]:
+    """Per cloud: (a service, enabled, its resource providers)."""
+    found = {}
+    for name in ("a", "b"):
+        conn = two.connect(name)
+        svc = service(conn, host)
+        enabled = bool(svc and svc.status == "enabled")
+        found[name] = (svc is not None, enabled, len(providers(conn, host)))
+    return found
+
+
+def never_twice(two: TwoClouds, host: str) -> None:
+    seen = where(two, host)
+    assert sum(enabled for _, enabled, _ in seen.values()) <= 1, seen
+    assert sum(rps for _, _, rps in seen.values()) <= 1, seen
+
+
+def boot_on(conn: Any, host: str, image: str, flavor: str, name: str) -> Any:
+    server = conn.compute.create_server(
+        name=name, flavor_id=flavor, image_id=image, networks="none",
+        availability_zone=f"nova:{host}",
+    )  # fmt: skip
+    wait_for(
+        lambda: conn.compute.get_server(server.id).status == "ACTIVE",
+        f"{name} ACTIVE on {host}",
+        timeout=300,
+    )
+    found = conn.compute.get_server(server.id)
+    assert found.compute_host == host
+    return found
+
+
+def image_and_flavor(conn: Any) -> tuple[str, str]:
+    image = conn.image.find_image("realloc-img")
+    if image is None:
+        image = conn.image.create_image(
+            name="realloc-img", disk_format="raw", container_format="bare",
+            data=b"r" * 1024, visibility="public", wait=True,
+        )  # fmt: skip
+    flavor = conn.compute.find_flavor("realloc.tiny")
+    if flavor is None:
+        flavor = conn.compute.create_flavor(name="realloc.tiny", vcpus=1, ram=64, disk=1)
+    return image.id, flavor.id
+
+
+def delete(conn: Any, server: Any) -> None:
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, interval=0.5, wait=300)
+
+
+def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
+    two_clouds: TwoClouds, tmp_path: Path
+) -> None:
+    two = two_clouds
+    host = two.a.nova.hosts[0]
+    a, b = two.connect("a"), two.connect("b")
+    image_a, flavor_a = image_and_flavor(a)
+    image_b, flavor_b = image_and_flavor(b)
+    resident = boot_on(a, host, image_a, flavor_a, "realloc-resident")
+
+    ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
+    ephyra.env["EPHYRA_HANDOVERS"] = str(handovers_file(two, tmp_path / "handovers.yaml"))
+    args = [host, "--from", "a", "--to", "b", "--handover", "testbed"]
+
+    planned = json.loads(ok(ephyra("host", "reallocation", "plan", *args, "-f", "json")).out)
+    assert [h["host"] for h in planned["hosts"]] == [host]
+    assert [s["id"] for s in planned["hosts"][0]["servers"]] == [resident.id]
+    before, after = planned["capacity_to"]["before"], planned["capacity_to"]["after"]
+    assert after["VCPU"]["capacity"] > before["VCPU"]["capacity"]
+    assert after["VCPU"]["used"] == before["VCPU"]["used"]
+
+    def stops(steps: tuple[str, ...], phase: str) -> list[Stop[Background]]:
+        return [
+            Stop(
+                KillPoint(phase, step, "boundary"),
+                lambda proc, step=step: proc.wait_for(done_line(host, step), timeout=600),
+                lambda: never_twice(two, host),
+            )
+            for step in steps
+        ]
+
+    def forward_done() -> None:
+        assert where(two, host) == {"a": (False, False, 0), "b": (True, True, 1)}
+        moved = a.compute.get_server(resident.id)
+        assert (moved.status, moved.compute_host != host) == ("ACTIVE", True)
+
+    report: list[str] = []
+    chain = Chain(
+        start=lambda: ephyra.background("host", "reallocate", *args, "--yes"),
+        resume=lambda: ephyra.background("host", "reallocation", "resume"),
+        check=forward_done,
+    )
+    chain.run(stops(FORWARD, "forward"), report, "host-reallocation")
+    status = json.loads(ok(ephyra("host", "reallocation", "status", "-f", "json")).out)
+    assert [h["forward"] for h in status["hosts"]] == ["handed-over"]
+    in_b = boot_on(b, host, image_b, flavor_b, "realloc-in-b")
+    delete(b, in_b)
+
+    def back_done() -> None:
+        wait_for(
+            lambda: where(two, host) == {"a": (True, True, 1), "b": (False, False, 0)},
+            f"{host} back in a only",
+            timeout=60,
+        )
+
+    back = Chain(
+        start=lambda: ephyra.background("host", "reallocation", "rollback"),
+        resume=lambda: ephyra.background("host", "reallocation", "rollback"),
+        check=back_done,
+    )
+    back.run(stops(ROLLBACK, "rollback"), report, "host-reallocation")
+    status = json.loads(ok(ephyra("host", "reallocation", "status", "-f", "json")).out)
+    assert [h["rollback"] for h in status["hosts"]] == ["handed-back"]
+    in_a = boot_on(a, host, image_a, flavor_a, "realloc-back-in-a")
+    delete(a, in_a)
+    delete(a, a.compute.get_server(resident.id))
