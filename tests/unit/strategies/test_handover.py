@@ -52,10 +52,10 @@ def test_unknown_name_missing_option_and_open_file_are_refused(tmp_path: Path) -
     path = config(tmp_path, {"lab": {"type": "command", "release": "true"}})
     with pytest.raises(UsageError, match=r"no hand-over named 'other' \(configured: lab\)"):
         handover.load(path).build("other")
-    with pytest.raises(PluginError, match="'adopt' .* is required"):
+    with pytest.raises(PluginError, match=r"'adopt' .* is required"):
         handover.load(path).build("lab")
     path.chmod(0o644)
-    with pytest.raises(UsageError, match="readable by others.*chmod 600"):
+    with pytest.raises(UsageError, match=r"readable by others.*chmod 600"):
         handover.load(path)
 
 
