@@ -333,6 +333,16 @@ def _plain(data: Any, path: Path) -> None:
 
 
 #: The loaders a file example may name: the code that reads such a file.
+def _handovers(data: Any, path: Path) -> None:
+    """The hand-over configuration (owner-only, as it must be), each hand-over built."""
+    from ephyra.strategies.handover import load
+
+    path.chmod(0o600)
+    config = load(path)
+    for name in config.handovers:
+        config.build(name)
+
+
 LOADERS: dict[str, Callable[[Any, Path], None]] = {
     "spec": _spec,
     "inventory": _inventory,
@@ -341,6 +351,7 @@ LOADERS: dict[str, Callable[[Any, Path], None]] = {
     "credentials": _credentials,
     "serve-config": _serve_config,
     "notifiers": _notifiers,
+    "handovers": _handovers,
     "role-map": _role_map,
     "clouds": _clouds,
     "tokens": _tokens,

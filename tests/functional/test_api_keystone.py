@@ -39,7 +39,14 @@ ADMIN_WRITES = {
     ("POST", "/v1/tenant-migration/runs/latest/finish"): 404,
     **{
         ("POST", f"/v1/{kind}/{what}"): 422
-        for kind in ("forklift", "upgrade", "evacuate", "tenant-maintenance", "tenant-migration")
+        for kind in (
+            "forklift",
+            "upgrade",
+            "evacuate",
+            "host-reallocation",
+            "tenant-maintenance",
+            "tenant-migration",
+        )
         for what in ("plan", "runs")
     },
     ("PUT", "/v1/hosts/h/maintenance"): 422,
