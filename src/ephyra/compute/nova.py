@@ -189,13 +189,14 @@ class ComputeCloud:
         found = [s for s in self.service_records(host) if s.get("binary") == "nova-compute"]
         return Service.from_api(found[0]) if found else None
 
-    def force_down(self, service: Service) -> None:
-        """Mark the service down (fenced): its host's nova-compute is known to be stopped."""
+    def force_down(self, service: Service, down: bool = True) -> None:
+        """Mark the service down (fenced: its host's nova-compute is known to be stopped),
+        or with ``down`` false no longer so."""
         self._call(
             "put",
             f"/os-services/{service.id}",
-            f"force nova-compute down on {service.host}",
-            {"forced_down": True},
+            f"{'force' if down else 'unforce'} nova-compute down on {service.host}",
+            {"forced_down": down},
         )
 
     def delete_service(self, service: Service) -> None:

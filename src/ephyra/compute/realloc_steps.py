@@ -23,7 +23,7 @@ service is disabled as soon as it registers, and A's is deleted before B's exist
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ephyra.compute.drain import DrainResult
@@ -199,9 +199,13 @@ class Register(ReallocStep):
         self.ctx.message(f"{host}: nova-compute registered in {joining.name}")
 
     def _wait(self, cloud: ComputeCloud, host: str) -> Service:
+        ours = self.ctx.record.data.get("released" if self.back else "released_b")
         waited = 0.0
         while True:
             svc = cloud.find_service(host)
+            if svc is not None and svc.forced_down and ours:
+                cloud.force_down(svc, down=False)  # this run's release forced it down
+                svc = replace(svc, forced_down=False)
             if svc is not None and svc.up and host in cloud.hypervisors():
                 return svc
             if waited >= self.ctx.register_timeout:
