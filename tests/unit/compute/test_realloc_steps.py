@@ -142,7 +142,7 @@ def run(ctx: ReallocContext, steps: Any, again: int | None = None) -> None:
 def test_forward_hands_the_host_over_and_a_step_run_twice_changes_nothing(
     again: int | None,
 ) -> None:
-    a, b, handover, ctx = setup()
+    a, b, _, ctx = setup()
     run(ctx, FORWARD, again)
     assert HOST not in a.services and HOST not in a.providers
     assert b.services[HOST].enabled
@@ -174,7 +174,7 @@ def test_a_host_disabled_by_someone_else_stays_disabled_wherever_it_goes() -> No
 def test_allocations_left_on_the_provider_stop_the_removal() -> None:
     a, _, _, ctx = setup()
     a.consumers[f"rp-{HOST}"] = ["c0ffee"]
-    with pytest.raises(StepFailed, match="still holds allocations .* c0ffee"):
+    with pytest.raises(StepFailed, match=r"still holds allocations .* c0ffee"):
         run(ctx, FORWARD)
     assert HOST in a.services  # not removed
 
