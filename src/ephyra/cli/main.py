@@ -25,6 +25,7 @@ from ephyra.cli import (
     inventory,
     runs,
     serve,
+    settings,
     tenant,
     tenant_migrate,
     version,
@@ -89,6 +90,7 @@ OWN_GROUPS = {
     "host": host.register,
     "tenant maintenance": tenant.register_maintenance,
     "tenant": tenant_migrate.register,
+    "settings": settings.register,
 }
 
 
