@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ephyra.settings.cloud import SettingsCloud
+from ephyra.settings.export import export
 from testbed.keystone import Keystone
 from testbed.tenantclouds import TwoClouds
 from tests.functional.crash import ok
@@ -64,8 +66,12 @@ class World:
     def conn(self, cloud: str) -> Any:
         return self.clouds.connect(cloud)
 
-    def export(self, cloud: str) -> dict[str, Any]:
-        done = ok(self.ephyra("settings", "export", "--os-cloud", cloud))
+    def export(self, cloud: str, *options: str) -> dict[str, Any]:
+        """The cloud's export by the command line (in this process for ``a`` and ``b``
+        without options: the same function, without a process's start)."""
+        if cloud in ("a", "b") and not options:
+            return export(cloud, SettingsCloud(cloud, self.conn(cloud)))
+        done = ok(self.ephyra("settings", "export", "--os-cloud", cloud, *options))
         found: dict[str, Any] = yaml.safe_load(done.out)
         return found
 
@@ -189,7 +195,9 @@ def test_settings_from_a_to_b_are_applied_once_diffed_pruned_and_rolled_back(
     w = world
     w.make_on_a()
     b_before = w.export("b")  # the project made on A is B's too: one Keystone
-    doc = w.mine(w.export("a"))
+    exported = w.export("a", "-f", "yaml")
+    assert w.export("a", "-f", "json") == exported == w.export("a")  # stable, either format
+    doc = w.mine(exported)
     path = w.write(doc)
     planned = w.plan(path)
     n, c = w.name, w.custom
@@ -376,8 +384,16 @@ def test_the_api_routes_answer_each_role_as_the_policy_says(world: World) -> Non
 
         wait_for(lambda: state() == "succeeded", "the apply")
         assert w.custom in w.export("b")["placement"]["traits"]
-        back = server.call("POST", f"/v1/{KIND}/runs/{run}/rollback", token=MEMBER)
-        assert back.status_code == 403
+        for action in ("pause", "resume", "abort", "rollback"):  # a reader acts on none
+            answer = server.call("POST", f"/v1/{KIND}/runs/{run}/{action}", token=READER)
+            assert answer.status_code == 403, f"{action}: {answer.text}"
+        # a member may pause and resume (a finished run: 409, the operation's own answer),
+        # not abort nor roll back
+        for action, code in (("pause", 409), ("resume", 409), ("abort", 403), ("rollback", 403)):
+            answer = server.call("POST", f"/v1/{KIND}/runs/{run}/{action}", token=MEMBER)
+            assert answer.status_code == code, f"{action}: {answer.text}"
+        answer = server.call("POST", f"/v1/{KIND}/runs/{run}/abort", token=ADMIN)
+        assert answer.status_code == 409, answer.text
         back = server.call("POST", f"/v1/{KIND}/runs/{run}/rollback", token=ADMIN)
         assert back.status_code == 202, back.text
         wait_for(lambda: state() == "rolled-back", "the rollback")

@@ -156,6 +156,12 @@ class SettingsCloud:
 
     def read_one(self, kind: str, key: str) -> dict[str, Any] | None:
         """One object as the cloud has it now (None: absent)."""
+        if kind == "quota":  # one project's, not every project's
+            project = self.in_domain("project", key)
+            if project is None:
+                return None
+            raw = self._compute(f"/os-quota-sets/{project['id']}", "read quotas", missing_ok=True)
+            return {"project": key, **_quotas(raw["quota_set"])} if raw else None
         found = self.read({SECTION_OF[kind]}, kind)
         return (found.get(kind) or {}).get(key)
 
