@@ -15,7 +15,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from ephyra.settings.document import ALWAYS, KEYS, ORDER, SECTION_OF, Objects
+from ephyra.settings.document import ALWAYS, KEYS, ORDER, Objects
 
 CREATE = "create"
 UPDATE = "update"
@@ -103,12 +103,13 @@ def ordered(kind: str, objects: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(objects, key=lambda key: (depth(key), key))
 
 
-def diff(wanted: Objects, have: Objects, sections: Set[str], prune: bool = False) -> list[Change]:
-    """The changes that make ``have`` (a cloud's objects) ``wanted`` (a document's)."""
+def diff(wanted: Objects, have: Objects, kinds: Set[str], prune: bool = False) -> list[Change]:
+    """The changes that make ``have`` (a cloud's objects) ``wanted`` (a document's), of
+    the ``kinds`` the document has."""
     forward: list[Change] = []
     deletes: list[Change] = []
     for kind in ORDER:
-        if SECTION_OF[kind] not in sections:
+        if kind not in kinds:
             continue
         want, got = wanted.get(kind) or {}, have.get(kind) or {}
         for key in ordered(kind, want):

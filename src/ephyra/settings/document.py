@@ -76,6 +76,25 @@ SECTION_OF = {
     **dict.fromkeys(("resource_class", "trait"), "placement"),
     **dict.fromkeys(("network", "subnet"), "network"),
 }
+#: Where each kind is in the document: its section and the key there.
+FIELD_OF = {
+    "domain": ("identity", "domains"),
+    "project": ("identity", "projects"),
+    "role": ("identity", "roles"),
+    "user": ("identity", "users"),
+    "group": ("identity", "groups"),
+    "assignment": ("identity", "assignments"),
+    "flavor": ("compute", "flavors"),
+    "flavor_access": ("compute", "flavors"),
+    "default_quota": ("compute", "default_quotas"),
+    "quota": ("compute", "quotas"),
+    "aggregate": ("compute", "aggregates"),
+    "server_group": ("compute", "server_groups"),
+    "resource_class": ("placement", "resource_classes"),
+    "trait": ("placement", "traits"),
+    "network": ("network", "networks"),
+    "subnet": ("network", "networks"),
+}
 #: Kinds whose objects always exist on a cloud (quotas): never created, never pruned.
 ALWAYS = frozenset({"default_quota", "quota"})
 #: The compute quotas a document carries (those every Nova API version shows).
@@ -113,8 +132,9 @@ def add(objects: Objects, kind: str, obj: dict[str, Any]) -> None:
 
 # -- document -> objects ------------------------------------------------------------------
 def objects_of(document: Mapping[str, Any]) -> tuple[Objects, set[str]]:
-    """The objects a document holds, and the sections it has (a section it lacks is not
-    compared: the source cloud had no such service)."""
+    """The objects a document holds, and the kinds it has: a kind whose key the document
+    lacks (a section the source cloud had no service for, a list left out) is not
+    compared, nor pruned."""
     check(document)
     found = empty()
     identity = document.get("identity")
@@ -195,8 +215,17 @@ def objects_of(document: Mapping[str, Any]) -> tuple[Objects, set[str]]:
                 subnet = _fields(s, cidr="", name="", ip_version=4, gateway="", dhcp=True)
                 subnet["pools"] = sorted(s.get("pools") or ())
                 add(found, "subnet", {"network": net["name"], **subnet})
-    sections = {s for s in SECTIONS if document.get(s) is not None}
-    return found, sections
+    kinds = {
+        kind
+        for kind, (section, key) in FIELD_OF.items()
+        if isinstance(document.get(section), Mapping) and key in document[section]
+    }
+    return found, kinds
+
+
+def sections_of(kinds: Iterable[str]) -> set[str]:
+    """The sections ``kinds`` are in."""
+    return {SECTION_OF[kind] for kind in kinds}
 
 
 def _fields(raw: Mapping[str, Any], **defaults: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 from ephyra.errors import PlanRefused
 from ephyra.settings.cloud import SettingsCloud
 from ephyra.settings.diff import CREATE, UPDATE, Change, diff
-from ephyra.settings.document import SECTION_OF, SOURCE_KEY, Objects, objects_of
+from ephyra.settings.document import SECTION_OF, SOURCE_KEY, Objects, objects_of, sections_of
 
 #: Kinds the document carries for the reader but a run does not make (a server group
 #: belongs to its project's users: only a token of that project makes one).
@@ -88,9 +88,10 @@ def problems_of(
 
 def make_plan(target: SettingsCloud, document: Mapping[str, Any], prune: bool) -> SettingsPlan:
     """The plan of ``document`` onto ``target``; refused when it has problems."""
-    wanted, sections = objects_of(document)
+    wanted, kinds = objects_of(document)
+    sections = sections_of(kinds)
     have = target.read(sections & target.sections())
-    changes = diff(wanted, have, sections, prune)
+    changes = diff(wanted, have, kinds, prune)
     problems, notes = problems_of(changes, wanted, target, sections)
     plan = SettingsPlan(
         target.name,

@@ -17,6 +17,7 @@ from ephyra.settings.document import (
     dumps,
     loads,
     objects_of,
+    sections_of,
 )
 
 DOC: dict[str, Any] = {
@@ -96,9 +97,9 @@ SECTIONS = {"identity", "compute", "placement", "network"}
 
 
 def test_a_document_read_back_from_its_objects_is_the_same_text() -> None:
-    objects, sections = objects_of(DOC)
-    assert sections == SECTIONS
-    again = document_of(objects, sections, "a", ["vxlan"])
+    objects, kinds = objects_of(DOC)
+    assert sections_of(kinds) == SECTIONS and kinds == set(ORDER)
+    again = document_of(objects, SECTIONS, "a", ["vxlan"])
     assert dumps(again) == dumps(DOC)
     assert loads(dumps(DOC, "json")) == loads(dumps(DOC))
 
@@ -115,8 +116,8 @@ def test_objects_are_keyed_by_names() -> None:
 
 
 def test_everything_missing_is_created_in_dependency_order() -> None:
-    wanted, sections = objects_of(DOC)
-    changes = diff(wanted, {k: {} for k in ORDER}, sections)
+    wanted, kinds = objects_of(DOC)
+    changes = diff(wanted, {k: {} for k in ORDER}, kinds)
     assert {c.action for c in changes} == {CREATE}
     kinds = [c.kind for c in changes]
     assert kinds == sorted(kinds, key=ORDER.index)
@@ -126,16 +127,16 @@ def test_everything_missing_is_created_in_dependency_order() -> None:
 
 
 def test_the_same_objects_make_no_change() -> None:
-    wanted, sections = objects_of(DOC)
-    assert diff(wanted, copy.deepcopy(wanted), sections, prune=True) == []
+    wanted, kinds = objects_of(DOC)
+    assert diff(wanted, copy.deepcopy(wanted), kinds, prune=True) == []
 
 
 def test_an_update_names_each_field_with_its_old_and_new_value() -> None:
-    wanted, sections = objects_of(DOC)
+    wanted, kinds = objects_of(DOC)
     have = copy.deepcopy(wanted)
     have["flavor"]["f1"]["extra_specs"] = {}
     have["aggregate"]["ag"]["availability_zone"] = "az0"
-    changes = diff(wanted, have, sections)
+    changes = diff(wanted, have, kinds)
     assert [c.said() for c in changes] == [
         'update flavor f1: extra_specs {} -> {"hw:cpu_policy": "dedicated"}',
         "update aggregate ag: availability_zone az0 -> az1",
@@ -144,7 +145,7 @@ def test_an_update_names_each_field_with_its_old_and_new_value() -> None:
 
 
 def test_deletes_come_only_with_prune_last_and_in_reverse_order() -> None:
-    wanted, sections = objects_of(DOC)
+    wanted, kinds = objects_of(DOC)
     have = copy.deepcopy(wanted)
     extra = {
         "name": "old",
@@ -161,8 +162,8 @@ def test_deletes_come_only_with_prune_last_and_in_reverse_order() -> None:
     have["trait"]["CUSTOM_GONE"] = {"name": "CUSTOM_GONE"}
     have["quota"]["Default/other"] = {"project": "Default/other", "cores": 1}
     have["flavor"]["f1"]["ram"] = 256
-    assert [c.action for c in diff(wanted, have, sections)] == [UPDATE]
-    pruned = diff(wanted, have, sections, prune=True)
+    assert [c.action for c in diff(wanted, have, kinds)] == [UPDATE]
+    pruned = diff(wanted, have, kinds, prune=True)
     assert [(c.action, c.kind) for c in pruned] == [
         (UPDATE, "flavor"),
         (DELETE, "subnet"),
@@ -174,15 +175,15 @@ def test_deletes_come_only_with_prune_last_and_in_reverse_order() -> None:
 
 def test_a_section_the_document_lacks_is_left_alone() -> None:
     doc = {k: v for k, v in DOC.items() if k != "network"}
-    wanted, sections = objects_of(doc)
+    wanted, kinds = objects_of(doc)
     have, _ = objects_of(DOC)
     have["network"]["more"] = {**have["network"]["shared"], "name": "more"}
-    assert diff(wanted, have, sections, prune=True) == []
+    assert diff(wanted, have, kinds, prune=True) == []
 
 
 def test_a_change_survives_the_journal() -> None:
-    wanted, sections = objects_of(DOC)
-    change = diff(wanted, {k: {} for k in ORDER}, sections)[0]
+    wanted, kinds = objects_of(DOC)
+    change = diff(wanted, {k: {} for k in ORDER}, kinds)[0]
     assert Change.from_dict(change.to_dict()) == change
 
 
@@ -216,7 +217,17 @@ def test_a_project_is_made_after_its_parent_and_deleted_before_it() -> None:
         "D z-top": project("z-top"),
         "D b-grandchild": project("b-grandchild", "a-child"),
     }
-    made = diff({"project": tree}, {}, {"identity"})
+    made = diff({"project": tree}, {}, {"project"})
     assert [c.key for c in made] == ["D z-top", "D a-child", "D b-grandchild"]
-    gone = diff({}, {"project": tree}, {"identity"}, prune=True)
+    gone = diff({}, {"project": tree}, {"project"}, prune=True)
     assert [c.key for c in gone] == ["D b-grandchild", "D a-child", "D z-top"]
+
+
+def test_a_list_the_document_leaves_out_is_neither_compared_nor_pruned() -> None:
+    doc = copy.deepcopy(DOC)
+    del doc["compute"]["aggregates"]
+    wanted, kinds = objects_of(doc)
+    assert "aggregate" not in kinds and "flavor" in kinds
+    have, _ = objects_of(DOC)
+    have["aggregate"]["more"] = {**have["aggregate"]["ag"], "name": "more"}
+    assert diff(wanted, have, kinds, prune=True) == []

@@ -22,7 +22,7 @@ from ephyra.settings.plan import SettingsPlan
 from ephyra.settings.records import record_name
 from ephyra.settings.runner import SettingsDriver
 
-SECTIONS = {"compute", "placement"}
+KINDS = {"flavor", "trait", "resource_class"}
 
 
 class Died(Exception):
@@ -90,7 +90,7 @@ WANT = objects(
 
 def start(tmp_path: Path, cloud: Cloud) -> tuple[Journal, Any]:
     journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
-    changes = diff(WANT, cloud.objects, SECTIONS, prune=True)
+    changes = diff(WANT, cloud.objects, KINDS, prune=True)
     plan = SettingsPlan("b", "a", True, tuple(changes))
     made = SettingsKind().new_run(plan)
     run = journal.create_run("settings", {**made.meta, "state": "running"}, made.records)
