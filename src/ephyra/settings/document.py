@@ -136,6 +136,15 @@ def objects_of(document: Mapping[str, Any]) -> tuple[Objects, set[str]]:
     lacks (a section the source cloud had no service for, a list left out) is not
     compared, nor pruned."""
     check(document)
+    try:
+        return _objects_of(document)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise UsageError(
+            f"settings document: not as `ephyra settings export` writes: {exc}"
+        ) from exc
+
+
+def _objects_of(document: Mapping[str, Any]) -> tuple[Objects, set[str]]:
     found = empty()
     identity = document.get("identity")
     if identity is not None:

@@ -231,3 +231,17 @@ def test_a_list_the_document_leaves_out_is_neither_compared_nor_pruned() -> None
     have, _ = objects_of(DOC)
     have["aggregate"]["more"] = {**have["aggregate"]["ag"], "name": "more"}
     assert diff(wanted, have, kinds, prune=True) == []
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"compute": {"flavors": ["m1.small"]}},
+        {"compute": {"quotas": {"Default/p": {"cores": "many"}}}},
+        {"network": {"networks": [{"name": "n", "subnets": "10.0.0.0/24"}]}},
+        {"identity": {"assignments": [{"role": "member", "project": "Default/p"}]}},
+    ],
+)
+def test_a_document_of_the_wrong_shape_is_bad_input(section: dict[str, Any]) -> None:
+    with pytest.raises(UsageError, match="settings document"):
+        objects_of({"ephyra_settings": 1, **section})
