@@ -25,6 +25,7 @@ from ephyra.cli import (
     inventory,
     runs,
     serve,
+    settings,
     tenant,
     tenant_migrate,
     version,
@@ -90,6 +91,7 @@ OWN_GROUPS = {
     "host reallocation": host.register_reallocation,
     "tenant maintenance": tenant.register_maintenance,
     "tenant": tenant_migrate.register,
+    "settings": settings.register,
 }
 
 
