@@ -46,6 +46,7 @@ ADMIN_WRITES = {
             "host-reallocation",
             "tenant-maintenance",
             "tenant-migration",
+            "settings",
         )
         for what in ("plan", "runs")
     },

@@ -44,6 +44,7 @@ KINDS = {
     "maintenance": "tenant-maintenance",  # ephyra tenant maintenance
     "tenant": "tenant-migration",
     "reallocation": "host-reallocation",  # ephyra host reallocation
+    "settings": "settings",
 }
 RUN_VERBS = ("pause", "resume", "abort", "rollback")
 #: (command group, verb) -> the policy action it stands for.
@@ -58,6 +59,7 @@ WRITES: dict[tuple[str, str], str] = {
     ("maintenance", "off"): "run:rollback",
     ("tenant", "migrate"): "tenant:migrate",
     ("tenant", "finish"): "run:finish",
+    ("settings", "apply"): "run:start",
     ("version", "trigger"): "version:trigger",
     **{("env", verb): "env:change" for verb in ("import", "upgrade", "installed", "apply")},
     ("env", "cutover"): "env:change",
