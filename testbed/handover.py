@@ -200,12 +200,16 @@ def _write_block(
 
 
 def _is_compute(pid: int) -> bool:
-    """Whether ``pid`` is alive and runs nova-compute (not the release gate before it)."""
+    """Whether ``pid`` is alive and runs nova-compute, not the release gate before it
+    (whose arguments end with nova-compute's: the module run is the one after the first
+    ``-m``)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return process_alive(pid) and COMPUTE_MODULE in cmdline.split(b"\0")
+    if b"-m" not in argv[:-1]:
+        return False
+    return process_alive(pid) and argv[argv.index(b"-m") + 1] == COMPUTE_MODULE
 
 
 def _supervised(root: Path, host: str) -> SupervisorState:
