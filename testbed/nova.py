@@ -75,9 +75,9 @@ CLOUD = "nova"
 #: The compute API microversion of every connection: the last one before server behaviour
 #: Ephyra cares about changes again (2.95: an evacuated server arrives stopped).
 MICROVERSION = "2.95"
-#: The only image: the stand-in serves any id, this one is the testbed's.
 #: The hypervisor listing's microversion (see :meth:`NovaTestbed.hypervisor_versions`).
 HYPERVISORS_MICROVERSION = "2.87"
+#: The only image: the stand-in serves any id, this one is the testbed's.
 IMAGE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://ephyra.invalid/testbed/image"))
 DATABASES = ("nova_api", "nova_cell0", "nova_cell1", "placement")
 #: Seconds between two heartbeats of a service, and without one before it counts as down.
