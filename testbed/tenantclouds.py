@@ -12,11 +12,18 @@ URL and a region: clients find every service in the catalog); :meth:`TwoClouds.a
 makes a project with a member and a reader and adds their entries (``a-PROJECT-member``,
 ``b-PROJECT-reader``...). The two clouds start in parallel, each cloud's Glance, Neutron
 and Nova too once its PostgreSQL and RabbitMQ are up.
+
+Host names are unique across the clouds: ``a`` has ``compute-1``... and ``b`` the next
+numbers (``compute-3``, ``compute-4`` with two computes each). A compute host can be
+handed over from one cloud to the other by :mod:`testbed.handover`, whose commands
+:meth:`TwoClouds.handover_commands` gives as shell templates; it reads ``handover.json``,
+written beside ``clouds.yaml``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import sqlite3
 import tempfile
@@ -29,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import catalog
+from testbed import catalog, handover
 from testbed.glance import Glance
-from testbed.ironic import TestbedError
-from testbed.nova import MICROVERSION, NovaTestbed, pss_mb
+from testbed.ironic import TestbedError, _executable
+from testbed.nova import MICROVERSION, POLL_S, REPO, WAIT_TIMEOUT_S, NovaTestbed, pss_mb
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
 
@@ -85,8 +92,10 @@ class Cloud:
         *,
         image: bool = True,
         network: bool = True,
+        first_host: int = 1,
     ) -> None:
-        """``image``/``network`` false: no Glance/Neutron, Nova's stand-in answers instead."""
+        """``image``/``network`` false: no Glance/Neutron, Nova's stand-in answers instead.
+        ``first_host``: the number of the first compute (``compute-<first_host>``)."""
         self.name = name
         self.root = root
         self.keystone = keystone
@@ -94,6 +103,7 @@ class Cloud:
         self.computes = computes
         self.image = image
         self.network = network
+        self.first_host = first_host
         self.start_seconds: float | None = None
         self._scratch: Path | None = None
         self.postgres: Postgres | None = None
@@ -147,6 +157,7 @@ class Cloud:
             neutron_url=self.neutron.url if self.neutron is not None else None,
             postgres=postgres,
             rabbit=rabbit,
+            first_host=self.first_host,
         )
         services = [s for s in (self.glance, self.neutron, self.nova) if s is not None]
         _together(*(service.start for service in services))
@@ -222,9 +233,16 @@ class TwoClouds:
         self.keystone = keystone
         self.clouds = {
             name: Cloud(
-                name, self.root / name, keystone, region, computes, image=image, network=network
+                name,
+                self.root / name,
+                keystone,
+                region,
+                computes,
+                image=image,
+                network=network,
+                first_host=1 + index * computes,
             )
-            for name, region in REGIONS.items()
+            for index, (name, region) in enumerate(REGIONS.items())
         }
         self.start_seconds: float | None = None
         self._entries: dict[str, dict[str, Any]] = {}
@@ -256,9 +274,37 @@ class TwoClouds:
     def clouds_yaml(self) -> Path:
         return self.root / "clouds.yaml"
 
+    @property
+    def handover_json(self) -> Path:
+        """The clouds document of :mod:`testbed.handover`."""
+        return self.root / handover.CONFIG_NAME
+
     def env(self) -> dict[str, str]:
         """Environment variables that point openstack clients at these clouds."""
         return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
+
+    def handover_commands(self) -> dict[str, str]:
+        """The shell templates of the hand-over commands (:mod:`testbed.handover`):
+        ``release`` with ``{host}``, ``adopt`` with ``{host}`` and ``{cloud}``, ``discover``
+        with ``{cloud}``. Absolute paths only: they run from any directory, with or without
+        ``OS_*`` variables."""
+        env = shutil.which("env") or "/usr/bin/env"
+        prefix = shlex.join(
+            [
+                env,
+                f"PYTHONPATH={REPO}",
+                _executable("python"),
+                "-m",
+                "testbed.handover",
+                "--clouds",
+                str(self.handover_json),
+            ]
+        )
+        return {
+            "release": f"{prefix} release {{host}}",
+            "adopt": f"{prefix} adopt {{host}} {{cloud}}",
+            "discover": f"{prefix} discover {{cloud}}",
+        }
 
     def start(self) -> None:
         """Start both clouds at once, register them in the catalog, write clouds.yaml."""
@@ -275,6 +321,8 @@ class TwoClouds:
         for name in self.clouds:
             self._entries[name] = self._entry("admin", self.keystone.admin_password, "admin", name)
         self.write_clouds_yaml()
+        roots = {name: cloud.nova.root for name, cloud in self.clouds.items() if cloud.nova}
+        handover.write_config(self.handover_json, roots)
         self.start_seconds = time.monotonic() - started
 
     def stop(self) -> None:
@@ -288,10 +336,76 @@ class TwoClouds:
             raise TestbedError("\n".join(errors))
 
     def clean(self) -> None:
-        """Both clouds back to no server and no server group, every compute up
-        (:meth:`NovaTestbed.clean`); images, networks and projects stay."""
+        """Both clouds back to no server and no server group, every compute home
+        (:meth:`bring_hosts_home`) and up (:meth:`NovaTestbed.clean`); images, networks
+        and projects stay."""
+        self.bring_hosts_home()
         novas = [cloud.nova for cloud in self.clouds.values() if cloud.nova is not None]
         _together(*(nova.clean for nova in novas))
+
+    def away(self) -> dict[str, handover.Serving]:
+        """The computes handed over (:mod:`testbed.handover`) and not back home: what each
+        serves (or left, when released), by host."""
+        found = {}
+        for name, cloud in self.clouds.items():
+            if cloud.nova is None:
+                continue
+            for host in cloud.nova.hosts:
+                now = handover.serving(cloud.nova.etc / f"{host}.conf", name)
+                if now.cloud != name or now.released:
+                    found[host] = now
+        return found
+
+    def bring_hosts_home(self, timeout: float = WAIT_TIMEOUT_S) -> list[str]:
+        """Hand every compute that is away back to its own cloud, as an operator would:
+        release it, delete its servers and its compute service in the cloud it served,
+        adopt it home, wait until it is up there and map it. Returns the hosts moved."""
+        away = self.away()
+        if not away:
+            return []
+        clouds = handover.Clouds.load(self.handover_json)
+        homes = set()
+        for host, now in sorted(away.items()):
+            home = clouds.owner(host)
+            handover.release(clouds, host)
+            if now.cloud != home:
+                self._forget(self.clouds[now.cloud], host, timeout)
+            handover.adopt(clouds, host, home)
+            homes.add(home)
+        for host in away:
+            nova = self.clouds[clouds.owner(host)].nova
+            assert nova is not None
+            nova.wait_service(host, timeout=timeout)
+        for home in sorted(homes):
+            handover.discover(clouds, home)
+        return sorted(away)
+
+    @staticmethod
+    def _forget(cloud: Cloud, host: str, timeout: float) -> None:
+        """Delete ``host``'s servers and its (stopped) compute service in ``cloud``."""
+        from openstack.exceptions import ConflictException
+
+        assert cloud.nova is not None
+        compute = cloud.nova.connect().compute
+        for server in compute.servers(all_projects=True, compute_host=host):
+            compute.delete_server(server, ignore_missing=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            services = [s for s in compute.services(binary="nova-compute") if s.host == host]
+            if not services:
+                return
+            service = services[0]
+            reply = compute.put(
+                f"/os-services/{service.id}", json={"forced_down": True}, microversion="2.53"
+            )
+            if reply.status_code != 200:
+                raise TestbedError(f"{cloud.name}: forcing {host} down: {reply.text}")
+            try:
+                compute.delete_service(service, ignore_missing=True)
+            except ConflictException:  # servers still being deleted
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL_S)
 
     def memory_mb_used(self) -> float:
         """PSS of every process of both clouds, in MiB (Keystone not included)."""

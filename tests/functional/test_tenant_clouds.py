@@ -129,8 +129,9 @@ def test_cloud_b_has_its_own_services_servers_and_images(clouds: TwoClouds) -> N
     a, b = connect(clouds, "a", "member"), connect(clouds, "b", "member")
     for service in ("compute", "image", "network", "placement"):
         assert getattr(a, service).get_endpoint() != getattr(b, service).get_endpoint()
+    hosts_a = {h.name for h in clouds.connect("a").compute.hypervisors()}
     hosts_b = {h.name for h in clouds.connect("b").compute.hypervisors()}
-    assert hosts_b == {"compute-1", "compute-2"}
+    assert (hosts_a, hosts_b) == ({"compute-1", "compute-2"}, {"compute-3", "compute-4"})
 
     only_b = image(b, "only-in-b")
     group = b.compute.create_server_group(name="only-in-b", policy="anti-affinity")
