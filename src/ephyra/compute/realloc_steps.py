@@ -35,6 +35,8 @@ from ephyra.strategies.handover import Handover
 
 #: Seconds between two looks at a cloud while waiting for a host to register.
 POLL_S = 1.0
+#: Seconds allocations left on a host's provider may take to go after its moves ended.
+SETTLE_S = 30.0
 #: Resources every compute node's provider must have an inventory of.
 RESOURCES = ("VCPU", "MEMORY_MB", "DISK_GB")
 
@@ -149,7 +151,7 @@ class Remove(ReallocStep):
         svc = leaving.find_service(host)
         provider = (leaving.hypervisors().get(host) if svc else None) or self.provider(leaving)
         if provider:
-            held = leaving.consumers_on(provider)
+            held = self._settled(leaving, provider)
             if held:
                 raise StepFailed(
                     f"{host}: {leaving.name}'s Placement still holds allocations on its "
@@ -165,6 +167,19 @@ class Remove(ReallocStep):
             leaving.delete_provider(provider)  # a Nova that left it behind
         if leaving.find_service(host) is not None:
             raise StepFailed(f"{host}: its nova-compute came back in {leaving.name}")
+
+
+    def _settled(self, cloud: ComputeCloud, provider: str) -> list[str]:
+        """The consumers still holding allocations on ``provider`` once Nova has had
+        :data:`SETTLE_S` seconds to let go of those of the moves just ended (a server is
+        ACTIVE on its new host a moment before its source's allocation is freed)."""
+        waited = 0.0
+        while True:
+            held = cloud.consumers_on(provider)
+            if not held or waited >= SETTLE_S:
+                return held
+            self.ctx.control.sleep(POLL_S)
+            waited += POLL_S
 
 
 class Adopt(ReallocStep):

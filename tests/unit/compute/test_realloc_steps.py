@@ -171,7 +171,10 @@ def test_a_host_disabled_by_someone_else_stays_disabled_wherever_it_goes() -> No
     assert (a.services[HOST].enabled, a.services[HOST].reason) == (False, "broken fan")
 
 
-def test_allocations_left_on_the_provider_stop_the_removal() -> None:
+def test_allocations_left_on_the_provider_stop_the_removal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ephyra.compute.realloc_steps.SETTLE_S", 2.0)
     a, _, _, ctx = setup()
     a.consumers[f"rp-{HOST}"] = ["c0ffee"]
     with pytest.raises(StepFailed, match=r"still holds allocations .* c0ffee"):
