@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ephyra.compute.budget import Budget
 from ephyra.compute.drain import Drain, DrainResult, HostRecord
-from ephyra.compute.nova import ComputeCloud
+from ephyra.compute.nova import ComputeCloud, Service
 from ephyra.compute.realloc_steps import FORWARD, ROLLBACK, ReallocContext
 from ephyra.compute.records import OUTCOMES, Outcome, ReallocationMeta
 from ephyra.compute.runner import Evacuation, RunEvents
@@ -69,6 +69,10 @@ class Reallocation(Evacuation):
             lambda: self.journal.record(self.run.id, name),
             lambda data: self.journal.save_record(self.run.id, name, data),
         )
+
+    def drainable(self, host: str) -> Service | None:
+        """A host already removed from A (a resumed run) has nothing left to drain."""
+        return self.cloud.find_service(host)
 
     def _context(self, host: str, drain: Drain | None) -> HostContext:
         base = super()._context(host, drain)

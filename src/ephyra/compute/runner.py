@@ -16,7 +16,7 @@ from typing import ClassVar
 from ephyra.compute.budget import Budget, Settings
 from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START
-from ephyra.compute.nova import ComputeCloud, Server
+from ephyra.compute.nova import ComputeCloud, Server, Service
 from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
 from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext, Step
 from ephyra.engine.driver import RunDriver
@@ -138,6 +138,10 @@ class Evacuation(RunDriver):
         if status == "reverting" or step != "drain":
             self.observer.step(host, step, status, seconds)
 
+    def drainable(self, host: str) -> Service | None:
+        """The service of a host to drain in this phase (None: nothing to drain)."""
+        return self.cloud.service(host)
+
     # -- one host --------------------------------------------------------------------
     def host_flow(self, host: str, phase: Phase, drain: Drain | None) -> Outcome:
         ctx = self._context(host, drain)
@@ -182,9 +186,12 @@ class Evacuation(RunDriver):
             groups = self.cloud.group_index()
             events = RunEvents(self)
             for host in pending:
+                service = self.drainable(host)
+                if service is None:
+                    continue
                 drain = Drain(
                     self.cloud,
-                    self.cloud.service(host),
+                    service,
                     self.settings,
                     budget,
                     self.control,
