@@ -294,6 +294,7 @@ class TwoClouds:
                 env,
                 f"PYTHONPATH={REPO}",
                 _executable("python"),
+                "-P",  # not the working directory's own testbed, if it has one
                 "-m",
                 "testbed.handover",
                 "--clouds",

@@ -127,7 +127,8 @@ def second_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keysto
 @pytest.fixture(scope="session")
 def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[TwoClouds]:
     """Clouds ``a`` and ``b`` (regions A and B) on the session's Keystone, each with its
-    own Nova (a: compute-1 and compute-2, b: compute-3 and compute-4), Placement, Glance and Neutron, all in the catalog;
+    own Nova (a: compute-1 and compute-2, b: compute-3 and compute-4), Placement, Glance
+    and Neutron, all in the catalog;
     ``clouds.yaml`` has the admin's entries ``a`` and ``b``, and :meth:`TwoClouds.add_project`
     adds a project's member and reader. Started once per session, both clouds at once
     (80 s on a quiet machine, up to 3 minutes on a busy one; 2.2 GiB)."""

@@ -145,7 +145,9 @@ def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, be
     project, a version, an environment (and node)."""
     if group in KINDS and (verb in RUN_VERBS or verb == "finish"):
         return f"{KINDS[group]}/{args.run or 'latest'}"
-    if verb in ("start", "evacuate", "on", "migrate"):
+    if verb == "reallocate":  # ephyra host reallocate: the reallocation kind's start
+        group, verb = "reallocation", "start"
+    if group in KINDS and verb in ("start", "evacuate", "on", "migrate", "apply"):
         kind = KINDS[group]
         made = [r for r in journal.runs(kind) if float(r.meta.get("created", 0)) >= began]
         return f"{kind}/{made[-1].id}" if made else kind

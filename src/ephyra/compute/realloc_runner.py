@@ -92,12 +92,15 @@ class Reallocation(Evacuation):
             back.adopt()
             return self.drained(back)
 
-        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        fields = {
+            f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "revert"
+        }
         return ReallocContext(
             **fields,
             target=self.target,
             handover=self.handover,
             register_timeout=self.meta.register_timeout,
+            revert=False,  # a failure leaves the host where it is, for resume or rollback
             drain_back=drain_back,
             output=lambda line: self.observer.message(f"{host}: {line}"),
         )

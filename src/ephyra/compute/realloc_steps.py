@@ -22,6 +22,7 @@ service is disabled as soon as it registers, and A's is deleted before B's exist
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -149,7 +150,9 @@ class Remove(ReallocStep):
         leaving = self.ctx.side(self.back)[0]
         host = self.ctx.host
         svc = leaving.find_service(host)
-        provider = (leaving.hypervisors().get(host) if svc else None) or self.provider(leaving)
+        provider = self.provider(leaving) or next(
+            (str(p["uuid"]) for p in leaving.providers_named(host)), ""
+        )
         if provider:
             held = self._settled(leaving, provider)
             if held:
@@ -167,7 +170,6 @@ class Remove(ReallocStep):
             leaving.delete_provider(provider)  # a Nova that left it behind
         if leaving.find_service(host) is not None:
             raise StepFailed(f"{host}: its nova-compute came back in {leaving.name}")
-
 
     def _settled(self, cloud: ComputeCloud, provider: str) -> list[str]:
         """The consumers still holding allocations on ``provider`` once Nova has had
@@ -207,30 +209,32 @@ class Register(ReallocStep):
             return
         joining = self.ctx.side(self.back)[1]
         host = self.ctx.host
-        svc = self._wait(joining, host)
-        self.saw_provider(joining, joining.hypervisors()[host])
+        svc, provider = self._wait(joining, host)
+        self.saw_provider(joining, provider)
         if svc.enabled or not svc.reason.startswith(self.ctx.prefix):
             switch_on_ours(self.ctx, joining, svc)
         self.ctx.message(f"{host}: nova-compute registered in {joining.name}")
 
-    def _wait(self, cloud: ComputeCloud, host: str) -> Service:
+    def _wait(self, cloud: ComputeCloud, host: str) -> tuple[Service, str]:
+        """The host's service, up, and its resource provider (by name: the hypervisor
+        listing shows a host only once a cell maps it)."""
         ours = self.ctx.record.data.get("released" if self.back else "released_b")
-        waited = 0.0
+        deadline = time.monotonic() + self.ctx.register_timeout
         while True:
             svc = cloud.find_service(host)
             if svc is not None and svc.forced_down and ours:
                 cloud.force_down(svc, down=False)  # this run's release forced it down
                 svc = replace(svc, forced_down=False)
-            if svc is not None and svc.up and host in cloud.hypervisors():
-                return svc
-            if waited >= self.ctx.register_timeout:
+            found = cloud.providers_named(host) if svc is not None and svc.up else []
+            if svc is not None and len(found) == 1:
+                return svc, str(found[0]["uuid"])
+            if time.monotonic() >= deadline:
                 raise StepFailed(
                     f"{host}: nova-compute not registered and up in {cloud.name} after "
                     f"{self.ctx.register_timeout:g}s (see the hand-over's adopt and the "
                     "host's nova-compute log)"
                 )
             self.ctx.control.sleep(POLL_S)  # a pause or abort is seen here
-            waited += POLL_S
 
 
 def switch_on_ours(ctx: ReallocContext, cloud: ComputeCloud, svc: Service) -> None:
@@ -270,7 +274,12 @@ class Check(ReallocStep):
         joining = self.ctx.side(self.back)[1]
         host, data = self.ctx.host, self.ctx.record.data
         provider = joining.hypervisors().get(host)
-        if not provider or joining.provider(provider) is None:
+        if not provider:
+            raise StepFailed(
+                f"{host}: {joining.name} lists no hypervisor for it: no cell of "
+                f"{joining.name} maps it (see the hand-over's discover)"
+            )
+        if joining.provider(provider) is None:
             raise StepFailed(f"{host}: no resource provider in {joining.name}'s Placement")
         inventory = joining.inventories(provider)
         missing = [r for r in RESOURCES if not (inventory.get(r) or {}).get("total")]

@@ -27,10 +27,12 @@ class Cloud:
     traits_of: dict[str, list[str]] = field(default_factory=dict)
     consumers: dict[str, list[str]] = field(default_factory=dict)
     aggregates_: list[dict[str, Any]] = field(default_factory=list)
+    mapped: set[str] = field(default_factory=set)  # hosts a cell maps (discover)
 
     def register(self, host: str, enabled: bool = True) -> None:
         self.services[host] = Service(f"{self.name}-{host}", host, enabled, True, False, "")
         self.providers[host] = f"rp-{host}"
+        self.mapped.discard(host)
         self.traits_of.setdefault(f"rp-{host}", ["HW_CPU_X86_AVX"])
 
     def find_service(self, host: str) -> Service | None:
@@ -45,6 +47,7 @@ class Cloud:
     def delete_service(self, svc: Service) -> None:
         self.services.pop(svc.host, None)
         self.providers.pop(svc.host, None)
+        self.mapped.discard(svc.host)
 
     def disable(self, svc: Service, reason: str) -> None:
         self.services[svc.host] = replace(svc, enabled=False, reason=reason)
@@ -53,7 +56,10 @@ class Cloud:
         self.services[svc.host] = replace(svc, enabled=True, reason="")
 
     def hypervisors(self) -> dict[str, str]:
-        return dict(self.providers)
+        return {host: uuid for host, uuid in self.providers.items() if host in self.mapped}
+
+    def providers_named(self, name: str) -> list[dict[str, Any]]:
+        return [{"uuid": self.providers[name]}] if name in self.providers else []
 
     def provider(self, uuid: str) -> dict[str, Any] | None:
         return {"uuid": uuid} if uuid in self.providers.values() else None
@@ -101,12 +107,14 @@ class Handover:
 
     def discover(self, host: str, cloud: str, output: Any) -> bool:
         self.calls.append(f"discover {cloud}")
+        self.clouds[cloud].mapped.add(host)
         return True
 
 
 def setup(enabled: bool = True) -> tuple[Cloud, Cloud, Handover, ReallocContext]:
     a, b = Cloud("a"), Cloud("b")
     a.register(HOST)
+    a.mapped.add(HOST)
     if not enabled:
         a.disable(a.services[HOST], "broken fan")
     a.traits_of[f"rp-{HOST}"] = ["CUSTOM_GOLD", "HW_CPU_X86_AVX"]
