@@ -54,3 +54,15 @@ class Body(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The JSON body, as the API names its fields."""
         return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class PluginSpec(BaseModel):
+    """One configured plugin (a notifier, a hand-over): its plugin's name as ``type``, and
+    that plugin's options beside it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1, max_length=64)
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -24,13 +24,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra import paths, plugins, yamlfile
-from ephyra.bodies import problems
+from ephyra.bodies import PluginSpec, problems
 from ephyra.errors import PluginError, UsageError
 from ephyra.names import check_name, shown
 from ephyra.notifiers.base import NAMESPACE, Notifier
@@ -53,27 +53,16 @@ def _name(value: str) -> str:
 NotifierName = Annotated[str, AfterValidator(_name)]
 
 
-class Spec(BaseModel):
-    """One notifier: its plugin and that plugin's options."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(min_length=1, max_length=64)
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
 class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    notifiers: dict[NotifierName, Spec] = Field(default_factory=dict)
+    notifiers: dict[NotifierName, PluginSpec] = Field(default_factory=dict)
     default: list[NotifierName] = Field(default_factory=list, max_length=MAX_CHOSEN)
     flush_seconds: float = Field(10.0, ge=0, le=3600)
 
-    def specs(self) -> dict[str, Spec]:
+    def specs(self) -> dict[str, PluginSpec]:
         """Every notifier a run may name: the configured ones, and ``log``."""
-        return {LOG: Spec(type=LOG), **self.notifiers}
+        return {LOG: PluginSpec(type=LOG), **self.notifiers}
 
     def chosen(self, names: Sequence[str] | None) -> list[str]:
         """The notifiers of a run naming ``names`` (None: the default), each known, once."""

@@ -37,7 +37,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from ephyra import paths, plugins, yamlfile
-from ephyra.bodies import problems
+from ephyra.bodies import PluginSpec, problems
 from ephyra.errors import PluginError, UsageError
 from ephyra.names import check_name, shown
 from ephyra.strategies.base import COMMAND_TIMEOUT, Target, render, stream
@@ -124,21 +124,10 @@ def _name(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-class Spec(BaseModel):
-    """One hand-over: its plugin and that plugin's options."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(min_length=1, max_length=64)
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
 class HandoverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    handovers: dict[Annotated[str, AfterValidator(_name)], Spec] = Field(default_factory=dict)
+    handovers: dict[Annotated[str, AfterValidator(_name)], PluginSpec] = Field(default_factory=dict)
 
     def build(self, name: str) -> Handover:
         """The hand-over configured as ``name``, its options checked by its plugin."""
