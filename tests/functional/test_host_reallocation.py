@@ -22,8 +22,10 @@ from testbed.tenantclouds import TwoClouds
 from tests.functional.crash import Chain, KillPoint, Stop, done_line, ok
 from tests.functional.ephyra_cli import Background, Ephyra
 from tests.functional.tenants import wait_for
+from tests.functional.test_api import ADMIN, MEMBER, READER, Server
 
 pytestmark = pytest.mark.functional
+KIND = "host-reallocation"
 
 FORWARD = (
     "record",
@@ -81,6 +83,14 @@ def never_twice(two: TwoClouds, host: str) -> None:
     assert sum(rps for _, _, rps in seen.values()) <= 1, seen
 
 
+def notices(ephyra: Ephyra, run: str) -> list[tuple[str, str]]:
+    """The run's notices (its transitions told to the notifiers), in the order of their
+    first telling: a step killed after its notice and before its end is recorded runs, and
+    tells, again (notifications are at least once)."""
+    found = json.loads(ok(ephyra("run", "events", run, "-f", "json")).out)
+    return list(dict.fromkeys((e["event"], e["host"]) for e in found if e["type"] == "notice"))
+
+
 def boot_on(conn: Any, host: str, image: str, flavor: str, name: str) -> Any:
     server = conn.compute.create_server(
         name=name, flavor_id=flavor, image_id=image, networks="none",
@@ -112,6 +122,35 @@ def image_and_flavor(conn: Any) -> tuple[str, str]:
 def delete(conn: Any, server: Any) -> None:
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=0.5, wait=300)
+
+
+def roles_on_the_routes(ephyra: Ephyra, tmp: Path, args: list[str], run: str) -> None:
+    """Through ``ephyra serve``: a reader reads, a member plans (here refused: b has the
+    host now) but may not start, an admin starts (here refused: no such hand-over); no
+    reader acts on the run, nor a member beyond pause and resume."""
+    body = {"cloud": "a", "to": "b", "hosts": [args[0]], "handover": "testbed"}
+    server = Server(ephyra, tmp, config={})
+    try:
+        assert server.call("GET", f"/v1/{KIND}/runs", token=READER).status_code == 200
+        for route in ("plan", "runs"):
+            answer = server.call("POST", f"/v1/{KIND}/{route}", token=READER, json=body)
+            assert answer.status_code == 403, answer.text
+        plan = server.call("POST", f"/v1/{KIND}/plan", token=MEMBER, json=body)
+        assert plan.status_code == 400, plan.text
+        assert "b has a nova-compute on this host already" in plan.json()["error"]["message"]
+        assert server.call("POST", f"/v1/{KIND}/runs", token=MEMBER, json=body).status_code == 403
+        unknown = {**body, "handover": "nowhere"}
+        started = server.call("POST", f"/v1/{KIND}/runs", token=ADMIN, json=unknown)
+        assert started.status_code == 400, started.text
+        assert "no hand-over named 'nowhere'" in started.json()["error"]["message"]
+        for action in ("pause", "resume", "abort", "rollback"):
+            answer = server.call("POST", f"/v1/{KIND}/runs/{run}/{action}", token=READER)
+            assert answer.status_code == 403, f"{action}: {answer.text}"
+        for action, code in (("pause", 409), ("abort", 403), ("rollback", 403)):
+            answer = server.call("POST", f"/v1/{KIND}/runs/{run}/{action}", token=MEMBER)
+            assert answer.status_code == code, f"{action}: {answer.text}"
+    finally:
+        server.stop()
 
 
 def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
@@ -159,8 +198,17 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
     chain.run(stops(FORWARD, "forward"), report, "host-reallocation")
     status = json.loads(ok(ephyra("host", "reallocation", "status", "-f", "json")).out)
     assert [h["forward"] for h in status["hosts"]] == ["handed-over"]
+    assert notices(ephyra, status["id"]) == [
+        ("ephyra.host.reallocation.start", host),
+        ("ephyra.host.maintenance.start", host),
+        ("ephyra.host.reallocation.released", host),
+        ("ephyra.host.reallocation.removed", host),
+        ("ephyra.host.reallocation.registered", host),
+        ("ephyra.host.reallocation.end", host),
+    ]
     in_b = boot_on(b, host, image_b, flavor_b, "realloc-in-b")
     delete(b, in_b)
+    roles_on_the_routes(ephyra, tmp_path, args, status["id"])
 
     def back_done() -> None:
         wait_for(
@@ -177,6 +225,13 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
     back.run(stops(ROLLBACK, "rollback"), report, "host-reallocation")
     status = json.loads(ok(ephyra("host", "reallocation", "status", "-f", "json")).out)
     assert [h["rollback"] for h in status["hosts"]] == ["handed-back"]
+    assert notices(ephyra, status["id"])[6:] == [
+        ("ephyra.host.reallocation.rollback.start", host),
+        ("ephyra.host.reallocation.released", host),
+        ("ephyra.host.reallocation.removed", host),
+        ("ephyra.host.reallocation.registered", host),
+        ("ephyra.host.reallocation.rollback.end", host),
+    ]
     in_a = boot_on(a, host, image_a, flavor_a, "realloc-back-in-a")
     delete(a, in_a)
     delete(a, a.compute.get_server(resident.id))

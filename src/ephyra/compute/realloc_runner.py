@@ -116,6 +116,6 @@ class Reallocation(Evacuation):
         )
 
     def _on_step(self, host: str, step: str, status: str, seconds: float) -> None:
-        super()._on_step(host, step, status, seconds)
-        if status == "done" and step in TRANSITIONS:
+        if status == "done" and step in TRANSITIONS:  # told before the step is said done
             self._tell(TRANSITIONS[step], host)
+        super()._on_step(host, step, status, seconds)
