@@ -283,11 +283,13 @@ def adopt(clouds: Clouds, host: str, cloud: str, timeout: float = TIMEOUT_S) -> 
         raise HandoverError(f"{host}'s nova-compute runs for cloud {now.cloud}: release it first")
     _write_block(conf, cloud, False, carried_options(nova_conf))
     write_release(conf, Release(read_release(conf).version, fail_start=False))
-    mark = time.time()
     deadline = time.monotonic() + timeout
     while True:
+        # The gate refuses every start while the host is released: a nova-compute that
+        # runs now read an adopted configuration, this one's or that of an adopt before
+        # it which a crash cut short (its start may predate this call).
         state = _supervised(root, host)
-        if state.started >= mark and _is_compute(state.child):
+        if _is_compute(state.child):
             return f"{host} adopted by {cloud}: nova-compute runs (pid {state.child})"
         if time.monotonic() > deadline:
             raise HandoverError(f"{host}: nova-compute not started within {timeout:.0f} s")
