@@ -5,8 +5,9 @@ nova-compute re-pointed by the testbed's hand-over commands.
 The run is killed -9 after every step it shows, forward and in its rollback, each time
 resumed by a new process. After every kill the host is enabled in at most one cloud and
 its resource provider is in at most one Placement; at the end of each direction it is in
-exactly one, a server that lived on it in a is ACTIVE elsewhere in a, and a new server
-boots on the host in the cloud it ended in.
+exactly one, the servers that lived on it in a (one running, one stopped, and whatever
+other tests left there) are elsewhere in a as they were, and a new server boots on the
+host in the cloud it ended in.
 """
 
 from __future__ import annotations
@@ -92,9 +93,12 @@ def notices(ephyra: Ephyra, run: str) -> list[tuple[str, str]]:
     return [notice for i, notice in enumerate(told) if i == 0 or told[i - 1] != notice]
 
 
-def boot_on(conn: Any, host: str, image: str, flavor: str, name: str) -> Any:
+def boot_on(
+    conn: Any, host: str, image: str, flavor: str, name: str, network: str | None = None
+) -> Any:
     server = conn.compute.create_server(
-        name=name, flavor_id=flavor, image_id=image, networks="none",
+        name=name, flavor_id=flavor, image_id=image,
+        networks=[{"uuid": network}] if network else "none",
         availability_zone=f"nova:{host}",
     )  # fmt: skip
     wait_for(
@@ -105,6 +109,10 @@ def boot_on(conn: Any, host: str, image: str, flavor: str, name: str) -> Any:
     found = conn.compute.get_server(server.id)
     assert found.compute_host == host
     return found
+
+
+def status_of(conn: Any, server: str) -> str:
+    return str(conn.compute.get_server(server).status)
 
 
 def image_and_flavor(conn: Any) -> tuple[str, str]:
@@ -163,7 +171,14 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
     a, b = two.connect("a"), two.connect("b")
     image_a, flavor_a = image_and_flavor(a)
     image_b, flavor_b = image_and_flavor(b)
-    resident = boot_on(a, host, image_a, flavor_a, "realloc-resident")
+    network = a.network.find_network("realloc-net") or a.network.create_network(name="realloc-net")
+    if not list(a.network.subnets(network_id=network.id)):
+        a.network.create_subnet(network_id=network.id, cidr="10.77.0.0/24", ip_version=4)
+    resident = boot_on(a, host, image_a, flavor_a, "realloc-resident", network.id)  # a port
+    stopped = boot_on(a, host, image_a, flavor_a, "realloc-stopped")
+    a.compute.stop_server(stopped)
+    wait_for(lambda: status_of(a, stopped.id) == "SHUTOFF", "realloc-stopped SHUTOFF", 300)
+    on_host = {s.id: s.status for s in a.compute.servers(all_projects=True, compute_host=host)}
 
     ephyra = Ephyra(two.clouds_yaml, tmp_path / "state")
     ephyra.env["EPHYRA_HANDOVERS"] = str(handovers_file(two, tmp_path / "handovers.yaml"))
@@ -171,7 +186,7 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
 
     planned = json.loads(ok(ephyra("host", "reallocation", "plan", *args, "-f", "json")).out)
     assert [h["host"] for h in planned["hosts"]] == [host]
-    assert [s["id"] for s in planned["hosts"][0]["servers"]] == [resident.id]
+    assert {s["id"] for s in planned["hosts"][0]["servers"]} == set(on_host)  # others' too
     before, after = planned["capacity_to"]["before"], planned["capacity_to"]["after"]
     assert after["VCPU"]["capacity"] > before["VCPU"]["capacity"]
     assert after["VCPU"]["used"] == before["VCPU"]["used"]
@@ -188,8 +203,9 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
 
     def forward_done() -> None:
         assert where(two, host) == {"a": (False, False, 0), "b": (True, True, 1)}
-        moved = a.compute.get_server(resident.id)
-        assert (moved.status, moved.compute_host != host) == ("ACTIVE", True)
+        for sid, status in on_host.items():  # each elsewhere in a, as it was
+            moved = a.compute.get_server(sid)
+            assert (moved.status, moved.compute_host != host) == (status, True), sid
 
     report: list[str] = []
     chain = Chain(
@@ -236,4 +252,5 @@ def test_host_handed_over_to_b_and_back_survives_kills_at_every_step(
     ]
     in_a = boot_on(a, host, image_a, flavor_a, "realloc-back-in-a")
     delete(a, in_a)
-    delete(a, a.compute.get_server(resident.id))
+    for server in (resident, stopped):
+        delete(a, a.compute.get_server(server.id))
