@@ -299,3 +299,41 @@ class ControlPlane:
                 )
             checkpoint()
             time.sleep(POLL_INTERVAL)
+
+
+def answer(
+    proxy: Any,
+    verb: str,
+    path: str,
+    cloud: str,
+    action: str,
+    service: str = "",
+    body: Any = None,
+    *,
+    missing_ok: bool = False,
+    **extra: Any,
+) -> Any:
+    """One REST call through an openstacksdk proxy, errors translated: the answer's JSON
+    ({} when it has none; None for a 404 when ``missing_ok``)."""
+    with translated(cloud, action, service):
+        response = getattr(proxy, verb)(path, json=body, raise_exc=False, **extra)
+        if missing_ok and response.status_code == 404:
+            return None
+        sdk_exc.raise_from_response(response, error_message=f"{cloud}: {action}")
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def keystone_pages(
+    call: Callable[[str], Mapping[str, Any]], path: str, key: str
+) -> Iterator[dict[str, Any]]:
+    """The ``key`` entries of a Keystone listing, page after page (``call`` GETs a path)."""
+    while path:
+        raw = call(path)
+        yield from raw.get(key) or ()
+        following = (raw.get("links") or {}).get("next")
+        path = following.split("/v3", 1)[1] if following and "/v3" in following else ""

@@ -14,9 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from openstack import exceptions as sdk_exc
-
-from ephyra.clouds import connect, translated
+from ephyra.clouds import answer, connect, keystone_pages, translated
 from ephyra.errors import StepFailed
 from ephyra.settings.document import ORDER, QUOTAS, SECTION_OF, Objects, key_of
 
@@ -66,25 +64,13 @@ class SettingsCloud:
             extra["microversion"] = COMPUTE_VERSION
         elif service == "placement":
             extra["microversion"] = PLACEMENT_VERSION
-        with translated(self.name, action, service):
-            response = getattr(proxy, verb)(path, json=body, raise_exc=False, **extra)
-            if missing_ok and response.status_code == 404:
-                return None
-            sdk_exc.raise_from_response(response, error_message=f"{self.name}: {action}")
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            return {}
+        return answer(
+            proxy, verb, path, self.name, action, service, body, missing_ok=missing_ok, **extra
+        )
 
     def _pages(self, path: str, key: str, action: str) -> Iterator[dict[str, Any]]:
         """A Keystone listing, page after page."""
-        while path:
-            raw = self.call("identity", "get", path, action)
-            yield from raw.get(key) or ()
-            following = (raw.get("links") or {}).get("next")
-            path = following.split("/v3", 1)[1] if following and "/v3" in following else ""
+        return keystone_pages(lambda at: self.call("identity", "get", at, action), path, key)
 
     def sections(self) -> set[str]:
         """The document's sections this cloud has a service for."""

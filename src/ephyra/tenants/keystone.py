@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from openstack import exceptions as sdk_exc
-
-from ephyra.clouds import connect, translated
+from ephyra.clouds import answer, connect, keystone_pages
 from ephyra.errors import UsageError
 
 IDENTITY = "identity (Keystone)"
@@ -125,24 +123,13 @@ class Identity:
         self, verb: str, path: str, action: str, body: Any = None, *, missing_ok: bool = False
     ) -> Any:
         """The answer's JSON (None: no content, or 404 when ``missing_ok``)."""
-        with translated(self.name, action, IDENTITY):
-            response = getattr(self._conn.identity, verb)(path, json=body, raise_exc=False)
-            if missing_ok and response.status_code == 404:
-                return None
-            sdk_exc.raise_from_response(response, error_message=f"{self.name}: {action}")
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            return {}
+        identity = self._conn.identity
+        return answer(
+            identity, verb, path, self.name, action, IDENTITY, body, missing_ok=missing_ok
+        )
 
     def _pages(self, path: str, key: str, action: str) -> Iterator[dict[str, Any]]:
-        while path:
-            raw = self._call("get", path, action)
-            yield from raw.get(key) or ()
-            following = (raw.get("links") or {}).get("next")
-            path = following.split("/v3", 1)[1] if following and "/v3" in following else ""
+        return keystone_pages(lambda at: self._call("get", at, action), path, key)
 
     # -- projects and roles ----------------------------------------------------------
     def project(self, ident: str) -> Project:
