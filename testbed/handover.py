@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -48,7 +47,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.ironic import TestbedError, _executable
-from testbed.releases import Release, config_file, read_release, state_file, write_release
+from testbed.releases import (
+    Release,
+    config_file,
+    read_release,
+    state_file,
+    stop_process,
+    write_release,
+)
 from testbed.supervise import SupervisorState, process_alive, read_state
 
 HERE = Path(__file__).resolve().parent
@@ -221,21 +227,6 @@ def _supervised(root: Path, host: str) -> SupervisorState:
     return state
 
 
-def _stop(pid: int, grace: float) -> None:
-    """SIGTERM ``pid``; SIGKILL it if alive ``grace`` seconds later."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not process_alive(pid):
-                return
-            time.sleep(POLL_S)
-    raise HandoverError(f"process {pid} survived SIGKILL")
-
-
 # -- the commands ---------------------------------------------------------------------------
 
 
@@ -257,7 +248,7 @@ def release(clouds: Clouds, host: str, timeout: float = TIMEOUT_S) -> str:
     while True:
         state = _supervised(root, host)
         if _is_compute(state.child) or (state.child_alive and state.started < mark):
-            _stop(state.child, STOP_GRACE_S)
+            stop_process(state.child, host, STOP_GRACE_S)
         elif state.started >= mark:
             return f"{host} released from {now.cloud}: nova-compute stopped and kept stopped"
         if time.monotonic() > deadline:

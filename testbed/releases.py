@@ -232,7 +232,7 @@ def restart_service(
         if state.started >= since:
             return first.child, state.child
         if state.child_alive:
-            _stop_process(state.child, name, grace)
+            stop_process(state.child, name, grace)
         elif time.monotonic() > deadline:
             raise ReleaseError(
                 f"{name} did not start again within {timeout:.0f} s; see its log in {root / 'logs'}"
@@ -251,7 +251,7 @@ def _running_state(path: Path, name: str, root: Path) -> SupervisorState:
     return state
 
 
-def _stop_process(pid: int, name: str, grace: float) -> None:
+def stop_process(pid: int, name: str, grace: float) -> None:
     """SIGTERM ``pid``; SIGKILL it if still alive ``grace`` seconds later."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
