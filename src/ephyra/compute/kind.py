@@ -77,6 +77,8 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     list_columns: ClassVar[tuple[str, ...]] = ("id", "kind", "state", "cloud", "hosts", "created")
     also_lists: ClassVar[tuple[str, ...]] = ("maintenance",)  # ephyra.compute.maintenance's records
     after_abort = "its hosts stay in maintenance until rollback"
+    #: A host's outcomes that count as done, forward and back.
+    done_outcomes: ClassVar[tuple[Outcome, ...]] = (Outcome.DRAINED, Outcome.RESTORED)
     resume_settings = {"concurrency": "moves at once in total from now on"}
 
     # -- a start request ---------------------------------------------------------------
@@ -322,5 +324,5 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     def tally(self, run: RunInfo, outcomes: Mapping[str, str]) -> tuple[int, int]:
         """The hosts' outcomes only: each server moved has its own events too."""
         found = [outcomes.get(h) for h in EvacuationMeta.from_meta(run.meta).hosts]
-        done = sum(1 for o in found if o in (Outcome.DRAINED, Outcome.RESTORED))
+        done = sum(1 for o in found if o in self.done_outcomes)
         return done, sum(1 for o in found if o == Outcome.FAILED)

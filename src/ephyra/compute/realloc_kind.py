@@ -94,6 +94,7 @@ in A as it was before the run.
     )
     also_lists: ClassVar[tuple[str, ...]] = ()
     after_abort = "its hosts stay where they are until rollback"
+    done_outcomes = (Outcome.HANDED_OVER, Outcome.HANDED_BACK)
 
     def body_type(self) -> type[ReallocateBody]:
         from ephyra.compute.body import ReallocateBody
@@ -241,11 +242,6 @@ in A as it was before the run.
     def title(self, run: RunInfo) -> str:
         meta = ReallocationMeta.from_meta(run.meta)
         return f"{', '.join(meta.hosts)} from {meta.cloud} to {meta.to}"
-
-    def tally(self, run: RunInfo, outcomes: Mapping[str, str]) -> tuple[int, int]:
-        found = [outcomes.get(h) for h in ReallocationMeta.from_meta(run.meta).hosts]
-        done = sum(1 for o in found if o in (Outcome.HANDED_OVER, Outcome.HANDED_BACK))
-        return done, sum(1 for o in found if o == Outcome.FAILED)
 
 
 class _Detail:
