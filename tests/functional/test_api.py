@@ -102,8 +102,10 @@ def seeded(testbed: Testbed, tmp: Path, count: int) -> tuple[dict[str, Any], dic
 
 
 def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[dict[str, Any]]:
-    """Read the run's Server-Sent Events until it ends."""
+    """Read the run's Server-Sent Events until it ends (at most 300 s: the server's
+    keep-alives would hold a reader of a run that never ends for ever)."""
     found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 300
     with requests.get(
         f"{server.url}/v1/runs/{run_id}/events/stream",
         headers={"X-Auth-Token": token},
@@ -117,6 +119,7 @@ def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[di
                 found.append(json.loads(line[5:]))
                 if found[-1]["type"] == "run.finished":
                     return found
+            assert time.monotonic() < deadline, f"run {run_id} still going after 300 s: {found}"
     raise AssertionError("the stream ended before the run")
 
 
