@@ -119,7 +119,9 @@ def events_until_end(server: Server, run_id: str, token: str = ADMIN) -> list[di
                 found.append(json.loads(line[5:]))
                 if found[-1]["type"] == "run.finished":
                     return found
-            assert time.monotonic() < deadline, f"run {run_id} still going after 300 s: {found}"
+            if time.monotonic() > deadline:
+                log = Path(server.log.name).read_text()[-4000:]
+                raise AssertionError(f"run {run_id} not ended after 300 s: {found}\n{log}")
     raise AssertionError("the stream ended before the run")
 
 
