@@ -28,8 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from testbed import catalog
+
 if TYPE_CHECKING:
     from openstack.connection import Connection
+
+    from testbed.keystone import Keystone
 
 LOOPBACK = "127.0.0.1"
 TEMPLATE = Path(__file__).with_name("ironic.conf.template")
@@ -129,7 +133,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 class IronicService:
-    """One standalone Ironic (API + conductor in one process), noauth, fake hardware."""
+    """One standalone Ironic (API + conductor in one process) with fake hardware: noauth,
+    or with a ``keystone`` (:class:`testbed.keystone.Keystone`, started) whose tokens its
+    API validates (keystonemiddleware, no token cache) under Ironic's default policies,
+    logging in as the testbed's services (:func:`testbed.catalog.service_user`) and
+    telling Nova of power changes through the catalog of ``region``."""
 
     def __init__(
         self,
@@ -141,6 +149,8 @@ class IronicService:
         fake_delay: float = 0.0,
         fake_delays: Mapping[str, float] | None = None,
         start_timeout: float = 60.0,
+        keystone: Keystone | None = None,
+        region: str = "RegionOne",
     ) -> None:
         """``fake_delay`` slows the fake deploy interface: each of its calls sleeps that long,
         and deploy and undeploy each make two (so each takes about twice the delay).
@@ -160,6 +170,8 @@ class IronicService:
             raise ValueError(f"negative delay in {delays}")
         self.delays = {key: math.ceil(value) for key, value in delays.items()}
         self.start_timeout = start_timeout
+        self.keystone = keystone
+        self.region = region
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -219,8 +231,22 @@ class IronicService:
             .replace("@POLICY@", str(policy))
             .replace("@FAKE_OPTIONS@", fake)
         )
+        if self.keystone is not None:
+            text = text.replace("auth_strategy = noauth", "auth_strategy = keystone")
+            text += self._keystone_options(self.keystone)
         self.config_file.write_text(text)
         return self.config_file
+
+    def _keystone_options(self, keystone: Keystone) -> str:
+        login = f"auth_url = {keystone.url}\n{catalog.service_user(keystone)}\n"
+        return (
+            "\n[keystone_authtoken]\n"
+            f"www_authenticate_uri = {keystone.url}\n{login}"
+            "# no token cache: a role taken away counts at the next request\n"
+            "token_cache_time = -1\n"
+            "\n[nova]\n"
+            f"{login}region_name = {self.region}\nvalid_interfaces = public\n"
+        )
 
     def _create_schema(self) -> None:
         if self.db_file.exists():
@@ -257,8 +283,10 @@ class IronicService:
             return time.monotonic() - started
 
     def _answers(self) -> bool:
+        # with Keystone, only the API's root answers without a token
+        path = "/v1/nodes" if self.keystone is None else "/"
         try:
-            with urllib.request.urlopen(f"{self.url}/v1/nodes", timeout=1.0) as reply:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=1.0) as reply:
                 return int(reply.status) == 200
         except (urllib.error.URLError, OSError):
             return False

@@ -134,11 +134,14 @@ class NovaTestbed:
         postgres: Postgres | None = None,
         rabbit: RabbitMQ | None = None,
         first_host: int = 1,
+        baremetal_host: str | None = None,
     ) -> None:
         """``root`` holds configuration, logs and per-compute state (recreated by start).
         See the module docstring for ``keystone`` and the arguments after it."""
-        if computes < 1:
+        if computes < 1 and baremetal_host is None:
             raise ValueError("at least one compute")
+        if baremetal_host is not None and keystone is None:
+            raise ValueError("a bare-metal compute finds Ironic in Keystone's catalog")
         if first_host < 1:
             raise ValueError("compute numbers start at 1 or later")
         if keystone is None and (glance_url or neutron_url):
@@ -152,6 +155,7 @@ class NovaTestbed:
         self.root = Path(root).resolve()
         self.cloud = CLOUD
         self.hosts = [f"compute-{n}" for n in range(first_host, first_host + computes)]
+        self.baremetal_host = baremetal_host
         self.memory_mb = memory_mb
         self.vcpus = vcpus
         self.local_gb = local_gb
@@ -293,7 +297,7 @@ class NovaTestbed:
         for name in ("nova-conductor", "placement", "nova-api", "nova-scheduler"):
             self._daemons[name].start()
         self._wait(lambda: self._services_in_db("nova-conductor") >= 1, "nova-conductor started")
-        for host in self.hosts:
+        for host in self._compute_hosts:
             self._daemons[host].start()
         if "stub" in self._daemons:
             self._wait(lambda: http_ok(self._url("stub")), "image/network stand-in answering")
@@ -333,10 +337,15 @@ class NovaTestbed:
             raise TestbedError("the Nova testbed did not stop cleanly:\n" + "\n".join(errors))
 
     def _computes(self) -> list[Daemon]:
-        return [d for name, d in self._daemons.items() if name in self.hosts]
+        return [d for name, d in self._daemons.items() if name in self._compute_hosts]
 
     def _controllers(self) -> list[Daemon]:
-        return [d for name, d in self._daemons.items() if name not in self.hosts]
+        return [d for name, d in self._daemons.items() if name not in self._compute_hosts]
+
+    @property
+    def _compute_hosts(self) -> list[str]:
+        """Every nova-compute's host: the computes, then the bare-metal one if any."""
+        return [*self.hosts, *([self.baremetal_host] if self.baremetal_host else [])]
 
     # -- configuration ------------------------------------------------------------------
 
@@ -364,10 +373,18 @@ class NovaTestbed:
         shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")
         if self.keystone is not None:
             self._write_keystone_config(self.keystone, values)
+            if self.baremetal_host is not None:
+                self._write_baremetal_config(self.keystone, values)
         for name in ("nova-conductor", "nova-scheduler", "nova-api"):
             conf = self.etc / f"{name}.conf"
             conf.write_text(f"# {name}'s own settings, read after nova.conf and controller.conf\n")
             write_release(conf, Release(DEFAULT_RELEASE))
+        if self.baremetal_host is not None:
+            # a bare-metal host has a compute node only once Ironic has a node: the
+            # scheduler maps it to the cell when it first has one, as Nova's guide for
+            # Ironic advises
+            with (self.etc / "nova-scheduler.conf").open("a") as scheduler:
+                scheduler.write("\n[scheduler]\ndiscover_hosts_in_cells_interval = 2\n")
         for host in self.hosts:
             (self.root / "state" / host / "instances").mkdir(parents=True)
             self._render(
@@ -375,6 +392,19 @@ class NovaTestbed:
             )
         (self.root / "state" / "locks").mkdir()
         self.write_clouds_yaml()
+
+    def _write_baremetal_config(self, keystone: Keystone, values: Mapping[str, str]) -> None:
+        host = self.baremetal_host
+        assert host is not None
+        (self.root / "state" / host / "instances").mkdir(parents=True)
+        extra = {
+            **values,
+            "@HOST@": host,
+            "@KEYSTONE_URL@": keystone.url,
+            "@REGION@": self.region,
+            "@SERVICE_USER@": catalog.service_user(keystone),
+        }
+        self._render("nova-ironic.conf.template", self.etc / f"{host}.conf", extra)
 
     def _write_keystone_config(self, keystone: Keystone, values: Mapping[str, str]) -> None:
         """Append the Keystone settings to nova.conf and placement.conf; put
@@ -521,10 +551,13 @@ class NovaTestbed:
             own = ["--config-file", str(self.etc / f"{binary}.conf")]
             own += ["--log-file", str(self.logs / f"{binary}.log")]
             daemon(binary, [python, "-m", "testbed.nova_controller", binary, *controller, *own])
-        for host in self.hosts:
+        for host in self._compute_hosts:
             compute_conf = ["--config-file", str(self.etc / f"{host}.conf")]
             log = ["--log-file", str(self.logs / f"{host}.log")]
-            daemon(host, [python, "-m", "testbed.nova_compute", *nova_conf, *compute_conf, *log])
+            argv = [python, "-m", "testbed.nova_compute", *nova_conf, *compute_conf, *log]
+            # the bare-metal host has no release of its own: Ironic's nodes are upgraded
+            # by moving them (the forklift), not by restarting it
+            daemon(host, argv, supervised=host in self.hosts)
 
     # -- databases ----------------------------------------------------------------------
 
@@ -642,7 +675,7 @@ class NovaTestbed:
         services = list(self.connect().compute.services())
         up = {(s.binary, s.host) for s in services if s.state == "up"}
         wanted = {("nova-conductor", "controller"), ("nova-scheduler", "controller")}
-        wanted |= {("nova-compute", host) for host in self.hosts}
+        wanted |= {("nova-compute", host) for host in self._compute_hosts}
         return wanted <= up
 
     def _all_providers(self) -> bool:

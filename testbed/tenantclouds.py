@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import catalog, handover
+from testbed import catalog, handover, seed
 from testbed.glance import Glance
-from testbed.ironic import TestbedError, _executable
+from testbed.ironic import IronicService, TestbedError, _executable
 from testbed.nova import MICROVERSION, POLL_S, REPO, WAIT_TIMEOUT_S, NovaTestbed, pss_mb
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
@@ -93,9 +93,12 @@ class Cloud:
         image: bool = True,
         network: bool = True,
         first_host: int = 1,
+        baremetal: bool = False,
     ) -> None:
         """``image``/``network`` false: no Glance/Neutron, Nova's stand-in answers instead.
-        ``first_host``: the number of the first compute (``compute-<first_host>``)."""
+        ``first_host``: the number of the first compute (``compute-<first_host>``).
+        ``baremetal``: an Ironic too (Keystone auth, fake hardware), whose nodes are Nova's
+        through one more nova-compute, ``ironic-<name>``, with Nova's ironic driver."""
         self.name = name
         self.root = root
         self.keystone = keystone
@@ -104,6 +107,7 @@ class Cloud:
         self.image = image
         self.network = network
         self.first_host = first_host
+        self.baremetal = baremetal
         self.start_seconds: float | None = None
         self._scratch: Path | None = None
         self.postgres: Postgres | None = None
@@ -111,6 +115,7 @@ class Cloud:
         self.glance: Glance | None = None
         self.neutron: Neutron | None = None
         self.nova: NovaTestbed | None = None
+        self.ironic: IronicService | None = None
 
     def __repr__(self) -> str:
         return f"Cloud({self.name!r}, region={self.region!r})"
@@ -133,7 +138,20 @@ class Cloud:
         self._scratch.chmod(0o755)
         postgres = self.postgres = Postgres(self._scratch / "postgres", logs / "postgres.log")
         rabbit = self.rabbit = RabbitMQ(self._scratch / "rabbitmq", logs)
-        _together(rabbit.start, lambda: postgres.start(DATABASES))
+        first: list[Callable[[], object]] = [rabbit.start, lambda: postgres.start(DATABASES)]
+        if self.baremetal:
+            ironic = self.ironic = IronicService(
+                f"ironic-{self.name}",
+                0,
+                self.root / "ironic",
+                keystone=self.keystone,
+                region=self.region,
+            )
+            ironic.workdir.mkdir(parents=True, exist_ok=True)
+            first.append(ironic.start)
+        _together(*first)
+        if self.ironic is not None:  # in the catalog before Nova's ironic driver looks
+            catalog.register(self.keystone, "baremetal", "ironic", self.ironic.url, self.region)
         if self.image:
             self.glance = Glance(
                 self.root / "glance", self.keystone, database_url=postgres.url("glance")
@@ -158,6 +176,7 @@ class Cloud:
             postgres=postgres,
             rabbit=rabbit,
             first_host=self.first_host,
+            baremetal_host=f"ironic-{self.name}" if self.baremetal else None,
         )
         services = [s for s in (self.glance, self.neutron, self.nova) if s is not None]
         _together(*(service.start for service in services))
@@ -172,7 +191,8 @@ class Cloud:
             except Exception as exc:
                 errors.append(str(exc))
 
-        for service in (self.nova, self.glance, self.neutron, self.rabbit, self.postgres):
+        services = (self.nova, self.ironic, self.glance, self.neutron, self.rabbit, self.postgres)
+        for service in services:
             if service is not None:
                 attempt(service.stop)
         if self._scratch is not None:
@@ -181,18 +201,28 @@ class Cloud:
         if errors:
             raise TestbedError(f"cloud {self.name} did not stop cleanly:\n" + "\n".join(errors))
 
+    def clean(self) -> None:
+        """No server, no server group (:meth:`NovaTestbed.clean`), then no node in Ironic."""
+        if self.nova is not None:
+            self.nova.clean()
+            if self.ironic is not None:
+                seed.clear(self.nova.connect())
+
     def endpoints(self) -> dict[str, tuple[str, str]]:
         """(name, URL) of every service of this cloud, by service type (the stand-in's
         for images and networks when Glance or Neutron is off)."""
         assert self.nova is not None
         nova = self.nova
-        return {
+        found = {
             "identity": ("keystone", self.keystone.url),
             "compute": ("nova", nova.api_url),
             "placement": ("placement", nova.placement_url),
             "image": ("glance", self.glance.url if self.glance else nova.stub_url),
             "network": ("neutron", self.neutron.url if self.neutron else nova.stub_url),
         }
+        if self.ironic is not None:
+            found["baremetal"] = ("ironic", self.ironic.url)
+        return found
 
     def register(self, conn: Any = None) -> None:
         """Put every service of this cloud in Keystone's catalog, in its region."""
@@ -207,6 +237,8 @@ class Cloud:
     def pids(self) -> list[int]:
         """Process group ids of every running process of the cloud."""
         own = [d.pid for d in self._daemons() if d.pid is not None and d.is_running]
+        if self.ironic is not None and self.ironic.pid is not None and self.ironic.is_running:
+            own.append(self.ironic.pid)
         return [*own, *(self.nova.pids().values() if self.nova is not None else ())]
 
     def memory_mb_used(self) -> float:
@@ -227,8 +259,9 @@ class TwoClouds:
         computes: int = 2,
         image: bool = True,
         network: bool = True,
+        baremetal: bool = False,
     ) -> None:
-        """``image``/``network``: see :class:`Cloud`."""
+        """``image``/``network``/``baremetal``: see :class:`Cloud`."""
         self.root = Path(root).resolve()
         self.keystone = keystone
         self.clouds = {
@@ -241,6 +274,7 @@ class TwoClouds:
                 image=image,
                 network=network,
                 first_host=1 + index * computes,
+                baremetal=baremetal,
             )
             for index, (name, region) in enumerate(REGIONS.items())
         }
@@ -337,12 +371,11 @@ class TwoClouds:
             raise TestbedError("\n".join(errors))
 
     def clean(self) -> None:
-        """Both clouds back to no server and no server group, every compute home
-        (:meth:`bring_hosts_home`) and up (:meth:`NovaTestbed.clean`); images, networks
-        and projects stay."""
+        """Both clouds back to no server, no server group and no bare-metal node, every
+        compute home (:meth:`bring_hosts_home`) and up (:meth:`NovaTestbed.clean`);
+        images, networks and projects stay."""
         self.bring_hosts_home()
-        novas = [cloud.nova for cloud in self.clouds.values() if cloud.nova is not None]
-        _together(*(nova.clean for nova in novas))
+        _together(*(cloud.clean for cloud in self.clouds.values()))
 
     def away(self) -> dict[str, handover.Serving]:
         """The computes handed over (:mod:`testbed.handover`) and not back home: what each

@@ -127,12 +127,13 @@ def second_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keysto
 @pytest.fixture(scope="session")
 def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[TwoClouds]:
     """Clouds ``a`` and ``b`` (regions A and B) on the session's Keystone, each with its
-    own Nova (a: compute-1 and compute-2, b: compute-3 and compute-4), Placement, Glance
-    and Neutron, all in the catalog;
+    own Nova (a: compute-1 and compute-2, b: compute-3 and compute-4), Placement, Glance,
+    Neutron and Ironic (its nodes Nova's through ``ironic-a``, ``ironic-b``), all in the
+    catalog;
     ``clouds.yaml`` has the admin's entries ``a`` and ``b``, and :meth:`TwoClouds.add_project`
     adds a project's member and reader. Started once per session, both clouds at once
     (80 s on a quiet machine, up to 3 minutes on a busy one; 2.2 GiB)."""
-    with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone) as clouds:
+    with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone, baremetal=True) as clouds:
         yield clouds
 
 

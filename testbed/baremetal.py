@@ -1,0 +1,182 @@
+"""Bare-metal nodes that Nova owns, in a cloud of :mod:`testbed.tenantclouds` started with
+``baremetal=True``: its Ironic enrolls them, Nova's ironic driver offers each as one unit of
+its resource class, and a server boots onto a chosen node.
+
+- :func:`enroll` makes nodes ``available`` (enrolled, managed, provided, powered off: a
+  node whose power state Ironic does not know yet is one Nova holds back) with a resource
+  class;
+- :func:`flavor` is a flavor asking for one unit of that class and no VCPU, memory or
+  disk, as Nova's guide for Ironic says;
+- :func:`wait_offered` waits until Nova lists each node as a hypervisor and Placement has
+  its provider with a free unit of the class;
+- :func:`boot_on` boots a server on one node (``host`` and ``hypervisor_hostname``, the
+  compute API's 2.74) and waits until it is active.
+
+Every call takes an openstacksdk connection of the cloud's admin (Keystone auth, region of
+the cloud): Ironic, Nova and Placement are found in the catalog.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any
+
+from testbed.ironic import TestbedError
+
+#: How long a node takes, at most, to become available or be offered by Nova (s).
+WAIT_S = 120.0
+#: Polling interval of the waits (s).
+POLL_S = 0.5
+#: The compute microversion that boots onto a named host and node.
+PINNED_MICROVERSION = "2.74"
+
+
+def custom_class(resource_class: str) -> str:
+    """Placement's name of an Ironic resource class (``baremetal-small`` ->
+    ``CUSTOM_BAREMETAL_SMALL``), as Nova's ironic driver names it."""
+    return "CUSTOM_" + "".join(c if c.isalnum() else "_" for c in resource_class.upper())
+
+
+def _until(done: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TestbedError(f"not {what} after {timeout:.0f} s")
+        time.sleep(POLL_S)
+
+
+def enroll(
+    conn: Any,
+    names: Iterable[str],
+    resource_class: str = "baremetal-small",
+    **fields: Any,
+) -> list[str]:
+    """Enroll a fake-hardware node per name with ``resource_class`` (and ``fields``, e.g.
+    ``conductor_group`` or ``owner``), and make each available; their UUIDs."""
+    baremetal = conn.baremetal
+    made = []
+    for name in names:
+        node = baremetal.create_node(
+            name=name, driver="fake-hardware", resource_class=resource_class, **fields
+        )
+        made.append(str(node.id))
+    for uuid in made:
+        baremetal.set_node_provision_state(uuid, "manage", wait=False)
+    for uuid in made:
+        _until(partial(_in_state, baremetal, uuid, "manageable"), f"{uuid} manageable")
+        baremetal.set_node_provision_state(uuid, "provide", wait=False)
+    for uuid in made:
+        _until(partial(_in_state, baremetal, uuid, "available"), f"{uuid} available")
+        baremetal.set_node_power_state(uuid, "power off")
+    for uuid in made:
+        _until(partial(_powered_off, baremetal, uuid), f"{uuid} powered off")
+    return made
+
+
+def _powered_off(baremetal: Any, uuid: str) -> bool:
+    return bool(baremetal.get_node(uuid).power_state == "power off")
+
+
+def _in_state(baremetal: Any, uuid: str, state: str) -> bool:
+    node = baremetal.get_node(uuid)
+    if node.last_error:
+        raise TestbedError(f"node {uuid}: {node.last_error}")
+    return bool(node.provision_state == state)
+
+
+def flavor(conn: Any, name: str, resource_class: str = "baremetal-small") -> str:
+    """Id of flavor ``name`` for one node of ``resource_class``, created if missing."""
+    compute = conn.compute
+    found = compute.find_flavor(name, ignore_missing=True)
+    if found is None:
+        found = compute.create_flavor(name=name, ram=1024, vcpus=1, disk=1)
+        compute.create_flavor_extra_specs(
+            found,
+            {
+                f"resources:{custom_class(resource_class)}": "1",
+                "resources:VCPU": "0",
+                "resources:MEMORY_MB": "0",
+                "resources:DISK_GB": "0",
+            },
+        )
+    return str(found.id)
+
+
+def offered(conn: Any, uuids: Iterable[str]) -> set[str]:
+    """Which of the nodes ``uuids`` Nova offers: a hypervisor, and a provider whose only
+    inventory is one free unit of a custom resource class."""
+    wanted = set(uuids)
+    listed = {str(h.name) for h in conn.compute.hypervisors()} & wanted
+    ready = set()
+    placement = conn.placement
+    for provider in placement.resource_providers():
+        if provider.name not in listed:
+            continue
+        inventory = list(placement.resource_provider_inventories(provider))
+        if [(i.total, i.reserved) for i in inventory] == [(1, 0)] and inventory[
+            0
+        ].resource_class.startswith("CUSTOM_"):
+            ready.add(str(provider.name))
+    return ready
+
+
+def wait_offered(conn: Any, uuids: Iterable[str], timeout: float = WAIT_S) -> None:
+    """Wait until Nova offers every node of ``uuids`` (see :func:`offered`)."""
+    wanted = set(uuids)
+    _until(lambda: offered(conn, wanted) == wanted, f"{sorted(wanted)} offered by Nova", timeout)
+
+
+def image(conn: Any, name: str = "baremetal-image") -> str:
+    """Id of a small public image ``name`` in the cloud's Glance, uploaded if missing."""
+    found = conn.image.find_image(name, ignore_missing=True)
+    if found is None:
+        found = conn.image.create_image(
+            name=name,
+            data=b"\0" * 4096,
+            disk_format="raw",
+            container_format="bare",
+            visibility="public",
+        )
+    return str(found.id)
+
+
+def boot_on(
+    conn: Any,
+    host: str,
+    node: str,
+    name: str,
+    flavor_id: str,
+    image_id: str,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    timeout: float = WAIT_S,
+) -> str:
+    """Boot server ``name`` on ``node`` of bare-metal compute ``host`` (no network) and
+    wait until it is active; its id. ``extra``: more fields of the request's ``server``
+    (``key_name``, ``config_drive``...)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "flavorRef": flavor_id,
+        "imageRef": image_id,
+        "networks": "none",
+        "host": host,
+        "hypervisor_hostname": node,
+        "metadata": dict(metadata or {}),
+        **dict(extra or {}),
+    }
+    answer = conn.compute.post("/servers", json={"server": body}, microversion=PINNED_MICROVERSION)
+    if answer.status_code != 202:
+        raise TestbedError(f"boot of {name} on {node}: {answer.status_code} {answer.text}")
+    server_id = str(answer.json()["server"]["id"])
+
+    def active() -> bool:
+        server = conn.compute.get_server(server_id)
+        if server.status == "ERROR":
+            raise TestbedError(f"server {name} on {node} failed: {server.fault}")
+        return bool(server.status == "ACTIVE")
+
+    _until(active, f"server {name} active on {node}", timeout)
+    return server_id
