@@ -4,7 +4,8 @@
 services of a started :class:`testbed.keystone.Keystone`. Each :class:`Cloud` has its own
 PostgreSQL and RabbitMQ, shared by its own Nova (API, conductor, scheduler, Placement and
 ``computes`` nova-computes, :class:`testbed.nova.NovaTestbed` with Keystone auth), its own
-Glance and its own Neutron (ML2 without agents). Every service of a cloud is in Keystone's
+Glance and its own Neutron (ML2 without agents), and with ``baremetal`` an Ironic whose
+nodes are Nova's (:mod:`testbed.baremetal`). Every service of a cloud is in Keystone's
 catalog in the cloud's region (:mod:`testbed.catalog`), and so is Keystone itself.
 
 It writes ``clouds.yaml`` with the admin's entries ``a`` and ``b`` (nothing but Keystone's
