@@ -18,17 +18,15 @@ the cloud): Ironic, Nova and Placement are found in the catalog.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
 from testbed.ironic import TestbedError
+from testbed.nova_watch import wait_until
 
 #: How long a node takes, at most, to become available or be offered by Nova (s).
 WAIT_S = 120.0
-#: Polling interval of the waits (s).
-POLL_S = 0.5
 #: The compute microversion that boots onto a named host and node.
 PINNED_MICROVERSION = "2.74"
 
@@ -39,14 +37,6 @@ def custom_class(resource_class: str) -> str:
     return "CUSTOM_" + "".join(c if c.isalnum() else "_" for c in resource_class.upper())
 
 
-def _until(done: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise TestbedError(f"not {what} after {timeout:.0f} s")
-        time.sleep(POLL_S)
-
-
 def enroll(
     conn: Any,
     names: Iterable[str],
@@ -54,7 +44,7 @@ def enroll(
     **fields: Any,
 ) -> list[str]:
     """Enroll a fake-hardware node per name with ``resource_class`` (and ``fields``, e.g.
-    ``conductor_group`` or ``owner``), and make each available; their UUIDs."""
+    ``owner`` or ``properties``), and make each available; their UUIDs."""
     baremetal = conn.baremetal
     made = []
     for name in names:
@@ -65,13 +55,13 @@ def enroll(
     for uuid in made:
         baremetal.set_node_provision_state(uuid, "manage", wait=False)
     for uuid in made:
-        _until(partial(_in_state, baremetal, uuid, "manageable"), f"{uuid} manageable")
+        wait_until(partial(_in_state, baremetal, uuid, "manageable"), WAIT_S, f"{uuid} manageable")
         baremetal.set_node_provision_state(uuid, "provide", wait=False)
     for uuid in made:
-        _until(partial(_in_state, baremetal, uuid, "available"), f"{uuid} available")
+        wait_until(partial(_in_state, baremetal, uuid, "available"), WAIT_S, f"{uuid} available")
         baremetal.set_node_power_state(uuid, "power off")
     for uuid in made:
-        _until(partial(_powered_off, baremetal, uuid), f"{uuid} powered off")
+        wait_until(partial(_powered_off, baremetal, uuid), WAIT_S, f"{uuid} powered off")
     return made
 
 
@@ -114,10 +104,9 @@ def offered(conn: Any, uuids: Iterable[str]) -> set[str]:
     for provider in placement.resource_providers():
         if provider.name not in listed:
             continue
-        inventory = list(placement.resource_provider_inventories(provider))
-        if [(i.total, i.reserved) for i in inventory] == [(1, 0)] and inventory[
-            0
-        ].resource_class.startswith("CUSTOM_"):
+        inventory = placement.resource_provider_inventories(provider)
+        # (class prefix, total, reserved) of each resource class it has
+        if [(i.resource_class[:7], i.total, i.reserved) for i in inventory] == [("CUSTOM_", 1, 0)]:
             ready.add(str(provider.name))
     return ready
 
@@ -125,7 +114,9 @@ def offered(conn: Any, uuids: Iterable[str]) -> set[str]:
 def wait_offered(conn: Any, uuids: Iterable[str], timeout: float = WAIT_S) -> None:
     """Wait until Nova offers every node of ``uuids`` (see :func:`offered`)."""
     wanted = set(uuids)
-    _until(lambda: offered(conn, wanted) == wanted, f"{sorted(wanted)} offered by Nova", timeout)
+    wait_until(
+        lambda: offered(conn, wanted) == wanted, timeout, f"{sorted(wanted)} offered by Nova"
+    )
 
 
 def image(conn: Any, name: str = "baremetal-image") -> str:
@@ -178,5 +169,5 @@ def boot_on(
             raise TestbedError(f"server {name} on {node} failed: {server.fault}")
         return bool(server.status == "ACTIVE")
 
-    _until(active, f"server {name} active on {node}", timeout)
+    wait_until(active, timeout, f"server {name} active on {node}")
     return server_id

@@ -220,7 +220,6 @@ def test_a_500_shows_no_exception_text(served: TlsServer) -> None:
     }
     for leaked in ("logbooks", "relation", "psycopg2", "Traceback", "SELECT", SECRET):
         assert leaked not in answer.text
-    answer.close()
     log = served.stop()
     assert f"request {error['request_id']}: unexpected error" in log
     assert "logbooks" in log and SECRET not in log
