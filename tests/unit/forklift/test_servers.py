@@ -1,0 +1,152 @@
+"""The server a node carries: what the forklift keeps of it and the request that boots it
+again on the same node, from answers shaped as Nova's (2.95)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ephyra.errors import EphyraError
+from ephyra.forklift.servers import MICROVERSION, ServerRecord, Servers
+
+NODE = "5dfdc7b2-28eb-49f4-b09c-2082587e4e95"
+SERVER: dict[str, Any] = {
+    "id": "84e22e29-3c1f-429c-94f2-0826d3120ae9",
+    "name": "web-0",
+    "tenant_id": "p-acme",
+    "status": "ACTIVE",
+    "flavor": {"original_name": "bm.small", "vcpus": 1, "ram": 1024, "disk": 1},
+    "image": {"id": "img-1"},
+    "key_name": "ops",
+    "metadata": {"role": "web"},
+    "addresses": {"provisioning": [], "tenant": []},
+    "OS-EXT-SRV-ATTR:hypervisor_hostname": NODE,
+    "OS-EXT-SRV-ATTR:host": "ironic-a",
+}
+
+
+class Answer:
+    def __init__(self, status: int, body: Any = None) -> None:
+        self.status_code = status
+        self.content = b"" if body is None else json.dumps(body).encode()
+        self.headers: dict[str, str] = {}
+        self.reason = ""
+        self.url = "http://nova"
+        self.text = self.content.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Proxy:
+    """Answers by (verb, path); records each call with its microversion."""
+
+    def __init__(self, answers: dict[tuple[str, str], Answer]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def __getattr__(self, verb: str) -> Any:
+        def call(path: str, json: Any = None, raise_exc: bool = True, **extra: Any) -> Answer:
+            self.calls.append((verb, path, extra.get("microversion")))
+            return self.answers.get((verb, path), Answer(404, {"itemNotFound": {}}))
+
+        return call
+
+
+class Conn:
+    def __init__(self, compute: Proxy, image: Proxy | None = None) -> None:
+        self.compute = compute
+        self.image = image or Proxy({})
+
+
+def test_the_record_keeps_what_a_new_server_needs_and_round_trips() -> None:
+    record = ServerRecord.of(SERVER, "ubuntu", ("web", "anti-affinity"))
+    assert record == ServerRecord(
+        id=SERVER["id"],
+        name="web-0",
+        project_id="p-acme",
+        flavor="bm.small",
+        image_id="img-1",
+        image_name="ubuntu",
+        status="ACTIVE",
+        key_name="ops",
+        metadata={"role": "web"},
+        group="web",
+        group_policy="anti-affinity",
+        networks=("provisioning", "tenant"),
+    )
+    assert ServerRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_a_server_booted_from_a_volume_has_no_image() -> None:
+    record = ServerRecord.of({**SERVER, "image": "", "key_name": None}, "")
+    assert (record.image_id, record.key_name, record.group) == ("", None, None)
+
+
+def test_the_boot_request_pins_the_node_and_names_the_targets_ids() -> None:
+    record = ServerRecord.of(SERVER, "ubuntu", ("web", "anti-affinity"))
+    body = record.boot_body("ironic-b", NODE, "f-2", "i-2", ["n-1"], "g-2")
+    assert body == {
+        "server": {
+            "name": "web-0",
+            "flavorRef": "f-2",
+            "imageRef": "i-2",
+            "networks": [{"uuid": "n-1"}],
+            "host": "ironic-b",
+            "hypervisor_hostname": NODE,
+            "metadata": {"role": "web"},
+            "key_name": "ops",
+        },
+        "os:scheduler_hints": {"group": "g-2"},
+    }
+    bare = ServerRecord.of({**SERVER, "key_name": None}, "ubuntu").boot_body("h", NODE, "f", "i")
+    assert bare["server"]["networks"] == "none" and "key_name" not in bare["server"]
+    assert "os:scheduler_hints" not in bare
+
+
+def test_servers_on_nodes_image_and_group_are_read_from_nova_and_glance() -> None:
+    other = {**SERVER, "id": "s-2", "OS-EXT-SRV-ATTR:hypervisor_hostname": "elsewhere"}
+    compute = Proxy(
+        {
+            ("get", "/servers/detail?all_tenants=1"): Answer(200, {"servers": [SERVER, other]}),
+            ("get", "/os-server-groups?all_projects=True"): Answer(
+                200,
+                {
+                    "server_groups": [
+                        {"name": "web", "policy": "anti-affinity", "members": [SERVER["id"]]},
+                        {"name": "db", "policy": "affinity", "members": ["s-9"]},
+                    ]
+                },
+            ),
+        }
+    )
+    image = Proxy({("get", "/v2/images/img-1"): Answer(200, {"name": "ubuntu"})})
+    servers = Servers("a", Conn(compute, image))
+    found = servers.on_nodes([NODE, "no-server-here"])
+    assert list(found) == [NODE]
+    record = servers.record(found[NODE])
+    assert (record.image_name, record.group, record.group_policy) == (
+        "ubuntu",
+        "web",
+        "anti-affinity",
+    )
+    assert {v for _, _, v in compute.calls} == {MICROVERSION}
+
+
+def test_a_server_gone_is_none_and_its_delete_does_nothing() -> None:
+    compute = Proxy({})
+    servers = Servers("a", Conn(compute))
+    assert servers.get("gone") is None
+    servers.delete("gone")
+    assert [(verb, path) for verb, path, _ in compute.calls] == [
+        ("get", "/servers/gone"),
+        ("delete", "/servers/gone"),
+    ]
+
+
+def test_an_error_of_nova_names_the_cloud_and_the_action() -> None:
+    compute = Proxy({("get", "/servers/detail?all_tenants=1"): Answer(503, {"error": "down"})})
+    with pytest.raises(EphyraError, match="a: cannot list servers: HTTP 503"):
+        Servers("a", Conn(compute)).on_nodes([NODE])
