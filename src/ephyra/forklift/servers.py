@@ -115,7 +115,9 @@ class Servers:
         self.cloud = cloud
         self._conn = conn
 
-    def _call(self, verb: str, path: str, action: str, body: Any = None, **extra: Any) -> Any:
+    def _call(
+        self, verb: str, path: str, action: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any:
         return answer(
             self._conn.compute,
             verb,
@@ -124,8 +126,8 @@ class Servers:
             action,
             COMPUTE,
             body,
+            missing_ok=missing_ok,
             microversion=MICROVERSION,
-            **extra,
         )
 
     def on_nodes(self, nodes: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -140,15 +142,8 @@ class Servers:
         return found
 
     def get(self, server_id: str) -> dict[str, Any] | None:
-        found = answer(
-            self._conn.compute,
-            "get",
-            f"/servers/{server_id}",
-            self.cloud,
-            f"show server {server_id}",
-            COMPUTE,
-            missing_ok=True,
-            microversion=MICROVERSION,
+        found = self._call(
+            "get", f"/servers/{server_id}", f"show server {server_id}", missing_ok=True
         )
         return None if found is None else dict(found["server"])
 
@@ -183,12 +178,60 @@ class Servers:
         return ServerRecord.of(server, name, group)
 
     def delete(self, server_id: str) -> None:
-        answer(
-            self._conn.compute,
-            "delete",
-            f"/servers/{server_id}",
-            self.cloud,
-            f"delete server {server_id}",
-            COMPUTE,
+        self._call("delete", f"/servers/{server_id}", f"delete server {server_id}", missing_ok=True)
+
+    # -- the target's side ---------------------------------------------------------------
+    def node_host(self, node: str) -> str | None:
+        """The nova-compute host that serves ``node`` (None while Nova does not list it)."""
+        found = self._call(
+            "get",
+            f"/os-hypervisors/detail?hypervisor_hostname_pattern={node}",
+            f"find hypervisor {node}",
             missing_ok=True,
         )
+        for hypervisor in (found or {}).get("hypervisors", []):
+            if hypervisor.get("hypervisor_hostname") == node:
+                return str((hypervisor.get("service") or {}).get("host") or "") or None
+        return None
+
+    def offers(self, node: str, resource_class: str) -> bool:
+        """Whether Nova offers ``node``: a hypervisor, and a provider in Placement with one
+        free unit of the node's resource class (what a boot pinned to it needs)."""
+        if self.node_host(node) is None:
+            return False
+        inventory = answer(
+            self._conn.placement,
+            "get",
+            f"/resource_providers/{node}/inventories",
+            self.cloud,
+            f"read the inventory of {node}",
+            "placement",
+            missing_ok=True,
+        )
+        wanted = custom_class(resource_class)
+        unit: Mapping[str, Any] = ((inventory or {}).get("inventories") or {}).get(wanted) or {}
+        return int(unit.get("total", 0)) - int(unit.get("reserved", 0)) >= 1
+
+    def missing(self, records: Iterable[ServerRecord]) -> list[str]:
+        """What the servers ``records`` need and this Nova lacks: flavors and images by
+        name, server groups by name in the server's project (each named once)."""
+        records = list(records)
+        flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
+        have_flavors = {f["name"] for f in flavors.get("flavors", [])}
+        images = answer(
+            self._conn.image, "get", "/v2/images?limit=1000", self.cloud, "list images", "image"
+        )
+        have_images = {i.get("name") for i in images.get("images", [])}
+        lacking: list[str] = []
+        for record in records:
+            if record.flavor and record.flavor not in have_flavors:
+                lacking.append(f"flavor {record.flavor!r} (server {record.name})")
+            if record.image_name and record.image_name not in have_images:
+                lacking.append(f"image {record.image_name!r} (server {record.name})")
+        return sorted(set(lacking))
+
+
+def custom_class(resource_class: str) -> str:
+    """Placement's name of an Ironic resource class, as Nova's ironic driver makes it
+    (``baremetal-small`` -> ``CUSTOM_BAREMETAL_SMALL``)."""
+    return "CUSTOM_" + "".join(c if c.isalnum() else "_" for c in resource_class.upper())

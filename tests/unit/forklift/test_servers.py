@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ephyra.errors import EphyraError
-from ephyra.forklift.servers import MICROVERSION, ServerRecord, Servers
+from ephyra.forklift.servers import MICROVERSION, ServerRecord, Servers, custom_class
 
 NODE = "5dfdc7b2-28eb-49f4-b09c-2082587e4e95"
 SERVER: dict[str, Any] = {
@@ -56,9 +56,12 @@ class Proxy:
 
 
 class Conn:
-    def __init__(self, compute: Proxy, image: Proxy | None = None) -> None:
+    def __init__(
+        self, compute: Proxy, image: Proxy | None = None, placement: Proxy | None = None
+    ) -> None:
         self.compute = compute
         self.image = image or Proxy({})
+        self.placement = placement or Proxy({})
 
 
 def test_the_record_keeps_what_a_new_server_needs_and_round_trips() -> None:
@@ -150,3 +153,55 @@ def test_an_error_of_nova_names_the_cloud_and_the_action() -> None:
     compute = Proxy({("get", "/servers/detail?all_tenants=1"): Answer(503, {"error": "down"})})
     with pytest.raises(EphyraError, match="a: cannot list servers: HTTP 503"):
         Servers("a", Conn(compute)).on_nodes([NODE])
+
+
+def test_a_node_is_offered_once_listed_with_a_free_unit_of_its_class() -> None:
+    listing = f"/os-hypervisors/detail?hypervisor_hostname_pattern={NODE}"
+    hypervisor = {"hypervisor_hostname": NODE, "service": {"host": "ironic-b"}}
+    inventory = f"/resource_providers/{NODE}/inventories"
+    unit = {"total": 1, "reserved": 0}
+    compute = Proxy({("get", listing): Answer(200, {"hypervisors": [hypervisor]})})
+    placement = Proxy(
+        {("get", inventory): Answer(200, {"inventories": {"CUSTOM_BAREMETAL_SMALL": unit}})}
+    )
+    servers = Servers("b", Conn(compute, placement=placement))
+    assert servers.node_host(NODE) == "ironic-b"
+    assert servers.offers(NODE, "baremetal-small")
+    assert not servers.offers(NODE, "baremetal-large")  # not its class
+    placement.answers[("get", inventory)] = Answer(
+        200, {"inventories": {"CUSTOM_BAREMETAL_SMALL": {**unit, "reserved": 1}}}
+    )
+    assert not servers.offers(NODE, "baremetal-small")  # held back (maintenance, no power)
+    compute.answers[("get", listing)] = Answer(404, {"itemNotFound": {}})
+    assert servers.node_host(NODE) is None and not servers.offers(NODE, "baremetal-small")
+
+
+def test_the_flavors_and_images_the_target_lacks_are_named_with_their_server() -> None:
+    compute = Proxy(
+        {
+            ("get", "/flavors/detail?is_public=None"): Answer(
+                200, {"flavors": [{"name": "bm.small"}]}
+            )
+        }
+    )
+    image = Proxy({("get", "/v2/images?limit=1000"): Answer(200, {"images": [{"name": "ubuntu"}]})})
+    servers = Servers("b", Conn(compute, image))
+    web = ServerRecord.of(SERVER, "ubuntu")
+    db = ServerRecord.of(
+        {**SERVER, "name": "db-0", "flavor": {"original_name": "bm.large"}}, "rhel"
+    )
+    db2 = ServerRecord.of({**SERVER, "name": "db-1", "flavor": {"original_name": "bm.large"}}, "")
+    assert servers.missing([web]) == []
+    assert servers.missing([web, db, db2]) == [
+        "flavor 'bm.large' (server db-0)",
+        "flavor 'bm.large' (server db-1)",
+        "image 'rhel' (server db-0)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ironic", "placement"),
+    [("baremetal-small", "CUSTOM_BAREMETAL_SMALL"), ("gpu.large", "CUSTOM_GPU_LARGE")],
+)
+def test_custom_class_is_nova_s_name(ironic: str, placement: str) -> None:
+    assert custom_class(ironic) == placement
