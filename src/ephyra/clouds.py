@@ -173,6 +173,11 @@ class ControlPlane:
     def baremetal(self) -> Any:
         return self._conn.baremetal
 
+    @property
+    def connection(self) -> Any:
+        """The openstacksdk connection (the cloud's other services, through its catalog)."""
+        return self._conn
+
     def check(self) -> None:
         """Raise ControlPlaneUnreachable unless the bare-metal API answers."""
         with self._doing("list nodes"):

@@ -1,5 +1,5 @@
 """The forklift's crash matrix (harness: ``tests.functional.crash``): kill -9 at every
-step boundary of ``ephyra.forklift.steps.STEPS`` and in the middle of the steps that can
+step boundary of ``ephyra.forklift.steps.titles`` and in the middle of the steps that can
 be held, going forward and rolling back; then resume in a new process and check that every
 node is home in exactly one control plane with every field as it was. And an abort killed
 while it returns the node in flight, finished by a new ``abort`` or by ``rollback``.
@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from ephyra.engine.journal import Journal
-from ephyra.forklift.steps import STEPS
+from ephyra.forklift.steps import titles
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.crash import (
@@ -48,7 +48,7 @@ NODES = 2
 #: Steps held by the command workload's gate, and by the slow testbed.
 GATED = ("prepare", "return")
 SLOW = ("undeploy", "deploy")
-TITLES = [step.title for step in STEPS]
+TITLES = titles(nova=False)  # standalone Ironic: no server steps
 POINTS = kill_points(TITLES, mid=[*GATED, *SLOW])
 #: Provision states a node is in only while something changes it.
 SETTLED = {"active", "available", "manageable", "enroll"}

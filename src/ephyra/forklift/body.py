@@ -28,6 +28,11 @@ class ForkliftBody(Body):
         description="masked BMC secrets: a name the server's operator configured "
         "(ephyra serve --config) or 'source' (in-process also file:PATH)",
     )
+    nova: bool = Field(
+        False,
+        description="Nova owns the nodes: each node's server is deleted with the node and "
+        "booted again on it in the target",
+    )
     step_timeout: float = Field(1800.0, gt=0)
     health_timeout: float = Field(600.0, gt=0)
     gate_timeout: float = Field(600.0, gt=0)

@@ -13,6 +13,7 @@ from ephyra.engine.journal import Journal
 from ephyra.engine.states import Phase
 from ephyra.forklift.model import NodeSnapshot
 from ephyra.forklift.secrets import CredentialSource
+from ephyra.forklift.servers import ServerRecord, Servers
 from ephyra.workloads import NodeRef, Workload
 
 
@@ -52,6 +53,9 @@ class MoveContext:
     step_timeout: float
     health_timeout: float
     on_step: Callable[[MoveContext, str, str, float], None] = field(default=lambda *a: None)
+    #: The two planes' Nova, where Nova owns the nodes (``--nova``); None otherwise.
+    source_servers: Servers | None = None
+    target_servers: Servers | None = None
 
     @property
     def uuid(self) -> str:
@@ -76,6 +80,29 @@ class MoveContext:
         if snap is None:  # the record step runs first: this is a bug, not bad input
             raise RuntimeError(f"node {self.uuid}: no snapshot recorded")
         return snap
+
+    @property
+    def server(self) -> ServerRecord | None:
+        """The server the node carried before the move (recorded with its snapshot)."""
+        raw = self.record.data.get("server")
+        return ServerRecord.from_dict(raw) if raw else None
+
+    def booted(self, cloud: str) -> str | None:
+        """The id of the server this run booted on the node in ``cloud``, if it did."""
+        return (self.record.data.get("booted") or {}).get(cloud)
+
+    def save_booted(self, cloud: str, server_id: str | None) -> None:
+        booted = dict(self.record.data.get("booted") or {})
+        booted[cloud] = server_id
+        self.record.save(booted=booted)
+
+    def servers_ours(self, cloud: str) -> set[str]:
+        """The servers on the node in ``cloud`` this run may delete: the one it booted
+        there, and the one the node carried before the move in the cloud it came from."""
+        ours = {self.booted(cloud) or ""}
+        if self.server is not None and self.record.data.get("server_cloud") == cloud:
+            ours.add(self.server.id)
+        return ours - {""}
 
     def node_ref(self) -> NodeRef:
         snap = self.record.snapshot

@@ -114,6 +114,14 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             "control plane shows them by policy); with --url: 'source' or a NAME the server's "
             "operator configured (ephyra serve --config)",
         )
+        add(
+            "--nova",
+            action="store_true",
+            help="Nova owns the nodes (its ironic driver): each node's server is recorded, "
+            "deleted in the source once the workload let the node go, and booted again on "
+            "the same node in the target (same name, flavor, image, key pair, metadata, "
+            "server group and networks); the plan stops first if the target lacks any of them",
+        )
         for option, default, text in (
             ("--step-timeout", 1800.0, "longest wait for one provision-state change"),
             ("--health-timeout", 600.0, "longest wait for a returned node to be healthy"),
@@ -155,6 +163,7 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             workload=args.workload,
             workload_options=options,
             credentials=args.credentials,
+            nova=args.nova,
         )
 
     def question(self, plan: Mapping[str, Any]) -> str:
@@ -186,6 +195,7 @@ class ForkliftKind(RunKind["ForkliftPlan"]):
             workload=body.workload,
             workload_options=dict(body.workload_options),
             credentials=resolver.credentials(body.credentials),
+            nova=body.nova,
         )
         credentials = load_credentials(settings.credentials)
         if settings.credentials != body.credentials:  # a name the server's operator configured

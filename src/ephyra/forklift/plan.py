@@ -17,8 +17,9 @@ from ephyra.clouds import ControlPlane
 from ephyra.errors import PlanRefused
 from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot, instance_secrets
 from ephyra.forklift.secrets import CredentialSource, NoCredentials, SourceCredentials
+from ephyra.forklift.servers import ServerRecord, Servers
 from ephyra.forklift.settings import Settings
-from ephyra.forklift.steps import STEPS
+from ephyra.forklift.steps import titles
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PlannedNode:
     provision_state: str
     ports: tuple[str, ...]
     secrets: tuple[str, ...]
+    server: ServerRecord | None = None
 
     @property
     def label(self) -> str:
@@ -55,7 +57,8 @@ class ForkliftPlan:
             "concurrency": self.settings.concurrency,
             "workload": self.settings.workload,
             "credentials": self.credentials,
-            "steps": [s.title for s in STEPS],
+            **({"nova": True} if self.settings.nova else {}),
+            "steps": titles(self.settings.nova),
             "batches": [
                 [
                     {
@@ -64,6 +67,11 @@ class ForkliftPlan:
                         "provision_state": n.provision_state,
                         "ports": list(n.ports),
                         "secrets": list(n.secrets),
+                        **(
+                            {"server": n.server.to_dict() if n.server else None}
+                            if self.settings.nova
+                            else {}
+                        ),
                     }
                     for n in batch
                 ]
@@ -78,16 +86,22 @@ class ForkliftPlan:
             f"{len(self.batches)} batch(es), {s.concurrency} at once, workload {s.workload}, "
             f"secrets from {self.credentials}"
         )
-        root.add("each node: " + " -> ".join(step.title for step in STEPS))
+        root.add("each node: " + " -> ".join(titles(s.nova)))
         root.add(f"stop when more than {s.max_failures} node(s) fail; a failed node is moved back")
         for number, batch in enumerate(self.batches, 1):
             gate = ", then application health gate" if number < len(self.batches) else ""
             branch = root.add(f"batch {number} ({len(batch)} node(s)){gate}")
             for node in batch:
                 secrets = f", secrets: {', '.join(node.secrets)}" if node.secrets else ""
+                server = ""
+                if node.server is not None:
+                    server = (
+                        f", server {node.server.name} ({node.server.flavor}, "
+                        f"{node.server.image_name or 'no image'}) booted again on it"
+                    )
                 branch.add(
                     f"{node.label} ({node.uuid}) {node.provision_state}, "
-                    f"{len(node.ports)} port(s){secrets}"
+                    f"{len(node.ports)} port(s){secrets}{server}"
                 )
         return root
 
@@ -111,9 +125,17 @@ def _problems(
     credentials: CredentialSource,
     source: str,
     target: str,
+    server: ServerRecord | None = None,
+    nova: bool = False,
 ) -> list[str]:
     label = node.name or node.id
     found: list[str] = []
+    instance = getattr(node, "instance_id", None)
+    if nova and instance and server is None:
+        found.append(
+            f"{label}: is deployed for instance {instance}, which {source}'s Nova does not "
+            "know: move it without --nova, or delete the instance first"
+        )
     if node.provision_state not in MOVABLE_STATES:
         found.append(
             f"{label}: is {node.provision_state!r}; only "
@@ -129,7 +151,8 @@ def _problems(
         owner = target_macs.get(port.address.lower())
         if owner and owner != node.id:
             found.append(f"{label}: MAC {port.address} already used in {target} by node {owner}")
-    carried = instance_secrets(node.instance_info or {}) if node.provision_state == "active" else []
+    deployed = node.provision_state == "active" and server is None  # a server boots again
+    carried = instance_secrets(node.instance_info or {}) if deployed else []
     if carried:
         found.append(
             f"{label}: instance_info {', '.join(carried)} hold(s) a secret the journal never "
@@ -175,7 +198,17 @@ def make_plan(
         ports_by_node[port.node_id].append(port)
     target_nodes = target.nodes()
     target_macs = {p.address.lower(): p.node_id for p in target.ports()}
-    problems = [
+    servers: dict[str, ServerRecord] = {}
+    lacking: list[str] = []
+    if settings.nova:
+        reader = Servers(source.name, source.connection)
+        on_nodes = reader.on_nodes(n.id for n in chosen)
+        servers = {uuid: reader.record(server) for uuid, server in on_nodes.items()}
+        lacking = [
+            f"{target.name} has no {what}"
+            for what in Servers(target.name, target.connection).missing(servers.values())
+        ]
+    problems = lacking + [
         problem
         for node in chosen
         for problem in _problems(
@@ -186,6 +219,8 @@ def make_plan(
             credentials,
             source.name,
             target.name,
+            servers.get(node.id),
+            settings.nova,
         )
     ]
     if problems:
@@ -197,6 +232,7 @@ def make_plan(
             provision_state=n.provision_state,
             ports=tuple(sorted(p.address.lower() for p in ports_by_node[n.id])),
             secrets=tuple(NodeSnapshot.of(n, []).secret_fields),
+            server=servers.get(n.id),
         )
         for n in chosen
     )

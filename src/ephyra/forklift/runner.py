@@ -25,8 +25,9 @@ from ephyra.errors import Interrupted, NodeDeferred
 from ephyra.forklift.context import MoveContext, NodeRecord
 from ephyra.forklift.records import OUTCOMES, ForkliftMeta, Outcome
 from ephyra.forklift.secrets import load_credentials
+from ephyra.forklift.servers import Servers
 from ephyra.forklift.settings import Settings
-from ephyra.forklift.steps import STEPS
+from ephyra.forklift.steps import steps_for
 from ephyra.progress import Observer
 from ephyra.workloads import load_workload
 
@@ -53,6 +54,11 @@ class Forklift(RunDriver):
         )
         self.workload = load_workload(self.settings.workload, self.settings.workload_options)
         self.credentials = load_credentials(self.settings.credentials)
+        self.servers: dict[str, Servers] = {}
+        if self.settings.nova:
+            self.servers = {
+                p.name: Servers(p.name, p.connection) for p in (self.cp_from, self.cp_to)
+            }
 
     # -- one node ------------------------------------------------------------
     def planes(self, phase: Phase) -> tuple[ControlPlane, ControlPlane]:
@@ -86,6 +92,8 @@ class Forklift(RunDriver):
             step_timeout=self.settings.step_timeout,
             health_timeout=self.settings.health_timeout,
             on_step=self._on_step,
+            source_servers=self.servers.get(source.name),
+            target_servers=self.servers.get(target.name),
         )
         OUTCOMES.save(record, phase, Outcome.MOVING)
         self.metrics.flying(+1)
@@ -105,7 +113,7 @@ class Forklift(RunDriver):
     def _attempt(self, ctx: MoveContext, name: str) -> tuple[Outcome, str]:
         engine = engine_for(
             name,
-            [step(ctx) for step in STEPS],
+            [step(ctx) for step in steps_for(self.settings.nova)],
             self.journal.detail(self.run.id, name),
             self.journal.backend,
         )

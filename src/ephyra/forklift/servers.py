@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ephyra.clouds import answer
+from ephyra.errors import StepFailed
 
 #: The compute API's microversion: the flavor shown by name in a server (2.47), a server
 #: booted on a named host and node (2.74), and what this module reads of servers stays so.
@@ -229,6 +230,90 @@ class Servers:
             if record.image_name and record.image_name not in have_images:
                 lacking.append(f"image {record.image_name!r} (server {record.name})")
         return sorted(set(lacking))
+
+    def ids_for(self, record: ServerRecord) -> BootIds:
+        """The ids this Nova's cloud has for what ``record`` names (flavor and image by
+        name, networks by name, the group by name in the server's project); StepFailed
+        naming what is missing."""
+        flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
+        flavor = _one(flavors.get("flavors", []), record.flavor)
+        images = answer(
+            self._conn.image, "get", "/v2/images?limit=1000", self.cloud, "list images", "image"
+        )
+        image = _one(images.get("images", []), record.image_name) if record.image_name else ""
+        networks = (
+            answer(
+                self._conn.network, "get", "/v2.0/networks", self.cloud, "list networks", "network"
+            )
+            if record.networks
+            else {}
+        )
+        network_ids = [_one(networks.get("networks", []), n) for n in record.networks]
+        group = ""
+        if record.group:
+            groups = self._call(
+                "get", "/os-server-groups?all_projects=True", "list server groups"
+            ).get("server_groups", [])
+            group = _one(
+                [g for g in groups if g.get("project_id") == record.project_id], record.group
+            )
+        lacking = [
+            what
+            for what, found in (
+                (f"flavor {record.flavor!r}", flavor),
+                (f"image {record.image_name!r}", image or not record.image_name),
+                *((f"network {n!r}", i) for n, i in zip(record.networks, network_ids, strict=True)),
+                (f"server group {record.group!r}", group or not record.group),
+            )
+            if not found
+        ]
+        if lacking:
+            raise StepFailed(f"{self.cloud} has no {', '.join(lacking)} for server {record.name}")
+        return BootIds(flavor, image, tuple(network_ids), group or None)
+
+    def in_project(self, project_id: str) -> Servers:
+        """This Nova as seen from ``project_id`` (a server is created in the project of
+        the token): the same login scoped to that project, unless it is so already."""
+        if project_id == getattr(self._conn, "current_project_id", project_id):
+            return self
+        try:
+            return Servers(self.cloud, self._conn.connect_as_project(project_id))
+        except Exception as exc:
+            raise StepFailed(
+                f"{self.cloud}: cannot act in project {project_id}: {exc.__class__.__name__};"
+                " the forklift's user needs a role in it to boot its server"
+            ) from exc
+
+    def boot(self, body: Mapping[str, Any], action: str) -> str:
+        """Create the server ``body`` describes; its id."""
+        made = self._call("post", "/servers", action, dict(body))
+        return str(made["server"]["id"])
+
+    def status(self, server_id: str) -> str | None:
+        """The server's status (None once it is gone); StepFailed if it is in error."""
+        server = self.get(server_id)
+        if server is None:
+            return None
+        if server.get("status") == "ERROR":
+            fault = (server.get("fault") or {}).get("message", "no fault given")
+            raise StepFailed(f"server {server.get('name')} ({server_id}) in {self.cloud}: {fault}")
+        return str(server.get("status"))
+
+
+@dataclass(frozen=True)
+class BootIds:
+    """What a server is booted with, by the ids of the cloud it boots in."""
+
+    flavor: str
+    image: str
+    networks: tuple[str, ...]
+    group: str | None
+
+
+def _one(items: Iterable[Mapping[str, Any]], name: str) -> str:
+    """The id of the one item named ``name`` ('' if none or several)."""
+    found = [str(i["id"]) for i in items if i.get("name") == name]
+    return found[0] if len(found) == 1 else ""
 
 
 def custom_class(resource_class: str) -> str:

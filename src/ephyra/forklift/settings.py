@@ -22,6 +22,8 @@ class Settings:
     workload: str = "noop"
     workload_options: dict[str, str] = field(default_factory=dict)
     credentials: str | None = None
+    #: Nova owns the nodes: each node's server is deleted and booted again with it.
+    nova: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

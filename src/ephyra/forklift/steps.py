@@ -14,6 +14,7 @@ node where it is, and the run resumes it later (see runner).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from taskflow import task
@@ -23,8 +24,11 @@ from ephyra.clouds import ControlPlane, Node
 from ephyra.errors import ControlPlaneUnreachable, Interrupted, NodeDeferred, StepFailed
 from ephyra.forklift.context import MoveContext
 from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.servers import Servers
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
+#: How often a step looks at a server it waits for (s).
+SERVER_POLL_S = 1.0
 # A node stopped by one of these stays where it is; the run resumes it later.
 LEAVE_AS_IS = (Interrupted, NodeDeferred, ControlPlaneUnreachable)
 
@@ -124,7 +128,18 @@ class Record(Step):
         if node is None:
             raise StepFailed(f"node {self.ctx.uuid} is not in {self.ctx.source.name}")
         snap = NodeSnapshot.of(node, self.ctx.source.ports(self.ctx.uuid))
-        self.ctx.record.save(name=snap.name, snapshot=snap.to_dict())
+        server = None
+        servers = self.ctx.source_servers
+        instance = getattr(node, "instance_id", None)
+        if servers is not None and instance:
+            found = servers.get(str(instance))
+            server = servers.record(found).to_dict() if found is not None else None
+        self.ctx.record.save(
+            name=snap.name,
+            snapshot=snap.to_dict(),
+            server=server,
+            server_cloud=self.ctx.source.name if server else None,
+        )
 
 
 class Prepare(Step):
@@ -160,6 +175,31 @@ class MaintenanceOn(Step):
             self.ctx.source.unset_maintenance(self.ctx.uuid)
 
 
+class DeleteServer(Step):
+    """Where Nova owns the node: the server it carries in the source deleted (the one it
+    carried before the move, or the one this run booted there), and the node torn down."""
+
+    title = "delete-server"
+
+    def apply(self) -> None:
+        servers = self.ctx.source_servers
+        if servers is None or self.ctx.server is None:
+            return
+        unboot(self.ctx, servers, "source")
+
+    def undo(self) -> None:
+        servers = self.ctx.source_servers
+        if servers is None or self.ctx.server is None:
+            return
+        node = self.settled("source")
+        held = node is not None and self.ctx.ours(node)
+        if held:  # Nova offers no node in maintenance
+            self.ctx.source.unset_maintenance(self.ctx.uuid)
+        boot(self.ctx, servers)
+        if held:
+            self.ctx.source.set_maintenance(self.ctx.uuid, self.ctx.reason)
+
+
 class Undeploy(Step):
     title = "undeploy"
 
@@ -170,6 +210,8 @@ class Undeploy(Step):
         self.provision("source", "deleted", "available")
 
     def undo(self) -> None:
+        if self.ctx.server is not None:  # its server comes back by delete-server's undo
+            return
         snap = self.ctx.snapshot()
         node = self.settled("source")
         if snap.provision_state != "active" or node is None or node.provision_state == "active":
@@ -280,8 +322,8 @@ class Deploy(Step):
 
     def apply(self) -> None:
         snap = self.ctx.snapshot()
-        if snap.provision_state != "active":
-            return
+        if snap.provision_state != "active" or self.ctx.server is not None:
+            return  # a node Nova owns is deployed by its server's boot
         if self.must_be_in_target().provision_state == "active":
             return
         self.ctx.target.update_node(self.ctx.uuid, instance_info=snap.instance_info)
@@ -291,6 +333,95 @@ class Deploy(Step):
         node = self.settled("target")
         if node is not None and node.provision_state in ("active", "deploy failed"):
             self.provision("target", "deleted", "available")
+
+
+class BootServer(Step):
+    """Where Nova owns the node: once the target's Nova offers it, the server it carried
+    booted on it again (same name, flavor, image, key pair, metadata, group, networks),
+    in the server's project; taken back, that server deleted and the node torn down."""
+
+    title = "boot-server"
+
+    def apply(self) -> None:
+        servers = self.ctx.target_servers
+        if servers is not None and self.ctx.server is not None:
+            boot(self.ctx, servers)
+
+    def undo(self) -> None:
+        servers = self.ctx.target_servers
+        if servers is not None and self.ctx.server is not None:
+            unboot(self.ctx, servers, "target")
+
+
+def _until(ctx: MoveContext, done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + ctx.step_timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise StepFailed(f"node {ctx.record.label}: {what} not within {ctx.step_timeout:.0f}s")
+        ctx.control.sleep(SERVER_POLL_S)
+
+
+def boot(ctx: MoveContext, servers: Servers) -> None:
+    """The recorded server booted on the node in ``servers``' cloud (once: a server this
+    run booted there, or one of the record's name and project found on the node after a
+    crash cut its record short, is waited for instead)."""
+    record = ctx.server
+    assert record is not None
+    server_id = ctx.booted(servers.cloud)
+    if server_id is None or servers.status(server_id) is None:
+        server_id = _found_booted(ctx, servers)
+    if server_id is None:
+        resource_class = str(ctx.snapshot().fields.get("resource_class") or "")
+        _until(
+            ctx,
+            lambda: servers.offers(ctx.uuid, resource_class),
+            f"{servers.cloud}'s Nova offering the node",
+        )
+        host = servers.node_host(ctx.uuid)
+        ids = servers.ids_for(record)
+        body = record.boot_body(str(host), ctx.uuid, ids.flavor, ids.image, ids.networks, ids.group)
+        in_project = servers.in_project(record.project_id)
+        server_id = in_project.boot(body, f"boot server {record.name} on {ctx.record.label}")
+        ctx.save_booted(servers.cloud, server_id)
+    _until(ctx, lambda: servers.status(str(server_id)) == "ACTIVE", f"server {record.name} active")
+
+
+def _found_booted(ctx: MoveContext, servers: Servers) -> str | None:
+    """A server of the record's name and project on the node (booted before a crash)."""
+    record = ctx.server
+    assert record is not None
+    found = servers.on_nodes([ctx.uuid]).get(ctx.uuid)
+    if found is None:
+        return None
+    if (found.get("name"), found.get("tenant_id")) != (record.name, record.project_id):
+        raise StepFailed(
+            f"node {ctx.record.label} carries server {found.get('name')} ({found.get('id')}) "
+            f"in {servers.cloud}, not the one this run boots"
+        )
+    ctx.save_booted(servers.cloud, str(found["id"]))
+    return str(found["id"])
+
+
+def unboot(ctx: MoveContext, servers: Servers, where: str) -> None:
+    """The server on the node in ``servers``' cloud deleted, if it is one this run may
+    delete (StepFailed for any other), and the node torn down there."""
+    found = servers.on_nodes([ctx.uuid]).get(ctx.uuid)
+    if found is not None:
+        server_id = str(found["id"])
+        if server_id not in ctx.servers_ours(servers.cloud):
+            raise StepFailed(
+                f"node {ctx.record.label} carries server {found.get('name')} ({server_id}) "
+                f"in {servers.cloud}, which this run did not boot nor record"
+            )
+        servers.delete(server_id)
+        _until(ctx, lambda: servers.status(server_id) is None, f"server {server_id} deleted")
+    plane = ctx.source if where == "source" else ctx.target
+    node = plane.settle(ctx.uuid, timeout=ctx.step_timeout, checkpoint=ctx.control.checkpoint)
+    if node is not None and node.provision_state not in UNDEPLOYED:
+        raise StepFailed(
+            f"node {ctx.record.label} is {node.provision_state} in {plane.name} "
+            "after its server was deleted"
+        )
 
 
 class Return(Step):
@@ -315,6 +446,7 @@ STEPS: tuple[type[Step], ...] = (
     Record,
     Prepare,
     MaintenanceOn,
+    DeleteServer,
     Undeploy,
     EnrollTarget,
     DeleteSource,
@@ -322,5 +454,17 @@ STEPS: tuple[type[Step], ...] = (
     Provide,
     MaintenanceOff,
     Deploy,
+    BootServer,
     Return,
 )
+#: The steps that act on a node's Nova server: they do nothing without ``--nova``.
+SERVER_STEPS = frozenset({DeleteServer.title, BootServer.title})
+
+
+def steps_for(nova: bool) -> list[type[Step]]:
+    """The steps a node goes through: those of its server only with ``nova``."""
+    return [step for step in STEPS if nova or step.title not in SERVER_STEPS]
+
+
+def titles(nova: bool) -> list[str]:
+    return [step.title for step in steps_for(nova)]
