@@ -212,6 +212,14 @@ class ControlPlane:
         with self._doing(f"create port {fields.get('address')}"):
             return self.baremetal.create_port(**fields)
 
+    def set_traits(self, uuid: str, traits: list[str]) -> None:
+        self._call("put", f"/nodes/{uuid}/traits", {"traits": traits}, f"set traits of {uuid}")
+
+    def set_raid_config(self, uuid: str, config: Mapping[str, Any]) -> None:
+        self._call(
+            "put", f"/nodes/{uuid}/states/raid", dict(config), f"set the RAID config of {uuid}"
+        )
+
     def delete_node(self, uuid: str) -> None:
         with self._doing(f"delete node {uuid}"):
             self.baremetal.delete_node(uuid, ignore_missing=True)
@@ -238,6 +246,30 @@ class ControlPlane:
 
     def unset_maintenance(self, uuid: str) -> None:
         self._call("delete", f"/nodes/{uuid}/maintenance", None, f"unset maintenance on {uuid}")
+
+    def power_off_if_unknown(
+        self, uuid: str, *, timeout: float, checkpoint: Callable[[], None] = lambda: None
+    ) -> None:
+        """Power the node off if Ironic does not know its power state yet (Nova holds such
+        a node back): a node whose server was deleted is off, so this changes nothing on
+        the machine, only what Ironic knows of it."""
+        with self._doing(f"show node {uuid}"):
+            node = self.baremetal.get_node(uuid, fields=["power_state"])
+        if node.power_state is not None:
+            return
+        self._call(
+            "put", f"/nodes/{uuid}/states/power", {"target": "power off"}, f"power off {uuid}"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._doing(f"show node {uuid}"):
+                node = self.baremetal.get_node(uuid, fields=["power_state"])
+            if node.power_state == "power off":
+                return
+            if time.monotonic() > deadline:
+                raise StepFailed(f"{self.name}: node {uuid} not powered off after {timeout:.0f}s")
+            checkpoint()
+            time.sleep(POLL_INTERVAL)
 
     def provision(
         self,

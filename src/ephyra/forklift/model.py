@@ -38,7 +38,7 @@ INTERFACES = (
 )
 # Fields set when the node is created; owner and lessee are patched after.
 CREATE_FIELDS = ("name", "driver", "resource_class", "properties", "extra", "description")
-PATCH_FIELDS = ("owner", "lessee")
+PATCH_FIELDS = ("owner", "lessee", "conductor_group")
 # instance_info keys Ironic adds itself during a deploy (``image_url``: what it made of
 # ``image_source``, masked in its answers; it makes it again at the next deploy).
 IRONIC_INSTANCE_KEYS = frozenset({"image_type", "image_url"})
@@ -167,6 +167,9 @@ class NodeSnapshot:
     ports: tuple[PortSnapshot, ...]
     maintenance: bool = False
     maintenance_reason: str | None = None
+    traits: tuple[str, ...] = ()
+    #: the RAID configuration asked for (``target_raid_config``), applied at its next cleaning
+    raid: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -194,6 +197,8 @@ class NodeSnapshot:
             ports=tuple(sorted((PortSnapshot.of(p) for p in ports), key=lambda p: p.address)),
             maintenance=bool(node.is_maintenance),
             maintenance_reason=node.maintenance_reason,
+            traits=tuple(sorted(getattr(node, "traits", None) or ())),
+            raid=dict(getattr(node, "target_raid_config", None) or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +208,7 @@ class NodeSnapshot:
     def from_dict(cls, data: Mapping[str, Any]) -> NodeSnapshot:
         values = dict(data)
         values["ports"] = tuple(PortSnapshot(**p) for p in values["ports"])
+        values["traits"] = tuple(values.get("traits") or ())
         return cls(**values)
 
     def create_fields(self, secrets: Mapping[str, Any]) -> dict[str, Any]:

@@ -236,6 +236,10 @@ def enroll(ctx: MoveContext, into: str) -> None:
     unpatched = {k: v for k, v in snap.patch_fields().items() if getattr(node, k) != v}
     if unpatched:
         node = plane.update_node(ctx.uuid, **unpatched)
+    if snap.traits and tuple(sorted(node.traits or ())) != snap.traits:
+        plane.set_traits(ctx.uuid, list(snap.traits))
+    if snap.raid and (node.target_raid_config or {}) != snap.raid:
+        plane.set_raid_config(ctx.uuid, snap.raid)
     if not ctx.ours(node):
         plane.set_maintenance(ctx.uuid, ctx.reason)
     have = {p.address.lower() for p in plane.ports(ctx.uuid)}
@@ -371,6 +375,10 @@ def boot(ctx: MoveContext, servers: Servers) -> None:
     if server_id is None or servers.status(server_id) is None:
         server_id = _found_booted(ctx, servers)
     if server_id is None:
+        plane = ctx.target if servers is ctx.target_servers else ctx.source
+        plane.power_off_if_unknown(
+            ctx.uuid, timeout=ctx.step_timeout, checkpoint=ctx.control.checkpoint
+        )
         resource_class = str(ctx.snapshot().fields.get("resource_class") or "")
         _until(
             ctx,

@@ -61,3 +61,64 @@ def test_enroll_of_a_complete_node_changes_nothing() -> None:
     target.update_node.assert_not_called()
     target.set_maintenance.assert_not_called()
     target.create_port.assert_not_called()
+
+
+def carrying(**over: Any) -> MoveContext:
+    """A context whose node carries traits, a RAID configuration and a conductor group."""
+    target = mock.create_autospec(ControlPlane, instance=True)
+    ctx = context(target)
+    raid = {"logical_disks": [{"size_gb": 100, "raid_level": "1", "is_root_volume": True}]}
+    snap = NodeSnapshot.of(
+        node(
+            traits=["CUSTOM_GPU", "CUSTOM_A"],
+            target_raid_config=raid,
+            conductor_group="rack1",
+            **over,
+        ),
+        [],
+    )
+    ctx.record.snapshot = snap  # type: ignore[misc]
+    return ctx
+
+
+def test_traits_raid_and_conductor_group_arrive_with_the_node() -> None:
+    ctx = carrying()
+    snap = ctx.snapshot()
+    assert (snap.traits, snap.fields["conductor_group"]) == (("CUSTOM_A", "CUSTOM_GPU"), "rack1")
+    assert NodeSnapshot.from_dict(snap.to_dict()) == snap
+    target: Any = ctx.target
+    bare = SimpleNamespace(
+        owner="tenant-a",
+        lessee=None,
+        conductor_group="",
+        traits=[],
+        target_raid_config={},
+        is_maintenance=True,
+        maintenance_reason=ctx.reason,
+    )
+    target.find_node.return_value = bare
+    target.update_node.return_value = bare
+    target.ports.return_value = []
+    enroll(ctx, "target")
+    target.update_node.assert_called_once_with(ctx.uuid, conductor_group="rack1")
+    target.set_traits.assert_called_once_with(ctx.uuid, ["CUSTOM_A", "CUSTOM_GPU"])
+    target.set_raid_config.assert_called_once_with(ctx.uuid, snap.raid)
+
+
+def test_traits_and_raid_already_there_are_not_set_again() -> None:
+    ctx = carrying()
+    target: Any = ctx.target
+    target.find_node.return_value = SimpleNamespace(
+        owner="tenant-a",
+        lessee=None,
+        conductor_group="rack1",
+        traits=["CUSTOM_GPU", "CUSTOM_A"],
+        target_raid_config=ctx.snapshot().raid,
+        is_maintenance=True,
+        maintenance_reason=ctx.reason,
+    )
+    target.ports.return_value = []
+    enroll(ctx, "target")
+    target.update_node.assert_not_called()
+    target.set_traits.assert_not_called()
+    target.set_raid_config.assert_not_called()
