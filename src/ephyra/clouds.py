@@ -212,6 +212,16 @@ class ControlPlane:
         with self._doing(f"create port {fields.get('address')}"):
             return self.baremetal.create_port(**fields)
 
+    def attached(self, kind: str, node_uuid: str) -> list[Any]:
+        """The node's port groups, volume connectors or volume targets (``kind``:
+        ``port_group``, ``volume_connector``, ``volume_target``)."""
+        with self._doing(f"list the {kind.replace('_', ' ')}s of {node_uuid}"):
+            return list(getattr(self.baremetal, f"{kind}s")(details=True, node=node_uuid))
+
+    def create_attached(self, kind: str, fields: Mapping[str, Any]) -> Any:
+        with self._doing(f"create {kind.replace('_', ' ')} {fields.get('id')}"):
+            return getattr(self.baremetal, f"create_{kind}")(**fields)
+
     def set_traits(self, uuid: str, traits: list[str]) -> None:
         self._call("put", f"/nodes/{uuid}/traits", {"traits": traits}, f"set traits of {uuid}")
 

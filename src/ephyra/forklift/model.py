@@ -10,7 +10,7 @@ node's ``instance_info`` are masked too; such a node is refused by the preflight
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -117,6 +117,40 @@ def instance_secrets(instance_info: Mapping[str, Any]) -> list[str]:
     return secret_keys(kept)
 
 
+#: What else a node has enrolled with it, by kind (the API's resource, singular), and the
+#: fields of each that are created again with it (openstacksdk's names).
+ATTACHED: Mapping[str, tuple[str, ...]] = {
+    "port_group": (
+        "address",
+        "name",
+        "mode",
+        "properties",
+        "extra",
+        "is_standalone_ports_supported",
+    ),
+    "volume_connector": ("type", "connector_id", "extra"),
+    "volume_target": ("volume_type", "properties", "boot_index", "volume_id", "extra"),
+}
+
+
+@dataclass(frozen=True)
+class Attached:
+    """A port group, volume connector or volume target of a node, as it is created again
+    (its UUID kept)."""
+
+    kind: str
+    uuid: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, kind: str, item: Any) -> Attached:
+        kept = {f: getattr(item, f, None) for f in ATTACHED[kind]}
+        return cls(kind, str(item.id), {k: v for k, v in kept.items() if v not in (None, {})})
+
+    def create_fields(self, node_uuid: str) -> dict[str, Any]:
+        return {"id": self.uuid, "node_id": node_uuid, **self.fields}
+
+
 @dataclass(frozen=True)
 class PortSnapshot:
     uuid: str
@@ -125,6 +159,7 @@ class PortSnapshot:
     extra: dict[str, Any] = field(default_factory=dict)
     local_link_connection: dict[str, Any] = field(default_factory=dict)
     physical_network: str | None = None
+    port_group: str | None = None
 
     @classmethod
     def of(cls, port: Any) -> PortSnapshot:
@@ -135,6 +170,7 @@ class PortSnapshot:
             extra=dict(port.extra or {}),
             local_link_connection=dict(port.local_link_connection or {}),
             physical_network=port.physical_network,
+            port_group=getattr(port, "port_group_id", None),
         )
 
     def create_fields(self, node_uuid: str) -> dict[str, Any]:
@@ -149,6 +185,8 @@ class PortSnapshot:
             fields["local_link_connection"] = self.local_link_connection
         if self.physical_network:
             fields["physical_network"] = self.physical_network
+        if self.port_group:
+            fields["port_group_id"] = self.port_group
         return fields
 
 
@@ -170,6 +208,8 @@ class NodeSnapshot:
     traits: tuple[str, ...] = ()
     #: the RAID configuration asked for (``target_raid_config``), applied at its next cleaning
     raid: dict[str, Any] = field(default_factory=dict)
+    #: port groups first (its ports name them), then volume connectors and targets
+    attached: tuple[Attached, ...] = ()
 
     @property
     def label(self) -> str:
@@ -180,7 +220,7 @@ class NodeSnapshot:
         return sorted(k for k, v in self.driver_info.items() if v == MASK)
 
     @classmethod
-    def of(cls, node: Any, ports: list[Any]) -> NodeSnapshot:
+    def of(cls, node: Any, ports: list[Any], attached: Iterable[Attached] = ()) -> NodeSnapshot:
         keep = {f: getattr(node, f, None) for f in (*CREATE_FIELDS, *PATCH_FIELDS)}
         instance = {
             k: v for k, v in (node.instance_info or {}).items() if k not in IRONIC_INSTANCE_KEYS
@@ -199,6 +239,7 @@ class NodeSnapshot:
             maintenance_reason=node.maintenance_reason,
             traits=tuple(sorted(getattr(node, "traits", None) or ())),
             raid=dict(getattr(node, "target_raid_config", None) or {}),
+            attached=tuple(sorted(attached, key=lambda a: (list(ATTACHED).index(a.kind), a.uuid))),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +250,7 @@ class NodeSnapshot:
         values = dict(data)
         values["ports"] = tuple(PortSnapshot(**p) for p in values["ports"])
         values["traits"] = tuple(values.get("traits") or ())
+        values["attached"] = tuple(Attached(**a) for a in values.get("attached") or ())
         return cls(**values)
 
     def create_fields(self, secrets: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from taskflow.types.failure import Failure
 from ephyra.clouds import ControlPlane, Node
 from ephyra.errors import ControlPlaneUnreachable, Interrupted, NodeDeferred, StepFailed
 from ephyra.forklift.context import MoveContext
-from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.model import ATTACHED, Attached, NodeSnapshot
 from ephyra.forklift.servers import Servers
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
@@ -127,7 +127,9 @@ class Record(Step):
         node = self.in_source()
         if node is None:
             raise StepFailed(f"node {self.ctx.uuid} is not in {self.ctx.source.name}")
-        snap = NodeSnapshot.of(node, self.ctx.source.ports(self.ctx.uuid))
+        source, uuid = self.ctx.source, self.ctx.uuid
+        attached = [Attached.of(k, i) for k in ATTACHED for i in source.attached(k, uuid)]
+        snap = NodeSnapshot.of(node, source.ports(uuid), attached)
         server = None
         servers = self.ctx.source_servers
         instance = getattr(node, "instance_id", None)
@@ -242,6 +244,11 @@ def enroll(ctx: MoveContext, into: str) -> None:
         plane.set_raid_config(ctx.uuid, snap.raid)
     if not ctx.ours(node):
         plane.set_maintenance(ctx.uuid, ctx.reason)
+    for kind in ATTACHED:  # port groups before the ports that name them
+        there = {str(item.id) for item in plane.attached(kind, ctx.uuid)}
+        for item in snap.attached:
+            if item.kind == kind and item.uuid not in there:
+                plane.create_attached(kind, item.create_fields(ctx.uuid))
     have = {p.address.lower() for p in plane.ports(ctx.uuid)}
     for port in snap.ports:
         if port.address not in have:
@@ -278,8 +285,14 @@ class DeleteSource(Step):
         self.must_be_in_target()
         have = {p.address.lower() for p in self.ctx.target.ports(self.ctx.uuid)}
         lacking = [p.address for p in self.ctx.snapshot().ports if p.address not in have]
+        snap = self.ctx.snapshot()
+        for kind in {a.kind for a in snap.attached}:
+            there = {str(i.id) for i in self.ctx.target.attached(kind, self.ctx.uuid)}
+            lacking += [a.uuid for a in snap.attached if a.kind == kind and a.uuid not in there]
         if lacking:
-            raise StepFailed(f"node {self.ctx.record.label}: ports {lacking} missing in target")
+            raise StepFailed(
+                f"node {self.ctx.record.label}: ports or attachments {lacking} missing in target"
+            )
         if node.provision_state not in UNDEPLOYED:
             raise StepFailed(f"node {self.ctx.record.label} is {node.provision_state} in source")
         self.ctx.source.delete_node(self.ctx.uuid)

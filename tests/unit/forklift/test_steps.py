@@ -7,7 +7,7 @@ from unittest import mock
 from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control
 from ephyra.forklift.context import MoveContext, NodeRecord, Phase
-from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.model import Attached, NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
 from ephyra.forklift.steps import enroll
 from ephyra.workloads.noop import NoopWorkload
@@ -122,3 +122,49 @@ def test_traits_and_raid_already_there_are_not_set_again() -> None:
     target.update_node.assert_not_called()
     target.set_traits.assert_not_called()
     target.set_raid_config.assert_not_called()
+
+
+def test_port_groups_come_before_their_ports_and_volumes_arrive_with_the_node() -> None:
+    source = mock.create_autospec(ControlPlane, instance=True)
+    group = SimpleNamespace(
+        id="pg-1",
+        address="52:54:00:00:00:0a",
+        name="bond0",
+        mode="active-backup",
+        properties={},
+        extra={},
+        is_standalone_ports_supported=True,
+    )
+    connector = SimpleNamespace(id="vc-1", type="iqn", connector_id="iqn.2026-12.x:n1", extra={})
+    volume = SimpleNamespace(
+        id="vt-1", volume_type="iscsi", properties={}, boot_index=0, volume_id="v-1", extra={}
+    )
+    found = {"port_group": [group], "volume_connector": [connector], "volume_target": [volume]}
+    source.attached.side_effect = lambda kind, uuid: found[kind]
+    member = port("52:54:00:00:00:01")
+    member.port_group_id = "pg-1"
+    attached = [Attached.of(k, i) for k in found for i in source.attached(k, "n")]
+    snap = NodeSnapshot.of(node(), [member], attached)
+    assert NodeSnapshot.from_dict(snap.to_dict()) == snap
+
+    target = mock.create_autospec(ControlPlane, instance=True)
+    ctx = context(target)
+    ctx.record.snapshot = snap  # type: ignore[misc]
+    calls: list[str] = []
+    target.find_node.return_value = SimpleNamespace(
+        owner="tenant-a", lessee=None, is_maintenance=True, maintenance_reason=ctx.reason
+    )
+    target.attached.return_value = []
+    target.ports.return_value = []
+    target.create_attached.side_effect = lambda kind, fields: calls.append(fields["id"])
+    target.create_port.side_effect = lambda fields: calls.append(fields["port_group_id"])
+    enroll(ctx, "target")
+    assert calls == ["pg-1", "vc-1", "vt-1", "pg-1"]  # the port names its group, made first
+    made = [c.args[1] for c in target.create_attached.call_args_list]
+    assert made[2] == {
+        "id": "vt-1",
+        "node_id": ctx.uuid,
+        "volume_type": "iscsi",
+        "boot_index": 0,
+        "volume_id": "v-1",
+    }
