@@ -43,6 +43,8 @@ class ServerRecord:
     group: str | None = None
     group_policy: str | None = None
     networks: tuple[str, ...] = ()
+    #: booted with a config drive (Nova builds it anew for the new server)
+    config_drive: bool = False
 
     @classmethod
     def of(
@@ -67,6 +69,7 @@ class ServerRecord:
             group=group[0] if group else None,
             group_policy=group[1] if group else None,
             networks=tuple(sorted(server.get("addresses") or {})),
+            config_drive=str(server.get("config_drive") or "").lower() in ("true", "1"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,8 @@ class ServerRecord:
         }
         if self.key_name:
             server["key_name"] = self.key_name
+        if self.config_drive:
+            server["config_drive"] = True
         body: dict[str, Any] = {"server": server}
         if group_id:
             body["os:scheduler_hints"] = {"group": group_id}

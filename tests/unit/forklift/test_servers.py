@@ -22,6 +22,7 @@ SERVER: dict[str, Any] = {
     "key_name": "ops",
     "metadata": {"role": "web"},
     "addresses": {"provisioning": [], "tenant": []},
+    "config_drive": "True",
     "OS-EXT-SRV-ATTR:hypervisor_hostname": NODE,
     "OS-EXT-SRV-ATTR:host": "ironic-a",
 }
@@ -79,6 +80,7 @@ def test_the_record_keeps_what_a_new_server_needs_and_round_trips() -> None:
         group="web",
         group_policy="anti-affinity",
         networks=("provisioning", "tenant"),
+        config_drive=True,
     )
     assert ServerRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
 
@@ -101,11 +103,14 @@ def test_the_boot_request_pins_the_node_and_names_the_targets_ids() -> None:
             "hypervisor_hostname": NODE,
             "metadata": {"role": "web"},
             "key_name": "ops",
+            "config_drive": True,
         },
         "os:scheduler_hints": {"group": "g-2"},
     }
-    bare = ServerRecord.of({**SERVER, "key_name": None}, "ubuntu").boot_body("h", NODE, "f", "i")
-    assert bare["server"]["networks"] == "none" and "key_name" not in bare["server"]
+    plain = {**SERVER, "key_name": None, "config_drive": ""}
+    bare = ServerRecord.of(plain, "ubuntu").boot_body("h", NODE, "f", "i")
+    assert bare["server"]["networks"] == "none"
+    assert "key_name" not in bare["server"] and "config_drive" not in bare["server"]
     assert "os:scheduler_hints" not in bare
 
 
