@@ -212,6 +212,27 @@ class ControlPlane:
         with self._doing(f"create port {fields.get('address')}"):
             return self.baremetal.create_port(**fields)
 
+    def conductor_groups(self) -> set[str]:
+        """The conductor groups of its live conductors ('' is the default group)."""
+        with self._doing("list conductors"):
+            return {
+                str(c.conductor_group or "")
+                for c in self.baremetal.conductors(details=True)
+                if c.alive
+            }
+
+    def enabled_interfaces(self) -> dict[str, dict[str, set[str]]]:
+        """Per enabled hardware type: each interface's enabled implementations
+        (``{"ipmi": {"power_interface": {"ipmitool"}, ...}}``)."""
+        found: dict[str, dict[str, set[str]]] = {}
+        with self._doing("list drivers"):
+            for driver in self.baremetal.drivers(details=True):
+                found[str(driver.name)] = {
+                    interface: set(getattr(driver, f"enabled_{interface}s", None) or ())
+                    for interface in INTERFACES
+                }
+        return found
+
     def attached(self, kind: str, node_uuid: str) -> list[Any]:
         """The node's port groups, volume connectors or volume targets (``kind``:
         ``port_group``, ``volume_connector``, ``volume_target``)."""
@@ -346,6 +367,27 @@ class ControlPlane:
                 )
             checkpoint()
             time.sleep(POLL_INTERVAL)
+
+
+#: A node's hardware interfaces, as Ironic names their fields.
+INTERFACES = tuple(
+    f"{name}_interface"
+    for name in (
+        "bios",
+        "boot",
+        "console",
+        "deploy",
+        "firmware",
+        "inspect",
+        "management",
+        "network",
+        "power",
+        "raid",
+        "rescue",
+        "storage",
+        "vendor",
+    )
+)
 
 
 def answer(

@@ -16,27 +16,13 @@ from typing import Any
 
 from oslo_utils import strutils
 
+from ephyra.clouds import INTERFACES
 from ephyra.inventory.catalog import is_secret
 from ephyra.urls import redact_text
 
 MASK = "******"
 
-INTERFACES = (
-    "bios_interface",
-    "boot_interface",
-    "console_interface",
-    "deploy_interface",
-    "firmware_interface",
-    "inspect_interface",
-    "management_interface",
-    "network_interface",
-    "power_interface",
-    "raid_interface",
-    "rescue_interface",
-    "storage_interface",
-    "vendor_interface",
-)
-# Fields set when the node is created; owner and lessee are patched after.
+# Fields set when the node is created; owner, lessee and conductor group are patched after.
 CREATE_FIELDS = ("name", "driver", "resource_class", "properties", "extra", "description")
 PATCH_FIELDS = ("owner", "lessee", "conductor_group")
 # instance_info keys Ironic adds itself during a deploy (``image_url``: what it made of

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.tree import Tree
 
-from ephyra.clouds import ControlPlane
+from ephyra.clouds import INTERFACES, ControlPlane
 from ephyra.errors import PlanRefused
 from ephyra.forklift.model import MASK, MOVABLE_STATES, NodeSnapshot, instance_secrets
 from ephyra.forklift.secrets import CredentialSource, NoCredentials, SourceCredentials
@@ -117,6 +117,54 @@ def _select(nodes: list[Any], wanted: Sequence[str] | None, source: str) -> list
     return list(chosen.values())
 
 
+@dataclass(frozen=True)
+class TargetRules:
+    """What the target accepts of a node: its conductor groups, the hardware types and
+    interface implementations it enables, and the project its login is scoped to (Ironic
+    makes that project the owner of a node enrolled with none)."""
+
+    name: str
+    conductor_groups: frozenset[str]
+    interfaces: dict[str, dict[str, set[str]]]
+    project: str | None
+
+    @classmethod
+    def of(cls, target: ControlPlane) -> TargetRules:
+        return cls(
+            target.name,
+            frozenset(target.conductor_groups()),
+            target.enabled_interfaces(),
+            getattr(target.connection, "current_project_id", None),
+        )
+
+    def problems(self, node: Any, label: str) -> list[str]:
+        found = []
+        group = str(getattr(node, "conductor_group", "") or "")
+        if group not in self.conductor_groups:
+            found.append(
+                f"{label}: no live conductor of group {group!r} in {self.name}: start one "
+                "there, or move the node to a group it has"
+            )
+        enabled = self.interfaces.get(node.driver)
+        if enabled is None:
+            found.append(f"{label}: {self.name} does not enable hardware type {node.driver!r}")
+        else:
+            for interface in INTERFACES:
+                value = getattr(node, interface, None)
+                if value and value not in enabled.get(interface, set()):
+                    found.append(
+                        f"{label}: {self.name} does not enable {interface} {value!r} for "
+                        f"{node.driver}: enable it there (enabled_{interface}s)"
+                    )
+        if not getattr(node, "owner", None) and self.project:
+            found.append(
+                f"{label}: has no owner; {self.name} would make the forklift's project "
+                f"({self.project}) its owner and hide it from other projects' views: give "
+                f"it an owner first, or log in to {self.name} with a system scope"
+            )
+        return found
+
+
 def _problems(
     node: Any,
     ports: list[Any],
@@ -127,9 +175,15 @@ def _problems(
     target: str,
     server: ServerRecord | None = None,
     nova: bool = False,
+    rules: TargetRules | None = None,
 ) -> list[str]:
     label = node.name or node.id
-    found: list[str] = []
+    found: list[str] = rules.problems(node, label) if rules is not None else []
+    if getattr(node, "fault", None):
+        found.append(
+            f"{label}: Ironic reports a {node.fault} in {source}: fix its BMC first (a node "
+            f"whose BMC does not answer drops into maintenance in {target})"
+        )
     instance = getattr(node, "instance_id", None)
     if nova and instance and server is None:
         found.append(
@@ -198,6 +252,7 @@ def make_plan(
         ports_by_node[port.node_id].append(port)
     target_nodes = target.nodes()
     target_macs = {p.address.lower(): p.node_id for p in target.ports()}
+    rules = TargetRules.of(target)
     servers: dict[str, ServerRecord] = {}
     lacking: list[str] = []
     if settings.nova:
@@ -221,6 +276,7 @@ def make_plan(
             target.name,
             servers.get(node.id),
             settings.nova,
+            rules,
         )
     ]
     if problems:

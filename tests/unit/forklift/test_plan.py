@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ephyra.forklift.plan import make_plan
+from ephyra.clouds import INTERFACES
+from ephyra.forklift.plan import TargetRules, make_plan
 from ephyra.forklift.secrets import load_credentials
 from ephyra.forklift.settings import Settings
 from tests.unit.forklift.test_model import node, port
@@ -36,6 +37,15 @@ class Plane:
 
     def ports(self) -> list[SimpleNamespace]:
         return list(self.held)
+
+    def conductor_groups(self) -> set[str]:
+        return {""}
+
+    def enabled_interfaces(self) -> dict[str, dict[str, set[str]]]:
+        every = {interface: {"fake"} for interface in INTERFACES}
+        return {driver: every for driver in ("ipmi", "redfish", "snmp", "fake-hardware")}
+
+    connection = SimpleNamespace(current_project_id=None)  # a system-scoped login
 
 
 def _plane(name: str, nodes: dict[str, Any]) -> Plane:
@@ -70,3 +80,27 @@ def test_plan_matches_the_saved_plan(case: str) -> None:
 
 def test_there_are_saved_plans() -> None:
     assert SAVED.cases == ["racks-with-credentials-file", "two-named-from-the-source"]
+
+
+def test_what_the_target_does_not_accept_of_a_node_is_named_with_what_to_do() -> None:
+    rules = TargetRules(
+        "cp2",
+        frozenset({"", "rack1"}),
+        {"ipmi": {i: {"fake"} for i in INTERFACES} | {"power_interface": {"ipmitool"}}},
+        "p-ops",
+    )
+    fine = node(driver="ipmi", power_interface="ipmitool", conductor_group="rack1")
+    assert rules.problems(fine, "n1") == []
+    odd = node(driver="ipmi", conductor_group="rack9", owner=None)
+    assert rules.problems(odd, "n1") == [
+        "n1: no live conductor of group 'rack9' in cp2: start one there, or move the node "
+        "to a group it has",
+        "n1: cp2 does not enable power_interface 'fake' for ipmi: enable it there "
+        "(enabled_power_interfaces)",
+        "n1: has no owner; cp2 would make the forklift's project (p-ops) its owner and hide "
+        "it from other projects' views: give it an owner first, or log in to cp2 with a "
+        "system scope",
+    ]
+    assert rules.problems(node(driver="redfish"), "n2") == [
+        "n2: cp2 does not enable hardware type 'redfish'"
+    ]
