@@ -213,13 +213,11 @@ class ControlPlane:
             return self.baremetal.create_port(**fields)
 
     def conductor_groups(self) -> set[str]:
-        """The conductor groups of its live conductors ('' is the default group)."""
+        """The groups of its registered conductors ('' is the default group). Whether each
+        is alive is not asked: a conductor that serves its API in-process (no RPC, as
+        Bifrost runs it) does not refresh the heartbeat the answer's ``alive`` reads."""
         with self._doing("list conductors"):
-            return {
-                str(c.conductor_group or "")
-                for c in self.baremetal.conductors(details=True)
-                if c.alive
-            }
+            return {str(c.conductor_group or "") for c in self.baremetal.conductors(details=True)}
 
     def enabled_interfaces(self) -> dict[str, dict[str, set[str]]]:
         """Per enabled hardware type: each interface's enabled implementations

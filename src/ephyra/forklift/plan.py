@@ -142,7 +142,7 @@ class TargetRules:
         group = str(getattr(node, "conductor_group", "") or "")
         if group not in self.conductor_groups:
             found.append(
-                f"{label}: no live conductor of group {group!r} in {self.name}: start one "
+                f"{label}: no conductor of group {group!r} in {self.name}: start one "
                 "there, or move the node to a group it has"
             )
         enabled = self.interfaces.get(node.driver)

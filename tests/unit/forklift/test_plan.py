@@ -93,7 +93,7 @@ def test_what_the_target_does_not_accept_of_a_node_is_named_with_what_to_do() ->
     assert rules.problems(fine, "n1") == []
     odd = node(driver="ipmi", conductor_group="rack9", owner=None)
     assert rules.problems(odd, "n1") == [
-        "n1: no live conductor of group 'rack9' in cp2: start one there, or move the node "
+        "n1: no conductor of group 'rack9' in cp2: start one there, or move the node "
         "to a group it has",
         "n1: cp2 does not enable power_interface 'fake' for ipmi: enable it there "
         "(enabled_power_interfaces)",
