@@ -212,23 +212,39 @@ class ControlPlane:
         with self._doing(f"create port {fields.get('address')}"):
             return self.baremetal.create_port(**fields)
 
-    def conductor_groups(self) -> set[str]:
-        """The groups of its registered conductors ('' is the default group). Whether each
-        is alive is not asked: a conductor that serves its API in-process (no RPC, as
-        Bifrost runs it) does not refresh the heartbeat the answer's ``alive`` reads."""
+    def conductor_groups(self) -> set[str] | None:
+        """The groups of its registered conductors ('' is the default group); None when
+        its policy does not let this login list them (a project scope). Whether each is
+        alive is not asked: a conductor that serves its API in-process (no RPC, as Bifrost
+        runs it) does not refresh the heartbeat the answer's ``alive`` reads."""
         with self._doing("list conductors"):
-            return {str(c.conductor_group or "") for c in self.baremetal.conductors(details=True)}
+            try:
+                listed = list(self.baremetal.conductors(details=True))
+            except sdk_exc.HttpException as exc:
+                if exc.status_code in (403, 500):  # as for drivers below
+                    return None
+                raise
+        return {str(c.conductor_group or "") for c in listed}
 
-    def enabled_interfaces(self) -> dict[str, dict[str, set[str]]]:
+    def enabled_interfaces(self) -> dict[str, dict[str, set[str]]] | None:
         """Per enabled hardware type: each interface's enabled implementations
-        (``{"ipmi": {"power_interface": {"ipmitool"}, ...}}``)."""
+        (``{"ipmi": {"power_interface": {"ipmitool"}, ...}}``); None when its policy does
+        not let this login list them."""
         found: dict[str, dict[str, set[str]]] = {}
         with self._doing("list drivers"):
-            for driver in self.baremetal.drivers(details=True):
-                found[str(driver.name)] = {
-                    interface: set(getattr(driver, f"enabled_{interface}s", None) or ())
-                    for interface in INTERFACES
-                }
+            try:
+                drivers = list(self.baremetal.drivers(details=True))
+            except sdk_exc.HttpException as exc:
+                # Ironic answers a project-scoped token here with a 500 (its policy's
+                # InvalidScope is not mapped to 403)
+                if exc.status_code in (403, 500):
+                    return None
+                raise
+        for driver in drivers:
+            found[str(driver.name)] = {
+                interface: set(getattr(driver, f"enabled_{interface}s", None) or ())
+                for interface in INTERFACES
+            }
         return found
 
     def attached(self, kind: str, node_uuid: str) -> list[Any]:

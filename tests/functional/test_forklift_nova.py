@@ -5,6 +5,7 @@ the rollback brings every node and server back to a."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,14 @@ def test_servers_move_with_their_nodes_to_b_and_back(two_clouds: TwoClouds, tmp_
     assert [s["status"] for s in before.values()] == ["ACTIVE"] * NODES
 
     ephyra = Ephyra(two_clouds.clouds_yaml, tmp_path / "state")
-    planned = ephyra("forklift", "plan", "--from", "a", "--to", "b", "--nova")
+    planned = ephyra("--format", "json", "forklift", "plan", "--from", "a", "--to", "b", "--nova")
     assert planned.code == 0, planned.err
-    assert "server web-0 (bm.small, baremetal-image) booted again on it" in planned.out
+    plan = json.loads(planned.out)
+    shown = {n["uuid"]: n["server"] for batch in plan["batches"] for n in batch}
+    assert {u: (s["name"], s["flavor"], s["image_name"]) for u, s in shown.items()} == {
+        node: (before[node]["name"], "bm.small", "baremetal-image") for node in nodes
+    }
+    assert "delete-server" in plan["steps"] and "boot-server" in plan["steps"]
 
     moved = ephyra("forklift", "start", "--from", "a", "--to", "b", "--nova", "--concurrency", "2")
     assert moved.code == 0, moved.err + moved.out

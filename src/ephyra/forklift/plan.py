@@ -124,15 +124,16 @@ class TargetRules:
     makes that project the owner of a node enrolled with none)."""
 
     name: str
-    conductor_groups: frozenset[str]
-    interfaces: dict[str, dict[str, set[str]]]
+    conductor_groups: frozenset[str] | None  # None: not readable with this login
+    interfaces: dict[str, dict[str, set[str]]] | None
     project: str | None
 
     @classmethod
     def of(cls, target: ControlPlane) -> TargetRules:
+        groups = target.conductor_groups()
         return cls(
             target.name,
-            frozenset(target.conductor_groups()),
+            None if groups is None else frozenset(groups),
             target.enabled_interfaces(),
             getattr(target.connection, "current_project_id", None),
         )
@@ -140,22 +141,18 @@ class TargetRules:
     def problems(self, node: Any, label: str) -> list[str]:
         found = []
         group = str(getattr(node, "conductor_group", "") or "")
-        if group not in self.conductor_groups:
+        if group and self.conductor_groups is None:
+            found.append(
+                f"{label}: its conductor group {group!r} cannot be checked: {self.name} lets "
+                "only a system-scoped login list its conductors"
+            )
+        elif self.conductor_groups is not None and group not in self.conductor_groups:
             found.append(
                 f"{label}: no conductor of group {group!r} in {self.name}: start one "
                 "there, or move the node to a group it has"
             )
-        enabled = self.interfaces.get(node.driver)
-        if enabled is None:
-            found.append(f"{label}: {self.name} does not enable hardware type {node.driver!r}")
-        else:
-            for interface in INTERFACES:
-                value = getattr(node, interface, None)
-                if value and value not in enabled.get(interface, set()):
-                    found.append(
-                        f"{label}: {self.name} does not enable {interface} {value!r} for "
-                        f"{node.driver}: enable it there (enabled_{interface}s)"
-                    )
+        if self.interfaces is not None:  # None: not readable, the enrollment will say
+            found += self._drift(node, label, self.interfaces)
         if not getattr(node, "owner", None) and self.project:
             found.append(
                 f"{label}: has no owner; {self.name} would make the forklift's project "
@@ -163,6 +160,20 @@ class TargetRules:
                 f"it an owner first, or log in to {self.name} with a system scope"
             )
         return found
+
+    def _drift(
+        self, node: Any, label: str, interfaces: dict[str, dict[str, set[str]]]
+    ) -> list[str]:
+        enabled = interfaces.get(node.driver)
+        if enabled is None:
+            return [f"{label}: {self.name} does not enable hardware type {node.driver!r}"]
+        return [
+            f"{label}: {self.name} does not enable {interface} {value!r} for "
+            f"{node.driver}: enable it there (enabled_{interface}s)"
+            for interface in INTERFACES
+            if (value := getattr(node, interface, None))
+            and value not in enabled.get(interface, set())
+        ]
 
 
 def _problems(

@@ -173,7 +173,7 @@ class Servers:
             shown = answer(
                 self._conn.image,
                 "get",
-                f"/v2/images/{image_id}",
+                f"/images/{image_id}",
                 self.cloud,
                 f"show image {image_id}",
                 "image",
@@ -225,7 +225,7 @@ class Servers:
         flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
         have_flavors = {f["name"] for f in flavors.get("flavors", [])}
         images = answer(
-            self._conn.image, "get", "/v2/images?limit=1000", self.cloud, "list images", "image"
+            self._conn.image, "get", "/images?limit=1000", self.cloud, "list images", "image"
         )
         have_images = {i.get("name") for i in images.get("images", [])}
         lacking: list[str] = []
@@ -243,12 +243,12 @@ class Servers:
         flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
         flavor = _one(flavors.get("flavors", []), record.flavor)
         images = answer(
-            self._conn.image, "get", "/v2/images?limit=1000", self.cloud, "list images", "image"
+            self._conn.image, "get", "/images?limit=1000", self.cloud, "list images", "image"
         )
         image = _one(images.get("images", []), record.image_name) if record.image_name else ""
         networks = (
             answer(
-                self._conn.network, "get", "/v2.0/networks", self.cloud, "list networks", "network"
+                self._conn.network, "get", "/networks", self.cloud, "list networks", "network"
             )
             if record.networks
             else {}

@@ -130,7 +130,7 @@ def test_servers_on_nodes_image_and_group_are_read_from_nova_and_glance() -> Non
             ),
         }
     )
-    image = Proxy({("get", "/v2/images/img-1"): Answer(200, {"name": "ubuntu"})})
+    image = Proxy({("get", "/images/img-1"): Answer(200, {"name": "ubuntu"})})
     servers = Servers("a", Conn(compute, image))
     found = servers.on_nodes([NODE, "no-server-here"])
     assert list(found) == [NODE]
@@ -189,7 +189,7 @@ def test_the_flavors_and_images_the_target_lacks_are_named_with_their_server() -
             )
         }
     )
-    image = Proxy({("get", "/v2/images?limit=1000"): Answer(200, {"images": [{"name": "ubuntu"}]})})
+    image = Proxy({("get", "/images?limit=1000"): Answer(200, {"images": [{"name": "ubuntu"}]})})
     servers = Servers("b", Conn(compute, image))
     web = ServerRecord.of(SERVER, "ubuntu")
     db = ServerRecord.of(
