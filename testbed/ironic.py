@@ -151,6 +151,7 @@ class IronicService:
         start_timeout: float = 60.0,
         keystone: Keystone | None = None,
         region: str = "RegionOne",
+        database_url: str | None = None,
     ) -> None:
         """``fake_delay`` slows the fake deploy interface: each of its calls sleeps that long,
         and deploy and undeploy each make two (so each takes about twice the delay).
@@ -172,6 +173,9 @@ class IronicService:
         self.start_timeout = start_timeout
         self.keystone = keystone
         self.region = region
+        #: a database server's URL (PostgreSQL): Ironic's API, conductor and Nova's
+        #: driver writing at once make SQLite answer "database is locked"
+        self.database_url = database_url
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -231,6 +235,8 @@ class IronicService:
             .replace("@POLICY@", str(policy))
             .replace("@FAKE_OPTIONS@", fake)
         )
+        if self.database_url is not None:
+            text = text.replace(f"sqlite:///{self.db_file}", self.database_url)
         if self.keystone is not None:
             text = text.replace("auth_strategy = noauth", "auth_strategy = keystone")
             text += self._keystone_options(self.keystone)
@@ -249,7 +255,8 @@ class IronicService:
         )
 
     def _create_schema(self) -> None:
-        if self.db_file.exists():
+        made = self.workdir / "schema-created"
+        if self.db_file.exists() or made.exists():
             return
         cmd = [_executable("ironic-dbsync"), "--config-file", str(self.config_file)]
         with open(self.workdir / "dbsync.log", "wb") as log:
@@ -258,6 +265,7 @@ class IronicService:
             )
         if done.returncode != 0:
             raise TestbedError(f"{self.name}: create_schema failed, see {self.workdir}/dbsync.log")
+        made.touch()
 
     def start(self) -> float:
         """Write the config, create the DB once, start Ironic and wait until its API answers.

@@ -304,8 +304,13 @@ def clear(conn: Connection, *, concurrency: int = 8, timeout: float = WAIT_TIMEO
     return len(nodes)
 
 
+def node_fields(node: Any) -> dict[str, Any]:
+    """The node's NODE_FIELDS, by their server-side names."""
+    return {field: getattr(node, _SDK_ATTR.get(field, field)) for field in NODE_FIELDS}
+
+
 def _node_view(node: Any, ports: list[Any]) -> dict[str, Any]:
-    view = {field: getattr(node, _SDK_ATTR.get(field, field)) for field in NODE_FIELDS}
+    view = node_fields(node)
     view["instance_info"] = {
         k: v for k, v in (node.instance_info or {}).items() if k not in IRONIC_ADDED_INSTANCE_KEYS
     }

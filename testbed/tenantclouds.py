@@ -139,18 +139,24 @@ class Cloud:
         self._scratch.chmod(0o755)
         postgres = self.postgres = Postgres(self._scratch / "postgres", logs / "postgres.log")
         rabbit = self.rabbit = RabbitMQ(self._scratch / "rabbitmq", logs)
-        first: list[Callable[[], object]] = [rabbit.start, lambda: postgres.start(DATABASES)]
+        databases = (*DATABASES, "ironic") if self.baremetal else DATABASES
         if self.baremetal:
-            ironic = self.ironic = IronicService(
+            self.ironic = IronicService(
                 f"ironic-{self.name}",
                 0,
                 self.root / "ironic",
                 keystone=self.keystone,
                 region=self.region,
+                database_url=postgres.url("ironic"),
             )
-            ironic.workdir.mkdir(parents=True, exist_ok=True)
-            first.append(ironic.start)
-        _together(*first)
+            self.ironic.workdir.mkdir(parents=True, exist_ok=True)
+
+        def database() -> None:
+            postgres.start(databases)
+            if self.ironic is not None:  # its database first
+                self.ironic.start()
+
+        _together(rabbit.start, database)
         if self.ironic is not None:  # in the catalog before Nova's ironic driver looks
             catalog.register(self.keystone, "baremetal", "ironic", self.ironic.url, self.region)
         if self.image:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from tests.functional.ephyra_cli import Result
+from ephyra.engine.journal import Journal
+from tests.functional.ephyra_cli import Ephyra, Result
 
 BOUNDARY = "boundary"
 MID = "mid-step"
@@ -70,6 +71,29 @@ def said(text: str) -> Callable[[str], bool]:
     return lambda line: text in line
 
 
+def reached(titles: Sequence[str], item: str, step: str) -> Callable[[str], bool]:
+    """``item``'s ``step`` (one of ``titles``, in order) done in this process; an error as
+    soon as the process goes on to a later step of ``item`` without doing ``step`` (the
+    last kill landed past it)."""
+    later = titles[titles.index(step) + 1 :]
+
+    def match(line: str) -> bool:
+        if done_line(item, step)(line):
+            return True
+        skipped = [t for t in later if line.endswith(f"{item}: {t} started")]
+        assert not skipped, f"{item}: {step} not done by this process: {line!r}"
+        return False
+
+    return match
+
+
+def in_order(points: Iterable[KillPoint], titles: Sequence[str], phase: str) -> list[KillPoint]:
+    """The kill points of ``phase`` in the order a run reaches them: each step's middle,
+    then its end."""
+    chosen = [p for p in points if p.phase == phase]
+    return sorted(chosen, key=lambda p: (titles.index(p.step), p.boundary))
+
+
 class Killable(Protocol):
     def kill(self) -> None: ...
 
@@ -84,6 +108,55 @@ def wait_file(path: Path, timeout: float = 120) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+class Gates:
+    """Gate files under ``root`` that the ``command`` workload's hooks wait on: while the
+    gate of a step is closed, its hook marks that it waits (``held-<step>-<node>``) and
+    waits; every gate starts open."""
+
+    def __init__(self, root: Path, steps: Sequence[str]) -> None:
+        self.root, self.steps = root, tuple(steps)
+        root.mkdir()
+        for step in self.steps:
+            self.open(step)
+
+    def hook(self, step: str) -> str:
+        gate, held = self.root / f"open-{step}", self.root / f"held-{step}"
+        return (
+            f'[ -e {gate} ] || {{ touch "{held}-$EPHYRA_NODE_NAME"; '
+            f"until [ -e {gate} ]; do sleep 0.05; done; }}"
+        )
+
+    def workload(self) -> list[str]:
+        """The options of a forklift whose workload's hooks are the gates'."""
+        hooks = [["--workload-opt", f"{step}={self.hook(step)}"] for step in self.steps]
+        return ["--workload", "command", *(opt for hook in hooks for opt in hook)]
+
+    def open(self, step: str) -> None:
+        (self.root / f"open-{step}").touch()
+
+    def close(self, step: str) -> None:
+        (self.root / f"open-{step}").unlink()
+
+    def held(self, step: str, node: str) -> Path:
+        """The mark a hook of ``step`` makes while ``node`` waits at the closed gate."""
+        return self.root / f"held-{step}-{node}"
+
+    def forget(self) -> None:
+        """The marks of hooks gone (before a new process runs them again)."""
+        for mark in self.root.glob("held-*"):
+            mark.unlink()
+
+
+def journal_state(ephyra: Ephyra, kind: str) -> str:
+    """The state of ``ephyra``'s last run of ``kind`` in its journal (read here: no
+    process to start for it)."""
+    journal = Journal(f"sqlite:///{ephyra.journal_file}")
+    try:
+        return journal.runs(kind)[-1].state.value
+    finally:
+        journal.close()
 
 
 def ok(result: Result, code: int = 0) -> Result:

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from testbed.ironic import Testbed
 from testbed.seed import snapshot
 
 
-def where(tb: Testbed, uuids: list[str]) -> dict[str, list[str]]:
+class Planes(Protocol):
+    """Control planes by name: the Ironic testbed's, or the two clouds'."""
+
+    @property
+    def names(self) -> Sequence[str]: ...
+
+    def connect(self, name: str) -> Any: ...
+
+
+def where(tb: Planes, uuids: list[str]) -> dict[str, list[str]]:
     """For each node, the control planes it is enrolled in."""
     enrolled = {name: {n.id for n in tb.connect(name).baremetal.nodes()} for name in tb.names}
     return {u: sorted(name for name, ids in enrolled.items() if u in ids) for u in uuids}
 
 
-def assert_exactly_one(tb: Testbed, uuids: list[str]) -> dict[str, str]:
+def assert_exactly_one(tb: Planes, uuids: list[str]) -> dict[str, str]:
     places = where(tb, uuids)
     wrong = {u: p for u, p in places.items() if len(p) != 1}
     assert not wrong, f"nodes not enrolled in exactly one control plane: {wrong}"

@@ -18,24 +18,26 @@ comes from its own process (``reached`` fails at once if one goes past it unseen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from ephyra.engine.journal import Journal
 from ephyra.forklift.steps import titles
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.crash import (
     Chain,
+    Gates,
     KillPoint,
     Stop,
     done_line,
+    in_order,
+    journal_state,
     kill_points,
     ok,
+    reached,
     reported,
     said,
     wait_file,
@@ -65,37 +67,18 @@ class Move:
         self.original = snapshot(tb.connect("cp1"))
         self.uuids = {spec["name"]: uuid for uuid, spec in self.original.items()}
         self.ephyra = Ephyra(tb.clouds_yaml, tmp / "state")
-        self.gates = tmp / "gates"
-        self.gates.mkdir()
-        for step in GATED:
-            self.open(step)
-
-    def hook(self, step: str) -> str:
-        gate, held = self.gates / f"open-{step}", self.gates / f"held-{step}"
-        return (
-            f'[ -e {gate} ] || {{ touch "{held}-$EPHYRA_NODE_NAME"; '
-            f"until [ -e {gate} ]; do sleep 0.05; done; }}"
-        )
+        self.gates = Gates(tmp / "gates", GATED)
 
     def start(self, concurrency: int = NODES) -> list[str]:
         return [
             "forklift", "start", "--from", "cp1", "--to", "cp2", "--credentials", self.creds,
-            "--concurrency", str(concurrency), "--workload", "command",
-            "--workload-opt", f"prepare={self.hook('prepare')}",
-            "--workload-opt", f"return={self.hook('return')}",
+            "--concurrency", str(concurrency), *self.gates.workload(),
         ]  # fmt: skip
 
     def resume(self) -> Background:
         """``forklift resume`` in a new process (the gates' old marks gone)."""
-        for mark in self.gates.glob("held-*"):
-            mark.unlink()
+        self.gates.forget()
         return self.ephyra.background("forklift", "resume")
-
-    def open(self, step: str) -> None:
-        (self.gates / f"open-{step}").touch()
-
-    def close(self, step: str) -> None:
-        (self.gates / f"open-{step}").unlink()
 
     def status(self) -> dict[str, Any]:
         shown: dict[str, Any] = yaml.safe_load(
@@ -104,12 +87,7 @@ class Move:
         return shown
 
     def state(self) -> str:
-        """The run's state in the journal (read here: no process to start for it)."""
-        journal = Journal(f"sqlite:///{self.ephyra.journal_file}")
-        try:
-            return journal.runs("forklift")[-1].state.value
-        finally:
-            journal.close()
+        return journal_state(self.ephyra, "forklift")
 
     def never_nowhere(self) -> None:
         lost = {u: p for u, p in where(self.tb, list(self.original)).items() if not p}
@@ -127,27 +105,12 @@ def plane_of(point: KillPoint) -> str:
     return source if point.step == "undeploy" else target
 
 
-def reached(node: str, step: str) -> Callable[[str], bool]:
-    """``node``'s ``step`` done in this process; an error as soon as the process goes on
-    to a later step of ``node`` without doing ``step`` (the last kill landed past it)."""
-    later = TITLES[TITLES.index(step) + 1 :]
-
-    def match(line: str) -> bool:
-        if done_line(node, step)(line):
-            return True
-        skipped = [t for t in later if line.endswith(f"{node}: {t} started")]
-        assert not skipped, f"{node}: {step} not done by this process: {line!r}"
-        return False
-
-    return match
-
-
 def held(move: Move, point: KillPoint, node: str, proc: Background) -> None:
     """Until the run driven by ``proc`` is at ``point`` for ``node``."""
     if point.boundary:
-        proc.wait_for(reached(node, point.step))
+        proc.wait_for(reached(TITLES, node, point.step))
     elif point.step in GATED:
-        wait_file(move.gates / f"held-{point.step}-{node}")
+        wait_file(move.gates.held(point.step, node))
     else:  # slow: until the node's provision state is changing
         proc.wait_for(said(f"{node}: {point.step} started"))
         finished = done_line(node, point.step)
@@ -169,14 +132,7 @@ def landed(move: Move, point: KillPoint, node: str, state: str) -> None:
         source, target = ("cp1", "cp2") if point.phase == "forward" else ("cp2", "cp1")
         places = assert_exactly_one(move.tb, [move.uuids[node]])
         assert places[move.uuids[node]] == (source if point.step == "prepare" else target)
-        move.open(point.step)  # the next process goes past the gate
-
-
-def in_order(phase: str) -> list[KillPoint]:
-    """The kill points of ``phase`` in the order a run reaches them: each step's middle,
-    then its end."""
-    points = [p for p in POINTS if p.phase == phase]
-    return sorted(points, key=lambda p: (TITLES.index(p.step), p.boundary))
+        move.gates.open(point.step)  # the next process goes past the gate
 
 
 def stops(move: Move, phase: str) -> list[Stop[Background]]:
@@ -190,7 +146,7 @@ def stops(move: Move, phase: str) -> list[Stop[Background]]:
             held=lambda proc, point=point: held(move, point, node, proc),
             landed=lambda point=point: landed(move, point, node, state),
         )
-        for point in in_order(phase)
+        for point in in_order(POINTS, TITLES, phase)
     ]
 
 
@@ -207,7 +163,7 @@ def test_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
         ("rollback", ["forklift", "rollback"], "cp1", "rolled-back"),
     ):
         for step in GATED:
-            move.close(step)
+            move.gates.close(step)
 
         def check(home: str = home, state: str = state) -> None:
             assert_home(move.tb, move.original, home)

@@ -219,62 +219,47 @@ class Servers:
         return int(unit.get("total", 0)) - int(unit.get("reserved", 0)) >= 1
 
     def missing(self, records: Iterable[ServerRecord]) -> list[str]:
-        """What the servers ``records`` need and this Nova lacks: flavors and images by
-        name, server groups by name in the server's project (each named once)."""
+        """What the servers ``records`` need and this cloud lacks: flavors, images,
+        networks and key pairs by name, server groups by name in the server's project
+        (each named once)."""
         records = list(records)
-        flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
-        have_flavors = {f["name"] for f in flavors.get("flavors", [])}
-        images = answer(
-            self._conn.image, "get", "/images?limit=1000", self.cloud, "list images", "image"
-        )
-        have_images = {i.get("name") for i in images.get("images", [])}
-        lacking: list[str] = []
-        for record in records:
-            if record.flavor and record.flavor not in have_flavors:
-                lacking.append(f"flavor {record.flavor!r} (server {record.name})")
-            if record.image_name and record.image_name not in have_images:
-                lacking.append(f"image {record.image_name!r} (server {record.name})")
-        return sorted(set(lacking))
+        found = self._catalog(records)
+        return sorted({f"{what} (server {r.name})" for r in records for what in found.lacking(r)})
 
     def ids_for(self, record: ServerRecord) -> BootIds:
-        """The ids this Nova's cloud has for what ``record`` names (flavor and image by
-        name, networks by name, the group by name in the server's project); StepFailed
-        naming what is missing."""
+        """The ids this cloud has for what ``record`` names; StepFailed naming what is
+        missing."""
+        found = self._catalog([record])
+        lacking = found.lacking(record)
+        if lacking:
+            raise StepFailed(f"{self.cloud} has no {', '.join(lacking)} for server {record.name}")
+        return found.ids(record)
+
+    def _catalog(self, records: list[ServerRecord]) -> Catalog:
+        """The flavors, images, networks, key pairs and server groups ``records`` may
+        name, as this cloud lists them (networks, key pairs and groups only if named)."""
         flavors = self._call("get", "/flavors/detail?is_public=None", "list flavors")
-        flavor = _one(flavors.get("flavors", []), record.flavor)
         images = answer(
             self._conn.image, "get", "/images?limit=1000", self.cloud, "list images", "image"
         )
-        image = _one(images.get("images", []), record.image_name) if record.image_name else ""
-        networks = (
-            answer(
+        networks: Mapping[str, Any] = {}
+        if any(r.networks for r in records):
+            networks = answer(
                 self._conn.network, "get", "/networks", self.cloud, "list networks", "network"
             )
-            if record.networks
-            else {}
+        keypairs: Mapping[str, Any] = {}
+        if any(r.key_name for r in records):  # the forklift's user's: it boots the servers
+            keypairs = self._call("get", "/os-keypairs", "list key pairs")
+        groups: Mapping[str, Any] = {}
+        if any(r.group for r in records):
+            groups = self._call("get", "/os-server-groups?all_projects=True", "list server groups")
+        return Catalog(
+            flavors=flavors.get("flavors", []),
+            images=images.get("images", []),
+            networks=networks.get("networks", []),
+            keypairs=[k.get("keypair", {}) for k in keypairs.get("keypairs", [])],
+            groups=groups.get("server_groups", []),
         )
-        network_ids = [_one(networks.get("networks", []), n) for n in record.networks]
-        group = ""
-        if record.group:
-            groups = self._call(
-                "get", "/os-server-groups?all_projects=True", "list server groups"
-            ).get("server_groups", [])
-            group = _one(
-                [g for g in groups if g.get("project_id") == record.project_id], record.group
-            )
-        lacking = [
-            what
-            for what, found in (
-                (f"flavor {record.flavor!r}", flavor),
-                (f"image {record.image_name!r}", image or not record.image_name),
-                *((f"network {n!r}", i) for n, i in zip(record.networks, network_ids, strict=True)),
-                (f"server group {record.group!r}", group or not record.group),
-            )
-            if not found
-        ]
-        if lacking:
-            raise StepFailed(f"{self.cloud} has no {', '.join(lacking)} for server {record.name}")
-        return BootIds(flavor, image, tuple(network_ids), group or None)
 
     def in_project(self, project_id: str) -> Servers:
         """This Nova as seen from ``project_id`` (a server is created in the project of
@@ -313,6 +298,43 @@ class BootIds:
     image: str
     networks: tuple[str, ...]
     group: str | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What one cloud has that a server is booted with, as its APIs list it."""
+
+    flavors: list[Mapping[str, Any]]
+    images: list[Mapping[str, Any]]
+    networks: list[Mapping[str, Any]]
+    keypairs: list[Mapping[str, Any]]
+    groups: list[Mapping[str, Any]]
+
+    def _group(self, record: ServerRecord) -> str:
+        mine = [g for g in self.groups if g.get("project_id") == record.project_id]
+        return _one(mine, record.group) if record.group else ""
+
+    def lacking(self, record: ServerRecord) -> list[str]:
+        """What ``record`` names and this cloud has not (or has more than one of)."""
+        keys = {str(k.get("name")) for k in self.keypairs}
+        wanted = (
+            (f"flavor {record.flavor!r}", _one(self.flavors, record.flavor)),
+            (
+                f"image {record.image_name!r}",
+                not record.image_name or _one(self.images, record.image_name),
+            ),
+            *((f"network {n!r}", _one(self.networks, n)) for n in record.networks),
+            (f"key pair {record.key_name!r}", not record.key_name or record.key_name in keys),
+            (f"server group {record.group!r}", not record.group or self._group(record)),
+        )
+        return [what for what, found in wanted if not found]
+
+    def ids(self, record: ServerRecord) -> BootIds:
+        image = _one(self.images, record.image_name) if record.image_name else ""
+        networks = tuple(_one(self.networks, n) for n in record.networks)
+        return BootIds(
+            _one(self.flavors, record.flavor), image, networks, self._group(record) or None
+        )
 
 
 def _one(items: Iterable[Mapping[str, Any]], name: str) -> str:

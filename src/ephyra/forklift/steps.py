@@ -198,6 +198,7 @@ class DeleteServer(Step):
         if held:  # Nova offers no node in maintenance
             self.ctx.source.unset_maintenance(self.ctx.uuid)
         boot(self.ctx, servers)
+        attach(self.ctx, self.ctx.source)  # Nova deleted its volume targets with the server
         if held:
             self.ctx.source.set_maintenance(self.ctx.uuid, self.ctx.reason)
 
@@ -244,15 +245,22 @@ def enroll(ctx: MoveContext, into: str) -> None:
         plane.set_raid_config(ctx.uuid, snap.raid)
     if not ctx.ours(node):
         plane.set_maintenance(ctx.uuid, ctx.reason)
-    for kind in ATTACHED:  # port groups before the ports that name them
-        there = {str(item.id) for item in plane.attached(kind, ctx.uuid)}
-        for item in snap.attached:
-            if item.kind == kind and item.uuid not in there:
-                plane.create_attached(kind, item.create_fields(ctx.uuid))
+    attach(ctx, plane)
     have = {p.address.lower() for p in plane.ports(ctx.uuid)}
     for port in snap.ports:
         if port.address not in have:
             plane.create_port(port.create_fields(ctx.uuid))
+
+
+def attach(ctx: MoveContext, plane: ControlPlane) -> None:
+    """The port groups, volume connectors and volume targets the node had, made again
+    in ``plane`` where they are missing (port groups first: ports name them)."""
+    snap = ctx.snapshot()
+    for kind in ATTACHED:
+        there = {str(item.id) for item in plane.attached(kind, ctx.uuid)}
+        for item in snap.attached:
+            if item.kind == kind and item.uuid not in there:
+                plane.create_attached(kind, item.create_fields(ctx.uuid))
 
 
 class EnrollTarget(Step):
@@ -339,8 +347,12 @@ class Deploy(Step):
 
     def apply(self) -> None:
         snap = self.ctx.snapshot()
-        if snap.provision_state != "active" or self.ctx.server is not None:
-            return  # a node Nova owns is deployed by its server's boot
+        servers = self.ctx.target_servers
+        if self.ctx.server is not None and servers is not None:
+            offered(self.ctx, servers)  # deployed by its server's boot, once Nova offers it
+            return
+        if snap.provision_state != "active":
+            return
         if self.must_be_in_target().provision_state == "active":
             return
         self.ctx.target.update_node(self.ctx.uuid, instance_info=snap.instance_info)
@@ -378,6 +390,21 @@ def _until(ctx: MoveContext, done: Callable[[], bool], what: str) -> None:
         ctx.control.sleep(SERVER_POLL_S)
 
 
+def offered(ctx: MoveContext, servers: Servers) -> None:
+    """Until ``servers``' Nova offers the node (its power state known first: Nova holds
+    back a node whose power state Ironic does not know)."""
+    plane = ctx.target if servers is ctx.target_servers else ctx.source
+    plane.power_off_if_unknown(
+        ctx.uuid, timeout=ctx.step_timeout, checkpoint=ctx.control.checkpoint
+    )
+    resource_class = str(ctx.snapshot().fields.get("resource_class") or "")
+    _until(
+        ctx,
+        lambda: servers.offers(ctx.uuid, resource_class),
+        f"{servers.cloud}'s Nova offering the node",
+    )
+
+
 def boot(ctx: MoveContext, servers: Servers) -> None:
     """The recorded server booted on the node in ``servers``' cloud (once: a server this
     run booted there, or one of the record's name and project found on the node after a
@@ -388,16 +415,7 @@ def boot(ctx: MoveContext, servers: Servers) -> None:
     if server_id is None or servers.status(server_id) is None:
         server_id = _found_booted(ctx, servers)
     if server_id is None:
-        plane = ctx.target if servers is ctx.target_servers else ctx.source
-        plane.power_off_if_unknown(
-            ctx.uuid, timeout=ctx.step_timeout, checkpoint=ctx.control.checkpoint
-        )
-        resource_class = str(ctx.snapshot().fields.get("resource_class") or "")
-        _until(
-            ctx,
-            lambda: servers.offers(ctx.uuid, resource_class),
-            f"{servers.cloud}'s Nova offering the node",
-        )
+        offered(ctx, servers)
         host = servers.node_host(ctx.uuid)
         ids = servers.ids_for(record)
         body = record.boot_body(str(host), ctx.uuid, ids.flavor, ids.image, ids.networks, ids.group)

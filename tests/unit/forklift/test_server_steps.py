@@ -14,10 +14,10 @@ from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control
 from ephyra.errors import StepFailed
 from ephyra.forklift.context import MoveContext, NodeRecord, Phase
-from ephyra.forklift.model import NodeSnapshot
+from ephyra.forklift.model import Attached, NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
 from ephyra.forklift.servers import BootIds, ServerRecord
-from ephyra.forklift.steps import BootServer, DeleteServer
+from ephyra.forklift.steps import BootServer, DeleteServer, Deploy, Step
 from ephyra.workloads.noop import NoopWorkload
 from tests.unit.forklift.test_model import node
 
@@ -100,8 +100,11 @@ class Record:
         self.data.update(changes)
 
 
+TARGET = Attached("volume_target", "vt-1", {"volume_type": "iscsi", "boot_index": 0})
+
+
 def context(source: FakeNova, target: FakeNova, phase: Phase = Phase.FORWARD) -> MoveContext:
-    snap = NodeSnapshot.of(node(resource_class="baremetal-small"), [])
+    snap = NodeSnapshot.of(node(resource_class="baremetal-small"), [], [TARGET])
     record = Record(snap, {"server": RECORD.to_dict(), "server_cloud": "cp1"})
     planes = []
     for name in (source.cloud, target.cloud):
@@ -163,10 +166,14 @@ def test_someone_else_s_server_is_neither_deleted_nor_booted_over() -> None:
     assert cp2.boots == []
 
 
-def test_a_node_the_target_does_not_offer_fails_the_step_in_time() -> None:
+@pytest.mark.parametrize("step", [Deploy, BootServer])
+def test_a_node_the_target_does_not_offer_fails_the_step_in_time(step: type[Step]) -> None:
+    """The deploy of a node that carries a server waits for the target's Nova to offer
+    it (and does not deploy it from Ironic); a boot after a crash looks again."""
     ctx = context(FakeNova("cp1"), FakeNova("cp2", offered=False))
     with pytest.raises(StepFailed, match="cp2's Nova offering the node not within 2s"):
-        BootServer(ctx).apply()
+        step(ctx).apply()
+    cast(Any, ctx.target).update_node.assert_not_called()
 
 
 def test_rollback_deletes_only_the_server_the_run_booted_and_boots_it_home() -> None:
@@ -197,6 +204,8 @@ def test_undoing_the_delete_boots_the_server_again_with_maintenance_lifted_meanw
     source = cast(Any, ctx.source)
     source.unset_maintenance.assert_called_once_with(ctx.uuid)
     source.set_maintenance.assert_called_once_with(ctx.uuid, ctx.reason)
+    # Nova deleted the node's volume targets with the server: they are made again
+    source.create_attached.assert_called_once_with("volume_target", TARGET.create_fields(ctx.uuid))
 
 
 def test_without_a_server_the_steps_do_nothing() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ephyra.errors import EphyraError
-from ephyra.forklift.servers import MICROVERSION, ServerRecord, Servers, custom_class
+from ephyra.errors import EphyraError, StepFailed
+from ephyra.forklift.servers import MICROVERSION, BootIds, ServerRecord, Servers, custom_class
 
 NODE = "5dfdc7b2-28eb-49f4-b09c-2082587e4e95"
 SERVER: dict[str, Any] = {
@@ -58,11 +58,16 @@ class Proxy:
 
 class Conn:
     def __init__(
-        self, compute: Proxy, image: Proxy | None = None, placement: Proxy | None = None
+        self,
+        compute: Proxy,
+        image: Proxy | None = None,
+        placement: Proxy | None = None,
+        network: Proxy | None = None,
     ) -> None:
         self.compute = compute
         self.image = image or Proxy({})
         self.placement = placement or Proxy({})
+        self.network = network or Proxy({})
 
 
 def test_the_record_keeps_what_a_new_server_needs_and_round_trips() -> None:
@@ -181,27 +186,49 @@ def test_a_node_is_offered_once_listed_with_a_free_unit_of_its_class() -> None:
     assert servers.node_host(NODE) is None and not servers.offers(NODE, "baremetal-small")
 
 
-def test_the_flavors_and_images_the_target_lacks_are_named_with_their_server() -> None:
+def test_what_the_target_lacks_is_named_with_its_server() -> None:
+    """Flavors, images, networks and key pairs by name: the plan stops on any of them."""
     compute = Proxy(
         {
             ("get", "/flavors/detail?is_public=None"): Answer(
-                200, {"flavors": [{"name": "bm.small"}]}
-            )
+                200, {"flavors": [{"id": "f-1", "name": "bm.small"}]}
+            ),
+            ("get", "/os-keypairs"): Answer(200, {"keypairs": [{"keypair": {"name": "ops"}}]}),
         }
     )
-    image = Proxy({("get", "/images?limit=1000"): Answer(200, {"images": [{"name": "ubuntu"}]})})
-    servers = Servers("b", Conn(compute, image))
+    image = Proxy(
+        {("get", "/images?limit=1000"): Answer(200, {"images": [{"id": "i-1", "name": "ubuntu"}]})}
+    )
+    nets = [{"id": "n-1", "name": "provisioning"}, {"id": "n-2", "name": "tenant"}]
+    network = Proxy({("get", "/networks"): Answer(200, {"networks": nets})})
+    servers = Servers("b", Conn(compute, image, network=network))
     web = ServerRecord.of(SERVER, "ubuntu")
     db = ServerRecord.of(
-        {**SERVER, "name": "db-0", "flavor": {"original_name": "bm.large"}}, "rhel"
+        {**SERVER, "name": "db-0", "flavor": {"original_name": "bm.large"}, "key_name": "dba"},
+        "rhel",
     )
-    db2 = ServerRecord.of({**SERVER, "name": "db-1", "flavor": {"original_name": "bm.large"}}, "")
+    db2 = ServerRecord.of(
+        {
+            **SERVER,
+            "name": "db-1",
+            "flavor": {"original_name": "bm.large"},
+            "addresses": {"san": []},
+        },
+        "",
+    )
     assert servers.missing([web]) == []
+    assert servers.ids_for(web) == BootIds("f-1", "i-1", ("n-1", "n-2"), None)
     assert servers.missing([web, db, db2]) == [
         "flavor 'bm.large' (server db-0)",
         "flavor 'bm.large' (server db-1)",
         "image 'rhel' (server db-0)",
+        "key pair 'dba' (server db-0)",
+        "network 'san' (server db-1)",
     ]
+    with pytest.raises(
+        StepFailed, match=r"b has no flavor 'bm\.large', network 'san' for server db-1"
+    ):
+        servers.ids_for(db2)
 
 
 @pytest.mark.parametrize(
