@@ -8,6 +8,7 @@ Contenders (all run against the same testbed, each on freshly seeded nodes):
   ephyra-c8      `ephyra forklift start --concurrency 8`
 
 usage: .venv/bin/python bench/forklift.py [--nodes 50] [--contenders raw-sdk,ephyra-c1]
+       .venv/bin/python bench/forklift.py --nova [--nodes 4]   (see bench/forklift_nova.py)
 """
 
 from __future__ import annotations
@@ -305,6 +306,12 @@ def _parser() -> argparse.ArgumentParser:
         "0 measures API overhead only (0)",
     )
     add("--keep", action="store_true", help="keep the testbed directory (logs, journals)")
+    add(
+        "--nova",
+        action="store_true",
+        help="nodes that Nova owns, each with its server, on two clouds with Keystone: "
+        "bench/forklift_nova.py, whose options are --nodes, --contenders and --json",
+    )
     add("--json", type=Path, help="also write the results to this file")
     return parser  # fmt: skip
 
@@ -336,6 +343,12 @@ def run_all(args: argparse.Namespace, names: list[str], root: Path) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--nova" in argv:  # nodes that Nova owns, on two clouds: a benchmark of its own
+        sys.path.insert(0, str(Path(__file__).parent))
+        import forklift_nova
+
+        return forklift_nova.main([arg for arg in argv if arg != "--nova"])
     args = _parser().parse_args(argv)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = set(names) - set(CONTENDERS)

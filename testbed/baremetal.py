@@ -29,6 +29,11 @@ from testbed.nova_watch import wait_until
 WAIT_S = 120.0
 #: The compute microversion that boots onto a named host and node.
 PINNED_MICROVERSION = "2.74"
+#: The flavor and image of the servers :func:`with_servers` boots.
+FLAVOR = "bm.small"
+IMAGE = "baremetal-image"
+#: The BIOS settings of the nodes :func:`with_servers` makes with ``carried``.
+BIOS = {"BootMode": "uefi", "HyperThreading": "Disabled"}
 
 
 def custom_class(resource_class: str) -> str:
@@ -41,10 +46,13 @@ def enroll(
     conn: Any,
     names: Iterable[str],
     resource_class: str = "baremetal-small",
+    bios: Mapping[str, str] | None = None,
     **fields: Any,
 ) -> list[str]:
     """Enroll a fake-hardware node per name with ``resource_class`` (and ``fields``, e.g.
-    ``owner`` or ``properties``), and make each available; their UUIDs."""
+    ``owner`` or ``properties``), and make each available; their UUIDs. ``bios``: BIOS
+    settings given to each by manual cleaning while it is manageable (the fake BIOS
+    interface keeps what it is given)."""
     baremetal = conn.baremetal
     made = []
     for name in names:
@@ -56,6 +64,17 @@ def enroll(
         baremetal.set_node_provision_state(uuid, "manage", wait=False)
     for uuid in made:
         wait_until(partial(_in_state, baremetal, uuid, "manageable"), WAIT_S, f"{uuid} manageable")
+    if bios:
+        step = {
+            "interface": "bios",
+            "step": "apply_configuration",
+            "args": {"settings": [{"name": k, "value": v} for k, v in bios.items()]},
+        }
+        for uuid in made:
+            baremetal.set_node_provision_state(uuid, "clean", clean_steps=[step], wait=False)
+        for uuid in made:
+            wait_until(partial(_cleaned, baremetal, uuid), WAIT_S, f"{uuid} BIOS settings")
+    for uuid in made:
         baremetal.set_node_provision_state(uuid, "provide", wait=False)
     for uuid in made:
         wait_until(partial(_in_state, baremetal, uuid, "available"), WAIT_S, f"{uuid} available")
@@ -63,6 +82,19 @@ def enroll(
     for uuid in made:
         wait_until(partial(_powered_off, baremetal, uuid), WAIT_S, f"{uuid} powered off")
     return made
+
+
+def _cleaned(baremetal: Any, uuid: str) -> bool:
+    node = baremetal.get_node(uuid)
+    if node.last_error:
+        raise TestbedError(f"node {uuid}: {node.last_error}")
+    return bool(node.provision_state == "manageable" and not node.target_provision_state)
+
+
+def bios_settings(conn: Any, uuid: str) -> dict[str, str]:
+    """The node's BIOS settings as its Ironic has them."""
+    found = conn.baremetal.get(f"/nodes/{uuid}/bios", microversion="1.40").json()
+    return {str(s["name"]): str(s["value"]) for s in found.get("bios", [])}
 
 
 def _powered_off(baremetal: Any, uuid: str) -> bool:
@@ -171,3 +203,55 @@ def boot_on(
 
     wait_until(active, timeout, f"server {name} active on {node}")
     return server_id
+
+
+def with_servers(
+    conn: Any,
+    host: str,
+    count: int,
+    *,
+    prefix: str = "bm",
+    carried: bool = False,
+    others: Iterable[Any] = (),
+) -> list[str]:
+    """``count`` nodes ``<prefix>-00``... enrolled and offered in ``conn``'s cloud, each
+    with a server ``web-<i>`` (flavor FLAVOR, image IMAGE, metadata ``role=web``) booted
+    on it through compute ``host``; with ``carried``, each node also has BIOS settings
+    and what :func:`carry` gives it. The flavor and image are made in the clouds of ``others`` too
+    (where the servers may move). Their UUIDs."""
+    names = [f"{prefix}-{i:02d}" for i in range(count)]
+    nodes = enroll(conn, names, bios=BIOS if carried else None)
+    if carried:
+        for index, node in enumerate(nodes):
+            carry(conn, node, index)
+    wait_offered(conn, nodes)
+    for other in others:
+        flavor(other, FLAVOR)
+        image(other, IMAGE)
+    flavor_id, image_id = flavor(conn, FLAVOR), image(conn, IMAGE)
+    for index, node in enumerate(nodes):
+        boot_on(conn, host, node, f"web-{index}", flavor_id, image_id, metadata={"role": "web"})
+    return nodes
+
+
+def carry(conn: Any, node: str, index: int) -> None:
+    """What a node carries besides its server: a trait, a bond of two ports (a port group),
+    a volume connector and a volume target."""
+    ironic = conn.baremetal
+    ironic.add_node_trait(node, "CUSTOM_RACK_A")
+    group = ironic.create_port_group(
+        node_id=node,
+        name=f"bond-{index:02d}",
+        address=f"52:54:01:00:{index:02x}:00",
+        mode="802.3ad",
+    )
+    for nic in (1, 2):
+        ironic.create_port(
+            node_id=node, address=f"52:54:01:00:{index:02x}:{nic:02x}", port_group_id=group.id
+        )
+    ironic.create_volume_connector(
+        node_id=node, type="iqn", connector_id=f"iqn.2026-12.org.example:node-{index:02d}"
+    )
+    ironic.create_volume_target(
+        node_id=node, volume_type="iscsi", boot_index=0, volume_id=f"volume-{index:02d}"
+    )

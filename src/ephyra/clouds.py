@@ -269,8 +269,37 @@ class ControlPlane:
         with self._doing(f"delete node {uuid}"):
             self.baremetal.delete_node(uuid, ignore_missing=True)
 
-    def _call(self, verb: str, path: str, body: Any, action: str) -> None:
-        """One API call, without the node fetch openstacksdk makes after most actions."""
+    def bios_settings(self, uuid: str) -> dict[str, str]:
+        """The node's BIOS settings as Ironic has them cached (name -> value)."""
+        found = self._call("get", f"/nodes/{uuid}/bios", None, f"read the BIOS settings of {uuid}")
+        return {str(s["name"]): str(s["value"]) for s in found.get("bios", [])}
+
+    def apply_bios(
+        self,
+        uuid: str,
+        settings: Mapping[str, str],
+        *,
+        timeout: float,
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Apply BIOS ``settings`` to a ``manageable`` node by manual cleaning (the BIOS
+        interface's ``apply_configuration`` step) and wait until it is manageable again."""
+        step = {
+            "interface": "bios",
+            "step": "apply_configuration",
+            "args": {"settings": [{"name": k, "value": v} for k, v in sorted(settings.items())]},
+        }
+        self._call(
+            "put",
+            f"/nodes/{uuid}/states/provision",
+            {"target": "clean", "clean_steps": [step]},
+            f"apply BIOS settings to {uuid}",
+        )
+        self.wait_for_state(uuid, "manageable", timeout=timeout, checkpoint=checkpoint)
+
+    def _call(self, verb: str, path: str, body: Any, action: str) -> dict[str, Any]:
+        """One API call, without the node fetch openstacksdk makes after most actions; its
+        answer's JSON ({} when it has none)."""
         with self._doing(action):
             if self._microversion is None:
                 self._microversion = sdk_utils.maximum_supported_microversion(
@@ -280,6 +309,11 @@ class ControlPlane:
                 path, json=body, microversion=self._microversion, raise_exc=False
             )
             sdk_exc.raise_from_response(response, error_message=f"{self.name}: {action}")
+            try:
+                found = response.json() if response.content else {}
+            except ValueError:
+                found = {}
+        return found if isinstance(found, dict) else {}
 
     def set_maintenance(self, uuid: str, reason: str) -> None:
         self._call(

@@ -12,8 +12,6 @@ from testbed.seed import node_fields
 from testbed.tenantclouds import TwoClouds
 
 PLANES = ("a", "b")
-FLAVOR = "bm.small"
-IMAGE = "baremetal-image"
 
 
 class Planes:
@@ -28,54 +26,18 @@ class Planes:
         return self.conns[name]
 
 
-def make(clouds: TwoClouds, count: int, *, carried: bool = False, prefix: str = "bm") -> list[str]:
-    """``count`` nodes in ``a``, each with a server ``web-<i>`` (flavor FLAVOR, image IMAGE,
-    metadata ``role=web``) booted on it; with ``carried``, each node also has a trait, a
-    port group with two ports in it, a volume connector and a volume target. Their UUIDs."""
-    a = clouds.connect("a")
-    nodes = baremetal.enroll(a, [f"{prefix}-{i:02d}" for i in range(count)])
-    if carried:
-        for index, node in enumerate(nodes):
-            carry(a, node, index)
-    baremetal.wait_offered(a, nodes)
-    for name in PLANES:  # what the servers need, on both sides
-        conn = clouds.connect(name)
-        baremetal.flavor(conn, FLAVOR)
-        baremetal.image(conn, IMAGE)
-    flavor, image = baremetal.flavor(a, FLAVOR), baremetal.image(a, IMAGE)
-    for index, node in enumerate(nodes):
-        baremetal.boot_on(
-            a, "ironic-a", node, f"web-{index}", flavor, image, metadata={"role": "web"}
-        )
-    return nodes
-
-
-def carry(conn: Any, node: str, index: int) -> None:
-    """What a node carries besides its server: a trait, a bond of two ports, a volume
-    connector and a volume target."""
-    ironic = conn.baremetal
-    ironic.add_node_trait(node, "CUSTOM_RACK_A")
-    group = ironic.create_port_group(
-        node_id=node,
-        name=f"bond-{index:02d}",
-        address=f"52:54:01:00:{index:02x}:00",
-        mode="802.3ad",
-    )
-    for nic in (1, 2):
-        ironic.create_port(
-            node_id=node, address=f"52:54:01:00:{index:02x}:{nic:02x}", port_group_id=group.id
-        )
-    ironic.create_volume_connector(
-        node_id=node, type="iqn", connector_id=f"iqn.2026-12.org.example:node-{index:02d}"
-    )
-    ironic.create_volume_target(
-        node_id=node, volume_type="iscsi", boot_index=0, volume_id=f"volume-{index:02d}"
+def make(clouds: TwoClouds, count: int, *, carried: bool = False) -> list[str]:
+    """``count`` nodes in ``a`` with their servers (:func:`testbed.baremetal.with_servers`),
+    the flavor and image made in ``b`` too."""
+    return baremetal.with_servers(
+        clouds.connect("a"), "ironic-a", count, carried=carried, others=[clouds.connect("b")]
     )
 
 
 def node_views(conn: Any, nodes: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Per node of ``nodes`` in ``conn``'s Ironic, every field a move keeps and what it
-    carries (traits, conductor group, port groups, ports, volume connectors and targets);
+    carries (traits, conductor group, port groups, ports, volume connectors and targets,
+    BIOS settings);
     not ``instance_info`` nor ``instance_uuid``, which Nova sets anew with each server."""
     ironic = conn.baremetal
     views = {}
@@ -96,6 +58,7 @@ def node_views(conn: Any, nodes: Iterable[str]) -> dict[str, dict[str, Any]]:
                 (c.id, c.type, c.connector_id)
                 for c in ironic.volume_connectors(node=uuid, details=True)
             ),
+            "bios": baremetal.bios_settings(conn, uuid),
             "targets": sorted(
                 (t.id, t.volume_type, t.boot_index, t.volume_id)
                 for t in ironic.volume_targets(node=uuid, details=True)

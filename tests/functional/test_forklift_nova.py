@@ -1,8 +1,9 @@
 """The forklift where Nova owns the nodes, against the session's two clouds (Nova on
-Ironic in each, Keystone auth on every service): ten nodes, each with a server, a trait, a
-bond of two ports, a volume connector and a volume target, move from a to b and back.
-Each node's server is deleted in a, the node moves to b, and a server of the same name,
-flavor, image and metadata boots on it there; every node field is as it was both ways."""
+Ironic in each, Keystone auth on every service): ten nodes, each with a server, a trait,
+BIOS settings, a bond of two ports, a volume connector and a volume target, move from a
+to b and back. Each node's server is deleted in a, the node moves to b, and a server of
+the same name, flavor, image and metadata boots on it there; every node field is as it
+was both ways."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed import baremetal
 from testbed.tenantclouds import TwoClouds
 from tests.functional import nova_nodes
 from tests.functional.ephyra_cli import Ephyra
@@ -31,6 +33,7 @@ def test_ten_nodes_move_with_their_servers_to_b_and_back(
     views, before = node_views(a, nodes), servers_on(a, nodes)
     assert [s["status"] for s in before.values()] == ["ACTIVE"] * NODES
     assert all(v["targets"] and len(v["ports"]) == 2 for v in views.values())
+    assert all(v["bios"] == baremetal.BIOS for v in views.values())
 
     ephyra = Ephyra(two_clouds.clouds_yaml, tmp_path / "state")
     planned = ephyra("--format", "json", "forklift", "plan", "--from", "a", "--to", "b", "--nova")
@@ -38,7 +41,7 @@ def test_ten_nodes_move_with_their_servers_to_b_and_back(
     plan = json.loads(planned.out)
     shown = {n["uuid"]: n["server"] for batch in plan["batches"] for n in batch}
     assert {u: (s["name"], s["flavor"], s["image_name"]) for u, s in shown.items()} == {
-        node: (before[node]["name"], nova_nodes.FLAVOR, nova_nodes.IMAGE) for node in nodes
+        node: (before[node]["name"], baremetal.FLAVOR, baremetal.IMAGE) for node in nodes
     }
     assert "delete-server" in plan["steps"] and "boot-server" in plan["steps"]
 

@@ -196,6 +196,8 @@ class NodeSnapshot:
     raid: dict[str, Any] = field(default_factory=dict)
     #: port groups first (its ports name them), then volume connectors and targets
     attached: tuple[Attached, ...] = ()
+    #: the BIOS settings Ironic has cached (secret-looking ones masked)
+    bios: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -206,7 +208,13 @@ class NodeSnapshot:
         return sorted(k for k, v in self.driver_info.items() if v == MASK)
 
     @classmethod
-    def of(cls, node: Any, ports: list[Any], attached: Iterable[Attached] = ()) -> NodeSnapshot:
+    def of(
+        cls,
+        node: Any,
+        ports: list[Any],
+        attached: Iterable[Attached] = (),
+        bios: Mapping[str, str] | None = None,
+    ) -> NodeSnapshot:
         keep = {f: getattr(node, f, None) for f in (*CREATE_FIELDS, *PATCH_FIELDS)}
         instance = {
             k: v for k, v in (node.instance_info or {}).items() if k not in IRONIC_INSTANCE_KEYS
@@ -226,6 +234,7 @@ class NodeSnapshot:
             traits=tuple(sorted(getattr(node, "traits", None) or ())),
             raid=dict(getattr(node, "target_raid_config", None) or {}),
             attached=tuple(sorted(attached, key=lambda a: (list(ATTACHED).index(a.kind), a.uuid))),
+            bios=masked(bios or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:

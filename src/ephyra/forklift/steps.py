@@ -23,7 +23,7 @@ from taskflow.types.failure import Failure
 from ephyra.clouds import ControlPlane, Node
 from ephyra.errors import ControlPlaneUnreachable, Interrupted, NodeDeferred, StepFailed
 from ephyra.forklift.context import MoveContext
-from ephyra.forklift.model import ATTACHED, Attached, NodeSnapshot
+from ephyra.forklift.model import ATTACHED, MASK, Attached, NodeSnapshot
 from ephyra.forklift.servers import Servers
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
@@ -129,7 +129,7 @@ class Record(Step):
             raise StepFailed(f"node {self.ctx.uuid} is not in {self.ctx.source.name}")
         source, uuid = self.ctx.source, self.ctx.uuid
         attached = [Attached.of(k, i) for k in ATTACHED for i in source.attached(k, uuid)]
-        snap = NodeSnapshot.of(node, source.ports(uuid), attached)
+        snap = NodeSnapshot.of(node, source.ports(uuid), attached, source.bios_settings(uuid))
         server = None
         servers = self.ctx.source_servers
         instance = getattr(node, "instance_id", None)
@@ -314,10 +314,32 @@ class DeleteSource(Step):
 
 
 class Manage(Step):
+    """The node made manageable in the target, and the BIOS settings it had applied there
+    where they differ (a driver that reads them from the machine when the node is managed
+    shows them equal already) by manual cleaning: Ironic cleans no node in maintenance,
+    so it is lifted meanwhile."""
+
     title = "manage"
 
     def apply(self) -> None:
         self.make_manageable("target", self.must_be_in_target())
+        wanted = {k: v for k, v in self.ctx.snapshot().bios.items() if v != MASK}
+        if not wanted:
+            return
+        node = self.must_be_in_target()  # a cleaning a crash cut short has ended
+        have = self.ctx.target.bios_settings(self.ctx.uuid)
+        differ = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if differ and node.provision_state == "manageable":
+            if node.is_maintenance:
+                self.ctx.target.unset_maintenance(self.ctx.uuid)
+            self.ctx.target.apply_bios(
+                self.ctx.uuid,
+                differ,
+                timeout=self.ctx.step_timeout,
+                checkpoint=self.ctx.control.checkpoint,
+            )
+        if not self.must_be_in_target().is_maintenance:  # lifted here, before a crash perhaps
+            self.ctx.target.set_maintenance(self.ctx.uuid, self.ctx.reason)
 
 
 class Provide(Step):

@@ -9,7 +9,7 @@ from ephyra.engine.control import Control
 from ephyra.forklift.context import MoveContext, NodeRecord, Phase
 from ephyra.forklift.model import Attached, NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
-from ephyra.forklift.steps import enroll
+from ephyra.forklift.steps import Manage, enroll
 from ephyra.workloads.noop import NoopWorkload
 from tests.unit.forklift.test_model import node, port
 
@@ -168,3 +168,53 @@ def test_port_groups_come_before_their_ports_and_volumes_arrive_with_the_node() 
         "boot_index": 0,
         "volume_id": "v-1",
     }
+
+
+def with_bios(have: dict[str, str], maintenance: bool = True) -> tuple[MoveContext, Any]:
+    """A context whose node had BIOS settings (one of them secret-looking) and a target
+    whose Ironic caches ``have`` for it; the node there is manageable."""
+    target = mock.create_autospec(ControlPlane, instance=True)
+    ctx = context(target)
+    bios = {"BootMode": "uefi", "HyperThreading": "Disabled", "AdminPassword": "s3cret"}
+    ctx.record.snapshot = NodeSnapshot.of(node(), [], bios=bios)  # type: ignore[misc]
+    target.settle.return_value = SimpleNamespace(
+        provision_state="manageable", is_maintenance=maintenance, maintenance_reason=ctx.reason
+    )
+    target.bios_settings.return_value = have
+    return ctx, target
+
+
+def test_the_bios_settings_that_differ_are_applied_with_maintenance_lifted_meanwhile() -> None:
+    ctx, target = with_bios({"BootMode": "uefi", "HyperThreading": "Enabled"})
+    assert ctx.snapshot().bios["AdminPassword"] == "******"  # never in the journal
+    calls = mock.Mock()
+    calls.attach_mock(target.unset_maintenance, "unset")
+    calls.attach_mock(target.apply_bios, "apply")
+    calls.attach_mock(target.set_maintenance, "set")
+    target.settle.side_effect = [
+        target.settle.return_value,  # manage: manageable already
+        target.settle.return_value,  # before the cleaning
+        SimpleNamespace(provision_state="manageable", is_maintenance=False),  # after it
+    ]
+    Manage(ctx).apply()
+    assert [c[0] for c in calls.mock_calls] == ["unset", "apply", "set"]
+    target.apply_bios.assert_called_once_with(
+        ctx.uuid, {"HyperThreading": "Disabled"}, timeout=5, checkpoint=mock.ANY
+    )
+    target.set_maintenance.assert_called_once_with(ctx.uuid, ctx.reason)
+
+
+def test_bios_settings_equal_in_the_target_start_no_cleaning() -> None:
+    ctx, target = with_bios({"BootMode": "uefi", "HyperThreading": "Disabled", "Other": "x"})
+    Manage(ctx).apply()
+    target.apply_bios.assert_not_called()
+    target.unset_maintenance.assert_not_called()
+    target.set_maintenance.assert_not_called()
+
+
+def test_a_manage_resumed_after_the_cleaning_puts_the_maintenance_back() -> None:
+    """Killed once the cleaning was done, before maintenance was set again."""
+    ctx, target = with_bios({"BootMode": "uefi", "HyperThreading": "Disabled"}, maintenance=False)
+    Manage(ctx).apply()
+    target.apply_bios.assert_not_called()
+    target.set_maintenance.assert_called_once_with(ctx.uuid, ctx.reason)
