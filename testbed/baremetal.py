@@ -32,8 +32,11 @@ PINNED_MICROVERSION = "2.74"
 #: The flavor and image of the servers :func:`with_servers` boots.
 FLAVOR = "bm.small"
 IMAGE = "baremetal-image"
-#: The BIOS settings of the nodes :func:`with_servers` makes with ``carried``.
+#: The BIOS settings, lessee and RAID configuration of the nodes :func:`with_servers`
+#: makes with ``carried``.
 BIOS = {"BootMode": "uefi", "HyperThreading": "Disabled"}
+LESSEE = "5c1f3c0d7a3a4b0e9d6f2a1b3c4d5e6f"
+RAID = {"logical_disks": [{"size_gb": 100, "raid_level": "1", "is_root_volume": True}]}
 
 
 def custom_class(resource_class: str) -> str:
@@ -235,10 +238,15 @@ def with_servers(
 
 
 def carry(conn: Any, node: str, index: int) -> None:
-    """What a node carries besides its server: a trait, a bond of two ports (a port group),
-    a volume connector and a volume target."""
+    """What a node carries besides its server: a trait, a lessee, a RAID configuration
+    asked for, a bond of two ports (a port group), a volume connector and a volume
+    target."""
     ironic = conn.baremetal
     ironic.add_node_trait(node, "CUSTOM_RACK_A")
+    ironic.update_node(node, lessee=LESSEE)
+    raid = ironic.put(f"/nodes/{node}/states/raid", json=RAID, microversion="1.12")
+    if raid.status_code != 204:
+        raise TestbedError(f"RAID configuration of {node}: {raid.status_code} {raid.text}")
     group = ironic.create_port_group(
         node_id=node,
         name=f"bond-{index:02d}",

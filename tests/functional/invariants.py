@@ -42,9 +42,17 @@ def assert_home(tb: Testbed, original: dict[str, dict[str, Any]], plane: str) ->
         assert now[uuid] == before, f"{uuid} changed:\n{before}\n{now[uuid]}"
 
 
-def stored_secret(tb: Testbed, plane: str, uuid: str, field: str = "ipmi_password") -> Any:
-    """A BMC secret as the control plane stored it (its API only shows it masked)."""
+def stored_secret(
+    tb: Testbed,
+    plane: str,
+    uuid: str,
+    field: str = "ipmi_password",
+    column: str = "driver_info",
+) -> Any:
+    """A secret of a node's ``driver_info`` (or ``instance_info``) as the control plane
+    stored it (its API only shows it masked)."""
+    assert column in ("driver_info", "instance_info")
     with sqlite3.connect(tb[plane].db_file) as db:
-        row = db.execute("SELECT driver_info FROM nodes WHERE uuid = ?", (uuid,)).fetchone()
+        row = db.execute(f"SELECT {column} FROM nodes WHERE uuid = ?", (uuid,)).fetchone()
     assert row is not None, f"{uuid} not in {plane}'s database"
     return json.loads(row[0]).get(field)

@@ -36,8 +36,8 @@ def make(clouds: TwoClouds, count: int, *, carried: bool = False) -> list[str]:
 
 def node_views(conn: Any, nodes: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Per node of ``nodes`` in ``conn``'s Ironic, every field a move keeps and what it
-    carries (traits, conductor group, port groups, ports, volume connectors and targets,
-    BIOS settings);
+    carries (traits, RAID configuration asked for, conductor group, port groups, ports,
+    volume connectors and targets, BIOS settings);
     not ``instance_info`` nor ``instance_uuid``, which Nova sets anew with each server."""
     ironic = conn.baremetal
     views = {}
@@ -46,6 +46,7 @@ def node_views(conn: Any, nodes: Iterable[str]) -> dict[str, dict[str, Any]]:
         views[uuid] = {
             **node_fields(node),
             "traits": sorted(node.traits or ()),
+            "raid": node.target_raid_config,
             "conductor_group": node.conductor_group,
             "port_groups": sorted(
                 (g.id, g.name, g.address, g.mode)

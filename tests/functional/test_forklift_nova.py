@@ -1,9 +1,9 @@
 """The forklift where Nova owns the nodes, against the session's two clouds (Nova on
-Ironic in each, Keystone auth on every service): ten nodes, each with a server, a trait,
-BIOS settings, a bond of two ports, a volume connector and a volume target, move from a
-to b and back. Each node's server is deleted in a, the node moves to b, and a server of
-the same name, flavor, image and metadata boots on it there; every node field is as it
-was both ways."""
+Ironic in each, Keystone auth on every service): ten nodes, each with a server, a trait, a
+lessee, a RAID configuration, BIOS settings, a bond of two ports, a volume connector and a
+volume target, move from a to b and back. Each node's server is deleted in a, the node
+moves to b, and a server of the same name, flavor, image and metadata boots on it there;
+every node field is as it was both ways."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def test_ten_nodes_move_with_their_servers_to_b_and_back(
     assert [s["status"] for s in before.values()] == ["ACTIVE"] * NODES
     assert all(v["targets"] and len(v["ports"]) == 2 for v in views.values())
     assert all(v["bios"] == baremetal.BIOS for v in views.values())
+    carried = {(v["lessee"], json.dumps(v["raid"])) for v in views.values()}
+    assert carried == {(baremetal.LESSEE, json.dumps(baremetal.RAID))}
 
     ephyra = Ephyra(two_clouds.clouds_yaml, tmp_path / "state")
     planned = ephyra("--format", "json", "forklift", "plan", "--from", "a", "--to", "b", "--nova")

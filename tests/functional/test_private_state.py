@@ -4,6 +4,8 @@ shows in clear)."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import os
 import stat
 from collections.abc import Iterator
@@ -134,24 +136,52 @@ def test_a_move_keeps_private_state_and_only_masks(
         assert kg == secrets_of(spec)["ipmi_kg"]
 
 
-def test_a_deployed_node_with_a_secret_in_instance_info_is_refused(
+def test_secrets_in_instance_info_come_from_the_credential_file_or_the_node_is_refused(
     clean_testbed: Testbed, tmp_path: Path
 ) -> None:
+    """A deployed node whose ``instance_info`` holds an image URL with a password and a
+    config drive: refused while the credential file lacks them; given there, they arrive
+    in cp2's database as they were in cp1's, and back, and never in Ephyra's state."""
     tb = clean_testbed
     conn = tb.connect("cp1")
     spec = node_spec(0)
     spec["instance_info"]["image_source"] = "http://mirror:Sup3rS3cret@images.internal/img.qcow2"
     enroll(conn, spec, StateWaiter(conn))
+    uuid = spec["create"]["uuid"]
+    drive = base64.b64encode(gzip.compress(b"user-data: Dr1veS3cret\n" * 64)).decode()
+    conn.baremetal.set_node_provision_state(uuid, "rebuild", config_drive=drive, wait=False)
+    StateWaiter(conn).wait(uuid, "active")
+    hidden = {
+        key: stored_secret(tb, "cp1", uuid, key, "instance_info")
+        for key in ("image_source", "configdrive")
+    }
+    assert hidden == {"image_source": spec["instance_info"]["image_source"], "configdrive": drive}
     before = snapshot(conn)
     creds = tmp_path / "credentials.yaml"
     creds.write_text(yaml.safe_dump({"nodes": {"node-0000": secrets_of(spec)}}))
     ephyra = Ephyra(tb.clouds_yaml, tmp_path / "state")
-    result = ephyra("forklift", "start", *CP1_TO_CP2, "--credentials", f"file:{creds}")
-    assert result.code == 2
-    refusal = "node-0000: instance_info image_source hold(s) a secret the journal never keeps"
-    assert refusal in result.err
-    assert "Sup3rS3cret" not in result.out + result.err
+    refused = ephyra("forklift", "start", *CP1_TO_CP2, "--credentials", f"file:{creds}")
+    assert refused.code == 2
+    said = "node-0000: instance_info configdrive, image_source hold(s) a secret the journal"
+    assert said in refused.err
+    assert "Sup3rS3cret" not in refused.out + refused.err
     assert snapshot(conn) == before
+
+    given = {**secrets_of(spec), "instance_info": hidden}
+    creds.write_text(yaml.safe_dump({"nodes": {"node-0000": given}}))
+    moved = ephyra("forklift", "start", *CP1_TO_CP2, "--credentials", f"file:{creds}")
+    assert moved.code == 0, moved.err
+    for key, value in hidden.items():
+        assert stored_secret(tb, "cp2", uuid, key, "instance_info") == value
+    back = ephyra("forklift", "rollback")
+    assert back.code == 0, back.err
+    assert_home(tb, before, "cp1")
+    for key, value in hidden.items():
+        assert stored_secret(tb, "cp1", uuid, key, "instance_info") == value
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    shown = moved.out + moved.err + back.out + back.err
+    for secret in ("Sup3rS3cret", drive):
+        assert secret.encode() not in stored and secret not in shown
 
 
 def test_an_agent_keeps_its_store_and_logs_private(tmp_path: Path, usual_umask: None) -> None:

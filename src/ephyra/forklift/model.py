@@ -4,8 +4,8 @@ A snapshot is written to the journal before the node is touched, so it never
 holds a secret: every BMC secret is masked (what Ironic masks, and the keys of
 :data:`SECRET_DRIVER_INFO` it shows in clear), and filled in again from a
 credential source only at the moment the node is enrolled. Secrets in a deployed
-node's ``instance_info`` are masked too; such a node is refused by the preflight
-(:func:`instance_secrets`), since nothing would give them back at its deploy.
+node's ``instance_info`` are masked too (:func:`instance_secrets`) and filled in from the
+credential source at its deploy; the preflight refuses a node whose source lacks them.
 """
 
 from __future__ import annotations
@@ -206,6 +206,10 @@ class NodeSnapshot:
     @property
     def secret_fields(self) -> list[str]:
         return sorted(k for k, v in self.driver_info.items() if v == MASK)
+
+    @property
+    def instance_secret_fields(self) -> list[str]:
+        return sorted(k for k, v in self.instance_info.items() if v == MASK)
 
     @classmethod
     def of(

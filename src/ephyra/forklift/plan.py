@@ -195,6 +195,11 @@ def _problems(
             f"{label}: Ironic reports a {node.fault} in {source}: fix its BMC first (a node "
             f"whose BMC does not answer drops into maintenance in {target})"
         )
+    if getattr(node, "target_power_state", None):
+        found.append(
+            f"{label}: a power change to {node.target_power_state!r} is under way in {source}: "
+            "plan again once it has ended"
+        )
     instance = getattr(node, "instance_id", None)
     if nova and instance and server is None:
         found.append(
@@ -217,12 +222,15 @@ def _problems(
         if owner and owner != node.id:
             found.append(f"{label}: MAC {port.address} already used in {target} by node {owner}")
     deployed = node.provision_state == "active" and server is None  # a server boots again
-    carried = instance_secrets(node.instance_info or {}) if deployed else []
+    hidden_info = instance_secrets(node.instance_info or {}) if deployed else []
+    given = credentials.instance_secrets(NodeSnapshot.of(node, [])) if hidden_info else {}
+    carried = [k for k in hidden_info if k not in given]
     if carried:
         found.append(
             f"{label}: instance_info {', '.join(carried)} hold(s) a secret the journal never "
-            f"keeps, which its deploy in {target} would need; remove it from the node "
-            "(a configdrive, a URL with user:password@) or move the node undeployed"
+            f"keeps, which its deploy in {target} would need; give it in the credential "
+            f"file (nodes: {label}: instance_info:), remove it from the node (a configdrive, "
+            "a URL with user:password@) or move the node undeployed"
         )
     if isinstance(credentials, SourceCredentials):
         hidden = sorted(k for k, v in (node.driver_info or {}).items() if v == MASK)
@@ -270,9 +278,16 @@ def make_plan(
         reader = Servers(source.name, source.connection)
         on_nodes = reader.on_nodes(n.id for n in chosen)
         servers = {uuid: reader.record(server) for uuid, server in on_nodes.items()}
-        lacking = [
-            f"{target.name} has no {what}"
-            for what in Servers(target.name, target.connection).missing(servers.values())
+        booter = Servers(target.name, target.connection)
+        lacking = [f"{target.name} has no {what}" for what in booter.missing(servers.values())]
+        by_project: dict[str, list[str]] = defaultdict(list)
+        for record in servers.values():
+            by_project[record.project_id].append(record.name)
+        lacking += [
+            f"the forklift's login to {target.name} cannot act in project {project}, where "
+            f"it boots {', '.join(sorted(names))}: give its user a role there"
+            for project, names in sorted(by_project.items())
+            if not booter.can_act_in(project)
         ]
     problems = lacking + [
         problem

@@ -1,10 +1,13 @@
 """Credential sources: where the BMC secrets Ironic masks come from.
 
-``file:PATH``  a YAML file ``{nodes: {NAME-or-UUID: {field: secret}}, defaults: {...}}``
+``file:PATH``  a YAML file ``{nodes: {NAME-or-UUID: {field: secret}}, defaults: {...}}``;
+               a node's ``instance_info`` mapping there gives the secrets of its
+               ``instance_info`` (a ``configdrive``, an image URL with a password)
 ``source``     the source control plane answers unmasked (an Ironic policy with
-               ``show_password`` for Ephyra's account)
+               ``show_password`` for Ephyra's account); it has no ``instance_info``
+               secrets to give: the undeploy wipes them before the node is enrolled again
 
-Secrets are read only when a node is enrolled, and never written anywhere.
+Secrets are read only when a node is enrolled or deployed, and never written anywhere.
 """
 
 from __future__ import annotations
@@ -37,6 +40,26 @@ class CredentialSource(Protocol):
         """The masked fields' values; ``holder`` is a control plane that has the node now."""
         ...
 
+    def instance_secrets(self, snapshot: NodeSnapshot) -> dict[str, Any]:
+        """The values this source has for the node's masked ``instance_info`` keys."""
+        ...
+
+
+def deployable(snapshot: NodeSnapshot, credentials: CredentialSource) -> dict[str, Any]:
+    """The node's recorded ``instance_info`` with its secrets filled in from
+    ``credentials``; SecretsUnavailable naming any it lacks."""
+    masked = snapshot.instance_secret_fields
+    if not masked:
+        return dict(snapshot.instance_info)
+    known = credentials.instance_secrets(snapshot)
+    lacking = [k for k in masked if k not in known]
+    if lacking:
+        raise SecretsUnavailable(
+            f"node {snapshot.label}: {credentials.description} has no instance_info "
+            f"{', '.join(lacking)}"
+        )
+    return {**snapshot.instance_info, **{k: known[k] for k in masked}}
+
 
 class NoCredentials:
     description = "no credential source (--credentials file:PATH or source)"
@@ -47,6 +70,9 @@ class NoCredentials:
     def secrets(self, snapshot: NodeSnapshot, holder: ControlPlane) -> dict[str, Any]:
         if snapshot.secret_fields:
             raise SecretsUnavailable(f"node {snapshot.label}: no credential source for its secrets")
+        return {}
+
+    def instance_secrets(self, snapshot: NodeSnapshot) -> dict[str, Any]:
         return {}
 
 
@@ -84,6 +110,11 @@ class FileCredentials:
             )
         return {f: known[f] for f in snapshot.secret_fields}
 
+    def instance_secrets(self, snapshot: NodeSnapshot) -> dict[str, Any]:
+        entry = self._nodes.get(snapshot.uuid) or self._nodes.get(snapshot.name or "") or {}
+        given = entry.get("instance_info") or {}
+        return dict(given) if isinstance(given, Mapping) else {}
+
 
 class SourceCredentials:
     """The control plane that holds the node shows its secrets unmasked."""
@@ -109,6 +140,9 @@ class SourceCredentials:
                 "give --credentials file:PATH or a policy that shows them"
             )
         return values
+
+    def instance_secrets(self, snapshot: NodeSnapshot) -> dict[str, Any]:
+        return {}  # the undeploy in the source wipes them before they could be read
 
 
 def load_credentials(spec: str | None) -> CredentialSource:

@@ -274,6 +274,15 @@ class Servers:
                 " the forklift's user needs a role in it to boot its server"
             ) from exc
 
+    def can_act_in(self, project_id: str) -> bool:
+        """Whether this login gets a token scoped to ``project_id`` (a role there)."""
+        try:
+            scoped = self.in_project(project_id)
+            scoped._conn.authorize()
+        except Exception:  # StepFailed, or Keystone's 401 for a project without a role
+            return False
+        return True
+
     def boot(self, body: Mapping[str, Any], action: str) -> str:
         """Create the server ``body`` describes; its id."""
         made = self._call("post", "/servers", action, dict(body))

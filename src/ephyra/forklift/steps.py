@@ -24,6 +24,7 @@ from ephyra.clouds import ControlPlane, Node
 from ephyra.errors import ControlPlaneUnreachable, Interrupted, NodeDeferred, StepFailed
 from ephyra.forklift.context import MoveContext
 from ephyra.forklift.model import ATTACHED, MASK, Attached, NodeSnapshot
+from ephyra.forklift.secrets import deployable
 from ephyra.forklift.servers import Servers
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
@@ -221,7 +222,9 @@ class Undeploy(Step):
             return
         if node.is_maintenance:  # Ironic refuses to deploy a node in maintenance
             self.ctx.source.unset_maintenance(self.ctx.uuid)
-        self.ctx.source.update_node(self.ctx.uuid, instance_info=snap.instance_info)
+        self.ctx.source.update_node(
+            self.ctx.uuid, instance_info=deployable(snap, self.ctx.credentials)
+        )
         self.provision("source", "active", "active")
         self.ctx.source.set_maintenance(self.ctx.uuid, self.ctx.reason)
 
@@ -377,7 +380,9 @@ class Deploy(Step):
             return
         if self.must_be_in_target().provision_state == "active":
             return
-        self.ctx.target.update_node(self.ctx.uuid, instance_info=snap.instance_info)
+        self.ctx.target.update_node(
+            self.ctx.uuid, instance_info=deployable(snap, self.ctx.credentials)
+        )
         self.provision("target", "active", "active")
 
     def undo(self) -> None:

@@ -20,6 +20,8 @@ def node(**over: Any) -> SimpleNamespace:
         "instance_info": {"image_source": "http://x/img", "image_type": "whole-disk"},
         "is_maintenance": False,
         "maintenance_reason": None,
+        "power_state": "power on",
+        "target_power_state": None,
     }
     base.update({i: "fake" for i in INTERFACES})
     base.update(over)

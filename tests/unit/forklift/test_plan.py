@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from ephyra.clouds import INTERFACES
+from ephyra.errors import PlanRefused
 from ephyra.forklift.plan import TargetRules, make_plan
-from ephyra.forklift.secrets import load_credentials
+from ephyra.forklift.secrets import NoCredentials, load_credentials
 from ephyra.forklift.settings import Settings
 from tests.unit.forklift.test_model import node, port
 from tests.unit.saved_plans import SavedPlans, text_of
@@ -104,3 +105,18 @@ def test_what_the_target_does_not_accept_of_a_node_is_named_with_what_to_do() ->
     assert rules.problems(node(driver="redfish"), "n2") == [
         "n2: cp2 does not enable hardware type 'redfish'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("power", "said"),
+    [
+        ({"fault": "power failure"}, "n1: Ironic reports a power failure in cp1: fix its BMC"),
+        ({"target_power_state": "power off"}, "n1: a power change to 'power off' is under way"),
+    ],
+)
+def test_a_node_whose_bmc_is_not_in_sync_is_refused(power: dict[str, Any], said: str) -> None:
+    source = _plane("cp1", {"n1": {"id": "u-1", "ports": [], **power}})
+    planes: Any = (source, _plane("cp2", {}))
+    with pytest.raises(PlanRefused) as refused:
+        make_plan(*planes, Settings(), NoCredentials())
+    assert said in str(refused.value)

@@ -4,7 +4,7 @@ import pytest
 
 from ephyra.errors import PluginError, SecretsUnavailable, UsageError
 from ephyra.forklift.model import NodeSnapshot
-from ephyra.forklift.secrets import FileCredentials, NoCredentials, load_credentials
+from ephyra.forklift.secrets import FileCredentials, NoCredentials, deployable, load_credentials
 from tests.unit.forklift.test_model import node
 
 
@@ -50,3 +50,23 @@ def test_no_source_lacks_every_secret() -> None:
 def test_unknown_source_kind() -> None:
     with pytest.raises(PluginError, match=r"no ephyra\.credentials plugin named 'vault'"):
         load_credentials("vault:x")
+
+
+def test_a_deploy_gets_the_instance_info_secrets_from_the_file_only(tmp_path: Path) -> None:
+    """The snapshot masks the config drive and an image URL's password; the file gives
+    them back for the deploy; a source without them names what it lacks."""
+    info = {"image_source": "http://u:pw@images/img", "configdrive": "******", "root_gb": 10}
+    snap = NodeSnapshot.of(node(instance_info=info), [])
+    assert snap.instance_secret_fields == ["configdrive", "image_source"]
+    path = write(
+        tmp_path,
+        "nodes:\n  n1:\n    ipmi_password: x\n    instance_info:\n"
+        "      configdrive: H4sI\n      image_source: http://u:pw@images/img\n",
+    )
+    full = deployable(snap, FileCredentials(str(path)))
+    assert full == {**info, "configdrive": "H4sI"}
+    with pytest.raises(SecretsUnavailable, match="has no instance_info configdrive, image_source"):
+        deployable(snap, NoCredentials())
+    assert deployable(NodeSnapshot.of(node(), []), NoCredentials()) == {
+        "image_source": "http://x/img"
+    }
