@@ -47,7 +47,7 @@ def test_ten_nodes_move_with_their_servers_to_b_and_back(
     }
     assert "delete-server" in plan["steps"] and "boot-server" in plan["steps"]
 
-    moved = ephyra("forklift", "start", "--from", "a", "--to", "b", "--nova", "--concurrency", "4")
+    moved = ephyra("forklift", "start", "--from", "a", "--to", "b", "--nova", "--concurrency", "5")
     assert moved.code == 0, moved.err + moved.out
     assert_home(planes, views, before, "b")  # same node fields, same servers, on b only
 

@@ -200,6 +200,12 @@ def _problems(
             f"{label}: a power change to {node.target_power_state!r} is under way in {source}: "
             "plan again once it has ended"
         )
+    if server is not None and server.volumes:
+        found.append(
+            f"{label}: its server {server.name} has volumes attached "
+            f"({', '.join(server.volumes)}), which do not move with the node: detach them, "
+            "or move the node without --nova"
+        )
     instance = getattr(node, "instance_id", None)
     if nova and instance and server is None:
         found.append(

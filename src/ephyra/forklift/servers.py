@@ -45,6 +45,8 @@ class ServerRecord:
     networks: tuple[str, ...] = ()
     #: booted with a config drive (Nova builds it anew for the new server)
     config_drive: bool = False
+    #: the Cinder volumes attached to it (they do not move with the node)
+    volumes: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -70,17 +72,23 @@ class ServerRecord:
             group_policy=group[1] if group else None,
             networks=tuple(sorted(server.get("addresses") or {})),
             config_drive=str(server.get("config_drive") or "").lower() in ("true", "1"),
+            volumes=tuple(
+                str(v.get("id"))
+                for v in server.get("os-extended-volumes:volumes_attached") or ()
+                if isinstance(v, Mapping)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["networks"] = list(self.networks)
+        data["networks"], data["volumes"] = list(self.networks), list(self.volumes)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerRecord:
         values = dict(data)
         values["networks"] = tuple(values.get("networks") or ())
+        values["volumes"] = tuple(values.get("volumes") or ())
         return cls(**values)
 
     def boot_body(

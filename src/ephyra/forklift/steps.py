@@ -29,7 +29,7 @@ from ephyra.forklift.servers import Servers
 
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
 #: How often a step looks at a server it waits for (s).
-SERVER_POLL_S = 1.0
+SERVER_POLL_S = 0.5
 # A node stopped by one of these stays where it is; the run resumes it later.
 LEAVE_AS_IS = (Interrupted, NodeDeferred, ControlPlaneUnreachable)
 
@@ -294,9 +294,9 @@ class DeleteSource(Step):
         if node is None:
             return
         self.must_be_in_target()
-        have = {p.address.lower() for p in self.ctx.target.ports(self.ctx.uuid)}
-        lacking = [p.address for p in self.ctx.snapshot().ports if p.address not in have]
         snap = self.ctx.snapshot()
+        have = {p.address.lower() for p in self.ctx.target.ports(self.ctx.uuid)}
+        lacking = [p.address for p in snap.ports if p.address not in have]
         for kind in {a.kind for a in snap.attached}:
             there = {str(i.id) for i in self.ctx.target.attached(kind, self.ctx.uuid)}
             lacking += [a.uuid for a in snap.attached if a.kind == kind and a.uuid not in there]

@@ -90,9 +90,12 @@ def test_the_record_keeps_what_a_new_server_needs_and_round_trips() -> None:
     assert ServerRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
 
 
-def test_a_server_booted_from_a_volume_has_no_image() -> None:
-    record = ServerRecord.of({**SERVER, "image": "", "key_name": None}, "")
+def test_a_server_booted_from_a_volume_has_no_image_and_names_its_volumes() -> None:
+    attached = {"os-extended-volumes:volumes_attached": [{"id": "v-1"}, {"id": "v-2"}]}
+    record = ServerRecord.of({**SERVER, "image": "", "key_name": None, **attached}, "")
     assert (record.image_id, record.key_name, record.group) == ("", None, None)
+    assert record.volumes == ("v-1", "v-2")  # the plan refuses it: they do not move
+    assert ServerRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
 
 
 def test_the_boot_request_pins_the_node_and_names_the_targets_ids() -> None:
