@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -148,6 +149,10 @@ class Gates:
         for mark in self.root.glob("held-*"):
             mark.unlink()
 
+    def close_all(self) -> None:
+        for step in self.steps:
+            self.close(step)
+
 
 def journal_state(ephyra: Ephyra, kind: str) -> str:
     """The state of ``ephyra``'s last run of ``kind`` in its journal (read here: no
@@ -241,3 +246,37 @@ class Chain(Generic[P]):
             raise
         report.extend(f"crash matrix: {kind} killed at {s.point}: survived" for s in stops)
         return finished
+
+
+def stops_at(
+    points: Iterable[KillPoint],
+    titles: Sequence[str],
+    phase: str,
+    held: Callable[[KillPoint, P], object],
+    landed: Callable[[KillPoint], object],
+) -> list[Stop[P]]:
+    """A :class:`Stop` at every point of ``phase``, in the order the run reaches them."""
+    return [
+        Stop(point, held=partial(held, point), landed=partial(landed, point))
+        for point in in_order(points, titles, phase)
+    ]
+
+
+def forward_then_back(
+    start: Callable[[], P],
+    rollback: Callable[[], P],
+    resume: Callable[[], P],
+    stops: Callable[[str], Sequence[Stop[P]]],
+    check: Callable[[str], object],
+    report: list[str],
+    kind: str,
+    before: Callable[[], object] = lambda: None,
+) -> None:
+    """A run killed at every stop of its forward phase, each kill resumed by a new process
+    killed at the next, then its rollback killed the same way (:class:`Chain`);
+    ``check(phase)`` gives the invariants at each phase's end, ``before`` readies each
+    phase (closes the gates its mid-step kills wait at)."""
+    for phase, begin in (("forward", start), ("rollback", rollback)):
+        before()
+        chain = Chain(start=begin, resume=resume, check=partial(check, phase))
+        chain.run(stops(phase), report, kind)

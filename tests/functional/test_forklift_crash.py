@@ -28,18 +28,18 @@ from ephyra.forklift.steps import titles
 from testbed.ironic import Testbed
 from testbed.seed import seed_nodes, snapshot, write_credentials
 from tests.functional.crash import (
-    Chain,
     Gates,
     KillPoint,
     Stop,
     done_line,
-    in_order,
+    forward_then_back,
     journal_state,
     kill_points,
     ok,
     reached,
     reported,
     said,
+    stops_at,
     wait_file,
 )
 from tests.functional.ephyra_cli import Background, Ephyra
@@ -140,14 +140,13 @@ def stops(move: Move, phase: str) -> list[Stop[Background]]:
     time). The gated steps are closed until their mid-step kill has landed, so the
     boundaries before them (record, deploy) are held there too."""
     node, state = ("node-0000", "running") if phase == "forward" else ("node-0001", "rolling-back")
-    return [
-        Stop(
-            point,
-            held=lambda proc, point=point: held(move, point, node, proc),
-            landed=lambda point=point: landed(move, point, node, state),
-        )
-        for point in in_order(POINTS, TITLES, phase)
-    ]
+    return stops_at(
+        POINTS,
+        TITLES,
+        phase,
+        held=lambda point, proc: held(move, point, node, proc),
+        landed=lambda point: landed(move, point, node, state),
+    )
 
 
 def test_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
@@ -158,23 +157,21 @@ def test_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
     was. Then its rollback, killed at every point the same way, ends with every node home
     in cp1 as it was."""
     move = Move(clean_slow_testbed, tmp_path)
-    for phase, start, home, state in (
-        ("forward", move.start(), "cp2", "succeeded"),
-        ("rollback", ["forklift", "rollback"], "cp1", "rolled-back"),
-    ):
-        for step in GATED:
-            move.gates.close(step)
 
-        def check(home: str = home, state: str = state) -> None:
-            assert_home(move.tb, move.original, home)
-            assert move.status()["state"] == state
+    def check(phase: str) -> None:
+        assert_home(move.tb, move.original, "cp2" if phase == "forward" else "cp1")
+        assert move.status()["state"] == ("succeeded" if phase == "forward" else "rolled-back")
 
-        chain = Chain(
-            start=lambda start=start: move.ephyra.background(*start),
-            resume=move.resume,
-            check=check,
-        )
-        chain.run(stops(move, phase), report, "forklift")
+    forward_then_back(
+        start=lambda: move.ephyra.background(*move.start()),
+        rollback=lambda: move.ephyra.background("forklift", "rollback"),
+        resume=move.resume,
+        stops=lambda phase: stops(move, phase),
+        check=check,
+        report=report,
+        kind="forklift",
+        before=move.gates.close_all,
+    )
 
 
 @pytest.mark.parametrize("then", ["abort", "rollback"])

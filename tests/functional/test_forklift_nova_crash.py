@@ -24,17 +24,17 @@ from ephyra.forklift.steps import titles
 from testbed.tenantclouds import TwoClouds
 from tests.functional import nova_nodes
 from tests.functional.crash import (
-    Chain,
     Gates,
     KillPoint,
     Stop,
     done_line,
-    in_order,
+    forward_then_back,
     journal_state,
     kill_points,
     ok,
     reached,
     said,
+    stops_at,
     wait_file,
 )
 from tests.functional.ephyra_cli import Background, Ephyra
@@ -142,14 +142,13 @@ def stops(move: Move, phase: str) -> list[Stop[Background]]:
     """A kill at every point of ``phase`` for one node (the other moves at the same time);
     the gated steps are closed until their mid-step kill has landed."""
     node, state = ("bm-00", "running") if phase == "forward" else ("bm-01", "rolling-back")
-    return [
-        Stop(
-            point,
-            held=lambda proc, point=point: held(move, point, node, proc),
-            landed=lambda point=point: landed(move, point, node, state),
-        )
-        for point in in_order(POINTS, TITLES, phase)
-    ]
+    return stops_at(
+        POINTS,
+        TITLES,
+        phase,
+        held=lambda point, proc: held(move, point, node, proc),
+        landed=lambda point: landed(move, point, node, state),
+    )
 
 
 def test_servers_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
@@ -159,20 +158,18 @@ def test_servers_killed_at_every_point_forward_then_rolling_back_each_time_resum
     at the next; it ends with every node and its server in b as they were. Then its
     rollback, killed at every point the same way, ends with them all in a again."""
     move = Move(two_clouds, tmp_path)
-    for phase, start, home, state in (
-        ("forward", move.start(), "b", "succeeded"),
-        ("rollback", ["forklift", "rollback"], "a", "rolled-back"),
-    ):
-        for step in GATED:
-            move.gates.close(step)
 
-        def check(home: str = home, state: str = state) -> None:
-            assert_home(move.planes, move.views, move.servers, home)
-            assert move.status()["state"] == state
+    def check(phase: str) -> None:
+        assert_home(move.planes, move.views, move.servers, "b" if phase == "forward" else "a")
+        assert move.status()["state"] == ("succeeded" if phase == "forward" else "rolled-back")
 
-        chain = Chain(
-            start=lambda start=start: move.ephyra.background(*start),
-            resume=move.resume,
-            check=check,
-        )
-        chain.run(stops(move, phase), report, "forklift --nova")
+    forward_then_back(
+        start=lambda: move.ephyra.background(*move.start()),
+        rollback=lambda: move.ephyra.background("forklift", "rollback"),
+        resume=move.resume,
+        stops=lambda phase: stops(move, phase),
+        check=check,
+        report=report,
+        kind="forklift --nova",
+        before=move.gates.close_all,
+    )
