@@ -37,6 +37,8 @@ IMAGE = "baremetal-image"
 BIOS = {"BootMode": "uefi", "HyperThreading": "Disabled"}
 LESSEE = "5c1f3c0d7a3a4b0e9d6f2a1b3c4d5e6f"
 RAID = {"logical_disks": [{"size_gb": 100, "raid_level": "1", "is_root_volume": True}]}
+#: The metadata of the servers :func:`with_servers` boots.
+ROLE = {"role": "web"}
 
 
 def custom_class(resource_class: str) -> str:
@@ -179,10 +181,11 @@ def boot_on(
     metadata: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
     timeout: float = WAIT_S,
+    wait: bool = True,
 ) -> str:
     """Boot server ``name`` on ``node`` of bare-metal compute ``host`` (no network) and
-    wait until it is active; its id. ``extra``: more fields of the request's ``server``
-    (``key_name``, ``config_drive``...)."""
+    wait until it is active (unless not ``wait``); its id. ``extra``: more fields of the
+    request's ``server`` (``key_name``, ``config_drive``...)."""
     body: dict[str, Any] = {
         "name": name,
         "flavorRef": flavor_id,
@@ -197,15 +200,21 @@ def boot_on(
     if answer.status_code != 202:
         raise TestbedError(f"boot of {name} on {node}: {answer.status_code} {answer.text}")
     server_id = str(answer.json()["server"]["id"])
+    if wait:
+        wait_active(conn, server_id, timeout)
+    return server_id
+
+
+def wait_active(conn: Any, server_id: str, timeout: float = WAIT_S) -> None:
+    """Until server ``server_id`` is active (TestbedError once it is in error)."""
 
     def active() -> bool:
         server = conn.compute.get_server(server_id)
         if server.status == "ERROR":
-            raise TestbedError(f"server {name} on {node} failed: {server.fault}")
+            raise TestbedError(f"server {server.name} failed: {server.fault}")
         return bool(server.status == "ACTIVE")
 
-    wait_until(active, timeout, f"server {name} active on {node}")
-    return server_id
+    wait_until(active, timeout, f"server {server_id} active")
 
 
 def with_servers(
@@ -232,8 +241,12 @@ def with_servers(
         flavor(other, FLAVOR)
         image(other, IMAGE)
     flavor_id, image_id = flavor(conn, FLAVOR), image(conn, IMAGE)
-    for index, node in enumerate(nodes):
-        boot_on(conn, host, node, f"web-{index}", flavor_id, image_id, metadata={"role": "web"})
+    booted = [
+        boot_on(conn, host, node, f"web-{i}", flavor_id, image_id, metadata=ROLE, wait=False)
+        for i, node in enumerate(nodes)
+    ]
+    for server_id in booted:  # all built at once
+        wait_active(conn, server_id)
     return nodes
 
 

@@ -14,7 +14,10 @@ from testbed.tenantclouds import TwoClouds
 pytestmark = pytest.mark.functional
 
 
-def test_a_server_boots_on_the_node_chosen_and_gives_it_back(two_clouds: TwoClouds) -> None:
+def test_a_server_boots_on_the_node_chosen_and_gives_it_back(
+    bare_two_clouds: TwoClouds,
+) -> None:
+    two_clouds = bare_two_clouds
     a, b = two_clouds.a, two_clouds.b
     assert a.ironic is not None and b.ironic is not None and a.nova is not None
     assert requests.get(f"{a.ironic.url}/v1/nodes", timeout=10).status_code == 401

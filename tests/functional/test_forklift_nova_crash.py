@@ -55,7 +55,6 @@ class Move:
     ``command`` workload, whose prepare and return wait for gate files."""
 
     def __init__(self, clouds: TwoClouds, tmp: Path) -> None:
-        clouds.clean()
         self.planes = Planes(clouds)
         self.nodes = nova_nodes.make(clouds, NODES)
         a = self.planes.connect("a")
@@ -152,12 +151,12 @@ def stops(move: Move, phase: str) -> list[Stop[Background]]:
 
 
 def test_servers_killed_at_every_point_forward_then_rolling_back_each_time_resumed(
-    two_clouds: TwoClouds, tmp_path: Path, report: list[str]
+    bare_two_clouds: TwoClouds, tmp_path: Path, report: list[str]
 ) -> None:
     """The move killed at every point forward, each kill resumed by a new process killed
     at the next; it ends with every node and its server in b as they were. Then its
     rollback, killed at every point the same way, ends with them all in a again."""
-    move = Move(two_clouds, tmp_path)
+    move = Move(bare_two_clouds, tmp_path)
 
     def check(phase: str) -> None:
         assert_home(move.planes, move.views, move.servers, "b" if phase == "forward" else "a")
