@@ -217,35 +217,35 @@ class ControlPlane:
         its policy does not let this login list them (a project scope). Whether each is
         alive is not asked: a conductor that serves its API in-process (no RPC, as Bifrost
         runs it) does not refresh the heartbeat the answer's ``alive`` reads."""
-        with self._doing("list conductors"):
-            try:
-                listed = list(self.baremetal.conductors(details=True))
-            except sdk_exc.HttpException as exc:
-                if exc.status_code in (403, 500):  # as for drivers below
-                    return None
-                raise
-        return {str(c.conductor_group or "") for c in listed}
+        listed = self._listed_if_allowed("list conductors", self.baremetal.conductors)
+        return None if listed is None else {str(c.conductor_group or "") for c in listed}
 
     def enabled_interfaces(self) -> dict[str, dict[str, set[str]]] | None:
         """Per enabled hardware type: each interface's enabled implementations
         (``{"ipmi": {"power_interface": {"ipmitool"}, ...}}``); None when its policy does
         not let this login list them."""
-        found: dict[str, dict[str, set[str]]] = {}
-        with self._doing("list drivers"):
-            try:
-                drivers = list(self.baremetal.drivers(details=True))
-            except sdk_exc.HttpException as exc:
-                # Ironic answers a project-scoped token here with a 500 (its policy's
-                # InvalidScope is not mapped to 403)
-                if exc.status_code in (403, 500):
-                    return None
-                raise
-        for driver in drivers:
-            found[str(driver.name)] = {
+        drivers = self._listed_if_allowed("list drivers", self.baremetal.drivers)
+        if drivers is None:
+            return None
+        return {
+            str(driver.name): {
                 interface: set(getattr(driver, f"enabled_{interface}s", None) or ())
                 for interface in INTERFACES
             }
-        return found
+            for driver in drivers
+        }
+
+    def _listed_if_allowed(self, action: str, lister: Callable[..., Any]) -> list[Any] | None:
+        """``lister(details=True)`` as a list; None when this login may not list (a 403,
+        or Ironic's 500 for a project-scoped token: its policy's InvalidScope is not
+        mapped to 403)."""
+        with self._doing(action):
+            try:
+                return list(lister(details=True))
+            except sdk_exc.HttpException as exc:
+                if exc.status_code in (403, 500):
+                    return None
+                raise
 
     def attached(self, kind: str, node_uuid: str) -> list[Any]:
         """The node's port groups, volume connectors or volume targets (``kind``:

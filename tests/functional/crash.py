@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+import yaml
 
 from ephyra.engine.journal import Journal
 from tests.functional.ephyra_cli import Ephyra, Result
@@ -162,6 +164,12 @@ def journal_state(ephyra: Ephyra, kind: str) -> str:
         return journal.runs(kind)[-1].state.value
     finally:
         journal.close()
+
+
+def shown_status(ephyra: Ephyra, kind: str) -> dict[str, Any]:
+    """What ``ephyra KIND status`` shows of the last run of ``kind``."""
+    shown: dict[str, Any] = yaml.safe_load(ok(ephyra("--format", "yaml", kind, "status")).out)
+    return shown
 
 
 def ok(result: Result, code: int = 0) -> Result:

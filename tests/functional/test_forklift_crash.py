@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ephyra.forklift.steps import titles
 from testbed.ironic import Testbed
@@ -39,6 +38,7 @@ from tests.functional.crash import (
     reached,
     reported,
     said,
+    shown_status,
     stops_at,
     wait_file,
 )
@@ -81,10 +81,7 @@ class Move:
         return self.ephyra.background("forklift", "resume")
 
     def status(self) -> dict[str, Any]:
-        shown: dict[str, Any] = yaml.safe_load(
-            ok(self.ephyra("--format", "yaml", "forklift", "status")).out
-        )
-        return shown
+        return shown_status(self.ephyra, "forklift")
 
     def state(self) -> str:
         return journal_state(self.ephyra, "forklift")

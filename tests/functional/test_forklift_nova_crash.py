@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ephyra.forklift.steps import titles
 from testbed.tenantclouds import TwoClouds
@@ -31,9 +30,9 @@ from tests.functional.crash import (
     forward_then_back,
     journal_state,
     kill_points,
-    ok,
     reached,
     said,
+    shown_status,
     stops_at,
     wait_file,
 )
@@ -75,10 +74,7 @@ class Move:
         return self.ephyra.background("forklift", "resume")
 
     def status(self) -> dict[str, Any]:
-        shown: dict[str, Any] = yaml.safe_load(
-            ok(self.ephyra("--format", "yaml", "forklift", "status")).out
-        )
-        return shown
+        return shown_status(self.ephyra, "forklift")
 
     def server(self, node: str, plane: str) -> Any | None:
         """The server on ``node`` in ``plane``'s Nova, if any."""

@@ -283,7 +283,8 @@ def make_plan(
     if settings.nova:
         reader = Servers(source.name, source.connection)
         on_nodes = reader.on_nodes(n.id for n in chosen)
-        servers = {uuid: reader.record(server) for uuid, server in on_nodes.items()}
+        groups = reader.groups_of(str(s["id"]) for s in on_nodes.values())  # listed once
+        servers = {uuid: reader.record(server, groups) for uuid, server in on_nodes.items()}
         booter = Servers(target.name, target.connection)
         lacking = [f"{target.name} has no {what}" for what in booter.missing(servers.values())]
         by_project: dict[str, list[str]] = defaultdict(list)

@@ -172,8 +172,11 @@ class Servers:
                     found[str(member)] = (str(group["name"]), str(group.get("policy", "")))
         return found
 
-    def record(self, server: Mapping[str, Any]) -> ServerRecord:
-        """What the forklift keeps of ``server``: the image named, the group looked up."""
+    def record(
+        self, server: Mapping[str, Any], groups: Mapping[str, tuple[str, str]] | None = None
+    ) -> ServerRecord:
+        """What the forklift keeps of ``server``: the image named, the group looked up
+        (in ``groups``, :meth:`groups_of` of several servers, when given)."""
         image = server.get("image") or {}
         image_id = str(image.get("id", "")) if isinstance(image, Mapping) else ""
         name = ""
@@ -188,8 +191,9 @@ class Servers:
                 missing_ok=True,
             )
             name = str((shown or {}).get("name", ""))
-        group = self.groups_of([str(server["id"])]).get(str(server["id"]))
-        return ServerRecord.of(server, name, group)
+        if groups is None:
+            groups = self.groups_of([str(server["id"])])
+        return ServerRecord.of(server, name, groups.get(str(server["id"])))
 
     def delete(self, server_id: str) -> None:
         self._call("delete", f"/servers/{server_id}", f"delete server {server_id}", missing_ok=True)

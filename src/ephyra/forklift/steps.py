@@ -258,12 +258,20 @@ def enroll(ctx: MoveContext, into: str) -> None:
 def attach(ctx: MoveContext, plane: ControlPlane) -> None:
     """The port groups, volume connectors and volume targets the node had, made again
     in ``plane`` where they are missing (port groups first: ports name them)."""
+    for item in missing_attached(ctx, plane):
+        plane.create_attached(item.kind, item.create_fields(ctx.uuid))
+
+
+def missing_attached(ctx: MoveContext, plane: ControlPlane) -> list[Attached]:
+    """What the node had attached and ``plane`` has not, in the order of ATTACHED."""
     snap = ctx.snapshot()
+    lacking: list[Attached] = []
     for kind in ATTACHED:
-        there = {str(item.id) for item in plane.attached(kind, ctx.uuid)}
-        for item in snap.attached:
-            if item.kind == kind and item.uuid not in there:
-                plane.create_attached(kind, item.create_fields(ctx.uuid))
+        wanted = [item for item in snap.attached if item.kind == kind]
+        if wanted:
+            there = {str(item.id) for item in plane.attached(kind, ctx.uuid)}
+            lacking += [item for item in wanted if item.uuid not in there]
+    return lacking
 
 
 class EnrollTarget(Step):
@@ -297,9 +305,7 @@ class DeleteSource(Step):
         snap = self.ctx.snapshot()
         have = {p.address.lower() for p in self.ctx.target.ports(self.ctx.uuid)}
         lacking = [p.address for p in snap.ports if p.address not in have]
-        for kind in {a.kind for a in snap.attached}:
-            there = {str(i.id) for i in self.ctx.target.attached(kind, self.ctx.uuid)}
-            lacking += [a.uuid for a in snap.attached if a.kind == kind and a.uuid not in there]
+        lacking += [a.uuid for a in missing_attached(self.ctx, self.ctx.target)]
         if lacking:
             raise StepFailed(
                 f"node {self.ctx.record.label}: ports or attachments {lacking} missing in target"
