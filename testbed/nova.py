@@ -17,7 +17,8 @@ Every Nova and Placement process runs under :mod:`testbed.supervise`, which star
 when it exits, and :mod:`testbed.release_gate`: each has a *release* in its configuration
 (:mod:`testbed.releases`; a compute reports it as ``hypervisor_version``), which
 :meth:`NovaTestbed.set_release`, or ``python -m testbed nova-release`` from another
-process, changes before restarting that one process. Every start resets them to 1.0.0.
+process, changes before restarting that one process. Every start resets them to 1.0.0
+(to ``nova``, the installed version, with ``release_venvs``: see below).
 
 It writes ``clouds.yaml`` (cloud ``nova``, the admin token) for openstacksdk and the
 ``openstack`` CLI, and helps tests boot servers on a chosen host and clear everything.
@@ -34,6 +35,22 @@ before. ``clouds.yaml`` then logs
 in to Keystone (region ``region``). ``postgres`` and ``rabbit``, when given, are started
 servers the testbed uses (creating its databases) but neither starts nor stops, so that
 other services of the same cloud share them (:mod:`testbed.tenantclouds`).
+
+**Real releases.** With ``release_venvs`` (e.g. ``("nova==33.0.2",
+"openstack-placement==15.0.0")``) every host runs its services from a venv of its own,
+:meth:`NovaTestbed.venv` ``(host)`` = ``ROOT/hosts/<host>/venv``, made at every start by
+:mod:`testbed.novavenv` from the cached wheels (:func:`testbed.novavenv.wheels_dir`):
+host ``controller`` has both pins installed and runs nova-api, nova-conductor,
+nova-scheduler and Placement (and ``nova-manage``, ``placement-manage`` for the schemas),
+each ``compute-N`` has the nova pin only and runs its nova-compute. Every service's
+release is then ``nova``: a compute reports ``convert_version_to_int`` of the nova it has
+installed. Upgrading a host is ``pip install --no-index --find-links WHEELS --no-deps
+nova==34.0.0`` into its venv (:func:`testbed.novavenv.pip_install_argv`) and restarting
+its services (:meth:`NovaTestbed.restart`, ``python -m testbed nova-restart``), whose
+supervisor starts them from the venv as it now is. Each host's services read a
+configuration file that only they read (:meth:`NovaTestbed.host_config`:
+``etc/controller.conf``, ``etc/compute-N.conf``), where an operator sets, say,
+``[upgrade_levels] compute = auto``.
 """
 
 from __future__ import annotations
@@ -42,12 +59,13 @@ import contextlib
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -55,12 +73,19 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import catalog, handover, releases
+from testbed import catalog, handover, novavenv, releases
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
-from testbed.releases import CONTROLLERS, DEFAULT_RELEASE, Release, write_release
+from testbed.releases import (
+    CONTROLLER_HOST,
+    CONTROLLERS,
+    DEFAULT_RELEASE,
+    INSTALLED,
+    Release,
+    write_release,
+)
 from testbed.supervise import SupervisorState, read_state
 
 if TYPE_CHECKING:
@@ -89,6 +114,10 @@ WAIT_TIMEOUT_S = 120.0
 #: Seconds a Nova process gets to stop on SIGTERM before its group is killed: a graceful
 #: stop takes about 5 s, but the testbed throws its databases away anyway.
 NOVA_STOP_GRACE_S = 2.0
+#: The distributions a host venv holds: Nova on every host, Placement on the controller.
+NOVA_DIST = "nova"
+PLACEMENT_DIST = "openstack-placement"
+STATUS_TIMEOUT_S = 120.0
 
 
 def _utcnow() -> datetime:
@@ -135,9 +164,14 @@ class NovaTestbed:
         rabbit: RabbitMQ | None = None,
         first_host: int = 1,
         baremetal_host: str | None = None,
+        release_venvs: Sequence[str] | None = None,
+        wheels: str | os.PathLike[str] | None = None,
     ) -> None:
         """``root`` holds configuration, logs and per-compute state (recreated by start).
-        See the module docstring for ``keystone`` and the arguments after it."""
+        See the module docstring for ``keystone`` and the arguments after it.
+        ``release_venvs``: the pins (``nova==X``, ``openstack-placement==Y``) each host's
+        venv starts with, installed from ``wheels`` (default
+        :func:`testbed.novavenv.wheels_dir`, filled with what is missing at start)."""
         if computes < 1 and baremetal_host is None:
             raise ValueError("at least one compute")
         if baremetal_host is not None and keystone is None:
@@ -146,6 +180,18 @@ class NovaTestbed:
             raise ValueError("compute numbers start at 1 or later")
         if keystone is None and (glance_url or neutron_url):
             raise ValueError("an image or network service needs Keystone")
+        self.release_venvs = tuple(release_venvs) if release_venvs is not None else None
+        if self.release_venvs is not None:
+            pinned = {novavenv.normalize(novavenv.pin(r)[0]) for r in self.release_venvs}
+            wanted = {novavenv.normalize(NOVA_DIST), novavenv.normalize(PLACEMENT_DIST)}
+            if pinned != wanted or len(self.release_venvs) != 2:
+                raise ValueError(
+                    f"release_venvs pins {NOVA_DIST} and {PLACEMENT_DIST} once each, "
+                    f"not {list(self.release_venvs)}"
+                )
+            if baremetal_host is not None:
+                raise ValueError("a bare-metal compute has no venv of its own")
+        self.wheels = Path(wheels) if wheels is not None else novavenv.wheels_dir()
         self.keystone = keystone
         self.region = region
         self.glance_url = glance_url
@@ -167,6 +213,7 @@ class NovaTestbed:
         self._daemons: dict[str, Daemon] = {}
         self._ports: dict[str, int] = {}
         self._connections: dict[tuple[str, str], Connection] = {}
+        self._venvs: dict[str, Future[Path]] = {}
         self._names = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -198,6 +245,60 @@ class NovaTestbed:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def host_names(self) -> list[str]:
+        """Every host: ``controller``, then the computes."""
+        return [CONTROLLER_HOST, *self.hosts]
+
+    def venv(self, host: str) -> Path:
+        """The venv host ``host`` runs its services from (``ROOT/hosts/<host>/venv``),
+        with ``release_venvs`` only."""
+        if self.release_venvs is None:
+            raise TestbedError("this Nova testbed runs every host from one environment")
+        self._check_host(host)
+        return self.root / "hosts" / host / "venv"
+
+    def _check_host(self, host: str) -> None:
+        if host not in self.host_names:
+            raise ValueError(f"unknown host {host!r}; hosts: {self.host_names}")
+
+    def host_config(self, host: str) -> Path:
+        """The configuration file that the Nova services of ``host``, and only they, read
+        after ``nova.conf``: ``etc/controller.conf`` (nova-api, nova-conductor,
+        nova-scheduler, nova-manage) or ``etc/compute-N.conf``. Placement reads
+        ``etc/placement.conf`` alone."""
+        self._check_host(host)
+        return self.etc / f"{host}.conf"
+
+    def config_files(self, host: str) -> list[Path]:
+        """The configuration files a Nova command of ``host`` reads, in order
+        (``--config-file`` each): ``nova.conf``, then :meth:`host_config`."""
+        return [self.etc / "nova.conf", self.host_config(host)]
+
+    def _bin(self, host: str, name: str) -> str:
+        """Executable ``name`` of ``host``: from its venv, or the running interpreter's."""
+        if self.release_venvs is None:
+            return _executable(name)
+        return str(self.venv(host) / "bin" / name)
+
+    def installed(self, host: str, distribution: str = NOVA_DIST) -> str | None:
+        """The version of ``distribution`` in the venv of ``host`` (``release_venvs``)."""
+        return novavenv.installed_version(self.venv(host), distribution)
+
+    def _release_version(self, name: str) -> str:
+        """The version service ``name`` runs: its release, or for ``nova`` the version
+        its host has installed."""
+        configured = self.release(name)
+        if configured != INSTALLED:
+            return configured
+        host = name if name in self.hosts else CONTROLLER_HOST
+        if self.release_venvs is None:
+            return releases.resolve(INSTALLED)
+        version = self.installed(host)
+        if version is None:
+            raise TestbedError(f"no nova installed in {self.venv(host)}")
+        return version
 
     @property
     def api_url(self) -> str:
@@ -269,6 +370,41 @@ class NovaTestbed:
         for sub in ("etc", "logs", "state", "run"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
             (self.root / sub).mkdir(parents=True)
+        with ThreadPoolExecutor(max_workers=1) as builder:
+            if self.release_venvs is not None:
+                self._make_venvs(builder)
+            self._start_services()
+
+    def _make_venvs(self, builder: ThreadPoolExecutor) -> None:
+        """Fetch the wheels missing from the cache, then make every host's venv in
+        ``builder`` (the controller's first)."""
+        assert self.release_venvs is not None
+        shutil.rmtree(self.root / "hosts", ignore_errors=True)
+        novavenv.fetch_wheels(self.release_venvs, self.wheels)
+        deps = novavenv.shared_deps(self.root / "hosts" / "shared-deps")
+        nova_pins = [
+            r
+            for r in self.release_venvs
+            if novavenv.normalize(novavenv.pin(r)[0]) == novavenv.normalize(NOVA_DIST)
+        ]
+        for host in self.host_names:
+            wanted = list(self.release_venvs) if host == CONTROLLER_HOST else nova_pins
+            self._venvs[host] = builder.submit(
+                novavenv.make_venv,
+                self.venv(host),
+                wanted,
+                deps=deps,
+                wheels=self.wheels,
+                log=self.logs / f"venv-{host}.log",
+            )
+
+    def _venv_ready(self, host: str) -> None:
+        """Wait until the venv of ``host`` is made (if the testbed makes venvs)."""
+        future = self._venvs.get(host)
+        if future is not None:
+            future.result()
+
+    def _start_services(self) -> None:
         # PostgreSQL and RabbitMQ run as their own users, which cannot reach a private
         # directory such as pytest's: they get a scratch directory of their own.
         self._scratch = Path(tempfile.mkdtemp(prefix="ephyra-nova-"))
@@ -289,6 +425,7 @@ class NovaTestbed:
                 self._postgres.start(DATABASES)
             else:
                 self._postgres.create_databases(*DATABASES)
+            self._venv_ready(CONTROLLER_HOST)
             self._sync_databases()
             if rabbit is not None:
                 rabbit.result()
@@ -298,6 +435,7 @@ class NovaTestbed:
             self._daemons[name].start()
         self._wait(lambda: self._services_in_db("nova-conductor") >= 1, "nova-conductor started")
         for host in self._compute_hosts:
+            self._venv_ready(host)
             self._daemons[host].start()
         if "stub" in self._daemons:
             self._wait(lambda: http_ok(self._url("stub")), "image/network stand-in answering")
@@ -333,6 +471,7 @@ class NovaTestbed:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._scratch = None
         self._connections.clear()
+        self._venvs.clear()
         if errors:
             raise TestbedError("the Nova testbed did not stop cleanly:\n" + "\n".join(errors))
 
@@ -365,7 +504,7 @@ class NovaTestbed:
             "@VCPUS@": str(self.vcpus),
             "@MEMORY_MB@": str(self.memory_mb),
             "@LOCAL_GB@": str(self.local_gb),
-            "@RELEASE@": DEFAULT_RELEASE,
+            "@RELEASE@": self._first_release,
         }
         self._render("nova.conf.template", self.etc / "nova.conf", values)
         self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
@@ -378,7 +517,7 @@ class NovaTestbed:
         for name in ("nova-conductor", "nova-scheduler", "nova-api"):
             conf = self.etc / f"{name}.conf"
             conf.write_text(f"# {name}'s own settings, read after nova.conf and controller.conf\n")
-            write_release(conf, Release(DEFAULT_RELEASE))
+            write_release(conf, Release(self._first_release))
         if self.baremetal_host is not None:
             # a bare-metal host has a compute node only once Ironic has a node: the
             # scheduler maps it to the cell when it first has one, as Nova's guide for
@@ -392,6 +531,11 @@ class NovaTestbed:
             )
         (self.root / "state" / "locks").mkdir()
         self.write_clouds_yaml()
+
+    @property
+    def _first_release(self) -> str:
+        """Every service's release at start: ``nova`` (the installed one) with venvs."""
+        return DEFAULT_RELEASE if self.release_venvs is None else INSTALLED
 
     def _write_baremetal_config(self, keystone: Keystone, values: Mapping[str, str]) -> None:
         host = self.baremetal_host
@@ -503,24 +647,34 @@ class NovaTestbed:
         self.clouds_yaml.write_text(yaml.safe_dump(clouds, sort_keys=True))
         return self.clouds_yaml
 
-    def _service_env(self) -> dict[str, str]:
+    def _service_env(self, host: str | None = CONTROLLER_HOST) -> dict[str, str]:
+        """The environment of the processes of ``host`` (None: of no host): with venvs,
+        its venv's ``bin`` first on ``PATH``, as if it were activated."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
         env["PYTHONPATH"] = str(REPO)
         env["OS_NOVA_CONFIG_DIR"] = str(self.etc)
         env["OS_NOVA_CONFIG_FILES"] = "api-paste.ini;nova.conf;controller.conf"
         env["OS_PLACEMENT_CONFIG_DIR"] = str(self.etc)
+        if self.release_venvs is not None and host is not None:
+            venv = self.venv(host)
+            env["VIRTUAL_ENV"] = str(venv)
+            env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", os.defpath)])
         return env
 
     def _define_daemons(self) -> None:
-        env = self._service_env()
-        python = _executable("python")
         nova_conf = ["--config-file", str(self.etc / "nova.conf")]
         controller = [*nova_conf, "--config-file", str(self.etc / "controller.conf")]
 
         def daemon(
-            name: str, argv: list[str], *, supervised: bool = True, **extra_env: str
+            name: str,
+            argv: list[str],
+            *,
+            host: str | None = CONTROLLER_HOST,
+            supervised: bool = True,
+            **extra_env: str,
         ) -> None:
             if supervised:  # restarted when it exits, started only if its release can
+                python = self._bin(host or CONTROLLER_HOST, "python")
                 gate = [python, "-m", "testbed.release_gate", str(self.etc / f"{name}.conf")]
                 supervise = [python, "-m", "testbed.supervise", str(self._state_file(name))]
                 argv = [*supervise, "--", *gate, "--", *argv]
@@ -528,41 +682,47 @@ class NovaTestbed:
                 name,
                 argv,
                 self.logs / f"{name}.out",
-                env={**env, **extra_env},
+                env={**self._service_env(host), **extra_env},
                 cwd=self.root,
                 grace=NOVA_STOP_GRACE_S,
             )
 
+        def module(host: str, name: str, *args: str) -> list[str]:
+            return [self._bin(host, "python"), "-m", name, *args]
+
         self._daemons = {}
-        if self._needs_stub:
-            stub = [python, "-m", "testbed.nova_stub", str(self._ports["stub"])]
-            daemon("stub", stub, supervised=False)
-        wsgi = [python, "-m", "testbed.wsgi_serve"]
-        daemon(
-            "placement", [*wsgi, "placement.wsgi.api:application", str(self._ports["placement"])]
-        )
+        if self._needs_stub:  # of no host: the running interpreter's
+            stub = [_executable("python"), "-m", "testbed.nova_stub", str(self._ports["stub"])]
+            daemon("stub", stub, host=None, supervised=False)
+        wsgi = module(CONTROLLER_HOST, "testbed.wsgi_serve")
+        placement = [*wsgi, "testbed.placement_wsgi:application", str(self._ports["placement"])]
+        daemon("placement", placement)
         api_log = ["--log-file", str(self.logs / "nova-api.log")]
+        files = self._service_env()["OS_NOVA_CONFIG_FILES"]
         daemon(
             "nova-api",
             [*wsgi, "nova.wsgi.osapi_compute:application", str(self._ports["api"]), *api_log],
-            OS_NOVA_CONFIG_FILES=f"{env['OS_NOVA_CONFIG_FILES']};nova-api.conf",
+            OS_NOVA_CONFIG_FILES=f"{files};nova-api.conf",
         )
         for binary in ("nova-conductor", "nova-scheduler"):
             own = ["--config-file", str(self.etc / f"{binary}.conf")]
             own += ["--log-file", str(self.logs / f"{binary}.log")]
-            daemon(binary, [python, "-m", "testbed.nova_controller", binary, *controller, *own])
+            command = module(CONTROLLER_HOST, "testbed.nova_controller", binary)
+            daemon(binary, [*command, *controller, *own])
         for host in self._compute_hosts:
             compute_conf = ["--config-file", str(self.etc / f"{host}.conf")]
             log = ["--log-file", str(self.logs / f"{host}.log")]
-            argv = [python, "-m", "testbed.nova_compute", *nova_conf, *compute_conf, *log]
+            runner = host if host in self.hosts else CONTROLLER_HOST
+            argv = [*module(runner, "testbed.nova_compute"), *nova_conf, *compute_conf, *log]
             # the bare-metal host has no release of its own: Ironic's nodes are upgraded
             # by moving them (the forklift), not by restarting it
-            daemon(host, argv, supervised=host in self.hosts)
+            daemon(host, argv, host=runner, supervised=host in self.hosts)
 
     # -- databases ----------------------------------------------------------------------
 
     def _nova_manage(self, *args: str, cell_config: str = "controller.conf", log: str = "") -> None:
-        argv = [_executable("nova-manage"), "--config-file", str(self.etc / "nova.conf")]
+        argv = [self._bin(CONTROLLER_HOST, "nova-manage")]
+        argv += ["--config-file", str(self.etc / "nova.conf")]
         argv += ["--config-file", str(self.etc / cell_config), *args]
         log_file = self.logs / f"nova-manage{log}.log"
         run(argv, log_file, env=self._service_env(), cwd=self.root)
@@ -573,7 +733,7 @@ class NovaTestbed:
         cell0 = self._postgres.url("nova_cell0")
         (self.etc / "cell0.conf").write_text(f"[database]\nconnection = {cell0}\n")
         placement = [
-            _executable("placement-manage"),
+            self._bin(CONTROLLER_HOST, "placement-manage"),
             "--config-file",
             str(self.etc / "placement.conf"),
             "db",
@@ -656,6 +816,30 @@ class NovaTestbed:
             with contextlib.suppress(OSError):
                 parts.append("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
         return "\n".join(parts)
+
+    def add_stale_compute(self, host: str, days: float = 1.0) -> str:
+        """A nova-compute service record of ``host``, last seen ``days`` ago, at the
+        service version of the computes: what a host removed without deleting its
+        service leaves behind (Nova shows it down). Returns the record's id, which
+        ``DELETE /os-services/{id}`` removes."""
+        assert self._postgres is not None
+        version = self._postgres.query(
+            "nova_cell1",
+            'SELECT min(version) FROM services WHERE "binary" = %s AND deleted = 0',
+            "nova-compute",
+        )[0][0]
+        sql = (
+            'INSERT INTO services (created_at, updated_at, host, "binary", topic, '
+            "report_count, disabled, deleted, forced_down, version, uuid, last_seen_up) "
+            "VALUES (now() - make_interval(secs => %s), now() - make_interval(secs => %s), "
+            "%s, 'nova-compute', 'compute', 1, false, 0, false, %s, %s, "
+            "now() - make_interval(secs => %s)) RETURNING uuid"
+        )
+        seconds = days * 86400
+        rows = self._postgres.execute(
+            "nova_cell1", sql, seconds, seconds, host, version, str(uuid.uuid4()), seconds
+        )
+        return str(rows[0][0])
 
     def _services_in_db(self, binary: str) -> int:
         assert self._postgres is not None
@@ -921,11 +1105,12 @@ class NovaTestbed:
     ) -> None:
         """Wait until service ``name`` serves again: a compute, nova-conductor or
         nova-scheduler up in Nova with a heartbeat since ``since`` (naive UTC) if given, a
-        compute also reporting the hypervisor_version of its release; nova-api or
-        Placement answering. Raises if its process exits meanwhile."""
+        compute also reporting the hypervisor_version of its release (release ``nova``:
+        of the nova its venv has); nova-api or Placement answering. Raises if its process
+        exits meanwhile."""
         if name in self.hosts:
             self._wait_computes_up([name], since, timeout)
-            version = releases.version_int(self.release(name))
+            version = releases.version_int(self._release_version(name))
             self._wait(
                 lambda: self.hypervisor_versions().get(name) == version,
                 f"{name} reporting hypervisor_version {version}",
@@ -947,6 +1132,42 @@ class NovaTestbed:
             self._wait(lambda: http_ok(url), f"{name} answering", timeout)
         else:
             raise ValueError(f"unknown service {name!r}; services: {self.services}")
+
+    def restart(
+        self, service: str, host: str, *, timeout: float = releases.RESTART_TIMEOUT_S
+    ) -> tuple[int, int]:
+        """Restart Nova service ``service`` (``nova-api``, ``nova-conductor``,
+        ``nova-scheduler``, ``placement-api``, ``nova-compute``) of ``host``
+        (``controller``, ``compute-N``), as ``python -m testbed nova-restart`` does: its
+        process stops and its supervisor starts it again, from the host's venv as it now
+        is and with the configuration as it now is. Returns (old pid, new pid) once the
+        new process started, without waiting for it to serve (:meth:`wait_service` with
+        :func:`testbed.releases.service_name`). Raises
+        :class:`testbed.releases.BadRelease` for a pair that runs nowhere."""
+        name = releases.service_name(service, host)
+        releases.check_service(self.root, name)
+        return releases.restart_service(self.root, name, timeout=timeout)
+
+    def nova_status(self, *args: str, timeout: float = STATUS_TIMEOUT_S) -> tuple[int, str]:
+        """Run ``nova-status --config-file etc/nova.conf --config-file
+        etc/controller.conf ARGS`` (default ``upgrade check``) on the controller, from
+        its venv with ``release_venvs``; (exit code, output with stderr)."""
+        argv = [self._bin(CONTROLLER_HOST, "nova-status")]
+        for conf in self.config_files(CONTROLLER_HOST):
+            argv += ["--config-file", str(conf)]
+        argv += list(args or ("upgrade", "check"))
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self._service_env(),
+            cwd=self.root,
+            timeout=timeout,
+            check=False,
+        )
+        return done.returncode, done.stdout
 
     # -- clean --------------------------------------------------------------------------
 

@@ -8,13 +8,17 @@ identity found..."). This subclass
   its configuration, to the hypervisors API and to Placement (whose allocation ratios then
   apply: VCPU 4.0, memory 1.0, disk 1.0, Nova's initial ratios);
 - reports ``hypervisor_version = convert_version_to_int(release)``, the ``release`` option
-  of ``[testbed_fake]`` (default 1.0.0, so 1000000), as Nova's libvirt driver reports
-  libvirt's version: an upgrade of the compute shows in the hypervisors API once it
-  started again (see :mod:`testbed.releases`);
+  of ``[testbed_fake]`` (default 1.0.0, so 1000000; ``nova``: the version of the nova
+  package installed, 33000002 for 33.0.2), as Nova's libvirt driver reports libvirt's
+  version: an upgrade of the compute shows in the hypervisors API once it started again
+  (see :mod:`testbed.releases`);
 - keeps one node UUID in ``state_path/compute_id``, as real single-node drivers do, so a
   nova-compute killed and started again finds its compute node and resource provider;
 - on start, takes back the servers the database places on its host, as a hypervisor
-  whose guests kept running while nova-compute was down.
+  whose guests kept running while nova-compute was down;
+- records the machine type of a server it spawns (``image_hw_machine_type = pc`` in its
+  system metadata, Nova's default for x86_64) as the libvirt driver does, so that
+  ``nova-status upgrade check`` finds no server without one.
 
 A snapshot (``createImage``) uploads a small deterministic payload (4 KiB naming the
 server) through Nova's image API as the libvirt driver uploads a disk, so the image becomes
@@ -44,18 +48,24 @@ from nova.image import glance
 from nova.virt import fake
 from oslo_config import cfg
 
-from testbed.releases import DEFAULT_RELEASE, version_int
+from testbed.releases import DEFAULT_RELEASE, resolve, version_int
 
 CONF = nova.conf.CONF
 GROUP = "testbed_fake"
 #: Bytes of a snapshot's payload.
 SNAPSHOT_BYTES = 4096
+#: The machine type the libvirt driver records for an x86_64 server by default.
+MACHINE_TYPE = "pc"
 CONF.register_opts(
     [
         cfg.IntOpt("vcpus", default=16, min=1, help="VCPUs this compute reports"),
         cfg.IntOpt("memory_mb", default=16384, min=1, help="memory this compute reports"),
         cfg.IntOpt("local_gb", default=1024, min=1, help="disk this compute reports"),
-        cfg.StrOpt("release", default=DEFAULT_RELEASE, help="release of this compute (X.Y.Z)"),
+        cfg.StrOpt(
+            "release",
+            default=DEFAULT_RELEASE,
+            help="release of this compute (X.Y.Z, or nova: the installed nova's version)",
+        ),
     ],
     group=GROUP,
 )
@@ -70,7 +80,7 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
         self.vcpus = options.vcpus
         self.memory_mb = options.memory_mb
         self.local_gb = options.local_gb
-        self.release = options.release
+        self.release = resolve(options.release)
         hypervisor_version = version_int(self.release)
         super().__init__(virtapi, read_only)
         self.host_status_base["hypervisor_version"] = hypervisor_version
@@ -86,6 +96,18 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
             )
             flavor = instance.flavor
             self.resources.claim(vcpus=flavor.vcpus, mem=flavor.memory_mb, disk=flavor.root_gb)
+
+    def spawn(
+        self, context: Any, instance: Any, image_meta: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """The parent's spawn, then the machine type in the server's system metadata (the
+        compute manager saves it with the server), unless its image names one. (The
+        parent calls it without an image at the end of a live migration: the server has
+        its machine type already.)"""
+        super().spawn(context, instance, image_meta, *args, **kwargs)
+        properties = getattr(image_meta, "properties", None)
+        if properties is not None and properties.get("hw_machine_type") is None:
+            instance.system_metadata["image_hw_machine_type"] = MACHINE_TYPE
 
     def snapshot(
         self, context: Any, instance: Any, image_id: str, update_task_state: Callable[..., None]

@@ -99,6 +99,16 @@ class Postgres:
         finally:
             conn.close()
 
+    def execute(self, database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement and commit it; the rows it returns (``RETURNING``)."""
+        conn = self._connect(database)
+        try:
+            with conn, conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        finally:
+            conn.close()
+
     def _connect(self, database: str) -> Any:
         import psycopg2
 

@@ -2,7 +2,8 @@
 
 ``python -m testbed.release_gate CONF -- ARGV...`` reads the release in the
 ``[testbed_fake]`` group of ``CONF`` (see :mod:`testbed.releases`). When it is a version
-Nova can store and is not marked ``fail_start``, it replaces itself with ``ARGV`` (same
+Nova can store (or ``nova``, the version of the nova package this interpreter has
+installed) and is not marked ``fail_start``, it replaces itself with ``ARGV`` (same
 process, so the supervisor's child pid is the service's); otherwise it prints why and exits
 with :data:`EXIT_BROKEN` (78, ``EX_CONFIG``), as a service whose new release is broken
 would fail at start.
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from testbed.releases import ReleaseError, read_release, version_int
+from testbed.releases import ReleaseError, read_release, resolve, version_int
 
 EXIT_BROKEN = 78
 USAGE = "usage: python -m testbed.release_gate CONF -- ARGV..."
@@ -24,7 +25,7 @@ def problem(conf: Path) -> str | None:
     """Why the release in ``conf`` cannot start, or None when it can."""
     try:
         release = read_release(conf)
-        version_int(release.version)
+        version_int(resolve(release.version))
     except ReleaseError as exc:
         return str(exc)
     if release.fail_start:

@@ -14,15 +14,24 @@ Every supervised service of a :class:`testbed.nova.NovaTestbed` has a configurat
 to start a service whose release is not a version or is marked to fail, so that an
 upgrade which breaks a service can be played.
 
+The release ``nova`` (:data:`INSTALLED`) stands for the version of the nova package the
+service's interpreter has installed (:func:`resolve`): a testbed whose hosts run real
+releases from venvs of their own (:mod:`testbed.novavenv`) configures it, so a compute
+reports ``convert_version_to_int`` of its installed Nova, 33000002 for 33.0.2.
+
 Each of those services runs under :mod:`testbed.supervise`, whose state file is
 ``ROOT/run/NAME.json``: :func:`set_release` writes the release and then stops the
-service's current process, which the supervisor starts again with the new configuration.
+service's current process, which the supervisor starts again with the new configuration;
+:func:`restart_service` only restarts it (:func:`service_name` maps a Nova service and
+its host, ``nova-compute`` on ``compute-2``, to that name).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +45,19 @@ GROUP = "testbed_fake"
 RELEASE = "release"
 FAIL_START = "fail_start"
 DEFAULT_RELEASE = "1.0.0"
+#: The release that stands for the installed nova package's version (see :func:`resolve`).
+INSTALLED = "nova"
 #: Services with a release besides the computes, in the order they are listed.
 CONTROLLERS = ("nova-conductor", "nova-scheduler", "nova-api", "placement")
+#: The host of every controller service.
+CONTROLLER_HOST = "controller"
+#: The supervised service of each Nova service that runs on the controller host.
+CONTROLLER_SERVICES = {
+    "nova-api": "nova-api",
+    "nova-conductor": "nova-conductor",
+    "nova-scheduler": "nova-scheduler",
+    "placement-api": "placement",
+}
 #: Nova keeps hypervisor_version in a 32-bit signed integer column.
 MAX_VERSION_INT = 2**31 - 1
 #: Seconds the old process of a restarted service gets to stop before it is killed
@@ -82,6 +102,43 @@ def version_int(version: str) -> int:
             f"database holds (0 to {MAX_VERSION_INT})"
         )
     return number
+
+
+def resolve(version: str) -> str:
+    """``version`` itself, or for :data:`INSTALLED` the version of the nova package the
+    running interpreter has installed (:class:`ReleaseError` when it has none)."""
+    if version != INSTALLED:
+        return version
+    try:
+        return importlib.metadata.version("nova")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ReleaseError(
+            f"release {INSTALLED!r} names the installed nova, but {sys.executable} has none"
+        ) from exc
+
+
+def check_version(version: str) -> None:
+    """:class:`BadRelease` unless ``version`` is :data:`INSTALLED` or a version Nova can
+    store (:func:`version_int`)."""
+    if version != INSTALLED:
+        version_int(version)
+
+
+def service_name(service: str, host: str) -> str:
+    """The supervised service that runs Nova service ``service`` on ``host``:
+    ``compute-N`` for ``nova-compute`` on ``compute-N``; ``nova-api``,
+    ``nova-conductor``, ``nova-scheduler`` or ``placement`` for those (``placement-api``)
+    on ``controller``. :class:`BadRelease` for any other pair."""
+    if service == "nova-compute":
+        if host.startswith("compute-") and host.removeprefix("compute-").isdigit():
+            return host
+        raise BadRelease(f"nova-compute runs on a compute host (compute-N), not on {host!r}")
+    if service in CONTROLLER_SERVICES:
+        if host == CONTROLLER_HOST:
+            return CONTROLLER_SERVICES[service]
+        raise BadRelease(f"{service} runs on host {CONTROLLER_HOST!r}, not on {host!r}")
+    known = ", ".join(["nova-compute", *CONTROLLER_SERVICES])
+    raise BadRelease(f"unknown service {service!r}; known: {known}")
 
 
 def config_file(root: Path, name: str) -> Path:
@@ -203,9 +260,10 @@ def set_release(
     restarting). ``fail_start`` marks the release to fail at start. Raises
     :class:`BadRelease` (nothing changed) for an unknown service or a version that is not
     one, :class:`ReleaseError` when the service is not running (the release is written
-    and applies when it starts) or does not start again within ``timeout`` seconds."""
+    and applies when it starts) or does not start again within ``timeout`` seconds.
+    ``version`` may be :data:`INSTALLED`."""
     conf = check_service(root, name)
-    version_int(version)
+    check_version(version)
     write_release(conf, Release(version, fail_start))
     if not restart:
         return None

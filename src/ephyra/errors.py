@@ -182,6 +182,9 @@ class StepFailed(EphyraError):
 class StrategyFailed(StepFailed):
     """An upgrade or downgrade command failed; the message says which and how."""
 
+    #: The exit code of the command, when it ended with one that is not a success.
+    returncode: int | None = None
+
 
 class NoDowngrade(StepFailed):
     """The strategy cannot take this target back to its previous version."""

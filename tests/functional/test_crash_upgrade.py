@@ -338,6 +338,8 @@ def forward_points(up: Upgrade, server: str) -> list[Point]:
               compute(disabled=True, on_it=False)),
         Point(c1, "verify-empty", BOUNDARY, at_boundary(c1, "verify-empty"),
               compute(disabled=True, on_it=False)),
+        Point(c1, "placement-audit", BOUNDARY, at_boundary(c1, "placement-audit"),
+              compute(disabled=True, on_it=False)),
         Point(c1, "upgrade-1", BOUNDARY, at_boundary(c1, "upgrade-1"),
               compute(disabled=True, on_it=False, upgraded=True)),
         Point(c1, "gate", MID, lambda p: p.wait_for(said(f"{c1}: gate started")), gating),
@@ -436,6 +438,7 @@ def test_an_upgrade_killed_at_every_step_then_its_rollback_killed_at_every_step(
     forward = forward_points(up, server)
     # every boundary of the kind's steps, of a control-plane unit and of a drained compute
     compute_titles = [s.title for s in compute_steps.FORWARD]
+    compute_titles += [upgrade_steps.PlacementAudit.title]
     compute_titles += ["upgrade-1", upgrade_steps.HealthGate.title]
     compute_titles += [compute_steps.MaintenanceOff.title]
     control_titles = ["upgrade-1", upgrade_steps.HealthGate.title]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ephyra.errors import NoDowngrade, StrategyFailed
+from ephyra.errors import NoDowngrade, StrategyFailed, UsageError
 from ephyra.strategies.base import Change, Strategy, Target, build
 from testbed.aptrepo import AptRepo
 
@@ -210,6 +210,48 @@ def test_source_installs_a_tag_into_the_venv_and_goes_back(
     with pytest.raises(StrategyFailed, match=r"git checkout of tag 3\.0"):
         strategy.upgrade(_target("3.0"), Lines())
     assert _imported_version(venv) == "1.0"
+
+
+def test_source_installs_a_requirement_from_wheels_and_goes_back(
+    source_repo: Path, tmp_path: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    for tag in ("1.0", "2.0"):
+        tree = tmp_path / f"tree-{tag}"
+        subprocess.run(
+            ["git", "clone", "-q", "--branch", tag, str(source_repo), str(tree)], check=True
+        )
+        pip = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index"]
+        subprocess.run([*pip, "-w", str(wheels), str(tree)], check=True, capture_output=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    options = {
+        "type": "source",
+        "requirement": "ephyra-demo=={version}",
+        "distribution": "ephyra-demo",
+        "venv": str(venv),
+        "pip_options": ["--no-index", "--find-links", str(wheels)],
+    }
+    strategy = _strategy(options)
+    assert strategy.version(_target("1.0")) == ""  # not installed yet
+    assert strategy.upgrade(_target("1.0"), Lines()) == Change("", "1.0")
+    lines = Lines()
+    change = strategy.upgrade(_target("2.0"), lines)
+    assert change == Change("1.0", "2.0")
+    assert _imported_version(venv) == "2.0"
+    assert lines.has("Successfully installed ephyra-demo-2.0")
+    assert strategy.downgrade(_target(change.before), Lines()) == Change("2.0", "1.0")
+    assert _imported_version(venv) == "1.0"
+
+    with pytest.raises(StrategyFailed, match=r"pip install ephyra-demo==3\.0 into"):
+        strategy.upgrade(_target("3.0"), Lines())
+    assert _imported_version(venv) == "1.0"
+    for bad, message in (
+        ({"repo": str(source_repo)}, "repo, checkout and tag are for a git checkout"),
+        ({"version_from": "git"}, "a requirement's version is its distribution's"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            _strategy({**options, **bad})
 
 
 # -- ansible ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ephyra.cli.backend import backend, in_process
 from ephyra.cli.output import FORMATS, emit
 from ephyra.engine.kinds import RunKind
 from ephyra.engine.states import RunState
+from ephyra.errors import UsageError
 from ephyra.progress import observer_for
 from ephyra.urls import redact
 
@@ -165,11 +166,26 @@ def register_kind(action: Action, kind: RunKind[Any], parent: Action | None = No
         emit(backend(args).kind_runs(kind.name), args.format, list(kind.list_columns))
         return 0
 
+    def do_preflight(args: argparse.Namespace) -> int:
+        if args.url:
+            raise UsageError(
+                "preflight runs from this process, against the cloud of --os-cloud; a "
+                "server runs it as the first stage of every run it starts"
+            )
+        rows = in_process(args).preflight(kind.name, body(args))
+        emit(rows, args.format, ["check", "level", "subject", "message", "todo"])
+        blocked = [row for row in rows if row["level"] == "block"]
+        if blocked:
+            print(f"ephyra: preflight: {len(blocked)} check(s) block", file=sys.stderr)
+        return 1 if blocked else 0
+
     def do_finish(args: argparse.Namespace) -> int:
         print(backend(args).finish(kind.name, args.run, observer_for(sys.stderr, args.verbose)))
         return 0
 
     kind.add_options(action("plan", do_plan, verbs.plan))
+    if kind.preflight_help:
+        kind.add_options(action("preflight", do_preflight, kind.preflight_help))
     for add, verb in ((action, kind.start_verb), (parent, kind.start_alias)):
         if add is None or not verb:
             continue

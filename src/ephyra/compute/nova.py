@@ -7,7 +7,7 @@ resource layer adds, and errors translated at the edge like every cloud call in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +24,8 @@ COMPUTE_MIN = "2.60"
 #: Evacuation keeps the server's power state up to 2.94 (2.95 always lands it stopped).
 EVACUATE_MICROVERSION = "2.94"
 PLACEMENT_MICROVERSION = "1.14"
+#: Placement's microversion where an allocation's consumer has a generation (1.28).
+AUDIT_MICROVERSION = "1.28"
 #: Hypervisor listings are read below 2.88, whose detail asks every compute for its
 #: uptime over RPC: a compute that just died but is not yet "down" would stall the call.
 HYPERVISORS_MICROVERSION = "2.87"
@@ -153,10 +155,19 @@ class ComputeCloud:
         except ValueError:
             return None
 
+    def answers(self) -> None:
+        """Raise unless the compute API lists servers (what its users ask it most)."""
+        self._call("get", "/servers?limit=1", "list servers")
+
     # -- services ------------------------------------------------------------
     def services(self) -> list[Service]:
         raw = self._call("get", "/os-services?binary=nova-compute", "list compute services")
         return [Service.from_api(s) for s in raw["services"]]
+
+    def every_service(self) -> list[dict[str, Any]]:
+        """Every Nova service record (all binaries, all cells), as the API gives it."""
+        raw = self._call("get", "/os-services", "list services")
+        return list(raw["services"])
 
     def service(self, host: str) -> Service:
         raw = self._call(
@@ -381,14 +392,7 @@ class ComputeCloud:
 
     def consumers_on(self, provider: str) -> list[str]:
         """The consumers (servers, migrations) holding allocations against ``provider``."""
-        raw = self._call(
-            "get",
-            f"/resource_providers/{provider}/allocations",
-            f"read the allocations against {provider}",
-            service="placement",
-            missing_ok=True,
-        )
-        return sorted((raw or {}).get("allocations") or {})
+        return sorted(self.allocations_on(provider))
 
     def traits(self, provider: str) -> tuple[list[str], int]:
         """The traits of ``provider`` and its generation."""
@@ -437,6 +441,99 @@ class ComputeCloud:
             f"/os-aggregates/{aggregate}/action",
             f"add {host} to aggregate {aggregate}",
             {"add_host": {"host": host}},
+        )
+
+    # -- the Placement audit ----------------------------------------------------------
+    def servers(self) -> dict[str, str]:
+        """Every server (all projects): id -> its compute host ('' for none)."""
+        query = urlencode({"all_tenants": "True", "limit": 1000})
+        found: dict[str, str] = {}
+        path: str | None = f"/servers/detail?{query}"
+        while path:
+            raw = self._call("get", path, "list servers")
+            for s in raw["servers"]:
+                found[s["id"]] = s.get("OS-EXT-SRV-ATTR:host") or ""
+            path = _next_link(raw.get("servers_links"))
+        return found
+
+    def migrations_under_way(self) -> dict[str, str]:
+        """Migrations not yet over: migration uuid -> its server's id. Each holds
+        allocations of its own (the source's) while it runs."""
+        raw = self._call("get", "/os-migrations", "list migrations", microversion="2.59")
+        return {
+            m["uuid"]: m["instance_uuid"]
+            for m in raw["migrations"]
+            if m.get("status") not in MIGRATION_FINAL
+        }
+
+    def compute_providers(self) -> dict[str, str]:
+        """Each compute node's resource provider (its uuid, the hypervisor's id from
+        microversion 2.53) -> the host of its nova-compute."""
+        return {
+            str(h["id"]): str((h.get("service") or {}).get("host") or "")
+            for h in self._hypervisors()
+        }
+
+    def providers_beside(self, known: Collection[str]) -> dict[str, str]:
+        """Root resource providers outside ``known`` that offer VCPU or MEMORY_MB, as a
+        compute node's does: uuid -> name."""
+        raw = self._call("get", "/resource_providers", "list providers", service="placement")
+        found = {}
+        for p in raw["resource_providers"]:
+            uuid = p["uuid"]
+            if uuid in known or p.get("root_provider_uuid", uuid) != uuid:
+                continue
+            if {"VCPU", "MEMORY_MB"} & set(self.inventories(uuid)):
+                found[uuid] = p["name"]
+        return found
+
+    def allocations_on(self, provider: str) -> dict[str, dict[str, int]]:
+        """Consumer -> the resources it holds against ``provider``."""
+        raw = self._call(
+            "get",
+            f"/resource_providers/{provider}/allocations",
+            f"read the allocations against {provider}",
+            service="placement",
+            missing_ok=True,
+        )
+        allocations = (raw or {}).get("allocations") or {}
+        return {c: dict(a.get("resources") or {}) for c, a in allocations.items()}
+
+    def drop_allocation(self, consumer: str, provider: str) -> None:
+        """Remove what ``consumer`` holds against ``provider``, keeping its other
+        allocations (a consumer with none left is deleted), as ``nova-manage placement
+        audit --delete`` does."""
+        raw = self._call(
+            "get",
+            f"/allocations/{consumer}",
+            f"read the allocations of {consumer}",
+            service="placement",
+            microversion=AUDIT_MICROVERSION,
+        )
+        held = (raw or {}).get("allocations") or {}
+        kept = {rp: {"resources": a["resources"]} for rp, a in held.items() if rp != provider}
+        if not kept:
+            self._call(
+                "delete",
+                f"/allocations/{consumer}",
+                f"delete the allocations of {consumer}",
+                service="placement",
+                missing_ok=True,
+            )
+            return
+        body = {
+            "allocations": kept,
+            "project_id": raw["project_id"],
+            "user_id": raw["user_id"],
+            "consumer_generation": raw.get("consumer_generation"),
+        }
+        self._call(
+            "put",
+            f"/allocations/{consumer}",
+            f"remove the allocation of {consumer} against {provider}",
+            body,
+            service="placement",
+            microversion=AUDIT_MICROVERSION,
         )
 
     def allocations(self, consumer: str) -> dict[str, dict[str, int]]:

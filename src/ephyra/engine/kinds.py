@@ -171,6 +171,9 @@ class RunKind(Generic[P]):
     #: refused from then on: what it needs is gone); empty: the kind has no ``finish``.
     #: Its driver's :meth:`RunDriver.finish` does it.
     finish_help: ClassVar[str] = ""
+    #: What ``preflight`` checks before a start (empty: the kind has no preflight); see
+    #: :meth:`preflight`.
+    preflight_help: ClassVar[str] = ""
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[Any]:
@@ -225,6 +228,16 @@ class RunKind(Generic[P]):
     def on_abort(self, driver: RunDriver) -> None:
         """An abort, by the process that holds the run: undo what is half done (a forklift
         returns its nodes caught mid-move)."""
+
+    def preflight(self, plan: P) -> list[dict[str, Any]]:
+        """What a start of ``plan`` would meet, checked now: rows with a ``level`` (ok,
+        warn, block); a row that blocks makes ``preflight`` exit 1."""
+        raise NotImplementedError
+
+    def no_rollback(self, journal: Journal, run: RunInfo) -> str:
+        """Why ``run`` cannot be rolled back any more (it passed a point of no return),
+        or '' when it can."""
+        return ""
 
     # -- locks ---------------------------------------------------------------------------
     def locks_of(self, run: RunInfo) -> list[str]:

@@ -119,7 +119,8 @@ class RunService(Generic[P]):
         """The run ``action`` acts on: the one named, else the latest it may act on (the
         latest unfinished run; for a rollback, the latest not rolled back; for a finish, the
         latest that succeeded). Refused at once: a resume of a finished run, an abort of a
-        run rolling back, a rollback of a run made final by ``finish``."""
+        run rolling back, a rollback of a run made final by ``finish`` or past a point of
+        no return (:meth:`RunKind.no_rollback`)."""
         if action is Action.ROLLBACK:
             run = self.find(ident, frozenset(RunState) - {RunState.ROLLED_BACK})
             if run.meta.get("finished"):
@@ -127,6 +128,9 @@ class RunService(Generic[P]):
                     f"run {run.short} is finished ({self.kind.finish_help}): "
                     "it cannot be rolled back"
                 )
+            why = self.kind.no_rollback(self.journal, run)
+            if why:
+                raise IllegalTransition(f"run {run.short} cannot be rolled back: {why}")
             return run
         if action is Action.FINISH:
             if not self.kind.finish_help:

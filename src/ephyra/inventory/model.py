@@ -50,6 +50,9 @@ class Host:
     def runs(self, service: str) -> bool:
         return any(s.name == service for s in self.services)
 
+    def runs_project(self, project: str) -> bool:
+        return any(s.project == project for s in self.services)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

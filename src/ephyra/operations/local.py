@@ -197,6 +197,10 @@ class Local:
         shown = get(kind).shown(self.planned(kind, body), body)
         return {"plan": shown.data, "text": shown.text}
 
+    def preflight(self, kind: str, body: Any) -> list[dict[str, Any]]:
+        """The preflight of what ``body`` would start, run from this process."""
+        return get(kind).preflight(self.planned(kind, body))
+
     def start(
         self,
         kind: str,

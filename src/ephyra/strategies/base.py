@@ -231,7 +231,9 @@ def stream(
     if expired.is_set():
         raise StrategyFailed(f"{name} timed out after {limit:g}s: {tail(lines)}")
     if code not in ok:
-        raise StrategyFailed(f"{name} exited with {code}: {tail(lines)}")
+        failed = StrategyFailed(f"{name} exited with {code}: {tail(lines)}")
+        failed.returncode = code
+        raise failed
     return "\n".join(lines)
 
 

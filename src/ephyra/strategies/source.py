@@ -1,11 +1,17 @@
-"""The ``source`` strategy: a git tag checked out and pip-installed into a virtualenv, the
-way services deployed from source (DevStack, kolla source images, venvs) are upgraded.
+"""The ``source`` strategy: a release pip-installed into a virtualenv, the way services
+deployed from source (DevStack, kolla source images, OpenStack-Ansible's venvs) are
+upgraded: a git tag checked out and installed, or a requirement installed from an index or
+a directory of wheels (OpenStack-Ansible's repository server).
 
 Options::
 
-    repo          the git repository to fetch tags from: URL or path (required)
-    checkout      the working tree on the host; cloned from repo when missing (required)
-    venv          the virtualenv the checkout is installed into (required)
+    repo          the git repository to fetch tags from: URL or path (required unless
+                  requirement is given)
+    checkout      the working tree on the host; cloned from repo when missing (required
+                  with repo)
+    venv          the virtualenv to install into (required)
+    requirement   instead of repo and checkout: a template of the pip requirement to
+                  install, e.g. "nova=={version}" (needs version_from: distribution)
     tag           a template of the tag to check out (default "{version}")
     version_from  "git" (default): the version is the tag the checkout is exactly at
                   (``git describe --tags --exact-match``), '' when at none;
@@ -22,6 +28,10 @@ An upgrade fetches the tags (``git fetch --force --tags REPO``), checks out the 
 ``VENV/bin/pip install CHECKOUT``. A downgrade does the same with the previous tag: the
 version recorded before (with version_from: git it is the tag itself; with
 distribution, the ``tag`` template of that version).
+
+With ``requirement``, an upgrade runs ``VENV/bin/pip install PIP_OPTIONS REQUIREMENT``
+(e.g. with ``pip_options: [--no-index, --find-links, /srv/wheels]``) and a downgrade the
+same with the version recorded before; the distribution must then be at that version.
 """
 
 from __future__ import annotations
@@ -74,6 +84,7 @@ class SourceStrategy(Strategy):
                 "repo",
                 "checkout",
                 "venv",
+                "requirement",
                 "tag",
                 "version_from",
                 "distribution",
@@ -81,13 +92,25 @@ class SourceStrategy(Strategy):
                 *COMMON,
             ),
         )
-        self.repo = str(opts.template("repo", required="the git repository: a URL or a path"))
-        self.checkout = str(
-            opts.template("checkout", required="the directory of the git working tree")
-        )
+        self.requirement = opts.template("requirement")
+        if self.requirement:
+            if "repo" in options or "checkout" in options or "tag" in options:
+                raise UsageError(
+                    "requirement: installs from an index or wheels; repo, checkout and tag "
+                    "are for a git checkout, not both"
+                )
+            self.repo = self.checkout = ""
+        else:
+            self.repo = str(opts.template("repo", required="the git repository: a URL or a path"))
+            self.checkout = str(
+                opts.template("checkout", required="the directory of the git working tree")
+            )
         self.venv = str(opts.template("venv", required="the virtualenv to install into"))
         self.tag = str(opts.template("tag", "{version}"))
-        self.version_from = opts.choice("version_from", (GIT, DISTRIBUTION), GIT)
+        default_from = DISTRIBUTION if self.requirement else GIT
+        self.version_from = opts.choice("version_from", (GIT, DISTRIBUTION), default_from)
+        if self.requirement and self.version_from != DISTRIBUTION:
+            raise UsageError("version_from: a requirement's version is its distribution's")
         self.distribution = opts.text("distribution")
         if self.version_from == DISTRIBUTION and not self.distribution:
             raise UsageError(
@@ -114,6 +137,9 @@ class SourceStrategy(Strategy):
         return probe(argv, what=f"version of {self.distribution} in {python}", timeout=self.timeout)
 
     def _install(self, target: Target, tag: str, output: Output) -> None:
+        if self.requirement:
+            self._pip_requirement(target, output)
+            return
         checkout = render(self.checkout, target)
         repo = render(self.repo, target)
         pip = f"{render(self.venv, target)}/bin/pip"
@@ -141,6 +167,20 @@ class SourceStrategy(Strategy):
         for argv, what in steps:
             stream(self._argv(target, *argv), output, what=what, timeout=self.timeout)
 
+    def _pip_requirement(self, target: Target, output: Output) -> None:
+        assert self.requirement
+        requirement = render(self.requirement, target)
+        if requirement.startswith("-"):
+            raise StrategyFailed(f"{target.host}: requirement {requirement!r} is an option")
+        venv = render(self.venv, target)
+        argv = [f"{venv}/bin/pip", "install", "--disable-pip-version-check", *self.pip_options]
+        stream(
+            self._argv(target, *argv, requirement),
+            output,
+            what=f"pip install {requirement} into {venv} on {target.host}",
+            timeout=self.timeout,
+        )
+
     def _go(self, target: Target, tag: str, want: str | None, output: Output) -> Change:
         """Install ``tag``; the version after must be ``want`` (None: any version)."""
         before = self.version(target)
@@ -148,8 +188,9 @@ class SourceStrategy(Strategy):
         after = self.version(target)
         if not after or (want is not None and after != want):
             source = "the checkout" if self.version_from == GIT else str(self.distribution)
+            what = f"tag {tag}" if not self.requirement else render(self.requirement, target)
             raise StrategyFailed(
-                f"{target.host}: after installing tag {tag}, {source} is at "
+                f"{target.host}: after installing {what}, {source} is at "
                 f"{after or 'no version'}" + (f", not {want}" if want else "")
             )
         return Change(before, after)

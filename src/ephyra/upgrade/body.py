@@ -27,3 +27,8 @@ class UpgradeBody(Body):
         None, pattern=NAME, description="the cloud whose APIs gate the upgrade"
     )
     width: int = Field(6, ge=1, le=1000, description="hosts named per batch in the plan's text")
+    heal: bool = Field(
+        False,
+        description="remove the Placement allocations a drained host leaks (else its unit "
+        "fails, naming them)",
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ephyra.engine.kinds import (
@@ -28,6 +29,7 @@ from ephyra.engine.kinds import (
 )
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
+from ephyra.upgrade import availability
 from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeDetail, UpgradeMeta
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class UpgradePlan:
     plan: Plan
     inventory: Inventory
     cloud: str | None
+    heal: bool = False
 
 
 def lock_name(cloud: str | None) -> str:
@@ -139,6 +142,11 @@ class UpgradeKind(RunKind[UpgradePlan]):
     )
     items, item_name = "units", "unit"
     list_columns = ("id", "state", "release", "cloud", "units", "created")
+    preflight_help = (
+        "check now what the upgrade would meet (services down or stale, each project's "
+        "upgrade check, Placement against Nova, room for the drains), as every run does "
+        "first; each check says ok, warn or block and what to do. Exit 1 when one blocks"
+    )
     after_abort = "`ephyra upgrade rollback {run}` takes it back"
 
     # -- a start request ---------------------------------------------------------------
@@ -173,6 +181,13 @@ class UpgradeKind(RunKind[UpgradePlan]):
             metavar="N",
             help="hosts named per batch in the tree (6)",
         )
+        add(
+            "--heal",
+            action="store_true",
+            help="remove the Placement allocations a drained host leaks, as nova-manage "
+            "placement audit --delete does, each kept in the journal (without it, such "
+            "leaks fail the host's unit and pause the run)",
+        )
 
     def body_of(self, args: argparse.Namespace) -> UpgradeBody:
         import yaml
@@ -192,7 +207,12 @@ class UpgradeKind(RunKind[UpgradePlan]):
         if getattr(args, "url", None) and sources and sources[-1].startswith("static:"):
             sources, inline = sources[:-1], static.read(sources[-1].removeprefix("static:"))
         return self.body_type().build(
-            spec=raw, sources=sources, inventory=inline, cloud=args.os_cloud, width=args.width
+            spec=raw,
+            sources=sources,
+            inventory=inline,
+            cloud=args.os_cloud,
+            width=args.width,
+            heal=args.heal,
         )
 
     def question(self, plan: Mapping[str, Any]) -> str:
@@ -211,7 +231,7 @@ class UpgradeKind(RunKind[UpgradePlan]):
         parsed = spec.parse(body.spec)  # checked before anything is discovered
         inline = body.inventory
         found = None if inline is None else discovered(sources, cloud, inline)
-        return plan_upgrade(parsed, sources, cloud, found)
+        return replace(plan_upgrade(parsed, sources, cloud, found), heal=body.heal)
 
     def shown(self, plan: UpgradePlan, body: UpgradeBody) -> Shown:
         return Shown(plan.plan.to_dict(), plan.plan.render(width=body.width))
@@ -220,7 +240,9 @@ class UpgradeKind(RunKind[UpgradePlan]):
         from ephyra.upgrade.runner import unit_details
 
         check_startable(plan)
-        meta = UpgradeMeta(plan.cloud, plan.plan.release, dict(plan.spec.raw), plan.plan.to_dict())
+        meta = UpgradeMeta(
+            plan.cloud, plan.plan.release, dict(plan.spec.raw), plan.plan.to_dict(), plan.heal
+        )
         return NewRun(meta.to_meta(), unit_details(plan.plan), upgrade_locks(plan.cloud, plan.plan))
 
     def locks_of(self, run: RunInfo) -> list[str]:
@@ -256,6 +278,36 @@ class UpgradeKind(RunKind[UpgradePlan]):
                 }
                 OUTCOMES.save(record, Phase.FORWARD, Outcome.RETRY, soaked=False, actions=actions)
 
+    def preflight(self, plan: UpgradePlan) -> list[dict[str, Any]]:
+        from ephyra.compute.nova import ComputeCloud
+        from ephyra.upgrade import preflight
+
+        cloud = ComputeCloud.connect(plan.cloud) if plan.cloud else None
+        verdicts = preflight.run(preflight.Context(plan.spec, plan.plan, cloud))
+        return [v.to_dict() for v in verdicts]
+
+    def no_rollback(self, journal: Journal, run: RunInfo) -> str:
+        """A run that began a stage past which the previous release cannot come back (a
+        project's data migrations, a sync that is not expand-only) is not rolled back."""
+        from ephyra.upgrade.plan import Plan
+
+        the_plan = Plan.from_dict(UpgradeMeta.from_meta(run.meta).plan)
+        records = journal.records(run.id, "unit:")
+        for stage in the_plan.stages:
+            if not stage.no_return:
+                continue
+            for unit in stage.units():
+                forward = OUTCOMES.parse(
+                    records.get(f"unit:{unit.id}", {}).get(Phase.FORWARD.value)
+                )
+                if forward is not Outcome.PENDING:
+                    return (
+                        f"it began stage '{stage.name}', a point of no return ({stage.no_return})"
+                        ": the previous release needs the databases as they were before the run"
+                        " (restore them from a backup)"
+                    )
+        return ""
+
     # -- reading -----------------------------------------------------------------------
     def status(self, journal: Journal, run: RunInfo) -> RunStatus[UpgradeDetail]:
         from ephyra.upgrade.plan import Plan
@@ -270,7 +322,10 @@ class UpgradeKind(RunKind[UpgradePlan]):
                     data = records.get(f"unit:{unit.id}", {})
                     actions = data.get("actions") or {}
                     versions = [
-                        f"{a.get('before') or '?'}->{a.get('back') or a.get('after')}"
+                        f"{a['project']}: {a.get('back') or a.get('after') or 'begun'}"
+                        if "project" in a
+                        else f"{a.get('before') or '?'}->"
+                        f"{a.get('back') or a.get('after') or a.get('installed')}"
                         for a in actions.values()
                     ]
                     forward, rollback = OUTCOMES.both(data)
@@ -286,9 +341,23 @@ class UpgradeKind(RunKind[UpgradePlan]):
                             kept="; ".join(a["kept"] for a in actions.values() if "kept" in a),
                             error=data.get("error") or "",
                             output=list(data.get("output") or [])[-5:],
+                            healed=[
+                                f"{h['consumer']} on {h['host']} ({h['why']})"
+                                for h in data.get("healed") or []
+                            ],
                         )
                     )
-        detail = UpgradeDetail(meta.release, meta.cloud, the_plan.frozen, tuple(units))
+        kept = journal.records(run.id, availability.RECORD).get(availability.RECORD) or {}
+        probed = availability.Timeline.from_dict(kept).to_dict() if kept else {}
+        checked = journal.records(run.id, "preflight").get("preflight") or {}
+        detail = UpgradeDetail(
+            meta.release,
+            meta.cloud,
+            the_plan.frozen,
+            tuple(units),
+            probed,
+            list(checked.get("verdicts") or []),
+        )
         return RunStatus.of(run, detail)
 
     def view(self, status: Mapping[str, Any]) -> View:
@@ -298,6 +367,18 @@ class UpgradeKind(RunKind[UpgradePlan]):
             lines = self._going_back(status)
         if status["frozen"]:
             lines.append(f"frozen (left alone): {', '.join(status['frozen'])}")
+        verdicts = status.get("preflight") or []
+        if verdicts:
+            tally = Counter(v["level"] for v in verdicts)
+            said = ", ".join(f"{tally[level]} {level}" for level in ("ok", "warn", "block"))
+            lines.append(f"preflight: {said}")
+            lines += [
+                f"  {v['level']}: {v['check']}: {v['subject']}: {v['message']}"
+                for v in verdicts
+                if v["level"] != "ok"
+            ]
+        if status.get("availability"):
+            lines += availability.Timeline.from_dict(status["availability"]).lines()
         return View(
             lines,
             [("units", ["unit", "batch", "forward", "rollback", "versions", "kept", "error"])],

@@ -11,6 +11,14 @@ stage: optionally drained, then upgraded by one or more strategy actions, then g
   done by then), host by host: the canary alone first, then batches of
   ``max_at_once``. Compute hosts are drained first and enabled after.
 - A role with ``max_at_once: 0`` is frozen: its hosts are listed and left alone.
+- A project with ``project_steps`` gets stages of its own, as its upgrade guide asks:
+  before its first control stage, its pins written on every host of the project
+  (``pin: P``) and its databases synced from its first control host once the new code is
+  installed there (``database: P``); after the data plane, the pins removed and each
+  host's services of the project restarted, one host at a time (``unpin: P``), then its
+  online data migrations until done (``migrate: P``). A stage after which the previous
+  release cannot come back (a sync that is not expand-only, the data migrations) is a
+  *point of no return*: a rollback is refused once it began.
 - The strategies of its units that have no downgrade are named: a rollback leaves what
   they did (an operator sees it before starting, not during a rollback).
 
@@ -19,7 +27,7 @@ Planning reads nothing but its arguments, so a plan is the same every time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,13 +43,43 @@ DATA_ROLE_RANK = ("network", "storage", "compute")
 ROLE_OF_SERVICE = (("nova-", "compute"), ("neutron-", "network"), ("ovn-", "network"))
 
 
+#: What an action does: a strategy's upgrade of services then their restart, of the host,
+#: or of services' code only (install); a project's database sync, pins written or
+#: removed (then its services restarted), online data migrations.
+SERVICE, HOST, INSTALL, SYNC, PIN, UNPIN, MIGRATE = (
+    "service",
+    "host",
+    "install",
+    "sync",
+    "pin",
+    "unpin",
+    "migrate",
+)
+#: The actions of a project's own stages (no strategy).
+PROJECT_KINDS = frozenset({SYNC, PIN, UNPIN, MIGRATE})
+
+
 @dataclass(frozen=True)
 class Action:
-    """One strategy call: some services of the host, or the host itself."""
+    """One call: a strategy's on some services of the host or on the host itself, or one
+    of a project's own steps (``project``)."""
 
     strategy: str
     services: tuple[str, ...] = ()
-    kind: str = "service"  # or "host"
+    kind: str = SERVICE
+    project: str = ""
+
+    def describe(self) -> str:
+        names = ",".join(self.services)
+        return {
+            SERVICE: f"{self.strategy}: {names}",
+            HOST: f"{self.strategy}: host",
+            INSTALL: f"{self.strategy}: install {names}",
+            SYNC: f"sync {self.project} databases",
+            PIN: f"pin {self.project}",
+            UNPIN: f"unpin {self.project}, restart {names}",
+            MIGRATE: f"{self.project} online data migrations",
+        }[self.kind]
 
 
 @dataclass(frozen=True)
@@ -62,9 +100,7 @@ class Unit:
 
     def describe(self) -> str:
         parts = [f"drain {self.servers} server(s)"] if self.drain else []
-        for action in self.actions:
-            what = ",".join(action.services) if action.kind == "service" else "host"
-            parts.append(f"{action.strategy}: {what}")
+        parts += [action.describe() for action in self.actions]
         if self.reboot:
             parts.append("reboot")
         return f"{self.host} [{'; '.join(parts)}]"
@@ -88,10 +124,15 @@ class Stage:
     role: str
     batches: tuple[Batch, ...]
     frozen: tuple[str, ...] = ()
+    #: Why the previous release cannot come back once this stage began ('' if it can).
+    no_return: str = ""
 
     @property
     def seconds(self) -> float:
         return sum(b.seconds for b in self.batches)
+
+    def units(self) -> list[Unit]:
+        return [u for b in self.batches for u in b.units]
 
 
 @dataclass(frozen=True)
@@ -137,6 +178,7 @@ class Plan:
                     "role": s.role,
                     "seconds": round(s.seconds, 1),
                     "frozen": list(s.frozen),
+                    **({"no_return": s.no_return} if s.no_return else {}),
                     "batches": [
                         {
                             "canary": b.canary,
@@ -162,6 +204,7 @@ class Plan:
                     plane=s["plane"],
                     role=s["role"],
                     frozen=tuple(s.get("frozen") or ()),
+                    no_return=str(s.get("no_return") or ""),
                     batches=tuple(
                         Batch(
                             units=tuple(_unit_from(u) for u in b["units"]),
@@ -193,6 +236,8 @@ class Plan:
             rows = [_batch_line(n, b, width) for n, b in enumerate(stage.batches, 1)]
             if stage.frozen:
                 rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
+            if stage.no_return:
+                rows.append(f"point of no return: {stage.no_return}")
             for j, row in enumerate(rows):
                 lines.append(f"{pad}{'└── ' if j == len(rows) - 1 else '├── '}{row}")
         for strategy in self.no_downgrade:
@@ -215,6 +260,7 @@ def _unit_dict(u: Unit) -> dict[str, Any]:
         "seconds": round(u.seconds, 1),
         "actions": [
             {"strategy": a.strategy, "services": list(a.services), "kind": a.kind}
+            | ({"project": a.project} if a.project else {})
             for a in u.actions
         ],
     }
@@ -230,7 +276,10 @@ def _unit_from(u: Mapping[str, Any]) -> Unit:
         servers=int(u["servers"]),
         reboot=bool(u["reboot"]),
         seconds=float(u["seconds"]),
-        actions=tuple(Action(a["strategy"], tuple(a["services"]), a["kind"]) for a in u["actions"]),
+        actions=tuple(
+            Action(a["strategy"], tuple(a["services"]), a["kind"], a.get("project", ""))
+            for a in u["actions"]
+        ),
     )
 
 
@@ -450,6 +499,114 @@ class _Planner:
             batches.append(Batch(tuple(live[i : i + size])))
         return Stage(name, plane, role, tuple(batches), tuple(u.host for u in frozen))
 
+    # -- a project's own stages -----------------------------------------------------
+    def with_projects(self, control: list[Stage], data: list[Stage]) -> list[Stage]:
+        """``control`` then ``data``, with the stages of each project that has
+        ``project_steps``: its pins and database before its first control stage (before
+        the data plane if it has none), its unpin and migrations after the data plane.
+        Frozen hosts are left alone, and a project with one keeps its pins and runs no
+        migration: its old release still runs there."""
+        steps = self.spec.project_steps
+        present = sorted(
+            {s.project for h in self.inv.hosts for s in h.services if s.project in steps},
+            key=lambda p: self.project_rank.get(p, len(self.project_rank)),
+        )
+        frozen = {host for stage in (*control, *data) for host in stage.frozen}
+        out: list[Stage] = []
+        begun: set[str] = set()
+
+        def begin(projects: Iterable[str]) -> None:
+            for project in projects:
+                if project not in begun:
+                    begun.add(project)
+                    out.extend(self.before(project, frozen))
+
+        for stage in control:
+            inside = {self.project_of(u.host, n) for u in stage.units() for n in u.services}
+            begin(p for p in present if p in inside)
+            out.append(stage)
+        begin(present)
+        out += data
+        for project in present:
+            out += self.after(project, frozen)
+        return out
+
+    def project_of(self, host: str, service: str) -> str:
+        return _project(self.inv.host(host), service)
+
+    def project_hosts(self, project: str, frozen: Collection[str]) -> list[tuple[Host, list[str]]]:
+        """Every host running a service of ``project``, with those services in order:
+        control hosts first; none of the ``frozen``."""
+        found = []
+        for host in self.inv.hosts:
+            names = [s.name for s in host.services if s.project == project]
+            if names and host.name not in frozen:
+                names.sort(key=lambda n: self.service_key(project, n))
+                found.append((host, names))
+        data = self.spec.data_plane
+        found.sort(key=lambda item: all(n in data for n in item[1]))
+        return found
+
+    def _project_unit(self, stage: str, host: Host, actions: tuple[Action, ...]) -> Unit:
+        return self.finish(
+            Unit(
+                id=f"{stage}@{host.name}",
+                host=host.name,
+                role=self.control_role(host),
+                plane=CONTROL,
+                actions=actions,
+            )
+        )
+
+    def before(self, project: str, frozen: Collection[str]) -> list[Stage]:
+        steps = self.spec.project_steps[project]
+        hosts = self.project_hosts(project, frozen)
+        stages: list[Stage] = []
+        if not hosts:
+            return stages
+        if steps.pin is not None:
+            units = [
+                self._project_unit(f"pin:{project}", h, (Action("", (), PIN, project),))
+                for h, _ in hosts
+            ]
+            stages.append(Stage(f"pin: {project}", CONTROL, "", (Batch(tuple(units)),)))
+        if steps.sync:
+            host, names = hosts[0]
+            control = [n for n in names if n not in self.spec.data_plane] or names
+            role = self.control_role(host)
+            install = Action(self.spec.strategy_of(control[0], role), tuple(control), INSTALL)
+            unit = self._project_unit(
+                f"database:{project}", host, (install, Action("", (), SYNC, project))
+            )
+            why = "" if steps.expand_only else f"the {project} schema migrations are not undone"
+            stages.append(
+                Stage(f"database: {project}", CONTROL, "", (Batch((unit,)),), no_return=why)
+            )
+        return stages
+
+    def after(self, project: str, frozen: Collection[str]) -> list[Stage]:
+        steps = self.spec.project_steps[project]
+        hosts = self.project_hosts(project, frozen)
+        stages: list[Stage] = []
+        if not hosts or any(self.inv.host(h).runs_project(project) for h in frozen):
+            return stages
+        if steps.pin is not None:
+            unpin = [
+                self._project_unit(f"unpin:{project}", h, (Action("", tuple(n), UNPIN, project),))
+                for h, n in hosts
+            ]
+            batches = tuple(Batch((unit,)) for unit in unpin)  # one host at a time
+            stages.append(Stage(f"unpin: {project}", CONTROL, "", batches))
+        if steps.migrate:
+            unit = self._project_unit(
+                f"migrate:{project}", hosts[0][0], (Action("", (), MIGRATE, project),)
+            )
+            why = f"the {project} online data migrations rewrite its data for the new release"
+            stages.append(
+                Stage(f"migrate: {project}", CONTROL, "", (Batch((unit,)),), no_return=why)
+            )
+        return stages
+
 
 def _project(host: Host, service: str) -> str:
     return next((s.project for s in host.services if s.name == service), "")
@@ -460,7 +617,7 @@ def make_plan(inventory: Inventory, spec: Spec) -> Plan:
     planner = _Planner(inventory, spec)
     for role, rule in spec.roles.items():
         _check_rule(role, rule)
-    stages = planner.control_stages() + planner.data_stages()
+    stages = planner.with_projects(planner.control_stages(), planner.data_stages())
     plan = Plan(release=spec.release, order=spec.order, stages=tuple(stages))
     return replace(plan, no_downgrade=_no_downgrade(plan, spec))
 

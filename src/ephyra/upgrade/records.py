@@ -8,7 +8,7 @@ and the engine's light modules here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +26,7 @@ class UpgradeMeta:
     release: str
     spec: dict[str, Any]
     plan: dict[str, Any]
+    heal: bool = False  # leaked Placement allocations of drained hosts are removed
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> UpgradeMeta:
@@ -34,6 +35,7 @@ class UpgradeMeta:
             release=str(meta.get("release") or ""),
             spec=dict(meta.get("spec") or {}),
             plan=dict(meta.get("plan") or {}),
+            heal=bool(meta.get("heal")),
         )
 
     def to_meta(self) -> dict[str, Any]:
@@ -42,6 +44,7 @@ class UpgradeMeta:
             "release": self.release,
             "spec": dict(self.spec),
             "plan": dict(self.plan),
+            **({"heal": True} if self.heal else {}),
         }
 
     @property
@@ -92,6 +95,7 @@ class UnitStatus:
     kept: str
     error: str
     output: list[str]
+    healed: list[str] = field(default_factory=list)  # leaked allocations removed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +109,7 @@ class UnitStatus:
             "kept": self.kept,
             "error": self.error,
             "output": list(self.output),
+            "healed": list(self.healed),
         }
 
 
@@ -117,10 +122,20 @@ class UpgradeDetail:
     cloud: str | None
     frozen: list[str]
     units: tuple[UnitStatus, ...]
+    #: The compute API's availability during the run (:mod:`ephyra.upgrade.availability`).
+    availability: Mapping[str, Any] = field(default_factory=dict)
+    #: The verdicts of the run's last preflight (:mod:`ephyra.upgrade.preflight`).
+    preflight: list[dict[str, Any]] = field(default_factory=list)
 
     def where(self) -> dict[str, Any]:
         return {"release": self.release, "cloud": self.cloud}
 
     def lists(self) -> dict[str, Any]:
         units = [unit.to_dict() for unit in self.units]
-        return {"counts": counts(units), "frozen": list(self.frozen), "units": units}
+        return {
+            "counts": counts(units),
+            "frozen": list(self.frozen),
+            "availability": dict(self.availability),
+            "preflight": list(self.preflight),
+            "units": units,
+        }

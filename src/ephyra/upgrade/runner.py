@@ -10,6 +10,7 @@ each unit that did something, with each strategy's downgrade where it has one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import steps
+from ephyra.upgrade import availability, preflight, steps
 from ephyra.upgrade.plan import Batch, Plan, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -142,6 +143,7 @@ class UpgradeRun(RunDriver):
             output=output,
             on_step=self._on_step,
             message=self.observer.message,
+            heal=self.meta.heal,
         )
         host_ctx = self._host_context(unit, phase, drain) if drain is not None else None
         make = steps.forward if phase is Phase.FORWARD else steps.backward
@@ -247,6 +249,31 @@ class UpgradeRun(RunDriver):
 
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
+        with self._probing():
+            return self._run_phase(phase)
+
+    def _kept(self, name: str) -> dict[str, Any] | None:
+        """The run's record ``name``; None for a run made before it was kept."""
+        return self.journal.records(self.run.id, name).get(name)
+
+    def _probing(self) -> contextlib.AbstractContextManager[Any]:
+        """The compute API probed while the phase runs (a cloud and an interval given)."""
+        interval = self.spec.availability_interval
+        name = self.meta.cloud
+        kept = self._kept(availability.RECORD)
+        if kept is None or not name or not interval:
+            return contextlib.nullcontext()
+        probed = ComputeCloud.connect(name)  # a connection of its own
+        return availability.Probe(
+            probed.answers,
+            availability.Timeline.from_dict(kept),
+            lambda timeline: self.journal.save_record(
+                self.run.id, availability.RECORD, timeline.to_dict()
+            ),
+            interval,
+        )
+
+    def _run_phase(self, phase: Phase) -> RunState:
         units = self.plan.units()
         done = sum(1 for u in units if self.state_of(u, phase) is DONE[phase])
         title = f"{'upgrade' if phase is Phase.FORWARD else 'rollback'} {self.run.short}"
@@ -258,6 +285,10 @@ class UpgradeRun(RunDriver):
         if phase is Phase.ROLLBACK:
             batches.reverse()
         threshold = self.spec.failure_threshold
+        if phase is Phase.FORWARD and not any(self.touched(u) for u in units):
+            blocked = self._preflight()
+            if blocked:
+                return self._pause(f"preflight: {blocked}")
         for stage, batch in batches:
             outcomes = self.run_batch(batch, phase)
             if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
@@ -275,9 +306,11 @@ class UpgradeRun(RunDriver):
             if batch.canary and Outcome.FAILED in outcomes:
                 return self._pause(f"canary {batch.units[0].host} failed ({stage}): {failed[0]}")
             if len(failed) > threshold:
+                first = self.journal.record(self.run.id, f"unit:{failed[0]}").get("error")
                 return self._pause(
                     f"{len(failed)} unit(s) failed, more than the failure threshold "
                     f"({threshold}): {', '.join(failed)}"
+                    + (f"; {failed[0]}: {first}" if first else "")
                 )
         if phase is Phase.ROLLBACK:
             return RunState.ROLLED_BACK
@@ -289,6 +322,22 @@ class UpgradeRun(RunDriver):
             return RunState.FAILED
         return RunState.SUCCEEDED
 
+    def _preflight(self) -> str:
+        """The preflight checks, first: what blocks ('' when nothing does)."""
+        self.observer.message("preflight")
+        ctx = preflight.Context(self.spec, self.plan, self.cloud)
+        verdicts = preflight.run(ctx)
+        if self._kept(preflight.RECORD) is not None:
+            self.journal.save_record(
+                self.run.id,
+                preflight.RECORD,
+                {"at": time.time(), "verdicts": [v.to_dict() for v in verdicts]},
+            )
+        for verdict in verdicts:
+            if verdict.level is not preflight.Level.OK:
+                self.observer.message(f"preflight {verdict.level.value}: {verdict.describe()}")
+        return "; ".join(v.describe() for v in preflight.blocking(verdicts))
+
     def _pause(self, reason: str) -> RunState:
         self.observer.message(f"pausing: {reason}")
         self.run = self.journal.save_run(self.run, reason=reason)
@@ -296,9 +345,14 @@ class UpgradeRun(RunDriver):
 
 
 def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
-    """The flow details a new run needs: one record and two flows per unit."""
+    """The flow details a new run needs: one record and two flows per unit, and the
+    record of the compute API's availability."""
     return {
-        f"{what}:{u.id}": {}
-        for u in plan.units()
-        for what in ("unit", "unitback", Phase.FORWARD.value, Phase.ROLLBACK.value)
+        availability.RECORD: {},
+        preflight.RECORD: {},
+        **{
+            f"{what}:{u.id}": {}
+            for u in plan.units()
+            for what in ("unit", "unitback", Phase.FORWARD.value, Phase.ROLLBACK.value)
+        },
     }

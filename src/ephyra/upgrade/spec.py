@@ -6,13 +6,23 @@ A YAML file (see ``docs/upgrade.md``)::
     strategy: default                  # the strategy of services no rule names
     strategies:                        # name -> options of an ``ephyra.strategies`` plugin
       default: {type: package, packages: [nova-common]}
+    versions: {placement: "16.0.0"}    # a strategy's own version, when not the release
     order: service                     # control plane service by service, or node by node
     projects: [identity, image, ...]   # service order (default: the upgrade guides' order)
     roles:
       controller: {max_at_once: 1}
       compute: {max_at_once: 2, after: [controller], drain: true, canary: cmp-1, soak: 60}
     services:
-      nova-compute: {strategy: default}
+      nova-compute: {strategy: default, restart: "systemctl restart {service}"}
+    restart: "systemctl restart {service}"   # after a service's strategy ('' for none)
+    project_steps:                     # what a project's upgrade guide does as a whole
+      compute:
+        pin: {file: /etc/nova/nova.conf, section: upgrade_levels, options: {compute: auto}}
+        sync: ["nova-manage api_db sync", "nova-manage db sync"]
+        expand_only: true              # the previous release runs on the synced schema
+        migrate: "nova-manage db online_data_migrations"
+        status: "nova-status upgrade check"   # a preflight check: 0 ok, 1 warn, else block
+        via: "ssh {host}"
     host_upgrade: {roles: [compute], strategy: os, reboot: "ssh {host} systemctl reboot",
                    reboot_timeout: 600}
     gates: {services_up: true, hypervisor_version: "{version}", timeout: 300,
@@ -20,6 +30,8 @@ A YAML file (see ``docs/upgrade.md``)::
     failure_threshold: 0               # failed units tolerated before the run pauses
     evacuation: {concurrency: 4, per_host: 2, max_per_group: 1}
     estimate: {service: 60, host: 900, reboot: 300, per_server: 20, gate: 15}
+    availability: {interval: 1}        # seconds between probes of the compute API (0: off)
+    preflight: {skip: [capacity]}      # preflight checks not to run
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -30,6 +42,7 @@ a secret's name is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +54,8 @@ from ephyra import yamlfile
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.errors import UsageError
 from ephyra.names import check_version
-from ephyra.strategies.base import CHECK_TIMEOUT, REBOOT_TIMEOUT
-from ephyra.strategies.options import check_strategy_secrets
+from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
+from ephyra.strategies.options import check_strategy_secrets, check_template
 
 #: Projects in the order the OpenStack upgrade guides take them.
 PROJECT_ORDER = (
@@ -75,6 +88,9 @@ DATA_PLANE_SERVICES = frozenset(
     }
 )
 CONTROL_ROLE = "controller"
+#: A section or option name a pin may write, and a value (no line break, no comment).
+INI_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+INI_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,36 @@ class Gates:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """Options written into a configuration file of every host of a project while its
+    services run two releases (``[upgrade_levels] compute = auto``)."""
+
+    file: str  # a template
+    section: str
+    options: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ProjectSteps:
+    """What a project's upgrade guide does for the project as a whole, around the
+    upgrade of its services one by one."""
+
+    pin: Pin | None = None
+    sync: tuple[str, ...] = ()  # command templates, on the project's first control host
+    expand_only: bool = False  # the sync only adds: the previous release runs on it
+    migrate: str = ""  # a command template, run again while it exits migrate_again
+    migrate_again: int = 1
+    status: str = ""  # the project's upgrade check (preflight): 0 ok, 1 warn, else block
+    via: str = ""
+    timeout: float = COMMAND_TIMEOUT
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options of a command run on a host (``via``)."""
+        return {"via": self.via} if self.via else {}
+
+
+@dataclass(frozen=True)
 class Estimate:
     service: float = 60.0
     host: float = 900.0
@@ -125,16 +171,25 @@ class Spec:
     release: str
     strategies: Mapping[str, Mapping[str, Any]]
     strategy: str = "default"
+    #: strategy -> the version it is asked to reach when it is not ``release`` (a project
+    #: numbered on its own: Placement 16.0.0 in the release of Nova 34.0.0)
+    versions: Mapping[str, str] = field(default_factory=dict)
     order: str = "service"
     projects: tuple[str, ...] = PROJECT_ORDER
     roles: Mapping[str, RoleRule] = field(default_factory=dict)
     services: Mapping[str, str] = field(default_factory=dict)  # service -> strategy
+    restart: str = ""  # a command template run after a service's strategy ('' for none)
+    restarts: Mapping[str, str] = field(default_factory=dict)  # service -> its own
+    project_steps: Mapping[str, ProjectSteps] = field(default_factory=dict)
     host_upgrade: HostUpgrade | None = None
     gates: Gates = Gates()
     failure_threshold: int = 0
     evacuation: Settings = field(default_factory=Settings)
     estimate: Estimate = Estimate()
     data_plane: frozenset[str] = DATA_PLANE_SERVICES
+    #: Seconds between two probes of the compute API during the run (0: none).
+    availability_interval: float = 1.0
+    preflight_skip: tuple[str, ...] = ()  # preflight checks not run
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def rule(self, role: str) -> RoleRule:
@@ -142,6 +197,14 @@ class Spec:
 
     def strategy_of(self, service: str, role: str) -> str:
         return self.services.get(service) or self.rule(role).strategy or self.strategy
+
+    def version_for(self, strategy: str) -> str:
+        """The version ``strategy`` is asked to reach."""
+        return self.versions.get(strategy, self.release)
+
+    def restart_of(self, service: str) -> str:
+        """The command that restarts ``service`` once upgraded ('' for none)."""
+        return self.restarts.get(service, self.restart)
 
 
 # -- reading --------------------------------------------------------------------------
@@ -234,6 +297,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "release",
             "strategy",
             "strategies",
+            "versions",
             "order",
             "projects",
             "roles",
@@ -244,6 +308,10 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "evacuation",
             "estimate",
             "data_plane",
+            "restart",
+            "project_steps",
+            "availability",
+            "preflight",
         }
     )
     release = top.text("release")
@@ -258,6 +326,12 @@ def parse(data: Any, where: str = "spec") -> Spec:
             raise UsageError(f"{where}.strategies.{name}.type: required (a strategy plugin name)")
         check_strategy_secrets(f"{where}.strategies.{name}", options)
         strategies[str(name)] = dict(options)
+    versions_r = top.sub("versions")
+    versions = {str(name): str(versions_r.text(str(name))) for name in versions_r.data}
+    for name, version in versions.items():
+        check_version(version, f"{where}.versions.{name}")
+        if name not in strategies:
+            raise UsageError(f"{where}.versions.{name}: no strategy {name!r} under strategies")
     order = top.text("order", "service")
     if order not in ("service", "node"):
         raise UsageError(f"{where}.order: 'service' or 'node', not {order!r}")
@@ -265,10 +339,13 @@ def parse(data: Any, where: str = "spec") -> Spec:
     roles = {str(n): _role(roles_r.sub(str(n)), str(n)) for n in roles_r.data}
     services_r = top.sub("services")
     services: dict[str, str] = {}
+    restarts: dict[str, str] = {}
     for name in services_r.data:
         entry = services_r.sub(str(name))
-        entry.unknown({"strategy"})
+        entry.unknown({"strategy", "restart"})
         services[str(name)] = str(entry.text("strategy", ""))
+        if "restart" in entry.data:
+            restarts[str(name)] = _template(entry, "restart")
     host_upgrade = None
     if "host_upgrade" in top.data:
         hu = top.sub("host_upgrade")
@@ -305,10 +382,16 @@ def parse(data: Any, where: str = "spec") -> Spec:
         release=release,
         strategies=strategies,
         strategy=str(top.text("strategy", "default")),
+        versions=versions,
         order=str(order),
         projects=top.names("projects") or PROJECT_ORDER,
         roles=roles,
         services=services,
+        restart=_template(top, "restart"),
+        restarts=restarts,
+        project_steps=_project_steps(top.sub("project_steps")),
+        availability_interval=_interval(top.sub("availability")),
+        preflight_skip=_skipped(top.sub("preflight")),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
@@ -319,6 +402,74 @@ def parse(data: Any, where: str = "spec") -> Spec:
     )
     _check_names(spec, where)
     return spec
+
+
+def _skipped(reader: _Reader) -> tuple[str, ...]:
+    reader.unknown({"skip"})
+    return reader.names("skip")
+
+
+def _interval(reader: _Reader) -> float:
+    reader.unknown({"interval"})
+    seconds = reader.number("interval", 1.0)
+    if 0 < seconds < 0.1:
+        raise UsageError(f"{reader.where}.interval: at least 0.1 seconds (0: no probe)")
+    return seconds
+
+
+def _template(reader: _Reader, key: str) -> str:
+    """A command template ('' when absent), its placeholders checked."""
+    value = str(reader.text(key, "") or "")
+    if value:
+        check_template(f"{reader.where}.{key}", value)
+    return value
+
+
+def _project_steps(reader: _Reader) -> dict[str, ProjectSteps]:
+    found: dict[str, ProjectSteps] = {}
+    for project in reader.data:
+        entry = reader.sub(str(project))
+        entry.unknown(
+            {"pin", "sync", "expand_only", "migrate", "migrate_again", "status", "via", "timeout"}
+        )
+        pin = None
+        if "pin" in entry.data:
+            p = entry.sub("pin")
+            p.unknown({"file", "section", "options"})
+            file = _template(p, "file")
+            if not file:
+                raise UsageError(f"{p.where}.file: required (the configuration file to pin in)")
+            section = str(p.text("section", "upgrade_levels"))
+            opts = p.sub("options")
+            if not opts.data:
+                raise UsageError(f"{p.where}.options: required, e.g. {{compute: auto}}")
+            options = tuple((str(k), str(opts.text(str(k), ""))) for k in opts.data)
+            for key, value in ((section, "section"), *((k, "option") for k, _ in options)):
+                if not INI_NAME.match(key):
+                    raise UsageError(f"{p.where}: {key!r} is not an ini {value} name")
+            for key, value in options:
+                if not INI_VALUE.match(value):
+                    raise UsageError(f"{p.where}.options.{key}: {value!r} is not a plain value")
+            pin = Pin(file, section, options)
+        sync = entry.names("sync")
+        for i, command in enumerate(sync):
+            check_template(f"{entry.where}.sync[{i}]", command)
+        steps = ProjectSteps(
+            pin=pin,
+            sync=sync,
+            expand_only=entry.flag("expand_only", False),
+            migrate=_template(entry, "migrate"),
+            migrate_again=int(entry.integer("migrate_again", 1)),
+            status=_template(entry, "status"),
+            via=_template(entry, "via"),
+            timeout=_positive(entry, "timeout", COMMAND_TIMEOUT),
+        )
+        if steps.migrate_again == 0:
+            raise UsageError(f"{entry.where}.migrate_again: 0 is success, not 'again'")
+        if steps.expand_only and not steps.sync:
+            raise UsageError(f"{entry.where}.expand_only: says what the sync does; no sync given")
+        found[str(project)] = steps
+    return found
 
 
 def _positive(reader: _Reader, key: str, default: float) -> float:

@@ -53,7 +53,7 @@ def test_a_plan_reads_back_from_its_data(case: str) -> None:
 
 
 def test_there_are_saved_plans() -> None:
-    assert SAVED.cases == ["aio-and-racks", "node-by-node-frozen"]
+    assert SAVED.cases == ["aio-and-racks", "node-by-node-frozen", "release-project-steps"]
 
 
 def _spec(**extra: Any) -> Any:
@@ -86,6 +86,26 @@ def test_a_canary_outside_its_role_is_refused() -> None:
         ({"roles": {"compute": {"max_at_once": -1}}}, "max_at_once: must not be negative"),
         ({"roles": {"compute": {"speed": 3}}}, "unknown key"),
         ({"gates": {"checks": [{"name": "x"}]}}, r"checks\[0\].command: required"),
+        ({"restart": "systemctl restart {servce}"}, r"spec.restart: .*placeholders"),
+        ({"services": {"nova-api": {"restart": "{x}"}}}, r"services.nova-api.restart: "),
+        ({"project_steps": {"compute": {"pin": {"options": {"a": "b"}}}}}, r"pin.file: required"),
+        ({"project_steps": {"compute": {"pin": {"file": "f"}}}}, r"pin.options: required"),
+        (
+            {"project_steps": {"compute": {"pin": {"file": "f", "options": {"a b": "c"}}}}},
+            r"'a b' is not an ini option name",
+        ),
+        (
+            {"project_steps": {"compute": {"pin": {"file": "f", "options": {"a": "c\nd"}}}}},
+            r"pin.options.a: 'c\\nd' is not a plain value",
+        ),
+        ({"project_steps": {"compute": {"expand_only": True}}}, "expand_only: says what the sync"),
+        ({"project_steps": {"compute": {"migrate_again": 0}}}, "migrate_again: 0 is success"),
+        ({"project_steps": {"compute": {"sync": ["{hots}"]}}}, r"compute.sync\[0\]: "),
+        ({"project_steps": {"compute": {"contract": "x"}}}, "unknown key"),
+        ({"versions": {"nope": "1.0"}}, r"spec.versions.nope: no strategy 'nope'"),
+        ({"versions": {"default": "1.0;rm"}}, r"spec.versions.default '1.0;rm' refused"),
+        ({"availability": {"interval": 0.01}}, r"availability.interval: at least 0.1"),
+        ({"preflight": {"skip": "capacity", "only": []}}, r"spec.preflight: unknown key"),
     ],
 )
 def test_bad_specifications_name_their_key(extra: dict[str, Any], message: str) -> None:
@@ -148,3 +168,27 @@ def test_a_plan_kept_by_an_older_run_reads_with_nothing_named() -> None:
     data = make_plan(_inventory(SMALL), spec).to_dict()
     del data["no_downgrade"]
     assert Plan.from_dict(data).no_downgrade == ()
+
+
+def test_a_frozen_host_keeps_the_pins_and_the_migrations_wait_for_it() -> None:
+    hosts = {
+        "ctl-1": {"roles": ["controller"], "services": ["nova-api/compute"]},
+        "cmp-1": {"roles": ["compute"], "services": ["nova-compute/compute"]},
+        "sto-1": {"roles": ["storage"], "services": ["nova-compute/compute"]},
+    }
+    steps = {"pin": {"file": "/etc/nova/nova.conf", "options": {"compute": "auto"}}}
+    steps |= {"sync": ["nova-manage db sync"], "migrate": "nova-manage db online_data_migrations"}
+    plan = make_plan(
+        _inventory(hosts),
+        _spec(
+            strategies={"default": {"type": "command", "upgrade": "true"}},
+            roles={"storage": {"max_at_once": 0}},
+            project_steps={"compute": steps},
+        ),
+    )
+    names = [s.name for s in plan.stages]
+    assert names[:2] == ["pin: compute", "database: compute"]
+    assert "unpin: compute" not in names and "migrate: compute" not in names
+    pinned = {u.host for u in plan.stages[0].units()}
+    assert pinned == {"ctl-1", "cmp-1"}
+    assert plan.frozen == ["sto-1"]

@@ -56,14 +56,50 @@ STORED: dict[str, Any] = {
 }
 
 
+PROBED = {
+    "started": 1700000000.0,
+    "bins": [[0, 10, 0, 120], [1, 10, 4, 3000], [3, 5, 5, 2000]],
+    "outages": [
+        {"start": 1700000012.0, "end": 1700000016.5, "error": "c1: list servers: HTTP 503"},
+        {"start": 1700000030.0, "end": 1700000035.0, "error": "ConnectionError", "open": True},
+    ],
+}
+
+
+VERDICTS = [
+    {"check": "nova-services", "level": "ok", "subject": "Nova", "message": "4 up", "todo": ""},
+    {
+        "check": "placement",
+        "level": "warn",
+        "subject": "allocation c-1",
+        "message": "consumer c-1 holds VCPU 1 on cmp-1: no server",
+        "todo": "--heal",
+    },
+]
+
+
 class Records:
     def records(self, run_id: str, prefix: str) -> dict[str, dict[str, Any]]:
+        if prefix == "availability":
+            return {"availability": PROBED}
+        if prefix == "preflight":
+            return {"preflight": {"at": 1700000000.0, "verdicts": VERDICTS}}
         assert prefix == "unit:"
         return {
             "unit:data@cmp-1": {
                 "forward": "upgraded",
                 "actions": {"0": {"before": "30.0", "after": "31.0"}},
                 "output": [f"line {i}" for i in range(7)],
+                "healed": [
+                    {
+                        "consumer": "c-9",
+                        "provider": "rp-1",
+                        "host": "cmp-1",
+                        "resources": {"VCPU": 1},
+                        "why": "no server or migration under way has this id",
+                        "at": 1700000001.0,
+                    }
+                ],
             },
             "unit:data@cmp-2": {
                 "forward": "failed",
@@ -100,6 +136,15 @@ def test_status_is_todays_json() -> None:
         "reason": "1 unit(s) failed: data@cmp-2",
         "counts": {"upgraded": 1, "failed": 1},
         "frozen": ["cmp-9"],
+        "availability": {
+            **PROBED,
+            "probes": 25,
+            "failures": 9,
+            "answered_percent": 64.0,
+            "longest_outage_seconds": 5.0,
+            "slowest_answer_seconds": 3.0,
+        },
+        "preflight": VERDICTS,
         "units": [
             {
                 "unit": "data@cmp-1",
@@ -111,6 +156,7 @@ def test_status_is_todays_json() -> None:
                 "kept": "",
                 "error": "",
                 "output": [f"line {i}" for i in range(2, 7)],
+                "healed": ["c-9 on cmp-1 (no server or migration under way has this id)"],
             },
             {
                 "unit": "data@cmp-2",
@@ -122,6 +168,7 @@ def test_status_is_todays_json() -> None:
                 "kept": "pkg has no downgrade",
                 "error": "apt-get exited with 100",
                 "output": [],
+                "healed": [],
             },
         ],
     }
@@ -134,7 +181,17 @@ def test_status_is_todays_json() -> None:
         "reason",
         "counts",
         "frozen",
+        "availability",
+        "preflight",
         "units",
+    ]
+    assert UpgradeKind().view(status).lines[-5:] == [
+        "preflight: 1 ok, 1 warn, 0 block",
+        "  warn: placement: allocation c-1: consumer c-1 holds VCPU 1 on cmp-1: no server",
+        "compute API during the run: 64.0% of 25 probes answered, slowest 3.0s; 2 outage(s), "
+        "longest 5.0s from 22:13:50Z (ConnectionError)",
+        "timeline (10s per mark; . answered, : some failed, X none answered):",
+        "  22:13:20Z .: X",
     ]
     assert list(status["units"][0]) == [
         "unit",
@@ -147,6 +204,7 @@ def test_status_is_todays_json() -> None:
         "kept",
         "error",
         "output",
+        "healed",
     ]
 
 

@@ -14,7 +14,7 @@ import pytest
 from ephyra.engine.journal import Journal
 from ephyra.engine.service import RunService
 from ephyra.engine.states import RunState
-from ephyra.errors import UsageError
+from ephyra.errors import IllegalTransition, UsageError
 from ephyra.progress import PlainObserver
 from ephyra.strategies import base
 from ephyra.upgrade import runner
@@ -221,3 +221,134 @@ def test_a_plan_that_drains_needs_no_cloud_but_its_start_does(env: Env) -> None:
     with pytest.raises(UsageError, match=r"--os-cloud NAME\) to start; planning needs none"):
         env.service.start(found, PlainObserver(env.out))
     assert env.journal.runs("upgrade") == []
+
+
+# -- a project's own steps (project_steps) ------------------------------------------------
+
+
+def _release_spec(tmp: Path, expand_only: bool = True, restart_then: str = "") -> Any:
+    """Every restart, sync and migration round writes a line to ``tmp/log``; a restart
+    says whether its host's file is pinned; the migrations have more to do twice."""
+    log = tmp / "log"
+    pinned = f"$(grep -h '^compute = auto' {tmp}/{{host}}.conf)"
+    counter = tmp / "rounds"
+    migrate = (
+        f"n=$(($(cat {counter} 2>/dev/null || echo 0) + 1)); echo $n > {counter}; "
+        f"echo migrate $n >> {log}; [ $n -ge 3 ]"
+    )
+    return _spec(
+        restart=f"echo restart {{service}} {{host}} {pinned} >> {log}" + restart_then,
+        project_steps={
+            "compute": {
+                "pin": {"file": f"{tmp}/{{host}}.conf", "options": {"compute": "auto"}},
+                "sync": [f"echo sync {{host}} >> {log}"],
+                "expand_only": expand_only,
+                "migrate": migrate,
+            }
+        },
+    )
+
+
+def test_project_steps_run_in_the_upgrade_guides_order(env: Env, tmp_path: Path) -> None:
+    (tmp_path / "ctl-1.conf").write_text("[DEFAULT]\ndebug = true\n")
+    run = env.start(_release_spec(tmp_path), computes=2)
+    assert run.state is RunState.SUCCEEDED
+    log = (tmp_path / "log").read_text().splitlines()
+    first_nova = next(i for i, line in enumerate(log) if line.startswith("restart nova-"))
+    assert log.index("sync ctl-1") < first_nova  # the databases before any Nova restart
+    upgraded = [line for line in log[first_nova:] if line.endswith("compute = auto")]
+    assert upgraded[:6] == [  # restarted on the new code with the pin: control first
+        "restart nova-conductor ctl-1 compute = auto",
+        "restart nova-conductor ctl-2 compute = auto",
+        "restart nova-scheduler ctl-1 compute = auto",
+        "restart nova-scheduler ctl-2 compute = auto",
+        "restart nova-api ctl-1 compute = auto",
+        "restart nova-api ctl-2 compute = auto",
+    ]
+    assert sorted(upgraded[6:]) == [  # then the computes, two at once
+        "restart nova-compute cmp-1 compute = auto",
+        "restart nova-compute cmp-2 compute = auto",
+    ]
+    unpinned = log[log.index(upgraded[-1]) + 1 :]
+    assert unpinned == [  # pins removed host by host, each host's services restarted
+        "restart nova-conductor ctl-1",
+        "restart nova-scheduler ctl-1",
+        "restart nova-api ctl-1",
+        "restart nova-conductor ctl-2",
+        "restart nova-scheduler ctl-2",
+        "restart nova-api ctl-2",
+        "restart nova-compute cmp-1",
+        "restart nova-compute cmp-2",
+        "migrate 1",
+        "migrate 2",
+        "migrate 3",
+    ]
+    assert (tmp_path / "ctl-1.conf").read_text() == "[DEFAULT]\ndebug = true\n"
+    status = env.service.status(run.id).to_dict()
+    versions = {u["unit"]: u["versions"] for u in status["units"]}
+    assert versions["database:compute@ctl-1"] == "1.0->2.0, compute: synced"
+    assert versions["migrate:compute@ctl-1"] == "compute: migrated"
+    with pytest.raises(IllegalTransition, match=r"stage 'migrate: compute', a point of no return"):
+        env.rollback()
+
+
+def test_rollback_before_the_point_of_no_return_unpins_and_downgrades(
+    env: Env, tmp_path: Path
+) -> None:
+    WORLD.fail = {"cmp-2"}
+    run = env.start(_release_spec(tmp_path), computes=2)
+    assert run.state is RunState.PAUSED
+    assert "compute = auto" in (tmp_path / "cmp-1.conf").read_text()
+    (tmp_path / "log").write_text("")
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    assert set(WORLD.versions.values()) == {"1.0"}
+    for host in ("ctl-1", "ctl-2", "cmp-1", "cmp-2"):
+        assert "compute" not in (tmp_path / f"{host}.conf").read_text()
+    log = (tmp_path / "log").read_text().splitlines()
+    assert "restart nova-compute cmp-1 compute = auto" in log  # back to 1.0, still pinned
+    assert not [line for line in log if line.startswith(("sync", "migrate"))]
+    status = env.service.status(run.id).to_dict()
+    kept = {u["unit"]: u["kept"] for u in status["units"] if u["kept"]}
+    assert kept == {
+        "database:compute@ctl-1": (
+            "the compute databases stay at 2.0 (expand only: the previous release runs on them)"
+        )
+    }
+
+
+def test_a_sync_that_is_not_expand_only_is_a_point_of_no_return(env: Env, tmp_path: Path) -> None:
+    WORLD.fail = {"cmp-1"}
+    plan = plan_upgrade(
+        _release_spec(tmp_path, expand_only=False), [], None, upgrade_fakes.cloud(computes=1)
+    )
+    stage = next(s for s in plan.plan.stages if s.name == "database: compute")
+    assert stage.no_return == "the compute schema migrations are not undone"
+    assert "point of no return: the compute schema migrations" in plan.plan.render()
+    run = env.start(_release_spec(tmp_path, expand_only=False), computes=1)
+    assert run.state is RunState.PAUSED
+    with pytest.raises(IllegalTransition, match=r"began stage 'database: compute'"):
+        env.rollback()
+
+
+def test_rollback_after_unpinning_pins_again_before_taking_each_host_back(
+    env: Env, tmp_path: Path
+) -> None:
+    # cmp-2's nova-compute fails to restart without the pin: its unpin unit fails
+    fails = f"; grep -q '^compute = auto' {tmp_path}/{{host}}.conf || [ {{host}} != cmp-2 ]"
+    run = env.start(_release_spec(tmp_path, restart_then=fails), computes=2)
+    assert run.state is RunState.PAUSED
+    assert "unpin:compute@cmp-2" in run.meta["reason"]
+    assert "compute = auto" not in (tmp_path / "cmp-1.conf").read_text()
+    (tmp_path / "log").write_text("")
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    assert set(WORLD.versions.values()) == {"1.0"}
+    log = (tmp_path / "log").read_text().splitlines()
+    # pinned again first (newest first: cmp-2, cmp-1, ...), then each host taken back
+    assert log[:2] == [
+        "restart nova-compute cmp-2 compute = auto",
+        "restart nova-compute cmp-1 compute = auto",
+    ]
+    for host in ("ctl-1", "ctl-2", "cmp-1", "cmp-2"):
+        assert "compute" not in (tmp_path / f"{host}.conf").read_text()
