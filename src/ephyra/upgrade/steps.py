@@ -36,6 +36,8 @@ from ephyra.upgrade.plan import MIGRATE, PIN, PROJECT_KINDS, SERVICE, SYNC, UNPI
 from ephyra.upgrade.spec import ProjectSteps, Spec
 
 KIND = "upgrade"
+#: Most runs of a project's data migrations command, each saying it has more to do.
+MIGRATE_ROUNDS = 1000
 
 
 @dataclass
@@ -160,17 +162,18 @@ def project_command(
 
 def migrate(steps: ProjectSteps, target: Target, output: Output, control: Control) -> None:
     """The project's data migrations, again while they exit ``migrate_again`` (more to
-    do), until they exit 0."""
-    rounds = 0
-    while True:
+    do), until they exit 0; at most :data:`MIGRATE_ROUNDS` times."""
+    for rounds in range(1, MIGRATE_ROUNDS + 1):
         control.checkpoint()
-        rounds += 1
         try:
             project_command(steps, steps.migrate, target, output, f"migrations (round {rounds})")
             return
         except StrategyFailed as exc:
             if exc.returncode != steps.migrate_again:
                 raise
+    raise StrategyFailed(
+        f"{target.host}: the data migrations still had more to do after {MIGRATE_ROUNDS} rounds"
+    )
 
 
 def restart(ctx: UnitContext, action: Action, version: str, output: Output) -> None:
@@ -178,7 +181,7 @@ def restart(ctx: UnitContext, action: Action, version: str, output: Output) -> N
     for service in action.services:
         command = ctx.spec.restart_of(service)
         if command:
-            target = Target(ctx.unit.host, version, (service,), action.kind)
+            target = Target(ctx.unit.host, version, (service,))
             shell.run(command, target, output, what=f"restart of {service}")
 
 
