@@ -242,15 +242,22 @@ class ComputeCloud:
         self, host: str, groups: Mapping[str, tuple[str, ...]] | None = None
     ) -> list[Server]:
         """Every server (all projects) whose compute host is ``host``."""
-        query = urlencode({"all_tenants": "True", "host": host, "limit": 1000})
-        servers: list[Server] = []
-        path: str | None = f"/servers/detail?{query}"
-        while path:
-            raw = self._call("get", path, f"list the servers of {host}")
-            for s in raw["servers"]:
-                servers.append(Server.from_api(s, (groups or {}).get(s["id"], ())))
-            path = _next_link(raw.get("servers_links"))
+        servers = [
+            Server.from_api(s, (groups or {}).get(s["id"], ()))
+            for s in self._servers_detail(f"list the servers of {host}", host=host)
+        ]
         return [s for s in servers if s.host == host]
+
+    def _servers_detail(self, action: str, **query: str) -> list[dict[str, Any]]:
+        """``GET /servers/detail`` of every project with ``query``, page after page."""
+        params = urlencode({"all_tenants": "True", **query, "limit": 1000})
+        found: list[dict[str, Any]] = []
+        path: str | None = f"/servers/detail?{params}"
+        while path:
+            raw = self._call("get", path, action)
+            found += raw["servers"]
+            path = _next_link(raw.get("servers_links"))
+        return found
 
     def server(self, server_id: str) -> Server | None:
         raw = self._call(
@@ -446,15 +453,8 @@ class ComputeCloud:
     # -- the Placement audit ----------------------------------------------------------
     def servers(self) -> dict[str, str]:
         """Every server (all projects): id -> its compute host ('' for none)."""
-        query = urlencode({"all_tenants": "True", "limit": 1000})
-        found: dict[str, str] = {}
-        path: str | None = f"/servers/detail?{query}"
-        while path:
-            raw = self._call("get", path, "list servers")
-            for s in raw["servers"]:
-                found[s["id"]] = s.get("OS-EXT-SRV-ATTR:host") or ""
-            path = _next_link(raw.get("servers_links"))
-        return found
+        listed = self._servers_detail("list servers")
+        return {s["id"]: s.get("OS-EXT-SRV-ATTR:host") or "" for s in listed}
 
     def migrations_under_way(self) -> dict[str, str]:
         """Migrations not yet over: migration uuid -> its server's id. Each holds

@@ -153,8 +153,9 @@ class PlacementConsistency(Check):
         ]
         nodes = ctx.cloud.compute_providers()
         computes = [r for r in ctx.cloud.every_service() if r.get("binary") == "nova-compute"]
+        hosts_with_node = set(nodes.values())
         for record in computes:
-            if record.get("host") not in set(nodes.values()):
+            if record.get("host") not in hosts_with_node:
                 out.append(
                     Verdict(
                         self.name,
