@@ -16,20 +16,25 @@ import pytest
 if TYPE_CHECKING:  # imported by the fixture: a run without it does not pay for the testbed
     from testbed.postgres import Postgres
 
-REPORT = pytest.StashKey[list[str]]()
+#: The key of a line of the ``report`` fixture in a test's ``user_properties``.
+MEASURED = "ephyra-measured"
 #: How many test modules the summary names, slowest first.
 MODULES_SHOWN = 20
 
 
 @dataclass(eq=False)  # registered as a plugin, which must be hashable
 class ModuleTimes:
-    """Seconds and tests per module (the node id's file part), as the reports come in."""
+    """Seconds and tests per module (the node id's file part), and the lines tests measured
+    (:func:`report`), as the reports come in."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     tests: dict[str, int] = field(default_factory=dict)
+    measured: list[str] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         module = report.nodeid.partition("::")[0]
+        if report.when == "teardown":
+            self.measured += [str(v) for key, v in report.user_properties if key == MEASURED]
         self.seconds[module] = self.seconds.get(module, 0.0) + report.duration
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.tests[module] = self.tests.get(module, 0) + 1
@@ -52,15 +57,17 @@ TIMES = pytest.StashKey[ModuleTimes]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[REPORT] = []
     config.stash[TIMES] = ModuleTimes()
     config.pluginmanager.register(config.stash[TIMES], "ephyra-module-times")
 
 
 @pytest.fixture
-def report(request: pytest.FixtureRequest) -> list[str]:
-    """Lines a test adds here are printed at the end of the run."""
-    return request.config.stash[REPORT]
+def report(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Lines a test adds here are printed at the end of the run. They travel in the test's
+    report (its ``user_properties``), which a worker of ``pytest -n N`` sends back too."""
+    lines: list[str] = []
+    yield lines
+    request.node.user_properties.extend((MEASURED, line) for line in lines)
 
 
 def pytest_terminal_summary(
@@ -71,7 +78,7 @@ def pytest_terminal_summary(
         terminalreporter.section("time per test module (setup + call + teardown)")
         for line in times.lines(MODULES_SHOWN):
             terminalreporter.write_line(line)
-    lines = config.stash.get(REPORT, [])
+    lines = times.measured if times is not None else []
     if lines:
         terminalreporter.section("ephyra measurements")
         for line in lines:
