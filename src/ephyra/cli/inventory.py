@@ -24,6 +24,8 @@ value never replaces a known one):
                              an Ansible inventory (groups -> roles, variables -> facts)
   puppetdb:URL[?roles=MAP.yaml&short=true&cacert=CA&cert=CRT&key=KEY]
                              PuppetDB (classes -> roles and services, facts -> facts)
+  osa:CONFIG[?env_d=DIR]     an OpenStack-Ansible openstack_user_config.yml, with
+                             OpenStack-Ansible's env.d (what runs where)
 Without --source, the cloud of --os-cloud is discovered through its APIs.
 
 With --url, the server discovers only what its operator configured: openstack[:CLOUD]
@@ -84,8 +86,8 @@ def register(sub: Any, exit_codes: str) -> None:
         default=[],
         metavar="KIND[:ARG]",
         help="inventory source, repeatable, merged in order: openstack[:CLOUD], static:FILE, "
-        "ansible:INVENTORY, puppetdb:URL (default: openstack, with --os-cloud); with --url: "
-        "openstack[:CLOUD] or a NAME the server configured",
+        "ansible:INVENTORY, puppetdb:URL, osa:CONFIG (default: openstack, with --os-cloud); "
+        "with --url: openstack[:CLOUD] or a NAME the server configured",
     )
     show.add_argument("--role", metavar="ROLE", help="only the hosts of this role")
     show.add_argument(

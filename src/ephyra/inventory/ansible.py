@@ -7,14 +7,25 @@ A host's roles, in this order:
 
 1. ``ephyra_roles`` (a host or group variable: a list, or names separated by commas):
    exactly those roles;
-2. else each group it is in (parents included), by the first rule that matches:
-   the operator's mapping (``roles=``, see :mod:`ephyra.inventory.rolemap`); the
-   well-known groups of Kolla-Ansible and OpenStack-Ansible (``control``, ``compute``,
-   ``compute_hosts``, ``*-infra_hosts``..., and infrastructure groups such as
-   ``rabbitmq`` that give no role: :data:`GROUPS`); a group named after an OpenStack
-   service (``nova-compute``, ``nova_compute``, ``neutron_l3_agent``) is a service the
-   host runs, not a role; a project's group (Kolla's ``nova``) gives nothing; otherwise
-   the group's name is the role (lower case, ``_`` as ``-``);
+2. else each group it is in (parents included), by the first rule that matches (a
+   group's name read in lower case, ``_`` as ``-``):
+
+   - the operator's mapping (``roles=``, see :mod:`ephyra.inventory.rolemap`);
+   - the well-known groups of Kolla-Ansible and OpenStack-Ansible (``control``,
+     ``compute``, ``compute_hosts``, ``*-infra_hosts``..., and infrastructure groups such
+     as ``rabbitmq``, ``kolla_logs`` or ``baremetal`` that give no role: :data:`GROUPS`);
+     Kolla's ``compute`` also means the host runs ``nova-compute`` (:data:`IMPLIED`);
+   - a variant of a service's group (Kolla's ``cinder-volume-lvm``,
+     ``ovn-controller-compute``: :data:`VARIANTS`) is that service;
+   - a group named after an OpenStack service (``nova-compute``, ``nova_compute``,
+     ``neutron_l3_agent``) is a service the host runs, not a role;
+   - a project's group (Kolla's ``nova``; any group whose name begins another's, as
+     ``blazar`` begins ``blazar-api``) gives nothing;
+   - a group made only of other groups whose name is a project's and a word
+     (``blazar-api``, ``masakari-instancemonitor``: Kolla's groups of services, of
+     projects Ephyra knows or not), where that project has a group or another such
+     service, is a service of that project;
+   - otherwise the group's name is the role;
 3. plus the roles its services imply (``nova-compute`` -> compute).
 
 ``ephyra_services`` (a list) adds services. Every other variable is a fact, except
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from importlib import import_module
 from pathlib import Path
@@ -109,9 +121,22 @@ GROUPS: tuple[tuple[str, str | None], ...] = (
             "proxysql",
             "utility*",
             "repo*",
+            "tls-backend",
+            "bifrost",
         )
     ),
 )
+#: Services a well-known group means its hosts run, where the tool names no group for them.
+IMPLIED: dict[str, tuple[str, ...]] = {"compute": ("nova-compute",)}
+#: Kolla's groups for one service on some hosts or in some configurations -> the service.
+VARIANTS: dict[str, str] = {
+    "cinder-volume-lvm": "cinder-volume",
+    "cinder-volume-multiple": "cinder-volume",
+    "cinder-backup-lvm": "cinder-backup",
+    "cinder-backup-multiple": "cinder-backup",
+    "ovn-controller-compute": "ovn-controller",
+    "ovn-controller-network": "ovn-controller",
+}
 
 #: ansible-core settings while Ephyra reads an inventory:
 #: ansible-core constant -> (the environment variable that sets it, Ephyra's value).
@@ -155,6 +180,7 @@ class AnsibleSource:
         self.path = path
         self.role_map = role_map or RoleMap()
         self.name = f"ansible:{path}"
+        self.groups = Groups()
 
     @classmethod
     def from_argument(cls, argument: str, cloud: str | None) -> AnsibleSource:
@@ -168,6 +194,7 @@ class AnsibleSource:
         if not Path(self.path).exists():
             raise UsageError(f"ansible inventory {self.path}: no such file or directory")
         manager, variables = _load(self.path)
+        self.groups = Groups.of(manager)
         hosts = [
             self._host(h.name, [g.name for g in h.get_groups()], variables.get_vars(host=h))
             for h in manager.get_hosts()
@@ -186,19 +213,30 @@ class AnsibleSource:
             _names(variables.pop(SERVICES_VAR, None), f"{where}: {SERVICES_VAR}") or ()
         )
         roles: set[str] = set()
+        projects: dict[str, str] = {}
         for group in groups:
             mapped = self.role_map.roles(group)
+            group_name = canonical(group)
             if mapped is not None:
                 roles.update(mapped)
-            elif (known := _known_group(group)) is not None:
+            elif (known := known_group(group_name)) is not None:
                 roles.update(known)
-            elif catalog.is_service(group):
-                service_names.add(group.lower().replace("_", "-"))
-            elif not catalog.project_of(group.lower()) or "-" in group or "_" in group:
-                roles.add(catalog.role_alias(group))
-            # else a project's group (Kolla's "nova", "neutron"): its services say more
+                service_names.update(IMPLIED.get(group_name, ()))
+            elif group_name in VARIANTS:
+                service_names.add(VARIANTS[group_name])
+            elif catalog.is_service(group_name):
+                service_names.add(group_name)
+            elif self.groups.is_project(group_name):
+                pass  # a project's group (Kolla's "nova"): its services say more
+            elif project := self.groups.project_of_service(group_name):
+                service_names.add(group_name)
+                projects[group_name] = project
+            else:
+                roles.add(catalog.role_alias(group_name))
         services = [
-            Service(s, catalog.project_of(s), status=UNKNOWN, source=self.name)
+            Service(
+                s, catalog.project_of(s) or projects.get(s, ""), status=UNKNOWN, source=self.name
+            )
             for s in sorted(service_names)
         ]
         if explicit is not None:
@@ -210,10 +248,51 @@ class AnsibleSource:
         return make_host(name, roles=roles, services=services, facts=facts, sources=[self.name])
 
 
-def _known_group(group: str) -> tuple[str, ...] | None:
-    lowered = group.lower()
+@dataclass(frozen=True)
+class Groups:
+    """What the inventory's group structure says of a group's name: every group's name
+    (canonical) and those made only of other groups."""
+
+    names: frozenset[str] = frozenset()
+    of_groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, manager: Any) -> Groups:
+        groups = manager.groups.values()
+        return cls(
+            frozenset(canonical(g.name) for g in groups),
+            frozenset(canonical(g.name) for g in groups if g.child_groups and not g.hosts),
+        )
+
+    def is_project(self, name: str) -> bool:
+        """A project's group: a project Ephyra knows, or a name that begins another's."""
+        if "-" not in name and catalog.project_of(name):
+            return True
+        return any(other.startswith(f"{name}-") for other in self.names)
+
+    def project_of_service(self, name: str) -> str:
+        """The project of a group of services of a project Ephyra may not know
+        (``blazar-api``), or ``""``: the group is made of groups only, and its project
+        (the name's first word) has a group or another such group of services."""
+        project, dash, rest = name.partition("-")
+        if not dash or not rest or name not in self.of_groups:
+            return ""
+        siblings = [
+            other for other in self.of_groups if other != name and other.startswith(f"{project}-")
+        ]
+        return project if project in self.names or siblings else ""
+
+
+def canonical(group: str) -> str:
+    """A group's name as Ephyra compares it: lower case, ``_`` as ``-``."""
+    return group.strip().lower().replace("_", "-")
+
+
+def known_group(name: str) -> tuple[str, ...] | None:
+    """The role a well-known group (its canonical name) gives, ``()`` for none, or None
+    for a group that is not well known."""
     for pattern, role in GROUPS:
-        if fnmatchcase(lowered, pattern):
+        if fnmatchcase(name, pattern.replace("_", "-")):
             return (role,) if role else ()
     return None
 

@@ -2,8 +2,9 @@
 
 A source is named on the command line as ``KIND[:ARGUMENT]``: ``openstack`` (the cloud
 of ``--os-cloud``) or ``openstack:CLOUD``, ``static:FILE``, ``ansible:INVENTORY``,
-``puppetdb:URL``. Each plugin is a class built with ``from_argument(argument, cloud)``
-whose ``discover()`` returns an :class:`~ephyra.inventory.model.Inventory`.
+``puppetdb:URL``, ``osa:CONFIG``. Each plugin is a class built with
+``from_argument(argument, cloud)`` whose ``discover()`` returns an
+:class:`~ephyra.inventory.model.Inventory`.
 
 An argument may end with options, as a URL's query: ``ansible:hosts.ini?roles=map.yaml``;
 :func:`options` splits them off and refuses the ones a source does not know.

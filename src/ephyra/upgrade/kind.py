@@ -62,7 +62,7 @@ status, pause, resume, abort, rollback, list
             strategy's downgrade, and says which strategies have none.
 
 inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
-static:FILE, ansible:INVENTORY, puppetdb:URL (see docs/inventory.md); without
+static:FILE, ansible:INVENTORY, puppetdb:URL, osa:CONFIG (see docs/inventory.md); without
 --source, the cloud of --os-cloud is discovered through its APIs. With --url, the
 server reads only what its operator configured: openstack[:CLOUD] and the names of
 its --config; a last static:FILE is read here and sent with the request.
@@ -164,8 +164,8 @@ class UpgradeKind(RunKind[UpgradePlan]):
             default=[],
             metavar="KIND[:ARG]",
             help="inventory source, repeatable: openstack[:CLOUD], static:FILE, ansible:FILE, "
-            "puppetdb:URL (with --url: openstack[:CLOUD], a name the server configured, and a "
-            "last static:FILE, sent inline)",
+            "puppetdb:URL, osa:CONFIG (with --url: openstack[:CLOUD], a name the server "
+            "configured, and a last static:FILE, sent inline)",
         )
         add(
             "--os-cloud",

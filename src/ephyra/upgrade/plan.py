@@ -312,9 +312,19 @@ class _Planner:
         self.spec = spec
         self.project_rank = {p: i for i, p in enumerate(spec.projects)}
 
-    def service_key(self, project: str, name: str) -> tuple[int, int, str]:
+    def service_key(self, project: str, name: str) -> tuple[int, str, int, str]:
+        """Projects in the specification's order (those it does not name after, each
+        together), then conductors, schedulers, APIs, the rest, by name."""
         rank = next((i for i, word in enumerate(SERVICE_RANK) if word in name), len(SERVICE_RANK))
-        return (self.project_rank.get(project, len(self.project_rank)), rank, name)
+        return (self.project_rank.get(project, len(self.project_rank)), project, rank, name)
+
+    def is_data(self, host: Host, service: str) -> bool:
+        """Whether ``service`` is upgraded with ``host``'s data plane: the specification
+        says so (``data_plane``), or the host is no controller (a compute's or a network
+        node's agents never get a control-plane stage there)."""
+        return self.spec.in_data_plane(service) or bool(
+            host.roles and CONTROL_ROLE not in host.roles
+        )
 
     def control_role(self, host: Host) -> str:
         if CONTROL_ROLE in host.roles or not host.roles:
@@ -352,18 +362,17 @@ class _Planner:
 
     # -- control plane --------------------------------------------------------------
     def control_stages(self) -> list[Stage]:
-        data = self.spec.data_plane
-        services: dict[str, tuple[int, int, str]] = {}
+        services: dict[str, tuple[int, str, int, str]] = {}
         for host in self.inv.hosts:
             for svc in host.services:
-                if svc.name not in data:
+                if not self.is_data(host, svc.name):
                     services.setdefault(svc.name, self.service_key(svc.project, svc.name))
         ordered = sorted(services, key=lambda n: services[n])
         if self.spec.order == "node":
             return self._node_by_node(ordered)
         stages = []
         for name in ordered:
-            hosts = [h for h in self.inv.hosts if h.runs(name)]
+            hosts = [h for h in self.inv.hosts if h.runs(name) and not self.is_data(h, name)]
             units = [
                 self.finish(
                     Unit(
@@ -383,7 +392,14 @@ class _Planner:
         rank = {name: i for i, name in enumerate(ordered)}
         units = []
         for host in self.inv.hosts:
-            mine = sorted((s.name for s in host.services if s.name in rank), key=rank.__getitem__)
+            mine = sorted(
+                (
+                    s.name
+                    for s in host.services
+                    if s.name in rank and not self.is_data(host, s.name)
+                ),
+                key=rank.__getitem__,
+            )
             if mine:
                 role = self.control_role(host)
                 units.append(
@@ -440,7 +456,7 @@ class _Planner:
         candidates: list[tuple[Host, list[str], bool]] = []
         for host in self.inv.hosts:
             mine = sorted(
-                (s.name for s in host.services if s.name in spec.data_plane),
+                (s.name for s in host.services if self.is_data(host, s.name)),
                 key=lambda n: self.service_key(_project(host, n), n),
             )
             upgrade_host = hu is not None and bool(host.roles & set(hu.roles))
@@ -543,8 +559,7 @@ class _Planner:
             if names and host.name not in frozen:
                 names.sort(key=lambda n: self.service_key(project, n))
                 found.append((host, names))
-        data = self.spec.data_plane
-        found.sort(key=lambda item: all(n in data for n in item[1]))
+        found.sort(key=lambda item: all(self.is_data(item[0], n) for n in item[1]))
         return found
 
     def _project_unit(self, stage: str, host: Host, actions: tuple[Action, ...]) -> Unit:
@@ -572,7 +587,7 @@ class _Planner:
             stages.append(Stage(f"pin: {project}", CONTROL, "", (Batch(tuple(units)),)))
         if steps.sync:
             host, names = hosts[0]
-            control = [n for n in names if n not in self.spec.data_plane] or names
+            control = [n for n in names if not self.is_data(host, n)] or names
             role = self.control_role(host)
             install = Action(self.spec.strategy_of(control[0], role), tuple(control), INSTALL)
             unit = self._project_unit(

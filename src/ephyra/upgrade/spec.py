@@ -45,6 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -71,20 +72,17 @@ PROJECT_ORDER = (
 )
 #: Within a project: conductors first (Nova's rolling upgrade guide), then schedulers, APIs.
 SERVICE_RANK = ("conductor", "scheduler", "api")
-#: Services of the data plane: upgraded host by host after the whole control plane.
+#: Services of the data plane, upgraded host by host after the whole control plane: names
+#: or shell-style patterns (every Neutron agent). Every service of a host that is not a
+#: controller is of the data plane too (see :meth:`Spec.in_data_plane`).
 DATA_PLANE_SERVICES = frozenset(
     {
         "nova-compute",
-        "neutron-openvswitch-agent",
-        "neutron-linuxbridge-agent",
-        "neutron-ovn-metadata-agent",
-        "neutron-sriov-agent",
-        "neutron-l3-agent",
-        "neutron-dhcp-agent",
-        "neutron-metadata-agent",
+        "neutron-*agent",
         "ovn-controller",
         "cinder-volume",
         "cinder-backup",
+        "manila-share",
     }
 )
 CONTROL_ROLE = "controller"
@@ -197,6 +195,10 @@ class Spec:
 
     def strategy_of(self, service: str, role: str) -> str:
         return self.services.get(service) or self.rule(role).strategy or self.strategy
+
+    def in_data_plane(self, service: str) -> bool:
+        """Whether ``service`` is named (or matched) by ``data_plane``."""
+        return any(fnmatchcase(service, pattern) for pattern in self.data_plane)
 
     def version_for(self, strategy: str) -> str:
         """The version ``strategy`` is asked to reach."""
