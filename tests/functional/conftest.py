@@ -131,6 +131,28 @@ def second_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keysto
         yield started
 
 
+#: The session's two clouds, once started; and the last test that needs them.
+OPEN: list[TwoClouds] = []
+LAST = pytest.StashKey[pytest.Item]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note the last test (of those that run) that needs the two clouds."""
+    needing = [i for i in session.items if "two_clouds" in getattr(i, "fixturenames", ())]
+    if needing:
+        session.config.stash[LAST] = needing[-1]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The two clouds stopped after the last test that needs them, not at the end of the
+    session: their services' pollers would take CPU from every test after them."""
+    yield
+    if item.config.stash.get(LAST, None) is item:
+        while OPEN:
+            OPEN.pop().stop()
+
+
 @pytest.fixture(scope="session")
 def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[TwoClouds]:
     """Clouds ``a`` and ``b`` (regions A and B) on the session's Keystone, each with its
@@ -141,6 +163,7 @@ def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> 
     adds a project's member and reader. Started once per session, both clouds at once
     (80 s on a quiet machine, up to 3 minutes on a busy one; 2.2 GiB)."""
     with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone, baremetal=True) as clouds:
+        OPEN.append(clouds)
         yield clouds
 
 
