@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-debs=(postgresql rabbitmq-server etcd-server etcd-client puppet dpkg-dev wrk chromium iputils-arping)  # etcd-client, wrk: bench; puppet, dpkg-dev: strategies; chromium: dashboard; arping: netscheme
+debs=(postgresql rabbitmq-server etcd-server etcd-client puppet dpkg-dev wrk chromium iputils-arping prometheus-alertmanager)  # etcd-client, wrk: bench; puppet, dpkg-dev: strategies; chromium: dashboard; arping: netscheme; alertmanager: the upgrade's silences
 # One dpkg-query for all (a package removed but for its configuration counts as missing).
 installed=" $(dpkg-query -W -f='${Package}=${db:Status-Status} ' "${debs[@]}" 2>/dev/null || true)"
 missing=()

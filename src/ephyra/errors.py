@@ -34,6 +34,7 @@
     │   ├── StrategyFailed              an upgrade strategy's tool failed
     │   ├── NoDowngrade                 a strategy that cannot go back was asked to
     │   ├── GateFailed                  a health gate stayed red past its timeout
+    │   ├── SelfHealError               a self-healing service not told of a maintenance
     │   ├── DrainHalted                 servers left on a host the drain gave up on
     │   └── CommandTimeout              a command ran past its time limit and was killed
     ├── Interrupted                     the run was asked to stop                     (exit 130)
@@ -192,6 +193,11 @@ class NoDowngrade(StepFailed):
 
 class GateFailed(StepFailed):
     """A health gate stayed red."""
+
+
+class SelfHealError(StepFailed):
+    """A self-healing or alerting service could not be told of a batch's maintenance
+    (the upgrade run pauses, saying why)."""
 
 
 class DrainHalted(StepFailed):

@@ -27,10 +27,10 @@ from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
 from ephyra.engine.metrics import RunMetrics
 from ephyra.engine.states import Phase, RunState
-from ephyra.errors import EphyraError, Interrupted
+from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import availability, preflight, steps
+from ephyra.upgrade import availability, preflight, selfheal, steps
 from ephyra.upgrade.plan import Batch, Plan, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -83,6 +83,18 @@ class UpgradeRun(RunDriver):
         }
         name = self.meta.cloud
         self.cloud = cloud or (ComputeCloud.connect(name) if name else None)
+        self.told = selfheal.Told(
+            [
+                selfheal.build(options, f"selfheal[{i}]")
+                for i, options in enumerate(self.spec.selfheal)
+            ],
+            self._kept(selfheal.RECORD) or {},
+            lambda kept: self.journal.save_record(self.run.id, selfheal.RECORD, kept),
+            run_id=self.run.id,
+            cloud=name,
+            release=self.spec.release,
+            output=self.observer.message,
+        )
 
     # -- records ---------------------------------------------------------------------
     def record(self, unit: Unit, prefix: str = "unit") -> HostRecord:
@@ -197,15 +209,23 @@ class UpgradeRun(RunDriver):
             drains[unit.id] = drain
         return drains
 
-    def run_batch(self, batch: Batch, phase: Phase) -> list[Outcome]:
-        pending = [u for u in batch.units if self.state_of(u, phase) is not DONE[phase]]
+    def run_batch(self, batch: Batch, phase: Phase, key: str = "") -> list[Outcome]:
+        """The batch's units not done yet, at once; its hosts in maintenance for the
+        self-healing services meanwhile (``key``: the batch's place in the plan), until
+        every unit is done."""
+        units = list(batch.units)
         if phase is Phase.ROLLBACK:  # only what the forward run touched
-            pending = [u for u in pending if self.touched(u)]
-        if not pending:
-            return []
-        drains = self._drains(pending, phase)
-        with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
-            return list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
+            units = [u for u in units if self.touched(u)]
+        pending = [u for u in units if self.state_of(u, phase) is not DONE[phase]]
+        outcomes: list[Outcome] = []
+        if pending:
+            self.told.enter(key, {u.host: u.role for u in pending})
+            drains = self._drains(pending, phase)
+            with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
+                outcomes = list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
+        if all(self.state_of(u, phase) is DONE[phase] for u in units):
+            self.told.leave(key)
+        return outcomes
 
     def touched(self, unit: Unit) -> bool:
         """Whether the forward run began ``unit`` (then a rollback takes it back)."""
@@ -250,7 +270,13 @@ class UpgradeRun(RunDriver):
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
         with self._probing():
-            return self._run_phase(phase)
+            try:
+                state = self._run_phase(phase)
+                if state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
+                    self.told.leave()  # whatever a batch left entered (killed before it)
+                return state
+            except SelfHealError as exc:
+                return self._pause(f"self-healing: {exc}")
 
     def _kept(self, name: str) -> dict[str, Any] | None:
         """The run's record ``name``; None for a run made before it was kept."""
@@ -281,7 +307,10 @@ class UpgradeRun(RunDriver):
         if phase is Phase.ROLLBACK:
             total = sum(1 for u in units if self.touched(u))
         self.observer.started(title, total, done)
-        batches = [(s.name, b) for s in self.plan.stages for b in s.batches]
+        batches = [
+            (str(i), s.name, b)
+            for i, (s, b) in enumerate((s, b) for s in self.plan.stages for b in s.batches)
+        ]
         if phase is Phase.ROLLBACK:
             batches.reverse()
         threshold = self.spec.failure_threshold
@@ -289,8 +318,8 @@ class UpgradeRun(RunDriver):
             blocked = self._preflight()
             if blocked:
                 return self._pause(f"preflight: {blocked}")
-        for stage, batch in batches:
-            outcomes = self.run_batch(batch, phase)
+        for key, stage, batch in batches:
+            outcomes = self.run_batch(batch, phase, key)
             if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
                 return RunState.PAUSED
             if phase is Phase.ROLLBACK:
@@ -350,6 +379,7 @@ def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
     return {
         availability.RECORD: {},
         preflight.RECORD: {},
+        selfheal.RECORD: {},
         **{
             f"{what}:{u.id}": {}
             for u in plan.units()

@@ -188,6 +188,8 @@ class Spec:
     #: Seconds between two probes of the compute API during the run (0: none).
     availability_interval: float = 1.0
     preflight_skip: tuple[str, ...] = ()  # preflight checks not run
+    #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
+    selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def rule(self, role: str) -> RoleRule:
@@ -314,6 +316,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "project_steps",
             "availability",
             "preflight",
+            "selfheal",
         }
     )
     release = top.text("release")
@@ -394,6 +397,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         project_steps=_project_steps(top.sub("project_steps")),
         availability_interval=_interval(top.sub("availability")),
         preflight_skip=_skipped(top.sub("preflight")),
+        selfheal=_selfheal(top),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
@@ -404,6 +408,18 @@ def parse(data: Any, where: str = "spec") -> Spec:
     )
     _check_names(spec, where)
     return spec
+
+
+def _selfheal(top: _Reader) -> tuple[Mapping[str, Any], ...]:
+    """The ``selfheal:`` list, each plugin's options checked by the plugin."""
+    from ephyra.upgrade import selfheal
+
+    value = top.data.get("selfheal") or []
+    if not isinstance(value, list):
+        raise UsageError(f"{top.where}.selfheal: expected a list of plugins, got {value!r}")
+    for index, options in enumerate(value):
+        selfheal.build(options, f"{top.where}.selfheal[{index}]")
+    return tuple(dict(options) for options in value)
 
 
 def _skipped(reader: _Reader) -> tuple[str, ...]:

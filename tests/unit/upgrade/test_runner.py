@@ -352,3 +352,77 @@ def test_rollback_after_unpinning_pins_again_before_taking_each_host_back(
     ]
     for host in ("ctl-1", "ctl-2", "cmp-1", "cmp-2"):
         assert "compute" not in (tmp_path / f"{host}.conf").read_text()
+
+
+def _told(log: Path, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "command",
+            "roles": ["compute"],
+            "enter": f"echo enter {{host}} >> {log}",
+            "leave": f"echo leave {{host}} >> {log}",
+            **extra,
+        }
+    ]
+
+
+def _events(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_selfheal_a_batchs_hosts_enter_before_it_and_leave_after(env: Env, tmp_path: Path) -> None:
+    log = tmp_path / "told.log"
+    WORLD.log = log  # the strategy's calls go in the same log, to see the order
+    run = env.start(_spec(selfheal=_told(log)))
+    assert run.state is RunState.SUCCEEDED
+    events = _events(log)
+    at = {event: i for i, event in enumerate(events)}
+    for host in [f"cmp-{i}" for i in range(1, 6)]:
+        assert at[f"enter {host}"] < at[f"upgrade {host}"] < at[f"leave {host}"]
+    # two at once: a batch leaves before the next one enters; controllers are not told
+    assert at["leave cmp-1"] < at["enter cmp-3"] and at["leave cmp-4"] < at["enter cmp-5"]
+    assert at["enter cmp-2"] < at["upgrade cmp-1"]
+    assert not [e for e in events if "ctl" in e and not e.startswith("upgrade")]
+    assert len(events) == 15 + sum(1 for e in events if "ctl" in e)
+    kept = env.journal.records(run.id, runner.selfheal.RECORD)[runner.selfheal.RECORD]
+    assert kept == {"0": {}}  # nothing left entered
+
+
+def test_selfheal_a_failed_batch_stays_entered_until_done_on_resume(
+    env: Env, tmp_path: Path
+) -> None:
+    log = tmp_path / "told.log"
+    WORLD.fail.add("cmp-2")
+    run = env.start(_spec(selfheal=_told(log)))
+    assert run.state is RunState.PAUSED
+    assert sorted(_events(log)) == ["enter cmp-1", "enter cmp-2"]  # no leave: cmp-2 failed
+    WORLD.fail.clear()
+    run = env.resume()
+    assert run.state is RunState.SUCCEEDED
+    events = _events(log)
+    assert events.count("enter cmp-2") == 1  # entered once, kept in the run's record
+    assert events.count("leave cmp-1") == events.count("leave cmp-2") == 1
+    assert events.index("leave cmp-2") < events.index("enter cmp-3")
+
+
+def test_selfheal_rollback_leaves_what_the_forward_run_entered(env: Env, tmp_path: Path) -> None:
+    log = tmp_path / "told.log"
+    WORLD.fail.add("cmp-2")
+    assert env.start(_spec(selfheal=_told(log))).state is RunState.PAUSED
+    env.service.abort(None, PlainObserver(env.out))
+    WORLD.fail.clear()
+    run = env.rollback()
+    assert run.state is RunState.ROLLED_BACK
+    events = _events(log)
+    assert sorted(e for e in events if e.startswith("leave")) == ["leave cmp-1", "leave cmp-2"]
+    assert events.count("enter cmp-1") == 1  # the rollback found them entered
+
+
+def test_selfheal_a_command_that_fails_pauses_the_run_and_says_why(
+    env: Env, tmp_path: Path
+) -> None:
+    told = _told(tmp_path / "told.log", enter="exit 3")
+    run = env.start(_spec(selfheal=told))
+    assert run.state is RunState.PAUSED
+    assert run.meta["reason"].startswith("self-healing: ")
+    assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]  # no compute touched

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ephyra.errors import NoDowngrade, StrategyFailed
@@ -19,6 +20,7 @@ class World:
         self.versions: dict[tuple[str, str], str] = {}
         self.calls: list[tuple[str, str, tuple[str, ...], str]] = []
         self.fail: set[str] = set()
+        self.log: Path | None = None  # each call also appended here: "WHAT HOST"
         self.running = 0
         self.peak = 0
         self.lock = threading.Lock()
@@ -31,6 +33,9 @@ class World:
             self.running += 1
             self.peak = max(self.peak, self.running)
             self.calls.append((what, target.host, target.services, target.version))
+            if self.log is not None:
+                with self.log.open("a") as log:
+                    log.write(f"{what} {target.host}\n")
         try:
             time.sleep(delay)
             output(f"{what} {target.host} to {target.version}")
