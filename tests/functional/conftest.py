@@ -19,29 +19,37 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the testbed package lives at the repository root
     sys.path.insert(0, str(ROOT))
 
+from testbed.alertmanager import Alertmanager  # noqa: E402
 from testbed.etcd import Etcd  # noqa: E402
 from testbed.ironic import Testbed  # noqa: E402
 from testbed.keystone import Keystone, start_keystone  # noqa: E402
+from testbed.masakari import Masakari  # noqa: E402
 from testbed.nova import NovaTestbed  # noqa: E402
 from testbed.seed import clear  # noqa: E402
-from testbed.tenantclouds import TwoClouds  # noqa: E402
+from testbed.tenantclouds import Cloud, TwoClouds, write_ahead_log  # noqa: E402
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
 
 HERE = Path(__file__).resolve().parent
+#: A session fixture -> the group of every test that uses it (one worker starts it).
+GROUPS = {"two_clouds": "two-clouds", "heal_cloud": "selfheal", "alertmanager": "selfheal"}
+#: The region of the cloud of the self-healing services' tests.
+HEAL_REGION = "SELFHEAL"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the functional tests, and group them for ``pytest -n N --dist loadgroup``
     (scripts/test.sh): a module's tests run in one worker, after one another, so a module's
     fixtures start once; every test of the session's two clouds (3 minutes and 2.2 GiB to
-    start) runs in the same worker."""
+    start), and every test of Masakari and Alertmanager, runs in one worker (:data:`GROUPS`)."""
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.functional)
             fixtures = getattr(item, "fixturenames", ())
-            group = "two-clouds" if "two_clouds" in fixtures else item.nodeid.partition("::")[0]
+            group = next(
+                (g for f, g in GROUPS.items() if f in fixtures), item.nodeid.partition("::")[0]
+            )
             item.add_marker(pytest.mark.xdist_group(group))
 
 
@@ -131,26 +139,30 @@ def second_keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keysto
         yield started
 
 
-#: The session's two clouds, once started; and the last test that needs them.
-OPEN: list[TwoClouds] = []
-LAST = pytest.StashKey[pytest.Item]()
+#: Session testbeds stopped after the last test that needs them, not at the end of the
+#: session (their services' pollers would take CPU from every test after them): fixture
+#: name -> those started.
+EARLY: dict[str, list[TwoClouds | Cloud]] = {"two_clouds": [], "heal_cloud": []}
+LAST = pytest.StashKey[dict[str, pytest.Item]]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Note the last test (of those that run) that needs the two clouds."""
-    needing = [i for i in session.items if "two_clouds" in getattr(i, "fixturenames", ())]
-    if needing:
-        session.config.stash[LAST] = needing[-1]
+    """Note the last test (of those that run) that needs each of :data:`EARLY`."""
+    last = {}
+    for item in session.items:
+        for name in EARLY:
+            if name in getattr(item, "fixturenames", ()):
+                last[name] = item
+    session.config.stash[LAST] = last
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """The two clouds stopped after the last test that needs them, not at the end of the
-    session: their services' pollers would take CPU from every test after them."""
     yield
-    if item.config.stash.get(LAST, None) is item:
-        while OPEN:
-            OPEN.pop().stop()
+    for name, last in item.config.stash.get(LAST, {}).items():
+        if last is item:
+            while EARLY[name]:
+                EARLY[name].pop().stop()
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +175,7 @@ def two_clouds(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> 
     adds a project's member and reader. Started once per session, both clouds at once
     (80 s on a quiet machine, up to 3 minutes on a busy one; 2.2 GiB)."""
     with TwoClouds(tmp_path_factory.mktemp("two-clouds"), keystone, baremetal=True) as clouds:
-        OPEN.append(clouds)
+        EARLY["two_clouds"].append(clouds)
         yield clouds
 
 
@@ -187,4 +199,44 @@ def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
     server = Etcd(root / "data", root / "etcd.log", secure=True, token_ttl=3)
     with server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("EPHYRA_ETCD_PASSWORD", server.password)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def heal_cloud(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[Cloud]:
+    """A Nova with compute-1 and compute-2 in region SELFHEAL of the session's Keystone:
+    the Nova that Masakari checks each host it adds against. Once per session."""
+    write_ahead_log(keystone)  # Masakari logs in with a password: Keystone writes then
+    bed = Cloud(
+        "selfheal",
+        tmp_path_factory.mktemp("selfheal-cloud"),
+        keystone,
+        HEAL_REGION,
+        computes=2,
+        image=False,
+        network=False,
+    )
+    bed.start()
+    EARLY["heal_cloud"].append(bed)
+    try:
+        bed.register()
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(scope="session")
+def masakari(
+    tmp_path_factory: pytest.TempPathFactory, keystone: Keystone, heal_cloud: Cloud
+) -> Iterator[Masakari]:
+    """A real Masakari API behind the session's Keystone, in region SELFHEAL's catalog."""
+    with Masakari(tmp_path_factory.mktemp("masakari"), keystone, region=HEAL_REGION) as service:
+        service.register()
+        yield service
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    """A real Alertmanager, once per session."""
+    with Alertmanager(tmp_path_factory.mktemp("alertmanager")) as server:
         yield server

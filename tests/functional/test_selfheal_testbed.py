@@ -28,7 +28,7 @@ from openstack import exceptions
 from testbed.alertmanager import Alertmanager
 from testbed.keystone import Keystone
 from testbed.masakari import MICROVERSION_HEADER, Masakari
-from testbed.tenantclouds import Cloud, write_ahead_log
+from testbed.tenantclouds import Cloud
 
 pytestmark = pytest.mark.functional
 
@@ -41,36 +41,6 @@ OPENSTACK = Path(sys.executable).with_name("openstack")
 
 
 # --- Masakari ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory, keystone: Keystone) -> Iterator[Cloud]:
-    """A Nova with compute-1 and compute-2 in region SELFHEAL of the session's Keystone."""
-    write_ahead_log(keystone)  # Masakari logs in with a password: Keystone writes then
-    bed = Cloud(
-        "selfheal",
-        tmp_path_factory.mktemp("selfheal-cloud"),
-        keystone,
-        REGION,
-        computes=len(HOSTS),
-        image=False,
-        network=False,
-    )
-    bed.start()
-    try:
-        bed.register()
-        yield bed
-    finally:
-        bed.stop()
-
-
-@pytest.fixture(scope="module")
-def masakari(
-    tmp_path_factory: pytest.TempPathFactory, keystone: Keystone, cloud: Cloud
-) -> Iterator[Masakari]:
-    with Masakari(tmp_path_factory.mktemp("masakari"), keystone, region=REGION) as service:
-        service.register()
-        yield service
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +93,10 @@ def host_url(masakari: Masakari, segment: dict[str, Any], host: str = "") -> str
 
 @pytest.mark.usefixtures("clean_masakari")
 def test_a_host_goes_on_maintenance_and_back(
-    masakari: Masakari, cloud: Cloud, admin: dict[str, str], report: list[str]
+    masakari: Masakari, heal_cloud: Cloud, admin: dict[str, str], report: list[str]
 ) -> None:
     report.append(f"masakari (keystone) start: {masakari.start_seconds:.1f} s")
-    report.append(f"nova for masakari (cloud SELFHEAL) start: {cloud.start_seconds:.1f} s")
+    report.append(f"nova for masakari (cloud SELFHEAL) start: {heal_cloud.start_seconds:.1f} s")
     made, segment = new_segment(masakari, admin)
     assert made.status_code == 201
     assert segment["recovery_method"] == "auto" and segment["service_type"] == "COMPUTE"
@@ -315,12 +285,6 @@ def test_standalone_masakari_serves_segments_without_keystone(
 
 
 # --- Alertmanager --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
-    with Alertmanager(tmp_path_factory.mktemp("alertmanager")) as server:
-        yield server
 
 
 def silence_body(regex: str, minutes: int = 60) -> dict[str, Any]:
