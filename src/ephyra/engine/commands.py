@@ -42,7 +42,10 @@ _lock = threading.Lock()
 
 @contextlib.contextmanager
 def running(proc: subprocess.Popen[Any]) -> Iterator[Running]:
-    """Register ``proc`` (the leader of its process group) while inside."""
+    """Register ``proc`` (the leader of its process group) while inside. A command that
+    :func:`end_all` ended is left only once its whole group is gone (or ``END_GRACE``
+    after SIGKILL): its leader may exit before its children, and the step must not end,
+    nor the run be handed over, while any of them still runs."""
     entry = Running(proc)
     with _lock:
         _running.add(entry)
@@ -51,6 +54,8 @@ def running(proc: subprocess.Popen[Any]) -> Iterator[Running]:
     finally:
         with _lock:
             _running.discard(entry)
+        if entry.ended:
+            stop(proc, END_GRACE)
 
 
 def stop(proc: subprocess.Popen[Any], grace: float) -> None:
