@@ -209,7 +209,7 @@ class UpgradeRun(RunDriver):
             drains[unit.id] = drain
         return drains
 
-    def run_batch(self, batch: Batch, phase: Phase, key: str = "") -> list[Outcome]:
+    def run_batch(self, batch: Batch, phase: Phase, key: str) -> list[Outcome]:
         """The batch's units not done yet, at once; its hosts in maintenance for the
         self-healing services meanwhile (``key``: the batch's place in the plan), until
         every unit is done."""
@@ -223,7 +223,7 @@ class UpgradeRun(RunDriver):
             drains = self._drains(pending, phase)
             with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
                 outcomes = list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
-        if all(self.state_of(u, phase) is DONE[phase] for u in units):
+        if self.told.notices and all(self.state_of(u, phase) is DONE[phase] for u in units):
             self.told.leave(key)
         return outcomes
 
@@ -307,10 +307,7 @@ class UpgradeRun(RunDriver):
         if phase is Phase.ROLLBACK:
             total = sum(1 for u in units if self.touched(u))
         self.observer.started(title, total, done)
-        batches = [
-            (str(i), s.name, b)
-            for i, (s, b) in enumerate((s, b) for s in self.plan.stages for b in s.batches)
-        ]
+        batches = list(enumerate((s.name, b) for s in self.plan.stages for b in s.batches))
         if phase is Phase.ROLLBACK:
             batches.reverse()
         threshold = self.spec.failure_threshold
@@ -318,8 +315,8 @@ class UpgradeRun(RunDriver):
             blocked = self._preflight()
             if blocked:
                 return self._pause(f"preflight: {blocked}")
-        for key, stage, batch in batches:
-            outcomes = self.run_batch(batch, phase, key)
+        for index, (stage, batch) in batches:
+            outcomes = self.run_batch(batch, phase, str(index))
             if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
                 return RunState.PAUSED
             if phase is Phase.ROLLBACK:

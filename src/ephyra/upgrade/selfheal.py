@@ -135,23 +135,23 @@ class Masakari:
             raise SelfHealError(f"{name}: {action}: Masakari answered {response.status_code}")
         return response.json() if response.content else None
 
-    def _where(self, scope: Scope, host: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The segment and Masakari host named ``host`` (None: Masakari has no such host)."""
+    def _index(self, scope: Scope) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """Each Masakari host by name, with its segment."""
+        index = {}
         segments = self._call(scope, "get", "/segments", "list Masakari segments")["segments"]
         for segment in segments:
             found = self._call(
                 scope, "get", f"/segments/{segment['uuid']}/hosts", "list Masakari hosts"
             )["hosts"]
-            for entry in found:
-                if entry["name"] == host:
-                    return segment, entry
-        return None
+            index.update({entry["name"]: (segment, entry) for entry in found})
+        return index
 
     def enter(self, scope: Scope) -> None:
+        index = self._index(scope) if set(scope.hosts) - set(scope.kept) else {}
         for host in scope.hosts:
             state = scope.kept.get(host)
             if state is None:
-                where = self._where(scope, host)
+                where = index.get(host)
                 if where is None:
                     scope.output(f"masakari: {host} is in no segment: nothing to tell")
                     state = {"absent": True}
