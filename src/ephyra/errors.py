@@ -200,6 +200,10 @@ class SelfHealError(StepFailed):
     (the upgrade run pauses, saying why)."""
 
 
+class ServerInError(StepFailed):
+    """Nova put a server in ERROR (its fault in the message)."""
+
+
 class DrainHalted(StepFailed):
     """Servers could not be moved off a host; the host stays in maintenance."""
 

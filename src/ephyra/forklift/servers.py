@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ephyra.clouds import answer
-from ephyra.errors import StepFailed
+from ephyra.errors import ServerInError, StepFailed
 
 #: The compute API's microversion: the flavor shown by name in a server (2.47), a server
 #: booted on a named host and node (2.74), and what this module reads of servers stays so.
@@ -307,7 +307,9 @@ class Servers:
             return None
         if server.get("status") == "ERROR":
             fault = (server.get("fault") or {}).get("message", "no fault given")
-            raise StepFailed(f"server {server.get('name')} ({server_id}) in {self.cloud}: {fault}")
+            raise ServerInError(
+                f"server {server.get('name')} ({server_id}) in {self.cloud}: {fault}"
+            )
         return str(server.get("status"))
 
 

@@ -13,6 +13,7 @@ node where it is, and the run resumes it later (see runner).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -21,15 +22,25 @@ from taskflow import task
 from taskflow.types.failure import Failure
 
 from ephyra.clouds import ControlPlane, Node
-from ephyra.errors import ControlPlaneUnreachable, Interrupted, NodeDeferred, StepFailed
+from ephyra.errors import (
+    ControlPlaneUnreachable,
+    Interrupted,
+    NodeDeferred,
+    ServerInError,
+    StepFailed,
+)
 from ephyra.forklift.context import MoveContext
 from ephyra.forklift.model import ATTACHED, MASK, Attached, NodeSnapshot
 from ephyra.forklift.secrets import deployable
 from ephyra.forklift.servers import Servers
 
+LOG = logging.getLogger(__name__)
+
 UNDEPLOYED = frozenset({"available", "manageable", "enroll"})
 #: How often a step looks at a server it waits for (s).
 SERVER_POLL_S = 0.5
+#: How often a server's delete is asked for when Nova ends it in ERROR.
+DELETE_TRIES = 3
 # A node stopped by one of these stays where it is; the run resumes it later.
 LEAVE_AS_IS = (Interrupted, NodeDeferred, ControlPlaneUnreachable)
 
@@ -485,8 +496,7 @@ def unboot(ctx: MoveContext, servers: Servers, where: str) -> None:
                 f"node {ctx.record.label} carries server {found.get('name')} ({server_id}) "
                 f"in {servers.cloud}, which this run did not boot nor record"
             )
-        servers.delete(server_id)
-        _until(ctx, lambda: servers.status(server_id) is None, f"server {server_id} deleted")
+        _delete(ctx, servers, server_id)
     plane = ctx.source if where == "source" else ctx.target
     node = plane.settle(ctx.uuid, timeout=ctx.step_timeout, checkpoint=ctx.control.checkpoint)
     if node is not None and node.provision_state not in UNDEPLOYED:
@@ -494,6 +504,28 @@ def unboot(ctx: MoveContext, servers: Servers, where: str) -> None:
             f"node {ctx.record.label} is {node.provision_state} in {plane.name} "
             "after its server was deleted"
         )
+
+
+def _delete(ctx: MoveContext, servers: Servers, server_id: str) -> None:
+    """``server_id`` deleted, and gone. A delete that Nova ends in ERROR (its driver failed
+    to reach a service half-way, say) is asked again, as an operator would, up to
+    DELETE_TRIES times; Nova then takes up the node's tear-down where it stopped."""
+    asked = 1
+    servers.delete(server_id)
+
+    def gone() -> bool:
+        nonlocal asked
+        try:
+            return servers.status(server_id) is None
+        except ServerInError as exc:
+            if asked >= DELETE_TRIES:
+                raise
+            LOG.warning("node %s: %s; deleting it again", ctx.record.label, exc)
+            asked += 1
+            servers.delete(server_id)
+            return False
+
+    _until(ctx, gone, f"server {server_id} deleted")
 
 
 class Return(Step):

@@ -12,12 +12,12 @@ import pytest
 
 from ephyra.clouds import ControlPlane
 from ephyra.engine.control import Control
-from ephyra.errors import StepFailed
+from ephyra.errors import ServerInError, StepFailed
 from ephyra.forklift.context import MoveContext, NodeRecord, Phase
 from ephyra.forklift.model import Attached, NodeSnapshot
 from ephyra.forklift.secrets import NoCredentials
 from ephyra.forklift.servers import BootIds, ServerRecord
-from ephyra.forklift.steps import BootServer, DeleteServer, Deploy, Step
+from ephyra.forklift.steps import DELETE_TRIES, BootServer, DeleteServer, Deploy, Step
 from ephyra.workloads.noop import NoopWorkload
 from tests.unit.forklift.test_model import node
 
@@ -215,3 +215,42 @@ def test_without_a_server_the_steps_do_nothing() -> None:
     DeleteServer(ctx).apply()
     BootServer(ctx).apply()
     assert cp1.deleted == [] and cp2.boots == []
+
+
+class FailingDeletes(FakeNova):
+    """A Nova whose first ``failures`` deletes of a server end it in ERROR (the driver
+    could not reach a service half-way through the tear-down)."""
+
+    def __init__(self, cloud: str, failures: int) -> None:
+        super().__init__(cloud)
+        self.failures = failures
+
+    def status(self, server_id: str) -> str | None:
+        status = super().status(server_id)
+        if status == "ERROR":
+            raise ServerInError(f"server {server_id} in {self.cloud}: ConnectFailure")
+        return status
+
+    def delete(self, server_id: str) -> None:
+        if len(self.deleted) < self.failures:
+            self.deleted.append(server_id)
+            self.servers[server_id]["status"] = "ERROR"
+            return
+        super().delete(server_id)
+
+
+def test_a_delete_that_nova_ends_in_error_is_asked_again() -> None:
+    cp1 = FailingDeletes("cp1", failures=DELETE_TRIES - 1)
+    ctx = context(cp1, FakeNova("cp2"))
+    cp1.put("s-old", "web-0", ctx.uuid)
+    DeleteServer(ctx).apply()
+    assert cp1.deleted == ["s-old"] * DELETE_TRIES and cp1.servers == {}
+
+
+def test_a_server_that_stays_in_error_fails_the_step_with_its_fault() -> None:
+    cp1 = FailingDeletes("cp1", failures=DELETE_TRIES)
+    ctx = context(cp1, FakeNova("cp2"))
+    cp1.put("s-old", "web-0", ctx.uuid)
+    with pytest.raises(ServerInError, match="ConnectFailure"):
+        DeleteServer(ctx).apply()
+    assert cp1.deleted == ["s-old"] * DELETE_TRIES and cp1.servers["s-old"]["status"] == "ERROR"
