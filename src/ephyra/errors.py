@@ -35,6 +35,7 @@
     │   ├── NoDowngrade                 a strategy that cannot go back was asked to
     │   ├── GateFailed                  a health gate stayed red past its timeout
     │   ├── SelfHealError               a self-healing service not told of a maintenance
+    │   ├── ServerInError               Nova put a server in ERROR (its fault said)
     │   ├── DrainHalted                 servers left on a host the drain gave up on
     │   └── CommandTimeout              a command ran past its time limit and was killed
     ├── Interrupted                     the run was asked to stop                     (exit 130)
