@@ -91,6 +91,7 @@ from testbed.supervise import SupervisorState, read_state
 if TYPE_CHECKING:
     from openstack.connection import Connection
 
+    from testbed.cinder import CinderTestbed
     from testbed.keystone import Keystone
 
 HERE = Path(__file__).resolve().parent
@@ -166,12 +167,15 @@ class NovaTestbed:
         baremetal_host: str | None = None,
         release_venvs: Sequence[str] | None = None,
         wheels: str | os.PathLike[str] | None = None,
+        cinder: CinderTestbed | None = None,
     ) -> None:
         """``root`` holds configuration, logs and per-compute state (recreated by start).
         See the module docstring for ``keystone`` and the arguments after it.
         ``release_venvs``: the pins (``nova==X``, ``openstack-placement==Y``) each host's
         venv starts with, installed from ``wheels`` (default
-        :func:`testbed.novavenv.wheels_dir`, filled with what is missing at start)."""
+        :func:`testbed.novavenv.wheels_dir`, filled with what is missing at start).
+        ``cinder``: the block storage Nova attaches volumes from
+        (:class:`testbed.cinder.CinderTestbed`, without Keystone only)."""
         if computes < 1 and baremetal_host is None:
             raise ValueError("at least one compute")
         if baremetal_host is not None and keystone is None:
@@ -180,6 +184,8 @@ class NovaTestbed:
             raise ValueError("compute numbers start at 1 or later")
         if keystone is None and (glance_url or neutron_url):
             raise ValueError("an image or network service needs Keystone")
+        if cinder is not None and keystone is not None:
+            raise ValueError("the Cinder testbed takes the testbed's tokens, not Keystone's")
         self.release_venvs = tuple(release_venvs) if release_venvs is not None else None
         if self.release_venvs is not None:
             pinned = {novavenv.normalize(novavenv.pin(r)[0]) for r in self.release_venvs}
@@ -193,6 +199,7 @@ class NovaTestbed:
                 raise ValueError("a bare-metal compute has no venv of its own")
         self.wheels = Path(wheels) if wheels is not None else novavenv.wheels_dir()
         self.keystone = keystone
+        self.cinder = cinder
         self.region = region
         self.glance_url = glance_url
         self.neutron_url = neutron_url
@@ -507,6 +514,9 @@ class NovaTestbed:
             "@RELEASE@": self._first_release,
         }
         self._render("nova.conf.template", self.etc / "nova.conf", values)
+        if self.cinder is not None:
+            with (self.etc / "nova.conf").open("a") as nova_conf:
+                nova_conf.write(self.cinder.nova_settings())
         self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
         self._render("placement.conf.template", self.etc / "placement.conf", values)
         shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")
@@ -602,7 +612,7 @@ class NovaTestbed:
             user, _sep, project = token.partition(":")
             return self._keystone_config(self.keystone, user, project or user)
         stub = self._url("stub")
-        return {
+        config: dict[str, Any] = {
             "auth_type": "admin_token",
             "auth": {"token": token, "endpoint": self.api_url},
             "region_name": "RegionOne",
@@ -614,6 +624,9 @@ class NovaTestbed:
             "network_endpoint_override": stub,
             "identity_endpoint_override": f"{stub}/v3/",
         }
+        if self.cinder is not None:
+            config.update(self.cinder.sdk_settings())
+        return config
 
     def _keystone_config(self, keystone: Keystone, user: str, project: str) -> dict[str, Any]:
         if user == "admin" and project == "admin":
