@@ -49,12 +49,13 @@ def do_show(args: argparse.Namespace) -> int:
                 "roles": ",".join(sorted(h.roles)),
                 "services": " ".join(f"{s.name}:{s.status}" for s in h.services),
                 "servers": h.servers,
+                "volumes": h.volumes,
                 "sources": ",".join(sorted(h.sources)),
             }
             for h in found.hosts
         ],
         "table",
-        ["host", "roles", "services", "servers", "sources"],
+        ["host", "roles", "services", "servers", "volumes", "sources"],
         title=f"{len(found.hosts)} host(s) from {', '.join(found.sources)}",
     )
     if found.endpoints:

@@ -42,6 +42,7 @@ class Host:
     facts: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs
     sources: frozenset[str] = frozenset()
     servers: int = 0  # tenant servers (instances) on the host, where a source knows
+    volumes: int = 0  # tenant volumes in the host's storage pools, where a source knows
 
     @property
     def fact(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class Host:
             "facts": dict(self.facts),
             "sources": sorted(self.sources),
             "servers": self.servers,
+            "volumes": self.volumes,
         }
 
     @classmethod
@@ -82,6 +84,7 @@ class Host:
             facts=data.get("facts") or {},
             sources=data.get("sources") or (),
             servers=int(data.get("servers") or 0),
+            volumes=int(data.get("volumes") or 0),
         )
 
 
@@ -93,6 +96,7 @@ def make_host(
     facts: Mapping[str, Any] | None = None,
     sources: Iterable[str] = (),
     servers: int = 0,
+    volumes: int = 0,
 ) -> Host:
     """A host with its collections normalised (sorted, deduplicated)."""
     by_key: dict[tuple[str, str], Service] = {}
@@ -105,6 +109,7 @@ def make_host(
         facts=tuple(sorted((facts or {}).items())),
         sources=frozenset(sources),
         servers=servers,
+        volumes=volumes,
     )
 
 
@@ -128,6 +133,7 @@ def merge_hosts(old: Host, new: Host) -> Host:
         facts={**old.fact, **{k: v for k, v in new.facts if v is not None}},
         sources=old.sources | new.sources,
         servers=new.servers or old.servers,
+        volumes=new.volumes or old.volumes,
     )
 
 

@@ -14,7 +14,8 @@ names, else its one region. In each region, for each service type
    the host the endpoint's address names when the inventory has it;
 3. the listings: Nova's services and hypervisors (``hypervisor_version`` as the version
    of ``nova-compute``) and one paginated all-projects server listing (servers per
-   host); Neutron's agents; Cinder's services; Ironic's conductors and nodes (each node
+   host); Neutron's agents; Cinder's services and one all-projects volume listing
+   (volumes per storage host); Ironic's conductors and nodes (each node
    a host of role ``baremetal`` with its provision state, power state and maintenance
    as facts); Keystone's regions, services and endpoints.
 
@@ -100,6 +101,7 @@ class _Host:
     services: list[Service] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     servers: int = 0
+    volumes: int = 0
 
 
 class OpenStackSource:
@@ -164,6 +166,7 @@ class _Discovery:
                 facts=h.facts,
                 sources=[self.source],
                 servers=h.servers,
+                volumes=h.volumes,
             )
             for name, h in self.hosts.items()
         ]
@@ -374,6 +377,13 @@ class _Discovery:
             if "@" in str(s.host):
                 backends = self.host(host).facts.setdefault("cinder_backends", [])
                 backends.append(str(s.host).split("@", 1)[1])
+        volumes = self.listing(
+            probe,
+            "GET /volumes/detail?all_tenants=1",
+            lambda: conn.block_storage.volumes(details=True, all_projects=True, limit=PAGE),
+        )
+        for name, count in Counter(v.host.split("@")[0] for v in volumes or () if v.host).items():
+            self.host(name).volumes += count
 
     def baremetal(self, conn: Any, probe: Probe) -> None:
         if probe.microversion is not None and probe.microversion >= CONDUCTORS_MICROVERSION:

@@ -45,7 +45,7 @@ from ephyra.inventory.model import (
 )
 
 TOP_KEYS = ("hosts", "roles", "endpoints", "regions", "sources", "facts")
-HOST_KEYS = ("name", "roles", "services", "facts", "sources", "servers")
+HOST_KEYS = ("name", "roles", "services", "facts", "sources", "servers", "volumes")
 SERVICE_KEYS = ("name", "project", "region", "status", "version", "source")
 ENDPOINT_KEYS = ("service", "interface", "region", "url", "version")
 STATUSES = (UP, DOWN, DISABLED, UNKNOWN)
@@ -176,16 +176,19 @@ def _host(where: _Where, key: str, name: str, body: Mapping[str, Any], source: s
         roles = where.strings(body["roles"], f"{key}.roles")
     else:
         roles = sorted(catalog.roles_of(s.name for s in services))
-    servers = body.get("servers", 0)
-    if isinstance(servers, bool) or not isinstance(servers, int) or servers < 0:
-        raise where.error(f"{key}.servers", f"expected a count (0 or more), got {servers!r}")
+    counts = {}
+    for counted in ("servers", "volumes"):
+        count = body.get(counted, 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise where.error(f"{key}.{counted}", f"expected a count (0 or more), got {count!r}")
+        counts[counted] = count
     return make_host(
         name,
         roles=roles,
         services=services,
         facts=where.mapping(body.get("facts") or {}, f"{key}.facts"),
         sources=where.strings(body["sources"], f"{key}.sources") if "sources" in body else [source],
-        servers=servers,
+        **counts,
     )
 
 

@@ -118,10 +118,10 @@ def plan_upgrade(
 def check_startable(plan: UpgradePlan) -> None:
     """A run drains compute hosts through their cloud's APIs: planning reads only the
     inventory and the specification, starting needs the cloud."""
-    if not plan.cloud and any(u.drain for u in plan.plan.units()):
+    if not plan.cloud and any(u.drain or u.move_volumes for u in plan.plan.units()):
         raise UsageError(
-            "compute hosts are drained first: name their cloud (--os-cloud NAME) to start; "
-            "planning needs none"
+            "compute hosts are drained first (storage hosts' volumes moved): name their cloud"
+            " (--os-cloud NAME) to start; planning needs none"
         )
 
 

@@ -91,6 +91,8 @@ class Unit:
     actions: tuple[Action, ...]
     drain: bool = False
     servers: int = 0
+    move_volumes: bool = False  # a storage host's volumes moved off it first (cinder-volume)
+    volumes: int = 0
     reboot: bool = False
     seconds: float = 0.0
 
@@ -100,6 +102,7 @@ class Unit:
 
     def describe(self) -> str:
         parts = [f"drain {self.servers} server(s)"] if self.drain else []
+        parts += [f"move {self.volumes} volume(s)"] if self.move_volumes else []
         parts += [action.describe() for action in self.actions]
         if self.reboot:
             parts.append("reboot")
@@ -256,6 +259,7 @@ def _unit_dict(u: Unit) -> dict[str, Any]:
         "plane": u.plane,
         "drain": u.drain,
         "servers": u.servers,
+        **({"move_volumes": True, "volumes": u.volumes} if u.move_volumes else {}),
         "reboot": u.reboot,
         "seconds": round(u.seconds, 1),
         "actions": [
@@ -274,6 +278,8 @@ def _unit_from(u: Mapping[str, Any]) -> Unit:
         plane=u["plane"],
         drain=bool(u["drain"]),
         servers=int(u["servers"]),
+        move_volumes=bool(u.get("move_volumes")),
+        volumes=int(u.get("volumes") or 0),
         reboot=bool(u["reboot"]),
         seconds=float(u["seconds"]),
         actions=tuple(
@@ -355,6 +361,9 @@ class _Planner:
         if unit.drain and unit.servers:
             ev = self.spec.evacuation
             total += unit.servers * e.per_server / max(1, min(ev.concurrency, ev.per_host))
+        if unit.move_volumes and unit.volumes:
+            volumes = self.spec.volume_evacuation
+            total += unit.volumes * e.per_volume / min(volumes.concurrency, volumes.per_pool)
         return total
 
     def finish(self, unit: Unit) -> Unit:
@@ -483,6 +492,8 @@ class _Planner:
                 plane=DATA,
                 actions=actions,
                 drain=rule.drain and ("nova-compute" in mine or role == "compute"),
+                move_volumes=rule.drain and "cinder-volume" in mine,
+                volumes=host.volumes,
                 servers=host.servers,
                 reboot=upgrade_host and hu is not None and bool(hu.reboot),
             )

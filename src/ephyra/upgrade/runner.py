@@ -34,6 +34,7 @@ from ephyra.upgrade import availability, preflight, selfheal, steps
 from ephyra.upgrade.plan import Batch, Plan, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
+from ephyra.volumes.cinder import VolumeCloud
 
 #: Lines of a unit's output kept in its journal record.
 OUTPUT_LINES = 200
@@ -83,6 +84,8 @@ class UpgradeRun(RunDriver):
         }
         name = self.meta.cloud
         self.cloud = cloud or (ComputeCloud.connect(name) if name else None)
+        moving = any(u.move_volumes for u in self.plan.units())
+        self.volumes = VolumeCloud.connect(name) if name and moving else None
         self.told = selfheal.Told(
             [
                 selfheal.build(options, f"selfheal[{i}]")
@@ -137,7 +140,9 @@ class UpgradeRun(RunDriver):
             self.metrics.step(step, seconds)
         self.observer.step(host, step, status, seconds)
 
-    def unit_flow(self, unit: Unit, phase: Phase, drain: Drain | None) -> Outcome:
+    def unit_flow(
+        self, unit: Unit, phase: Phase, drain: Drain | None, batch: frozenset[str] = frozenset()
+    ) -> Outcome:
         # forward, the drain keeps its servers in the unit's own record: one copy of it,
         # else each copy's save would drop what the other wrote (the unit's outcome, the
         # service as it was)
@@ -156,6 +161,8 @@ class UpgradeRun(RunDriver):
             on_step=self._on_step,
             message=self.observer.message,
             heal=self.meta.heal,
+            volumes=self.volumes,
+            batch=batch,
         )
         host_ctx = self._host_context(unit, phase, drain) if drain is not None else None
         make = steps.forward if phase is Phase.FORWARD else steps.backward
@@ -221,8 +228,11 @@ class UpgradeRun(RunDriver):
         if pending:
             self.told.enter(key, {u.host: u.role for u in pending})
             drains = self._drains(pending, phase)
+            hosts = frozenset(u.host for u in batch.units)
             with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
-                outcomes = list(pool.map(lambda u: self.unit_flow(u, phase, drains[u.id]), pending))
+                outcomes = list(
+                    pool.map(lambda u: self.unit_flow(u, phase, drains[u.id], hosts), pending)
+                )
         if self.told.notices and all(self.state_of(u, phase) is DONE[phase] for u in units):
             self.told.leave(key)
         return outcomes

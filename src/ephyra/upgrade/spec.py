@@ -29,7 +29,8 @@ A YAML file (see ``docs/upgrade.md``)::
             checks: [{name: ..., command: ..., timeout: 60}]}
     failure_threshold: 0               # failed units tolerated before the run pauses
     evacuation: {concurrency: 4, per_host: 2, max_per_group: 1}
-    estimate: {service: 60, host: 900, reboot: 300, per_server: 20, gate: 15}
+    volume_evacuation: {concurrency: 2, per_pool: 1, timeout: 900, target: "storage-2@lvm#lvm"}
+    estimate: {service: 60, host: 900, reboot: 300, per_server: 20, per_volume: 60, gate: 15}
     availability: {interval: 1}        # seconds between probes of the compute API (0: off)
     preflight: {skip: [capacity]}      # preflight checks not to run
 
@@ -57,6 +58,7 @@ from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets, check_template
+from ephyra.volumes.budget import Settings as VolumeSettings
 
 #: Projects in the order the OpenStack upgrade guides take them.
 PROJECT_ORDER = (
@@ -86,6 +88,9 @@ DATA_PLANE_SERVICES = frozenset(
     }
 )
 CONTROL_ROLE = "controller"
+#: Roles whose hosts are emptied before their upgrade by default: servers off a compute,
+#: volumes off a storage host (``roles.R.drain``).
+DRAINED = ("compute", "storage")
 #: A section or option name a pin may write, and a value (no line break, no comment).
 INI_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 INI_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+-]{1,128}$")
@@ -161,6 +166,7 @@ class Estimate:
     host: float = 900.0
     reboot: float = 300.0
     per_server: float = 20.0
+    per_volume: float = 60.0
     gate: float = 15.0
 
 
@@ -183,6 +189,7 @@ class Spec:
     gates: Gates = Gates()
     failure_threshold: int = 0
     evacuation: Settings = field(default_factory=Settings)
+    volume_evacuation: VolumeSettings = field(default_factory=VolumeSettings)
     estimate: Estimate = Estimate()
     data_plane: frozenset[str] = DATA_PLANE_SERVICES
     #: Seconds between two probes of the compute API during the run (0: none).
@@ -193,7 +200,7 @@ class Spec:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def rule(self, role: str) -> RoleRule:
-        return self.roles.get(role) or RoleRule(drain=role == "compute")
+        return self.roles.get(role) or RoleRule(drain=role in DRAINED)
 
     def strategy_of(self, service: str, role: str) -> str:
         return self.services.get(service) or self.rule(role).strategy or self.strategy
@@ -270,7 +277,7 @@ def _role(reader: _Reader, name: str) -> RoleRule:
     return RoleRule(
         max_at_once=int(reader.integer("max_at_once", 1)),
         after=reader.names("after"),
-        drain=reader.flag("drain", name == "compute"),
+        drain=reader.flag("drain", name in DRAINED),
         canary=reader.text("canary"),
         soak=reader.number("soak", 0.0),
         strategy=reader.text("strategy"),
@@ -294,6 +301,16 @@ def _settings(reader: _Reader) -> Settings:
         raise UsageError(f"{reader.where}: {exc}") from exc
 
 
+def _volume_settings(reader: _Reader) -> VolumeSettings:
+    reader.unknown({"concurrency", "per_pool", "timeout", "target"})
+    return VolumeSettings(
+        concurrency=int(reader.integer("concurrency", 2)),
+        per_pool=int(reader.integer("per_pool", 1)),
+        timeout=reader.number("timeout", 900.0),
+        target=reader.text("target", ""),
+    )
+
+
 def parse(data: Any, where: str = "spec") -> Spec:
     top = _Reader(data, where)
     top.unknown(
@@ -310,6 +327,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "gates",
             "failure_threshold",
             "evacuation",
+            "volume_evacuation",
             "estimate",
             "data_plane",
             "restart",
@@ -402,6 +420,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
         evacuation=_settings(top.sub("evacuation")),
+        volume_evacuation=_volume_settings(top.sub("volume_evacuation")),
         estimate=estimate,
         data_plane=frozenset(top.names("data_plane")) or DATA_PLANE_SERVICES,
         raw=dict(data or {}),

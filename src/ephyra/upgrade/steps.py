@@ -1,9 +1,11 @@
 """The steps of one unit of an upgrade (one host's part of a stage), as TaskFlow tasks.
 
 Forward: [record -> maintenance-on -> drain -> verify-empty -> placement-audit] ->
-upgrade-1..n -> [reboot] -> gate -> [maintenance-off]; the bracketed steps are a drained
-compute host's (the evacuation's own steps, then the Placement audit). Rollback:
-[maintenance-on -> drain -> verify-empty] -> downgrade-n..1 -> gate -> [maintenance-off].
+[move-volumes] -> upgrade-1..n -> [reboot] -> gate -> [maintenance-off]; the bracketed
+steps are a drained compute host's (the evacuation's own steps, then the Placement
+audit), and a storage host's volumes moved off it. Rollback:
+[maintenance-on -> drain -> verify-empty] -> [move-volumes] -> downgrade-n..1 -> gate ->
+[maintenance-off].
 
 A unit that fails is left as it is: a compute host stays in maintenance, and nothing
 is taken back by itself (the run pauses at its failure threshold; resume retries the
@@ -26,7 +28,7 @@ from ephyra.compute import steps as compute_steps
 from ephyra.compute.drain import HostRecord
 from ephyra.compute.nova import ComputeCloud
 from ephyra.engine.control import Control
-from ephyra.errors import GateFailed, Interrupted, StrategyFailed
+from ephyra.errors import EphyraError, GateFailed, Interrupted, StrategyFailed
 from ephyra.names import is_version, shown
 from ephyra.strategies import shell
 from ephyra.strategies.base import Output, Strategy, Target, render, stream
@@ -34,6 +36,8 @@ from ephyra.upgrade import pins
 from ephyra.upgrade.gates import Gate
 from ephyra.upgrade.plan import MIGRATE, PIN, PROJECT_KINDS, SERVICE, SYNC, UNPIN, Action, Unit
 from ephyra.upgrade.spec import ProjectSteps, Spec
+from ephyra.volumes.cinder import VolumeCloud
+from ephyra.volumes.drain import VolumeDrain
 
 KIND = "upgrade"
 #: Most runs of a project's data migrations command, each saying it has more to do.
@@ -53,6 +57,8 @@ class UnitContext:
     on_step: Callable[[str, str, str, float], None] = field(default=lambda *a: None)
     message: Callable[[str], None] = field(default=lambda text: None)
     heal: bool = False  # leaked Placement allocations removed (else they fail the unit)
+    volumes: VolumeCloud | None = None  # the cloud's Cinder, for a storage host's volumes
+    batch: frozenset[str] = frozenset()  # the hosts of the unit's batch (no volume goes there)
 
     def target(self, action: Action, version: str) -> Target:
         return Target(self.unit.host, version, action.services, action.kind)
@@ -307,6 +313,41 @@ class PlacementAudit(UnitStep):
             self.ctx.message(f"{host}: removed a leaked allocation: {leak.describe()}")
 
 
+class MoveVolumes(UnitStep):
+    """A storage host's volumes moved to other storage hosts by Cinder's own migration,
+    within ``volume_evacuation``'s budget (:mod:`ephyra.volumes.drain`), before its
+    cinder-volume is upgraded (or, ``back``, downgraded); each volume's move is kept in
+    the unit's record."""
+
+    title = "move-volumes"
+
+    def __init__(self, ctx: UnitContext, back: bool = False) -> None:
+        super().__init__(ctx)
+        self.key = "volumes_back" if back else "volumes"
+
+    def apply(self) -> None:
+        if f"{self.key}_moved" in self.ctx.record.data:
+            return
+        if self.ctx.volumes is None:
+            raise EphyraError("moving a storage host's volumes needs a cloud (--os-cloud)")
+        drain = VolumeDrain(
+            self.ctx.volumes,
+            self.ctx.unit.host,
+            self.ctx.spec.volume_evacuation,
+            self.ctx.control,
+            self.ctx.batch,
+            self.ctx.record.data,
+            self.ctx.record.save,
+            self.ctx.message,
+            key=self.key,
+        )
+        result = drain.run()
+        self.ctx.record.save(**{f"{self.key}_moved": result.moved})
+        self.ctx.message(
+            f"{self.ctx.unit.host}: {result.moved} volume(s) moved in {result.seconds:.1f}s"
+        )
+
+
 class HealthGate(UnitStep):
     """Wait until the unit's services are healthy again (see ``gates``)."""
 
@@ -347,6 +388,8 @@ def forward(ctx: UnitContext, host_ctx: compute_steps.HostContext | None) -> lis
     if host_ctx is not None:
         steps += [step(host_ctx) for step in compute_steps.FORWARD]
         steps.append(PlacementAudit(ctx))
+    if ctx.unit.move_volumes:
+        steps.append(MoveVolumes(ctx))
     steps += [Upgrade(ctx, i) for i in range(len(ctx.unit.actions))]
     if ctx.unit.reboot:
         steps.append(Reboot(ctx))
@@ -361,6 +404,8 @@ def backward(ctx: UnitContext, host_ctx: compute_steps.HostContext | None) -> li
     if host_ctx is not None:
         forward_drain = compute_steps.FORWARD[1:]  # the record of the forward run stands
         steps += [step(host_ctx) for step in forward_drain]
+    if ctx.unit.move_volumes:
+        steps.append(MoveVolumes(ctx, back=True))
     steps += [Downgrade(ctx, i) for i in reversed(range(len(ctx.unit.actions)))]
     steps.append(HealthGate(ctx, back=True))
     if host_ctx is not None:

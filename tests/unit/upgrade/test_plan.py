@@ -21,6 +21,7 @@ def _inventory(hosts: dict[str, Any]) -> Inventory:
             name,
             roles=h.get("roles", []),
             servers=h.get("servers", 0),
+            volumes=h.get("volumes", 0),
             services=[Service(*s.split("/")) for s in h.get("services", [])],
         )
         for name, h in hosts.items()

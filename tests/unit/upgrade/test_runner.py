@@ -15,6 +15,7 @@ from ephyra.engine.journal import Journal
 from ephyra.engine.service import RunService
 from ephyra.engine.states import RunState
 from ephyra.errors import IllegalTransition, UsageError
+from ephyra.inventory.model import Service, inventory, make_host
 from ephyra.progress import PlainObserver
 from ephyra.strategies import base
 from ephyra.upgrade import runner
@@ -426,3 +427,14 @@ def test_selfheal_a_command_that_fails_pauses_the_run_and_says_why(
     assert run.state is RunState.PAUSED
     assert run.meta["reason"].startswith("self-healing: ")
     assert not [h for _, h, *_ in WORLD.calls if h.startswith("cmp")]  # no compute touched
+
+
+def test_a_storage_host_whose_volumes_move_needs_the_cloud_to_start(env: Env) -> None:
+    storage = make_host(
+        "sto-1", roles={"storage"}, services=[Service("cinder-volume", "block-storage")]
+    )
+    found = plan_upgrade(_spec(), [], None, inventory=inventory([storage]))
+    assert [u.move_volumes for u in found.plan.units()] == [True]
+    with pytest.raises(UsageError, match=r"volumes moved\): name their cloud \(--os-cloud"):
+        env.service.start(found, PlainObserver(env.out))
+    assert env.journal.runs() == []

@@ -1,0 +1,1 @@
+"""Block storage: a storage host's volumes moved off it by Cinder's own migration."""
