@@ -1,5 +1,6 @@
 """What a caller of ``ephyra serve`` may not make it do: read a path, run a program or
-fetch a URL it names (only what the operator configured, by name), send a body larger
+fetch a URL it names (an inventory's, an Alertmanager's in an upgrade specification:
+only what the operator configured, by name), send a body larger
 than the limit (before or after its token is checked), hold more event streams open
 than the limit; and what it still may: configured sources and credentials by name, a
 static inventory inline, a plan that runs nothing."""
@@ -85,12 +86,13 @@ def _bed(tmp: Path, ephyra: Ephyra, streams: int = 4) -> Bed:
     script.write_text(f"#!/bin/sh\ntouch {markers / 'ran'}\necho '{{}}'\n")
     script.chmod(0o755)
     (tmp / "racks.yaml").write_text(yaml.safe_dump(RACKS))
+    listener = Listener()
     config = {
         "inventory": {"racks": f"static:{tmp / 'racks.yaml'}"},
         "credentials": {SEEDED: f"file:{tmp / 'c.yaml'}"},
+        "alertmanagers": {"ops": listener.url},
         "limits": {"streams_per_caller": streams},
     }
-    listener = Listener()
     server = Server(ephyra, tmp, config=config)
     return Bed(server, ephyra, tmp, canary, script, markers, listener)
 
@@ -154,6 +156,20 @@ def test_paths_urls_and_commands_named_by_a_caller_are_refused(bed: Bed) -> None
             answer = server.call("POST", route, token, json=body)
             assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
             bed.assert_nothing_read_run_or_fetched(answer.text)
+    # an Alertmanager's URL in the specification: its alarm gates, its silences
+    url = bed.listener.url
+    silences = [{"type": "alertmanager", "url": url}, {"type": "alertmanager", "url": "ops2"}]
+    for token, route in ((MEMBER, "/v1/upgrade/plan"), (ADMIN, "/v1/upgrade/runs")):
+        for extra in (
+            {"alarms": {"url": url}},
+            {"alarms": {"url": "nowhere"}},
+            {"selfheal": silences},
+        ):
+            body = {"spec": {**spec, **extra}, "sources": ["racks"]}
+            answer = server.call("POST", route, token, json=body)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bad_request")
+            assert "name a configured one (ops)" in answer.json()["error"]["message"]
+            bed.assert_nothing_read_run_or_fetched(answer.text)
     for token, route in ((MEMBER, "/v1/forklift/plan"), (ADMIN, "/v1/forklift/runs")):
         for credentials in (f"file:{bed.canary}", f"file:{tmp / 'tokens.yaml'}", "nowhere"):
             body = {"from": "cp1", "to": "cp2", "credentials": credentials}
@@ -193,12 +209,21 @@ def test_configured_names_and_inline_inventories_work_and_planning_runs_nothing(
     for plan in (by_name.json(), inline.json()):
         assert "cmp-1" in plan["text"] and "ctl-1" in plan["text"]
     assert by_name.json()["plan"]["stages"] == inline.json()["plan"]["stages"]
+    alarmed = {
+        **spec,
+        "alarms": {"url": "ops"},
+        "selfheal": [{"type": "alertmanager", "url": "ops"}],
+    }
+    named = server.call(
+        "POST", "/v1/upgrade/plan", MEMBER, json={"spec": alarmed, "sources": ["racks"]}
+    )
+    assert named.status_code == 200, named.text  # a configured name; planning fetches nothing
     bad = server.call(
         "POST", "/v1/upgrade/plan", MEMBER, json={"spec": spec, "inventory": {"x": 1}}
     )
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "bad_request")
     assert "static inventory inline: x: unknown key" in bad.json()["error"]["message"]
-    bed.assert_nothing_read_run_or_fetched(by_name.text + inline.text + bad.text)
+    bed.assert_nothing_read_run_or_fetched(by_name.text + inline.text + bad.text + named.text)
     # the command line sends its own static file inline, and plans as it does in-process
     (bed.tmp / "spec.yaml").write_text(yaml.safe_dump(spec))
     (bed.tmp / "mine.yaml").write_text(yaml.safe_dump(RACKS))

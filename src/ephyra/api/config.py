@@ -11,6 +11,8 @@ file) is written here by its operator and referred to by name::
       lab: ansible:/etc/ephyra/hosts.ini?roles=/etc/ephyra/roles.yaml
     credentials:               # names a forklift's credentials may use
       dc1: file:/etc/ephyra/bmc.yaml
+    alertmanagers:             # names an upgrade specification's Alertmanager URLs may use
+      ops: http://alertmanager.example:9093
     limits:
       body_bytes: 1048576      # a request body's size at most (1 MiB)
       streams_per_caller: 4    # event streams one caller (user and project) holds open
@@ -71,6 +73,12 @@ def _inventory_spec(value: str) -> str:
     return value
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ValueError("an http(s) URL")
+    return value
+
+
 def _credentials_spec(value: str) -> str:
     """KIND[:ARGUMENT] of a known kind, e.g. file:PATH."""
     from ephyra.forklift.secrets import NAMESPACE  # (it brings openstacksdk: only here)
@@ -99,6 +107,9 @@ class ServeConfig(BaseModel):
         default_factory=dict
     )
     credentials: dict[ConfiguredName, Annotated[Spec, AfterValidator(_credentials_spec)]] = Field(
+        default_factory=dict
+    )
+    alertmanagers: dict[ConfiguredName, Annotated[Spec, AfterValidator(_http_url)]] = Field(
         default_factory=dict
     )
     limits: Limits = Field(default_factory=lambda: Limits.model_validate({}))
@@ -136,10 +147,10 @@ class Named:
         kind, mark, cloud = spec.partition(":")
         if kind == OPENSTACK and (not mark or is_name(cloud)):
             return spec
-        known = ", ".join(sorted(self.config.inventory)) or "none configured"
-        raise UsageError(
-            f"inventory source {shown(spec)} refused: name a configured source ({known}) "
-            "or openstack[:CLOUD]; paths, URLs and options are the server operator's"
+        raise _refused(
+            f"inventory source {shown(spec)}",
+            f"a configured source ({_known(self.config.inventory)}) or openstack[:CLOUD]",
+            "paths, URLs and options",
         )
 
     def credentials(self, spec: str | None) -> str | None:
@@ -148,8 +159,26 @@ class Named:
         found = self.config.credentials.get(spec)
         if found is not None:
             return found
-        known = ", ".join(sorted(self.config.credentials)) or "none configured"
-        raise UsageError(
-            f"credentials {shown(spec)} refused: name configured credentials ({known}) "
-            "or 'source'; files are the server operator's"
+        raise _refused(
+            f"credentials {shown(spec)}",
+            f"configured credentials ({_known(self.config.credentials)}) or 'source'",
+            "files",
         )
+
+    def alertmanager(self, name: str) -> str:
+        found = self.config.alertmanagers.get(name)
+        if found is not None:
+            return found
+        raise _refused(
+            f"Alertmanager {shown(name)}",
+            f"a configured one ({_known(self.config.alertmanagers)})",
+            "URLs",
+        )
+
+
+def _known(table: dict[str, str]) -> str:
+    return ", ".join(sorted(table)) or "none configured"
+
+
+def _refused(what: str, instead: str, theirs: str) -> UsageError:
+    return UsageError(f"{what} refused: name {instead}; {theirs} are the server operator's")

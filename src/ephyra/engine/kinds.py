@@ -48,6 +48,11 @@ class Resolver(Protocol):
 
     def credentials(self, name: str | None) -> str | None: ...
 
+    def alertmanager(self, name: str) -> str:
+        """The URL of the Alertmanager a specification names (its alarm gates, its
+        silences): as given in-process, a configured name's in the server."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewRun:

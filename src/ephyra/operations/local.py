@@ -84,6 +84,9 @@ class AnyLocal:
     def credentials(self, spec: str | None) -> str | None:
         return spec
 
+    def alertmanager(self, name: str) -> str:
+        return name
+
 
 @dataclass
 class Local:

@@ -228,7 +228,8 @@ class UpgradeKind(RunKind[UpgradePlan]):
         cloud = upgrade_cloud(body.cloud, sources)
         if not sources and body.inventory is None and cloud:
             sources = ["openstack"]
-        parsed = spec.parse(body.spec)  # checked before anything is discovered
+        # checked before anything is discovered; Alertmanagers by the resolver's names
+        parsed = spec.parse(spec.with_alertmanagers(body.spec, resolver.alertmanager))
         inline = body.inventory
         found = None if inline is None else discovered(sources, cloud, inline)
         return replace(plan_upgrade(parsed, sources, cloud, found), heal=body.heal)

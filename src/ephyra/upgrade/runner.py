@@ -30,8 +30,8 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import availability, preflight, selfheal, steps
-from ephyra.upgrade.plan import Batch, Plan, Unit
+from ephyra.upgrade import alarms, availability, preflight, selfheal, steps
+from ephyra.upgrade.plan import Batch, Plan, Stage, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
 from ephyra.volumes.cinder import VolumeCloud
@@ -317,15 +317,21 @@ class UpgradeRun(RunDriver):
         if phase is Phase.ROLLBACK:
             total = sum(1 for u in units if self.touched(u))
         self.observer.started(title, total, done)
-        batches = list(enumerate((s.name, b) for s in self.plan.stages for b in s.batches))
+        batches = list(enumerate((s, b) for s in self.plan.stages for b in s.batches))
         if phase is Phase.ROLLBACK:
             batches.reverse()
+        starts = {id(s.batches[0]) for s in self.plan.stages if s.batches}
+        gated = phase is Phase.FORWARD and bool(self.spec.alarms.url)
         threshold = self.spec.failure_threshold
         if phase is Phase.FORWARD and not any(self.touched(u) for u in units):
             blocked = self._preflight()
             if blocked:
                 return self._pause(f"preflight: {blocked}")
         for index, (stage, batch) in batches:
+            if gated and id(batch) in starts and self._pending(stage):
+                held = self._alarms(f"before {stage.name}")
+                if held is not None:
+                    return held
             outcomes = self.run_batch(batch, phase, str(index))
             if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
                 return RunState.PAUSED
@@ -340,7 +346,9 @@ class UpgradeRun(RunDriver):
                 outcomes.append(soaked)
             failed = self._failed()
             if batch.canary and Outcome.FAILED in outcomes:
-                return self._pause(f"canary {batch.units[0].host} failed ({stage}): {failed[0]}")
+                return self._pause(
+                    f"canary {batch.units[0].host} failed ({stage.name}): {failed[0]}"
+                )
             if len(failed) > threshold:
                 first = self.journal.record(self.run.id, f"unit:{failed[0]}").get("error")
                 return self._pause(
@@ -350,6 +358,10 @@ class UpgradeRun(RunDriver):
                 )
         if phase is Phase.ROLLBACK:
             return RunState.ROLLED_BACK
+        if gated and self.plan.stages:
+            held = self._alarms(f"after {self.plan.stages[-1].name}")
+            if held is not None:
+                return held
         failed = self._failed()
         if failed:
             self.run = self.journal.save_run(
@@ -357,6 +369,21 @@ class UpgradeRun(RunDriver):
             )
             return RunState.FAILED
         return RunState.SUCCEEDED
+
+    def _pending(self, stage: Stage) -> bool:
+        """Whether a unit of ``stage`` is still to be upgraded."""
+        units = [u for b in stage.batches for u in b.units]
+        return any(self.state_of(u, Phase.FORWARD) is not Outcome.UPGRADED for u in units)
+
+    def _alarms(self, gate: str) -> RunState | None:
+        """The alarm gate ``gate`` (before a stage, after the last): None once nothing
+        stops the run there, else the run paused, naming the alerts."""
+        hold = alarms.AlarmGate(self.spec.alarms, self.control, self.observer.message)
+        try:
+            why = hold.hold(gate)
+        except Interrupted:
+            return RunState.PAUSED
+        return self._pause(why) if why else None
 
     def _preflight(self) -> str:
         """The preflight checks, first: what blocks ('' when nothing does)."""

@@ -33,6 +33,8 @@ A YAML file (see ``docs/upgrade.md``)::
     estimate: {service: 60, host: 900, reboot: 300, per_server: 20, per_volume: 60, gate: 15}
     availability: {interval: 1}        # seconds between probes of the compute API (0: off)
     preflight: {skip: [capacity]}      # preflight checks not to run
+    alarms: {url: "http://alertmanager.example:9093", policy: strict, ignore: [Watchdog],
+             wait: 600}                # Alertmanager's alerts judged before and after each stage
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -44,7 +46,7 @@ a secret's name is refused.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -58,6 +60,7 @@ from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets, check_template
+from ephyra.upgrade.alarms import Alarms
 from ephyra.volumes.budget import Settings as VolumeSettings
 
 #: Projects in the order the OpenStack upgrade guides take them.
@@ -195,6 +198,8 @@ class Spec:
     #: Seconds between two probes of the compute API during the run (0: none).
     availability_interval: float = 1.0
     preflight_skip: tuple[str, ...] = ()  # preflight checks not run
+    #: Alerts judged before and after each stage (:mod:`ephyra.upgrade.alarms`).
+    alarms: Alarms = field(default_factory=Alarms)
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -335,6 +340,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "availability",
             "preflight",
             "selfheal",
+            "alarms",
         }
     )
     release = top.text("release")
@@ -416,6 +422,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         availability_interval=_interval(top.sub("availability")),
         preflight_skip=_skipped(top.sub("preflight")),
         selfheal=_selfheal(top),
+        alarms=_alarms(top.sub("alarms")),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
@@ -429,6 +436,31 @@ def parse(data: Any, where: str = "spec") -> Spec:
     return spec
 
 
+def with_alertmanagers(data: Any, resolve: Callable[[str], str]) -> Any:
+    """``data`` (a specification as read) with each Alertmanager URL it names
+    (``alarms.url``, an ``alertmanager`` self-healing plugin's ``url``) passed through
+    ``resolve``: in the server, a configured name becomes its URL and anything else is
+    refused (:class:`ephyra.engine.kinds.Resolver`). What is not shaped as expected is
+    left for :func:`parse` to refuse."""
+    if not isinstance(data, Mapping):
+        return data
+    out = dict(data)
+    alarms = out.get("alarms")
+    if isinstance(alarms, Mapping) and isinstance(alarms.get("url"), str):
+        out["alarms"] = {**alarms, "url": resolve(alarms["url"])}
+    plugins = out.get("selfheal")
+    if isinstance(plugins, list):
+        out["selfheal"] = [
+            {**p, "url": resolve(p["url"])}
+            if isinstance(p, Mapping)
+            and p.get("type") == "alertmanager"
+            and isinstance(p.get("url"), str)
+            else p
+            for p in plugins
+        ]
+    return out
+
+
 def _selfheal(top: _Reader) -> tuple[Mapping[str, Any], ...]:
     """The ``selfheal:`` list, each plugin's options checked by the plugin."""
     from ephyra.upgrade import selfheal
@@ -439,6 +471,22 @@ def _selfheal(top: _Reader) -> tuple[Mapping[str, Any], ...]:
     for index, options in enumerate(value):
         selfheal.build(options, f"{top.where}.selfheal[{index}]")
     return tuple(dict(options) for options in value)
+
+
+def _alarms(reader: _Reader) -> Alarms:
+    reader.unknown(set(Alarms.__dataclass_fields__))
+    try:
+        return Alarms(
+            url=str(reader.text("url", "")),
+            policy=str(reader.text("policy", "strict")),
+            severities=reader.names("severities"),
+            names=reader.names("names"),
+            ignore=reader.names("ignore"),
+            wait=reader.number("wait", 0.0),
+            interval=reader.number("interval", 10.0),
+        )
+    except UsageError as exc:
+        raise UsageError(f"{reader.where.rpartition('.')[0]}.{exc}") from exc
 
 
 def _skipped(reader: _Reader) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ CONFIG = {
         "lab": "ansible:/etc/ephyra/hosts.ini?roles=/etc/ephyra/roles.yaml",
     },
     "credentials": {"dc1": "file:/etc/ephyra/bmc.yaml"},
+    "alertmanagers": {"ops": "http://alertmanager.example:9093"},
     "limits": {"body_bytes": 4096, "streams_per_caller": 2},
 }
 
@@ -58,6 +59,7 @@ def test_defaults_without_a_file_or_with_an_empty_one(tmp_path: Path) -> None:
         ({"limits": {"streams_per_caller": 0}}, "limits.streams_per_caller"),
         ({"inventory": {"a:b": "static:/x"}}, "inventory.a:b"),
         ({"inventory": {"openstack": "static:/x"}}, "inventory.openstack"),
+        ({"alertmanagers": {"ops": "ftp://x"}}, "alertmanagers.ops"),
         ({"inventory": {"x y": "static:/x"}}, "inventory.x y"),
         ({"inventory": {"ok": ":nokind"}}, "inventory.ok"),
         ({"credentials": {"source": "file:/x"}}, "credentials.source"),
@@ -91,6 +93,29 @@ def test_the_server_resolves_names_and_openstack_only() -> None:
     assert named.credentials("dc1") == "file:/etc/ephyra/bmc.yaml"
     assert named.credentials("source") == "source"
     assert named.credentials(None) is None
+    assert named.alertmanager("ops") == "http://alertmanager.example:9093"
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", "https://ops", "ops2", ""])
+def test_the_server_refuses_any_alertmanager_but_a_configured_name(url: str) -> None:
+    with pytest.raises(UsageError, match=r"refused: name a configured one \(ops\)"):
+        Named(ServeConfig.model_validate(CONFIG)).alertmanager(url)
+
+
+def test_a_specification_names_its_alertmanagers_through_the_resolver() -> None:
+    from ephyra.upgrade.spec import with_alertmanagers
+
+    spec = {
+        "release": "2",
+        "alarms": {"url": "ops", "wait": 60},
+        "selfheal": [{"type": "alertmanager", "url": "ops"}, {"type": "command", "url": "x"}],
+    }
+    named = with_alertmanagers(spec, Named(ServeConfig.model_validate(CONFIG)).alertmanager)
+    assert named["alarms"] == {"url": "http://alertmanager.example:9093", "wait": 60}
+    assert named["selfheal"][0]["url"] == "http://alertmanager.example:9093"
+    assert named["selfheal"][1] == {"type": "command", "url": "x"}  # not an Alertmanager's
+    assert spec["alarms"]["url"] == "ops"  # what was given is left as it was
+    assert with_alertmanagers(spec, AnyLocal().alertmanager) == spec
 
 
 @pytest.mark.parametrize(
