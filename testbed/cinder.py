@@ -566,7 +566,8 @@ class CinderTestbed:
     def start_service(self, service: str, host: str, timeout: float = WAIT_TIMEOUT_S) -> None:
         """Start ``service`` on ``host`` again (same database, same configuration as it now
         is) and wait until it serves: cinder-api answering; a scheduler or cinder-volume
-        up with a heartbeat since this call, a cinder-volume's pool known to the scheduler."""
+        up with a heartbeat since this call, and the pools known to the scheduler (a
+        cinder-volume's own; a scheduler's, those of every cinder-volume running)."""
         since = _utcnow()
         self.daemon(service, host).start()
         self.wait_service(service, host, since, timeout)
@@ -609,10 +610,16 @@ class CinderTestbed:
             return False
 
         self._wait(reported, f"{service} up on {host}", timeout)
-        if service == VOLUME:
-            self._wait(
-                lambda: self.pool(host) in self.pools(), f"pool of {host} scheduled", timeout
-            )
+        # the scheduler knows a pool once its cinder-volume reported to it: a new
+        # cinder-volume reports when it starts, a new scheduler asks every one to
+        hosts = [host] if service == VOLUME else []
+        if service == SCHEDULER:
+            hosts = [h for (s, h), d in self._daemons.items() if s == VOLUME and d.is_running]
+        self._wait(
+            lambda: all(self.pool(h) in self.pools() for h in hosts),
+            f"pools of {', '.join(hosts)} scheduled",
+            timeout,
+        )
 
     def wait_service_state(
         self, service: str, host: str, state: str, timeout: float = WAIT_TIMEOUT_S
