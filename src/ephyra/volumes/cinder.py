@@ -75,11 +75,13 @@ class VolumeCloud:
         return response.json() if response.content else None
 
     def volumes_on(self, host: str) -> list[Volume]:
-        """Every project's volumes in a pool of ``host``, oldest first."""
+        """Every project's volumes in a pool of ``host``, oldest first. Cinder filters them
+        (an admin's ``host`` filter matches ``host``, ``host@backend`` and
+        ``host@backend#pool``), so a drain's polls do not list the whole cloud."""
         found: list[Volume] = []
         marker = ""
         while True:
-            query = {"all_tenants": "1", "limit": "200", "sort": "created_at:asc"}
+            query = {"all_tenants": "1", "host": host, "limit": "200", "sort": "created_at:asc"}
             if marker:
                 query["marker"] = marker
             page = self._call("get", f"/volumes/detail?{urlencode(query)}", "list volumes")
