@@ -308,11 +308,12 @@ def _settings(reader: _Reader) -> Settings:
 
 def _volume_settings(reader: _Reader) -> VolumeSettings:
     reader.unknown({"concurrency", "per_pool", "timeout", "target"})
+    d = VolumeSettings()
     return VolumeSettings(
-        concurrency=int(reader.integer("concurrency", 2)),
-        per_pool=int(reader.integer("per_pool", 1)),
-        timeout=reader.number("timeout", 900.0),
-        target=reader.text("target", ""),
+        concurrency=int(reader.integer("concurrency", d.concurrency)),
+        per_pool=int(reader.integer("per_pool", d.per_pool)),
+        timeout=reader.number("timeout", d.timeout),
+        target=reader.text("target", d.target),
     )
 
 
@@ -476,14 +477,15 @@ def _selfheal(top: _Reader) -> tuple[Mapping[str, Any], ...]:
 def _alarms(reader: _Reader) -> Alarms:
     reader.unknown(set(Alarms.__dataclass_fields__))
     try:
+        d = Alarms()
         return Alarms(
-            url=str(reader.text("url", "")),
-            policy=str(reader.text("policy", "strict")),
+            url=str(reader.text("url", d.url)),
+            policy=str(reader.text("policy", d.policy)),
             severities=reader.names("severities"),
             names=reader.names("names"),
             ignore=reader.names("ignore"),
-            wait=reader.number("wait", 0.0),
-            interval=reader.number("interval", 10.0),
+            wait=reader.number("wait", d.wait),
+            interval=reader.number("interval", d.interval),
         )
     except UsageError as exc:
         raise UsageError(f"{reader.where.rpartition('.')[0]}.{exc}") from exc
