@@ -17,10 +17,10 @@ import shutil
 import time
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 
 from testbed.daemon import Daemon, http_ok
 from testbed.ironic import LOOPBACK, TestbedError, free_port
+from testbed.started import Started
 
 BINARY = "/usr/bin/prometheus-alertmanager"
 
@@ -43,7 +43,7 @@ def binary() -> str:
     return found
 
 
-class Alertmanager:
+class Alertmanager(Started):
     """One Alertmanager; ``root`` holds its configuration, data and log."""
 
     def __init__(self, root: Path, *, config: str = CONFIG) -> None:
@@ -105,15 +105,3 @@ class Alertmanager:
         """Stop and forget every silence and notification."""
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Alertmanager:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

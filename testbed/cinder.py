@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -56,6 +55,7 @@ from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _tail, free_port
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
+from testbed.started import Started
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -102,7 +102,7 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=None)
 
 
-class CinderTestbed:
+class CinderTestbed(Started):
     """Cinder's API, scheduler and storage hosts on loopback; see the module docstring."""
 
     __test__ = False  # not a test class, whatever its name
@@ -143,18 +143,6 @@ class CinderTestbed:
 
     def __repr__(self) -> str:
         return f"CinderTestbed({str(self.root)!r}, hosts={self.hosts}, api={self.url})"
-
-    def __enter__(self) -> CinderTestbed:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- where things are ---------------------------------------------------------------
 
@@ -815,7 +803,7 @@ def _rendered(template: str, values: Mapping[str, str]) -> str:
     return text
 
 
-class NovaCinderTestbed:
+class NovaCinderTestbed(Started):
     """A Nova testbed and a Cinder testbed that call each other, on one PostgreSQL and one
     RabbitMQ: ``nova`` (:class:`testbed.nova.NovaTestbed`, ``computes`` nova-computes) and
     ``cinder`` (:class:`CinderTestbed`, ``storage_hosts`` cinder-volumes), in
@@ -865,18 +853,6 @@ class NovaCinderTestbed:
 
     def __repr__(self) -> str:
         return f"NovaCinderTestbed({self.nova!r}, {self.cinder!r})"
-
-    def __enter__(self) -> NovaCinderTestbed:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start PostgreSQL and RabbitMQ, then Nova while Cinder's schema is made, then

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from testbed.nova_noauth import NoAuth, identity
+from testbed.nova_noauth import NoAuth, authenticate, identity
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,12 +50,7 @@ class CinderNoAuth(NoAuth):
             environ["HTTP_X_SERVICE_IDENTITY_STATUS"] = "Confirmed"
         token = environ.get("HTTP_X_AUTH_TOKEN")
         if token and environ.get("PATH_INFO", "/") in ("", "/"):
-            user, project, roles = identity(str(token))
-            environ["HTTP_X_USER_ID"] = environ["HTTP_X_USER_NAME"] = user
-            environ["HTTP_X_PROJECT_ID"] = environ["HTTP_X_PROJECT_NAME"] = project
-            environ["HTTP_X_USER_DOMAIN_ID"] = environ["HTTP_X_PROJECT_DOMAIN_ID"] = "default"
-            environ["HTTP_X_IDENTITY_STATUS"] = "Confirmed"
-            environ.setdefault("HTTP_X_ROLES", roles)
+            authenticate(environ, str(token))
             return self.application(environ, start_response)
         return super().__call__(environ, start_response)
 

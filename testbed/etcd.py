@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from testbed.daemon import Daemon
 from testbed.ironic import LOOPBACK, TestbedError, free_port
+from testbed.started import Started
 
 BINARY = "/usr/bin/etcd"
 CTL = "/usr/bin/etcdctl"
@@ -138,7 +139,7 @@ class Pki:
         return builder.sign(key, hashes.SHA256())
 
 
-class Etcd:
+class Etcd(Started):
     def __init__(
         self,
         data_dir: Path,
@@ -286,10 +287,3 @@ class Etcd:
         self.stop()
         shutil.rmtree(self.data_dir / "member-data", ignore_errors=True)
         (self.data_dir / "auth-enabled").unlink(missing_ok=True)
-
-    def __enter__(self) -> Etcd:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -23,12 +23,12 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from testbed import catalog
+from testbed.started import Started
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -343,7 +343,7 @@ class IronicService:
         return self.start()
 
 
-class Testbed:
+class Testbed(Started):
     """Several Ironic control planes, started in parallel, plus their ``clouds.yaml``."""
 
     __test__ = False  # not a test class, whatever its name
@@ -361,18 +361,6 @@ class Testbed:
 
     def __getitem__(self, name: str) -> IronicService:
         return self.services[name]
-
-    def __enter__(self) -> Testbed:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def names(self) -> list[str]:

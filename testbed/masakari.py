@@ -34,7 +34,6 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from testbed import catalog
@@ -42,6 +41,7 @@ from testbed.daemon import Daemon, http_ok, run
 from testbed.glance import service_env
 from testbed.ironic import LOOPBACK, TestbedError, free_port
 from testbed.keystone import Keystone
+from testbed.started import Started
 
 #: The API version path; the routes without a project id in them are the ones used here.
 VERSION_PATH = "/v1"
@@ -165,7 +165,7 @@ token_cache_time = -1
 """
 
 
-class Masakari:
+class Masakari(Started):
     """Masakari's API; ``root`` holds its configuration, database and logs."""
 
     def __init__(
@@ -267,15 +267,3 @@ class Masakari:
         if self.keystone is None:
             raise TestbedError("Masakari without Keystone has no catalog to be in")
         return catalog.register(self.keystone, SERVICE_TYPE, "masakari", self.api_url, self.region)
-
-    def __enter__(self) -> Masakari:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -68,7 +68,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -86,6 +85,7 @@ from testbed.releases import (
     Release,
     write_release,
 )
+from testbed.started import Started
 from testbed.supervise import SupervisorState, read_state
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def pss_mb(groups: Iterable[int]) -> float:
     return total_kb / 1024
 
 
-class NovaTestbed:
+class NovaTestbed(Started):
     """Nova, Placement and their backing services on loopback; see the module docstring."""
 
     __test__ = False  # not a test class, whatever its name
@@ -226,18 +226,6 @@ class NovaTestbed:
 
     def __repr__(self) -> str:
         return f"NovaTestbed({str(self.root)!r}, hosts={self.hosts}, api={self._url('api')})"
-
-    def __enter__(self) -> NovaTestbed:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- where things are ---------------------------------------------------------------
 

@@ -27,6 +27,16 @@ def identity(token: str) -> tuple[str, str, str]:
     return user, project or user, ADMIN_ROLES if user == "admin" else MEMBER_ROLES
 
 
+def authenticate(environ: WSGIEnvironment, token: str) -> None:
+    """Keystone's identity headers of the user ``token`` stands for, in ``environ``."""
+    user, project, roles = identity(token)
+    environ["HTTP_X_USER_ID"] = environ["HTTP_X_USER_NAME"] = user
+    environ["HTTP_X_PROJECT_ID"] = environ["HTTP_X_PROJECT_NAME"] = project
+    environ["HTTP_X_USER_DOMAIN_ID"] = environ["HTTP_X_PROJECT_DOMAIN_ID"] = "default"
+    environ["HTTP_X_IDENTITY_STATUS"] = "Confirmed"
+    environ.setdefault("HTTP_X_ROLES", roles)
+
+
 class NoAuth:
     """WSGI middleware: ``X-Auth-Token: user:project`` -> Keystone's identity headers."""
 
@@ -42,12 +52,7 @@ class NoAuth:
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             start_response("401 Unauthorized", headers)
             return [body]
-        user, project, roles = identity(str(token))
-        environ["HTTP_X_USER_ID"] = environ["HTTP_X_USER_NAME"] = user
-        environ["HTTP_X_PROJECT_ID"] = environ["HTTP_X_PROJECT_NAME"] = project
-        environ["HTTP_X_USER_DOMAIN_ID"] = environ["HTTP_X_PROJECT_DOMAIN_ID"] = "default"
-        environ["HTTP_X_IDENTITY_STATUS"] = "Confirmed"
-        environ.setdefault("HTTP_X_ROLES", roles)
+        authenticate(environ, str(token))
         return self.application(environ, start_response)
 
 

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -43,6 +42,7 @@ from testbed.ironic import IronicService, TestbedError, _executable
 from testbed.nova import MICROVERSION, POLL_S, REPO, WAIT_TIMEOUT_S, NovaTestbed, pss_mb
 from testbed.postgres import Postgres
 from testbed.rabbitmq import RabbitMQ
+from testbed.started import Started
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -253,7 +253,7 @@ class Cloud:
         return pss_mb(self.pids())
 
 
-class TwoClouds:
+class TwoClouds(Started):
     """Clouds ``a`` and ``b`` on one Keystone; see the module docstring."""
 
     __test__ = False
@@ -290,18 +290,6 @@ class TwoClouds:
 
     def __repr__(self) -> str:
         return f"TwoClouds({str(self.root)!r})"
-
-    def __enter__(self) -> TwoClouds:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def a(self) -> Cloud:
