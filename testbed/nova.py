@@ -930,12 +930,14 @@ class NovaTestbed(Started):
         flavor: str = "tiny",
         name_prefix: str = "vm",
         wait: bool = True,
+        zone: str | None = "nova",
     ) -> list[str]:
         """Boot ``count`` servers of ``project`` on ``host`` (forced there with the
-        availability zone ``nova:<host>``), without network, in server group ``group``
-        (an id) if given; wait until they are ACTIVE unless ``wait`` is false. ``flavor``
-        is a name or id; a missing name is created with :meth:`flavor`'s sizes.
-        Returns the server ids in boot order."""
+        availability zone ``<zone>:<host>``; with no ``zone``, asked of the scheduler as
+        the requested host, no zone asked: free to move to any zone), without network, in
+        server group ``group`` (an id) if given; wait until they are ACTIVE unless ``wait``
+        is false. ``flavor`` is a name or id; a missing name is created with
+        :meth:`flavor`'s sizes. Returns the server ids in boot order."""
         if host not in self.hosts:
             raise ValueError(f"unknown host {host!r}; hosts: {self.hosts}")
         admin = self.connect().compute
@@ -945,12 +947,25 @@ class NovaTestbed(Started):
         extra: dict[str, Any] = {"scheduler_hints": {"group": group}} if group else {}
         ids = []
         for _ in range(count):
+            name = f"{name_prefix}-{next(self._names)}"
+            if zone is None:
+                body = {"name": name, "flavorRef": flavor_id, "imageRef": IMAGE_ID}
+                reply = compute.post(
+                    "/servers",
+                    json={"server": {**body, "networks": "none", "host": host}}
+                    | ({"os:scheduler_hints": {"group": group}} if group else {}),
+                    microversion="2.74",
+                )
+                if reply.status_code != 202:
+                    raise RuntimeError(f"boot on {host}: HTTP {reply.status_code}: {reply.text}")
+                ids.append(str(reply.json()["server"]["id"]))
+                continue
             server = compute.create_server(
-                name=f"{name_prefix}-{next(self._names)}",
+                name=name,
                 flavor_id=flavor_id,
                 image_id=IMAGE_ID,
                 networks="none",
-                availability_zone=f"nova:{host}",
+                availability_zone=f"{zone}:{host}",
                 **extra,
             )
             ids.append(str(server.id))
@@ -1174,7 +1189,7 @@ class NovaTestbed(Started):
 
     def clean(self, timeout: float = WAIT_TIMEOUT_S) -> None:
         """Back to an empty cloud: every server (all projects) deleted, every server group
-        deleted, every nova-compute running, enabled, not forced down and up."""
+        and host aggregate deleted, every nova-compute running, enabled, not forced down and up."""
         since = _utcnow()
         dead = [host for host in self.hosts if not self._daemons[host].is_running]
         for host in dead:
@@ -1194,6 +1209,10 @@ class NovaTestbed(Started):
         self._delete_allocations()
         for group in compute.server_groups(all_projects=True):
             compute.delete_server_group(group, ignore_missing=True)
+        for aggregate in compute.aggregates():
+            for name in aggregate.hosts or ():
+                compute.remove_host_from_aggregate(aggregate, name)
+            compute.delete_aggregate(aggregate, ignore_missing=True)
         self._wait_computes_up(self.hosts, None, timeout)
 
     def _no_live_migration(self) -> bool:

@@ -1,7 +1,8 @@
 """An upgrade of storage hosts against a real Cinder (two cinder-volumes, storage-1 and
 storage-2) and the Nova its volumes are attached to, planned from what their APIs list:
 each host's volumes are moved to the other by Cinder's own migration before its upgrade
-command runs, and again before its downgrade on rollback, within the budget, and the
+command runs (the empty host first), and again before its downgrade on rollback, within
+the budget, and the
 volumes attached to a server stay attached to it and in use. A run killed -9 while the
 volumes move is resumed by a new process, and no volume's move is asked for twice."""
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,13 @@ import yaml
 
 from testbed.cinder import NovaCinderTestbed
 from tests.functional.ephyra_cli import Ephyra
+from tests.functional.recording import recording_strategy
 
 pytestmark = pytest.mark.functional
 
 HOSTS = ("storage-1", "storage-2")
 #: The upgrade and downgrade command of each storage host: what Cinder has on the host as
-#: it runs, then the host's version (in a file the version command reads).
+#: it runs.
 PROBE = """\
 import json, os, sys
 import openstack
@@ -39,8 +39,6 @@ found = conn.block_storage.get(
 here = [v["id"] for v in found if v["os-vol-host-attr:host"].split("@")[0] == host]
 with open(log, "a") as out:
     out.write(json.dumps({"host": host, "volumes": here}) + "\\n")
-with open(f"{log}.{host}", "w") as out:
-    out.write(os.environ["EPHYRA_VERSION"])
 """
 
 
@@ -67,25 +65,13 @@ class Storage:
 
 
 def storage_upgrade(cloud: NovaCinderTestbed, tmp_path: Path) -> Storage:
-    probe, log = tmp_path / "probe.py", tmp_path / "probe.log"
-    probe.write_text(textwrap.dedent(PROBE))
-    log.touch()
-    command = f"{sys.executable} {probe} {{host}} {log} {cloud.nova.cloud}"
-    for host in HOSTS:
-        Path(f"{log}.{host}").write_text("0.9.0")
+    probe, log = recording_strategy(PROBE, tmp_path, HOSTS, cloud.nova.cloud)
     spec = tmp_path / "upgrade.yaml"
     spec.write_text(
         yaml.safe_dump(
             {
                 "release": "1.0.0",
-                "strategies": {
-                    "probe": {
-                        "type": "command",
-                        "upgrade": command,
-                        "downgrade": command,
-                        "version": f"cat {log}.{{host}}",
-                    }
-                },
+                "strategies": {"probe": probe},
                 "strategy": "probe",
                 # the storage hosts only: the controller and the compute stay as they are
                 "roles": {
@@ -133,11 +119,11 @@ def test_each_storage_hosts_volumes_move_off_before_its_upgrade_and_stay_attache
     started = ephyra("upgrade", "start", *args, timeout=900)
     assert started.code == 0, started.out + started.err
 
-    # storage-1 empty when its upgrade ran; then its volumes came back for storage-2's
-    assert up.seen() == EMPTY
+    # the empty storage-2 first; storage-1 emptied (to storage-2) when its upgrade ran
+    assert up.seen() == EMPTY[::-1]
     for volume in volumes:
         shown = cinder.volume(volume)
-        assert cinder.volume_host(shown) == "storage-1"
+        assert cinder.volume_host(shown) == "storage-2"
         migrated = shown.get("migration_status") or shown["os-vol-mig-status-attr:migstat"]
         assert migrated == "success"
     for volume in volumes[:2]:
@@ -150,11 +136,12 @@ def test_each_storage_hosts_volumes_move_off_before_its_upgrade_and_stay_attache
 
     back = ephyra("upgrade", "rollback", timeout=900)
     assert back.code == 0, back.out + back.err
-    # newest first: storage-2 emptied (to storage-1) before its downgrade, then storage-1
-    assert up.seen()[2:] == EMPTY[::-1]
+    # newest first: storage-1 (empty), then storage-2 emptied (to storage-1) before its
+    # downgrade
+    assert up.seen()[2:] == EMPTY
     assert up.versions() == dict.fromkeys(HOSTS, "0.9.0")
     for volume in volumes:
-        assert cinder.volume_host(cinder.volume(volume)) == "storage-2"
+        assert cinder.volume_host(cinder.volume(volume)) == "storage-1"
     for volume in volumes[:2]:
         shown = cinder.volume(volume)
         assert shown["status"] == "in-use"
@@ -173,11 +160,11 @@ def test_a_run_killed_while_volumes_move_resumes_without_asking_twice(
 
     resumed = up.ephyra("upgrade", "resume", timeout=900)
     assert resumed.code == 0, resumed.out + resumed.err
-    assert up.seen() == EMPTY
+    assert up.seen() == EMPTY[::-1]
     asked = (cinder.logs / "cinder-api.log").read_text()
-    # each volume moved off storage-1, then off storage-2: two moves, each asked once
+    # each volume moved off storage-1 (the empty storage-2 went first): asked once
     posts = {v: len(re.findall(f"POST \\S+/volumes/{v}/action", asked)) for v in volumes}
-    assert posts == dict.fromkeys(volumes, 2)
+    assert posts == dict.fromkeys(volumes, 1)
     for volume in volumes:
         shown = cinder.volume(volume)
-        assert (cinder.volume_host(shown), shown["status"]) == ("storage-1", "available")
+        assert (cinder.volume_host(shown), shown["status"]) == ("storage-2", "available")

@@ -1,4 +1,5 @@
-"""Running an evacuation: every host of the run drained at once, one budget for all.
+"""Running an evacuation: every host of the run drained at once, one budget for all; every
+host disabled before any server moves, so none lands on another host of the run.
 
 Each host's evacuation is its own TaskFlow engine over its own flow detail in the
 run's logbook (``forward:<host>``, ``rollback:<host>``). The drains share one budget;
@@ -18,7 +19,7 @@ from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
 from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START
 from ephyra.compute.nova import ComputeCloud, Server, Service
 from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
-from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext, Step
+from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext, Step, disable_first
 from ephyra.engine.driver import RunDriver
 from ephyra.engine.flows import engine_for, succeeded
 from ephyra.engine.journal import Journal, RunInfo
@@ -201,6 +202,7 @@ class Evacuation(RunDriver):
                 )
                 drain.adopt()  # every host's moves under way, before any new one
                 drains[host] = drain
+            disable_first(self._context(h, d) for h, d in drains.items() if d is not None)
             servers = {sid for h in hosts for sid in self.record(h).servers}
             servers |= {s.id for h in pending for s in self.cloud.servers_on(h)}
             moved = sum(

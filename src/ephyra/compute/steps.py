@@ -1,8 +1,9 @@
 """The steps of one compute host's evacuation, and of its rollback, as TaskFlow tasks.
 
 Forward: record -> maintenance-on -> drain -> verify-empty. Rollback: restart what the
-run stopped -> maintenance-off. Every step checks the world first, so a step killed
-half-way runs again safely. A failure reverts the host: its service is enabled again
+run stopped -> maintenance-off. The hosts drained together are all recorded and disabled
+before any of them drains (:func:`disable_first`). Every step checks the world first, so a
+step killed half-way runs again safely. A failure reverts the host: its service is enabled again
 if this run disabled it, and its servers stay where they are, which is safe wherever
 that is. A pause, a stop, an unreachable cloud or a halted drain revert nothing: the
 host stays in maintenance, for resume or rollback to carry on from.
@@ -11,7 +12,7 @@ host stays in maintenance, for resume or rollback to carry on from.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -182,6 +183,16 @@ def maintenance_off_ours(ctx: HostContext) -> None:
             f"{ctx.host}: nova-compute disabled by someone else "
             f"({svc.reason or 'no reason given'}): left disabled"
         )
+
+
+def disable_first(contexts: Iterable[HostContext], record: bool = True) -> None:
+    """Every host of a batch in maintenance before any of them drains, so that no server
+    moved off one lands on another about to be drained: each host's service written down
+    as it was (``record``), then disabled. Each host's own flow then finds this done."""
+    for ctx in contexts:
+        if record:
+            Record(ctx).apply()
+        MaintenanceOn(ctx).apply()
 
 
 FORWARD: tuple[type[Step], ...] = (Record, MaintenanceOn, DrainHost, VerifyEmpty)

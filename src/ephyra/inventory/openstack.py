@@ -13,11 +13,14 @@ names, else its one region. In each region, for each service type
    the version of the API service (``nova-api``...) in the inventory's endpoints, and on
    the host the endpoint's address names when the inventory has it;
 3. the listings: Nova's services and hypervisors (``hypervisor_version`` as the version
-   of ``nova-compute``) and one paginated all-projects server listing (servers per
-   host); Neutron's agents; Cinder's services and one all-projects volume listing
-   (volumes per storage host); Ironic's conductors and nodes (each node
-   a host of role ``baremetal`` with its provision state, power state and maintenance
-   as facts); Keystone's regions, services and endpoints.
+   of ``nova-compute``), one paginated all-projects server listing (servers per
+   host), the host aggregates and the anti-affinity server groups (each host's
+   ``availability_zone``, ``aggregates`` and ``anti_affinity`` facts: its place in the
+   cloud's topology, which batches of an upgrade keep to); Neutron's agents; Cinder's
+   services and one all-projects volume listing (volumes per storage host); Ironic's
+   conductors and nodes (each node a host of role ``baremetal`` with its provision
+   state, power state and maintenance as facts); Keystone's regions, services and
+   endpoints.
 
 A service type the cloud does not have (no endpoint, an endpoint that answers as
 something else, or a listing it does not serve: HTTP 404) is not an error: the inventory's
@@ -93,6 +96,10 @@ class Probe:
     @property
     def present(self) -> bool:
         return not self.absent
+
+
+#: The server group policies that keep their servers on different hosts.
+ANTI_AFFINITY = ("anti-affinity", "soft-anti-affinity")
 
 
 @dataclass
@@ -363,6 +370,31 @@ class _Discovery:
         )
         for name, count in Counter(s.compute_host for s in servers or () if s.compute_host).items():
             self.host(name).servers += count
+        self.topology(conn, probe, {s.id: s.compute_host for s in servers or ()})
+
+    def topology(self, conn: Any, probe: Probe, where: dict[str, str | None]) -> None:
+        """Each compute host's aggregates, and the anti-affinity server groups (hard or
+        soft) its servers belong to, as facts (``aggregates``, ``anti_affinity``); its
+        availability zone is its service's. Left out where the cloud does not let the
+        caller list them (HTTP 403: an admin's listings)."""
+        aggregates = self.listing(
+            probe, "GET /os-aggregates", conn.compute.aggregates, allow_403=True
+        )
+        for aggregate in aggregates or ():
+            for name in aggregate.hosts or ():
+                self.host(name).facts.setdefault("aggregates", []).append(aggregate.name)
+        groups = self.listing(
+            probe,
+            "GET /os-server-groups?all_projects=True",
+            lambda: conn.compute.server_groups(all_projects=True),
+            allow_403=True,
+        )
+        for group in groups or ():
+            policy = group.policy or next(iter(group.policies or ()), "")
+            if policy not in ANTI_AFFINITY:
+                continue
+            for name in sorted({h for m in group.member_ids or () if (h := where.get(m))}):
+                self.host(name).facts.setdefault("anti_affinity", []).append(group.id)
 
     def network(self, conn: Any, probe: Probe) -> None:
         for a in self.listing(probe, "GET /v2.0/agents", conn.network.agents) or ():

@@ -34,6 +34,7 @@ from typing import Any
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
 from ephyra.strategies import base as strategies
+from ephyra.upgrade import topology
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -129,6 +130,8 @@ class Stage:
     frozen: tuple[str, ...] = ()
     #: Why the previous release cannot come back once this stage began ('' if it can).
     no_return: str = ""
+    #: The topology rules its batches keep, in words (:mod:`ephyra.upgrade.topology`).
+    kept: str = ""
 
     @property
     def seconds(self) -> float:
@@ -182,6 +185,7 @@ class Plan:
                     "seconds": round(s.seconds, 1),
                     "frozen": list(s.frozen),
                     **({"no_return": s.no_return} if s.no_return else {}),
+                    **({"kept": s.kept} if s.kept else {}),
                     "batches": [
                         {
                             "canary": b.canary,
@@ -208,6 +212,7 @@ class Plan:
                     role=s["role"],
                     frozen=tuple(s.get("frozen") or ()),
                     no_return=str(s.get("no_return") or ""),
+                    kept=str(s.get("kept") or ""),
                     batches=tuple(
                         Batch(
                             units=tuple(_unit_from(u) for u in b["units"]),
@@ -239,6 +244,8 @@ class Plan:
             rows = [_batch_line(n, b, width) for n, b in enumerate(stage.batches, 1)]
             if stage.frozen:
                 rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
+            if stage.kept:
+                rows.append(f"batches keep {stage.kept}")
             if stage.no_return:
                 rows.append(f"point of no return: {stage.no_return}")
             for j, row in enumerate(rows):
@@ -521,10 +528,16 @@ class _Planner:
                 )
             batches.append(Batch((canary,), canary=True, soak=rule.soak))
             live = [u for u in live if u is not canary]
+        if plane == DATA:  # empty hosts first: nothing to move, the quickest to take down
+            live.sort(key=lambda u: bool(u.servers or u.volumes))
         size = max(1, self.limit({u.role for u in live}) if live else 1)
-        for i in range(0, len(live), size):
-            batches.append(Batch(tuple(live[i : i + size])))
-        return Stage(name, plane, role, tuple(batches), tuple(u.host for u in frozen))
+        limits = dict(rule.per_domain)
+        places = {
+            u.id: topology.place_of(self.inv.host(u.host), self.spec.failure_domains) for u in live
+        }
+        batches += [Batch(b) for b in topology.cut(live, size, limits, lambda u: places[u.id])]
+        kept = topology.describe(limits, places.values())
+        return Stage(name, plane, role, tuple(batches), tuple(u.host for u in frozen), kept=kept)
 
     # -- a project's own stages -----------------------------------------------------
     def with_projects(self, control: list[Stage], data: list[Stage]) -> list[Stage]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ephyra.compute import steps as compute_steps
 from ephyra.compute.budget import Budget
 from ephyra.compute.drain import Drain, DrainResult, HostRecord
 from ephyra.compute.nova import ComputeCloud
@@ -228,6 +229,7 @@ class UpgradeRun(RunDriver):
         if pending:
             self.told.enter(key, {u.host: u.role for u in pending})
             drains = self._drains(pending, phase)
+            self._disable_first(pending, phase, drains)
             hosts = frozenset(u.host for u in batch.units)
             with ThreadPoolExecutor(len(pending), "ephyra-unit") as pool:
                 outcomes = list(
@@ -236,6 +238,21 @@ class UpgradeRun(RunDriver):
         if self.told.notices and all(self.state_of(u, phase) is DONE[phase] for u in units):
             self.told.leave(key)
         return outcomes
+
+    def _disable_first(
+        self, units: list[Unit], phase: Phase, drains: Mapping[str, Drain | None]
+    ) -> None:
+        """Every compute of the batch disabled before any server of the batch moves: none
+        lands on a host about to be drained. A unit is running from then on (a rollback
+        takes it back)."""
+        drained = [(u, d) for u in units if (d := drains[u.id]) is not None]
+        if phase is Phase.FORWARD:
+            for _, drain in drained:
+                OUTCOMES.save(drain.record, phase, Outcome.RUNNING)
+        compute_steps.disable_first(
+            (self._host_context(u, phase, d) for u, d in drained),
+            record=phase is Phase.FORWARD,  # a rollback's record is the forward run's
+        )
 
     def touched(self, unit: Unit) -> bool:
         """Whether the forward run began ``unit`` (then a rollback takes it back)."""

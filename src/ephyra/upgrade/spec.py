@@ -11,7 +11,10 @@ A YAML file (see ``docs/upgrade.md``)::
     projects: [identity, image, ...]   # service order (default: the upgrade guides' order)
     roles:
       controller: {max_at_once: 1}
-      compute: {max_at_once: 2, after: [controller], drain: true, canary: cmp-1, soak: 60}
+      compute: {max_at_once: 2, after: [controller], drain: true, canary: cmp-1, soak: 60,
+                per_domain: {zone: 1, aggregate: 1, cell: 1}}   # at most per batch
+      storage: {apply: serial}         # serial, parallel (max_at_once), ignore (frozen)
+    failure_domains: {rack-a: [stor-1, stor-2], rack-b: [stor-3]}   # one per batch
     services:
       nova-compute: {strategy: default, restart: "systemctl restart {service}"}
     restart: "systemctl restart {service}"   # after a service's strategy ('' for none)
@@ -61,6 +64,7 @@ from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets, check_template
 from ephyra.upgrade.alarms import Alarms
+from ephyra.upgrade.topology import DOMAINS
 from ephyra.volumes.budget import Settings as VolumeSettings
 
 #: Projects in the order the OpenStack upgrade guides take them.
@@ -94,6 +98,8 @@ CONTROL_ROLE = "controller"
 #: Roles whose hosts are emptied before their upgrade by default: servers off a compute,
 #: volumes off a storage host (``roles.R.drain``).
 DRAINED = ("compute", "storage")
+#: A role's apply types: one host at a time, several (``max_at_once``), none (frozen).
+APPLY = ("serial", "parallel", "ignore")
 #: A section or option name a pin may write, and a value (no line break, no comment).
 INI_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 INI_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+-]{1,128}$")
@@ -107,6 +113,8 @@ class RoleRule:
     canary: str | None = None  # a host name, or "first"
     soak: float = 0.0
     strategy: str | None = None
+    #: domain (zone, aggregate, cell) -> most hosts of one of its names in a batch
+    per_domain: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,8 @@ class Spec:
     preflight_skip: tuple[str, ...] = ()  # preflight checks not run
     #: Alerts judged before and after each stage (:mod:`ephyra.upgrade.alarms`).
     alarms: Alarms = field(default_factory=Alarms)
+    #: host -> its failure domain (a batch holds hosts of one only; e.g. Ceph's racks)
+    failure_domains: Mapping[str, str] = field(default_factory=dict)
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -278,15 +288,65 @@ class _Reader:
 
 
 def _role(reader: _Reader, name: str) -> RoleRule:
-    reader.unknown({"max_at_once", "after", "drain", "canary", "soak", "strategy"})
+    reader.unknown(
+        {"max_at_once", "apply", "per_domain", "after", "drain", "canary", "soak", "strategy"}
+    )
     return RoleRule(
-        max_at_once=int(reader.integer("max_at_once", 1)),
+        max_at_once=_at_once(reader),
+        per_domain=_per_domain(reader.sub("per_domain")),
         after=reader.names("after"),
         drain=reader.flag("drain", name in DRAINED),
         canary=reader.text("canary"),
         soak=reader.number("soak", 0.0),
         strategy=reader.text("strategy"),
     )
+
+
+def _at_once(reader: _Reader) -> int:
+    """How many hosts of the role at once: ``max_at_once``, or its ``apply`` type
+    (``serial``: one; ``parallel``: up to ``max_at_once``; ``ignore``: none, frozen)."""
+    given = reader.integer("max_at_once", None)
+    apply = reader.text("apply")
+    if apply is None:
+        return 1 if given is None else int(given)
+    if apply not in APPLY:
+        raise UsageError(f"{reader.where}.apply: one of {', '.join(APPLY)}, not {apply!r}")
+    if apply == "serial" and given in (None, 1):
+        return 1
+    if apply == "ignore" and given in (None, 0):
+        return 0
+    if apply == "parallel" and given is not None and given >= 1:
+        return int(given)
+    raise UsageError(
+        f"{reader.where}: apply {apply} and max_at_once {given} disagree "
+        "(serial: 1; parallel: its maximum in max_at_once, 1 or more; ignore: 0)"
+    )
+
+
+def _per_domain(reader: _Reader) -> tuple[tuple[str, int], ...]:
+    reader.unknown(set(DOMAINS))
+    limits = []
+    for domain in DOMAINS:
+        most = reader.integer(domain, None)
+        if most is None:
+            continue
+        if most < 1:
+            raise UsageError(f"{reader.where}.{domain}: at least 1 (a host at a time)")
+        limits.append((domain, int(most)))
+    return tuple(limits)
+
+
+def _failure_domains(reader: _Reader) -> dict[str, str]:
+    """``failure_domains``: a domain -> its hosts, as host -> domain."""
+    found: dict[str, str] = {}
+    for domain in reader.data:
+        for host in reader.names(str(domain)):
+            if host in found:
+                raise UsageError(
+                    f"{reader.where}.{domain}: {host} is already in failure domain {found[host]}"
+                )
+            found[host] = str(domain)
+    return found
 
 
 def _settings(reader: _Reader) -> Settings:
@@ -342,6 +402,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "preflight",
             "selfheal",
             "alarms",
+            "failure_domains",
         }
     )
     release = top.text("release")
@@ -424,6 +485,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         preflight_skip=_skipped(top.sub("preflight")),
         selfheal=_selfheal(top),
         alarms=_alarms(top.sub("alarms")),
+        failure_domains=_failure_domains(top.sub("failure_domains")),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),

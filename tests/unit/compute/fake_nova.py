@@ -103,6 +103,17 @@ class FakeCloud:
     def service(self, host: str) -> Service:
         return self.services[host]
 
+    def group_index(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
+    def disable(self, service: Service, reason: str) -> None:
+        self.calls.append(("disable", service.host))
+        self.services[service.host] = replace(service, enabled=False, reason=reason)
+
+    def enable(self, service: Service) -> None:
+        self.calls.append(("enable", service.host))
+        self.services[service.host] = replace(service, enabled=True, reason="")
+
     def _dest(self, server: Server, host: str | None) -> str:
         return host or next(h for h in self.hosts if h != server.host)
 

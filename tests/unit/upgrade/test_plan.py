@@ -22,6 +22,7 @@ def _inventory(hosts: dict[str, Any]) -> Inventory:
             roles=h.get("roles", []),
             servers=h.get("servers", 0),
             volumes=h.get("volumes", 0),
+            facts=h.get("facts", {}),
             services=[Service(*s.split("/")) for s in h.get("services", [])],
         )
         for name, h in hosts.items()
@@ -54,7 +55,12 @@ def test_a_plan_reads_back_from_its_data(case: str) -> None:
 
 
 def test_there_are_saved_plans() -> None:
-    assert SAVED.cases == ["aio-and-racks", "node-by-node-frozen", "release-project-steps"]
+    assert SAVED.cases == [
+        "aio-and-racks",
+        "node-by-node-frozen",
+        "release-project-steps",
+        "topology",
+    ]
 
 
 def _spec(**extra: Any) -> Any:
@@ -107,6 +113,18 @@ def test_a_canary_outside_its_role_is_refused() -> None:
         ({"versions": {"default": "1.0;rm"}}, r"spec.versions.default '1.0;rm' refused"),
         ({"availability": {"interval": 0.01}}, r"availability.interval: at least 0.1"),
         ({"preflight": {"skip": "capacity", "only": []}}, r"spec.preflight: unknown key"),
+        ({"roles": {"compute": {"apply": "rolling"}}}, r"compute.apply: one of serial, parallel"),
+        (
+            {"roles": {"compute": {"apply": "serial", "max_at_once": 3}}},
+            r"spec.roles.compute: apply serial and max_at_once 3 disagree",
+        ),
+        ({"roles": {"compute": {"apply": "parallel"}}}, r"apply parallel and max_at_once None"),
+        ({"roles": {"compute": {"per_domain": {"rack": 1}}}}, r"per_domain: unknown key\(s\) rack"),
+        ({"roles": {"compute": {"per_domain": {"zone": 0}}}}, r"per_domain.zone: at least 1"),
+        (
+            {"failure_domains": {"a": ["s-1"], "b": ["s-1"]}},
+            r"failure_domains.b: s-1 is already in failure domain a",
+        ),
     ],
 )
 def test_bad_specifications_name_their_key(extra: dict[str, Any], message: str) -> None:

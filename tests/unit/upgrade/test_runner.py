@@ -21,6 +21,7 @@ from ephyra.strategies import base
 from ephyra.upgrade import runner
 from ephyra.upgrade.kind import UpgradeKind, plan_upgrade
 from ephyra.upgrade.spec import parse
+from tests.unit.compute.fake_nova import FakeCloud
 from tests.unit.upgrade import upgrade_fakes
 from tests.unit.upgrade.upgrade_fakes import WORLD, World
 
@@ -438,3 +439,36 @@ def test_a_storage_host_whose_volumes_move_needs_the_cloud_to_start(env: Env) ->
     with pytest.raises(UsageError, match=r"volumes moved\): name their cloud \(--os-cloud"):
         env.service.start(found, PlainObserver(env.out))
     assert env.journal.runs() == []
+
+
+def test_every_compute_of_a_batch_is_disabled_before_any_of_its_hosts_drains(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No server moved off a host of a batch may land on another host of the batch: each
+    unit's flow (its drain) starts only once every compute of its batch is disabled, and
+    each is recorded as it was before."""
+    cloud = FakeCloud(["cmp-1", "cmp-2", "cmp-3"])
+    monkeypatch.setattr(runner.ComputeCloud, "connect", lambda name: cloud)
+    seen: list[tuple[str, list[str]]] = []
+
+    def flow(self: Any, unit: Any, phase: Any, drain: Any, batch: Any = None) -> Any:
+        disabled = sorted(h for h, s in cloud.services.items() if not s.enabled)
+        seen.append((unit.host, disabled))
+        assert drain is not None and drain.record.data["service"]["enabled"] is True
+        return runner.DONE[phase]
+
+    monkeypatch.setattr(runner.UpgradeRun, "unit_flow", flow)
+    spec = _spec(
+        roles={"compute": {"max_at_once": 2, "drain": True}, "controller": {"apply": "ignore"}},
+        preflight={"skip": ["nova-services", "upgrade-status", "placement", "capacity"]},
+        availability={"interval": 0},
+    )
+    found = plan_upgrade(spec, [], "fake", inventory=upgrade_fakes.cloud(computes=3))
+    run = env.service.start(found, PlainObserver(env.out))
+    assert run.state is RunState.SUCCEEDED
+    assert sorted(seen) == [
+        ("cmp-1", ["cmp-1", "cmp-2"]),
+        ("cmp-2", ["cmp-1", "cmp-2"]),
+        ("cmp-3", ["cmp-1", "cmp-2", "cmp-3"]),
+    ]
+    assert cloud.calls[:2] == [("disable", "cmp-1"), ("disable", "cmp-2")]

@@ -1,0 +1,107 @@
+"""Batches cut along the cloud's topology: where each host sits, and what may not go
+down together.
+
+A host's place comes from its inventory facts: its availability zone
+(``availability_zone``), its host aggregates (``aggregates``), its cell (``cell``), and the
+anti-affinity server groups, hard or soft, of its servers (``anti_affinity``: group ids);
+and from the specification's failure domains (``failure_domains``: a domain -> its hosts,
+e.g. Ceph's CRUSH racks). A batch never holds two hosts whose servers share an
+anti-affinity group, nor more hosts of one zone, aggregate or cell than its role allows
+(``per_domain``), and only hosts of one failure domain. Hosts are taken in the order
+given, first fit: a host that does not fit waits for the next batch.
+
+Cutting reads nothing but its arguments.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ephyra.inventory.model import Host
+
+#: The domains a role may limit (``per_domain``), and the host fact each is read from.
+DOMAINS = {"zone": "availability_zone", "aggregate": "aggregates", "cell": "cell"}
+#: The fact listing the anti-affinity server groups of a host's servers.
+ANTI_AFFINITY = "anti_affinity"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a host sits: its (domain, name) pairs, the anti-affinity groups of its
+    servers, and its failure domain ('' for none named)."""
+
+    domains: frozenset[tuple[str, str]] = frozenset()
+    groups: frozenset[str] = frozenset()
+    failure_domain: str = ""
+
+
+def _names(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return [str(v) for v in value if v not in (None, "")]
+    return [str(value)]
+
+
+def place_of(host: Host, failure_domains: Mapping[str, str]) -> Place:
+    facts = host.fact
+    return Place(
+        domains=frozenset(
+            (domain, name) for domain, fact in DOMAINS.items() for name in _names(facts.get(fact))
+        ),
+        groups=frozenset(_names(facts.get(ANTI_AFFINITY))),
+        failure_domain=failure_domains.get(host.name, ""),
+    )
+
+
+def cut(
+    items: Sequence[T],
+    size: int,
+    limits: Mapping[str, int],
+    place: Callable[[T], Place],
+) -> list[tuple[T, ...]]:
+    """``items`` in batches of at most ``size``, first fit in their order, within the
+    ``limits`` (domain -> most hosts of one of its names in a batch), anti-affinity
+    groups apart, one failure domain per batch."""
+    left = list(items)
+    batches: list[tuple[T, ...]] = []
+    while left:
+        batch: list[T] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        groups: set[str] = set()
+        domain = ""
+        for item in list(left):
+            if len(batch) >= max(1, size):
+                break
+            where = place(item)
+            if batch and (
+                where.failure_domain != domain
+                or where.groups & groups
+                or any(counts[d] >= limits[d[0]] for d in where.domains if d[0] in limits)
+            ):
+                continue
+            batch.append(item)
+            left.remove(item)
+            counts.update(where.domains)
+            groups |= where.groups
+            domain = where.failure_domain
+        batches.append(tuple(batch))
+    return batches
+
+
+def describe(limits: Mapping[str, int], places: Iterable[Place]) -> str:
+    """The rules a stage's batches keep, in words ('' for none that applies)."""
+    places = list(places)
+    parts = [f"at most {limits[d]} per {d}" for d in DOMAINS if d in limits]
+    if any(p.failure_domain for p in places):
+        parts.append("one failure domain at a time")
+    if any(p.groups for p in places):
+        parts.append("anti-affine servers' hosts apart")
+    return "; ".join(parts)
