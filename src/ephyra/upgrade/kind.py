@@ -101,7 +101,10 @@ def upgrade_cloud(cloud: str | None, sources: list[str]) -> str | None:
 def plan_upgrade(
     spec: Spec, sources: list[str], cloud: str | None, inventory: Inventory | None = None
 ) -> UpgradePlan:
-    """Discover (unless given an inventory), check every strategy's options, and plan."""
+    """Discover (unless given an inventory), check every strategy's options, and plan,
+    from now (the maintenance windows each stage falls in)."""
+    from datetime import UTC, datetime
+
     from ephyra.inventory.source import discover
     from ephyra.strategies.base import build
     from ephyra.upgrade.plan import make_plan
@@ -112,7 +115,7 @@ def plan_upgrade(
         except UsageError as exc:
             raise UsageError(f"strategies.{name}: {exc}") from exc
     found = inventory if inventory is not None else discover(sources, cloud)
-    return UpgradePlan(spec, make_plan(found, spec), found, cloud)
+    return UpgradePlan(spec, make_plan(found, spec, datetime.now(UTC)), found, cloud)
 
 
 def check_startable(plan: UpgradePlan) -> None:

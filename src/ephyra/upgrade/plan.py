@@ -29,12 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
 from ephyra.strategies import base as strategies
-from ephyra.upgrade import topology
+from ephyra.upgrade import topology, windows
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -132,6 +133,8 @@ class Stage:
     no_return: str = ""
     #: The topology rules its batches keep, in words (:mod:`ephyra.upgrade.topology`).
     kept: str = ""
+    #: The maintenance window the estimate puts it in ('' without windows).
+    window: str = ""
 
     @property
     def seconds(self) -> float:
@@ -186,6 +189,7 @@ class Plan:
                     "frozen": list(s.frozen),
                     **({"no_return": s.no_return} if s.no_return else {}),
                     **({"kept": s.kept} if s.kept else {}),
+                    **({"window": s.window} if s.window else {}),
                     "batches": [
                         {
                             "canary": b.canary,
@@ -213,6 +217,7 @@ class Plan:
                     frozen=tuple(s.get("frozen") or ()),
                     no_return=str(s.get("no_return") or ""),
                     kept=str(s.get("kept") or ""),
+                    window=str(s.get("window") or ""),
                     batches=tuple(
                         Batch(
                             units=tuple(_unit_from(u) for u in b["units"]),
@@ -240,6 +245,7 @@ class Plan:
             head, pad = ("└── ", "    ") if last_stage else ("├── ", "│   ")
             lines.append(
                 f"{head}{stage.name}: {len(stage.batches)} batch(es), {duration(stage.seconds)}"
+                + (f", window {stage.window}" if stage.window else "")
             )
             rows = [_batch_line(n, b, width) for n, b in enumerate(stage.batches, 1)]
             if stage.frozen:
@@ -651,14 +657,27 @@ def _project(host: Host, service: str) -> str:
     return next((s.project for s in host.services if s.name == service), "")
 
 
-def make_plan(inventory: Inventory, spec: Spec) -> Plan:
-    """The upgrade of ``inventory`` that ``spec`` asks for."""
+def make_plan(inventory: Inventory, spec: Spec, start: datetime | None = None) -> Plan:
+    """The upgrade of ``inventory`` that ``spec`` asks for; begun at ``start``, each
+    stage in the maintenance window the estimate puts it in (with ``windows:``)."""
     planner = _Planner(inventory, spec)
     for role, rule in spec.roles.items():
         _check_rule(role, rule)
     stages = planner.with_projects(planner.control_stages(), planner.data_stages())
+    if spec.windows and start is not None:
+        stages = _in_windows(stages, spec, start)
     plan = Plan(release=spec.release, order=spec.order, stages=tuple(stages))
     return replace(plan, no_downgrade=_no_downgrade(plan, spec))
+
+
+def _in_windows(stages: list[Stage], spec: Spec, start: datetime) -> list[Stage]:
+    """Each stage with the window it starts in, as the estimate goes from ``start``."""
+    slots = windows.schedule(spec.windows, [s.seconds for s in stages], start)
+    where = spec.windows.zone
+    return [
+        replace(stage, window=slot.describe(where) if slot else "none opens")
+        for stage, slot in zip(stages, slots, strict=True)
+    ]
 
 
 def _no_downgrade(plan: Plan, spec: Spec) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import alarms, availability, preflight, selfheal, steps
+from ephyra.upgrade import alarms, availability, preflight, selfheal, steps, windows
 from ephyra.upgrade.plan import Batch, Plan, Stage, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -345,8 +345,10 @@ class UpgradeRun(RunDriver):
             if blocked:
                 return self._pause(f"preflight: {blocked}")
         for index, (stage, batch) in batches:
-            if gated and id(batch) in starts and self._pending(stage):
-                held = self._alarms(f"before {stage.name}")
+            if phase is Phase.FORWARD and id(batch) in starts and self._pending(stage):
+                held = self._window(stage)
+                if held is None and gated:
+                    held = self._alarms(f"before {stage.name}")
                 if held is not None:
                     return held
             outcomes = self.run_batch(batch, phase, str(index))
@@ -391,6 +393,24 @@ class UpgradeRun(RunDriver):
         """Whether a unit of ``stage`` is still to be upgraded."""
         units = [u for b in stage.batches for u in b.units]
         return any(self.state_of(u, Phase.FORWARD) is not Outcome.UPGRADED for u in units)
+
+    def _window(self, stage: Stage) -> RunState | None:
+        """Held outside the maintenance windows until the next opens, saying so in the
+        run's reason meanwhile: None once one is open, else the run paused (pause or
+        abort asked, or no window opens again). A rollback is never held."""
+        if not self.spec.windows:
+            return None
+        gate = windows.WindowGate(
+            self.spec.windows,
+            self.control,
+            self.observer.message,
+            lambda text: setattr(self, "run", self.journal.save_run(self.run, reason=text)),
+        )
+        try:
+            why = gate.hold(stage.name)
+        except Interrupted:
+            return RunState.PAUSED
+        return self._pause(why) if why else None
 
     def _alarms(self, gate: str) -> RunState | None:
         """The alarm gate ``gate`` (before a stage, after the last): None once nothing

@@ -38,6 +38,7 @@ A YAML file (see ``docs/upgrade.md``)::
     preflight: {skip: [capacity]}      # preflight checks not to run
     alarms: {url: "http://alertmanager.example:9093", policy: strict, ignore: [Watchdog],
              wait: 600}                # Alertmanager's alerts judged before and after each stage
+    windows: [{cron: "0 22 * * 1-5", duration: 4h, timezone: Europe/Berlin}]  # when stages start
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOU
 from ephyra.strategies.options import check_strategy_secrets, check_template
 from ephyra.upgrade.alarms import Alarms
 from ephyra.upgrade.topology import DOMAINS
+from ephyra.upgrade.windows import Window, Windows, seconds_of
 from ephyra.volumes.budget import Settings as VolumeSettings
 
 #: Projects in the order the OpenStack upgrade guides take them.
@@ -210,6 +212,8 @@ class Spec:
     alarms: Alarms = field(default_factory=Alarms)
     #: host -> its failure domain (a batch holds hosts of one only; e.g. Ceph's racks)
     failure_domains: Mapping[str, str] = field(default_factory=dict)
+    #: When a stage may start (:mod:`ephyra.upgrade.windows`); none: always.
+    windows: Windows = field(default_factory=Windows)
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -403,6 +407,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "selfheal",
             "alarms",
             "failure_domains",
+            "windows",
         }
     )
     release = top.text("release")
@@ -486,6 +491,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         selfheal=_selfheal(top),
         alarms=_alarms(top.sub("alarms")),
         failure_domains=_failure_domains(top.sub("failure_domains")),
+        windows=_windows(top),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
@@ -551,6 +557,40 @@ def _alarms(reader: _Reader) -> Alarms:
         )
     except UsageError as exc:
         raise UsageError(f"{reader.where.rpartition('.')[0]}.{exc}") from exc
+
+
+def _windows(top: _Reader) -> Windows:
+    """The ``windows:`` list, each window checked by :class:`Window`."""
+    value = top.data.get("windows") or []
+    if not isinstance(value, list):
+        raise UsageError(f"{top.where}.windows: expected a list of windows, got {value!r}")
+    found = []
+    d: dict[str, Any] = {f.name: f.default for f in fields(Window)}  # Window() is none
+    for index, item in enumerate(value):
+        reader = _Reader(item, f"{top.where}.windows[{index}]")
+        reader.unknown(set(Window.__dataclass_fields__))
+        for key in ("start", "end"):
+            if key in reader.data and not isinstance(reader.data[key], str):
+                raise UsageError(
+                    f"{reader.where}.{key}: an ISO 8601 time in quotes "
+                    f'("2026-12-24T22:00:00+01:00"), not {reader.data[key]!r}'
+                )
+        try:
+            duration = reader.data.get("duration")
+            found.append(
+                Window(
+                    cron=str(reader.text("cron", d["cron"])),
+                    duration=d["duration"]
+                    if duration is None
+                    else seconds_of(duration, "duration"),
+                    timezone=str(reader.text("timezone", d["timezone"])),
+                    start=str(reader.text("start", d["start"])),
+                    end=str(reader.text("end", d["end"])),
+                )
+            )
+        except UsageError as exc:
+            raise UsageError(f"{reader.where}.{exc}") from exc
+    return Windows(tuple(found))
 
 
 def _skipped(reader: _Reader) -> tuple[str, ...]:
