@@ -19,6 +19,9 @@ stage: optionally drained, then upgraded by one or more strategy actions, then g
   online data migrations until done (``migrate: P``). A stage after which the previous
   release cannot come back (a sync that is not expand-only, the data migrations) is a
   *point of no return*: a rollback is refused once it began.
+- The stages the specification names under ``approvals`` (or of a role with
+  ``approval: true``) wait for an admin's approval before they start
+  (:mod:`ephyra.upgrade.approvals`).
 - The strategies of its units that have no downgrade are named: a rollback leaves what
   they did (an operator sees it before starting, not during a rollback).
 
@@ -34,6 +37,7 @@ from typing import Any
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
 from ephyra.strategies import base as strategies
+from ephyra.upgrade import approvals
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -129,6 +133,8 @@ class Stage:
     frozen: tuple[str, ...] = ()
     #: Why the previous release cannot come back once this stage began ('' if it can).
     no_return: str = ""
+    #: Whether the stage waits for an approval before it starts (:mod:`.approvals`).
+    approval: bool = False
 
     @property
     def seconds(self) -> float:
@@ -182,6 +188,7 @@ class Plan:
                     "seconds": round(s.seconds, 1),
                     "frozen": list(s.frozen),
                     **({"no_return": s.no_return} if s.no_return else {}),
+                    **({"approval": True} if s.approval else {}),
                     "batches": [
                         {
                             "canary": b.canary,
@@ -208,6 +215,7 @@ class Plan:
                     role=s["role"],
                     frozen=tuple(s.get("frozen") or ()),
                     no_return=str(s.get("no_return") or ""),
+                    approval=bool(s.get("approval")),
                     batches=tuple(
                         Batch(
                             units=tuple(_unit_from(u) for u in b["units"]),
@@ -239,6 +247,8 @@ class Plan:
             rows = [_batch_line(n, b, width) for n, b in enumerate(stage.batches, 1)]
             if stage.frozen:
                 rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
+            if stage.approval:
+                rows.insert(0, "waits for approval (ephyra upgrade approve RUN)")
             if stage.no_return:
                 rows.append(f"point of no return: {stage.no_return}")
             for j, row in enumerate(rows):
@@ -644,6 +654,7 @@ def make_plan(inventory: Inventory, spec: Spec) -> Plan:
     for role, rule in spec.roles.items():
         _check_rule(role, rule)
     stages = planner.with_projects(planner.control_stages(), planner.data_stages())
+    stages = approvals.marked(stages, spec)
     plan = Plan(release=spec.release, order=spec.order, stages=tuple(stages))
     return replace(plan, no_downgrade=_no_downgrade(plan, spec))
 

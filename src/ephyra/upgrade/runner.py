@@ -30,7 +30,7 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import alarms, availability, preflight, selfheal, steps
+from ephyra.upgrade import alarms, approvals, availability, preflight, selfheal, steps
 from ephyra.upgrade.plan import Batch, Plan, Stage, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -327,7 +327,13 @@ class UpgradeRun(RunDriver):
             blocked = self._preflight()
             if blocked:
                 return self._pause(f"preflight: {blocked}")
+        gate = approvals.Gate(self.journal, self.run)
         for index, (stage, batch) in batches:
+            forward_start = phase is Phase.FORWARD and id(batch) in starts
+            if forward_start and stage.approval and self._pending(stage):
+                why = gate.before(stage)
+                if why:
+                    return self._pause(why)
             if gated and id(batch) in starts and self._pending(stage):
                 held = self._alarms(f"before {stage.name}")
                 if held is not None:
@@ -356,6 +362,10 @@ class UpgradeRun(RunDriver):
                     f"({threshold}): {', '.join(failed)}"
                     + (f"; {failed[0]}: {first}" if first else "")
                 )
+            if batch is stage.batches[-1]:
+                why = gate.after(stage, last=stage is self.plan.stages[-1])
+                if why:
+                    return self._pause(why)
         if phase is Phase.ROLLBACK:
             return RunState.ROLLED_BACK
         if gated and self.plan.stages:
@@ -412,6 +422,7 @@ def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
     record of the compute API's availability."""
     return {
         availability.RECORD: {},
+        approvals.RECORD: {},
         preflight.RECORD: {},
         selfheal.RECORD: {},
         **{

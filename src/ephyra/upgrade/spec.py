@@ -35,6 +35,8 @@ A YAML file (see ``docs/upgrade.md``)::
     preflight: {skip: [capacity]}      # preflight checks not to run
     alarms: {url: "http://alertmanager.example:9093", policy: strict, ignore: [Watchdog],
              wait: 600}                # Alertmanager's alerts judged before and after each stage
+    approvals: ["data plane: compute", "database: *"]  # stages held until an admin approves
+                                       # (also roles.ROLE.approval: true, every stage of ROLE)
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -107,6 +109,7 @@ class RoleRule:
     canary: str | None = None  # a host name, or "first"
     soak: float = 0.0
     strategy: str | None = None
+    approval: bool = False  # each stage of the role waits for an approval
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ class Spec:
     preflight_skip: tuple[str, ...] = ()  # preflight checks not run
     #: Alerts judged before and after each stage (:mod:`ephyra.upgrade.alarms`).
     alarms: Alarms = field(default_factory=Alarms)
+    #: Patterns of the names of the stages that wait for an approval
+    #: (:mod:`ephyra.upgrade.approvals`).
+    approvals: tuple[str, ...] = ()
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -278,7 +284,7 @@ class _Reader:
 
 
 def _role(reader: _Reader, name: str) -> RoleRule:
-    reader.unknown({"max_at_once", "after", "drain", "canary", "soak", "strategy"})
+    reader.unknown({"max_at_once", "after", "drain", "canary", "soak", "strategy", "approval"})
     return RoleRule(
         max_at_once=int(reader.integer("max_at_once", 1)),
         after=reader.names("after"),
@@ -286,6 +292,7 @@ def _role(reader: _Reader, name: str) -> RoleRule:
         canary=reader.text("canary"),
         soak=reader.number("soak", 0.0),
         strategy=reader.text("strategy"),
+        approval=reader.flag("approval", False),
     )
 
 
@@ -342,6 +349,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "preflight",
             "selfheal",
             "alarms",
+            "approvals",
         }
     )
     release = top.text("release")
@@ -424,6 +432,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         preflight_skip=_skipped(top.sub("preflight")),
         selfheal=_selfheal(top),
         alarms=_alarms(top.sub("alarms")),
+        approvals=top.names("approvals"),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
