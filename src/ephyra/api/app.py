@@ -31,6 +31,7 @@ from ephyra.api.guard import Guard, document_actions, is_open, noted
 from ephyra.api.middleware import BodyGuard, Metrics, RequestIds, Streams
 from ephyra.api.policy import Policy
 from ephyra.api.routes import (
+    approvals,
     dashboard,
     environments,
     hosts,
@@ -150,4 +151,5 @@ def routers(ctx: Context) -> list[APIRouter]:
     the registry of run kinds."""
     kinds = [runs.kind_router(ctx, kind) for kind in registered()]
     rest = [c.router(ctx) for c in (hosts, inventory, versions, environments, tenants, dashboard)]
-    return [server.router(ctx), runs.router(ctx), runs.actions(ctx), *kinds, *rest]
+    upgrade = [approvals.router(ctx)] if "upgrade" in {k.name for k in registered()} else []
+    return [server.router(ctx), runs.router(ctx), runs.actions(ctx), *kinds, *upgrade, *rest]

@@ -42,6 +42,8 @@ ACTIONS: Mapping[str, tuple[str, str]] = {
     "run:abort": ("rule:admin", "abort a run for good"),
     "run:rollback": ("rule:admin", "roll a run back"),
     "run:finish": ("rule:admin", "make a run final: delete what its rollback would need"),
+    "run:approve": ("rule:admin", "approve an upgrade's stage that waits for it (it resumes)"),
+    "run:step": ("rule:admin", "run an upgrade's next stage, then pause it again"),
     "host:list": ("rule:reader", "list compute hosts and their maintenance state"),
     "host:maintenance": ("rule:admin", "put a compute host in or out of maintenance"),
     "host:evacuate": ("rule:admin", "empty compute hosts by live migration"),

@@ -59,6 +59,8 @@ WRITES: dict[tuple[str, str], str] = {
     ("maintenance", "off"): "run:rollback",
     ("tenant", "migrate"): "tenant:migrate",
     ("tenant", "finish"): "run:finish",
+    ("upgrade", "approve"): "run:approve",
+    ("upgrade", "step"): "run:step",
     ("settings", "apply"): "run:start",
     ("version", "trigger"): "version:trigger",
     **{("env", verb): "env:change" for verb in ("import", "upgrade", "installed", "apply")},
@@ -143,7 +145,7 @@ def _record(
 def target(args: argparse.Namespace, group: str, verb: str, journal: Journal, began: float) -> str:
     """What a command named: a run (``KIND/RUN``, the new run of a start), a host, a
     project, a version, an environment (and node)."""
-    if group in KINDS and (verb in RUN_VERBS or verb == "finish"):
+    if group in KINDS and (verb in RUN_VERBS or verb in ("finish", "approve", "step")):
         return f"{KINDS[group]}/{args.run or 'latest'}"
     if verb == "reallocate":  # ephyra host reallocate: the reallocation kind's start
         group, verb = "reallocation", "start"

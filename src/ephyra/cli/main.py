@@ -28,6 +28,7 @@ from ephyra.cli import (
     settings,
     tenant,
     tenant_migrate,
+    upgrade,
     version,
 )
 from ephyra.cli import (
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         outer = groups.get(kind.command.split()[0]) if kind.start_alias else None
         runs.register_kind(groups[kind.command], kind, outer)
+    if "upgrade" in groups:  # the upgrade's own verbs: approve, step
+        upgrade.register(groups["upgrade"])
     inventory.register(sub, EXIT_CODES)
     version.register(sub, EXIT_CODES)
     env.register(sub, EXIT_CODES)

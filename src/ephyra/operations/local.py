@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pydantic's models, prometheus: not for reading a status
     from ephyra.engine.metrics import Exports
     from ephyra.netscheme.serializers import Mode
     from ephyra.operations.bodies import EnvUpgradeBody, TriggerBody, VerifyBody
+    from ephyra.upgrade.approvals import Done
 
 
 def progress(kind: RunKind[Any], run: RunInfo, outcomes: dict[str, str]) -> Progress:
@@ -181,6 +182,42 @@ class Local:
 
     def finish(self, kind: str, ident: str | None, observer: Observer) -> str:
         return self.service(kind).finish(_latest(ident), observer)
+
+    # -- an upgrade's approvals and steps (ephyra.upgrade.approvals) ---------------
+    def approve_stage(self, ident: str | None, stage: str | None, by: str, source: str) -> Done:
+        """Keep ``by``'s approval of ``stage`` (None: the next stage that waits for one)
+        in the upgrade run's record; the run is not resumed."""
+        from ephyra.upgrade import approvals
+
+        return approvals.approve(self.service("upgrade"), _latest(ident), stage, by, source)
+
+    def mark_step(self, ident: str | None) -> Done:
+        """Ask the upgrade run to stop after its next stage; it is not resumed."""
+        from ephyra.upgrade import approvals
+
+        return approvals.step(self.service("upgrade"), _latest(ident))
+
+    def approve(
+        self,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = None,
+        *,
+        stage: str | None = None,
+        by: str = "",
+    ) -> RunInfo:
+        """Approve the stage and resume the run here."""
+        done = self.approve_stage(ident, stage, by, "cli")
+        observer.message(done.message)
+        return self.resume("upgrade", done.run.id, observer, exports)
+
+    def step(
+        self, ident: str | None, observer: Observer, exports: Exports | None = None
+    ) -> RunInfo:
+        """Run the upgrade's next stage here, then pause."""
+        done = self.mark_step(ident)
+        observer.message(done.message)
+        return self.resume("upgrade", done.run.id, observer, exports)
 
     def target(self, kind: str, ident: str | None, action: str) -> RunInfo:
         """The run ``action`` (resume, rollback, pause, abort, finish) acts on, as the run service

@@ -159,6 +159,20 @@ class Operations(Protocol):
 
     def finish(self, kind: str, ident: str | None, observer: Observer) -> str: ...
 
+    def approve(
+        self,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = ...,
+        *,
+        stage: str | None = ...,
+        by: str = ...,
+    ) -> RunInfo: ...
+
+    def step(
+        self, ident: str | None, observer: Observer, exports: Exports | None = ...
+    ) -> RunInfo: ...
+
     # -- planning and starting -----------------------------------------------------------
     def plan(self, kind: str, body: Body) -> Planned: ...
 

@@ -174,6 +174,29 @@ class Remote:
         answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/rollback")
         return self.follow(kind, answer["id"], int(answer.get("seq", 0)), observer)
 
+    def approve(
+        self,
+        ident: str | None,
+        observer: Observer,
+        exports: Exports | None = None,
+        *,
+        stage: str | None = None,
+        by: str = "",
+    ) -> RunInfo:
+        """The server keeps the approval (by the token's user) and resumes the run;
+        this side follows it."""
+        path = f"/v1/upgrade/runs/{ident or 'latest'}/approve"
+        answer = self._call("POST", path, json={"stage": stage} if stage else {})
+        observer.message(str(answer["message"]))
+        return self.follow("upgrade", answer["id"], int(answer.get("seq", 0)), observer)
+
+    def step(
+        self, ident: str | None, observer: Observer, exports: Exports | None = None
+    ) -> RunInfo:
+        answer = self._call("POST", f"/v1/upgrade/runs/{ident or 'latest'}/step")
+        observer.message(str(answer["message"]))
+        return self.follow("upgrade", answer["id"], int(answer.get("seq", 0)), observer)
+
     def finish(self, kind: str, ident: str | None, observer: Observer) -> str:
         """The server finishes the run; this side shows it until it ends."""
         answer = self._call("POST", f"/v1/{kind}/runs/{ident or 'latest'}/finish")

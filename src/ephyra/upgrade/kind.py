@@ -29,7 +29,7 @@ from ephyra.engine.kinds import (
 )
 from ephyra.engine.states import Phase, RunState
 from ephyra.errors import UsageError
-from ephyra.upgrade import availability
+from ephyra.upgrade import approvals, availability
 from ephyra.upgrade.records import OUTCOMES, Outcome, UnitStatus, UpgradeDetail, UpgradeMeta
 
 if TYPE_CHECKING:
@@ -59,7 +59,11 @@ start       run it, showing progress; with --board, queue it for `ephyra conduct
             workers instead (docs/distributed.md)
 status, pause, resume, abort, rollback, list
             rollback takes back, newest first, what the run did, with each
-            strategy's downgrade, and says which strategies have none.
+            strategy's downgrade, and says which strategies have none (refused once
+            the run began a point of no return); abort only stops.
+approve     a stage the specification holds (approvals:, roles.ROLE.approval) pauses
+            the run until an admin approves it; the run then resumes by itself
+step        the next stage alone, then the run pauses again
 
 inventory sources (--source, repeatable, merged in order): openstack[:CLOUD],
 static:FILE, ansible:INVENTORY, puppetdb:URL, osa:CONFIG (see docs/inventory.md); without
@@ -132,7 +136,10 @@ class UpgradeKind(RunKind[UpgradePlan]):
     name = "upgrade"
     rank = 20
     command = "upgrade"
-    summary = "rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback"
+    summary = (
+        "rolling in-place upgrades: plan, start, status, pause, resume, abort, rollback,"
+        " approve, step"
+    )
     description = DESCRIPTION
     verbs = Verbs(
         plan="the upgrade's steps and an estimate (a dry run)",
@@ -150,7 +157,9 @@ class UpgradeKind(RunKind[UpgradePlan]):
         "upgrade check, Placement against Nova, room for the drains), as every run does "
         "first; each check says ok, warn or block and what to do. Exit 1 when one blocks"
     )
-    after_abort = "`ephyra upgrade rollback {run}` takes it back"
+    after_abort = (
+        "`ephyra upgrade rollback {run}` takes it back (refused once it began a point of no return)"
+    )
 
     # -- a start request ---------------------------------------------------------------
     def body_type(self) -> type[UpgradeBody]:
@@ -361,6 +370,7 @@ class UpgradeKind(RunKind[UpgradePlan]):
             tuple(units),
             probed,
             list(checked.get("verdicts") or []),
+            approvals.shown(the_plan, approvals.kept(journal, run.id)),
         )
         return RunStatus.of(run, detail)
 
@@ -381,6 +391,9 @@ class UpgradeKind(RunKind[UpgradePlan]):
                 for v in verdicts
                 if v["level"] != "ok"
             ]
+        for held in status.get("approvals") or []:
+            by = f"approved by {held['by']}" if held["by"] else "not approved yet"
+            lines.append(f"approval: {held['stage']}: {by}")
         if status.get("availability"):
             lines += availability.Timeline.from_dict(status["availability"]).lines()
         return View(

@@ -19,6 +19,9 @@ stage: optionally drained, then upgraded by one or more strategy actions, then g
   online data migrations until done (``migrate: P``). A stage after which the previous
   release cannot come back (a sync that is not expand-only, the data migrations) is a
   *point of no return*: a rollback is refused once it began.
+- The stages the specification names under ``approvals`` (or of a role with
+  ``approval: true``) wait for an admin's approval before they start
+  (:mod:`ephyra.upgrade.approvals`).
 - The strategies of its units that have no downgrade are named: a rollback leaves what
   they did (an operator sees it before starting, not during a rollback).
 
@@ -35,7 +38,7 @@ from typing import Any
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
 from ephyra.strategies import base as strategies
-from ephyra.upgrade import topology, windows
+from ephyra.upgrade import approvals, topology, windows
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -135,6 +138,8 @@ class Stage:
     kept: str = ""
     #: The maintenance window the estimate puts it in ('' without windows).
     window: str = ""
+    #: Whether the stage waits for an approval before it starts (:mod:`.approvals`).
+    approval: bool = False
 
     @property
     def seconds(self) -> float:
@@ -190,6 +195,7 @@ class Plan:
                     **({"no_return": s.no_return} if s.no_return else {}),
                     **({"kept": s.kept} if s.kept else {}),
                     **({"window": s.window} if s.window else {}),
+                    **({"approval": True} if s.approval else {}),
                     "batches": [
                         {
                             "canary": b.canary,
@@ -218,6 +224,7 @@ class Plan:
                     no_return=str(s.get("no_return") or ""),
                     kept=str(s.get("kept") or ""),
                     window=str(s.get("window") or ""),
+                    approval=bool(s.get("approval")),
                     batches=tuple(
                         Batch(
                             units=tuple(_unit_from(u) for u in b["units"]),
@@ -252,6 +259,8 @@ class Plan:
                 rows.append(f"frozen (max_at_once 0): {_names(stage.frozen, width)}")
             if stage.kept:
                 rows.append(f"batches keep {stage.kept}")
+            if stage.approval:
+                rows.insert(0, "waits for approval (ephyra upgrade approve RUN)")
             if stage.no_return:
                 rows.append(f"point of no return: {stage.no_return}")
             for j, row in enumerate(rows):
@@ -664,6 +673,7 @@ def make_plan(inventory: Inventory, spec: Spec, start: datetime | None = None) -
     for role, rule in spec.roles.items():
         _check_rule(role, rule)
     stages = planner.with_projects(planner.control_stages(), planner.data_stages())
+    stages = approvals.marked(stages, spec)
     if spec.windows and start is not None:
         stages = _in_windows(stages, spec, start)
     plan = Plan(release=spec.release, order=spec.order, stages=tuple(stages))

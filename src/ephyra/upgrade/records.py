@@ -126,6 +126,9 @@ class UpgradeDetail:
     availability: Mapping[str, Any] = field(default_factory=dict)
     #: The verdicts of the run's last preflight (:mod:`ephyra.upgrade.preflight`).
     preflight: list[dict[str, Any]] = field(default_factory=list)
+    #: The stages that wait for an approval, and who approved each
+    #: (:mod:`ephyra.upgrade.approvals`).
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
     def where(self) -> dict[str, Any]:
         return {"release": self.release, "cloud": self.cloud}
@@ -137,5 +140,6 @@ class UpgradeDetail:
             "frozen": list(self.frozen),
             "availability": dict(self.availability),
             "preflight": list(self.preflight),
+            "approvals": list(self.approvals),
             "units": units,
         }

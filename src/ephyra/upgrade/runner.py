@@ -31,7 +31,7 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import alarms, availability, preflight, selfheal, steps, windows
+from ephyra.upgrade import alarms, approvals, availability, preflight, selfheal, steps, windows
 from ephyra.upgrade.plan import Batch, Plan, Stage, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -344,8 +344,12 @@ class UpgradeRun(RunDriver):
             blocked = self._preflight()
             if blocked:
                 return self._pause(f"preflight: {blocked}")
+        gate = approvals.Gate(self.journal, self.run)
         for index, (stage, batch) in batches:
             if phase is Phase.FORWARD and id(batch) in starts and self._pending(stage):
+                why = gate.before(stage) if stage.approval else ""
+                if why:
+                    return self._pause(why)
                 held = self._window(stage)
                 if held is None and gated:
                     held = self._alarms(f"before {stage.name}")
@@ -375,6 +379,10 @@ class UpgradeRun(RunDriver):
                     f"({threshold}): {', '.join(failed)}"
                     + (f"; {failed[0]}: {first}" if first else "")
                 )
+            if batch is stage.batches[-1]:
+                why = gate.after(stage, last=stage is self.plan.stages[-1])
+                if why:
+                    return self._pause(why)
         if phase is Phase.ROLLBACK:
             return RunState.ROLLED_BACK
         if gated and self.plan.stages:
@@ -449,6 +457,7 @@ def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
     record of the compute API's availability."""
     return {
         availability.RECORD: {},
+        approvals.RECORD: {},
         preflight.RECORD: {},
         selfheal.RECORD: {},
         **{

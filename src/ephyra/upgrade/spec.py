@@ -39,6 +39,8 @@ A YAML file (see ``docs/upgrade.md``)::
     alarms: {url: "http://alertmanager.example:9093", policy: strict, ignore: [Watchdog],
              wait: 600}                # Alertmanager's alerts judged before and after each stage
     windows: [{cron: "0 22 * * 1-5", duration: 4h, timezone: Europe/Berlin}]  # when stages start
+    approvals: ["data plane: compute", "database: *"]  # stages held until an admin approves
+                                       # (also roles.ROLE.approval: true, every stage of ROLE)
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -117,6 +119,7 @@ class RoleRule:
     strategy: str | None = None
     #: domain (zone, aggregate, cell) -> most hosts of one of its names in a batch
     per_domain: tuple[tuple[str, int], ...] = ()
+    approval: bool = False  # each stage of the role waits for an approval
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,9 @@ class Spec:
     failure_domains: Mapping[str, str] = field(default_factory=dict)
     #: When a stage may start (:mod:`ephyra.upgrade.windows`); none: always.
     windows: Windows = field(default_factory=Windows)
+    #: Patterns of the names of the stages that wait for an approval
+    #: (:mod:`ephyra.upgrade.approvals`).
+    approvals: tuple[str, ...] = ()
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -293,7 +299,17 @@ class _Reader:
 
 def _role(reader: _Reader, name: str) -> RoleRule:
     reader.unknown(
-        {"max_at_once", "apply", "per_domain", "after", "drain", "canary", "soak", "strategy"}
+        {
+            "max_at_once",
+            "apply",
+            "per_domain",
+            "after",
+            "drain",
+            "canary",
+            "soak",
+            "strategy",
+            "approval",
+        }
     )
     return RoleRule(
         max_at_once=_at_once(reader),
@@ -303,6 +319,7 @@ def _role(reader: _Reader, name: str) -> RoleRule:
         canary=reader.text("canary"),
         soak=reader.number("soak", 0.0),
         strategy=reader.text("strategy"),
+        approval=reader.flag("approval", False),
     )
 
 
@@ -408,6 +425,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "alarms",
             "failure_domains",
             "windows",
+            "approvals",
         }
     )
     release = top.text("release")
@@ -492,6 +510,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         alarms=_alarms(top.sub("alarms")),
         failure_domains=_failure_domains(top.sub("failure_domains")),
         windows=_windows(top),
+        approvals=top.names("approvals"),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),

@@ -17,7 +17,19 @@ const ACTIONS = {
   resume: ["paused", "failed"],
   abort: ["running", "paused", "failed"],
   rollback: ["paused", "failed", "succeeded", "aborted"],
+  approve: ["paused", "failed"],
+  step: ["paused", "failed"],
 };
+// The actions of one kind of run only: an upgrade's approvals and steps.
+const ONLY = { approve: "upgrade", step: "upgrade" };
+
+// Whether a run's action button shows: the caller's right, the run's state and kind; an
+// approval only where a stage still waits for one (the upgrade status's approvals).
+function shows(action, run, detail) {
+  if (!allowed["run:" + action] || !ACTIONS[action].includes(run.state)) return false;
+  if (ONLY[action] && ONLY[action] !== run.kind) return false;
+  return action !== "approve" || (detail.approvals || []).some((a) => !a.by);
+}
 
 // An error answer of the API: its code and message, as the server gave them.
 class ApiError extends Error {
@@ -102,7 +114,7 @@ async function loadRuns() {
 
 async function loadRun() {
   if (!selected) return;
-  const { run, items } = await api("GET", "/v1/runs/" + selected.id);
+  const { run, items, detail } = await api("GET", "/v1/runs/" + selected.id);
   byId("run-panel").hidden = false;
   byId("run-title").textContent = run.kind + " " + run.title + " (" + run.id.slice(0, 8) + ")";
   const state = byId("run-state");
@@ -113,8 +125,7 @@ async function loadRun() {
   byId("run-progress").replaceWith(Object.assign(bar(run.done, run.total, run.failed), { id: "run-progress" }));
   byId("run-counts").textContent = run.done + " of " + run.total + " done, " + run.failed + " failed";
   for (const button of byId("actions").querySelectorAll("button")) {
-    const action = button.dataset.action;
-    button.hidden = !(allowed["run:" + action] && ACTIONS[action].includes(run.state));
+    button.hidden = !shows(button.dataset.action, run, detail);
   }
   const body = byId("items").querySelector("tbody");
   body.replaceChildren();

@@ -65,6 +65,7 @@ def test_one_router_per_capability_in_the_order_of_the_document(
         "/v1/runs",
         "/v1/{kind}/runs/{run}/pause",
         *[f"/v1/{k.name}/plan" for k in registered()],
+        "/v1/upgrade/runs/{run}/approve",
         "/v1/hosts",
         "/v1/inventory",
         "/v1/versions/status",
