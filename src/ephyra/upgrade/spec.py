@@ -35,6 +35,8 @@ A YAML file (see ``docs/upgrade.md``)::
     preflight: {skip: [capacity]}      # preflight checks not to run
     alarms: {url: "http://alertmanager.example:9093", policy: strict, ignore: [Watchdog],
              wait: 600}                # Alertmanager's alerts judged before and after each stage
+    probes: {interval: 1, targets: [{name: vip, type: tcp, target: "192.0.2.10:443"}]}
+                                       # what users see, probed for the run's report
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -60,7 +62,9 @@ from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets, check_template
+from ephyra.upgrade import probing
 from ephyra.upgrade.alarms import Alarms
+from ephyra.upgrade.probing import Probes
 from ephyra.volumes.budget import Settings as VolumeSettings
 
 #: Projects in the order the OpenStack upgrade guides take them.
@@ -202,6 +206,8 @@ class Spec:
     alarms: Alarms = field(default_factory=Alarms)
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
+    #: Targets probed during the run, for its downtime (:mod:`ephyra.upgrade.probing`).
+    probes: Probes = field(default_factory=Probes)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def rule(self, role: str) -> RoleRule:
@@ -342,6 +348,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "preflight",
             "selfheal",
             "alarms",
+            "probes",
         }
     )
     release = top.text("release")
@@ -424,6 +431,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         preflight_skip=_skipped(top.sub("preflight")),
         selfheal=_selfheal(top),
         alarms=_alarms(top.sub("alarms")),
+        probes=probing.read(top.data.get("probes"), f"{where}.probes"),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),
