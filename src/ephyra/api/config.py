@@ -13,6 +13,9 @@ file) is written here by its operator and referred to by name::
       dc1: file:/etc/ephyra/bmc.yaml
     alertmanagers:             # names an upgrade specification's Alertmanager URLs may use
       ops: http://alertmanager.example:9093
+    probes:                    # names an upgrade specification's probe targets may use
+      api-vip: 192.0.2.10:443  # host:port (a tcp probe)
+      keystone: https://keystone.example:5000/v3   # a URL (an http probe)
     limits:
       body_bytes: 1048576      # a request body's size at most (1 MiB)
       streams_per_caller: 4    # event streams one caller (user and project) holds open
@@ -79,6 +82,19 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _probe_target(value: str) -> str:
+    """What a probe connects to: an http(s) URL, or host:port."""
+    from ephyra.probes.tcp import split
+
+    if value.startswith(("http://", "https://")):
+        return _http_url(value)
+    try:
+        split(value)
+    except UsageError:
+        raise ValueError("an http(s) URL or host:port") from None
+    return value
+
+
 def _credentials_spec(value: str) -> str:
     """KIND[:ARGUMENT] of a known kind, e.g. file:PATH."""
     from ephyra.forklift.secrets import NAMESPACE  # (it brings openstacksdk: only here)
@@ -110,6 +126,9 @@ class ServeConfig(BaseModel):
         default_factory=dict
     )
     alertmanagers: dict[ConfiguredName, Annotated[Spec, AfterValidator(_http_url)]] = Field(
+        default_factory=dict
+    )
+    probes: dict[ConfiguredName, Annotated[Spec, AfterValidator(_probe_target)]] = Field(
         default_factory=dict
     )
     limits: Limits = Field(default_factory=lambda: Limits.model_validate({}))
@@ -173,6 +192,16 @@ class Named:
             f"Alertmanager {shown(name)}",
             f"a configured one ({_known(self.config.alertmanagers)})",
             "URLs",
+        )
+
+    def probe(self, name: str) -> str:
+        found = self.config.probes.get(name)
+        if found is not None:
+            return found
+        raise _refused(
+            f"probe target {shown(name)}",
+            f"a configured one ({_known(self.config.probes)})",
+            "addresses and URLs",
         )
 
 

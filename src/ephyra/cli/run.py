@@ -17,6 +17,8 @@ whichever process drives it.
 list                  each run: kind, state, what it moves, how far it got
 show RUN              a run: its summary and each of its nodes, hosts or units
 events RUN [--follow] what happened, step by step (--follow: until the run ends)
+report RUN            downtime measured: each probed target's outages against the
+                      stages and units, and a timeline of them
 """
 #: Event types that end a follow.
 ENDS = ("run.finished",)
@@ -76,9 +78,22 @@ def do_events(args: argparse.Namespace) -> int:
             time.sleep(args.poll)
 
 
+def do_report(args: argparse.Namespace) -> int:
+    found = backend(args).report(args.run)
+    if args.format != "table":
+        emit(found, args.format)
+        return 0
+    from ephyra.probes.report import lines
+
+    print(f"{found['kind']} run {found['run']}")
+    for text in lines(found):
+        print(text)
+    return 0
+
+
 def register(sub: Any, exit_codes: str) -> None:
     action = runs.command_group(
-        sub, "run", "every run of every kind: list, show, events", DESCRIPTION, exit_codes
+        sub, "run", "every run of every kind: list, show, events, report", DESCRIPTION, exit_codes
     )
     listed = action("list", do_list, "every run, oldest first, with its progress")
     listed.add_argument("--kind", choices=["forklift", "upgrade", "evacuate"])
@@ -92,3 +107,6 @@ def register(sub: Any, exit_codes: str) -> None:
     events.add_argument(
         "--poll", type=float, default=0.5, metavar="S", help="with --follow: look every S (0.5)"
     )
+    action(
+        "report", do_report, "a run's downtime: each probed target's outages against its units"
+    ).add_argument("run", help="run id, a unique prefix, or latest")

@@ -53,6 +53,11 @@ class Resolver(Protocol):
         silences): as given in-process, a configured name's in the server."""
         ...
 
+    def probe(self, name: str) -> str:
+        """The address or URL of a target a specification probes: as given in-process, a
+        configured name's in the server."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewRun:

@@ -88,6 +88,9 @@ class AnyLocal:
     def alertmanager(self, name: str) -> str:
         return name
 
+    def probe(self, name: str) -> str:
+        return name
+
 
 @dataclass
 class Local:
@@ -149,6 +152,32 @@ class Local:
         journal = self.journal
         run_id = self.find_run(ident).id if ident else None
         return events.read(journal.engine, run_id, after, limit)
+
+    def report(self, ident: str) -> dict[str, Any]:
+        from ephyra.probes import report
+        from ephyra.probes.base import RECORD
+
+        info = self.find_run(ident)
+        if info.kind not in names():
+            raise RunNotFound(f"run {ident} is a {info.kind} record, not a run")
+        kind = get(info.kind)
+        detail = self.service(info.kind).status(info.id).to_dict()
+        items = [
+            report.Item(
+                str(row.get(kind.item_name) or ""),
+                str(row.get("host") or row.get(kind.item_name) or ""),
+                str(row.get("stage") or ""),
+            )
+            for row in detail[kind.items]
+        ]
+        timelines = dict(self.journal.records(info.id, RECORD).get(RECORD) or {})
+        # the compute API as ``availability:`` probes it (runs made before ``probes:`` too)
+        compute = self.journal.records(info.id, "availability").get("availability") or {}
+        if compute.get("started"):
+            timelines.setdefault(report.COMPUTE, compute)
+        found = events.read(self.journal.engine, info.id, limit=1_000_000, types=report.EVENT_TYPES)
+        built = report.build(timelines, found, items, time.time())
+        return {"run": info.id, "kind": info.kind, **built}
 
     def kind_runs(self, kind: str) -> list[dict[str, Any]]:
         return self.service(kind).list()

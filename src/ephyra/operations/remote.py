@@ -137,6 +137,10 @@ class Remote:
         )["events"]
         return found
 
+    def report(self, ident: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/v1/runs/{ident}/report")
+        return found
+
     def kind_runs(self, kind: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("GET", f"/v1/{kind}/runs")["runs"]
         return found

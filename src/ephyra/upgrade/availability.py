@@ -32,11 +32,13 @@ ALL_OK, SOME_FAILED, ALL_FAILED = ".", ":", "X"
 @dataclass
 class Timeline:
     """What the probes saw: bins ``[index, probes, failures, slowest ms]`` counted from
-    ``started`` (Unix time), and outages ``{start, end, error}``."""
+    ``started`` (Unix time), outages ``{start, end, error}``, and when the last probe
+    ended (``last``, 0 in a record kept before it was)."""
 
     started: float = 0.0
     bins: list[list[Any]] = field(default_factory=list)
     outages: list[dict[str, Any]] = field(default_factory=list)
+    last: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Timeline:
@@ -44,6 +46,7 @@ class Timeline:
             float(data.get("started") or 0.0),
             [list(b) for b in data.get("bins") or []],
             [dict(o) for o in data.get("outages") or []],
+            float(data.get("last") or 0.0),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +54,7 @@ class Timeline:
             "started": self.started,
             "bins": [list(b) for b in self.bins],
             "outages": [dict(o) for o in self.outages],
+            **({"last": self.last} if self.last else {}),
             **self.summary(),
         }
 
@@ -64,6 +68,7 @@ class Timeline:
         current = self.bins[-1]
         current[1] += 1
         current[3] = max(current[3], round(seconds * 1000))
+        self.last = max(self.last, at + seconds)
         ongoing = self.outages[-1] if self.outages and self.outages[-1].get("open") else None
         if error is None:
             if ongoing is not None:

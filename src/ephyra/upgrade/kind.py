@@ -130,6 +130,8 @@ def check_startable(plan: UpgradePlan) -> None:
             "compute hosts are drained first (storage hosts' volumes moved): name their cloud"
             " (--os-cloud NAME) to start; planning needs none"
         )
+    if not plan.cloud and any(t.type == "compute" for t in plan.spec.probes.targets):
+        raise UsageError("probes: a compute probe asks the run's cloud: name it (--os-cloud NAME)")
 
 
 class UpgradeKind(RunKind[UpgradePlan]):
@@ -234,14 +236,16 @@ class UpgradeKind(RunKind[UpgradePlan]):
     # -- planning ----------------------------------------------------------------------
     def plan(self, body: UpgradeBody, resolver: Resolver) -> UpgradePlan:
         from ephyra.inventory.source import discovered, resolved
-        from ephyra.upgrade import spec
+        from ephyra.upgrade import probing, spec
 
         sources = resolved(body.sources, resolver.inventory)
         cloud = upgrade_cloud(body.cloud, sources)
         if not sources and body.inventory is None and cloud:
             sources = ["openstack"]
-        # checked before anything is discovered; Alertmanagers by the resolver's names
-        parsed = spec.parse(spec.with_alertmanagers(body.spec, resolver.alertmanager))
+        # checked before anything is discovered; Alertmanagers and probe targets by the
+        # resolver's names
+        raw = spec.with_alertmanagers(body.spec, resolver.alertmanager)
+        parsed = spec.parse(probing.with_targets(raw, resolver.probe))
         inline = body.inventory
         found = None if inline is None else discovered(sources, cloud, inline)
         return replace(plan_upgrade(parsed, sources, cloud, found), heal=body.heal)

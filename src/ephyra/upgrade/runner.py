@@ -31,7 +31,16 @@ from ephyra.engine.states import Phase, RunState
 from ephyra.errors import EphyraError, Interrupted, SelfHealError
 from ephyra.progress import Observer
 from ephyra.strategies.base import Strategy, build
-from ephyra.upgrade import alarms, approvals, availability, preflight, selfheal, steps, windows
+from ephyra.upgrade import (
+    alarms,
+    approvals,
+    availability,
+    preflight,
+    probing,
+    selfheal,
+    steps,
+    windows,
+)
 from ephyra.upgrade.plan import Batch, Plan, Stage, Unit
 from ephyra.upgrade.records import OUTCOMES, Outcome, UpgradeMeta
 from ephyra.upgrade.spec import Spec, parse
@@ -310,7 +319,19 @@ class UpgradeRun(RunDriver):
         return self.journal.records(self.run.id, name).get(name)
 
     def _probing(self) -> contextlib.AbstractContextManager[Any]:
-        """The compute API probed while the phase runs (a cloud and an interval given)."""
+        """The compute API probed while the phase runs (a cloud and an interval given),
+        and the targets of ``probes:`` (a run made since they are kept)."""
+        stack = contextlib.ExitStack()
+        kept = self._kept(probing.RECORD)
+        if kept is not None and self.spec.probes.targets:
+            save = lambda data: self.journal.save_record(  # noqa: E731
+                self.run.id, probing.RECORD, data
+            )
+            stack.enter_context(probing.probing(self.spec.probes, self.meta.cloud, kept, save))
+        stack.enter_context(self._compute_probe())
+        return stack
+
+    def _compute_probe(self) -> contextlib.AbstractContextManager[Any]:
         interval = self.spec.availability_interval
         name = self.meta.cloud
         kept = self._kept(availability.RECORD)
@@ -454,10 +475,11 @@ class UpgradeRun(RunDriver):
 
 def unit_details(plan: Plan) -> dict[str, dict[str, Any]]:
     """The flow details a new run needs: one record and two flows per unit, and the
-    record of the compute API's availability."""
+    records of the compute API's availability and of the probed targets."""
     return {
         availability.RECORD: {},
         approvals.RECORD: {},
+        probing.RECORD: {},
         preflight.RECORD: {},
         selfheal.RECORD: {},
         **{

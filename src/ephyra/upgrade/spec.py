@@ -41,6 +41,8 @@ A YAML file (see ``docs/upgrade.md``)::
     windows: [{cron: "0 22 * * 1-5", duration: 4h, timezone: Europe/Berlin}]  # when stages start
     approvals: ["data plane: compute", "database: *"]  # stages held until an admin approves
                                        # (also roles.ROLE.approval: true, every stage of ROLE)
+    probes: {interval: 1, targets: [{name: vip, type: tcp, target: "192.0.2.10:443"}]}
+                                       # what users see, probed for the run's report
 
 Everything is checked when the file is read; a mistake names its key. A secret in a
 strategy's ``env``, ``facts`` or ``extravars`` is a reference, ``{from_env: NAME}`` or
@@ -66,7 +68,9 @@ from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
 from ephyra.strategies.options import check_strategy_secrets, check_template
+from ephyra.upgrade import probing
 from ephyra.upgrade.alarms import Alarms
+from ephyra.upgrade.probing import Probes
 from ephyra.upgrade.topology import DOMAINS
 from ephyra.upgrade.windows import Window, Windows, seconds_of
 from ephyra.volumes.budget import Settings as VolumeSettings
@@ -222,6 +226,8 @@ class Spec:
     approvals: tuple[str, ...] = ()
     #: Self-healing and alerting told about each batch (:mod:`ephyra.upgrade.selfheal`).
     selfheal: tuple[Mapping[str, Any], ...] = ()
+    #: Targets probed during the run, for its downtime (:mod:`ephyra.upgrade.probing`).
+    probes: Probes = field(default_factory=Probes)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def rule(self, role: str) -> RoleRule:
@@ -426,6 +432,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
             "failure_domains",
             "windows",
             "approvals",
+            "probes",
         }
     )
     release = top.text("release")
@@ -511,6 +518,7 @@ def parse(data: Any, where: str = "spec") -> Spec:
         failure_domains=_failure_domains(top.sub("failure_domains")),
         windows=_windows(top),
         approvals=top.names("approvals"),
+        probes=probing.read(top.data.get("probes"), f"{where}.probes"),
         host_upgrade=host_upgrade,
         gates=gates,
         failure_threshold=int(top.integer("failure_threshold", 0)),

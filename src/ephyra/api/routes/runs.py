@@ -119,6 +119,17 @@ def router(ctx: Context) -> APIRouter:
         return {"events": local.events(run_id, after, limit)}
 
     @routes.get(
+        "/v1/runs/{run_id}/report",
+        tags=["runs"],
+        responses=errors(404),
+        dependencies=[ctx.allowed("run:list")],
+    )
+    def run_report(run_id: str) -> dict[str, Any]:
+        """A run's downtime report: each probed target's outages (total, longest, when)
+        against when each stage and unit ran (``latest``: the latest run's)."""
+        return local.report(run_id)
+
+    @routes.get(
         "/v1/runs/{run_id}/events/stream",
         tags=["runs"],
         responses={**errors(404, 429), **SSE},

@@ -152,6 +152,7 @@ function refresh() {
     loadRuns().catch((e) => say(e.message));
     loadRun().catch((e) => say(e.message));
     timeline.load().catch((e) => say(e.message));
+    if (selected) downtime.load(selected.id).catch((e) => say(e.message));
   }, 200);
 }
 
