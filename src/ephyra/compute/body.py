@@ -21,6 +21,9 @@ class EvacuateBody(Body):
     max_per_project: int | None = Field(None, ge=1)
     max_per_group: int = Field(1, ge=0, description="0: no limit")
     fallback: Literal["cold", "stop", "skip"] = "cold"
+    fate: Literal["live", "cold", "stop", "notify"] = Field(
+        "live", description="a server's fate unless it asks its own (ephyra:maintenance)"
+    )
     on_timeout: Literal["abort", "force-complete"] = "abort"
     migration_timeout: float = Field(600.0, gt=0)
     also_down: list[Name] = Field(default_factory=list, max_length=MAX_ITEMS)
@@ -32,4 +35,5 @@ class ReallocateBody(EvacuateBody):
         pattern=NAME, description="a hand-over the operator configured (handovers.yaml)"
     )
     fallback: Literal["cold"] = "cold"  # a host handed over keeps no server
+    fate: Literal["live", "cold"] = "live"
     register_timeout: float = Field(600.0, gt=0, description="longest wait for a host to join")

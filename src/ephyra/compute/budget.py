@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ephyra.compute.fate import Fate
 from ephyra.errors import UsageError
 
 if TYPE_CHECKING:  # openstacksdk: not for `ephyra host --help`, which shows Fallback, OnTimeout
@@ -46,6 +47,10 @@ class Settings:
     migration_timeout: float = 600.0
     target: str | None = None
     poll: float = 0.25
+    #: The operator's default fate of a server (each may ask its own: ephyra.compute.fate).
+    fate: Fate = Fate.LIVE
+    #: False: no server stays on the host (a host handed over): stop and notify become cold.
+    keep: bool = True
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.per_host < 1:
@@ -65,6 +70,7 @@ class Settings:
         data = dict(meta)
         data["fallback"] = Fallback(data["fallback"])
         data["on_timeout"] = OnTimeout(data["on_timeout"])
+        data["fate"] = Fate(data.get("fate", Fate.LIVE))  # a run saved before fates: live
         return cls(**data)
 
     def describe(self) -> str:
@@ -74,7 +80,7 @@ class Settings:
         return (
             f"{self.concurrency} at once, {self.per_host} per source host, "
             f"{limit(self.max_per_project)} per project, {limit(self.max_per_group)} per "
-            f"server group; fallback {self.fallback.value}; after "
+            f"server group; {self.fate.value} by default, fallback {self.fallback.value}; after "
             f"{self.migration_timeout:.0f}s {self.on_timeout.value}"
         )
 

@@ -6,6 +6,10 @@ that outlives the timeout is force-completed or aborted, then the fallback polic
 applies (cold migration, stop, or skip), and a server still stuck after that is left
 where it is and reported. A drain never hangs.
 
+Each server's fate (:mod:`ephyra.compute.fate`) is decided on a fresh read before it is
+acted on, as the plan showed it: live or cold migration, stopped in place (started again
+after the host's maintenance, never migrated), or left running in place and reported.
+
 Nothing here needs the process that started a migration: a drain that starts again
 (after a crash or a pause) adopts the migrations under way on its host, counts them
 against the budget before it starts any other, and carries on.
@@ -19,14 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ephyra.compute import fate as fates
 from ephyra.compute.budget import Budget, Fallback, OnTimeout, Settings
 from ephyra.compute.nova import MIGRATION_FINAL, TO_CONFIRM, ComputeCloud, Server, Service
 from ephyra.engine.control import Control
 from ephyra.errors import CloudError, ControlPlaneUnreachable
 
-LIVE_STATES = frozenset({"ACTIVE", "PAUSED"})
-#: Outcomes of servers left on the host because the fallback policy said so.
-LEFT_BY_POLICY = frozenset({"skipped", "stopped"})
+#: Outcomes of servers left on the host because the fallback policy or their fate said so.
+LEFT_BY_POLICY = frozenset({"skipped", "stopped", "left"})
 
 
 class How:
@@ -59,6 +63,8 @@ class Flight:
     started: float
     escalated: list[str] = field(default_factory=list)
     begun: bool = False  # Nova accepted it (an API refusal is not a move that failed)
+    timeout: float = 0.0  # its own (ephyra:migration_timeout), else the settings'
+    why: str = ""  # why it is this kind of move (a fate other than the one asked)
 
 
 class HostRecord:
@@ -158,7 +164,10 @@ class Drain:
 
     def _adopt(self, server: Server, how: str) -> None:
         self.budget.take(self.host, server, force=True)
-        self.flights[server.id] = Flight(server, how, time.monotonic(), ["adopted"], begun=True)
+        timeout = self.decide(server).timeout or self.settings.migration_timeout
+        self.flights[server.id] = Flight(
+            server, how, time.monotonic(), ["adopted"], begun=True, timeout=timeout
+        )
         self.events.started(self.host, server, how)
 
     def run(self) -> DrainResult:
@@ -224,32 +233,38 @@ class Drain:
             if how is not None:
                 self._adopt(server, how)
             return
-        if self.evacuating:
-            how = How.EVACUATE
-        elif server.status in LIVE_STATES:
-            how = How.LIVE
-        elif server.status == "SHUTOFF" and self.settings.fallback is Fallback.STOP:
-            self._leave(server, "stopped", "stopped already (fallback stop)")
+        decision = self.decide(server)
+        self.record.server(server, fate=decision.fate, asked=decision.asked.value)
+        how = {
+            fates.EVACUATE: How.EVACUATE,
+            fates.Fate.LIVE: How.LIVE,
+            fates.Fate.COLD: How.COLD,
+            fates.Fate.STOP: How.STOP,
+        }.get(decision.fate)
+        if how == How.STOP and server.status == "SHUTOFF":
+            self._leave(server, "stopped", decision.why or "stopped already")
             return
-        elif server.status == "ERROR":
-            self._leave(server, "error", "in ERROR: Nova moves it only by evacuation")
+        if how is None:
+            outcome = {fates.Fate.NOTIFY: "left", fates.SKIP: "skipped"}.get(decision.fate)
+            why = decision.why or f"left running on {self.host} (asked {decision.asked})"
+            self._leave(server, outcome or "error", why)
             return
-        else:
-            how = self._fallback_how(server)
-            if how is None:
-                return
         if not self.budget.take(self.host, server):
             return
-        self._start(Flight(server, how, time.monotonic()))
+        timeout = decision.timeout or self.settings.migration_timeout
+        self._start(Flight(server, how, time.monotonic(), timeout=timeout, why=decision.why))
 
-    def _fallback_how(self, server: Server) -> str | None:
-        policy = self.settings.fallback
-        if policy is Fallback.COLD:
-            return How.COLD
-        if policy is Fallback.STOP:
-            return How.STOP
-        self._leave(server, "skipped", f"{server.status} cannot be live-migrated (fallback skip)")
-        return None
+    def decide(self, server: Server) -> fates.Decision:
+        """The server's fate, as planned: its image's properties read once per image (one
+        that cannot be read is taken as having none)."""
+        try:
+            image = self.cloud.image_properties(server.image)
+        except ControlPlaneUnreachable:
+            raise
+        except CloudError as exc:
+            self.events.message(f"{server.label}: its image's properties unread: {exc}")
+            image = {}
+        return fates.decide(server, image, self.settings, self.evacuating)
 
     def _start(self, flight: Flight) -> None:
         server, target = flight.server, self.settings.target
@@ -302,7 +317,7 @@ class Drain:
                 return
             if self._ended(flight, server):
                 return
-        if time.monotonic() - flight.started > self.settings.migration_timeout:
+        if time.monotonic() - flight.started > flight.timeout:
             self._escalate(flight, server or flight.server)
 
     def _ended(self, flight: Flight, server: Server) -> bool:
@@ -322,7 +337,8 @@ class Drain:
             if server.status != "SHUTOFF":
                 return False
             self.record.server(server, stopped_by_run=True)
-            self._done(flight, "stopped", "stopped in place (fallback stop)")
+            why = flight.why or f"asked {How.STOP}"
+            self._done(flight, "stopped", f"stopped in place, to be started again ({why})")
         elif server.host != self.host:
             self._done(flight, "moved", f"to {server.host}", to=server.host or "")
         else:  # the move ended where it began
@@ -343,7 +359,7 @@ class Drain:
     def _escalate(self, flight: Flight, server: Server) -> None:
         """The move outlived the timeout: force-complete, then abort, then halt."""
         flight.started = time.monotonic()
-        timeout = f"{self.settings.migration_timeout:.0f}s"
+        timeout = f"{flight.timeout:.0f}s"
         if flight.how == How.LIVE and "aborted" not in flight.escalated:
             migration = self.cloud.live_migration(server.id)
             if migration is not None:
@@ -381,7 +397,17 @@ class Drain:
             return
         self.events.message(f"{server.label}: {why}; fallback {how}")
         self.budget.take(self.host, server, force=True)  # it keeps its slot
-        self._start(Flight(server, how, time.monotonic(), [*flight.escalated, why]))
+        after = f"live migration failed; fallback {how}"
+        self._start(
+            Flight(
+                server,
+                how,
+                time.monotonic(),
+                [*flight.escalated, why],
+                timeout=flight.timeout,
+                why=after,
+            )
+        )
 
     def _done(self, flight: Flight, outcome: str, detail: str, *, to: str = "") -> None:
         server = flight.server

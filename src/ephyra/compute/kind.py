@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ephyra.progress import Observer
 
 FALLBACKS = ("cold", "stop", "skip")
+FATES = ("live", "cold", "stop", "notify")
 ON_TIMEOUT = ("abort", "force-complete")
 
 
@@ -100,6 +101,14 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             help="for servers that cannot be live-migrated (cold)",
         )
         add(
+            "--fate",
+            choices=FATES,
+            default="live",
+            help="what is done with a server that asks nothing itself (the metadata key or "
+            "tag ephyra:maintenance): live, cold, stop (started again by rollback), "
+            "notify (left running) (live)",
+        )
+        add(
             "--also-down",
             action="append",
             default=[],
@@ -146,6 +155,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             cloud=cloud_of(args),
             target=check_name(args.target, "--target") if args.target else args.target,
             fallback=args.fallback,
+            fate=args.fate,
             also_down=args.also_down,
             **self.drain_values(args),
         )
@@ -178,9 +188,12 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         cloud = ComputeCloud.connect(body.cloud)
         return make_plan(cloud, body.hosts, self.settings(body), body.also_down)
 
-    @staticmethod
-    def settings(body: EvacuateBody) -> Settings:
+    #: Whether a server may stay on a drained host (stop, notify); a host handed over keeps none.
+    keeps: ClassVar[bool] = True
+
+    def settings(self, body: EvacuateBody) -> Settings:
         from ephyra.compute.budget import Fallback, OnTimeout, Settings
+        from ephyra.compute.fate import Fate
 
         return Settings(
             concurrency=body.concurrency,
@@ -191,6 +204,8 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             on_timeout=OnTimeout(body.on_timeout),
             migration_timeout=body.migration_timeout,
             target=body.target,
+            fate=Fate(body.fate),
+            keep=self.keeps,
         )
 
     def shown(self, plan: EvacuationPlan, body: EvacuateBody) -> Shown:

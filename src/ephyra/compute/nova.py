@@ -24,6 +24,8 @@ COMPUTE_MIN = "2.60"
 #: Evacuation keeps the server's power state up to 2.94 (2.95 always lands it stopped).
 EVACUATE_MICROVERSION = "2.94"
 PLACEMENT_MICROVERSION = "1.14"
+#: The newest microversion of the compute API's image proxy (image properties).
+IMAGES_MICROVERSION = "2.35"
 #: Placement's microversion where an allocation's consumer has a generation (1.28).
 AUDIT_MICROVERSION = "1.28"
 #: Hypervisor listings are read below 2.88, whose detail asks every compute for its
@@ -74,10 +76,17 @@ class Server:
     vcpus: int = 0
     disk: int = 0
     groups: tuple[str, ...] = field(default=())
+    #: What its fate is read from (ephyra.compute.fate): its embedded flavor's extra
+    #: specs, its image ('' when booted from a volume), its tags and metadata.
+    extra_specs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    image: str = ""
+    tags: tuple[str, ...] = field(default=(), compare=False)
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any], groups: tuple[str, ...] = ()) -> Server:
         flavor = raw.get("flavor") or {}
+        image = raw.get("image") or {}
         return cls(
             id=raw["id"],
             name=raw.get("name") or raw["id"],
@@ -89,6 +98,10 @@ class Server:
             vcpus=int(flavor.get("vcpus") or 0),
             disk=int(flavor.get("disk") or 0) + int(flavor.get("ephemeral") or 0),
             groups=groups,
+            extra_specs={str(k): str(v) for k, v in (flavor.get("extra_specs") or {}).items()},
+            image=str(image.get("id") or "") if isinstance(image, Mapping) else "",
+            tags=tuple(str(t) for t in raw.get("tags") or ()),
+            metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
         )
 
     @property
@@ -108,6 +121,7 @@ class ComputeCloud:
         self.name = name
         self._conn = conn
         self._microversion: str | None = None
+        self._images: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def connect(cls, name: str) -> ComputeCloud:
@@ -292,6 +306,22 @@ class ComputeCloud:
             "evacuate",
             microversion=EVACUATE_MICROVERSION,
         )
+
+    def image_properties(self, image: str) -> dict[str, Any]:
+        """The properties of ``image`` (none for '' or an image gone), once per image:
+        read through the compute API's image proxy, which microversion 2.35 still offers."""
+        if not image:
+            return {}
+        if image not in self._images:
+            raw = self._call(
+                "get",
+                f"/images/{image}",
+                f"show image {image}",
+                microversion=IMAGES_MICROVERSION,
+                missing_ok=True,
+            )
+            self._images[image] = dict(((raw or {}).get("image") or {}).get("metadata") or {})
+        return self._images[image]
 
     # -- migrations ----------------------------------------------------------------
     def migrations(self, server: str) -> list[Any]:

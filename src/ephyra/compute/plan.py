@@ -1,10 +1,11 @@
 """The evacuation plan: which hosts are emptied, how, within which limits, and whether
-the rest of the cloud has room. Planning reads the cloud and changes nothing; it
+the rest of the cloud has room; each server's fate (:mod:`ephyra.compute.fate`), and
+room counted for those that move only. Planning reads the cloud and changes nothing; it
 refuses, with every reason at once, what cannot be done safely."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,16 +13,26 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from ephyra.compute import capacity
+from ephyra.compute import fate as fates
 from ephyra.compute.budget import Settings
 from ephyra.compute.nova import ComputeCloud, Server, Service
 from ephyra.compute.steps import FORWARD, ROLLBACK
 from ephyra.errors import PlanRefused, UsageError
+
+#: The fates of servers that leave their host.
+MOVES = frozenset({fates.Fate.LIVE.value, fates.Fate.COLD.value, fates.EVACUATE})
 
 
 @dataclass(frozen=True)
 class PlannedHost:
     service: Service
     servers: tuple[Server, ...]
+    fates: Mapping[str, fates.Decision] = field(default_factory=dict, compare=False)
+
+    @property
+    def moving(self) -> list[Server]:
+        """The servers that leave the host (the others stay: stopped, left, skipped)."""
+        return [s for s in self.servers if self.fates[s.id].fate in MOVES]
 
     @property
     def host(self) -> str:
@@ -58,6 +69,7 @@ class EvacuationPlan:
                     "host": h.host,
                     "mode": h.mode,
                     "service": "enabled" if h.service.enabled else f"disabled: {h.service.reason}",
+                    "fates": fates.counts(h.fates),
                     "servers": [
                         {
                             "id": s.id,
@@ -66,6 +78,7 @@ class EvacuationPlan:
                             "status": s.status,
                             "groups": list(s.groups),
                             "to": self.capacity.placed.get(s.id),
+                            **h.fates[s.id].to_dict(),
                         }
                         for s in h.servers
                     ],
@@ -85,8 +98,9 @@ class EvacuationPlan:
                 f"undo: {' -> '.join(s.title for s in ROLLBACK)}"
             )
             for s in h.servers:
-                where = self.capacity.placed.get(s.id, "?")
-                branch.add(escape(f"{s.label} [{s.project}] {s.status} -> {where}"))
+                where = self.capacity.placed.get(s.id, "stays")
+                fate = h.fates[s.id].describe()
+                branch.add(escape(f"{s.label} [{s.project}] {s.status} {fate} -> {where}"))
         return root
 
 
@@ -122,12 +136,18 @@ def make_plan(
                     f"{host}: nova-compute is down but not forced down. Fence the host, then "
                     f"`openstack compute service set --down {host} nova-compute` to evacuate it"
                 )
-            planned.append(PlannedHost(svc, tuple(cloud.servers_on(host, groups))))
+            servers = tuple(cloud.servers_on(host, groups))
+            evacuating = svc.forced_down and not svc.up
+            decided = {
+                s.id: fates.decide(s, cloud.image_properties(s.image), settings, evacuating)
+                for s in servers
+            }
+            planned.append(PlannedHost(svc, servers, decided))
     if problems:
         raise PlanRefused("cannot evacuate:\n  " + "\n  ".join(problems))
     report = capacity.check(
         cloud,
-        {h.host: list(h.servers) for h in planned},
+        {h.host: h.moving for h in planned},
         services.values(),
         also_down,
         target,

@@ -55,6 +55,7 @@ def realloc_locks(meta: ReallocationMeta) -> list[str]:
 class ReallocationKind(EvacuationKind):
     name = "host-reallocation"
     rank = 31
+    keeps = False  # a host handed over keeps no server: stop and notify become cold
     command = COMMAND
     start_verb = "start"
     start_alias = "reallocate"

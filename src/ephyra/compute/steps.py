@@ -150,19 +150,25 @@ class VerifyEmpty(Step):
 
 
 class RestartStopped(Step):
-    """Start again the servers this run stopped in place (fallback stop)."""
+    """Start again the servers this run stopped in place (their fate stop, or the
+    fallback stop)."""
 
     title = "restart-stopped"
 
     def apply(self) -> None:
-        for sid, entry in self.ctx.record.servers.items():
-            if not entry.get("stopped_by_run"):
-                continue
-            server = self.ctx.cloud.server(sid)
-            if server is not None and server.status == "SHUTOFF" and not server.busy:
-                self.ctx.cloud.start(sid)
-                self.ctx.message(f"{server.label}: started again")
-            self.ctx.record.update(sid, stopped_by_run=False)
+        restart_stopped(self.ctx, self.ctx.record)
+
+
+def restart_stopped(ctx: HostContext, record: HostRecord) -> None:
+    """Start the servers ``record`` says the run stopped, once each."""
+    for sid, entry in record.servers.items():
+        if not entry.get("stopped_by_run"):
+            continue
+        server = ctx.cloud.server(sid)
+        if server is not None and server.status == "SHUTOFF" and not server.busy:
+            ctx.cloud.start(sid)
+            ctx.message(f"{server.label}: started again")
+        record.update(sid, stopped_by_run=False)
 
 
 class MaintenanceOff(Step):
@@ -172,6 +178,21 @@ class MaintenanceOff(Step):
 
     def apply(self) -> None:
         maintenance_off_ours(self.ctx)
+
+
+class BackInService(MaintenanceOff):
+    """The host back after its maintenance: nova-compute enabled again if this run
+    disabled it, then the servers its drain stopped started again (``also``: more records
+    of the run's that may name some, e.g. a rollback's of the forward drain's)."""
+
+    def __init__(self, ctx: HostContext, also: tuple[HostRecord, ...] = ()) -> None:
+        super().__init__(ctx)
+        self.also = also
+
+    def apply(self) -> None:
+        maintenance_off_ours(self.ctx)
+        for record in (self.ctx.record, *self.also):
+            restart_stopped(self.ctx, record)
 
 
 def maintenance_off_ours(ctx: HostContext) -> None:

@@ -13,7 +13,9 @@
   longer exists or runs elsewhere (:mod:`ephyra.compute.audit`), no compute node's
   resource provider without its compute service, and the reverse.
 - ``capacity``: every batch of drained hosts fits on the other hosts (Placement's free
-  room, as ``ephyra host evacuate`` plans it).
+  room, as ``ephyra host evacuate`` plans it), counting the servers that leave their host
+  only; and each drained host's servers' fates (:mod:`ephyra.compute.fate`): how many of
+  each, and a warning for each server that will not be handled as it asks.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ephyra.compute import audit, capacity
+from ephyra.compute import fate as fates
+from ephyra.compute.budget import Settings
+from ephyra.compute.nova import ComputeCloud, Server
+from ephyra.compute.plan import MOVES
 from ephyra.errors import StrategyFailed
 from ephyra.strategies import shell
 from ephyra.strategies.base import Target, tail
@@ -193,7 +199,12 @@ class Capacity(Check):
                 drained = [u.host for u in batch.units if u.drain]
                 if not drained:
                     continue
-                servers = {host: ctx.cloud.servers_on(host) for host in drained}
+                servers = {}
+                for host in drained:
+                    on_host = ctx.cloud.servers_on(host)
+                    decided = decide(ctx.cloud, on_host, ctx.spec.evacuation)
+                    out += fate_verdicts(self.name, host, on_host, decided)
+                    servers[host] = [s for s in on_host if decided[s.id].fate in MOVES]
                 report = capacity.check(ctx.cloud, servers, services)
                 if not report.fits:
                     out.append(
@@ -205,6 +216,35 @@ class Capacity(Check):
                             "make room, or drain fewer hosts at once (roles.ROLE.max_at_once)",
                         )
                     )
-        if not out:
+        if not any(v.level is Level.BLOCK for v in out):
             out.append(Verdict(self.name, Level.OK, "drains", "every batch fits on the others"))
         return out
+
+
+def decide(
+    cloud: ComputeCloud, servers: list[Server], settings: Settings
+) -> dict[str, fates.Decision]:
+    return {s.id: fates.decide(s, cloud.image_properties(s.image), settings) for s in servers}
+
+
+def fate_verdicts(
+    check: str, host: str, servers: list[Server], decided: dict[str, fates.Decision]
+) -> list[Verdict]:
+    """How many servers of ``host`` each fate has; a warning per server not handled as
+    it asks (or as the specification's ``evacuation.fate`` asks)."""
+    counted = ", ".join(f"{n} {fate}" for fate, n in fates.counts(decided).items())
+    out = [Verdict(check, Level.OK, f"fates on {host}", counted or "no server")]
+    for server in servers:
+        decision = decided[server.id]
+        if decision.fate != decision.asked.value:
+            out.append(
+                Verdict(
+                    check,
+                    Level.WARN,
+                    f"{server.label} on {host}",
+                    f"asked {decision.asked} ({decision.by}), planned {decision.fate}: "
+                    f"{decision.why}",
+                    f"set its metadata {fates.MAINTENANCE_KEY} to what it can have",
+                )
+            )
+    return out

@@ -64,6 +64,7 @@ import yaml
 
 from ephyra import yamlfile
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
+from ephyra.compute.fate import Fate
 from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
@@ -377,7 +378,7 @@ def _failure_domains(reader: _Reader) -> dict[str, str]:
 
 
 def _settings(reader: _Reader) -> Settings:
-    reader.unknown(set(Settings.__dataclass_fields__) - {"poll"})
+    reader.unknown(set(Settings.__dataclass_fields__) - {"poll", "keep"})
     try:
         return Settings(
             concurrency=int(reader.integer("concurrency", 4)),
@@ -388,6 +389,7 @@ def _settings(reader: _Reader) -> Settings:
             on_timeout=OnTimeout(reader.text("on_timeout", "abort")),
             migration_timeout=reader.number("migration_timeout", 600.0),
             target=reader.text("target"),
+            fate=Fate.parse(str(reader.text("fate", "live")), f"{reader.where}.fate"),
         )
     except ValueError as exc:
         raise UsageError(f"{reader.where}: {exc}") from exc

@@ -3,9 +3,10 @@
 Forward: [record -> maintenance-on -> drain -> verify-empty -> placement-audit] ->
 [move-volumes] -> upgrade-1..n -> [reboot] -> gate -> [maintenance-off]; the bracketed
 steps are a drained compute host's (the evacuation's own steps, then the Placement
-audit), and a storage host's volumes moved off it. Rollback:
+audit; its maintenance-off starts again the servers its drain stopped), and a storage
+host's volumes moved off it. Rollback:
 [maintenance-on -> drain -> verify-empty] -> [move-volumes] -> downgrade-n..1 -> gate ->
-[maintenance-off].
+[maintenance-off] (which starts again the servers stopped by either drain).
 
 A unit that fails is left as it is: a compute host stays in maintenance, and nothing
 is taken back by itself (the run pauses at its failure threshold; resume retries the
@@ -395,7 +396,7 @@ def forward(ctx: UnitContext, host_ctx: compute_steps.HostContext | None) -> lis
         steps.append(Reboot(ctx))
     steps.append(HealthGate(ctx))
     if host_ctx is not None:
-        steps.append(compute_steps.MaintenanceOff(host_ctx))
+        steps.append(compute_steps.BackInService(host_ctx))
     return steps
 
 
@@ -408,6 +409,6 @@ def backward(ctx: UnitContext, host_ctx: compute_steps.HostContext | None) -> li
         steps.append(MoveVolumes(ctx, back=True))
     steps += [Downgrade(ctx, i) for i in reversed(range(len(ctx.unit.actions)))]
     steps.append(HealthGate(ctx, back=True))
-    if host_ctx is not None:
-        steps.append(compute_steps.MaintenanceOff(host_ctx))
+    if host_ctx is not None:  # ctx.record: the forward drain's (a unit it did not finish)
+        steps.append(compute_steps.BackInService(host_ctx, also=(ctx.record,)))
     return steps

@@ -39,6 +39,7 @@ class FakeCloud:
     confirming: dict[str, int] = field(default_factory=dict)
     list_lag: int = 0  # polls during which the host-filtered list still shows a moved server
     departed: dict[str, tuple[Server, int]] = field(default_factory=dict)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> its properties
     name: str = "fake"
 
     def __post_init__(self) -> None:
@@ -113,6 +114,9 @@ class FakeCloud:
     def enable(self, service: Service) -> None:
         self.calls.append(("enable", service.host))
         self.services[service.host] = replace(service, enabled=True, reason="")
+
+    def image_properties(self, image: str) -> dict[str, Any]:
+        return self.images.get(image, {})
 
     def _dest(self, server: Server, host: str | None) -> str:
         return host or next(h for h in self.hosts if h != server.host)
@@ -197,6 +201,9 @@ class PlacementCloud:
 
     def group_index(self) -> dict[str, tuple[str, ...]]:
         return {s.id: s.groups for s in self.compute.servers.values() if s.groups}
+
+    def image_properties(self, image: str) -> dict[str, Any]:
+        return self.compute.image_properties(image)
 
     def servers_on(self, host: str, groups: Any = None) -> list[Server]:
         on = [s for s in self.compute.servers.values() if s.host == host]

@@ -37,7 +37,12 @@ def _cloud(data: Any) -> PlacementCloud:
             s["vcpus"],
             s["disk"],
             tuple(s.get("groups", ())),
+            extra_specs=s.get("extra_specs", {}),
+            image=s.get("image", ""),
+            tags=tuple(s.get("tags", ())),
+            metadata=s.get("metadata", {}),
         )
+    compute.images = data.get("images", {})
     return PlacementCloud(compute, {host: c["room"] for host, c in computes.items()})
 
 
@@ -59,7 +64,7 @@ def test_plan_matches_the_saved_plan(case: str) -> None:
 
 
 def test_there_are_saved_plans() -> None:
-    assert SAVED.cases == ["live-and-fenced", "one-host-to-a-target"]
+    assert SAVED.cases == ["fates", "live-and-fenced", "one-host-to-a-target"]
 
 
 class Cloud:
