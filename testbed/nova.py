@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testbed import catalog, handover, novavenv, releases
+from testbed import catalog, handover, novavenv, pci, releases
 from testbed.daemon import Daemon, http_ok, run
 from testbed.ironic import LOOPBACK, TestbedError, _executable, _group_members, free_port
 from testbed.postgres import Postgres
@@ -168,6 +168,7 @@ class NovaTestbed(Started):
         release_venvs: Sequence[str] | None = None,
         wheels: str | os.PathLike[str] | None = None,
         cinder: CinderTestbed | None = None,
+        pci_devices: int = 0,
     ) -> None:
         """``root`` holds configuration, logs and per-compute state (recreated by start).
         See the module docstring for ``keystone`` and the arguments after it.
@@ -175,7 +176,9 @@ class NovaTestbed(Started):
         venv starts with, installed from ``wheels`` (default
         :func:`testbed.novavenv.wheels_dir`, filled with what is missing at start).
         ``cinder``: the block storage Nova attaches volumes from
-        (:class:`testbed.cinder.CinderTestbed`, without Keystone only)."""
+        (:class:`testbed.cinder.CinderTestbed`, without Keystone only).
+        ``pci_devices``: plain PCI devices each compute has, passed through to a server
+        whose flavor asks for them (:mod:`testbed.pci`)."""
         if computes < 1 and baremetal_host is None:
             raise ValueError("at least one compute")
         if baremetal_host is not None and keystone is None:
@@ -213,6 +216,7 @@ class NovaTestbed(Started):
         self.vcpus = vcpus
         self.local_gb = local_gb
         self.max_concurrent_live_migrations = max_concurrent_live_migrations
+        self.pci_devices = pci_devices
         self.start_seconds: float | None = None
         self._scratch: Path | None = None
         self._postgres: Postgres | None = None
@@ -499,12 +503,16 @@ class NovaTestbed(Started):
             "@VCPUS@": str(self.vcpus),
             "@MEMORY_MB@": str(self.memory_mb),
             "@LOCAL_GB@": str(self.local_gb),
+            "@PCI_DEVICES@": str(self.pci_devices),
             "@RELEASE@": self._first_release,
         }
         self._render("nova.conf.template", self.etc / "nova.conf", values)
         if self.cinder is not None:
             with (self.etc / "nova.conf").open("a") as nova_conf:
                 nova_conf.write(self.cinder.nova_settings())
+        if self.pci_devices:
+            with (self.etc / "nova.conf").open("a") as nova_conf:
+                nova_conf.write(pci.SETTINGS)
         self._render("nova-controller.conf.template", self.etc / "controller.conf", values)
         self._render("placement.conf.template", self.etc / "placement.conf", values)
         shutil.copyfile(HERE / "nova-api-paste.ini", self.etc / "api-paste.ini")

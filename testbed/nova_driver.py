@@ -12,6 +12,8 @@ identity found..."). This subclass
   package installed, 33000002 for 33.0.2), as Nova's libvirt driver reports libvirt's
   version: an upgrade of the compute shows in the hypervisors API once it started again
   (see :mod:`testbed.releases`);
+- reports ``pci_devices`` plain PCI devices (``[testbed_fake]``, default none), which
+  Nova passes through to a server whose flavor names the testbed's PCI alias;
 - keeps one node UUID in ``state_path/compute_id``, as real single-node drivers do, so a
   nova-compute killed and started again finds its compute node and resource provider;
 - on start, takes back the servers the database places on its host, as a hypervisor
@@ -47,7 +49,9 @@ from nova.compute import task_states
 from nova.image import glance
 from nova.virt import fake
 from oslo_config import cfg
+from oslo_serialization import jsonutils
 
+from testbed import pci
 from testbed.releases import DEFAULT_RELEASE, resolve, version_int
 
 CONF = nova.conf.CONF
@@ -61,6 +65,7 @@ CONF.register_opts(
         cfg.IntOpt("vcpus", default=16, min=1, help="VCPUs this compute reports"),
         cfg.IntOpt("memory_mb", default=16384, min=1, help="memory this compute reports"),
         cfg.IntOpt("local_gb", default=1024, min=1, help="disk this compute reports"),
+        cfg.IntOpt("pci_devices", default=0, min=0, help="PCI devices this compute has"),
         cfg.StrOpt(
             "release",
             default=DEFAULT_RELEASE,
@@ -143,10 +148,32 @@ class TestbedFakeDriver(fake.FakeLiveMigrateDriver):  # type: ignore[misc]
         resources: dict[str, Any] = super().get_available_resource(nodename)
         if resources:
             resources["uuid"] = nova.virt.node.get_local_node_uuid()
+            resources["pci_passthrough_devices"] = jsonutils.dumps(
+                pci_devices(CONF[GROUP].pci_devices)
+            )
         return resources
 
     def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
         return {nova.virt.node.get_local_node_uuid(): self.get_available_nodes()[0]}
+
+
+def pci_devices(count: int) -> list[dict[str, Any]]:
+    """``count`` plain PCI devices (one per bus), as the libvirt driver reports a host's
+    devices; Nova passes them through to the servers whose flavor asks for them
+    (:mod:`testbed.pci`)."""
+    return [
+        {
+            "address": f"0000:{bus:02x}:00.0",
+            "vendor_id": pci.VENDOR,
+            "product_id": pci.PRODUCT,
+            "dev_type": "type-PCI",
+            "status": "available",
+            "parent_addr": None,
+            "numa_node": None,
+            "label": f"label_{pci.VENDOR}_{pci.PRODUCT}",
+        }
+        for bus in range(1, count + 1)
+    ]
 
 
 def snapshot_payload(server_id: str) -> bytes:

@@ -103,8 +103,9 @@ def cp2(testbed: Testbed) -> Connection:
 
 @pytest.fixture(scope="session")
 def nova(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NovaTestbed]:
-    """A real Nova with computes compute-1..3, started once per session (about 20 s)."""
-    with NovaTestbed(tmp_path_factory.mktemp("nova")) as bed:
+    """A real Nova with computes compute-1..3, each with two PCI devices a flavor may ask
+    for (testbed.pci), started once per session (about 20 s)."""
+    with NovaTestbed(tmp_path_factory.mktemp("nova"), pci_devices=2) as bed:
         yield bed
 
 

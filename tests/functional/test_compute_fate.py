@@ -1,12 +1,8 @@
 """Each server's fate against real Nova: what the tenant asks (a server's metadata or tag
 ``ephyra:maintenance``) and what its flavor allows is in the evacuation's plan, and the
 drain does it: a server asked ``stop`` is stopped in place and started again by the
-rollback, never migrated; one whose flavor forbids live migration is cold-migrated.
-
-A server with PCI devices cannot be booted on the testbed (its fake computes expose none,
-and Nova refuses a flavor whose ``pci_passthrough:alias`` names an alias it does not
-define): its classification is proved on a real server's body from Nova's API with the
-embedded form of a real flavor that carries the alias."""
+rollback, never migrated; one whose flavor forbids live migration, or that has a PCI
+device passed through, is cold-migrated, whatever its owner asked."""
 
 from __future__ import annotations
 
@@ -16,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from ephyra.compute import fate
-from ephyra.compute.budget import Settings
-from ephyra.compute.nova import Server
+from testbed import pci
 from testbed.nova import NovaTestbed
 from testbed.nova_watch import migrations_of, wait_until
 from tests.functional.ephyra_cli import Ephyra
@@ -104,12 +98,25 @@ def test_servers_nova_cannot_live_migrate_are_planned_cold_never_live(
     assert done.code == 0, done.err
     assert migrations_of(clean_nova.connect(), pinned) == [("migration", "confirmed")]
 
-    # PCI devices: a real flavor carrying the alias, as Nova embeds it in its servers
-    pci = flavor(clean_nova, "pci", {"pci_passthrough:alias": "nic:1"})
-    real = clean_nova.connect().compute.get(f"/flavors/{pci}", microversion=MICROVERSION)
-    specs = real.json()["flavor"]["extra_specs"]
-    body = {**web, "flavor": {**web["flavor"], "extra_specs": specs}, "tags": []}
-    body["metadata"] = {"ephyra:maintenance": "live"}
-    decision = fate.decide(Server.from_api(body), {}, Settings())
-    assert (decision.fate, decision.asked.value, decision.by) == ("cold", "live", "metadata")
-    assert decision.blockers == ("PCI devices (pci_passthrough:alias=nic:1)",)
+
+def test_a_server_with_pci_devices_is_planned_cold_never_live(
+    clean_nova: NovaTestbed, ephyra: Ephyra
+) -> None:
+    """Its owner asks live; the PCI device passed through to it (each testbed compute has
+    two) makes it cold, in the plan and in what Nova records."""
+    nic = flavor(clean_nova, "pci", {"pci_passthrough:alias": f"{pci.ALIAS}:1"})
+    (sid,) = clean_nova.boot("compute-3", 1, flavor=nic, name_prefix="nic")
+    compute = clean_nova.connect().compute
+    compute.post(
+        f"/servers/{sid}/metadata",
+        json={"metadata": {"ephyra:maintenance": "live"}},
+        microversion=MICROVERSION,
+    )
+    (shown,) = planned(ephyra, "compute-3").values()
+    assert (shown["fate"], shown["asked"], shown["by"]) == ("cold", "live", "metadata")
+    assert f"PCI devices (pci_passthrough:alias={pci.ALIAS}:1)" in shown["why"]
+
+    done = ephyra("host", "evacuate", "compute-3", "--os-cloud", "nova", "--yes")
+    assert done.code == 0, done.err
+    assert migrations_of(clean_nova.connect(), sid) == [("migration", "confirmed")]
+    assert server(clean_nova, sid)["OS-EXT-SRV-ATTR:host"] in ("compute-1", "compute-2")
