@@ -5,7 +5,8 @@ what Nova lists: at most one host of a zone at once, never the hosts of anti-aff
 servers together. While each host's upgrade command runs, Nova's services show every host
 of its batch disabled and empty, and no other host disabled; Nova's migration records show
 that no server moved to a host of its own batch (every compute of a batch is disabled
-before any server of the batch moves)."""
+before any server of the batch moves). An evacuation of two hosts of one zone, at most one
+of a zone at once, drains them one after the other."""
 
 from __future__ import annotations
 
@@ -130,3 +131,31 @@ def test_compute_batches_keep_zones_and_anti_affinity_apart_and_disable_first(
     services = nova.connect().compute.get("/os-services?binary=nova-compute").json()
     assert {s["status"] for s in services["services"]} == {"enabled"}
     nova.wait_servers([*web, *other], status="ACTIVE")
+
+
+def test_an_evacuation_drains_one_host_of_a_zone_at_a_time(
+    clean_nova: NovaTestbed, tmp_path: Path
+) -> None:
+    """``ephyra host evacuate`` of compute-1 and compute-2 (both of az1) with at most one
+    host of a zone at once: both servers go to compute-3, and compute-2's moves only once
+    compute-1's move ended (Nova's migration records)."""
+    nova = clean_nova
+    _zones(nova)
+    first = nova.boot("compute-1", 1, zone=None)
+    second = nova.boot("compute-2", 1, zone=None)
+    ephyra = Ephyra(nova.clouds_yaml, tmp_path / "state")
+    args = ["compute-1", "compute-2", "--os-cloud", nova.cloud, "--hosts-per-zone", "1"]
+
+    planned = ephyra("--format", "json", "host", "plan", *args)
+    assert planned.code == 0, planned.err
+    assert json.loads(planned.out)["batches"] == [["compute-1"], ["compute-2"]]
+    done = ephyra("host", "evacuate", *args, "--yes", timeout=600)
+    assert done.code == 0, done.out + done.err
+
+    (one,) = _migrations(nova, first)
+    (two,) = _migrations(nova, second)
+    assert (one["dest_compute"], two["dest_compute"]) == ("compute-3", "compute-3")
+    assert one["updated_at"] <= two["created_at"], (one, two)
+    services = nova.connect().compute.get("/os-services?binary=nova-compute").json()
+    disabled = {s["host"] for s in services["services"] if s["status"] == "disabled"}
+    assert disabled == {"compute-1", "compute-2"}  # in maintenance until rollback

@@ -27,6 +27,13 @@ class EvacuateBody(Body):
     on_timeout: Literal["abort", "force-complete"] = "abort"
     migration_timeout: float = Field(600.0, gt=0)
     also_down: list[Name] = Field(default_factory=list, max_length=MAX_ITEMS)
+    hosts_at_once: int | None = Field(None, ge=1, description="hosts drained together (all)")
+    hosts_per_zone: int | None = Field(
+        None, ge=1, description="hosts of one availability zone drained together (no limit)"
+    )
+    hosts_per_aggregate: int | None = Field(
+        None, ge=1, description="hosts of one host aggregate drained together (no limit)"
+    )
 
 
 class ReallocateBody(EvacuateBody):

@@ -36,7 +36,7 @@ from ephyra.names import check_name
 if TYPE_CHECKING:
     from ephyra.compute.body import EvacuateBody
     from ephyra.compute.budget import Settings
-    from ephyra.compute.plan import EvacuationPlan
+    from ephyra.compute.plan import Batching, EvacuationPlan
     from ephyra.engine.driver import RunDriver
     from ephyra.engine.journal import Journal, RunInfo
     from ephyra.engine.metrics import RunMetrics
@@ -57,6 +57,14 @@ def _limit(text: str) -> int:
 def host_locks(meta: EvacuationMeta) -> list[str]:
     """The locks of an evacuation: one per host, in a fixed order."""
     return [host_lock(meta.cloud, host) for host in sorted(set(meta.hosts))]
+
+
+def batching(body: EvacuateBody) -> Batching:
+    """How many of the hosts drain together, from a start request."""
+    from ephyra.compute.plan import Batching
+
+    limits = (("zone", body.hosts_per_zone), ("aggregate", body.hosts_per_aggregate))
+    return Batching(body.hosts_at_once, tuple((d, k) for d, k in limits if k is not None))
 
 
 class EvacuationKind(RunKind["EvacuationPlan"]):
@@ -117,8 +125,27 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         )
 
     def add_drain_options(self, parser: argparse.ArgumentParser) -> None:
-        """The limits and timeouts of a drain."""
+        """The batches, limits and timeouts of a drain."""
         add = parser.add_argument
+        add(
+            "--hosts-at-once",
+            type=int,
+            metavar="N",
+            help="hosts drained together, batch after batch (all; every host is disabled "
+            "first, empty hosts drain first, the hosts of anti-affine servers apart)",
+        )
+        add(
+            "--hosts-per-zone",
+            type=int,
+            metavar="K",
+            help="hosts of one availability zone drained together (no limit)",
+        )
+        add(
+            "--hosts-per-aggregate",
+            type=int,
+            metavar="K",
+            help="hosts of one host aggregate drained together (no limit)",
+        )
         add("--concurrency", type=int, default=4, metavar="N", help="moves at once in total (4)")
         add(
             "--per-host", type=int, default=2, metavar="N", help="moves at once per source host (2)"
@@ -162,7 +189,8 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
 
     @staticmethod
     def drain_values(args: argparse.Namespace) -> dict[str, Any]:
-        """The hosts, limits and timeouts of a drain, as the command line gives them."""
+        """The hosts, batches, limits and timeouts of a drain, as the command line gives
+        them."""
         return {
             "hosts": [check_name(host, "HOST") for host in args.hosts],
             "concurrency": args.concurrency,
@@ -171,6 +199,9 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
             "max_per_group": args.max_per_group,
             "on_timeout": args.on_timeout,
             "migration_timeout": args.migration_timeout,
+            "hosts_at_once": args.hosts_at_once,
+            "hosts_per_zone": args.hosts_per_zone,
+            "hosts_per_aggregate": args.hosts_per_aggregate,
         }
 
     def question(self, plan: Mapping[str, Any]) -> str:
@@ -186,7 +217,7 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
         from ephyra.compute.plan import make_plan
 
         cloud = ComputeCloud.connect(body.cloud)
-        return make_plan(cloud, body.hosts, self.settings(body), body.also_down)
+        return make_plan(cloud, body.hosts, self.settings(body), body.also_down, batching(body))
 
     #: Whether a server may stay on a drained host (stop, notify); a host handed over keeps none.
     keeps: ClassVar[bool] = True
@@ -216,7 +247,11 @@ class EvacuationKind(RunKind["EvacuationPlan"]):
     def new_run(self, plan: EvacuationPlan) -> NewRun:
         hosts = [h.host for h in plan.hosts]
         meta = EvacuationMeta(
-            plan.cloud, tuple(hosts), tuple(plan.also_down), plan.settings.to_meta()
+            plan.cloud,
+            tuple(hosts),
+            tuple(plan.also_down),
+            plan.settings.to_meta(),
+            plan.batches,
         )
         return NewRun(
             meta.to_meta(),

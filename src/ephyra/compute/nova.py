@@ -17,6 +17,7 @@ from openstack import utils as sdk_utils
 
 from ephyra.clouds import COMPUTE, PLACEMENT, connect, translated
 from ephyra.errors import CloudError
+from ephyra.inventory.openstack import ANTI_AFFINITY
 
 #: Newest compute microversion Ephyra speaks; 2.60 is the oldest it accepts (Queens).
 COMPUTE_MAX = "2.95"
@@ -51,6 +52,7 @@ class Service:
     up: bool
     forced_down: bool
     reason: str
+    zone: str = ""  # its availability zone
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Service:
@@ -61,6 +63,7 @@ class Service:
             up=raw["state"] == "up",
             forced_down=bool(raw.get("forced_down")),
             reason=raw.get("disabled_reason") or "",
+            zone=raw.get("zone") or "",
         )
 
 
@@ -243,14 +246,25 @@ class ComputeCloud:
         )
 
     # -- servers ---------------------------------------------------------------
+    def _groups(self) -> list[dict[str, Any]]:
+        raw = self._call("get", "/os-server-groups?all_projects=True&limit=1000", "list groups")
+        return list(raw["server_groups"])
+
     def group_index(self) -> dict[str, tuple[str, ...]]:
         """Server id -> the server groups it is a member of."""
-        raw = self._call("get", "/os-server-groups?all_projects=True&limit=1000", "list groups")
         index: dict[str, list[str]] = {}
-        for group in raw["server_groups"]:
+        for group in self._groups():
             for member in group.get("members") or []:
                 index.setdefault(member, []).append(group["id"])
         return {k: tuple(v) for k, v in index.items()}
+
+    def anti_affinity(self) -> frozenset[str]:
+        """The server groups that keep their servers on different hosts (hard or soft)."""
+        return frozenset(
+            g["id"]
+            for g in self._groups()
+            if {g.get("policy"), *(g.get("policies") or ())} & ANTI_AFFINITY
+        )
 
     def servers_on(
         self, host: str, groups: Mapping[str, tuple[str, ...]] | None = None

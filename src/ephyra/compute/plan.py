@@ -12,7 +12,7 @@ from typing import Any
 from rich.markup import escape
 from rich.tree import Tree
 
-from ephyra.compute import capacity
+from ephyra.compute import capacity, topology
 from ephyra.compute import fate as fates
 from ephyra.compute.budget import Settings
 from ephyra.compute.nova import ComputeCloud, Server, Service
@@ -45,6 +45,20 @@ class PlannedHost:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """How the hosts of an evacuation drain: at most ``at_once`` together (None: all),
+    at most ``limits`` (zone, aggregate -> K) hosts of one zone or aggregate together;
+    never two hosts whose servers share an anti-affinity group; empty hosts first."""
+
+    at_once: int | None = None
+    limits: tuple[tuple[str, int], ...] = ()
+
+
+#: Every host at once (anti-affine servers' hosts apart, empty hosts first).
+ALL_AT_ONCE = Batching()
+
+
+@dataclass(frozen=True)
 class EvacuationPlan:
     cloud: str
     hosts: tuple[PlannedHost, ...]
@@ -52,6 +66,10 @@ class EvacuationPlan:
     capacity: capacity.CapacityReport
     also_down: tuple[str, ...] = ()
     compute: ComputeCloud | None = field(default=None, compare=False, repr=False)
+    #: The hosts drained together, batch after batch (every host disabled first).
+    batches: tuple[tuple[str, ...], ...] = ()
+    #: The topology rules the batches keep, in words.
+    kept: str = ""
 
     @property
     def servers(self) -> int:
@@ -62,6 +80,8 @@ class EvacuationPlan:
             "cloud": self.cloud,
             "limits": self.settings.to_meta(),
             "also_down": list(self.also_down),
+            "batches": [list(b) for b in self.batches],
+            **({"kept": self.kept} if self.kept else {}),
             "steps": [s.title for s in FORWARD],
             "rollback": [s.title for s in ROLLBACK],
             "hosts": [
@@ -92,6 +112,10 @@ class EvacuationPlan:
         root = Tree(f"[bold]evacuate[/] {len(self.hosts)} host(s) of {self.cloud}")
         root.add(f"limits: {self.settings.describe()}")
         root.add(f"capacity: {self.capacity.summary()}")
+        if len(self.batches) > 1:
+            shown = "; ".join(f"{n}: {', '.join(b)}" for n, b in enumerate(self.batches, 1))
+            kept = f" (keeping {self.kept})" if self.kept else ""
+            root.add(escape(f"batches{kept}, every host disabled first: {shown}"))
         for h in self.hosts:
             branch = root.add(
                 f"{h.host} ({h.mode}): {' -> '.join(s.title for s in FORWARD)}; "
@@ -109,6 +133,7 @@ def make_plan(
     hosts: Sequence[str],
     settings: Settings,
     also_down: Sequence[str] = (),
+    batching: Batching = ALL_AT_ONCE,
 ) -> EvacuationPlan:
     if not hosts:
         raise UsageError("name at least one host to evacuate")
@@ -154,4 +179,43 @@ def make_plan(
     )
     if not report.fits:
         raise PlanRefused(report.refusal())
-    return EvacuationPlan(cloud.name, tuple(planned), settings, report, tuple(also_down), cloud)
+    limits = dict(batching.limits)
+    places = _places(cloud, planned, services, limits)
+    batches = topology.cut(
+        sorted(planned, key=lambda h: bool(h.servers)),  # empty hosts first
+        batching.at_once or len(planned),
+        limits,
+        lambda h: places[h.host],
+    )
+    return EvacuationPlan(
+        cloud.name,
+        tuple(planned),
+        settings,
+        report,
+        tuple(also_down),
+        cloud,
+        tuple(tuple(h.host for h in b) for b in batches),
+        topology.describe(limits, places.values()),
+    )
+
+
+def _places(
+    cloud: ComputeCloud,
+    planned: Sequence[PlannedHost],
+    services: Mapping[str, Service],
+    limits: Mapping[str, int],
+) -> dict[str, topology.Place]:
+    """Each host's zone and aggregates (read when a limit asks), and the anti-affinity
+    groups of its servers."""
+    several = len(planned) > 1
+    grouped = several and any(s.groups for h in planned for s in h.servers)
+    anti = cloud.anti_affinity() if grouped else frozenset()
+    aggregates = cloud.aggregates() if several and "aggregate" in limits else []
+    return {
+        h.host: topology.Place(
+            domains=frozenset({("zone", services[h.host].zone)} if services[h.host].zone else set())
+            | {("aggregate", a["name"]) for a in aggregates if h.host in a.get("hosts", ())},
+            groups=frozenset(g for s in h.servers for g in s.groups if g in anti),
+        )
+        for h in planned
+    }

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ephyra.compute.kind import EvacuationKind
+from ephyra.compute.kind import EvacuationKind, batching
 from ephyra.compute.records import Outcome, ReallocationMeta
 from ephyra.engine.kinds import (
     NewRun,
@@ -152,6 +152,7 @@ in A as it was before the run.
             body.hosts,
             self.settings(body),
             body.handover,
+            batching(body),
         )
 
     def shown(self, plan: ReallocationPlan, body: ReallocateBody) -> Shown:  # type: ignore[override]
@@ -166,6 +167,7 @@ in A as it was before the run.
             evacuation.cloud,
             hosts,
             settings=evacuation.settings.to_meta(),
+            batches=evacuation.batches,
             to=plan.to,
             handover=plan.handover,
         )

@@ -15,7 +15,7 @@ from rich.tree import Tree
 from ephyra.compute import capacity
 from ephyra.compute.budget import Settings
 from ephyra.compute.nova import ComputeCloud
-from ephyra.compute.plan import EvacuationPlan, make_plan
+from ephyra.compute.plan import ALL_AT_ONCE, Batching, EvacuationPlan, make_plan
 from ephyra.compute.realloc_steps import FORWARD, ROLLBACK
 from ephyra.errors import PlanRefused
 from ephyra.strategies import handover
@@ -76,6 +76,7 @@ def make_realloc_plan(
     hosts: Sequence[str],
     settings: Settings,
     handover_name: str,
+    batching: Batching = ALL_AT_ONCE,
 ) -> ReallocationPlan:
     handover.build(handover_name)  # configured, and its options good: before anything
     problems = []
@@ -87,7 +88,7 @@ def make_realloc_plan(
             problems.append(f"{host}: {target.name} has a nova-compute on this host already")
     if problems:
         raise PlanRefused("cannot reallocate:\n  " + "\n  ".join(problems))
-    evacuation = make_plan(source, hosts, settings)
+    evacuation = make_plan(source, hosts, settings, (), batching)
     before = capacity.cloud_room(target, services_b)
     after = {rc: dict(values) for rc, values in before.items()}
     providers = source.hypervisors()

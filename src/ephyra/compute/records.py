@@ -19,14 +19,16 @@ from ephyra.engine.outcomes import Outcomes
 @dataclass(frozen=True)
 class EvacuationMeta:
     """What an evacuation records of itself, beside the engine's keys: its cloud, its hosts,
-    the hosts planned to be down as well, and its settings
-    (:class:`ephyra.compute.budget.Settings`, as kept). A maintenance record (listed with the
-    evacuations) has only a cloud and hosts."""
+    the hosts planned to be down as well, its settings
+    (:class:`ephyra.compute.budget.Settings`, as kept) and its batches. A maintenance
+    record (listed with the evacuations) has only a cloud and hosts."""
 
     cloud: str
     hosts: tuple[str, ...]
     also_down: tuple[str, ...] = ()
     settings: dict[str, Any] | None = None
+    #: The hosts drained together, batch after batch (none kept: all at once).
+    batches: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> EvacuationMeta:
@@ -36,6 +38,7 @@ class EvacuationMeta:
             hosts=tuple(meta.get("hosts") or ()),
             also_down=tuple(meta.get("also_down") or ()),
             settings=None if settings is None else dict(settings),
+            batches=tuple(tuple(b) for b in meta.get("batches") or ()),
         )
 
     def to_meta(self) -> dict[str, Any]:
@@ -44,7 +47,12 @@ class EvacuationMeta:
             "hosts": list(self.hosts),
             "also_down": list(self.also_down),
             "settings": dict(self.settings or {}),
+            "batches": [list(b) for b in self.batches],
         }
+
+    def in_batches(self) -> list[list[str]]:
+        """The hosts, batch after batch (a run kept before batches: one batch)."""
+        return [list(b) for b in self.batches] or [list(self.hosts)]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class ReallocationMeta(EvacuationMeta):
             base.hosts,
             base.also_down,
             base.settings,
+            base.batches,
             to=str(meta.get("to") or ""),
             handover=str(meta.get("handover") or ""),
             register_timeout=float(meta.get("register_timeout") or 600.0),

@@ -1,5 +1,7 @@
-"""Running an evacuation: every host of the run drained at once, one budget for all; every
-host disabled before any server moves, so none lands on another host of the run.
+"""Running an evacuation: its hosts drained batch after batch (the plan's: all at once
+unless its topology or a limit cuts them), one budget for all; every host disabled before
+any server moves, so none lands on another host of the run. Rollback takes every host back
+at once.
 
 Each host's evacuation is its own TaskFlow engine over its own flow detail in the
 run's logbook (``forward:<host>``, ``rollback:<host>``). The drains share one budget;
@@ -215,11 +217,15 @@ class Evacuation(RunDriver):
         else:
             self.observer.started(title, len(hosts), len(hosts) - len(pending))
         started = time.monotonic()
-        with ThreadPoolExecutor(max(1, len(pending)), "ephyra-host") as pool:
-            outcomes = list(pool.map(lambda h: self.host_flow(h, phase, drains[h]), pending))
+        batches = self.meta.in_batches() if phase is Phase.FORWARD else [hosts]
+        outcomes: list[Outcome] = []
+        for batch in batches:
+            todo = [h for h in batch if h in pending]
+            with ThreadPoolExecutor(max(1, len(todo)), "ephyra-host") as pool:
+                outcomes += pool.map(lambda h: self.host_flow(h, phase, drains[h]), todo)
+            if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
+                return RunState.PAUSED
         LOG.debug("%s phase took %.1fs", phase.value, time.monotonic() - started)
-        if self.control.request is not None or Outcome.INTERRUPTED in outcomes:
-            return RunState.PAUSED
         if any(o in (Outcome.FAILED, Outcome.HALTED) for o in outcomes):
             return RunState.FAILED
         return RunState.SUCCEEDED if phase is Phase.FORWARD else RunState.ROLLED_BACK

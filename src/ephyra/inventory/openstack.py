@@ -99,7 +99,7 @@ class Probe:
 
 
 #: The server group policies that keep their servers on different hosts.
-ANTI_AFFINITY = ("anti-affinity", "soft-anti-affinity")
+ANTI_AFFINITY = frozenset({"anti-affinity", "soft-anti-affinity"})
 
 
 @dataclass

@@ -35,10 +35,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ephyra.compute import topology
 from ephyra.errors import UsageError
 from ephyra.inventory.model import Host, Inventory
 from ephyra.strategies import base as strategies
-from ephyra.upgrade import approvals, topology, windows
+from ephyra.upgrade import approvals, windows
 from ephyra.upgrade.spec import CONTROL_ROLE, SERVICE_RANK, RoleRule, Spec
 
 CONTROL, DATA = "control", "data"
@@ -134,7 +135,7 @@ class Stage:
     frozen: tuple[str, ...] = ()
     #: Why the previous release cannot come back once this stage began ('' if it can).
     no_return: str = ""
-    #: The topology rules its batches keep, in words (:mod:`ephyra.upgrade.topology`).
+    #: The topology rules its batches keep, in words (:mod:`ephyra.compute.topology`).
     kept: str = ""
     #: The maintenance window the estimate puts it in ('' without windows).
     window: str = ""

@@ -65,6 +65,7 @@ import yaml
 from ephyra import yamlfile
 from ephyra.compute.budget import Fallback, OnTimeout, Settings
 from ephyra.compute.fate import Fate
+from ephyra.compute.topology import DOMAINS
 from ephyra.errors import UsageError
 from ephyra.names import check_version
 from ephyra.strategies.base import CHECK_TIMEOUT, COMMAND_TIMEOUT, REBOOT_TIMEOUT
@@ -72,7 +73,6 @@ from ephyra.strategies.options import check_strategy_secrets, check_template
 from ephyra.upgrade import probing
 from ephyra.upgrade.alarms import Alarms
 from ephyra.upgrade.probing import Probes
-from ephyra.upgrade.topology import DOMAINS
 from ephyra.upgrade.windows import Window, Windows, seconds_of
 from ephyra.volumes.budget import Settings as VolumeSettings
 

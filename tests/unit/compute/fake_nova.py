@@ -41,6 +41,8 @@ class FakeCloud:
     departed: dict[str, tuple[Server, int]] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> its properties
     name: str = "fake"
+    anti: frozenset[str] = frozenset()  # the anti-affinity groups
+    aggregate: dict[str, list[str]] = field(default_factory=dict)  # name -> hosts
 
     def __post_init__(self) -> None:
         for host in self.hosts:
@@ -106,6 +108,12 @@ class FakeCloud:
 
     def group_index(self) -> dict[str, tuple[str, ...]]:
         return {}
+
+    def anti_affinity(self) -> frozenset[str]:
+        return self.anti
+
+    def aggregates(self) -> list[dict[str, Any]]:
+        return [{"name": n, "hosts": hosts} for n, hosts in sorted(self.aggregate.items())]
 
     def disable(self, service: Service, reason: str) -> None:
         self.calls.append(("disable", service.host))
@@ -201,6 +209,12 @@ class PlacementCloud:
 
     def group_index(self) -> dict[str, tuple[str, ...]]:
         return {s.id: s.groups for s in self.compute.servers.values() if s.groups}
+
+    def anti_affinity(self) -> frozenset[str]:
+        return self.compute.anti_affinity()
+
+    def aggregates(self) -> list[dict[str, Any]]:
+        return self.compute.aggregates()
 
     def image_properties(self, image: str) -> dict[str, Any]:
         return self.compute.image_properties(image)

@@ -11,7 +11,7 @@ import pytest
 
 from ephyra.compute.budget import Settings
 from ephyra.compute.nova import Server, Service
-from ephyra.compute.plan import make_plan
+from ephyra.compute.plan import Batching, make_plan
 from ephyra.errors import PlanRefused, UsageError
 from tests.unit.compute.fake_nova import FakeCloud, PlacementCloud
 from tests.unit.saved_plans import SavedPlans, text_of
@@ -23,7 +23,13 @@ def _cloud(data: Any) -> PlacementCloud:
     for host, c in computes.items():
         up, forced = c.get("up", True), c.get("forced_down", False)
         compute.services[host] = Service(
-            f"svc-{host}", host, c.get("enabled", True), up, forced, c.get("reason", "")
+            f"svc-{host}",
+            host,
+            c.get("enabled", True),
+            up,
+            forced,
+            c.get("reason", ""),
+            c.get("zone", ""),
         )
     for sid, s in data["servers"].items():
         compute.servers[sid] = Server(
@@ -43,13 +49,23 @@ def _cloud(data: Any) -> PlacementCloud:
             metadata=s.get("metadata", {}),
         )
     compute.images = data.get("images", {})
+    compute.anti = frozenset(data.get("anti_affinity", ()))
+    compute.aggregate = data.get("aggregates", {})
     return PlacementCloud(compute, {host: c["room"] for host, c in computes.items()})
 
 
 def _made(data: Any) -> tuple[str, dict[str, Any]]:
     settings = Settings.from_meta({**Settings().to_meta(), **data.get("settings", {})})
     cloud: Any = _cloud(data)
-    plan = make_plan(cloud, data["hosts"], settings, data.get("also_down", ()))
+    batching = data.get("batching", {})
+    limits = tuple(batching.get("limits", {}).items())
+    plan = make_plan(
+        cloud,
+        data["hosts"],
+        settings,
+        data.get("also_down", ()),
+        Batching(batching.get("at_once"), limits),
+    )
     return text_of(plan.tree()), plan.to_dict()
 
 
@@ -64,7 +80,7 @@ def test_plan_matches_the_saved_plan(case: str) -> None:
 
 
 def test_there_are_saved_plans() -> None:
-    assert SAVED.cases == ["fates", "live-and-fenced", "one-host-to-a-target"]
+    assert SAVED.cases == ["batches", "fates", "live-and-fenced", "one-host-to-a-target"]
 
 
 class Cloud:

@@ -101,7 +101,9 @@ def test_meta_reads_a_stored_record_and_writes_the_same_keys() -> None:
     assert meta == EvacuationMeta(
         "c1", ("cmp-1",), ("cmp-9",), {"concurrency": 4, "fallback": "cold"}
     )
-    assert meta.to_meta() == {k: STORED[k] for k in ("cloud", "hosts", "also_down", "settings")}
+    kept = {k: STORED[k] for k in ("cloud", "hosts", "also_down", "settings")}
+    assert meta.to_meta() == {**kept, "batches": []}  # a run kept before batches
+    assert meta.in_batches() == [["cmp-1"]]  # drains its hosts at once
 
 
 def test_status_is_todays_json() -> None:
