@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from testbed import novavenv
 from testbed.nova import NovaTestbed
 from testbed.releases import version_int
 
@@ -115,7 +116,10 @@ def inventory(nova: NovaTestbed) -> dict[str, Any]:
 
 def write_files(nova: NovaTestbed, directory: Path, *, availability: float = 1.0) -> list[str]:
     """Write ``upgrade.yaml`` and ``hosts.yaml`` into ``directory``; the arguments of
-    ``ephyra upgrade plan|preflight|start`` that name them and the cloud."""
+    ``ephyra upgrade plan|preflight|start`` that name them and the cloud. The wheels of
+    the release upgraded to are fetched into the testbed's wheel directory first (the
+    upgrade installs from there only)."""
+    novavenv.fetch_wheels([f"{name}=={version}" for name, version in NEW.items()], nova.wheels)
     (directory / "upgrade.yaml").write_text(yaml.safe_dump(spec(nova, availability=availability)))
     (directory / "hosts.yaml").write_text(yaml.safe_dump(inventory(nova)))
     return [

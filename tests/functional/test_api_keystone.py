@@ -37,6 +37,8 @@ ADMIN_WRITES = {
     **{("POST", f"/v1/forklift/runs/latest/{do}"): 404 for do in ("pause", "resume", "abort")},
     ("POST", "/v1/forklift/runs/latest/rollback"): 404,
     ("POST", "/v1/tenant-migration/runs/latest/finish"): 404,
+    ("POST", "/v1/upgrade/runs/latest/approve"): 404,
+    ("POST", "/v1/upgrade/runs/latest/step"): 404,
     **{
         ("POST", f"/v1/{kind}/{what}"): 422
         for kind in (
@@ -65,6 +67,7 @@ ADMIN_READS = {
     ("GET", "/v1/runs/latest"): 404,
     ("GET", "/v1/runs/latest/events"): 404,
     ("GET", "/v1/runs/latest/events/stream"): 404,
+    ("GET", "/v1/runs/latest/report"): 404,
     ("GET", "/v1/events/stream"): 200,
     ("GET", "/v1/forklift/runs"): 200,
     ("GET", "/v1/forklift/runs/latest"): 404,

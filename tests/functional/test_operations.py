@@ -348,7 +348,10 @@ def test_a_run_made_before_locks_were_kept_goes_as_a_new_one(
     assert {journal.run(r.id).state for r in runs} == {RunState.PAUSED}
 
     aborted = alike(old_a, new_a, lambda r: tested.abort("upgrade", r.id, QuietObserver()))
-    assert aborted == "run RUN aborted; `ephyra upgrade rollback RUN` takes it back"
+    assert aborted == (
+        "run RUN aborted; `ephyra upgrade rollback RUN` takes it back"
+        " (refused once it began a point of no return)"
+    )
     assert {journal.run(r.id).state for r in (old_a, new_a)} == {RunState.ABORTED}
 
     resumed = alike(old_b, new_b, lambda r: tested.resume("upgrade", r.id, QuietObserver()).state)

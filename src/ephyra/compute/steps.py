@@ -209,7 +209,11 @@ def maintenance_off_ours(ctx: HostContext) -> None:
 def disable_first(contexts: Iterable[HostContext], record: bool = True) -> None:
     """Every host of a batch in maintenance before any of them drains, so that no server
     moved off one lands on another about to be drained: each host's service written down
-    as it was (``record``), then disabled. Each host's own flow then finds this done."""
+    as it was (``record``), then disabled. Each host's own flow then finds this done. A
+    host alone is left to its flow, which disables it before it drains."""
+    contexts = list(contexts)
+    if len(contexts) < 2:
+        return
     for ctx in contexts:
         if record:
             Record(ctx).apply()

@@ -255,6 +255,8 @@ class UpgradeRun(RunDriver):
         lands on a host about to be drained. A unit is running from then on (a rollback
         takes it back)."""
         drained = [(u, d) for u in units if (d := drains[u.id]) is not None]
+        if len(drained) < 2:
+            return  # a host alone: its flow disables it before it drains
         if phase is Phase.FORWARD:
             for _, drain in drained:
                 OUTCOMES.save(drain.record, phase, Outcome.RUNNING)
