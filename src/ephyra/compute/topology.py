@@ -1,13 +1,13 @@
 """Batches cut along the cloud's topology: where each host sits, and what may not go
 down together.
 
-A host's place comes from its inventory facts: its availability zone
-(``availability_zone``), its host aggregates (``aggregates``), its cell (``cell``), and the
-anti-affinity server groups, hard or soft, of its servers (``anti_affinity``: group ids);
-and from the specification's failure domains (``failure_domains``: a domain -> its hosts,
-e.g. Ceph's CRUSH racks). A batch never holds two hosts whose servers share an
-anti-affinity group, nor more hosts of one zone, aggregate or cell than its role allows
-(``per_domain``), and only hosts of one failure domain. Hosts are taken in the order
+A host's place (:class:`Place`) is its availability zone, host aggregates and cell, the
+anti-affinity server groups, hard or soft, of its servers, and its failure domain (e.g.
+Ceph's CRUSH racks). An upgrade reads it from the inventory's facts (:func:`place_of`:
+``availability_zone``, ``aggregates``, ``cell``, ``anti_affinity``) and the specification's
+``failure_domains``; an evacuation from Nova. A batch never holds two hosts whose
+servers share an anti-affinity group, nor more hosts of one zone, aggregate or cell than
+its limits allow, and only hosts of one failure domain. Hosts are taken in the order
 given, first fit: a host that does not fit waits for the next batch.
 
 Cutting reads nothing but its arguments.
