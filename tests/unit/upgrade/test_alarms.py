@@ -4,7 +4,6 @@ memory; the real one is in tests/functional/test_upgrade_alarms.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,9 @@ import requests
 from ephyra.engine.control import Control
 from ephyra.engine.states import RunState
 from ephyra.errors import UsageError
-from ephyra.strategies import base
-from ephyra.upgrade import alarms, runner
+from ephyra.upgrade import alarms
 from ephyra.upgrade.alarms import AlarmGate, Alarms
 from ephyra.upgrade.spec import parse
-from tests.unit.upgrade import upgrade_fakes
 from tests.unit.upgrade.test_runner import Env, _spec
 from tests.unit.upgrade.upgrade_fakes import WORLD, World
 
@@ -126,14 +123,6 @@ def test_a_bad_alarms_section_is_refused_naming_its_key(
 ) -> None:
     with pytest.raises(UsageError, match=error.replace("(", r"\(").replace(")", r"\)")):
         parse({"release": "2.0", "strategies": {"d": {"type": "noop"}}, "alarms": options})
-
-
-@pytest.fixture
-def fake_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(base, "build", upgrade_fakes.build)
-    WORLD.__init__()  # type: ignore[misc]
-    yield WORLD
 
 
 def test_an_alert_after_a_stage_pauses_the_run_before_the_next(

@@ -4,7 +4,6 @@ through the API and against real Nova in tests/functional/test_upgrade_approvals
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,14 @@ import pytest
 from ephyra.engine.states import RunState
 from ephyra.errors import IllegalTransition, LockHeld, UsageError
 from ephyra.progress import PlainObserver
-from ephyra.strategies import base
-from ephyra.upgrade import approvals, runner
+from ephyra.upgrade import approvals
 from ephyra.upgrade.kind import UpgradeKind
 from ephyra.upgrade.plan import Plan, make_plan
 from tests.unit.upgrade import upgrade_fakes
 from tests.unit.upgrade.test_runner import Env, _spec
 from tests.unit.upgrade.upgrade_fakes import WORLD, World
 
-
-@pytest.fixture(autouse=True)
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(base, "build", upgrade_fakes.build)
-    WORLD.__init__()  # type: ignore[misc]
-    yield WORLD
+pytestmark = pytest.mark.usefixtures("fake_world")
 
 
 def _plan(**extra: Any) -> Plan:
@@ -66,7 +58,7 @@ def test_a_pattern_that_names_no_stage_is_refused() -> None:
 
 
 def test_the_run_waits_before_the_stage_until_approved_and_the_approver_is_kept(
-    tmp_path: Path, world: World
+    tmp_path: Path, fake_world: World
 ) -> None:
     env = Env(tmp_path)
     run = env.start(_spec(approvals=["data plane: compute"]), computes=2)
@@ -93,7 +85,7 @@ def test_the_run_waits_before_the_stage_until_approved_and_the_approver_is_kept(
     assert (held["by"], held["source"]) == ("ada", "cli") and held["at"] > 0
 
 
-def test_approve_refuses_what_waits_for_no_approval(tmp_path: Path, world: World) -> None:
+def test_approve_refuses_what_waits_for_no_approval(tmp_path: Path, fake_world: World) -> None:
     env = Env(tmp_path)
     run = env.start(_spec(approvals=["data plane: compute"]), computes=1)
     with pytest.raises(UsageError, match=r"stage control plane: keystone of run .* waits for no"):
@@ -107,14 +99,16 @@ def test_approve_refuses_what_waits_for_no_approval(tmp_path: Path, world: World
         approvals.approve(env.service, run.id, None, "bob", "cli")
 
 
-def test_approve_is_refused_while_a_process_drives_the_run(tmp_path: Path, world: World) -> None:
+def test_approve_is_refused_while_a_process_drives_the_run(
+    tmp_path: Path, fake_world: World
+) -> None:
     env = Env(tmp_path)
     run = env.start(_spec(approvals=["data plane: compute"]), computes=1)
     with env.service.holding(env.service.locks(run)), pytest.raises(LockHeld):
         approvals.approve(env.service, run.id, None, "ada", "cli")
 
 
-def test_step_runs_the_next_stage_alone_then_pauses(tmp_path: Path, world: World) -> None:
+def test_step_runs_the_next_stage_alone_then_pauses(tmp_path: Path, fake_world: World) -> None:
     env = Env(tmp_path)
     run = env.start(_spec(approvals=["control plane: keystone"]), computes=1)
     assert run.state is RunState.PAUSED and _upgraded() == []
@@ -136,7 +130,7 @@ def test_step_runs_the_next_stage_alone_then_pauses(tmp_path: Path, world: World
     assert env.resume().state is RunState.SUCCEEDED  # a resume: the rest, with no stop
 
 
-def test_a_step_of_the_last_stage_ends_the_run(tmp_path: Path, world: World) -> None:
+def test_a_step_of_the_last_stage_ends_the_run(tmp_path: Path, fake_world: World) -> None:
     env = Env(tmp_path)
     run = env.start(_spec(approvals=["data plane: compute"]), computes=1)
     approvals.approve(env.service, run.id, None, "ada", "cli")
@@ -146,7 +140,7 @@ def test_a_step_of_the_last_stage_ends_the_run(tmp_path: Path, world: World) -> 
         approvals.step(env.service, run.id)
 
 
-def test_the_in_process_operations_approve_then_resume(tmp_path: Path, world: World) -> None:
+def test_the_in_process_operations_approve_then_resume(tmp_path: Path, fake_world: World) -> None:
     from ephyra.operations.local import Local
 
     env = Env(tmp_path)

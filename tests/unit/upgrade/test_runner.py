@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,14 @@ from ephyra.engine.states import RunState
 from ephyra.errors import IllegalTransition, UsageError
 from ephyra.inventory.model import Service, inventory, make_host
 from ephyra.progress import PlainObserver
-from ephyra.strategies import base
 from ephyra.upgrade import runner
 from ephyra.upgrade.kind import UpgradeKind, plan_upgrade
 from ephyra.upgrade.spec import parse
 from tests.unit.compute.fake_nova import FakeCloud
 from tests.unit.upgrade import upgrade_fakes
-from tests.unit.upgrade.upgrade_fakes import WORLD, World
+from tests.unit.upgrade.upgrade_fakes import WORLD
 
-
-@pytest.fixture(autouse=True)
-def fake_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(base, "build", upgrade_fakes.build)
-    WORLD.__init__()  # type: ignore[misc]
-    yield WORLD
+pytestmark = pytest.mark.usefixtures("fake_world")
 
 
 def _spec(**extra: Any) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from ephyra.engine.control import Control, Request
 from ephyra.engine.states import RunState
 from ephyra.errors import PauseRequested, UsageError
 from ephyra.progress import PlainObserver
-from ephyra.strategies import base
-from ephyra.upgrade import runner
 from ephyra.upgrade.kind import plan_upgrade
 from ephyra.upgrade.plan import Plan, make_plan
 from ephyra.upgrade.spec import parse
@@ -265,14 +262,6 @@ def test_a_gate_when_no_window_opens_again_says_why_the_run_pauses() -> None:
     over = windows({"start": "2026-01-01T00:00:00Z", "duration": 60})
     gate = WindowGate(over, Control(), lambda text: None, lambda text: None, Clock(utc(2026, 2, 1)))
     assert gate.hold("x") == "outside maintenance windows: none opens after 2026-02-01 00:00 UTC"
-
-
-@pytest.fixture
-def fake_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(runner, "build", upgrade_fakes.build)
-    monkeypatch.setattr(base, "build", upgrade_fakes.build)
-    WORLD.__init__()  # type: ignore[misc]
-    yield WORLD
 
 
 def test_a_run_waiting_for_its_window_says_so_in_its_reason_and_pauses_on_request(
