@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 from ephyra.cli import runs
 from ephyra.cli.backend import backend
 from ephyra.progress import observer_for
+from ephyra.upgrade.approvals import STEPPED
 
 if TYPE_CHECKING:
     from ephyra.engine.journal import RunInfo
 
 STATUS = "ephyra upgrade status"
 RUN_HELP = "run id or a unique prefix (default: the latest unfinished run)"
-#: How the runner says a run paused after the stage a step ran.
-STEPPED = "stepped:"
 
 
 def do_approve(args: argparse.Namespace) -> int:

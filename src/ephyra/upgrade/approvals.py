@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the journal (SQLAlchemy, TaskFlow): not for building the pa
 
 #: The run's record of its approvals and its step.
 RECORD = "approvals"
+#: How the reason of a run paused after the stage a step ran begins.
+STEPPED = "stepped:"
 
 
 # -- planning ---------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class Gate:
             return ""
         short = self.run.short
         return (
-            f"stepped: stage {stage.name} done (ephyra upgrade step {short}: the next stage;"
+            f"{STEPPED} stage {stage.name} done (ephyra upgrade step {short}: the next stage;"
             f" ephyra upgrade resume {short}: the rest)"
         )
 
