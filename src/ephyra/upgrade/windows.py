@@ -269,8 +269,8 @@ class WindowGate:
                     return ""
                 text = f"outside maintenance windows: waiting until {shown(opens, self.zone)}"
                 if text != said:
+                    self.waiting(text)  # recorded before said: who reads the line finds it
                     self.message(f"{text} to begin {stage}")
-                    self.waiting(text)
                     said = text
                 self.control.sleep(min(LOOK_AGAIN, (opens - at).total_seconds()))
         finally:
