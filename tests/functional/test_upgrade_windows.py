@@ -28,7 +28,7 @@ pytestmark = pytest.mark.functional
 
 #: Seconds the first window stays open (a start of ``ephyra`` must begin the first stage
 #: by then, on a busy machine too), and between the two windows.
-OPEN, GAP = 20.0, 10.0
+OPEN, GAP = 30.0, 10.0
 
 #: The upgrade command: records when it begins and ends; the controller's waits for the
 #: test to write to the FIFO first.
