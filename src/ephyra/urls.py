@@ -17,6 +17,18 @@ SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECA
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
 
 
+def is_http(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL naming a host, with no white space in it."""
+    if any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:  # a bad port or an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def redact(url: str) -> str:
     """``url`` with its password and secret query options replaced by ``***``."""
     try:

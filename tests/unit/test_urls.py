@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ephyra.urls import redact, redact_text
+from ephyra.urls import is_http, redact, redact_text
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,32 @@ def test_redact_hides_credentials(url: str, shown: str) -> None:
 def test_redact_text_hides_urls_inside_messages() -> None:
     text = "cannot connect to postgresql://u:pw@db/x: refused"
     assert redact_text(text) == "cannot connect to postgresql://u:***@db/x: refused"
+
+
+@pytest.mark.parametrize(
+    ("url", "http"),
+    [
+        ("http://am:9093", True),
+        ("https://user:pw@puppetdb.example.com:8081/pdb", True),
+        ("http://[::1]:8080/", True),
+        ("http://", False),  # no host
+        ("https://:8081", False),
+        ("ftp://am:9093", False),
+        ("am:9093", False),
+        ("http://am :9093", False),  # white space
+        ("http://am:port", False),  # a bad port
+        ("http://[::1", False),  # an unclosed bracket
+        ("", False),
+    ],
+)
+def test_is_http_wants_a_scheme_a_host_and_no_white_space(url: str, http: bool) -> None:
+    assert is_http(url) is http
+
+
+def test_a_refused_url_is_shown_without_its_password() -> None:
+    from ephyra.errors import UsageError
+    from ephyra.upgrade.alarms import Alarms
+
+    with pytest.raises(UsageError) as refused:
+        Alarms(url="ftp://admin:s3cret@am:9093")
+    assert "s3cret" not in str(refused.value) and "admin:***@am" in str(refused.value)

@@ -40,6 +40,7 @@ from ephyra.errors import UsageError
 from ephyra.inventory.source import NAMESPACE as INVENTORY_PLUGINS
 from ephyra.inventory.source import parse as parse_source
 from ephyra.names import check_name, is_name, shown
+from ephyra.urls import is_http
 
 #: The credential source every server has: the source control plane shows the secrets.
 SOURCE = "source"
@@ -77,7 +78,7 @@ def _inventory_spec(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+    if not is_http(value):
         raise ValueError("an http(s) URL")
     return value
 

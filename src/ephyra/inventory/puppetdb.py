@@ -29,7 +29,6 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
 
@@ -39,7 +38,7 @@ from ephyra.inventory.model import UNKNOWN, Host, Inventory, Service, inventory,
 from ephyra.inventory.rolemap import RoleMap
 from ephyra.inventory.source import options
 from ephyra.net import why
-from ephyra.urls import redact, redact_text
+from ephyra.urls import is_http, redact, redact_text
 
 OPTIONS = ("roles", "facts", "short", "cacert", "cert", "key", "timeout")
 LOG = logging.getLogger(__name__)
@@ -152,8 +151,7 @@ class PuppetDBSource:
     def from_argument(cls, argument: str, cloud: str | None) -> PuppetDBSource:
         del cloud
         url, found = options("puppetdb", argument, OPTIONS)
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        if not is_http(url):
             raise UsageError(
                 f"inventory source puppetdb:{argument}: expected PuppetDB's URL, "
                 "e.g. puppetdb:https://puppetdb.example.com:8081"

@@ -41,7 +41,7 @@ from ephyra.operations.protocol import (
     Verdict,
 )
 from ephyra.progress import Observer
-from ephyra.urls import redact, redact_text
+from ephyra.urls import is_http, redact, redact_text
 
 if TYPE_CHECKING:
     from ephyra.engine.metrics import Exports
@@ -55,13 +55,10 @@ STEP_STATUS = {"finished": "done"}
 def plain_and_far(url: str) -> bool:
     """Whether ``url`` is plain http to another machine, where a token would travel in clear
     (UsageError if it is not an http or https URL with a host)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError as exc:
-        raise UsageError(f"--url {redact_text(url)!r}: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not host:
+    if not is_http(url):
         raise UsageError(f"--url {redact(url)!r}: expected http(s)://HOST[:PORT]")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     if parts.scheme == "https" or host == "localhost":
         return False
     try:

@@ -9,6 +9,7 @@ import requests
 
 from ephyra.errors import UsageError
 from ephyra.probes.base import Unreachable
+from ephyra.urls import is_http, redact
 
 
 class HttpProbe:
@@ -19,8 +20,8 @@ class HttpProbe:
 
     @classmethod
     def check(cls, target: str) -> None:
-        if not target.startswith(("http://", "https://")) or any(c.isspace() for c in target):
-            raise UsageError(f"an http(s) URL, not {target[:80]!r}")
+        if not is_http(target):
+            raise UsageError(f"an http(s) URL, not {redact(target)[:80]!r}")
 
     def ask(self) -> None:
         try:

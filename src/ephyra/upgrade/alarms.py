@@ -31,6 +31,7 @@ import requests
 from ephyra.engine.control import Control
 from ephyra.errors import UsageError
 from ephyra.names import is_name
+from ephyra.urls import is_http, redact
 
 #: Seconds one reading of Alertmanager may take.
 HTTP_TIMEOUT = 10.0
@@ -52,8 +53,8 @@ class Alarms:
     interval: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise UsageError(f"alarms.url: Alertmanager's http(s) URL, not {self.url!r}")
+        if self.url and not is_http(self.url):
+            raise UsageError(f"alarms.url: Alertmanager's http(s) URL, not {redact(self.url)!r}")
         if self.policy not in POLICIES:
             raise UsageError(f"alarms.policy: one of {', '.join(POLICIES)}, not {self.policy!r}")
         if self.policy == "relaxed" and not (self.severities or self.names):

@@ -37,6 +37,7 @@ from ephyra.errors import EphyraError, SelfHealError, UsageError
 from ephyra.names import is_name
 from ephyra.strategies import shell
 from ephyra.strategies.base import COMMAND_TIMEOUT, Target
+from ephyra.urls import is_http, redact
 
 NAMESPACE = "ephyra.selfheal"
 #: The run's record of what each plugin entered, per batch.
@@ -198,8 +199,8 @@ class Alertmanager:
     def __init__(self, options: Mapping[str, Any], where: str) -> None:
         read = _Options(options, where, {"url", "label", "duration"})
         self.url = read.text("url").rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
-            raise UsageError(f"{where}.url: Alertmanager's http(s) URL, not {self.url!r}")
+        if not is_http(self.url):
+            raise UsageError(f"{where}.url: Alertmanager's http(s) URL, not {redact(self.url)!r}")
         self.label = read.text("label", "instance")
         if not is_name(self.label):
             raise UsageError(f"{where}.label: a label name, not {self.label!r}")

@@ -19,6 +19,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from ephyra.errors import CommandTimeout, NodeDeferred, PluginError, StepFailed
+from ephyra.urls import is_http, redact
 from ephyra.workloads.base import Health, NodeRef
 from ephyra.workloads.command import run_shell
 from ephyra.workloads.hadoop_api import (
@@ -77,8 +78,8 @@ def _number(opts: Mapping[str, str], key: str, minimum: float, integer: bool = F
 
 def _url(opts: Mapping[str, str], key: str) -> str:
     url = opts[key].strip().rstrip("/")
-    if url and not url.startswith(("http://", "https://")):
-        raise PluginError(f"workload 'hadoop': option {key}={url!r} is not an http(s) URL")
+    if url and not is_http(url):
+        raise PluginError(f"workload 'hadoop': option {key}={redact(url)!r} is not an http(s) URL")
     return url
 
 
