@@ -1,8 +1,10 @@
-"""Downtime measured: an upgrade probes a real TCP listener and a real HTTP endpoint while
-it runs. The controller's upgrade command closes the listener (and waits until the run's
-report shows it unreachable), the compute's reopens it (and waits until the report shows
-the outage over): ``ephyra run report`` shows one outage of the listener, overlapping the
-controller's stage and ending in the compute's, and none of the endpoint. Through
+"""Downtime measured: an upgrade probes a real TCP listener, a real HTTP endpoint and an
+address pinged while it runs. The controller's upgrade command closes the listener and
+takes the address off the host (and waits until the run's report shows both
+unreachable), the compute's reopens the one and puts back the other (and waits until the
+report shows the outages over): ``ephyra run report`` shows one outage of the listener
+and one of the address, each overlapping the controller's stage and ending in the
+compute's, and none of the endpoint. Through
 ``ephyra serve`` a probe target is a name its operator configured: one a caller names is
 refused (member planning, admin starting), every role reads a run's report, and the
 dashboard draws it."""
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from playwright.sync_api import expect, sync_playwright
+from pyroute2 import IPRoute
 
 from testbed.ironic import free_port
 from tests.functional.ephyra_cli import EPHYRA, Ephyra
@@ -37,8 +40,9 @@ HOSTS = {
         "cmp-1": {"roles": ["compute"], "services": ["nova-compute"]},
     }
 }
-#: The upgrade command: the controller's closes the listener, the compute's reopens it;
-#: each waits until the run's report shows what it did.
+#: The upgrade command: the controller's closes the listener (and takes its address off
+#: the host), the compute's reopens it (and puts the address back); each waits until the
+#: run's report shows what it did.
 TOGGLE = """\
 import json, subprocess, sys, time, urllib.request
 
@@ -51,23 +55,30 @@ while time.monotonic() < deadline:
         [*ephyra, "run", "report", "latest", "-f", "json"],
         capture_output=True, text=True, check=True,
     ).stdout
-    found = [t for t in json.loads(report)["targets"] if t["target"] == "listener"]
-    outages = found[0]["outages"] if found else []
-    if outages and (action == "close" or not outages[-1]["open"]):
+    found = {t["target"]: t["outages"] for t in json.loads(report)["targets"]}
+    seen = [found.get(name) for name in ("listener", "address")]
+    if all(o and (action == "close" or not o[-1]["open"]) for o in seen):
         sys.exit(0)
     time.sleep(0.5)
 sys.exit("the report never showed the listener " + action + "d")
 """
 
 
+#: An address (RFC 5737, for documentation) on the loopback device while the listener is
+#: open: pinged by an icmp probe.
+ADDRESS = "198.51.100.78"
+
+
 class Listener:
     """A TCP listener on loopback that accepts (and counts) connections, closed and
-    reopened on the same port when asked over HTTP; the HTTP server is the probed
-    endpoint too."""
+    reopened on the same port when asked over HTTP, and ``ADDRESS`` on the loopback device
+    while it is open; the HTTP server is the probed endpoint too."""
 
     def __init__(self) -> None:
         self.port, self.accepted = free_port(), 0
         self.tcp: socketserver.TCPServer | None = None
+        self.ip = IPRoute()
+        self.lo = self.ip.link_lookup(ifname="lo")[0]
         self.open()
         listener = self
 
@@ -97,15 +108,18 @@ class Listener:
         socketserver.TCPServer.allow_reuse_address = True
         self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Count)
         threading.Thread(target=self.tcp.serve_forever, daemon=True).start()
+        self.ip.addr("add", index=self.lo, address=ADDRESS, prefixlen=32)
 
     def close(self) -> None:
         if self.tcp is not None:
             self.tcp.shutdown()
             self.tcp.server_close()
             self.tcp = None
+            self.ip.addr("del", index=self.lo, address=ADDRESS, prefixlen=32)
 
     def stop(self) -> None:
         self.close()
+        self.ip.close()
         self.http.shutdown()
         self.http.server_close()
 
@@ -141,6 +155,7 @@ def test_the_report_shows_the_outage_of_the_target_a_stage_closed_and_none_of_th
     targets = [
         {"name": "listener", "type": "tcp", "target": f"127.0.0.1:{listener.port}"},
         {"name": "endpoint", "type": "http", "target": f"{listener.url}/"},
+        {"name": "address", "type": "icmp", "target": ADDRESS},
     ]
     spec_file.write_text(yaml.safe_dump(spec(command, targets)))
     ephyra = Ephyra(clouds, tmp_path / "state")
@@ -161,6 +176,10 @@ def test_the_report_shows_the_outage_of_the_target_a_stage_closed_and_none_of_th
     assert compute[0] <= outage["end"] <= compute[1]  # reopened in the compute's
     assert not outage["open"] and "connection" in outage["error"].lower()  # refused, reset
     assert probed["listener"]["downtime_seconds"] == outage["seconds"] > 0
+    [pinged] = probed["address"]["outages"]  # off the host from one stage to the next
+    assert pinged["stages"] == outage["stages"] and pinged["error"] == "no echo reply"
+    assert control[0] <= pinged["start"] <= control[1]
+    assert compute[0] <= pinged["end"] <= compute[1]
 
     shown = ephyra("run", "report", "latest")
     assert shown.code == 0, shown.err
@@ -170,6 +189,7 @@ def test_the_report_shows_the_outage_of_the_target_a_stage_closed_and_none_of_th
         if "|" in line
     }
     assert "X" in rows["target listener"] and "X" not in rows["target endpoint"]
+    assert "X" in rows["target address"]
     assert "=" in rows[f"stage {stage['ctl-1']}"] and "=" in rows[f"stage {stage['cmp-1']}"]
     assert [label for label in rows if label.startswith("unit ")] == [
         f"unit {u['unit']}" for u in report["units"]

@@ -28,6 +28,7 @@ clouds of its clouds.yaml).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -84,16 +85,17 @@ def _http_url(value: str) -> str:
 
 
 def _probe_target(value: str) -> str:
-    """What a probe connects to: an http(s) URL, or host:port."""
-    from ephyra.probes.tcp import split
+    """What a probe connects to: an http(s) URL, host:port, or a host (pinged)."""
+    from ephyra.probes.icmp import IcmpProbe
+    from ephyra.probes.tcp import TcpProbe
 
     if value.startswith(("http://", "https://")):
         return _http_url(value)
-    try:
-        split(value)
-    except UsageError:
-        raise ValueError("an http(s) URL or host:port") from None
-    return value
+    for plugin in (TcpProbe, IcmpProbe):
+        with contextlib.suppress(UsageError):
+            plugin.check(value)
+            return value
+    raise ValueError("an http(s) URL, host:port or a host")
 
 
 def _credentials_spec(value: str) -> str:

@@ -5,7 +5,8 @@ written in the specification (a server-side name already resolved to it in ``eph
 serve``), the seconds one probe may take and the run's cloud; :meth:`Probe.ask` returns
 when the target answered and raises :class:`Unreachable` (its words are kept in the
 outage) when it did not. Built in: ``tcp`` (``host:port`` connects), ``http`` (a URL
-answers below 500) and ``compute`` (the run's compute API lists servers).
+answers below 500), ``icmp`` (an address answers ping) and ``compute`` (the run's compute
+API lists servers).
 """
 
 from __future__ import annotations

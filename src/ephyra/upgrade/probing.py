@@ -9,6 +9,7 @@ The specification's ``probes:`` names targets, each probed by a plugin of the
       targets:
         - {name: api-vip, type: tcp, target: "192.0.2.10:443"}
         - {name: keystone, type: http, target: "https://keystone.example:5000/v3"}
+        - {name: web-fip, type: icmp, target: 203.0.113.7}
         - {name: nova, type: compute}          # the run's compute API
 
 Each target is probed in a thread of the run while a phase runs; its timeline (as

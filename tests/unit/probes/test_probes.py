@@ -96,7 +96,7 @@ def test_probes_are_read_with_their_targets_checked_by_their_plugin() -> None:
         ({"targets": [], "every": 1}, r"probes: unknown key\(s\) every"),
         ({"interval": 0.01}, r"probes.interval: at least 0.1 seconds"),
         ({"targets": [{"name": "a b", "type": "tcp"}]}, r"targets\[0\].name: a name"),
-        ({"targets": [{"name": "a", "type": "icmp", "target": "h"}]}, "no ephyra.probes plugin"),
+        ({"targets": [{"name": "a", "type": "ping", "target": "h"}]}, "no ephyra.probes plugin"),
         ({"targets": [{"name": "a", "type": "tcp"}]}, r"targets\[0\].target: required"),
         ({"targets": [{"name": "a", "type": "tcp", "target": "h"}]}, "host:port"),
         ({"targets": [{"name": "a", "type": "http", "target": "h:1"}]}, "an http"),
@@ -138,3 +138,11 @@ def test_through_the_server_a_target_is_a_configured_name() -> None:
             named.probe(theirs)
     with pytest.raises(ValidationError, match="an http"):
         ServeConfig.model_validate({"probes": {"x": "/etc/passwd"}})
+
+
+def test_a_configured_target_is_a_url_an_address_and_port_or_a_host() -> None:
+    targets = {"a": "https://k.example/", "b": "[::1]:443", "c": "::1", "d": "vip.example"}
+    assert ServeConfig.model_validate({"probes": targets}).probes == targets
+    for bad in ("a b", "/etc/passwd", "h;id"):
+        with pytest.raises(ValidationError, match=r"an http\(s\) URL, host:port or a host"):
+            ServeConfig.model_validate({"probes": {"x": bad}})
