@@ -86,14 +86,13 @@ def _http_url(value: str) -> str:
 
 def _probe_target(value: str) -> str:
     """What a probe connects to: an http(s) URL, host:port, or a host (pinged)."""
-    from ephyra.probes.icmp import IcmpProbe
-    from ephyra.probes.tcp import TcpProbe
+    from ephyra.probes import icmp, tcp
 
     if value.startswith(("http://", "https://")):
         return _http_url(value)
-    for plugin in (TcpProbe, IcmpProbe):
+    for check in (tcp.split, icmp.host):
         with contextlib.suppress(UsageError):
-            plugin.check(value)
+            check(value)
             return value
     raise ValueError("an http(s) URL, host:port or a host")
 

@@ -27,7 +27,7 @@ from ephyra.engine.states import (
     RunState,
     check_transition,
 )
-from ephyra.errors import IllegalTransition, StepFailed, UsageError
+from ephyra.errors import EphyraError, IllegalTransition, StepFailed, UsageError
 from ephyra.progress import Observer
 from ephyra.urls import redact
 
@@ -195,9 +195,13 @@ class RunService(Generic[P]):
         with self.holding(new.locks) as held:
             run = self._create(new, **told)
             created(run)
-            driver = self.kind.driver(
-                self.journal, run, observer, _metrics(self.kind.name, run.id), plan
-            )
+            try:
+                driver = self.kind.driver(
+                    self.journal, run, observer, _metrics(self.kind.name, run.id), plan
+                )
+            except EphyraError as exc:  # e.g. the plan cannot be run on this machine
+                self.journal.save_run(run, state=RunState.PAUSED.value, reason=str(exc))
+                raise
             driver.locks = held  # checked before each step
             return self._drive(driver, Phase.FORWARD, exports)
 

@@ -3,8 +3,8 @@ load balancer's VIP, as a user who pings it sees it.
 
 The echo goes through icmplib. It needs an ICMP socket: an unprivileged one where the
 kernel lets the process's group open one (``net.ipv4.ping_group_range``), else a raw one
-(root, or ``CAP_NET_RAW``). With neither, the probe is refused when the run starts, saying
-so; a ping never makes Ephyra ask for privileges."""
+(root, or ``CAP_NET_RAW``). With neither, a specification naming an ``icmp`` target is
+refused where it is read, saying so; a ping never makes Ephyra ask for privileges."""
 
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ NO_SOCKET = (
 )
 
 
-def _is_address(target: str) -> bool:
+def host(target: str) -> str:
+    """``target``, an address or a host name; UsageError if it is neither."""
     try:
         ipaddress.ip_address(target)
     except ValueError:
-        return False
-    return True
+        if not is_name(target):
+            raise UsageError(f"an address or a host name, not {target[:80]!r}") from None
+    return target
 
 
 def privileged() -> bool:
@@ -49,14 +51,15 @@ class IcmpProbe:
     needs_target: ClassVar[bool] = True
 
     def __init__(self, target: str, timeout: float, cloud: str | None) -> None:
-        self.check(target)
         self.target, self.timeout = target, timeout
         self.privileged = privileged()
 
     @classmethod
     def check(cls, target: str) -> None:
-        if not is_name(target) and not _is_address(target):
-            raise UsageError(f"an address or a host name, not {target[:80]!r}")
+        """An address or a host name, and a machine that may ping (a plan made here is
+        refused where its run could not ping)."""
+        host(target)
+        privileged()
 
     def ask(self) -> None:
         try:

@@ -307,7 +307,11 @@ class UpgradeRun(RunDriver):
 
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
-        with self._probing():
+        try:
+            probes = self._probing()
+        except EphyraError as exc:  # e.g. the cloud of the compute API's probe unreachable
+            return self._pause(f"probes: {exc}")
+        with probes:
             try:
                 state = self._run_phase(phase)
                 if state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):

@@ -56,13 +56,16 @@ def test_a_target_is_an_address_or_a_host_name() -> None:
             read({"targets": [{"name": "fip", "type": "icmp", "target": bad}]})
 
 
+class Denied:
+    """An ICMP socket of a machine where the process may open none."""
+
+    def __init__(self, privileged: bool) -> None:
+        raise icmplib.SocketPermissionError(privileged)
+
+
 def test_with_no_icmp_socket_allowed_the_probe_is_refused_saying_what_to_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Denied:
-        def __init__(self, privileged: bool) -> None:
-            raise icmplib.SocketPermissionError(privileged)
-
     monkeypatch.setattr(icmplib, "ICMPv4Socket", Denied)
     with pytest.raises(UsageError, match=r"ping_group_range, gid \d+\) or give it CAP_NET_RAW"):
         IcmpProbe("127.0.0.1", 1.0, None)
