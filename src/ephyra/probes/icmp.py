@@ -63,12 +63,12 @@ class IcmpProbe:
 
     def ask(self) -> None:
         try:
-            host = icmplib.ping(
+            answer = icmplib.ping(
                 self.target, count=1, timeout=self.timeout, privileged=self.privileged
             )
         except icmplib.NameLookupError:
             raise Unreachable("name not resolved") from None
         except icmplib.ICMPLibError as exc:
             raise Unreachable(type(exc).__name__) from None
-        if not host.is_alive:
+        if not answer.is_alive:
             raise Unreachable("no echo reply")
