@@ -2,7 +2,10 @@
 
 The cloud: 3 regions' worth of hosts in one inventory: 30 controllers running 24
 control-plane services each, 300 network nodes, 200 storage nodes, the rest computes
-(nova-compute and an Open vSwitch agent) carrying 100,000 servers between them.
+(nova-compute and an Open vSwitch agent) carrying 100,000 servers between them, in 3
+availability zones and an aggregate per 100 hosts, every other compute with servers of
+an anti-affinity group it shares with one other; a compute batch takes at most 20 hosts
+of a zone and 10 of an aggregate.
 
 Contenders, in the same run, on the same inventory (as ``Inventory.to_dict`` gives it):
   floor   a plain loop an operator writes: group hosts by role, sort them, cut them
@@ -76,6 +79,7 @@ SPEC = {
             "after": ["network", "storage"],
             "canary": "first",
             "soak": 900,
+            "per_domain": {"zone": 20, "aggregate": 10},
         },
     },
     "host_upgrade": {"roles": ["compute"], "strategy": "os", "reboot": "systemctl reboot"},
@@ -98,13 +102,19 @@ def synthetic(hosts: int, servers: int) -> dict[str, Any]:
     """A cloud as ``Inventory.to_dict`` gives it."""
     rows: list[dict[str, Any]] = []
 
-    def host(name: str, roles: list[str], services: list[tuple[str, str]], n: int = 0) -> None:
+    def host(
+        name: str,
+        roles: list[str],
+        services: list[tuple[str, str]],
+        n: int = 0,
+        facts: dict[str, Any] | None = None,
+    ) -> None:
         rows.append(
             {
                 "name": name,
                 "roles": roles,
                 "services": [_service(s, p) for s, p in services],
-                "facts": {"rack": f"r{len(rows) // 40:03d}"},
+                "facts": {"rack": f"r{len(rows) // 40:03d}", **(facts or {})},
                 "sources": ["bench"],
                 "servers": n,
             }
@@ -124,6 +134,11 @@ def synthetic(hosts: int, servers: int) -> dict[str, Any]:
             ["compute"],
             [("nova-compute", "compute"), ("neutron-openvswitch-agent", "network")],
             per + (1 if i < extra else 0),
+            {  # 3 zones, an aggregate per 100 hosts, an anti-affinity group per 4 hosts
+                "availability_zone": f"az{i % 3}",
+                "aggregates": [f"agg-{i // 100:03d}"],
+                "anti_affinity": [f"aa-{i // 4:04d}"] if i % 2 else [],
+            },
         )
     return {"sources": ["bench"], "regions": [], "hosts": rows, "endpoints": []}
 

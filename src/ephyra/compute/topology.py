@@ -15,7 +15,8 @@ Cutting reads nothing but its arguments.
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -69,30 +70,47 @@ def cut(
 ) -> list[tuple[T, ...]]:
     """``items`` in batches of at most ``size``, first fit in their order, within the
     ``limits`` (domain -> most hosts of one of its names in a batch), anti-affinity
-    groups apart, one failure domain per batch."""
-    left = list(items)
+    groups apart, one failure domain per batch.
+
+    Hosts of the same place (failure domain, groups, limited domains) fit a batch or not
+    together: a batch looks at the first host left of each place, in their order, until
+    it is full, and passes over a place that does not fit whole (a batch only gets
+    fuller). A batch costs what it takes and the places it passes over, not every host
+    left."""
+    queues: dict[tuple[str, frozenset[str], frozenset[tuple[str, str]]], deque[int]] = {}
+    for index, item in enumerate(items):
+        where = place(item)
+        limited = frozenset(d for d in where.domains if d[0] in limits)
+        queues.setdefault((where.failure_domain, where.groups, limited), deque()).append(index)
+    heads = [(queue[0], key) for key, queue in queues.items()]  # each place's first host
+    heapq.heapify(heads)
     batches: list[tuple[T, ...]] = []
-    while left:
-        batch: list[T] = []
+    while heads:
+        batch: list[int] = []
         counts: Counter[tuple[str, str]] = Counter()
         groups: set[str] = set()
         domain = ""
-        for item in list(left):
-            if len(batch) >= max(1, size):
-                break
-            where = place(item)
+        passed = []  # places that did not fit this batch: the next one looks at them again
+        while heads and len(batch) < max(1, size):
+            index, key = heapq.heappop(heads)
+            failure_domain, its_groups, limited = key
             if batch and (
-                where.failure_domain != domain
-                or where.groups & groups
-                or any(counts[d] >= limits[d[0]] for d in where.domains if d[0] in limits)
+                failure_domain != domain
+                or its_groups & groups
+                or any(counts[d] >= limits[d[0]] for d in limited)
             ):
+                passed.append((index, key))  # nor does any host of its place
                 continue
-            batch.append(item)
-            left.remove(item)
-            counts.update(where.domains)
-            groups |= where.groups
-            domain = where.failure_domain
-        batches.append(tuple(batch))
+            queue = queues[key]
+            batch.append(queue.popleft())
+            counts.update(limited)
+            groups |= its_groups
+            domain = failure_domain
+            if queue:
+                heapq.heappush(heads, (queue[0], key))
+        for head in passed:
+            heapq.heappush(heads, head)
+        batches.append(tuple(items[i] for i in batch))
     return batches
 
 
