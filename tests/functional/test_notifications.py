@@ -30,6 +30,7 @@ from testbed.ironic import free_port
 from testbed.nova import NovaTestbed
 from testbed.rabbitmq import RabbitMQ
 from tests.functional.ephyra_cli import Ephyra, Result
+from tests.functional.test_compute_fate import MICROVERSION
 
 pytestmark = pytest.mark.functional
 
@@ -383,15 +384,24 @@ def test_host_maintenance_notices_by_hand_and_by_an_evacuation(
     clean_nova: NovaTestbed, tmp_path: Path, webhook: Webhook
 ) -> None:
     """``ephyra host maintenance on|off`` and an evacuation and its rollback tell the
-    configured default notifiers of each host put in and out of maintenance."""
+    configured default notifiers of each host put in and out of maintenance, and the
+    evacuation of each server left running on its host as its owner asked (``notify``)."""
     ephyra = Ephyra(clean_nova.clouds_yaml, tmp_path / "state")
     hook = {"hook": {"type": "webhook", "url": webhook.url}}
     path = configure(tmp_path / "notifiers.yaml", hook, default=["hook"])
     ephyra.env["EPHYRA_NOTIFIERS"] = str(path)
     ok(ephyra("host", "maintenance", "on", "compute-3", "--os-cloud", "nova"))
     ok(ephyra("host", "maintenance", "off", "compute-3", "--os-cloud", "nova"))
-    clean_nova.boot("compute-1", 1)
+    moved, left = clean_nova.boot("compute-1", 2)
+    compute = clean_nova.connect().compute
+    asked = compute.post(
+        f"/servers/{left}/metadata",
+        json={"metadata": {"ephyra:maintenance": "notify"}},
+        microversion=MICROVERSION,
+    )
+    assert asked.status_code == 200, asked.text
     ok(ephyra("host", "evacuate", "--os-cloud", "nova", "--yes", "compute-1"))
+    assert {s.id for s in clean_nova.servers_on("compute-1")} == {left}  # the other moved
     ok(ephyra("host", "rollback"))
     host = "ephyra.host.maintenance."
 
@@ -414,3 +424,17 @@ def test_host_maintenance_notices_by_hand_and_by_an_evacuation(
     assert {g["data"]["cloud"] for g in got if g["type"].startswith(host)} == {"nova"}
     runs = [g for g in got if g["data"]["kind"] == "evacuate" and g["type"] == "ephyra.run.end"]
     assert [r["data"]["state"] for r in runs] == ["succeeded", "rolled-back"]
+    [told] = [g["data"] for g in got if g["type"] == "ephyra.server.maintenance.notify"]
+    server = compute.get(f"/servers/{left}", microversion=MICROVERSION).json()["server"]
+    assert (told["server"], told["name"], told["project"]) == (
+        left,
+        server["name"],
+        server["tenant_id"],
+    )
+    assert (told["host"], told["cloud"], told["by"], told["kind"]) == (
+        "compute-1",
+        "nova",
+        "evacuate",
+        "evacuate",
+    )
+    assert moved not in {g["data"].get("server") for g in got}

@@ -29,8 +29,10 @@ from ephyra.compute.nova import MIGRATION_FINAL, TO_CONFIRM, ComputeCloud, Serve
 from ephyra.engine.control import Control
 from ephyra.errors import CloudError, ControlPlaneUnreachable
 
+#: The outcome of a server left running on its host as its owner asked (fate notify).
+LEFT = "left"
 #: Outcomes of servers left on the host because the fallback policy or their fate said so.
-LEFT_BY_POLICY = frozenset({"skipped", "stopped", "left"})
+LEFT_BY_POLICY = frozenset({"skipped", "stopped", LEFT})
 
 
 class How:
@@ -245,7 +247,7 @@ class Drain:
             self._leave(server, "stopped", decision.why or "stopped already")
             return
         if how is None:
-            outcome = {fates.Fate.NOTIFY: "left", fates.SKIP: "skipped"}.get(decision.fate)
+            outcome = {fates.Fate.NOTIFY: LEFT, fates.SKIP: "skipped"}.get(decision.fate)
             why = decision.why or f"left running on {self.host} (asked {decision.asked})"
             self._leave(server, outcome or "error", why)
             return

@@ -23,6 +23,9 @@ MAINTENANCE = "maintenance"
 #: The notices of a host put in and out of maintenance (docs/notifications.md).
 HOST_START = "ephyra.host.maintenance.start"
 HOST_END = "ephyra.host.maintenance.end"
+#: The notice of a server left running on a host its run drains, as its owner asked
+#: (fate ``notify``): for whoever tells the owner.
+SERVER_LEFT = "ephyra.server.maintenance.notify"
 #: The end of the text of a service switched on again (see :func:`switch_off`).
 ENABLED = "nova-compute enabled"
 

@@ -86,7 +86,7 @@ class Reallocation(Evacuation):
                 self._back_budget,
                 self.control,
                 self.back_record(host),
-                RunEvents(self),
+                RunEvents(self, cloud.name),
                 cloud.group_index(),
             )
             back.adopt()

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from ephyra.compute.budget import Budget, Settings
-from ephyra.compute.drain import Drain, DrainResult, Events, HostRecord
-from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START
+from ephyra.compute.drain import LEFT, Drain, DrainResult, Events, HostRecord
+from ephyra.compute.maintenance import ENABLED, HOST_END, HOST_START, SERVER_LEFT
 from ephyra.compute.nova import ComputeCloud, Server, Service
 from ephyra.compute.records import OUTCOMES, EvacuationMeta, Outcome
 from ephyra.compute.steps import FORWARD, ROLLBACK, HostContext, Step, disable_first
@@ -34,12 +34,14 @@ LOG = logging.getLogger(__name__)
 
 
 class RunEvents(Events):
-    """A drain's events to the run's metrics and observer."""
+    """A drain's events to the run's metrics and observer; a server left running as its
+    owner asked (``notify``) a notice to the run's notifiers too."""
 
-    def __init__(self, driver: RunDriver, servers_are_nodes: bool = True) -> None:
-        """``servers_are_nodes``: each server moved advances the run's progress (an
-        evacuation); else it is a line of its own (the drains of an upgrade's hosts)."""
-        self._e = driver
+    def __init__(self, driver: RunDriver, cloud: str, servers_are_nodes: bool = True) -> None:
+        """``cloud``: the name of the cloud drained; ``servers_are_nodes``: each server
+        moved advances the run's progress (an evacuation); else it is a line of its own
+        (the drains of an upgrade's hosts)."""
+        self._e, self.cloud = driver, cloud
         self._nodes = servers_are_nodes
 
     def started(self, host: str, server: Server, how: str) -> None:
@@ -52,6 +54,16 @@ class RunEvents(Events):
             ok = outcome in ("moved", "stopped", "gone")
             self._e.metrics.migration(how, "finished" if ok else "failed")
             self._e.metrics.flying(-1)
+        if outcome == LEFT:
+            self._e.observer.notice(
+                SERVER_LEFT,
+                cloud=self.cloud,
+                host=host,
+                server=server.id,
+                name=server.name,
+                project=server.project,
+                by=self._e.run.kind,
+            )
         if self._nodes:
             self._e.observer.node(server.label, outcome, detail)
         else:
@@ -187,7 +199,7 @@ class Evacuation(RunDriver):
         if phase is Phase.FORWARD:
             budget = Budget(self.settings)
             groups = self.cloud.group_index()
-            events = RunEvents(self)
+            events = RunEvents(self, self.cloud.name)
             for host in pending:
                 service = self.drainable(host)
                 if service is None:

@@ -209,7 +209,7 @@ class UpgradeRun(RunDriver):
             raise EphyraError("a drained unit needs a cloud (--os-cloud)")
         budget = Budget(self.spec.evacuation)
         groups = self.cloud.group_index()
-        events = RunEvents(self, servers_are_nodes=False)
+        events = RunEvents(self, self.cloud.name, servers_are_nodes=False)
         for unit in drained:
             prefix = "unit" if phase is Phase.FORWARD else "unitback"
             drain = Drain(
