@@ -22,9 +22,9 @@ operator's default (the ``fate`` of the drain's settings). The fate planned foll
 ``live`` where it can (else the fallback: ``cold``, ``stop`` or ``skip``, with the
 reasons), ``cold``, ``stop`` (stopped where it is and started again after the host's
 maintenance, never migrated), ``notify`` (left running where it is, named in the
-report and told to the run's notifiers). A host down and fenced is evacuated whatever was asked; a server in ERROR is
-left. A per-server migration timeout is a flavor extra spec or image property
-``ephyra:migration_timeout`` (seconds; the flavor's first).
+report and told to the run's notifiers). A host down and fenced is evacuated whatever
+was asked; a server in ERROR is left. A per-server migration timeout is a flavor extra
+spec or image property ``ephyra:migration_timeout`` (seconds; the flavor's first).
 """
 
 from __future__ import annotations
