@@ -134,3 +134,21 @@ def test_a_run_that_waits_at_its_gate_goes_on_by_itself_once_the_alert_resolves(
     assert done.code == 0, done.err
     assert "alarms before data plane: compute: resolved" in done.err
     assert log.read_text().split() == ["ctl-1", "cmp-1", "cmp-2"]
+
+
+def test_a_run_killed_while_it_waits_at_its_gate_waits_again_once_resumed(
+    alertmanager: Alertmanager, tmp_path: Path
+) -> None:
+    ephyra, args, log, name = upgrade(tmp_path, alertmanager, wait=300, interval=1)
+    waiting = "alarms before data plane: compute: waiting up to 300s"
+    run = ephyra.background("upgrade", "start", *args)
+    run.wait_for(lambda line: waiting in line)
+    run.kill()
+    again = ephyra.background("upgrade", "resume")
+    again.wait_for(lambda line: waiting in line)
+    assert log.read_text().split() == ["ctl-1"]  # the controller's not done again, no compute
+    resolve(alertmanager, name)
+    done = again.finish()
+    assert done.code == 0, done.err
+    assert log.read_text().split() == ["ctl-1", "cmp-1", "cmp-2"]
+    assert json.loads(ephyra("upgrade", "status", "--format", "json").out)["state"] == "succeeded"
