@@ -116,7 +116,7 @@ class Upgrade:
 def test_a_run_killed_while_a_window_holds_it_holds_again_and_goes_on_in_the_window(
     tmp_path: Path,
 ) -> None:
-    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=45)
+    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
     up = Upgrade(tmp_path, {"windows": [{"start": opens.isoformat(), "duration": "1h"}]})
     waiting = f"outside maintenance windows: waiting until {shown(opens, UTC)}"
 
