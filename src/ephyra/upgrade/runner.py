@@ -307,11 +307,7 @@ class UpgradeRun(RunDriver):
 
     # -- a phase ---------------------------------------------------------------------
     def run_phase(self, phase: Phase) -> RunState:
-        try:
-            probes = self._probing()
-        except EphyraError as exc:  # e.g. the cloud of the compute API's probe unreachable
-            return self._pause(f"probes: {exc}")
-        with probes:
+        with self._probing():
             try:
                 state = self._run_phase(phase)
                 if state in (RunState.SUCCEEDED, RunState.ROLLED_BACK):
